@@ -1,0 +1,47 @@
+"""Suite-wide fixtures: every test must give back the tasks, sockets and ptys it opened."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+
+def _open_fds() -> set[str]:
+    fds = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            fds.add(f"{fd}:{os.readlink(f'/proc/self/fd/{fd}')}")
+        except OSError:
+            continue
+    return fds
+
+
+def _leakable(target: str) -> bool:
+    """Sockets and terminals are what a driver or simulator can leak; pipes belong to pytest itself."""
+    return "socket:" in target or "/dev/pts/" in target or "/dev/ptmx" in target
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_descriptors() -> Iterator[None]:
+    before = _open_fds()
+    yield
+    gc.collect()
+    leaked = {fd for fd in _open_fds() - before if _leakable(fd)}
+    if leaked:
+        # an event loop's own self-pipe sockets close with the loop; give it one more collection
+        gc.collect()
+        leaked = {fd for fd in _open_fds() - before if _leakable(fd)}
+    assert not leaked, f"test leaked descriptors: {sorted(leaked)}"
+
+
+@pytest.fixture(autouse=True)
+async def no_leaked_tasks() -> AsyncIterator[None]:
+    yield
+    current = asyncio.current_task()
+    await asyncio.sleep(0)
+    leftover = [t for t in asyncio.all_tasks() if t is not current and not t.done()]
+    assert not leftover, f"test leaked tasks: {[t.get_name() for t in leftover]}"
