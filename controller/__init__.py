@@ -1,0 +1,1 @@
+"""The line controller: line model, command gate, station machines, alarms, ledger, poller, CLI."""

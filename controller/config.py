@@ -1,0 +1,239 @@
+"""The line configuration: one TOML file describing topology, links, devices and limits.
+
+Loaded once into frozen dataclasses (`LineConfig`); nothing reads configuration from the environment.
+The topology is data: spaces and the ports between them, so one shared antechamber or two process
+chambers in a row are a different file, not different code. The simulator reads the same description
+to build the plant and the device simulators it answers for.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from controller.config_reader import TableReader
+from controller.errors import ConfigFileError
+from drivers.errors import ConfigError
+from drivers.transport import parse_url
+
+ROOM = "room"
+SPACE_KINDS = ("antechamber", "process_chamber")
+PORT_KINDS = ("outer_door", "inner_door", "gate_valve")
+FAMILIES = (
+    "tpg36x",
+    "pfeiffer_turbo",
+    "dewpoint_transmitter",
+    "temperature_controller",
+    "mass_flow_controller",
+    "thickness_monitor",
+    "glovebox_controller",
+    "remote_io",
+    "deposition_sources",
+)
+STANDARD_LINE = "standard_line.toml"
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Atmosphere and vacuum limits the classification and the interlocks use (DESIGN.md §2, §4)."""
+
+    max_frost_point_c: float = -50.0
+    max_o2_ppmv: float = 10.0
+    door_max_dp_pa: float = 500.0
+    atmospheric_window_pa: float = 2000.0
+    vacuum_below_pa: float = 100.0
+    turbo_gate_max_pa: float = 10.0
+    deposition_base_pressure_pa: float = 1.33e-4
+    stale_after_s: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class SpaceConfig:
+    name: str
+    kind: str
+    volume_l: float
+    wall_area_m2: float
+    outgassing_q1h_mbar_l_s_cm2: float
+    rough_pump_m3_h: float
+    turbo_speed_l_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class PortConfig:
+    """A door or gate valve between two spaces (`room` is the air outside the line)."""
+
+    name: str
+    kind: str
+    between: tuple[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class LinkConfig:
+    name: str
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceConfig:
+    """One instrument: its family, the link it sits on, its address, and what it measures.
+
+    `channels` binds a driver channel to a space (``pressure_ch1 = "inlet"``); `space` does the same
+    for single-space devices; `params` carries family-specific settings (gauge types, word order,
+    full scale ...), checked by the family's own builder.
+    """
+
+    name: str
+    family: str
+    link: str
+    address: int | str | None = None
+    space: str | None = None
+    channels: dict[str, str] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class LineConfig:
+    path: str
+    name: str
+    limits: Limits
+    spaces: tuple[SpaceConfig, ...]
+    ports: tuple[PortConfig, ...]
+    links: dict[str, LinkConfig]
+    devices: tuple[DeviceConfig, ...]
+
+    def space(self, name: str) -> SpaceConfig:
+        return next(s for s in self.spaces if s.name == name)
+
+    def devices_on(self, link: str) -> list[DeviceConfig]:
+        return [d for d in self.devices if d.link == link]
+
+
+def load_line_config(path: str | Path | None = None) -> LineConfig:
+    """Read and validate a line configuration; `None` loads the embedded standard line."""
+    if path is None:
+        text = resources.files("controller").joinpath(STANDARD_LINE).read_text(encoding="utf-8")
+        shown = f"<embedded {STANDARD_LINE}>"
+    else:
+        shown = str(path)
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigFileError(shown, "(file)", str(path), f"cannot be read: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigFileError(shown, "(syntax)", "", f"is not valid TOML: {exc}") from None
+    return _parse(TableReader(shown, data))
+
+
+def _parse(root: TableReader) -> LineConfig:
+    line = root.table_reader("line", required=True)
+    name = line.text("name")
+    line.finish()
+    limits = _limits(root.table_reader("limits"))
+    spaces = tuple(_space(t) for t in root.table_list("spaces"))
+    space_names = [s.name for s in spaces]
+    _unique(root, "spaces", space_names)
+    if not spaces:
+        raise root.fail("spaces", [], "at least one [[spaces]] table is required")
+    ports = tuple(_port(t, space_names) for t in root.table_list("ports"))
+    _unique(root, "ports", [p.name for p in ports])
+    links_table = root.table_reader("links")
+    links = {key: _link(links_table.table_reader(key), key) for key in list(links_table.table)}
+    links_table.finish()
+    devices = tuple(_device(t, space_names, links) for t in root.table_list("devices"))
+    _unique(root, "devices", [d.name for d in devices])
+    root.finish()
+    return LineConfig(root.path, name, limits, spaces, ports, links, devices)
+
+
+def _unique(root: TableReader, key: str, names: list[str]) -> None:
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise root.fail(key, dupes[0], "names must be unique")
+
+
+def _limits(t: TableReader) -> Limits:
+    d = Limits()
+    limits = Limits(
+        max_frost_point_c=t.number("max_frost_point_c", d.max_frost_point_c, min=-100.0, max=-20.0),
+        max_o2_ppmv=t.number("max_o2_ppmv", d.max_o2_ppmv, min=0.1, max=1000.0),
+        door_max_dp_pa=t.number("door_max_dp_pa", d.door_max_dp_pa, min=1.0, max=5000.0),
+        atmospheric_window_pa=t.number(
+            "atmospheric_window_pa", d.atmospheric_window_pa, min=100.0, max=20000.0
+        ),
+        vacuum_below_pa=t.number("vacuum_below_pa", d.vacuum_below_pa, min=1e-6, max=1000.0),
+        turbo_gate_max_pa=t.number("turbo_gate_max_pa", d.turbo_gate_max_pa, min=1e-3, max=100.0),
+        deposition_base_pressure_pa=t.number(
+            "deposition_base_pressure_pa", d.deposition_base_pressure_pa, min=1e-8, max=1.33e-4
+        ),
+        stale_after_s=t.number("stale_after_s", d.stale_after_s, min=0.1, max=600.0),
+    )
+    t.finish()
+    return limits
+
+
+def _space(t: TableReader) -> SpaceConfig:
+    kind = t.text("kind", choices=SPACE_KINDS)
+    space = SpaceConfig(
+        name=_name(t, "name"),
+        kind=kind,
+        volume_l=t.number("volume_l", min=1.0, max=10000.0),
+        wall_area_m2=t.number("wall_area_m2", min=0.01, max=100.0),
+        outgassing_q1h_mbar_l_s_cm2=t.number("outgassing_q1h_mbar_l_s_cm2", 3e-8, min=1e-12, max=1e-5),
+        rough_pump_m3_h=t.number("rough_pump_m3_h", min=0.5, max=1000.0),
+        turbo_speed_l_s=t.number("turbo_speed_l_s", 0.0, min=0.0, max=10000.0),
+    )
+    if kind == "process_chamber" and space.turbo_speed_l_s <= 0:
+        raise t.fail("turbo_speed_l_s", space.turbo_speed_l_s, "a process chamber needs a turbo: > 0")
+    t.finish()
+    return space
+
+
+def _name(t: TableReader, key: str) -> str:
+    value = t.text(key)
+    if not value or not all(c.isalnum() or c in "_-." for c in value) or value == ROOM:
+        raise t.fail(key, value, "letters, digits, '_', '-', '.', and not 'room'")
+    return value
+
+
+def _port(t: TableReader, spaces: list[str]) -> PortConfig:
+    name = _name(t, "name")
+    kind = t.text("kind", choices=PORT_KINDS)
+    between = t.text_list("between")
+    allowed = [*spaces, ROOM]
+    if len(between) != 2 or between[0] == between[1] or any(b not in allowed for b in between):
+        raise t.fail("between", between, f"two different names from {', '.join(allowed)}")
+    if (kind == "outer_door") != (ROOM in between):
+        raise t.fail("kind", kind, "an outer_door, and only an outer_door, opens to the room")
+    t.finish()
+    return PortConfig(name, kind, (between[0], between[1]))
+
+
+def _link(t: TableReader, key: str) -> LinkConfig:
+    url = t.text("url")
+    try:
+        parse_url(url)
+    except ConfigError as exc:
+        raise t.fail("url", url, str(exc).split(": ", 1)[-1]) from None
+    t.finish()
+    return LinkConfig(key, url)
+
+
+def _device(t: TableReader, spaces: list[str], links: dict[str, LinkConfig]) -> DeviceConfig:
+    name = _name(t, "name")
+    family = t.text("family", choices=FAMILIES)
+    link = t.text("link", choices=list(links))
+    address: int | str | None = None
+    if t.has("address"):
+        raw = t.table["address"]
+        address = t.text("address") if isinstance(raw, str) else t.integer("address", min=0, max=255)
+    space = t.text("space", choices=spaces) if t.has("space") else None
+    channels_reader = t.table_reader("channels")
+    channels = {key: channels_reader.text(key, choices=spaces) for key in list(channels_reader.table)}
+    params = t.raw_table("params")
+    t.finish()
+    return DeviceConfig(name, family, link, address, space, channels, params)
