@@ -1,0 +1,176 @@
+"""Virtual time for the plant, and the background task that keeps the plant on it.
+
+`VirtualClock`: virtual seconds = start + speed × real (monotonic) seconds elapsed. Changing the
+speed or pausing re-anchors the clock, so virtual time never jumps.
+
+`PlantRunner(plant, clock, real_step_s=0.05)`: every `real_step_s` real seconds it advances the
+plant to the clock's virtual time. It is the only asyncio in the plant. It is supervised: an
+exception inside the plant ends the task, is logged, kept in `error`, and raised again by `stop()`
+(and by `check()`); `stop()` always cancels and awaits the task so nothing leaks. If the plant
+cannot keep up (a huge speed factor on a slow machine) the runner advances at most
+`max_advance_per_tick_s` per tick and lets the rest of virtual time go, with a warning, rather than
+falling ever further behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from types import TracebackType
+from typing import Protocol
+
+log = logging.getLogger(__name__)
+
+
+class Advanceable(Protocol):
+    time_s: float
+
+    def advance(self, dt_s: float) -> None: ...
+
+
+class VirtualClock:
+    def __init__(
+        self,
+        speed: float = 1.0,
+        *,
+        start_s: float = 0.0,
+        real_time: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if speed <= 0:
+            raise ValueError("clock speed must be positive")
+        self._real_time = real_time
+        self._speed = speed
+        self._anchor_virtual_s = start_s
+        self._anchor_real_s = real_time()
+        self._paused = False
+
+    def now_s(self) -> float:
+        """Virtual seconds now."""
+        if self._paused:
+            return self._anchor_virtual_s
+        return self._anchor_virtual_s + self._speed * (self._real_time() - self._anchor_real_s)
+
+    def _reanchor(self) -> None:
+        self._anchor_virtual_s = self.now_s()
+        self._anchor_real_s = self._real_time()
+
+    @property
+    def speed(self) -> float:
+        return self._speed
+
+    @speed.setter
+    def speed(self, value: float) -> None:
+        if value <= 0:
+            raise ValueError("clock speed must be positive")
+        self._reanchor()
+        self._speed = value
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    def pause(self) -> None:
+        self._reanchor()
+        self._paused = True
+
+    def resume(self) -> None:
+        if self._paused:
+            self._anchor_real_s = self._real_time()
+            self._paused = False
+
+    def real_seconds(self, virtual_s: float) -> float:
+        """Real time a virtual duration takes at the current speed (for simulators' timers)."""
+        return virtual_s / self._speed
+
+
+class PlantRunner:
+    def __init__(
+        self,
+        plant: Advanceable,
+        clock: VirtualClock,
+        real_step_s: float = 0.05,
+        *,
+        max_advance_per_tick_s: float = 600.0,
+        name: str = "plant-runner",
+    ) -> None:
+        if real_step_s <= 0:
+            raise ValueError("real_step_s must be positive")
+        self.plant = plant
+        self.clock = clock
+        self.real_step_s = real_step_s
+        self.max_advance_per_tick_s = max_advance_per_tick_s
+        self.name = name
+        self.error: BaseException | None = None
+        self.dropped_s = 0.0
+        self._task: asyncio.Task[None] | None = None
+        self._offset_s = 0.0
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def start(self) -> None:
+        if self._task is not None:
+            raise RuntimeError(f"{self.name} already started")
+        self.error = None
+        self.align()
+        self._task = asyncio.create_task(self._run(), name=self.name)
+
+    async def stop(self) -> None:
+        """Stop the task and wait for it; raise the plant's exception if it died of one."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self.check()
+
+    def check(self) -> None:
+        """Raise the exception that ended the runner, if any."""
+        if self.error is not None:
+            raise self.error
+
+    def align(self) -> None:
+        """Tie the plant's current time to the clock's now (done by `start`)."""
+        self._offset_s = self.plant.time_s - self.clock.now_s()
+
+    def tick(self) -> float:
+        """Advance the plant to the clock now; returns the virtual seconds advanced."""
+        target = self.clock.now_s() + self._offset_s
+        behind = target - self.plant.time_s
+        if behind <= 0.0:
+            return 0.0
+        step = min(behind, self.max_advance_per_tick_s)
+        if step < behind:
+            dropped = behind - step
+            self._offset_s -= dropped
+            self.dropped_s += dropped
+            log.warning("plant fell behind the clock", extra={"runner": self.name, "dropped_s": dropped})
+        self.plant.advance(step)
+        return step
+
+    async def _run(self) -> None:
+        try:
+            while True:
+                self.tick()
+                await asyncio.sleep(self.real_step_s)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.error = exc
+            log.exception("plant runner died", extra={"runner": self.name})
+
+    async def __aenter__(self) -> PlantRunner:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
