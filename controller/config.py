@@ -16,7 +16,9 @@ from typing import Any
 
 from controller.config_reader import TableReader
 from controller.errors import ConfigFileError
+from drivers.deposition_sources import STANDARD_LINE_SOURCES
 from drivers.errors import ConfigError
+from drivers.remote_io import IoPoints, line_points
 from drivers.transport import parse_url
 
 ROOM = "room"
@@ -32,6 +34,15 @@ FAMILIES = (
     "glovebox_controller",
     "remote_io",
     "deposition_sources",
+)
+MODBUS_FAMILIES = frozenset(
+    {
+        "dewpoint_transmitter",
+        "temperature_controller",
+        "glovebox_controller",
+        "remote_io",
+        "deposition_sources",
+    }
 )
 STANDARD_LINE = "standard_line.toml"
 
@@ -109,6 +120,19 @@ class LineConfig:
 
     def devices_on(self, link: str) -> list[DeviceConfig]:
         return [d for d in self.devices if d.link == link]
+
+    def spaces_of_kind(self, kind: str) -> list[str]:
+        return [s.name for s in self.spaces if s.kind == kind]
+
+    def remote_io_points(self) -> IoPoints:
+        """The remote I/O point list the topology implies: antechambers, inner ports, chambers."""
+        chambers = self.spaces_of_kind("process_chamber")
+        sources = [src.name for src in STANDARD_LINE_SOURCES]
+        return line_points(
+            antechambers=self.spaces_of_kind("antechamber"),
+            gate_valves=[p.name for p in self.ports if p.kind != "outer_door"],
+            process_chambers=dict.fromkeys(chambers, sources),
+        )
 
 
 def load_line_config(path: str | Path | None = None) -> LineConfig:

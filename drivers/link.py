@@ -116,7 +116,9 @@ class Link:
 
     async def close(self) -> None:
         async with self._lock:
-            await self._drop("closed by owner")
+            stream, self._stream = self._stream, None
+            if stream is not None:
+                await stream.close()
 
     async def _ensure_open(self) -> ByteStream:
         if self._stream is not None and self._stream.is_open:

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from drivers.dewpoint_transmitter import DEFAULT_UNIT, SELF_TEST_FLOAT, SELF_TEST_INT, dewpoint_map
 from drivers.register_map import Value, WordOrder
 from sim_hardware.devices import MappedUnit
+from sim_hardware.plant.humidity import dew_frost_point_c, ice_vapour_pressure_pa, water_vapour_pressure_pa
 
 ATM_PA = 101_325.0
 _MEASURED = (
@@ -42,53 +43,45 @@ _MEASURED = (
 _MIRRORED = ("rh", "temperature", "dew_point", "frost_point", "frost_point_atm", "dew_point_atm", "h2o")
 
 
-def water_pressure_hpa(temp_c: float) -> float:
-    """Saturation vapour pressure over water (Magnus, Sonntag 1990 constants)."""
-    return 6.112 * math.exp(17.62 * temp_c / (243.12 + temp_c))
+def _vapour_pa(tdf_c: float) -> float:
+    """The water partial pressure a Td/f reading stands for (over ice below 0 degC, water above)."""
+    return ice_vapour_pressure_pa(tdf_c) if tdf_c < 0 else water_vapour_pressure_pa(tdf_c)
 
 
-def ice_pressure_hpa(temp_c: float) -> float:
-    """Saturation vapour pressure over ice (Magnus, Sonntag 1990 constants)."""
-    return 6.112 * math.exp(22.46 * temp_c / (272.62 + temp_c))
-
-
-def dew_point_c(vapour_hpa: float) -> float:
-    x = math.log(vapour_hpa / 6.112)
-    return 243.12 * x / (17.62 - x)
-
-
-def frost_point_c(vapour_hpa: float) -> float:
-    """Td/f: the frost point below 0 degC, the dew point above, as the transmitter reports it."""
-    x = math.log(vapour_hpa / 6.112)
-    frost = 272.62 * x / (22.46 - x)
-    return frost if frost < 0 else dew_point_c(vapour_hpa)
+def _dew_point_over_water_c(vapour_pa: float) -> float:
+    """Td over (supercooled) water: bisection on the plant's liquid-water curve, monotonic here."""
+    low, high = -100.0, 100.0
+    for _ in range(50):
+        mid = 0.5 * (low + high)
+        low, high = (mid, high) if water_vapour_pressure_pa(mid) < vapour_pa else (low, mid)
+    return 0.5 * (low + high)
 
 
 def humidity_values(tdf_c: float, h2o_ppmv: float, temp_c: float, pressure_pa: float) -> dict[str, float]:
     """Every float quantity of the map from Td/f, ppmv, T and the compensation pressure."""
-    vapour = ice_pressure_hpa(tdf_c) if tdf_c < 0 else water_pressure_hpa(tdf_c)
-    saturation = water_pressure_hpa(temp_c)
-    p_hpa = pressure_pa / 100.0
-    rh = 100.0 * vapour / saturation
-    mixing_g_kg = 621.97 * vapour / max(p_hpa - vapour, 1e-9)
-    vapour_atm = vapour * ATM_PA / pressure_pa
+    # one physics for the whole simulator: the plant's Murphy-Koop / liquid-water curves
+    vapour_pa = _vapour_pa(tdf_c)
+    saturation_pa = water_vapour_pressure_pa(temp_c)
+    rh = 100.0 * vapour_pa / saturation_pa
+    mixing_g_kg = 621.97 * vapour_pa / max(pressure_pa - vapour_pa, 1e-9)
+    vapour_atm_pa = vapour_pa * ATM_PA / pressure_pa
     return {
         "rh": rh,
         "temperature": temp_c,
-        "dew_point": dew_point_c(vapour),
+        "dew_point": _dew_point_over_water_c(vapour_pa),
         "frost_point": tdf_c,
-        "frost_point_atm": frost_point_c(vapour_atm),
-        "dew_point_atm": dew_point_c(vapour_atm),
-        "abs_humidity": 216.68 * vapour / (temp_c + 273.15),
+        "frost_point_atm": dew_frost_point_c(vapour_atm_pa, 1.0),
+        "dew_point_atm": _dew_point_over_water_c(vapour_atm_pa),
+        "abs_humidity": 2.1668 * vapour_pa / (temp_c + 273.15),
         "mixing_ratio": mixing_g_kg,
         "wet_bulb": math.nan,
         "h2o": h2o_ppmv,
-        "vapour_pressure": vapour * 100.0,
-        "saturation_pressure": saturation * 100.0,
+        "vapour_pressure": vapour_pa,
+        "saturation_pressure": saturation_pa,
         "enthalpy": 1.006 * temp_c + mixing_g_kg / 1000.0 * (2501.0 + 1.86 * temp_c),
         "water_activity": rh / 100.0,
         "relative_saturation": math.nan,
-        "rh_dew_frost": 100.0 * vapour / (ice_pressure_hpa(temp_c) if temp_c < 0 else saturation),
+        "rh_dew_frost": 100.0 * vapour_pa / (ice_vapour_pressure_pa(temp_c) if temp_c < 0 else saturation_pa),
     }
 
 

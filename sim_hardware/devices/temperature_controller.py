@@ -43,8 +43,10 @@ class TemperatureControllerSim:
         sp_low_c: float = -50.0,
         sp_high_c: float = 400.0,
         decimal_places: int = 0,
+        on_change: Callable[[TemperatureControllerSim], None] | None = None,
     ) -> None:
         self.pv_source = pv_c
+        self.on_change = on_change
         self.control_law = output_pct or proportional_output(10.0)
         self.clock = clock
         self.sp_low_c = sp_low_c
@@ -140,6 +142,8 @@ class TemperatureControllerSim:
             code = self._apply(name.removesuffix("_i16"), float(value))
             if code:
                 return code
+        if self.on_change is not None:  # the heater the controller drives follows what it accepted
+            self.on_change(self)
         return None
 
     def _apply(self, name: str, value: float) -> int | None:
