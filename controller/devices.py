@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from controller.config import MODBUS_FAMILIES, DeviceConfig, LineConfig
 from controller.config_reader import TableReader
@@ -25,6 +25,8 @@ from drivers.remote_io import RemoteIo
 from drivers.temperature_controller import TemperatureController
 from drivers.thickness_monitor import ThicknessMonitor
 from drivers.tpg36x import Tpg36x
+
+T = TypeVar("T")
 
 
 class Driver(Protocol):
@@ -42,7 +44,8 @@ class LineDevices:
     links: dict[str, Link] = field(default_factory=dict)
     drivers: dict[str, Driver] = field(default_factory=dict)
 
-    def get(self, name: str, kind: type[Any]) -> Any:
+    def get(self, name: str, kind: type[T]) -> T:
+        """The driver of device `name`, checked to be a `kind` (a wrong family is a config error)."""
         driver = self.drivers[name]
         if not isinstance(driver, kind):
             raise TypeError(f"device {name!r} is a {type(driver).__name__}, not a {kind.__name__}")

@@ -51,6 +51,7 @@ class Bound:
     session_factory: Callable[[], Any] | None = None
     ticks: list[Callable[[], None]] = field(default_factory=list)
     sim: Any = None
+    plant_name: str = ""
 
 
 @dataclass
@@ -141,7 +142,7 @@ def _heater(ctx: BindContext, device: DeviceConfig) -> Bound:
         sp_high_c=float(heater.over_temp_limit_c),
         on_change=follow,
     )
-    return Bound(unit=sim.unit, sim=sim)
+    return Bound(unit=sim.unit, sim=sim, plant_name=name)
 
 
 class _MfcBackend:

@@ -245,6 +245,9 @@ class SimLine:
                     )
         return records
 
+    def config_device(self, name: str) -> DeviceConfig:
+        return next(d for d in self.config.devices if d.name == name)
+
     def link_of(self, device: str) -> SimLink:
         for link in self.links.values():
             if any(d.name == device for d in link.devices):

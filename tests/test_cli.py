@@ -1,0 +1,121 @@
+"""The `depline` command line as a user meets it: help everywhere, exit 2 on bad input, real processes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import shutil
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SUBCOMMANDS = [[], ["demo"], ["sim"], ["config"], ["config", "check"]]
+
+
+async def depline(*args: str, timeout_s: float = 60.0) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "controller.cli", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=ROOT,
+    )  # fmt: skip
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout_s)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+@pytest.mark.parametrize("words", SUBCOMMANDS, ids=lambda w: " ".join(w) or "depline")
+async def test_every_subcommand_has_help(words: list[str]) -> None:
+    code, out, _ = await depline(*words, "--help")
+    assert code == 0
+    assert "usage: depline" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["config", "check", "/nonexistent/line.toml"], "/nonexistent/line.toml: (file)"),
+        (["demo", "--speed", "0"], "--speed 0 outside the allowed range 0.1 .. 10000"),
+        (["sim", "--speed", "fast"], "--speed 'fast' is not a number"),
+        (["sim", "--scenario", "/nonexistent/scenario.toml"], "/nonexistent/scenario.toml: (file)"),
+    ],
+)
+async def test_user_errors_exit_2_with_one_clear_line(args: list[str], expected: str) -> None:
+    code, _, err = await depline(*args)
+    assert code == 2
+    assert expected in err
+    assert "Traceback" not in err
+
+
+async def test_bad_config_value_names_file_field_value_and_range(tmp_path: Path) -> None:
+    text = (ROOT / "controller" / "standard_line.toml").read_text()
+    bad = tmp_path / "line.toml"
+    bad.write_text(text.replace("max_frost_point_c = -50.0", "max_frost_point_c = 5.0"))
+    code, _, err = await depline("config", "check", str(bad))
+    assert code == 2
+    assert err.strip().splitlines() == [
+        f"depline: {bad}: limits.max_frost_point_c = 5.0: allowed range is -100 .. -20"
+    ]
+
+
+async def test_shipped_configurations_are_valid() -> None:
+    files = [
+        str(ROOT / "controller" / "standard_line.toml"),
+        *map(str, sorted((ROOT / "deploy").rglob("*.toml"))),
+    ]
+    code, out, err = await depline("config", "check", *files)
+    assert code == 0, err
+    assert out.count(": ok:") == len(files)
+
+
+async def test_demo_purges_the_inlet_into_spec() -> None:
+    code, out, err = await depline("demo", "--speed", "300", "--cycles", "2", timeout_s=120)
+    assert code == 0, err
+    rows = re.findall(r"cycle (\d): evacuated to .*frost point\s+(-?[\d.]+) °C, O2\s+([\d.]+) ppmv", out)
+    assert [r[0] for r in rows] == ["1", "2"]
+    frost = [float(r[1]) for r in rows]
+    assert frost[1] < frost[0] < 0.0  # each purge cycle dries the antechamber further
+    assert "-> in spec: inert" in out
+
+
+@pytest.mark.skipif(
+    shutil.which("mbpoll") is None, reason="Debian's mbpoll is not installed (make test installs it)"
+)
+async def test_mbpoll_reads_the_inlet_frost_point_from_depline_sim() -> None:
+    """An independent Modbus master on the pty that `depline sim` announces (devices.md §4 map)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "controller.cli", "sim",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=ROOT,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    try:
+        records = []
+        while not any(r["device"] == "sources" for r in records):
+            line = await asyncio.wait_for(proc.stdout.readline(), 20.0)
+            assert line, "depline sim exited before announcing its endpoints"
+            records.append(json.loads(line))
+        inlet = next(r for r in records if r["device"] == "inlet_dewpoint" and r["protocol"] == "modbus-rtu")
+        assert inlet["unit"] == 240
+        tty = inlet["url"].removeprefix("rtu://").split("?")[0]
+        mbpoll = await asyncio.create_subprocess_exec(
+            "mbpoll", "-m", "rtu", "-b", "19200", "-P", "none", "-s", "2", "-a", "240",
+            "-0", "-r", "8", "-c", "2", "-t", "4:float", "-1", tty,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await asyncio.wait_for(mbpoll.communicate(), 20.0)
+        assert mbpoll.returncode == 0, err.decode()
+        match = re.search(r"^\[8\]:\s+(-?[\d.]+)", out.decode(), re.MULTILINE)
+        assert match, out.decode()
+        assert 8.0 < float(match.group(1)) < 11.0  # Td/f of 20 °C, 50 % RH room air: 9.3 °C
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err_bytes = await asyncio.wait_for(proc.communicate(), 20.0)
+    assert proc.returncode == 0, err_bytes.decode()
+    assert "Traceback" not in err_bytes.decode()
