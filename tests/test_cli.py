@@ -9,6 +9,7 @@ import shutil
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -96,7 +97,7 @@ async def test_mbpoll_reads_the_inlet_frost_point_from_depline_sim() -> None:
     )  # fmt: skip
     assert proc.stdout is not None
     try:
-        records = []
+        records: list[dict[str, Any]] = []
         while not any(r["device"] == "sources" for r in records):
             line = await asyncio.wait_for(proc.stdout.readline(), 20.0)
             assert line, "depline sim exited before announcing its endpoints"
