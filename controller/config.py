@@ -59,6 +59,8 @@ class Limits:
     turbo_gate_max_pa: float = 10.0
     deposition_base_pressure_pa: float = 1.33e-4
     stale_after_s: float = 5.0
+    room_pressure_pa: float = 101325.0
+    inert_purge_margin: float = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +197,8 @@ def _limits(t: TableReader) -> Limits:
             "deposition_base_pressure_pa", d.deposition_base_pressure_pa, min=1e-8, max=1.33e-4
         ),
         stale_after_s=t.number("stale_after_s", d.stale_after_s, min=0.1, max=600.0),
+        room_pressure_pa=t.number("room_pressure_pa", d.room_pressure_pa, min=50_000.0, max=110_000.0),
+        inert_purge_margin=t.number("inert_purge_margin", d.inert_purge_margin, min=1.0, max=1e6),
     )
     t.finish()
     return limits

@@ -24,12 +24,12 @@ from sim_hardware.devices.pfeiffer_vacuum_protocol import TurboPumpDevice
 from sim_hardware.devices.remote_io import RemoteIoSim
 from sim_hardware.devices.temperature_controller import TemperatureControllerSim
 from sim_hardware.devices.thickness_monitor import ThicknessMonitorSession
-from sim_hardware.devices.tpg36x import CMR_10MBAR, PKR, TPR, GaugeType, Tpg36xState, TpgChannel
+from sim_hardware.devices.tpg36x import CMR_10MBAR, CMR_1000TORR, PKR, TPR, GaugeType, Tpg36xState, TpgChannel
 from sim_hardware.modbus_device import ModbusUnit
 from sim_hardware.plant import Mfc, Plant, Qcm
 from sim_hardware.signal_faults import SignalFaults
 
-GAUGE_TYPES: dict[str, GaugeType] = {"PKR": PKR, "TPR": TPR, "CMR": CMR_10MBAR}
+GAUGE_TYPES: dict[str, GaugeType] = {"PKR": PKR, "TPR": TPR, "CMR": CMR_10MBAR, "CMR1000": CMR_1000TORR}
 
 
 def _reader(obj: Any, attribute: str) -> Callable[[], float]:

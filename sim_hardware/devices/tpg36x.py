@@ -71,6 +71,9 @@ class GaugeType:
 PKR = GaugeType("PKR", 5e-7, 1e5, logarithmic=True, switchable=True)
 TPR = GaugeType("TPR", 5e-2, 1e5, logarithmic=True, switchable=False)
 CMR_10MBAR = GaugeType("CMR", 1e-1, 1.1e3, logarithmic=False, switchable=False, full_scale_pa=1e3)
+# a 1000 Torr capacitance head: the atmospheric-range gauge a chamber needs for door Δp and venting
+# (resolution ~1e-4 of full scale, so nothing below ~10 Pa) [U: typical values]
+CMR_1000TORR = GaugeType("CMR", 1e1, 1.33e5, logarithmic=False, switchable=False, full_scale_pa=1.333e5)
 
 
 @dataclass
