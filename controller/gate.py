@@ -1,0 +1,135 @@
+"""The command gate: the one door every actuator command passes, whatever its origin.
+
+HMI, CLI, MQTT, sequences and the interlock supervisor itself all call `submit`. Commands are judged
+and executed one at a time (two commands can never both pass against the same state and then both
+run), against a state built from the latest readings *plus* what the gate itself just wrote and read
+back, so a second command sees the first one's effect before the next poll. Every command, allowed or
+refused, becomes a `GateRecord` handed to the subscribers (historian, HMI, alarms).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from controller.actions import Action, Command, SetPort, SetPump, SetShutter, SetSource, SetValve
+from controller.actuators import Actuators, io_point
+from controller.errors import ControllerError
+from controller.interlocks import Verdict, check
+from controller.line_model import LineModel
+from controller.line_state import LineState, Snapshot
+from drivers.errors import DriverError
+from drivers.reading import Quality, Reading
+
+log = logging.getLogger(__name__)
+
+EXECUTE_TIMEOUT_S = 15.0
+LOCK_TIMEOUT_S = 20.0
+RECENT_RECORDS = 1000  # for the HMI; the historian keeps them all
+
+
+@dataclass(frozen=True, slots=True)
+class GateRecord:
+    ts: float
+    command: Command
+    verdict: Verdict
+    executed: bool
+    error: str = ""
+    duration_s: float = 0.0
+
+    @property
+    def outcome(self) -> str:
+        if not self.verdict.allowed:
+            return "refused"
+        return "done" if self.executed and not self.error else "failed"
+
+
+class CommandGate:
+    def __init__(
+        self,
+        model: LineModel,
+        actuators: Actuators,
+        snapshot: Callable[[], Snapshot],
+    ) -> None:
+        self.model = model
+        self.actuators = actuators
+        self._snapshot = snapshot
+        self._lock = asyncio.Lock()
+        self._overlay: dict[tuple[str, str], Reading] = {}
+        self._subscribers: list[Callable[[GateRecord], None]] = []
+        self.records: collections.deque[GateRecord] = collections.deque(maxlen=RECENT_RECORDS)
+
+    def subscribe(self, callback: Callable[[GateRecord], None]) -> None:
+        self._subscribers.append(callback)
+
+    def snapshot(self) -> dict[tuple[str, str], Reading]:
+        """The latest readings, overlaid with outputs the gate wrote after they were taken."""
+        merged = dict(self._snapshot())
+        for key, written in self._overlay.items():
+            polled = merged.get(key)
+            if polled is None or polled.mono < written.mono:
+                merged[key] = written
+        return merged
+
+    def state(self) -> LineState:
+        return self.model.state(self.snapshot())
+
+    async def submit(self, command: Command) -> GateRecord:
+        start = time.monotonic()
+        try:
+            async with asyncio.timeout(LOCK_TIMEOUT_S):
+                await self._lock.acquire()
+        except TimeoutError:
+            verdict = Verdict(False)
+            return self._record(command, verdict, False, "gate busy: another command did not finish", start)
+        try:
+            verdict = check(self.state(), command.action)
+            if not verdict.allowed:
+                log.info("command refused", extra={"command": str(command.action), "reason": verdict.reason})
+                return self._record(command, verdict, False, "", start)
+            try:
+                async with asyncio.timeout(EXECUTE_TIMEOUT_S):
+                    await self.actuators.apply(command.action)
+            except (DriverError, ControllerError, TimeoutError) as exc:
+                text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                log.warning("command failed", extra={"command": str(command.action), "error": text})
+                return self._record(command, verdict, False, text, start)
+            self._remember(command.action)
+            return self._record(command, verdict, True, "", start)
+        finally:
+            self._lock.release()
+
+    def _remember(self, action: Action) -> None:
+        """Outputs just written and read back count until a newer poll shows them."""
+        now = time.monotonic()
+        match action:
+            case SetValve() | SetPort() | SetPump() | SetShutter():
+                if self.actuators.io is not None:
+                    point = io_point(self.model.config, action)
+                    on = action.running if isinstance(action, SetPump) else action.open
+                    self._overlay[(self.actuators.io, point)] = Reading(
+                        float(on), "bool", Quality.OK, time.time(), now
+                    )
+            case SetSource(space=space, source=source, enabled=enabled):
+                rack = self.model.readings.sources.get(space)
+                if rack is not None:
+                    value = Reading(float(enabled), "bool", Quality.OK, time.time(), now)
+                    self._overlay[(rack, f"{source}.output_on")] = value
+            case _:
+                pass
+
+    def _record(
+        self, command: Command, verdict: Verdict, executed: bool, error: str, start: float
+    ) -> GateRecord:
+        record = GateRecord(time.time(), command, verdict, executed, error, time.monotonic() - start)
+        self.records.append(record)
+        for callback in self._subscribers:
+            try:
+                callback(record)
+            except Exception:  # a broken subscriber must not break the gate
+                log.exception("gate subscriber failed")
+        return record

@@ -1,0 +1,446 @@
+"""Interlocks: pure functions of (line state, requested action) -> allowed, or refused with a reason.
+
+Each refusal names the invariant of DESIGN.md §4 it protects and the reading that blocked it, so an
+operator sees *why*, and a test can check *which* rule spoke. Nothing here reads hardware.
+
+`check` judges one action when it is asked for; `watch` judges the state continuously and returns the
+safe actions that must happen now (a door may not stay open once either side leaves spec).
+Closing, stopping and switching off are always allowed: the safe direction is never blocked.
+The software interlock is supervisory; a real site keeps its hard-wired interlocks as the primary layer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from controller.actions import (
+    Action,
+    MoveItem,
+    SetContainer,
+    SetGasFlow,
+    SetHeater,
+    SetPort,
+    SetPump,
+    SetShutter,
+    SetSource,
+    SetTurbo,
+    SetValve,
+    opens_or_starts,
+)
+from controller.atmosphere import AIR_O2_PPMV, Atmosphere
+from controller.items import contents_of, is_exposed, materials_in, space_of
+from controller.line_state import LineState, PortState, SpaceState
+
+HEATER_ABSOLUTE_MAX_C = 250.0
+SOURCE_PRESSURE_WINDOWS_PA = {
+    "dc_sputter": (0.1, 1.0),
+    "rf_sputter": (0.1, 1.0),
+    "ion_source": (0.05, 1.0),
+    "evaporation": (0.0, 1e-2),
+    "pulsed_laser": (0.0, 1e-2),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    invariant: str  # "I1".."I7" from DESIGN.md §4, or "E" for engineering rules beyond them
+    rule: str
+    reason: str
+    evidence: dict[str, object] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return f"[{self.invariant} {self.rule}] {self.reason}"
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    allowed: bool
+    refusals: tuple[Refusal, ...] = ()
+
+    @property
+    def reason(self) -> str:
+        return "; ".join(str(r) for r in self.refusals) if self.refusals else "allowed"
+
+
+ALLOWED = Verdict(True)
+
+
+def check(state: LineState, action: Action) -> Verdict:
+    """Judge one requested action against every rule that applies to it."""
+    if not opens_or_starts(action) and not isinstance(action, MoveItem | SetHeater):
+        return ALLOWED
+    refusals = tuple(_RULES[type(action)](state, action))
+    return Verdict(not refusals, refusals)
+
+
+# -- helpers ------------------------------------------------------------------------------------
+
+
+def _space(state: LineState, name: str) -> SpaceState | None:
+    return state.spaces.get(name)
+
+
+def _unknown(kind: str, name: str) -> Refusal:
+    return Refusal("E", "unknown-target", f"no {kind} named {name!r} on this line")
+
+
+def _pressure_text(space: SpaceState) -> str:
+    return "unknown" if space.pressure_pa is None else f"{space.pressure_pa:.3g} Pa"
+
+
+def _exposed_refusal(state: LineState, space: SpaceState, what: str, invariant: str = "I1") -> Refusal | None:
+    exposed = state.exposed_in(space.name)
+    if not exposed:
+        return None
+    return Refusal(
+        invariant,
+        "exposed-items",
+        f"{what} would expose air-sensitive {', '.join(exposed)} in {space.name} to a non-inert atmosphere",
+        {"space": space.name, "items": exposed},
+    )
+
+
+def _compatible(a: SpaceState, b: SpaceState) -> bool:
+    """Invariant 2: both inert-in-spec, or both vacuum (a process atmosphere counts as vacuum)."""
+    vacuum_like = {Atmosphere.VACUUM, Atmosphere.PROCESS}
+    return (a.atmosphere is Atmosphere.INERT_IN_SPEC and b.atmosphere is Atmosphere.INERT_IN_SPEC) or (
+        a.atmosphere in vacuum_like and b.atmosphere in vacuum_like
+    )
+
+
+# -- per-action rules ---------------------------------------------------------------------------
+
+
+def _valve_rules(state: LineState, action: SetValve) -> Iterator[Refusal]:
+    space = _space(state, action.space)
+    if space is None or action.valve not in space.valves:
+        yield _unknown("valve", f"{action.space}.{action.valve}")
+        return
+    others = {name: v.maybe_open for name, v in space.valves.items() if name != action.valve}
+    forbidden = {
+        "rough": ("vent", "gas_fill"),
+        "vent": ("rough", "gas_fill", "turbo_gate"),
+        "gas_fill": ("rough", "vent"),
+    }
+    for other in forbidden.get(action.valve, ()):
+        if others.get(other):
+            yield Refusal(
+                "I4",
+                "valve-combination",
+                f"{action.space} {other} valve is (or may be) open: "
+                f"{action.valve} and {other} never open together",
+                {"open": other},
+            )
+    if action.valve == "vent":
+        refusal = _exposed_refusal(state, space, f"venting {space.name}", "I3")
+        if refusal:
+            yield refusal
+        if space.turbo_speed_hz is not None and space.turbo_spinning:
+            yield Refusal(
+                "I4", "turbo-vent", f"the turbo of {space.name} is spinning ({space.turbo_speed_hz:.0f} Hz)"
+            )
+    elif action.valve == "rough":
+        if space.pump_running is not True:
+            yield Refusal(
+                "E", "pump-not-running", f"the {space.name} pump is not confirmed running: no backstreaming"
+            )
+    elif action.valve == "gas_fill":
+        yield from _fill_rules(state, space)
+    elif action.valve == "turbo_gate":
+        yield from _turbo_gate_rules(space, state)
+
+
+def _fill_rules(state: LineState, space: SpaceState) -> Iterator[Refusal]:
+    if "turbo_gate" in space.valves and space.valves["turbo_gate"].maybe_open and space.turbo_spinning:
+        yield Refusal("I4", "turbo-fill", f"close the {space.name} turbo gate valve before back-filling")
+    if state.exposed_in(space.name):
+        # predict the air share after filling to atmosphere from the current pressure
+        p = space.pressure_pa
+        if p is None:
+            yield Refusal(
+                "I1", "fill-unknown", f"{space.name} pressure unknown: cannot predict the back-fill result"
+            )
+            return
+        predicted_o2 = space.provenance.air_fraction * p / state.limits.room_pressure_pa * AIR_O2_PPMV
+        if predicted_o2 * state.limits.inert_purge_margin > state.limits.max_o2_ppmv:
+            yield Refusal(
+                "I1",
+                "fill-result",
+                f"back-filling {space.name} from {p:.3g} Pa would leave ~{predicted_o2:.2g} ppm O2 "
+                "around exposed "
+                f"{', '.join(state.exposed_in(space.name))} (limit {state.limits.max_o2_ppmv:g} ppm)",
+                {"pressure_pa": p, "predicted_o2_ppmv": predicted_o2},
+            )
+
+
+def _turbo_gate_rules(space: SpaceState, state: LineState) -> Iterator[Refusal]:
+    limit = state.limits.turbo_gate_max_pa
+    if space.pressure_pa is None or space.pressure_pa > limit:
+        yield Refusal(
+            "I4",
+            "turbo-pressure",
+            f"{space.name} at {_pressure_text(space)}: the turbo gate opens only below {limit:g} Pa",
+            {"pressure_pa": space.pressure_pa},
+        )
+    if space.turbo_speed_hz is None or space.turbo_speed_hz <= 1.0:
+        yield Refusal(
+            "E", "turbo-stopped", f"the {space.name} turbo is not running: a stopped rotor backstreams"
+        )
+    for other in ("vent", "gas_fill"):
+        if space.valves[other].maybe_open:
+            yield Refusal("I4", "valve-combination", f"{space.name} {other} valve is (or may be) open")
+
+
+def _port_rules(state: LineState, action: SetPort) -> Iterator[Refusal]:
+    port = state.ports.get(action.port)
+    if port is None:
+        yield _unknown("port", action.port)
+        return
+    if port.kind == "outer_door":
+        yield from _outer_door_rules(state, port)
+    else:
+        yield from _inner_port_rules(state, port)
+
+
+def _outer_door_rules(state: LineState, port: PortState) -> Iterator[Refusal]:
+    name = next(s for s in port.between if s in state.spaces)
+    space = state.spaces[name]
+    room, window = state.limits.room_pressure_pa, state.limits.atmospheric_window_pa
+    if space.pressure_pa is None or abs(space.pressure_pa - room) > window:
+        yield Refusal(
+            "I3",
+            "not-atmospheric",
+            f"{name} at {_pressure_text(space)}: "
+            f"the outer door opens only within {window:g} Pa of {room:g} Pa",
+            {"pressure_pa": space.pressure_pa},
+        )
+    refusal = _exposed_refusal(state, space, f"opening {port.name}", "I3")
+    if refusal:
+        yield refusal
+    if space.valves["rough"].maybe_open:
+        yield Refusal("I4", "pumping", f"{name} rough valve is open: close it before opening the outer door")
+
+
+def _inner_port_rules(state: LineState, port: PortState) -> Iterator[Refusal]:
+    a, b = (state.spaces[n] for n in port.between)
+    if not _compatible(a, b):
+        yield Refusal(
+            "I2",
+            "incompatible",
+            f"{a.name} is {a.atmosphere.value} and {b.name} is {b.atmosphere.value}: "
+            "both must be inert-in-spec or both vacuum",
+            {a.name: a.atmosphere.value, b.name: b.atmosphere.value},
+        )
+    if a.pressure_pa is None or b.pressure_pa is None:
+        yield Refusal(
+            "I2", "dp-unknown", f"pressure unknown in {a.name if a.pressure_pa is None else b.name}"
+        )
+    else:
+        dp = abs(a.pressure_pa - b.pressure_pa)
+        limit = state.limits.door_max_dp_pa
+        if dp > limit and not (a.atmosphere is Atmosphere.VACUUM and b.atmosphere is Atmosphere.VACUUM):
+            yield Refusal(
+                "I2", "dp", f"|Δp| = {dp:.3g} Pa across {port.name} exceeds {limit:g} Pa", {"dp_pa": dp}
+            )
+    for space in (a, b):
+        if space.sources_on:
+            yield Refusal(
+                "I6", "source-on", f"{space.name} has sources on ({', '.join(sorted(space.sources_on))})"
+            )
+
+
+def _pump_rules(state: LineState, action: SetPump) -> Iterator[Refusal]:
+    if action.space not in state.spaces:
+        yield _unknown("space", action.space)
+
+
+def _turbo_rules(state: LineState, action: SetTurbo) -> Iterator[Refusal]:
+    space = _space(state, action.space)
+    if space is None or "turbo_gate" not in space.valves:
+        yield _unknown("turbo", action.space)
+        return
+    if space.pump_running is not True:
+        yield Refusal("I4", "no-backing", f"the {space.name} backing pump is not confirmed running")
+    if space.valves["turbo_gate"].maybe_open and (
+        space.pressure_pa is None or space.pressure_pa > state.limits.turbo_gate_max_pa
+    ):
+        yield Refusal("I4", "turbo-pressure", f"turbo gate open with {space.name} at {_pressure_text(space)}")
+
+
+def _flow_rules(state: LineState, action: SetGasFlow) -> Iterator[Refusal]:
+    space = _space(state, action.space)
+    if space is None:
+        yield _unknown("space", action.space)
+        return
+    if space.valves["vent"].maybe_open:
+        yield Refusal("I4", "valve-combination", f"{space.name} vent valve is open")
+
+
+def _heater_rules(state: LineState, action: SetHeater) -> Iterator[Refusal]:
+    if action.space not in state.spaces:
+        yield _unknown("space", action.space)
+        return
+    limit, why = HEATER_ABSOLUTE_MAX_C, "the heater's own limit"
+    for m in materials_in(action.space, state.items):
+        if m.max_temp_c < limit:
+            limit, why = m.max_temp_c, f"{m.name} is present ({m.note or 'material limit'})"
+    if action.setpoint_c > limit:
+        yield Refusal(
+            "I5",
+            "material-temperature",
+            f"{action.setpoint_c:g} °C exceeds {limit:g} °C in {action.space}: {why}",
+            {"setpoint_c": action.setpoint_c, "limit_c": limit},
+        )
+
+
+def _source_rules(state: LineState, action: SetSource) -> Iterator[Refusal]:
+    space = _space(state, action.space)
+    if space is None:
+        yield _unknown("space", action.space)
+        return
+    for port in state.ports_of(space.name):
+        if not port.valve.confirmed_closed:
+            yield Refusal("I6", "chamber-open", f"{port.name} is not confirmed closed")
+    if not space.base_pressure_reached:
+        yield Refusal(
+            "I6",
+            "no-base-pressure",
+            f"{space.name} has not reached the base pressure {state.limits.deposition_base_pressure_pa:g} Pa "
+            "since it was last opened or filled",
+        )
+    low, high = SOURCE_PRESSURE_WINDOWS_PA.get(action.source.removeprefix(f"{space.name}."), (0.0, 1.0))
+    p = space.pressure_pa
+    if p is None or not low <= p <= high:
+        yield Refusal(
+            "I6",
+            "process-pressure",
+            f"{space.name} at {_pressure_text(space)}: {action.source} needs {low:g}..{high:g} Pa",
+            {"pressure_pa": p},
+        )
+
+
+def _shutter_rules(state: LineState, action: SetShutter) -> Iterator[Refusal]:
+    if action.space not in state.spaces:
+        yield _unknown("space", action.space)
+
+
+def _move_rules(state: LineState, action: MoveItem) -> Iterator[Refusal]:
+    items = state.items
+    if action.item not in items:
+        yield _unknown("item", action.item)
+        return
+    source = space_of(action.item, items)
+    target = space_of(action.to, items) if action.to in items else action.to
+    if target not in state.spaces:
+        yield _unknown("space or container", action.to)
+        return
+    if source != target:
+        between = [p for p in state.ports.values() if set(p.between) == {source, target}]
+        if not any(p.valve.confirmed_open for p in between):
+            yield Refusal("E", "no-open-port", f"no open port between {source} and {target}")
+    moving = [action.item, *(i.id for i in contents_of(action.item, items))]
+    if any(is_exposed(i, items) for i in moving):
+        for name in {source, target}:
+            space = state.spaces.get(name)
+            if space is not None and not space.safe_for_exposed:
+                yield Refusal(
+                    "I1",
+                    "exposed-move",
+                    f"{action.item} is exposed and {name} is {space.atmosphere.value} "
+                    f"({space.classification.reason})",
+                    {"space": name, "atmosphere": space.atmosphere.value},
+                )
+
+
+def _container_rules(state: LineState, action: SetContainer) -> Iterator[Refusal]:
+    items = state.items
+    if action.container not in items or not items[action.container].is_container:
+        yield _unknown("container", action.container)
+        return
+    space = state.spaces.get(space_of(action.container, items))
+    inside = [i for i in contents_of(action.container, items) if i.limits.air_sensitive]
+    if inside and space is not None and space.atmosphere is not Atmosphere.INERT_IN_SPEC:
+        yield Refusal(
+            "I1",
+            "open-container",
+            f"opening {action.container} would expose {', '.join(i.id for i in inside)} to "
+            f"{space.atmosphere.value} in {space.name} ({space.classification.reason})",
+        )
+
+
+_RULES: dict[type, Callable[[LineState, object], Iterator[Refusal]]] = {
+    SetValve: _valve_rules,  # type: ignore[dict-item]
+    SetPort: _port_rules,  # type: ignore[dict-item]
+    SetPump: _pump_rules,  # type: ignore[dict-item]
+    SetTurbo: _turbo_rules,  # type: ignore[dict-item]
+    SetGasFlow: _flow_rules,  # type: ignore[dict-item]
+    SetHeater: _heater_rules,  # type: ignore[dict-item]
+    SetSource: _source_rules,  # type: ignore[dict-item]
+    SetShutter: _shutter_rules,  # type: ignore[dict-item]
+    MoveItem: _move_rules,  # type: ignore[dict-item]
+    SetContainer: _container_rules,  # type: ignore[dict-item]
+}
+
+
+# -- continuous permissives ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SafeAction:
+    action: Action
+    invariant: str
+    reason: str
+
+
+def watch(state: LineState) -> list[SafeAction]:
+    """What must be done now to keep every invariant (an empty list when all is well)."""
+    out: list[SafeAction] = []
+    for port in state.ports.values():
+        if port.kind == "outer_door" or not port.valve.maybe_open or port.valve.commanded_open is False:
+            continue
+        a, b = (state.spaces[n] for n in port.between)
+        if not _compatible(a, b):
+            out.append(
+                SafeAction(
+                    SetPort(port.name, False),
+                    "I2",
+                    f"{port.name} open while {a.name} is {a.atmosphere.value} "
+                    f"and {b.name} is {b.atmosphere.value}",
+                )
+            )
+    for space in state.spaces.values():
+        out.extend(_watch_space(state, space))
+    return out
+
+
+def _watch_space(state: LineState, space: SpaceState) -> Iterator[SafeAction]:
+    valves = space.valves
+    if valves["vent"].commanded_open and (valves["rough"].maybe_open or valves["gas_fill"].maybe_open):
+        yield SafeAction(
+            SetValve(space.name, "vent", False), "I4", f"{space.name} vent open with another valve"
+        )
+    if "turbo_gate" in valves and valves["turbo_gate"].commanded_open:
+        p = space.pressure_pa
+        if p is None or p > 10 * state.limits.turbo_gate_max_pa:
+            yield SafeAction(
+                SetValve(space.name, "turbo_gate", False),
+                "I4",
+                f"{space.name} at {_pressure_text(space)} with the turbo gate open",
+            )
+    for source in sorted(space.sources_on):
+        verdict = check(state, SetSource(space.name, source, True))
+        blocking = [r for r in verdict.refusals if r.rule in ("chamber-open", "process-pressure")]
+        if blocking:
+            yield SafeAction(SetSource(space.name, source, False), "I6", f"{source}: {blocking[0].reason}")
+    if space.substrate_temp_c is not None:
+        limit = min(
+            (m.max_temp_c for m in materials_in(space.name, state.items)), default=HEATER_ABSOLUTE_MAX_C
+        )
+        if space.substrate_temp_c > limit:
+            yield SafeAction(
+                SetHeater(space.name, "substrate", 20.0),
+                "I5",
+                f"{space.name} substrate at {space.substrate_temp_c:.1f} °C "
+                f"above the {limit:g} °C material limit",
+            )
