@@ -1,0 +1,154 @@
+"""The exposure ledger: the evidence that no air-sensitive item ever met a non-inert atmosphere.
+
+Entries are appended for every registration, move, container opening or sealing, and every change of
+a space's atmosphere class while an exposed item is in it, each with the readings behind it. From the
+entries each item gets an `ExposureRecord`: where it has been and for how long, the worst frost point
+and O2 it saw while exposed, and every moment it was exposed to something not safe (which must never
+happen: the gate exists to prevent it, and the ledger exists to prove it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from controller.items import is_exposed, space_of
+from controller.line_state import LineState
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    ts: float
+    item: str
+    event: str  # registered | moved | opened | sealed | atmosphere | non_inert
+    space: str
+    atmosphere: str
+    exposed: bool
+    evidence: dict[str, float | str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Stay:
+    space: str
+    since_ts: float
+    until_ts: float | None
+
+
+@dataclass
+class ExposureRecord:
+    item: str
+    path: list[Stay] = field(default_factory=list)
+    exposed_s: float = 0.0
+    worst_frost_point_c: float | None = None
+    worst_o2_ppmv: float | None = None
+    non_inert: list[LedgerEntry] = field(default_factory=list)
+    _exposed_since: float | None = None
+
+    @property
+    def ever_exposed_to_non_inert(self) -> bool:
+        return bool(self.non_inert)
+
+    def exposed_seconds(self, now_ts: float) -> float:
+        running = now_ts - self._exposed_since if self._exposed_since is not None else 0.0
+        return self.exposed_s + running
+
+
+class ExposureLedger:
+    def __init__(self) -> None:
+        self.entries: list[LedgerEntry] = []
+        self.records: dict[str, ExposureRecord] = {}
+        self._seen_atmosphere: dict[str, str] = {}
+        self._unsafe: set[str] = set()
+
+    def _entry(self, state: LineState, item: str, event: str, ts: float) -> LedgerEntry:
+        space = space_of(item, state.items)
+        info = state.spaces.get(space)
+        atmosphere = info.atmosphere.value if info else "room"
+        evidence = dict(info.classification.evidence) if info else {}
+        entry = LedgerEntry(ts, item, event, space, atmosphere, is_exposed(item, state.items), evidence)
+        self.entries.append(entry)
+        return entry
+
+    def registered(self, state: LineState, item: str, ts: float) -> None:
+        self.records[item] = ExposureRecord(item, [Stay(space_of(item, state.items), ts, None)])
+        self._entry(state, item, "registered", ts)
+        self._update_exposure(state, item, ts)
+
+    def moved(self, state: LineState, item: str, ts: float) -> None:
+        """Call with the state *after* the move; contents of a moved container move along."""
+        for moved_id in [item, *(i.id for i in state.items.values() if i.location == item)]:
+            record = self.records.setdefault(moved_id, ExposureRecord(moved_id))
+            space = space_of(moved_id, state.items)
+            if not record.path or record.path[-1].space != space:
+                if record.path:
+                    last = record.path[-1]
+                    record.path[-1] = Stay(last.space, last.since_ts, ts)
+                record.path.append(Stay(space, ts, None))
+            self._entry(state, moved_id, "moved", ts)
+            self._update_exposure(state, moved_id, ts)
+
+    def container_changed(self, state: LineState, container: str, ts: float) -> None:
+        sealed = state.items[container].sealed
+        for item in [i.id for i in state.items.values() if i.location == container]:
+            self._entry(state, item, "sealed" if sealed else "opened", ts)
+            self._update_exposure(state, item, ts)
+
+    def observe(self, state: LineState, ts: float) -> list[LedgerEntry]:
+        """Record atmosphere changes around exposed items and any unsafe exposure; returns new violations."""
+        violations: list[LedgerEntry] = []
+        for item_id in list(self.records):
+            if item_id not in state.items or not is_exposed(item_id, state.items):
+                self._unsafe.discard(item_id)
+                continue
+            space = state.spaces.get(space_of(item_id, state.items))
+            if space is None:
+                continue
+            record = self.records[item_id]
+            self._worst(record, space.classification.evidence)
+            if self._seen_atmosphere.get(item_id) != space.atmosphere.value:
+                self._seen_atmosphere[item_id] = space.atmosphere.value
+                self._entry(state, item_id, "atmosphere", ts)
+            if not space.safe_for_exposed and item_id not in self._unsafe:
+                self._unsafe.add(item_id)
+                entry = self._entry(state, item_id, "non_inert", ts)
+                record.non_inert.append(entry)
+                violations.append(entry)
+            elif space.safe_for_exposed:
+                self._unsafe.discard(item_id)
+        return violations
+
+    def _update_exposure(self, state: LineState, item: str, ts: float) -> None:
+        record = self.records[item]
+        exposed = is_exposed(item, state.items)
+        if exposed and record._exposed_since is None:
+            record._exposed_since = ts
+        elif not exposed and record._exposed_since is not None:
+            record.exposed_s += ts - record._exposed_since
+            record._exposed_since = None
+
+    @staticmethod
+    def _worst(record: ExposureRecord, evidence: dict[str, float | str]) -> None:
+        frost = evidence.get("frost_point_c")
+        if isinstance(frost, float) and (
+            record.worst_frost_point_c is None or frost > record.worst_frost_point_c
+        ):
+            record.worst_frost_point_c = frost
+        o2 = evidence.get("o2_ppmv", evidence.get("o2_estimate_ppmv"))
+        if isinstance(o2, float) and (record.worst_o2_ppmv is None or o2 > record.worst_o2_ppmv):
+            record.worst_o2_ppmv = o2
+
+    def complete(self, state: LineState) -> list[str]:
+        """Problems with the records (empty when every item's path is continuous and current)."""
+        problems: list[str] = []
+        for item_id, item in state.items.items():
+            if item.is_container and item_id not in self.records:
+                continue
+            record = self.records.get(item_id)
+            if record is None:
+                problems.append(f"{item_id}: no ledger record")
+                continue
+            for before, after in zip(record.path, record.path[1:], strict=False):
+                if before.until_ts != after.since_ts:
+                    problems.append(f"{item_id}: gap between {before.space} and {after.space}")
+            if not record.path or record.path[-1].space != space_of(item_id, state.items):
+                problems.append(f"{item_id}: ledger says {record.path[-1].space if record.path else '-'}")
+        return problems
