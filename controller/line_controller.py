@@ -1,0 +1,53 @@
+"""The controller assembled from a line configuration: drivers, poller, model, gate, supervisor.
+
+This is what `depline run` (and the tests and benchmarks) start. Everything that moves hardware goes
+through `gate.submit`; everything that watches goes through the poller's fan-out.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from controller.actuators import Actuators
+from controller.alarms import AlarmBoard
+from controller.config import LineConfig
+from controller.devices import build_line_devices
+from controller.gate import CommandGate
+from controller.ledger import ExposureLedger
+from controller.line_model import LineModel
+from controller.poller import Poller, PollPlan
+from controller.supervisor import Supervisor
+
+
+class LineController:
+    def __init__(
+        self, config: LineConfig, *, plan: PollPlan | None = None, travel_timeout_s: float = 20.0
+    ) -> None:
+        self.config = config
+        self.devices = build_line_devices(config)
+        self.model = LineModel(config)
+        self.poller = Poller(config, self.devices, plan=plan)
+        self.gate = CommandGate(self.model, Actuators(config, self.devices, self.model), self.poller.snapshot)
+        self.alarms = AlarmBoard([])
+        self.ledger = ExposureLedger()
+        self.supervisor = Supervisor(
+            self.gate, self.poller, self.alarms, self.ledger, travel_timeout_s=travel_timeout_s
+        )
+
+    async def start(self) -> None:
+        await self.poller.start()
+        await self.supervisor.start()
+
+    async def stop(self) -> None:
+        await self.supervisor.stop()
+        await self.poller.stop()
+        await self.devices.close()
+
+    async def __aenter__(self) -> LineController:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()

@@ -1,0 +1,240 @@
+"""The supervisor: permissives evaluated continuously, alarms raised, the ledger kept, faults made safe.
+
+It wakes on every batch of fresh samples from the poller, builds the line state, and:
+- records atmosphere changes around exposed items in the ledger (and raises a critical alarm if an
+  exposed item ever sits in something not safe);
+- runs `interlocks.watch` and sends each safe action through the *same* gate as any command (origin
+  "interlock"), raising an alarm that carries the reason;
+- checks that doors and gate valves reached the position they were commanded to within their travel
+  time (limit switches), and alarms when they disagree;
+- turns device faults from the poller into "comms lost" alarms, and recoveries into clears.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+
+from controller.actions import Command, MoveItem, SetContainer, SetPort, SetValve
+from controller.alarms import AlarmBoard, AlarmDefinition, Severity, UnknownAlarm
+from controller.gate import CommandGate, GateRecord
+from controller.interlocks import SafeAction, watch
+from controller.ledger import ExposureLedger
+from controller.line_state import LineState
+from controller.poller import DeviceFault, DeviceRecovered, Poller, Sample, Subscription
+from controller.stations import Station, safe_actions
+
+log = logging.getLogger(__name__)
+
+WAKE_TIMEOUT_S = 1.0  # evaluate at least this often even if no sample arrives (stale readings age)
+TRAVEL_TIMEOUT_S = 20.0
+
+
+@dataclass
+class _PositionCheck:
+    target: str
+    want_open: bool
+    deadline: float
+    is_port: bool
+
+
+class Supervisor:
+    def __init__(
+        self,
+        gate: CommandGate,
+        poller: Poller,
+        alarms: AlarmBoard,
+        ledger: ExposureLedger,
+        *,
+        travel_timeout_s: float = TRAVEL_TIMEOUT_S,
+    ) -> None:
+        self.gate = gate
+        self.model = gate.model
+        self.poller = poller
+        self.alarms = alarms
+        self.ledger = ledger
+        self.travel_timeout_s = travel_timeout_s
+        self.stations = {s.name: Station(s.name, s.kind) for s in self.model.config.spaces}
+        self._positions: dict[str, _PositionCheck] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._active_trips: set[str] = set()
+        self.safe_actions_sent: list[tuple[float, SafeAction]] = []
+        gate.subscribe(self._on_record)
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        subscription = self.poller.subscribe("supervisor", maxsize=10_000)
+        self._task = asyncio.create_task(self._run(subscription), name="supervisor")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        self.poller.unsubscribe("supervisor")
+
+    async def _run(self, subscription: Subscription) -> None:
+        while True:
+            try:
+                event = await subscription.get(WAKE_TIMEOUT_S)
+                self._on_event(event)
+                while len(subscription):  # drain the batch, evaluate once
+                    self._on_event(subscription.get_nowait())
+            except TimeoutError:
+                pass
+            try:
+                await self.evaluate()
+            except Exception:  # a bug here must be loud but must not end supervision
+                log.exception("supervisor evaluation failed")
+
+    # -- one evaluation ----------------------------------------------------------------------------
+
+    async def evaluate(self) -> list[SafeAction]:
+        """Judge the current state and enforce what it requires; returns the safe actions sent."""
+        state = self.gate.state()
+        now = time.time()
+        for entry in self.ledger.observe(state, now):
+            self._raise(
+                f"exposure.{entry.space}",
+                Severity.CRITICAL,
+                f"air-sensitive {entry.item} exposed to {entry.atmosphere} in {entry.space}",
+                "Seal the container or restore the inert atmosphere; the item's record is marked.",
+                {"item": entry.item, **entry.evidence},
+            )
+        self._check_positions(state)
+        required = watch(state)
+        wanted = {self._trip_id(s) for s in required}
+        for trip in self._active_trips - wanted:
+            self._clear(trip)
+        self._active_trips = wanted
+        for safe in required:
+            self._raise(
+                self._trip_id(safe), Severity.HIGH, safe.reason, "The interlock acted; check the cause.", {}
+            )
+            record = await self.gate.submit(Command(safe.action, "interlock", "interlock", safe.reason))
+            self.safe_actions_sent.append((time.monotonic(), safe))
+            if record.outcome != "done":
+                log.error(
+                    "safe action did not complete", extra={"action": str(safe.action), "error": record.error}
+                )
+        return required
+
+    @staticmethod
+    def _trip_id(safe: SafeAction) -> str:
+        action = safe.action
+        target = getattr(action, "port", None) or f"{getattr(action, 'space', '')}.{type(action).__name__}"
+        return f"interlock.{safe.invariant}.{target}".replace(" ", "_")
+
+    async def fault(self, space: str, reason: str) -> None:
+        """Put a station into its safe state: isolate, sources and heaters off, stay inert."""
+        station = self.stations[space]
+        if station.state != "fault":
+            await station.fire("fault")
+        for action in safe_actions(self.model.config, space):
+            await self.gate.submit(Command(action, "interlock", "interlock", f"safe state: {reason}"))
+
+    # -- inputs --------------------------------------------------------------------------------------
+
+    def _on_event(self, event: object) -> None:
+        if isinstance(event, DeviceFault):
+            self._raise(
+                f"comms.{event.device}",
+                Severity.HIGH,
+                f"{event.device} is not answering ({event.error_type}: {event.text})",
+                "Its readings go stale and count as unknown; check cable, power and address.",
+                {"error": event.error_type},
+            )
+        elif isinstance(event, DeviceRecovered):
+            self._clear(f"comms.{event.device}")
+        elif not isinstance(event, Sample):
+            log.warning("unexpected poller event", extra={"event": repr(event)})
+
+    def _on_record(self, record: GateRecord) -> None:
+        action = record.command.action
+        now = time.time()
+        if record.outcome == "failed":
+            self._raise(
+                f"command.{_target(action)}",
+                Severity.MEDIUM,
+                f"{action} failed: {record.error}",
+                "The device did not confirm the command; its state is read back, never assumed.",
+                {"user": record.command.user},
+            )
+            return
+        if record.outcome != "done":
+            return
+        if isinstance(action, SetPort):
+            self._positions[action.port] = _PositionCheck(
+                action.port, action.open, time.monotonic() + self.travel_timeout_s, True
+            )
+        elif isinstance(action, SetValve) and action.valve == "turbo_gate":
+            key = f"{action.space}.turbo_gate"
+            self._positions[key] = _PositionCheck(
+                key, action.open, time.monotonic() + self.travel_timeout_s, False
+            )
+        elif isinstance(action, MoveItem | SetContainer):
+            state = self.gate.state()
+            if isinstance(action, MoveItem):
+                if action.item not in self.ledger.records:
+                    self.ledger.registered(state, action.item, now)
+                self.ledger.moved(state, action.item, now)
+            else:
+                self.ledger.container_changed(state, action.container, now)
+
+    def _check_positions(self, state: LineState) -> None:
+        now_mono = time.monotonic()
+        for key, check in list(self._positions.items()):
+            if check.is_port:
+                valve = state.ports[key].valve
+            else:
+                space, _, _ = key.partition(".")
+                valve = state.spaces[space].valves["turbo_gate"]
+            reached = valve.confirmed_open if check.want_open else valve.confirmed_closed
+            alarm_id = f"position.{key}"
+            if reached:
+                del self._positions[key]
+                self._clear(alarm_id)
+            elif now_mono > check.deadline:
+                del self._positions[key]
+                self._raise(
+                    alarm_id,
+                    Severity.HIGH,
+                    f"{key} commanded {'open' if check.want_open else 'closed'} "
+                    "but its limit switches disagree",
+                    "Check the actuator, its air supply and the limit switches before using this port.",
+                    {"open_ls": str(valve.open_ls), "closed_ls": str(valve.closed_ls)},
+                )
+
+    def _clear(self, alarm_id: str) -> None:
+        with contextlib.suppress(UnknownAlarm):  # a condition that never raised has nothing to clear
+            self.alarms.clear(alarm_id, time.time())
+
+    def _raise(
+        self, alarm_id: str, severity: Severity, text: str, guidance: str, evidence: dict[str, object]
+    ) -> None:
+        self.alarms.define(AlarmDefinition(alarm_id, severity, _first_words(alarm_id), guidance))
+        self.alarms.raise_alarm(alarm_id, time.time(), {"text": text, **evidence})
+
+
+def _target(action: object) -> str:
+    for attr in ("port", "item", "container"):
+        if hasattr(action, attr):
+            return str(getattr(action, attr))
+    return f"{getattr(action, 'space', 'line')}.{type(action).__name__}"
+
+
+def _first_words(alarm_id: str) -> str:
+    kind, _, target = alarm_id.partition(".")
+    texts = {
+        "exposure": "exposed air-sensitive item in a non-inert atmosphere",
+        "comms": "device not answering",
+        "interlock": "interlock acted",
+        "position": "position disagreement",
+        "command": "command failed",
+    }
+    return f"{texts.get(kind, kind)}: {target}"
