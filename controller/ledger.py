@@ -73,8 +73,15 @@ class ExposureLedger:
         self._entry(state, item, "registered", ts)
         self._update_exposure(state, item, ts)
 
+    def _ensure(self, state: LineState, ts: float) -> None:
+        """Items the ledger has not seen yet get their first entry, wherever they were first noticed."""
+        for item in state.items.values():
+            if item.id not in self.records and not item.is_container:
+                self.registered(state, item.id, ts)
+
     def moved(self, state: LineState, item: str, ts: float) -> None:
         """Call with the state *after* the move; contents of a moved container move along."""
+        self._ensure(state, ts)
         for moved_id in [item, *(i.id for i in state.items.values() if i.location == item)]:
             record = self.records.setdefault(moved_id, ExposureRecord(moved_id))
             space = space_of(moved_id, state.items)
@@ -87,6 +94,7 @@ class ExposureLedger:
             self._update_exposure(state, moved_id, ts)
 
     def container_changed(self, state: LineState, container: str, ts: float) -> None:
+        self._ensure(state, ts)
         sealed = state.items[container].sealed
         for item in [i.id for i in state.items.values() if i.location == container]:
             self._entry(state, item, "sealed" if sealed else "opened", ts)
@@ -94,6 +102,7 @@ class ExposureLedger:
 
     def observe(self, state: LineState, ts: float) -> list[LedgerEntry]:
         """Record atmosphere changes around exposed items and any unsafe exposure; returns new violations."""
+        self._ensure(state, ts)
         violations: list[LedgerEntry] = []
         for item_id in list(self.records):
             if item_id not in state.items or not is_exposed(item_id, state.items):

@@ -180,8 +180,6 @@ class Supervisor:
         elif isinstance(action, MoveItem | SetContainer):
             state = self.gate.state()
             if isinstance(action, MoveItem):
-                if action.item not in self.ledger.records:
-                    self.ledger.registered(state, action.item, now)
                 self.ledger.moved(state, action.item, now)
             else:
                 self.ledger.container_changed(state, action.container, now)

@@ -11,7 +11,7 @@ undoes it. A scenario is a TOML list of faults on the virtual clock:
     duration_s = 600.0      # optional: cleared again after this long
 
 Kinds: leak, pump_failure, gas_supply_empty, power_loss, heater_sensor_break, stuck_sensor,
-drifting_sensor, no_reply, garbage, crc_errors, modbus_exception, device_power_cycle.
+drifting_sensor, offset_sensor, no_reply, garbage, crc_errors, modbus_exception, device_power_cycle.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ KINDS: dict[str, tuple[str, ...]] = {
     "heater_sensor_break": ("device",),
     "stuck_sensor": ("device", "channel"),
     "drifting_sensor": ("device", "channel", "rate_per_s"),
+    "offset_sensor": ("device", "channel", "offset"),
     "no_reply": ("device",),
     "garbage": ("device", "count"),
     "crc_errors": ("device", "count"),
@@ -59,6 +60,7 @@ class Fault:
     channel: str = ""
     rate_pa_m3_s: float = 0.0
     rate_per_s: float = 0.0
+    offset: float = 0.0
     count: int = 1
     code: int = 4
 
@@ -127,6 +129,12 @@ def _stuck(sim: SimLine, f: Fault) -> Undo:
 def _drifting(sim: SimLine, f: Fault) -> Undo:
     key = f"{f.device}.{f.channel}"
     sim.signal_faults.drift(key, f.rate_per_s)
+    return lambda: sim.signal_faults.clear(key)
+
+
+def _offset(sim: SimLine, f: Fault) -> Undo:
+    key = f"{f.device}.{f.channel}"
+    sim.signal_faults.offset(key, f.offset)
     return lambda: sim.signal_faults.clear(key)
 
 
@@ -203,6 +211,7 @@ _HANDLERS: dict[str, Callable[[SimLine, Fault], Undo]] = {
     "heater_sensor_break": _heater_sensor_break,
     "stuck_sensor": _stuck,
     "drifting_sensor": _drifting,
+    "offset_sensor": _offset,
     "no_reply": _no_reply,
     "garbage": _garbage,
     "crc_errors": _crc_errors,
@@ -240,6 +249,7 @@ def _event(t: TableReader, sim: SimLine) -> ScenarioEvent:
         channel=t.text("channel") if "channel" in needs else "",
         rate_pa_m3_s=t.number("rate_pa_m3_s", min=0.0, max=10.0) if "rate_pa_m3_s" in needs else 0.0,
         rate_per_s=t.number("rate_per_s", min=-1e6, max=1e6) if "rate_per_s" in needs else 0.0,
+        offset=t.number("offset", min=-1e9, max=1e9) if "offset" in needs else 0.0,
         count=t.integer("count", 1, min=1, max=1000) if "count" in needs else 1,
         code=t.integer("code", 4, min=1, max=11) if "code" in needs else 4,
     )

@@ -13,10 +13,11 @@ from dataclasses import dataclass
 
 @dataclass
 class _SignalFault:
-    kind: str  # "stuck" | "drift"
+    kind: str  # "stuck" | "drift" | "offset"
     started_s: float
     held_value: float | None = None
     drift_per_s: float = 0.0
+    offset: float = 0.0
 
 
 class SignalFaults:
@@ -34,6 +35,10 @@ class SignalFaults:
         """Add an offset growing at `per_s` (channel units per virtual second)."""
         self._faults[key] = _SignalFault("drift", self._now_s(), drift_per_s=per_s)
 
+    def offset(self, key: str, delta: float) -> None:
+        """Add a constant step (a calibration shift, or a crisp limit crossing for a latency test)."""
+        self._faults[key] = _SignalFault("offset", self._now_s(), offset=delta)
+
     def clear(self, key: str) -> None:
         self._faults.pop(key, None)
 
@@ -48,6 +53,8 @@ class SignalFaults:
             if fault.held_value is None:
                 fault.held_value = value
             return fault.held_value
+        if fault.kind == "offset":
+            return value + fault.offset
         return value + fault.drift_per_s * (self._now_s() - fault.started_s)
 
     def wrap(self, key: str, source: Callable[[], float]) -> Callable[[], float]:
