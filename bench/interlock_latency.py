@@ -1,0 +1,660 @@
+"""Interlock latency: a limit crossing injected in the simulator, timed to the safe command that answers it.
+
+The question (issue: "report p50/p99 next to the poll period; target p99 ≤ one poll period + 50 ms"):
+how long after the inlet's frost point leaves spec does the supervisor command the inlet gate closed?
+
+Procedure, once per interlock poll period: `SimLine` (standard line, virtual clock at `--speed`) and a
+`LineController` on it; the inlet and the process chamber are pump/purged to inert-in-spec through the
+gate, and the inlet gate is opened through the gate. Then, `--repetitions` times: wait a random fraction
+of a poll period (so the crossing lands at a random phase of the poll cycle), stamp t0, step the inlet
+dew-point transmitter's frost point by `--frost-step` K (a sensor offset: the transmitter derives its
+1-atm frost point, the channel the atmosphere classification reads, from the same Td/f, so both move),
+and wait for the supervisor's `SetPort(inlet_gate, open=False)` with origin "interlock". Undo the step,
+wait for the inlet to be in spec again and the gate closed, reopen it, repeat.
+
+Every stamp is `time.monotonic()`. The gate hands each record to its subscribers synchronously as the
+command finishes; the bench's subscriber stamps that moment ("completed": written and read back) and
+subtracts the record's `duration_s` (measured by the gate on the monotonic clock from the moment
+`submit` was entered) for "issued". To say where the time goes, the bench also keeps its own poller
+subscription: the first out-of-spec frost reading after t0 carries the driver's decode stamp
+(`Reading.mono`, taken when the transmitter's poll completed), which splits the latency into
+poll wait + poll, fan-out + supervisor evaluation, and gate execution.
+
+The test suite only smoke-runs `--quick`: nothing here asserts on timing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import datetime as dt
+import logging
+import math
+import os
+import random
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.acquisition import DOCS_PATH, _machine
+from controller.actions import Action, Command, SetPort, SetPump, SetValve
+from controller.atmosphere import Atmosphere
+from controller.config import load_line_config
+from controller.gate import GateRecord
+from controller.line_controller import LineController
+from controller.line_state import LineState
+from controller.poller import PollPlan, Priority, Sample, Subscription
+from drivers.reading import Reading
+from sim_hardware.faults import Fault, inject
+from sim_hardware.line import SimLine
+
+log = logging.getLogger("bench.interlock_latency")
+
+PORT = "inlet_gate"
+SPACE = "inlet"
+NEIGHBOUR = "process"
+DEWPOINT = "inlet_dewpoint"
+FAULTED_CHANNEL = "frost_point"  # what the transmitter measures (Td/f at the line pressure)
+JUDGED_CHANNEL = "frost_point_atm"  # what the atmosphere classification reads
+TARGET_MARGIN_S = 0.050
+MIN_OVERSHOOT_C = 5.0  # the step must land clearly above the limit, not graze it
+REPURGE_MARGIN_K = 2.0
+ATMOSPHERE_PA = 101_325.0  # back-fill until the regulator has the space above the room
+TRIP_TIMEOUT_S = 5.0
+STATE_TIMEOUT_S = 60.0
+STATE_POLL_S = 0.05
+SUBSCRIBER = "bench.interlock_latency"
+BEGIN = (
+    "<!-- bench.interlock_latency figures: begin "
+    "(rewritten by `python -m bench.interlock_latency --write-docs`) -->"
+)
+END = "<!-- bench.interlock_latency figures: end -->"
+
+
+class BenchError(RuntimeError):
+    """The line did not do what the procedure needs; the figures would mean nothing."""
+
+
+# --- options and results ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LatencyOptions:
+    repetitions: int = 50
+    interlock_periods_s: tuple[float, ...] = (0.1, 0.25)
+    process_period_s: float = 1.0  # the shipped default: only the interlock period varies
+    speed: float = 200.0
+    frost_step_c: float = 40.0
+    seed: int = 1
+    quick: bool = False
+
+
+QUICK = LatencyOptions(repetitions=3, quick=True)
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Linear interpolation between closest ranks (numpy's default); with 50 values p99 lies between
+    the two largest, so it is close to the maximum, as it should be for so few samples."""
+    ordered = sorted(values)
+    if not ordered:
+        raise ValueError("no values")
+    position = (len(ordered) - 1) * q / 100.0
+    low = math.floor(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+@dataclass(frozen=True, slots=True)
+class Spread:
+    p50_s: float
+    p99_s: float
+    max_s: float
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> Spread:
+        return cls(percentile(values, 50), percentile(values, 99), max(values))
+
+    def cell(self) -> str:
+        return f"{_ms(self.p50_s)} / {_ms(self.p99_s)} / {_ms(self.max_s)}"
+
+
+@dataclass(frozen=True, slots=True)
+class Trip:
+    """One injected crossing; every figure in seconds after it, on the monotonic clock."""
+
+    read_s: float  # the transmitter's poll that saw the step completed (Reading.mono)
+    issued_s: float  # the supervisor entered gate.submit with the safe command
+    completed_s: float  # the output was written and read back
+    frost_before_c: float  # the last 1-atm frost point read before the step
+    frost_c: float  # the one that reading showed
+
+    @property
+    def supervisor_s(self) -> float:
+        return self.issued_s - self.read_s
+
+    @property
+    def gate_s(self) -> float:
+        return self.completed_s - self.issued_s
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigResult:
+    interlock_period_s: float
+    process_period_s: float
+    crossings: int
+    trips: tuple[Trip, ...]
+    spurious_closures: int  # interlock closures of the gate with no step injected
+    repurges: int  # the inlet's true frost point crept near the limit and it was purged again
+    frost_baseline_c: float
+    frost_limit_c: float
+    sample_intervals_s: tuple[float, ...]  # between successive inlet frost readings, whole run
+    dropped_samples: int
+
+    @property
+    def target_s(self) -> float:
+        return self.interlock_period_s + TARGET_MARGIN_S
+
+    @property
+    def missed_crossings(self) -> int:
+        return self.crossings - len(self.trips)
+
+    def spread(self, stage: Callable[[Trip], float]) -> Spread:
+        return Spread.of([stage(t) for t in self.trips])
+
+    @property
+    def issued(self) -> Spread:
+        return self.spread(lambda t: t.issued_s)
+
+    @property
+    def completed(self) -> Spread:
+        return self.spread(lambda t: t.completed_s)
+
+    @property
+    def target_met(self) -> bool:
+        return self.missed_crossings == 0 and self.issued.p99_s <= self.target_s
+
+
+@dataclass(frozen=True, slots=True)
+class LatencyReport:
+    options: LatencyOptions
+    command: str
+    started: dt.datetime
+    elapsed_s: float
+    load_before: float
+    load_after: float
+    results: tuple[ConfigResult, ...]
+
+
+# --- watching the gate and the frost point -----------------------------------------------------------
+
+
+class GateCloseWatch:
+    """Gate subscriber: stamps the interlock's closing of the port the moment the gate reports it."""
+
+    def __init__(self, port: str) -> None:
+        self.closing = SetPort(port, False)
+        self.spurious = 0
+        self._armed = False
+        self._hit: tuple[float, GateRecord] | None = None
+        self._event = asyncio.Event()
+
+    def __call__(self, record: GateRecord) -> None:
+        now = time.monotonic()
+        if record.command.origin != "interlock" or record.command.action != self.closing:
+            return
+        if not self._armed:
+            self.spurious += 1
+            log.warning(
+                "interlock closed the gate with no step injected", extra={"reason": record.command.reason}
+            )
+        elif self._hit is None:
+            self._hit = (now, record)
+            self._event.set()
+
+    def arm(self) -> None:
+        self._armed, self._hit = True, None
+        self._event.clear()
+
+    def disarm(self) -> None:
+        self._armed = False
+
+    async def wait(self, timeout_s: float) -> tuple[float, GateRecord] | None:
+        """(monotonic stamp at completion, record), or None if no closing came in time."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                await self._event.wait()
+        return self._hit
+
+
+class FrostTrace:
+    """The inlet frost readings from a poller subscription of our own, drained without a task of its own."""
+
+    def __init__(self, subscription: Subscription) -> None:
+        self.subscription = subscription
+        self.intervals_s: list[float] = []
+        self._last_mono: float | None = None
+
+    def drain(self) -> list[Reading]:
+        readings: list[Reading] = []
+        while (event := self.subscription.get_nowait()) is not None:
+            if isinstance(event, Sample) and (event.device, event.channel) == (DEWPOINT, JUDGED_CHANNEL):
+                if self._last_mono is not None:
+                    self.intervals_s.append(event.reading.mono - self._last_mono)
+                self._last_mono = event.reading.mono
+                readings.append(event.reading)
+        return readings
+
+
+# --- driving the line through the gate ---------------------------------------------------------------
+
+
+async def _do(ctl: LineController, action: Action) -> GateRecord:
+    record = await ctl.gate.submit(Command(action, "bench", "sequence", "interlock latency bench"))
+    if record.outcome != "done":
+        raise BenchError(f"{action}: {record.outcome}: {record.verdict.reason} {record.error}".strip())
+    return record
+
+
+async def _until(
+    ctl: LineController, what: str, predicate: Callable[[LineState], bool], timeout_s: float = STATE_TIMEOUT_S
+) -> LineState:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        state = ctl.gate.state()
+        if predicate(state):
+            return state
+        if time.monotonic() > deadline:
+            raise BenchError(f"the line did not reach '{what}' within {timeout_s:g} s")
+        await asyncio.sleep(STATE_POLL_S)
+
+
+def _pressure_pa(state: LineState, space: str) -> float:
+    p = state.spaces[space].pressure_pa
+    return math.nan if p is None else p
+
+
+async def purge(ctl: LineController, space: str, *, cycles: int, to_pa: float) -> None:
+    """Pump/purge cycles through the gate: evacuate to `to_pa`, back-fill with inert gas to atmosphere."""
+    await _do(ctl, SetPump(space, True))
+    await _until(ctl, f"{space} pump running", lambda s: s.spaces[space].pump_running is True)
+    for _ in range(cycles):
+        await _do(ctl, SetValve(space, "rough", True))
+        await _until(ctl, f"{space} below {to_pa:g} Pa", lambda s: _pressure_pa(s, space) <= to_pa)
+        await _do(ctl, SetValve(space, "rough", False))
+        await _do(ctl, SetValve(space, "gas_fill", True))
+        await _until(ctl, f"{space} back-filled", lambda s: _pressure_pa(s, space) >= ATMOSPHERE_PA)
+        await _do(ctl, SetValve(space, "gas_fill", False))
+        await _until(ctl, f"{space} fill closed", lambda s: not s.spaces[space].valves["gas_fill"].maybe_open)
+
+
+def _both_inert(state: LineState) -> bool:
+    return all(state.spaces[s].atmosphere is Atmosphere.INERT_IN_SPEC for s in (SPACE, NEIGHBOUR))
+
+
+async def _open_port(ctl: LineController) -> None:
+    await _do(ctl, SetPort(PORT, True))
+    await _until(ctl, f"{PORT} confirmed open", lambda s: s.ports[PORT].valve.confirmed_open)
+
+
+# --- one configuration -------------------------------------------------------------------------------
+
+
+async def measure(opts: LatencyOptions, interlock_period_s: float, rng: random.Random) -> ConfigResult:
+    base = load_line_config()
+    async with SimLine(base, speed=opts.speed) as sim:
+        config = sim.simulated_config()
+        plan = PollPlan.for_line(
+            config,
+            periods_s={Priority.INTERLOCK: interlock_period_s, Priority.PROCESS: opts.process_period_s},
+        )
+        async with LineController(config, plan=plan, travel_timeout_s=5.0) as ctl:
+            await purge(ctl, SPACE, cycles=3, to_pa=20.0)
+            await purge(ctl, NEIGHBOUR, cycles=2, to_pa=10.0)
+            state = await _until(ctl, "inlet and process inert-in-spec", _both_inert)
+            watch = GateCloseWatch(PORT)  # from here on, every closing by the interlock is ours to explain
+            ctl.gate.subscribe(watch)
+            limit_c = state.limits.max_frost_point_c
+            baseline_c = _frost_c(state)
+            if baseline_c + opts.frost_step_c < limit_c + MIN_OVERSHOOT_C:
+                raise BenchError(
+                    f"a {opts.frost_step_c:g} K step from {baseline_c:.1f} °C does not cross the "
+                    f"{limit_c:g} °C limit clearly: use a larger --frost-step"
+                )
+            await _open_port(ctl)
+            trace = FrostTrace(ctl.poller.subscribe(SUBSCRIBER, maxsize=1_000_000))
+            try:
+                trips: list[Trip] = []
+                repurges = 0
+                for i in range(opts.repetitions):
+                    trip = await _one_crossing(sim, ctl, watch, trace, opts, limit_c, rng, i)
+                    if trip is not None:
+                        trips.append(trip)
+                    repurges += int(await _restore(ctl, limit_c))
+                trace.drain()
+                dropped = trace.subscription.dropped
+            finally:
+                ctl.poller.unsubscribe(SUBSCRIBER)
+            return ConfigResult(
+                interlock_period_s=interlock_period_s,
+                process_period_s=opts.process_period_s,
+                crossings=opts.repetitions,
+                trips=tuple(trips),
+                spurious_closures=watch.spurious,
+                repurges=repurges,
+                frost_baseline_c=baseline_c,
+                frost_limit_c=limit_c,
+                sample_intervals_s=tuple(trace.intervals_s),
+                dropped_samples=dropped,
+            )
+
+
+def _frost_c(state: LineState) -> float:
+    frost = state.spaces[SPACE].classification.evidence.get("frost_point_c")
+    if not isinstance(frost, float):
+        raise BenchError(f"no usable {SPACE} frost point: {state.spaces[SPACE].classification.reason}")
+    return frost
+
+
+async def _one_crossing(
+    sim: SimLine,
+    ctl: LineController,
+    watch: GateCloseWatch,
+    trace: FrostTrace,
+    opts: LatencyOptions,
+    limit_c: float,
+    rng: random.Random,
+    index: int,
+) -> Trip | None:
+    await asyncio.sleep(rng.uniform(0.0, ctl.poller.plan.periods_s[Priority.INTERLOCK]))
+    before = trace.drain()  # what was read before the crossing only counts for the sample intervals
+    before_c = before[-1].value if before else math.nan
+    watch.arm()
+    t0 = time.monotonic()
+    undo = inject(
+        sim, Fault("offset_sensor", device=DEWPOINT, channel=FAULTED_CHANNEL, offset=opts.frost_step_c)
+    )
+    try:
+        hit = await watch.wait(TRIP_TIMEOUT_S)
+    finally:
+        undo()
+        watch.disarm()
+    trip = None
+    if hit is None:
+        log.error(
+            "no safe command within %g s of the crossing", TRIP_TIMEOUT_S, extra={"crossing": index + 1}
+        )
+    else:
+        done, record = hit
+        seen = next((r for r in trace.drain() if r.mono >= t0 and r.value > limit_c), None)
+        if seen is None:
+            raise BenchError(
+                f"{PORT} closed with no out-of-spec frost reading after the step: {record.command}"
+            )
+        trip = Trip(seen.mono - t0, done - record.duration_s - t0, done - t0, before_c, seen.value)
+        log.info(
+            "crossing %d: issued %.1f ms, completed %.1f ms",
+            index + 1,
+            1000 * trip.issued_s,
+            1000 * trip.completed_s,
+            extra={"crossing": index + 1, "issued_s": trip.issued_s, "completed_s": trip.completed_s},
+        )
+    return trip
+
+
+async def _restore(ctl: LineController, limit_c: float) -> bool:
+    """Back to the starting point after a crossing: gate closed, inlet in spec, gate open again.
+
+    At the default speed 200 the inlet's walls outgas water for a virtual hour every 18 s, so its true
+    frost point creeps towards the limit during a run; once it comes within `REPURGE_MARGIN_K` the
+    inlet is purged again (the gate is closed anyway). Returns whether it was.
+    """
+    undone = time.monotonic()
+
+    def settled(state: LineState) -> bool:
+        latest = ctl.poller.latest(DEWPOINT, JUDGED_CHANNEL)
+        return state.ports[PORT].valve.confirmed_closed and latest is not None and latest.mono > undone
+
+    state = await _until(ctl, f"{PORT} closed and the {SPACE} frost point read again", settled)
+    frost_c = state.spaces[SPACE].classification.evidence.get("frost_point_c")
+    drifted = not (
+        state.spaces[SPACE].atmosphere is Atmosphere.INERT_IN_SPEC
+        and isinstance(frost_c, float)
+        and frost_c <= limit_c - REPURGE_MARGIN_K
+    )
+    if drifted:
+        log.info(
+            "%s drifted towards the limit (%s, frost point %s °C); purging it again",
+            SPACE,
+            state.spaces[SPACE].atmosphere.value,
+            frost_c,
+            extra={"frost_point_c": frost_c, "atmosphere": state.spaces[SPACE].atmosphere.value},
+        )
+        await purge(ctl, SPACE, cycles=2, to_pa=20.0)
+    await _until(ctl, f"{SPACE} and {NEIGHBOUR} inert-in-spec", _both_inert)
+    await _open_port(ctl)
+    return drifted
+
+
+# --- the whole run -----------------------------------------------------------------------------------
+
+
+async def run_bench(opts: LatencyOptions, *, command: str = "") -> LatencyReport:
+    started = dt.datetime.now(dt.UTC)
+    load_before = os.getloadavg()[0]
+    t0 = time.monotonic()
+    rng = random.Random(opts.seed)
+    results: list[ConfigResult] = []
+    for period_s in opts.interlock_periods_s:
+        guard_s = 300.0 + opts.repetitions * (TRIP_TIMEOUT_S + 3 * STATE_TIMEOUT_S)
+        async with asyncio.timeout(guard_s):
+            results.append(await measure(opts, period_s, rng))
+        log.info("interlock period %g s done", period_s, extra={"interlock_period_s": period_s})
+    return LatencyReport(
+        options=opts,
+        command=command,
+        started=started,
+        elapsed_s=time.monotonic() - t0,
+        load_before=load_before,
+        load_after=os.getloadavg()[0],
+        results=tuple(results),
+    )
+
+
+# --- report ------------------------------------------------------------------------------------------
+
+
+def _ms(seconds: float) -> str:
+    return f"{1000 * seconds:.0f}" if seconds >= 0.1 else f"{1000 * seconds:.1f}"
+
+
+def _verdict(result: ConfigResult) -> str:
+    target = f"≤ {_ms(result.target_s)} ms"
+    if not result.trips:
+        return f"{target}: **missed** (no safe command at all)"
+    if result.missed_crossings:
+        return f"{target}: **missed** ({result.missed_crossings} crossing(s) got no safe command)"
+    return f"{target}: {'met' if result.target_met else '**missed**'}"
+
+
+def _summary_table(results: Sequence[ConfigResult]) -> list[str]:
+    out = [
+        "| interlock poll period | process poll period | crossings | safe commands "
+        "| crossing → safe command issued, p50 / p99 / max (ms) "
+        "| crossing → closed and read back, p50 / p99 / max (ms) | target: p99 issued ≤ period + 50 ms |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        issued = r.issued.cell() if r.trips else "n/a"
+        completed = r.completed.cell() if r.trips else "n/a"
+        periods = f"| {_ms(r.interlock_period_s)} ms | {_ms(r.process_period_s)} ms"
+        out.append(f"{periods} | {r.crossings} | {len(r.trips)} | {issued} | {completed} | {_verdict(r)} |")
+    return out
+
+
+def _breakdown_table(results: Sequence[ConfigResult]) -> list[str]:
+    out = [
+        "| interlock poll period | crossing → step read (poll wait + the transmitter's poll) "
+        "| read → safe command issued (fan-out + supervisor) "
+        "| issued → read back (gate: I/O write + readback) "
+        f"| interval between {DEWPOINT} readings |",
+        "|---|---|---|---|---|",
+    ]
+    for r in results:
+        if not r.trips:
+            continue
+        intervals = Spread.of(r.sample_intervals_s).cell() if r.sample_intervals_s else "n/a"
+        out.append(
+            f"| {_ms(r.interlock_period_s)} ms | {r.spread(lambda t: t.read_s).cell()} "
+            f"| {r.spread(lambda t: t.supervisor_s).cell()} | {r.spread(lambda t: t.gate_s).cell()} "
+            f"| {intervals} |"
+        )
+    return out
+
+
+def _checks(results: Sequence[ConfigResult]) -> list[str]:
+    out: list[str] = []
+    for r in results:
+        steps = [t.frost_c - t.frost_before_c for t in r.trips if math.isfinite(t.frost_before_c)]
+        stepped = (
+            f"{statistics.median(t.frost_c for t in r.trips):.1f} °C, a step of "
+            f"{statistics.median(steps):.1f} K (medians)"
+            if steps
+            else "n/a"
+        )
+        out.append(
+            f"- {_ms(r.interlock_period_s)} ms: `{DEWPOINT}.{JUDGED_CHANNEL}` {r.frost_baseline_c:.1f} °C "
+            f"after the purge; first reading after a step {stepped}; limit {r.frost_limit_c:g} °C. "
+            f"Interlock closures with no step injected: {r.spurious_closures}; "
+            f"inlet purged again between crossings (outgassing drift): {r.repurges} time(s); "
+            f"poller samples the bench's subscription dropped: {r.dropped_samples}"
+        )
+    return out
+
+
+def render_markdown(report: LatencyReport) -> str:
+    opts = report.options
+    quick = " (QUICK smoke run, not real figures)" if opts.quick else ""
+    lines = [
+        f"## Figures: interlock latency benchmark{quick}",
+        "",
+        f"- date: {report.started:%Y-%m-%d %H:%M} UTC; whole run {report.elapsed_s:.0f} s",
+        f"- machine: {_machine()}",
+        f"- 1-minute load average: {report.load_before:.2f} before, {report.load_after:.2f} after "
+        "(the bench's own process counts in the second)",
+        f"- command: `{report.command or 'python -m bench.interlock_latency'}`",
+        f"- SimLine (standard line) at speed {opts.speed:g}, serial links unpaced; {opts.repetitions} "
+        f"crossings per configuration, each a +{opts.frost_step_c:g} K step of "
+        f"`{DEWPOINT}.{FAULTED_CHANNEL}` injected after a random wait of 0–1 interlock poll period; "
+        f"seed {opts.seed}",
+        "- percentiles interpolate linearly between closest ranks: with 50 crossings p99 lies between "
+        "the two largest values",
+        "",
+        f"### {SPACE} frost point leaves spec → the supervisor closes {PORT}",
+        "",
+        *_summary_table(report.results),
+        "",
+        "### Where the time goes (p50 / p99 / max, ms)",
+        "",
+        *_breakdown_table(report.results),
+        "",
+        *_checks(report.results),
+        "",
+        "How to read this: *issued* is when the supervisor entered `gate.submit` with the safe command, "
+        "*read back* when the gate reported the remote I/O output written and read back (the valve's travel "
+        "is not included). The first stage ends when the transmitter's poll that saw the step completed "
+        "(the driver stamps its readings then), so it holds the wait for the next poll of the dew-point "
+        "transmitter plus that poll; it is bounded by the interval between its readings, which is the "
+        "interlock poll period unless the RS-485 bus it shares with the heaters is busy. The supervisor "
+        "stage holds the poller's fan-out, the supervisor's wake-up and one evaluation of the whole line "
+        "state. Figures are host timings of the software on a simulated plant: a real bus adds wire time "
+        "and device latency to the first stage.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def update_docs(path: Path, figures: str) -> None:
+    """Replace this benchmark's marked section of `path` (appended if absent); nothing else is touched."""
+    block = f"{BEGIN}\n\n{figures.strip()}\n\n{END}"
+    text = path.read_text(encoding="utf-8") if path.exists() else "# Performance\n"
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        text = head + block + rest.split(END, 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
+# --- command line ------------------------------------------------------------------------------------
+
+
+def _periods(text: str) -> tuple[float, ...]:
+    try:
+        periods = tuple(float(p) for p in text.split(",") if p.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a comma-separated list of seconds: {text!r}") from None
+    if not periods or not all(p > 0 for p in periods):
+        raise argparse.ArgumentTypeError(f"poll periods must be > 0 s: {text!r}")
+    return periods
+
+
+def _parser() -> argparse.ArgumentParser:
+    d = LatencyOptions()
+    p = argparse.ArgumentParser(
+        prog="python -m bench.interlock_latency", description=__doc__.split("\n\n")[0]
+    )
+    p.add_argument("--repetitions", type=int, default=d.repetitions, help="crossings per configuration")
+    p.add_argument(
+        "--periods",
+        type=_periods,
+        default=d.interlock_periods_s,
+        help="interlock poll periods to measure, comma-separated seconds (default 0.1,0.25)",
+    )
+    p.add_argument("--process-period", type=float, default=d.process_period_s, help="process poll period, s")
+    p.add_argument("--speed", type=float, default=d.speed, help="SimLine virtual clock speed")
+    p.add_argument("--frost-step", type=float, default=d.frost_step_c, help="frost point step, K")
+    p.add_argument("--seed", type=int, default=d.seed, help="seed of the random injection phase")
+    p.add_argument("--quick", action="store_true", help="few crossings: a smoke test, not figures")
+    p.add_argument(
+        "--write-docs", action="store_true", help=f"update this benchmark's section of {DOCS_PATH.name}"
+    )
+    p.add_argument("--docs", type=Path, default=DOCS_PATH, help="the file --write-docs updates")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    parser = _parser()
+    args = parser.parse_args(args_list)
+    if args.quick and args.write_docs:
+        parser.error("--quick figures are not figures: refusing --write-docs")
+    opts = dataclasses.replace(
+        QUICK if args.quick else LatencyOptions(),
+        interlock_periods_s=args.periods,
+        process_period_s=args.process_period,
+        speed=args.speed,
+        frost_step_c=args.frost_step,
+        seed=args.seed,
+    )
+    if not args.quick:
+        opts = dataclasses.replace(opts, repetitions=args.repetitions)
+    if opts.repetitions < 1 or opts.process_period_s <= 0 or opts.speed <= 0:
+        parser.error("--repetitions, --process-period and --speed must be positive")
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s: %(message)s")
+    command = " ".join(["python -m bench.interlock_latency", *args_list])
+    report = asyncio.run(run_bench(opts, command=command))
+    figures = render_markdown(report)
+    sys.stdout.write(figures)
+    if args.write_docs:
+        update_docs(args.docs, figures)
+        log.info("figures written to %s", args.docs, extra={"path": str(args.docs)})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
