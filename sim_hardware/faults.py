@@ -11,7 +11,8 @@ undoes it. A scenario is a TOML list of faults on the virtual clock:
     duration_s = 600.0      # optional: cleared again after this long
 
 Kinds: leak, pump_failure, gas_supply_empty, power_loss, heater_sensor_break, stuck_sensor,
-drifting_sensor, offset_sensor, no_reply, garbage, crc_errors, modbus_exception, device_power_cycle.
+drifting_sensor, offset_sensor, stuck_actuator, no_reply, garbage, crc_errors, modbus_exception,
+device_power_cycle.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ KINDS: dict[str, tuple[str, ...]] = {
     "crc_errors": ("device", "count"),
     "modbus_exception": ("device", "code"),
     "device_power_cycle": ("device",),
+    "stuck_actuator": ("actuator",),
 }
 
 
@@ -58,6 +60,7 @@ class Fault:
     pump: str = ""
     device: str = ""
     channel: str = ""
+    actuator: str = ""  # a plant valve or door name: "inlet_gate", "inlet.rough"
     rate_pa_m3_s: float = 0.0
     rate_per_s: float = 0.0
     offset: float = 0.0
@@ -203,6 +206,17 @@ def _power_cycle(sim: SimLine, f: Fault) -> Undo:
     return restore
 
 
+def _stuck_actuator(sim: SimLine, f: Fault) -> Undo:
+    """A valve or door that no longer travels: its limit switches will disagree with the command."""
+    target = sim.plant.doors.get(f.actuator) or sim.plant.valves[f.actuator]
+    target.stuck = True
+
+    def free() -> None:
+        target.stuck = False
+
+    return free
+
+
 _HANDLERS: dict[str, Callable[[SimLine, Fault], Undo]] = {
     "leak": _leak,
     "pump_failure": _pump_failure,
@@ -217,6 +231,7 @@ _HANDLERS: dict[str, Callable[[SimLine, Fault], Undo]] = {
     "crc_errors": _crc_errors,
     "modbus_exception": _modbus_exception,
     "device_power_cycle": _power_cycle,
+    "stuck_actuator": _stuck_actuator,
 }
 
 
@@ -247,6 +262,9 @@ def _event(t: TableReader, sim: SimLine) -> ScenarioEvent:
         pump=t.text("pump", choices=[*sim.plant.pumps, *sim.plant.turbos]) if "pump" in needs else "",
         device=t.text("device", choices=devices) if "device" in needs else "",
         channel=t.text("channel") if "channel" in needs else "",
+        actuator=t.text("actuator", choices=[*sim.plant.doors, *sim.plant.valves])
+        if "actuator" in needs
+        else "",
         rate_pa_m3_s=t.number("rate_pa_m3_s", min=0.0, max=10.0) if "rate_pa_m3_s" in needs else 0.0,
         rate_per_s=t.number("rate_per_s", min=-1e6, max=1e6) if "rate_per_s" in needs else 0.0,
         offset=t.number("offset", min=-1e9, max=1e9) if "offset" in needs else 0.0,

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any
 
@@ -76,6 +76,34 @@ def plant_spec(config: LineConfig) -> LineSpec:
     return combine(*parts, extra_openings=gates)
 
 
+@dataclasses.dataclass(frozen=True)
+class InitialAtmosphere:
+    """How a space starts: filled with a supply's gas (or "air") at a pressure, walls dry for so long.
+
+    The plant starts as the line was left (argon-filled antechambers, a chamber kept under vacuum);
+    the controller still has to find that out from its readings, never from this.
+    """
+
+    gas: str = "ar"
+    pressure_pa: float | None = None
+    dry_for_s: float = 0.0
+
+
+def with_initial(spec: LineSpec, initial: Mapping[str, InitialAtmosphere]) -> LineSpec:
+    spaces = tuple(
+        dataclasses.replace(
+            s,
+            initial_gas=initial[s.name].gas,
+            initial_pressure_pa=initial[s.name].pressure_pa,
+            initial_outgassing_age_s=initial[s.name].dry_for_s,
+        )
+        if s.name in initial
+        else s
+        for s in spec.spaces
+    )
+    return dataclasses.replace(spec, spaces=spaces)
+
+
 @dataclasses.dataclass
 class SimLink:
     """One simulated physical link and the devices on it."""
@@ -91,11 +119,18 @@ class SimLink:
 class SimLine:
     """The plant on a virtual clock plus every configured instrument on a real endpoint."""
 
-    def __init__(self, config: LineConfig, *, speed: float = 1.0, pace: bool = False) -> None:
+    def __init__(
+        self,
+        config: LineConfig,
+        *,
+        speed: float = 1.0,
+        pace: bool = False,
+        initial: Mapping[str, InitialAtmosphere] | None = None,
+    ) -> None:
         self.config = config
         self.pace = pace
         self.clock = VirtualClock(speed)
-        self.plant = Plant.from_spec(plant_spec(config))
+        self.plant = Plant.from_spec(with_initial(plant_spec(config), initial or {}))
         self.runner = PlantRunner(self.plant, self.clock)
         self.signal_faults = SignalFaults(lambda: self.plant.time_s)
         self.bound: dict[str, Bound] = {}
