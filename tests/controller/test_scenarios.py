@@ -76,3 +76,17 @@ async def test_transfer_then_inlet_leak_closes_the_open_gate(line: tuple[SimLine
     assert not record.ever_exposed_to_non_inert, record.non_inert
     assert any(r.alarm_id.startswith("interlock.") for r in ctl.alarms.journal)
     assert ctl.ledger.complete(state) == []
+
+
+async def test_stuck_door_raises_a_position_alarm(line: tuple[SimLine, LineController]) -> None:
+    sim, ctl = line
+    inject(sim, Fault("stuck_actuator", actuator="inlet.outer"))
+    await until(
+        ctl,
+        lambda s: s.spaces["inlet"].pressure_pa is not None and s.ports["inlet_gate"].valve.confirmed_closed,
+    )
+    await do(ctl, SetPort("inlet.outer", True))  # allowed: the inlet is at room pressure, nothing exposed
+    await until(ctl, lambda s: any(a.definition.id == "position.inlet.outer" for a in ctl.alarms.active()))
+    status = ctl.alarms.get("position.inlet.outer")
+    assert status.evidence["closed_ls"] == "True"  # commanded open, still reported closed
+    assert not sim.plant.doors["inlet.outer"].is_open
