@@ -12,7 +12,7 @@ The software interlock is supervisory; a real site keeps its hard-wired interloc
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from controller.actions import (
     Action,
@@ -29,7 +29,8 @@ from controller.actions import (
     opens_or_starts,
 )
 from controller.atmosphere import AIR_O2_PPMV, Atmosphere
-from controller.items import contents_of, is_exposed, materials_in, space_of
+from controller.config import ROOM
+from controller.items import Inventory, InventoryError, contents_of, is_exposed, materials_in, moved, space_of
 from controller.line_state import LineState, PortState, SpaceState
 
 HEATER_ABSOLUTE_MAX_C = 250.0
@@ -136,10 +137,12 @@ def _valve_rules(state: LineState, action: SetValve) -> Iterator[Refusal]:
         refusal = _exposed_refusal(state, space, f"venting {space.name}", "I3")
         if refusal:
             yield refusal
-        if space.turbo_speed_hz is not None and space.turbo_spinning:
-            yield Refusal(
-                "I4", "turbo-vent", f"the turbo of {space.name} is spinning ({space.turbo_speed_hz:.0f} Hz)"
-            )
+        yield from _inner_ports_not_closed(state, space, f"venting {space.name}")
+        # a chamber with a turbo gate has a turbo: an unknown (stale/missing) speed counts as spinning
+        # (`turbo_spinning`), it must not skip the check the way "no turbo at all" does
+        if "turbo_gate" in space.valves and space.turbo_spinning:
+            speed = "speed unknown" if space.turbo_speed_hz is None else f"{space.turbo_speed_hz:.0f} Hz"
+            yield Refusal("I4", "turbo-vent", f"the turbo of {space.name} is spinning ({speed})")
     elif action.valve == "rough":
         if space.pump_running is not True:
             yield Refusal(
@@ -220,6 +223,25 @@ def _outer_door_rules(state: LineState, port: PortState) -> Iterator[Refusal]:
         yield refusal
     if space.valves["rough"].maybe_open:
         yield Refusal("I4", "pumping", f"{name} rough valve is open: close it before opening the outer door")
+    yield from _inner_ports_not_closed(state, space, f"opening {port.name}")
+
+
+def _inner_ports_not_closed(state: LineState, space: SpaceState, what: str) -> Iterator[Refusal]:
+    """Air let into a space reaches every neighbour behind an inner port that is not confirmed closed.
+
+    Without this, venting the process chamber (or opening an antechamber's outer door) while a gate
+    stands open would flood the neighbour - its exposed items, and a sensorless chamber whose
+    provenance never learns of the air - before `watch` could close the gate.
+    """
+    for port in state.ports_of(space.name):
+        if port.kind != "outer_door" and not port.valve.confirmed_closed:
+            other = next(n for n in port.between if n != space.name)
+            yield Refusal(
+                "I2",
+                "inner-port-open",
+                f"{what} with {port.name} not confirmed closed would let air into {other}",
+                {"port": port.name},
+            )
 
 
 def _inner_port_rules(state: LineState, port: PortState) -> Iterator[Refusal]:
@@ -247,6 +269,20 @@ def _inner_port_rules(state: LineState, port: PortState) -> Iterator[Refusal]:
         if space.sources_on:
             yield Refusal(
                 "I6", "source-on", f"{space.name} has sources on ({', '.join(sorted(space.sources_on))})"
+            )
+    # invariant 4: a running turbo behind an open gate valve sees the other side's pressure once the
+    # port opens; "both vacuum" (up to vacuum_below_pa) is not enough for it
+    limit = state.limits.turbo_gate_max_pa
+    for pumped, other in ((a, b), (b, a)):
+        turbo_gate = pumped.valves.get("turbo_gate")
+        turbo_exposed = turbo_gate is not None and turbo_gate.maybe_open and pumped.turbo_spinning
+        if turbo_exposed and (other.pressure_pa is None or other.pressure_pa > limit):
+            yield Refusal(
+                "I4",
+                "turbo-pressure",
+                f"{other.name} at {_pressure_text(other)} would reach the running turbo of "
+                f"{pumped.name} (limit {limit:g} Pa): close its turbo gate first",
+                {"pressure_pa": other.pressure_pa},
             )
 
 
@@ -285,7 +321,7 @@ def _heater_rules(state: LineState, action: SetHeater) -> Iterator[Refusal]:
     for m in materials_in(action.space, state.items):
         if m.max_temp_c < limit:
             limit, why = m.max_temp_c, f"{m.name} is present ({m.note or 'material limit'})"
-    if action.setpoint_c > limit:
+    if not action.setpoint_c <= limit:  # written so that a NaN setpoint is refused too
         yield Refusal(
             "I5",
             "material-temperature",
@@ -332,16 +368,31 @@ def _move_rules(state: LineState, action: MoveItem) -> Iterator[Refusal]:
         return
     source = space_of(action.item, items)
     target = space_of(action.to, items) if action.to in items else action.to
-    if target not in state.spaces:
+    if target not in state.spaces and target != ROOM:  # the room: a sealed container leaving the line
         yield _unknown("space or container", action.to)
+        return
+    try:
+        after = moved(items, action.item, action.to, [*state.spaces, ROOM])
+    except InventoryError as exc:  # into a non-container, or a container into itself
+        yield Refusal("E", "impossible-move", str(exc))
         return
     if source != target:
         between = [p for p in state.ports.values() if set(p.between) == {source, target}]
         if not any(p.valve.confirmed_open for p in between):
             yield Refusal("E", "no-open-port", f"no open port between {source} and {target}")
-    moving = [action.item, *(i.id for i in contents_of(action.item, items))]
-    if any(is_exposed(i, items) for i in moving):
-        for name in {source, target}:
+    # everything that travels, at any depth, and exposed before OR after the move: taking a foil out
+    # of a sealed box exposes it, and an open box inside an open box still carries a bare foil
+    moving = _carried(action.item, items)
+    if any(is_exposed(i, items) or is_exposed(i, after) for i in moving):
+        for name in sorted({source, target}):
+            if name == ROOM:
+                yield Refusal(
+                    "I1",
+                    "exposed-move",
+                    f"{action.item} would carry an exposed air-sensitive item through room air",
+                    {"space": ROOM, "atmosphere": Atmosphere.AIR.value},
+                )
+                continue
             space = state.spaces.get(name)
             if space is not None and not space.safe_for_exposed:
                 yield Refusal(
@@ -353,19 +404,34 @@ def _move_rules(state: LineState, action: MoveItem) -> Iterator[Refusal]:
                 )
 
 
+def _carried(item_id: str, items: Inventory) -> list[str]:
+    """The item and everything inside it, at any depth."""
+    carried = [item_id]
+    for holder in carried:  # grows while iterating: a breadth-first walk down the containers
+        carried.extend(i.id for i in contents_of(holder, items))
+    return carried
+
+
 def _container_rules(state: LineState, action: SetContainer) -> Iterator[Refusal]:
     items = state.items
     if action.container not in items or not items[action.container].is_container:
         yield _unknown("container", action.container)
         return
-    space = state.spaces.get(space_of(action.container, items))
-    inside = [i for i in contents_of(action.container, items) if i.limits.air_sensitive]
-    if inside and space is not None and space.atmosphere is not Atmosphere.INERT_IN_SPEC:
+    where = space_of(action.container, items)
+    space = state.spaces.get(where)
+    # what would newly be exposed: nested open boxes count, items a sealed outer box still protects
+    # don't (and the container's own material is never looked up: a container is not a sample)
+    unsealed = {**items, action.container: replace(items[action.container], sealed=False)}
+    inside = [
+        i for i in _carried(action.container, items) if is_exposed(i, unsealed) and not is_exposed(i, items)
+    ]
+    if inside and (space is None or space.atmosphere is not Atmosphere.INERT_IN_SPEC):
+        shown = "air" if space is None else space.atmosphere.value
+        detail = f"the {where}" if space is None else f"{space.name} ({space.classification.reason})"
         yield Refusal(
             "I1",
             "open-container",
-            f"opening {action.container} would expose {', '.join(i.id for i in inside)} to "
-            f"{space.atmosphere.value} in {space.name} ({space.classification.reason})",
+            f"opening {action.container} would expose {', '.join(inside)} to {shown} in {detail}",
         )
 
 

@@ -23,6 +23,7 @@ from controller.atmosphere import (
 )
 from controller.config import Limits, LineConfig
 from controller.items import Inventory, exposed_in
+from drivers.deposition_sources import STANDARD_LINE_SOURCES
 from drivers.reading import Quality, Reading
 
 Snapshot = Mapping[tuple[str, str], Reading]
@@ -215,6 +216,7 @@ def build_line_state(
 ) -> LineState:
     """Derive the snapshot the interlocks judge; updates each space's memory (provenance) in place."""
     config, limits, io = readings.config, readings.limits, readings.io
+    _mix_through_open_ports(readings, snapshot, memory, now_mono)
     spaces: dict[str, SpaceState] = {}
     for space in config.spaces:
         name = space.name
@@ -260,10 +262,10 @@ def build_line_state(
         )
         mem = memory.setdefault(name, SpaceMemory())
         mem.provenance, classification = observe(mem.provenance, sensors, activity, limits, now_mono)
-        if activity.open_to_air or (pressure is not None and pressure.value > limits.turbo_gate_max_pa):
-            mem.base_pressure_reached = (
-                mem.base_pressure_reached and not activity.open_to_air and not activity.gas_filling
-            )
+        if pressure is not None and pressure.value > limits.turbo_gate_max_pa:
+            # gas came in (a transfer through an open gate, an MFC back-fill, a leak): no process runs
+            # above the turbo-gate limit, so the base pressure must be reached again before deposition
+            mem.base_pressure_reached = False
         if pressure is not None and pressure.value <= limits.deposition_base_pressure_pa:
             mem.base_pressure_reached = True
         if activity.open_to_air or activity.gas_filling:
@@ -290,6 +292,34 @@ def build_line_state(
     return LineState(spaces, ports, items, limits, now_mono)
 
 
+def _mix_through_open_ports(
+    readings: LineReadings, snapshot: Snapshot, memory: dict[str, SpaceMemory], now: float
+) -> None:
+    """Gas crosses an inner port that may be open: under vacuum, carry the worse air share to both sides.
+
+    Two "vacuum" spaces may be joined (invariant 2), but the gas in an antechamber roughed from air to
+    50 Pa is air; without this the sensorless process chamber kept its purged history, and a later
+    back-fill was credited with dilution it never had (~24 ppm O2 called in spec). Near atmosphere
+    both sides are inert-in-spec when a port opens, so their mixture is too, and the antechambers'
+    O2 sensors correct their own history once static; there nothing is carried over.
+    """
+    limits = readings.limits
+    for port in readings.config.ports:
+        if (
+            port.kind == "outer_door"
+            or not _port_valve(snapshot, readings.io, port.name, limits, now).maybe_open
+        ):
+            continue
+        pressures = [readings.pressure(snapshot, name, now) for name in port.between]
+        if all(p is not None and p.value > limits.vacuum_below_pa for p in pressures):
+            continue
+        sides = [memory.setdefault(name, SpaceMemory()) for name in port.between]
+        worst = max(side.provenance.air_fraction for side in sides)
+        for side in sides:
+            if side.provenance.air_fraction < worst:
+                side.provenance = Provenance(worst)  # a fill under way restarts its credit from here
+
+
 def _port_valve(snapshot: Snapshot, io: str | None, port: str, limits: Limits, now: float) -> ValveState:
     point = io_point_of_port(port)
     return ValveState(
@@ -314,10 +344,12 @@ def _value(snapshot: Snapshot, device: str | None, channel: str, limits: Limits,
 def _sources_on(snapshot: Snapshot, device: str | None, limits: Limits, now: float) -> frozenset[str]:
     if device is None:
         return frozenset()
+    # a source never read yet (controller just started, link never up) is as unknown as a stale one
+    channels = {f"{s.name}.output_on" for s in STANDARD_LINE_SOURCES}
+    channels |= {channel for dev, channel in snapshot if dev == device and channel.endswith(".output_on")}
     on = set()
-    for (dev, channel), reading in snapshot.items():
-        if dev == device and channel.endswith(".output_on"):
-            fresh = usable(reading, now, limits)
-            if fresh is None or fresh.value >= 0.5:  # unknown counts as on: never assume a source is off
-                on.add(channel.removesuffix(".output_on"))
+    for channel in channels:
+        fresh = usable(snapshot.get((device, channel)), now, limits)
+        if fresh is None or fresh.value >= 0.5:  # unknown counts as on: never assume a source is off
+            on.add(channel.removesuffix(".output_on"))
     return frozenset(on)
