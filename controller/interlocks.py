@@ -69,7 +69,8 @@ ALLOWED = Verdict(True)
 
 def check(state: LineState, action: Action) -> Verdict:
     """Judge one requested action against every rule that applies to it."""
-    if not opens_or_starts(action) and not isinstance(action, MoveItem | SetHeater):
+    # stopping a backing pump is not the safe direction while its turbo spins: judged like a start
+    if not opens_or_starts(action) and not isinstance(action, MoveItem | SetHeater | SetPump):
         return ALLOWED
     refusals = tuple(_RULES[type(action)](state, action))
     return Verdict(not refusals, refusals)
@@ -120,7 +121,7 @@ def _valve_rules(state: LineState, action: SetValve) -> Iterator[Refusal]:
         return
     others = {name: v.maybe_open for name, v in space.valves.items() if name != action.valve}
     forbidden = {
-        "rough": ("vent", "gas_fill"),
+        "rough": ("vent", "gas_fill", "turbo_gate"),  # crossover: never rough through an open turbo gate
         "vent": ("rough", "gas_fill", "turbo_gate"),
         "gas_fill": ("rough", "vent"),
     }
@@ -287,8 +288,17 @@ def _inner_port_rules(state: LineState, port: PortState) -> Iterator[Refusal]:
 
 
 def _pump_rules(state: LineState, action: SetPump) -> Iterator[Refusal]:
-    if action.space not in state.spaces:
+    space = _space(state, action.space)
+    if space is None:
         yield _unknown("space", action.space)
+        return
+    if not action.running and "turbo_gate" in space.valves and space.turbo_spinning:
+        speed = "speed unknown" if space.turbo_speed_hz is None else f"{space.turbo_speed_hz:.0f} Hz"
+        yield Refusal(
+            "I4",
+            "backing-turbo",
+            f"the {space.name} turbo is spinning ({speed}): stop it before its backing pump",
+        )
 
 
 def _turbo_rules(state: LineState, action: SetTurbo) -> Iterator[Refusal]:
@@ -318,6 +328,8 @@ def _heater_rules(state: LineState, action: SetHeater) -> Iterator[Refusal]:
         yield _unknown("space", action.space)
         return
     limit, why = HEATER_ABSOLUTE_MAX_C, "the heater's own limit"
+    if action.heater != "substrate":
+        return  # a source heater melts its own charge: the materials limit is the substrate's
     for m in materials_in(action.space, state.items):
         if m.max_temp_c < limit:
             limit, why = m.max_temp_c, f"{m.name} is present ({m.note or 'material limit'})"

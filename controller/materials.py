@@ -57,13 +57,19 @@ def material(name: str) -> Material:
         return _SUBSTRATES[text]
     if text == "Li" or _is_lithium_alloy(text):
         return Material(text, True, LITHIUM_MAX_TEMP_C, reacts_with_n2=True, note=_LITHIUM.note)
-    if any(marker in text for marker in _SULFIDE_MARKERS):
+    if any(marker in text for marker in _SULFIDE_MARKERS) or _is_lithium_sulfide(text):
         return Material(text, True, SULFIDE_MAX_TEMP_C, note=_SULFIDE.note)
     raise MaterialError(
         f"unknown material {name!r}: use Li, a Li alloy (Li-{'/Li-'.join(_ALLOY_ADDITIVES)}), "
         f"{', '.join(_SUBSTRATES)}, a sulfide electrolyte formula (e.g. 57Li2S-38SiS2-5Li3PO4), "
         "or a layer stack such as Li/Cu"
     )
+
+
+def _is_lithium_sulfide(text: str) -> bool:
+    """Argyrodites and thiophosphates (Li3PS4, Li6PS5Cl, Li10GeP2S12): lithium plus sulfur ("S" not
+    starting Si, Sn, Sb ...)."""
+    return "Li" in text and re.search(r"S(?![a-z])", text) is not None
 
 
 def _is_lithium_alloy(text: str) -> bool:

@@ -713,7 +713,7 @@ def test_only_containers_open() -> None:
 SAFE_ACTIONS: list[Action] = [
     *(SetValve(s, v, False) for s in ("inlet", "process", "outlet") for v in VALVES),
     *(SetPort(p, False) for p in ("inlet.outer", "inlet_gate", "outlet_gate", "outlet.outer")),
-    *(SetPump(s, False) for s in ("inlet", "process", "outlet")),
+    *(SetPump(s, False) for s in ("inlet", "outlet")),  # the process backing pump: see below
     SetTurbo("process", False),
     SetGasFlow("process", 0.0),
     *(SetSource("process", s, False) for s in SOURCE_NAMES),
@@ -756,6 +756,17 @@ def worst_state() -> LineState:
 def test_closing_stopping_and_switching_off_are_always_allowed(action: Action) -> None:
     assert not opens_or_starts(action) or isinstance(action, SetHeater)
     assert_allowed(worst_state(), action)
+
+
+def test_the_backing_pump_may_not_stop_under_a_spinning_turbo() -> None:
+    """The one stop that is not the safe direction: the turbo's foreline would rise and trip it."""
+    refused = check(worst_state(), SetPump("process", False))
+    assert not refused.allowed
+    assert (refused.refusals[0].invariant, refused.refusals[0].rule) == ("I4", "backing-turbo")
+    stopped = build(
+        LineSpec(spaces={"inlet": AIR, "process": Space(p_pa=5_000.0, turbo_hz=0.0), "outlet": AIR})
+    )
+    assert_allowed(stopped, SetPump("process", False))
 
 
 def test_the_worst_state_refuses_the_openings_that_matter() -> None:
@@ -1141,7 +1152,9 @@ def test_whatever_check_allows_keeps_the_invariant_it_touches(spec: LineSpec, da
         assert refusal.reason
     if verdict.allowed:
         assert_invariant_holds_for_allowed(state, action)
-    if not opens_or_starts(action) and not isinstance(action, MoveItem | SetHeater):
+    if not opens_or_starts(action) and not isinstance(action, MoveItem | SetHeater | SetPump):
         assert verdict.allowed  # the safe direction, whatever the state
+    if isinstance(action, SetPump) and not action.running:  # safe unless it would starve a spinning turbo
+        assert verdict.allowed or {r.rule for r in verdict.refusals} <= {"backing-turbo", "unknown-target"}
     for safe in watch(state):  # and what watch asks for is always allowed
         assert check(state, safe.action).allowed, safe

@@ -20,7 +20,14 @@ from controller.items import (
     moved,
     space_of,
 )
-from controller.materials import LITHIUM_MAX_TEMP_C, Material, MaterialError, combine, material
+from controller.materials import (
+    LITHIUM_MAX_TEMP_C,
+    SULFIDE_MAX_TEMP_C,
+    Material,
+    MaterialError,
+    combine,
+    material,
+)
 from tests.controller.linestate_builder import container, copper_foil, li_foil, sulfide_target
 
 SPACES = ("inlet", "process", "outlet", "room")
@@ -231,3 +238,16 @@ def test_an_item_of_unknown_material_fails_loudly_when_its_limits_are_asked() ->
     item = Item("x", ItemKind.TARGET, "Unobtainium", "inlet")
     with pytest.raises(MaterialError):
         _ = item.limits
+
+
+@pytest.mark.parametrize("formula", ["Li3PS4", "Li6PS5Cl", "Li10GeP2S12", "57Li2S-38SiS2-5Li3PO4"])
+def test_common_sulfide_electrolytes_are_air_sensitive(formula: str) -> None:
+    m = material(formula)
+    assert m.air_sensitive
+    assert m.max_temp_c == SULFIDE_MAX_TEMP_C
+
+
+@pytest.mark.parametrize("name", ["LiSn", "Li2SiO3"])
+def test_silicon_and_tin_are_not_taken_for_sulfur(name: str) -> None:
+    with pytest.raises(MaterialError):
+        material(name)
