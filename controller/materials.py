@@ -44,8 +44,8 @@ _SUBSTRATES = {
     "Al": Material("Al", False, 250.0),
 }
 _SULFIDE = Material("sulfide electrolyte", True, SULFIDE_MAX_TEMP_C, note="hydrolyses in moist air to H2S")
-# a target or film is a sulfide electrolyte when its formula carries one of these sulfides
-_SULFIDE_MARKERS = ("Li2S", "SiS2", "P2S5", "GeS2", "B2S3", "Ga2S3", "LiSiPO", "LiPS")
+# shorthand names of sulfide electrolytes that carry no "S" of their own
+_SULFIDE_NAMES = ("LiSiPO", "LiPSO")
 
 
 def material(name: str) -> Material:
@@ -57,7 +57,7 @@ def material(name: str) -> Material:
         return _SUBSTRATES[text]
     if text == "Li" or _is_lithium_alloy(text):
         return Material(text, True, LITHIUM_MAX_TEMP_C, reacts_with_n2=True, note=_LITHIUM.note)
-    if any(marker in text for marker in _SULFIDE_MARKERS) or _is_lithium_sulfide(text):
+    if text in _SULFIDE_NAMES or _is_lithium_sulfide(text):
         return Material(text, True, SULFIDE_MAX_TEMP_C, note=_SULFIDE.note)
     raise MaterialError(
         f"unknown material {name!r}: use Li, a Li alloy (Li-{'/Li-'.join(_ALLOY_ADDITIVES)}), "
@@ -67,8 +67,9 @@ def material(name: str) -> Material:
 
 
 def _is_lithium_sulfide(text: str) -> bool:
-    """Argyrodites and thiophosphates (Li3PS4, Li6PS5Cl, Li10GeP2S12): lithium plus sulfur ("S" not
-    starting Si, Sn, Sb ...)."""
+    """Glasses, argyrodites, thiophosphates (57Li2S-38SiS2-5Li3PO4, Li6PS5Cl, Li10GeP2S12): lithium
+    and sulfur, where sulfur is an "S" not starting Si, Sn, Sb (a substring such as "Li2S" would
+    also match the silicate Li2SiO3)."""
     return "Li" in text and re.search(r"S(?![a-z])", text) is not None
 
 
