@@ -60,6 +60,18 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_user_hash(args: argparse.Namespace) -> int:
+    import getpass
+
+    from controller.users import hash_password
+
+    password = sys.stdin.readline().rstrip("\n") if args.stdin else getpass.getpass("password: ")
+    if len(password) < 8:
+        raise UserError("user hash: the password must have at least 8 characters")
+    print(hash_password(password))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="depline",
@@ -111,6 +123,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("files", nargs="+", metavar="FILE")
     check.set_defaults(handler=_cmd_config_check)
+
+    user = sub.add_parser("user", help="user account tools", description="User account tools.")
+    user_sub = user.add_subparsers(dest="user_command", required=True, metavar="ACTION")
+    hasher = user_sub.add_parser(
+        "hash",
+        help="print the password hash for a [[users]] entry",
+        description="Read a password (prompted, or one line on stdin) and print its pbkdf2_sha256 hash.",
+    )
+    hasher.add_argument("--stdin", action="store_true", help="read the password from standard input")
+    hasher.set_defaults(handler=_cmd_user_hash)
     return parser
 
 

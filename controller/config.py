@@ -107,6 +107,45 @@ class DeviceConfig:
     params: dict[str, Any] = field(default_factory=dict)
 
 
+ROLES = ("operator", "engineer", "maintenance")
+DEFAULT_DATABASE_URL = "sqlite:///data/line.db"
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseConfig:
+    """Any SQLAlchemy URL; `sqlite:///path` is made async (aiosqlite) by the historian."""
+
+    url: str = DEFAULT_DATABASE_URL
+
+
+@dataclass(frozen=True, slots=True)
+class MqttConfig:
+    """The plant broker; absent from the file means MQTT is off."""
+
+    host: str
+    port: int = 1883
+    username: str = ""
+    password: str = ""
+    topic_prefix: str = "depline"
+    command_users: tuple[str, ...] = ()  # broker users whose commands are accepted
+    commands: tuple[str, ...] = ()  # command names accepted over MQTT (empty: none)
+
+
+@dataclass(frozen=True, slots=True)
+class HmiConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+
+
+@dataclass(frozen=True, slots=True)
+class UserConfig:
+    """A person who may act on the line. `password_hash` is `pbkdf2_sha256$iterations$salt$hash`."""
+
+    name: str
+    role: str
+    password_hash: str
+
+
 @dataclass(frozen=True, slots=True)
 class LineConfig:
     path: str
@@ -116,6 +155,10 @@ class LineConfig:
     ports: tuple[PortConfig, ...]
     links: dict[str, LinkConfig]
     devices: tuple[DeviceConfig, ...]
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    mqtt: MqttConfig | None = None
+    hmi: HmiConfig = field(default_factory=HmiConfig)
+    users: tuple[UserConfig, ...] = ()
 
     def space(self, name: str) -> SpaceConfig:
         return next(s for s in self.spaces if s.name == name)
@@ -172,8 +215,55 @@ def _parse(root: TableReader) -> LineConfig:
     links_table.finish()
     devices = tuple(_device(t, space_names, links) for t in root.table_list("devices"))
     _unique(root, "devices", [d.name for d in devices])
+    database = _database(root.table_reader("database"))
+    mqtt = _mqtt(root.table_reader("mqtt")) if root.has("mqtt") else None
+    hmi = _hmi(root.table_reader("hmi"))
+    users = tuple(_user(t) for t in root.table_list("users"))
+    _unique(root, "users", [u.name for u in users])
     root.finish()
-    return LineConfig(root.path, name, limits, spaces, ports, links, devices)
+    return LineConfig(root.path, name, limits, spaces, ports, links, devices, database, mqtt, hmi, users)
+
+
+def _database(t: TableReader) -> DatabaseConfig:
+    url = t.text("url", DEFAULT_DATABASE_URL)
+    if "://" not in url:
+        raise t.fail(
+            "url", url, "an SQLAlchemy URL such as sqlite:///data/line.db or postgresql://user@host/db"
+        )
+    t.finish()
+    return DatabaseConfig(url)
+
+
+def _mqtt(t: TableReader) -> MqttConfig:
+    config = MqttConfig(
+        host=t.text("host"),
+        port=t.integer("port", 1883, min=1, max=65535),
+        username=t.text("username", ""),
+        password=t.text("password", ""),
+        topic_prefix=t.text("topic_prefix", "depline"),
+        command_users=tuple(t.text_list("command_users", [])),
+        commands=tuple(t.text_list("commands", [])),
+    )
+    t.finish()
+    return config
+
+
+def _hmi(t: TableReader) -> HmiConfig:
+    config = HmiConfig(host=t.text("host", "127.0.0.1"), port=t.integer("port", 8080, min=0, max=65535))
+    t.finish()
+    return config
+
+
+def _user(t: TableReader) -> UserConfig:
+    name = _name(t, "name")
+    role = t.text("role", choices=ROLES)
+    password_hash = t.text("password_hash")
+    if password_hash.count("$") != 3 or not password_hash.startswith("pbkdf2_sha256$"):
+        raise t.fail(
+            "password_hash", "<hidden>", "pbkdf2_sha256$<iterations>$<salt>$<hash> (depline user hash)"
+        )
+    t.finish()
+    return UserConfig(name, role, password_hash)
 
 
 def _unique(root: TableReader, key: str, names: list[str]) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SUBCOMMANDS = [[], ["demo"], ["sim"], ["config"], ["config", "check"]]
+SUBCOMMANDS = [[], ["demo"], ["sim"], ["config"], ["config", "check"], ["user"], ["user", "hash"]]
 
 
 async def depline(*args: str, timeout_s: float = 60.0) -> tuple[int, str, str]:
