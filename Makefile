@@ -3,7 +3,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-SYSTEM_PACKAGES := socat mbpoll
+# "how to tell it is there:Debian package" -- initdb is not on PATH on Debian
+SYSTEM_CHECKS := socat:socat mbpoll:mbpoll mosquitto:mosquitto mosquitto_passwd:mosquitto-clients \
+	/usr/lib/postgresql/*/bin/initdb:postgresql
 
 .PHONY: demo test lint typecheck pytest system-packages bench docs clean
 
@@ -14,9 +16,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# Debian packages the suite drives for real (socat for serial links, mbpoll as an independent Modbus master).
+# Debian packages the suite drives for real: socat (serial links), mbpoll (an independent Modbus
+# master), mosquitto (the MQTT broker) and PostgreSQL (the production database).
 system-packages:
-	@missing=""; for p in $(SYSTEM_PACKAGES); do command -v $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	@missing=""; for pair in $(SYSTEM_CHECKS); do check=$${pair%%:*}; pkg=$${pair##*:}; \
+		if ! command -v $$check >/dev/null 2>&1 && ! ls $$check >/dev/null 2>&1; then missing="$$missing $$pkg"; fi; \
+	done; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
 		echo "installing Debian packages:$$missing"; \
