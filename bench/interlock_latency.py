@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.acquisition import DOCS_PATH, _machine
-from controller.actions import Action, Command, SetPort, SetPump, SetValve
+from controller.actions import Action, SetPort
 from controller.atmosphere import Atmosphere
 from controller.config import load_line_config
 from controller.gate import GateRecord
@@ -50,6 +50,7 @@ from controller.line_controller import LineController
 from controller.line_state import LineState
 from controller.poller import PollPlan, Priority, Sample, Subscription
 from drivers.reading import Reading
+from sequences.steps import pump_purge, submit, wait_for
 from sim_hardware.faults import Fault, inject
 from sim_hardware.line import SimLine
 
@@ -64,10 +65,8 @@ JUDGED_CHANNEL = "frost_point_atm"  # what the atmosphere classification reads
 TARGET_MARGIN_S = 0.050
 MIN_OVERSHOOT_C = 5.0  # the step must land clearly above the limit, not graze it
 REPURGE_MARGIN_K = 2.0
-ATMOSPHERE_PA = 101_325.0  # back-fill until the regulator has the space above the room
 TRIP_TIMEOUT_S = 5.0
 STATE_TIMEOUT_S = 60.0
-STATE_POLL_S = 0.05
 SUBSCRIBER = "bench.interlock_latency"
 BEGIN = (
     "<!-- bench.interlock_latency figures: begin "
@@ -254,42 +253,20 @@ class FrostTrace:
 
 
 async def _do(ctl: LineController, action: Action) -> GateRecord:
-    record = await ctl.gate.submit(Command(action, "bench", "sequence", "interlock latency bench"))
-    if record.outcome != "done":
-        raise BenchError(f"{action}: {record.outcome}: {record.verdict.reason} {record.error}".strip())
-    return record
+    return await submit(ctl.gate, action, "bench", "interlock latency bench")
 
 
 async def _until(
     ctl: LineController, what: str, predicate: Callable[[LineState], bool], timeout_s: float = STATE_TIMEOUT_S
 ) -> LineState:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        state = ctl.gate.state()
-        if predicate(state):
-            return state
-        if time.monotonic() > deadline:
-            raise BenchError(f"the line did not reach '{what}' within {timeout_s:g} s")
-        await asyncio.sleep(STATE_POLL_S)
-
-
-def _pressure_pa(state: LineState, space: str) -> float:
-    p = state.spaces[space].pressure_pa
-    return math.nan if p is None else p
+    return await wait_for(ctl.gate, predicate, timeout_s, what)
 
 
 async def purge(ctl: LineController, space: str, *, cycles: int, to_pa: float) -> None:
-    """Pump/purge cycles through the gate: evacuate to `to_pa`, back-fill with inert gas to atmosphere."""
-    await _do(ctl, SetPump(space, True))
-    await _until(ctl, f"{space} pump running", lambda s: s.spaces[space].pump_running is True)
-    for _ in range(cycles):
-        await _do(ctl, SetValve(space, "rough", True))
-        await _until(ctl, f"{space} below {to_pa:g} Pa", lambda s: _pressure_pa(s, space) <= to_pa)
-        await _do(ctl, SetValve(space, "rough", False))
-        await _do(ctl, SetValve(space, "gas_fill", True))
-        await _until(ctl, f"{space} back-filled", lambda s: _pressure_pa(s, space) >= ATMOSPHERE_PA)
-        await _do(ctl, SetValve(space, "gas_fill", False))
-        await _until(ctl, f"{space} fill closed", lambda s: not s.spaces[space].valves["gas_fill"].maybe_open)
+    """Pump/purge cycles through the gate, with the sequences' own step."""
+    await pump_purge(
+        ctl.gate, space, cycles=cycles, evacuate_to_pa=to_pa, timeout_s=STATE_TIMEOUT_S, user="bench"
+    )
 
 
 def _both_inert(state: LineState) -> bool:

@@ -1,164 +1,106 @@
-"""`depline demo`: the simulated line purges the inlet antechamber, driven through the real drivers.
+"""`depline demo`: the simulated line, its controller, and the inlet purged through the command gate.
 
-Everything goes over the wire: remote I/O coils (Modbus TCP) open valves and start the pump, the TPG
-(mnemonics on a pseudo-terminal) reports pressure, the dew-point transmitter (Modbus RTU on the shared
-RS-485 bus) the frost point, and the glovebox controller (Modbus TCP) the O2. This is the foundation
-demo: the command gate and station machines (the next layer) will drive the same cycle through
-interlocks; until then the script checks its own preconditions (doors closed) before acting.
+Everything goes over the wire and through the gate: the purge step submits each valve and pump
+command, the interlocks judge it against the line state built from the polled instruments (TPG
+mnemonics on a pseudo-terminal, the dew-point transmitter on the shared RS-485 bus, the glovebox
+controller and remote I/O on Modbus TCP), and the demo shows one refusal before and after, so an
+engineer sees the gate say no and say why.
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-
+from controller.actions import Command, SetPort
 from controller.config import LineConfig
-from controller.devices import LineDevices, build_line_devices
 from controller.errors import UserError
-from drivers.dewpoint_transmitter import DewPointTransmitter
-from drivers.errors import DriverError
-from drivers.glovebox_controller import GloveboxController
-from drivers.reading import Quality, Reading
-from drivers.remote_io import RemoteIo
-from drivers.tpg36x import Tpg36x
+from controller.line_controller import LineController
+from controller.line_state import LineState
+from sequences.steps import PurgeCycle, StepFailed, StepTimeout, pump_purge, wait_for
 from sim_hardware.line import SimLine
 
 EVACUATE_TO_PA = 20.0
-REFILL_TO_PA = 99_000.0
-STEP_TIMEOUT_VIRTUAL_S = 1800.0
 
 
-@dataclass
-class Instruments:
-    """The drivers that watch one antechamber."""
+def _space_line(state: LineState, space: str) -> str:
+    s = state.spaces[space]
+    evidence = s.classification.evidence
+    parts = [
+        f"{(s.pressure_pa or 0) / 1000:.1f} kPa" if (s.pressure_pa or 0) >= 1000 else f"{s.pressure_pa} Pa"
+    ]
+    if "frost_point_c" in evidence:
+        parts.append(f"frost point {float(evidence['frost_point_c']):.1f} °C")
+    if "o2_ppmv" in evidence:
+        parts.append(f"O2 {float(evidence['o2_ppmv']):.1f} ppmv")
+    return f"{', '.join(parts)} -> {s.atmosphere.value} ({s.classification.reason})"
 
-    space: str
-    gauge: Tpg36x
-    gauge_channel: int
-    dewpoint: DewPointTransmitter
-    glovebox: GloveboxController
-    io: RemoteIo
 
-
-def _instruments(config: LineConfig, devices: LineDevices, space: str) -> Instruments:
-    def one(family: str) -> str:
-        names = [
-            d.name for d in config.devices if d.family == family and (d.space == space or d.space is None)
-        ]
-        if not names:
-            raise UserError(f"{config.path}: the demo needs a {family} device for space {space!r}")
-        return names[0]
-
-    gauge = next(
-        (
-            (d.name, int(key.removeprefix("pressure_ch")))
-            for d in config.devices
-            if d.family == "tpg36x"
-            for key, bound in d.channels.items()
-            if bound == space
-        ),
-        None,
-    )
-    if gauge is None:
-        raise UserError(f"{config.path}: the demo needs a tpg36x channel bound to space {space!r}")
-    return Instruments(
-        space=space,
-        gauge=devices.get(gauge[0], Tpg36x),
-        gauge_channel=gauge[1],
-        dewpoint=devices.get(one("dewpoint_transmitter"), DewPointTransmitter),
-        glovebox=devices.get(one("glovebox_controller"), GloveboxController),
-        io=devices.get(one("remote_io"), RemoteIo),
+def _cycle_line(c: PurgeCycle, speed: float) -> str:
+    frost = "-" if c.frost_point_c is None else f"{c.frost_point_c:6.1f} °C"
+    o2 = "-" if c.o2_ppmv is None else f"{c.o2_ppmv:8.1f} ppmv"
+    return (
+        f"  cycle {c.cycle}: evacuated to {c.evacuated_to_pa:5.1f} Pa in {c.evacuate_s * speed:4.0f} s, "
+        f"back-filled in {c.fill_s * speed:3.0f} s (plant time); "
+        f"frost point {frost}, O2 {o2} -> {c.atmosphere}"
     )
 
 
-async def _wait_for(
-    read: Callable[[], Awaitable[Reading]], done: Callable[[Reading], bool], speed: float, what: str
-) -> tuple[float, Reading]:
-    """Poll until `done(reading)`; returns the virtual seconds it took and the last reading."""
-    start = time.monotonic()
-    deadline = start + STEP_TIMEOUT_VIRTUAL_S / speed
-    while True:
-        reading = await read()
-        if done(reading):
-            return (time.monotonic() - start) * speed, reading
-        if time.monotonic() > deadline:
-            raise UserError(f"demo: {what} did not finish within {STEP_TIMEOUT_VIRTUAL_S:.0f} s (virtual)")
-        await asyncio.sleep(0.05)
-
-
-def _at_atmosphere(reading: Reading) -> bool:
-    return reading.quality is Quality.OVER_RANGE or (reading.ok and reading.value >= REFILL_TO_PA)
-
-
-def _fmt_pa(value: float) -> str:
-    return f"{value / 1000:7.1f} kPa" if value >= 1000 else f"{value:7.3g} Pa "
-
-
-async def _purge_cycle(inst: Instruments, cycle: int, speed: float) -> None:
-    io, space = inst.io, inst.space
-    read_p = lambda: inst.gauge.read_pressure(inst.gauge_channel)  # noqa: E731
-    await io.set_output(f"{space}.rough_pump", True)
-    await io.set_output(f"{space}.rough_valve", True)
-    t_evac, p_min = await _wait_for(read_p, lambda r: r.ok and r.value <= EVACUATE_TO_PA, speed, "evacuation")
-    await io.set_output(f"{space}.rough_valve", False)
-    await io.set_output(f"{space}.gas_fill_valve", True)
-    # a Pirani/cold-cathode head reads over-range just above 1000 hPa: that counts as "filled"
-    t_fill, p_fill = await _wait_for(read_p, _at_atmosphere, speed, "argon back-fill")
-    await io.set_output(f"{space}.gas_fill_valve", False)
-    await asyncio.sleep(2.0 / speed * 10)  # let the transmitter settle (~20 s virtual)
-    frost = (await inst.dewpoint.poll())["frost_point_atm"]
-    o2 = (await inst.glovebox.poll())["o2"]
-    print(
-        f"  cycle {cycle}: evacuated to {_fmt_pa(p_min.value)} in {t_evac:6.0f} s, "
-        f"back-filled to {_fmt_pa(p_fill.value)}{'+' if p_fill.quality is Quality.OVER_RANGE else ' '} "
-        f"in {t_fill:4.0f} s; "
-        f"frost point {frost.value:7.1f} °C, O2 {o2.value:9.1f} ppmv"
-    )
+async def _try(ctl: LineController, port: str) -> str:
+    record = await ctl.gate.submit(Command(SetPort(port, True), "demo", "cli", "demo: gate check"))
+    if record.outcome == "done":
+        await ctl.gate.submit(Command(SetPort(port, False), "demo", "cli", "demo: close again"))
+        return "allowed (and closed again)"
+    return f"{record.outcome}: {record.verdict.reason}"
 
 
 async def run_demo(config: LineConfig, *, speed: float, cycles: int) -> int:
-    """Start the simulated line, purge the first antechamber `cycles` times, print what happened."""
-    antechambers = [s.name for s in config.spaces if s.kind == "antechamber"]
-    if not antechambers:
-        raise UserError(f"{config.path}: the demo purges an antechamber, and this line has none")
-    space = antechambers[0]
-    async with SimLine(config, speed=speed) as sim:
-        line = sim.simulated_config()
-        devices = build_line_devices(line)
+    antechambers = config.spaces_of_kind("antechamber")
+    gates = [
+        p.name
+        for p in config.ports
+        if p.kind != "outer_door" and antechambers and antechambers[0] in p.between
+    ]
+    if not antechambers or not gates:
+        raise UserError(
+            f"{config.path}: the demo purges an antechamber with a gate valve, and this line has none"
+        )
+    space, gate_port = antechambers[0], gates[0]
+    async with SimLine(config, speed=speed) as sim, LineController(sim.simulated_config()) as ctl:
+        print(
+            f"depline demo: simulated line {config.name!r} at {speed:g}x speed, "
+            f"{len(config.devices)} devices "
+            f"on {len(sim.links)} links (`depline sim` lists the endpoints); controller polling"
+        )
         try:
-            inst = _instruments(line, devices, space)
-            print(f"depline demo: simulated line {config.name!r} at {speed:g}x speed; endpoints:")
-            for record in sim.endpoint_records():
-                unit = f" unit {record['unit']}" if record.get("unit") is not None else ""
-                print(f"  {record['device']:<20} {record['protocol']:<26} {record['url']}{unit}")
-            doors = await inst.io.read_inputs()
-            if not doors.get(f"{space}.outer_door.closed", False):
-                raise UserError(f"demo: the {space} outer door is not reported closed; refusing to pump")
-            p0 = await inst.gauge.read_pressure(inst.gauge_channel)
-            f0 = (await inst.dewpoint.poll())["frost_point_atm"]
-            o0 = (await inst.glovebox.poll())["o2"]
-            print(
-                f"\n{space} antechamber at start: {_fmt_pa(p0.value)}, frost point {f0.value:.1f} °C, "
-                f"O2 {o0.value:.0f} ppmv (room air)"
+            state = await wait_for(
+                ctl.gate, lambda s: s.spaces[space].pressure_pa is not None, 30.0, "first readings"
             )
+            print(f"\n{space} at start: {_space_line(state, space)}")
+            print(f"gate check, open {gate_port}: {await _try(ctl, gate_port)}")
             print(
-                f"purging {space}: evacuate to {EVACUATE_TO_PA:g} Pa, back-fill with argon, {cycles} cycles"
+                f"\npurging {space} through the gate: evacuate to {EVACUATE_TO_PA:g} Pa, back-fill with argon"
             )
-            for cycle in range(1, cycles + 1):
-                await _purge_cycle(inst, cycle, speed)
-            await inst.io.set_output(f"{space}.rough_pump", False)
-            frost = (await inst.dewpoint.poll())["frost_point_atm"].value
-            limit = config.limits.max_frost_point_c
-            verdict = "in spec: inert" if frost <= limit else "NOT in spec"
-            print(
-                f"\nresult: {space} frost point {frost:.1f} °C against the limit {limit:.0f} °C -> {verdict}"
+            await pump_purge(
+                ctl.gate,
+                space,
+                cycles=cycles,
+                evacuate_to_pa=EVACUATE_TO_PA,
+                timeout_s=1800.0 / speed + 30.0,
+                user="demo",
+                on_cycle=lambda c: print(_cycle_line(c, speed)),
             )
-            used = [f"{n} {lk.stats.exchanges}" for n, lk in devices.links.items() if lk.stats.exchanges]
-            print(f"exchanges per link: {', '.join(used)}")
-        except DriverError as exc:
-            raise UserError(f"demo: a device failed: {exc}") from exc
-        finally:
-            await devices.close()
+            state = ctl.gate.state()
+            print(f"\n{space} now: {_space_line(state, space)}")
+            print(f"gate check, open {gate_port}: {await _try(ctl, gate_port)}")
+        except (StepFailed, StepTimeout) as exc:
+            raise UserError(f"demo: {exc}") from exc
+        records = list(ctl.gate.records)
+        done = sum(r.outcome == "done" for r in records)
+        refused = sum(r.outcome == "refused" for r in records)
+        limit = config.limits.max_frost_point_c
+        verdict = "inert, in spec" if state.spaces[space].safe_for_exposed else "NOT in spec"
+        o2_limit = config.limits.max_o2_ppmv
+        print(f"\nresult: {space} is {verdict} (limits: frost point {limit:g} °C, O2 {o2_limit:g} ppmv)")
+        print(f"gate: {done} commands carried out and read back, {refused} refused")
+        for alarm in ctl.alarms.active():
+            text = alarm.evidence.get("text", alarm.definition.text)
+            print(f"alarm {alarm.definition.severity.value}: {text}")
     return 0

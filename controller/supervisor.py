@@ -61,6 +61,7 @@ class Supervisor:
         self._positions: dict[str, _PositionCheck] = {}
         self._task: asyncio.Task[None] | None = None
         self._active_trips: set[str] = set()
+        self._ready = False
         self.safe_actions_sent: list[tuple[float, SafeAction]] = []
         gate.subscribe(self._on_record)
 
@@ -94,8 +95,24 @@ class Supervisor:
 
     # -- one evaluation ----------------------------------------------------------------------------
 
+    def ready(self) -> bool:
+        """Every device has answered once or been declared faulted: the line is known, not assumed.
+
+        Until then `watch` would judge "unknown" everywhere and slam gates on a controller that just
+        restarted in the middle of a transfer; the gate itself still refuses everything unknown.
+        """
+        if self._ready:
+            return True
+        health = self.poller.health().values()
+        self._ready = all(h.last_success_ts is not None or h.faulted for h in health)
+        if self._ready:
+            log.info("supervisor armed: every device has reported or is faulted")
+        return self._ready
+
     async def evaluate(self) -> list[SafeAction]:
         """Judge the current state and enforce what it requires; returns the safe actions sent."""
+        if not self.ready():
+            return []
         state = self.gate.state()
         now = time.time()
         for entry in self.ledger.observe(state, now):

@@ -83,7 +83,9 @@ async def test_demo_purges_the_inlet_into_spec() -> None:
     assert [r[0] for r in rows] == ["1", "2"]
     frost = [float(r[1]) for r in rows]
     assert frost[1] < frost[0] < 0.0  # each purge cycle dries the antechamber further
-    assert "-> in spec: inert" in out
+    assert "result: inlet is inert, in spec" in out
+    refusals = re.findall(r"gate check, open inlet_gate: refused: \[(I\d) ", out)
+    assert refusals == ["I2", "I2"]  # the gate says no, and why, before and after (the chamber is still air)
 
 
 @pytest.mark.skipif(

@@ -9,12 +9,11 @@ import asyncio
 import time
 from collections.abc import Callable
 
-from controller.actions import Action, Command, SetPump, SetValve
+from controller.actions import Action, Command
 from controller.gate import GateRecord
 from controller.line_controller import LineController
 from controller.line_state import LineState
-
-ATMOSPHERE_PA = 101_325.0  # fill until the regulator (room + ~5 mbar) has us above the room
+from sequences.steps import pump_purge
 
 
 async def do(ctl: LineController, action: Action, user: str = "test") -> GateRecord:
@@ -41,16 +40,6 @@ def pressure(state: LineState, space: str) -> float:
 
 
 async def purge(ctl: LineController, space: str, *, cycles: int, to_pa: float) -> LineState:
-    """Pump/purge cycles: evacuate to `to_pa`, back-fill with the inert gas to atmosphere."""
-    await do(ctl, SetPump(space, True))
-    await until(ctl, lambda s: s.spaces[space].pump_running is True)
-    state = ctl.gate.state()
-    for _ in range(cycles):
-        await do(ctl, SetValve(space, "rough", True))
-        await until(ctl, lambda s: pressure(s, space) <= to_pa)
-        await do(ctl, SetValve(space, "rough", False))
-        await do(ctl, SetValve(space, "gas_fill", True))
-        await until(ctl, lambda s: pressure(s, space) >= ATMOSPHERE_PA)
-        await do(ctl, SetValve(space, "gas_fill", False))
-        state = await until(ctl, lambda s: not s.spaces[space].valves["gas_fill"].maybe_open)
-    return state
+    """Pump/purge cycles through the gate, with the sequences' own step."""
+    await pump_purge(ctl.gate, space, cycles=cycles, evacuate_to_pa=to_pa, timeout_s=30.0, user="test")
+    return ctl.gate.state()

@@ -1,0 +1,131 @@
+"""The step library: procedures that operate the line through the command gate.
+
+A step never drives hardware itself: it submits actions to the gate (which may refuse them) and
+watches the line state the gate sees. A refused or failed command ends the step with `StepFailed`
+naming the command and the gate's reason; a condition that does not arrive in time ends it with
+`StepTimeout`. Timeouts are in real seconds, because that is what the controller lives in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from controller.actions import Action, Command, SetPump, SetValve
+from controller.atmosphere import Atmosphere
+from controller.errors import ControllerError
+from controller.gate import CommandGate, GateRecord
+from controller.line_state import LineState
+
+POLL_S = 0.05
+_MOVING = (Atmosphere.BACK_FILLING, Atmosphere.EVACUATING)
+
+
+class StepFailed(ControllerError):
+    """The gate refused a step's command, or the device did not carry it out."""
+
+    def __init__(self, record: GateRecord) -> None:
+        self.record = record
+        reason = record.verdict.reason if record.outcome == "refused" else record.error
+        super().__init__(f"{record.command.action} {record.outcome}: {reason}")
+
+
+class StepTimeout(ControllerError):
+    """The line did not reach the state the step waits for."""
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeCycle:
+    cycle: int
+    evacuated_to_pa: float
+    evacuate_s: float
+    filled_to_pa: float
+    fill_s: float
+    frost_point_c: float | None
+    o2_ppmv: float | None
+    atmosphere: str
+
+
+async def submit(gate: CommandGate, action: Action, user: str, reason: str) -> GateRecord:
+    record = await gate.submit(Command(action, user, "sequence", reason))
+    if record.outcome != "done":
+        raise StepFailed(record)
+    return record
+
+
+async def wait_for(
+    gate: CommandGate, condition: Callable[[LineState], bool], timeout_s: float, what: str
+) -> LineState:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        state = gate.state()
+        if condition(state):
+            return state
+        if time.monotonic() > deadline:
+            raise StepTimeout(f"{what} did not happen within {timeout_s:.0f} s")
+        await asyncio.sleep(POLL_S)
+
+
+def _pressure(state: LineState, space: str) -> float:
+    p = state.spaces[space].pressure_pa
+    return float("nan") if p is None else p
+
+
+async def pump_purge(
+    gate: CommandGate,
+    space: str,
+    *,
+    cycles: int,
+    evacuate_to_pa: float,
+    fill_to_pa: float = 101_325.0,
+    timeout_s: float = 600.0,
+    user: str = "sequence",
+    on_cycle: Callable[[PurgeCycle], None] | None = None,
+) -> list[PurgeCycle]:
+    """Evacuate and back-fill with the inert gas `cycles` times (the antechamber purge of DESIGN §1.2).
+
+    The back-fill runs until the regulator has the space at or above `fill_to_pa` (room pressure by
+    default), so neighbouring spaces filled the same way end within the door's Δp limit.
+    """
+    reports: list[PurgeCycle] = []
+    await submit(gate, SetPump(space, True), user, "purge: pump on")
+    await wait_for(gate, lambda s: s.spaces[space].pump_running is True, timeout_s, f"{space} pump running")
+    for cycle in range(1, cycles + 1):
+        start = time.monotonic()
+        await submit(gate, SetValve(space, "rough", True), user, f"purge cycle {cycle}: evacuate")
+        state = await wait_for(
+            gate, lambda s: _pressure(s, space) <= evacuate_to_pa, timeout_s, f"{space} evacuation"
+        )
+        evacuated, evacuate_s = _pressure(state, space), time.monotonic() - start
+        await submit(gate, SetValve(space, "rough", False), user, f"purge cycle {cycle}: isolate")
+        start = time.monotonic()
+        await submit(gate, SetValve(space, "gas_fill", True), user, f"purge cycle {cycle}: back-fill")
+        state = await wait_for(
+            gate, lambda s: _pressure(s, space) >= fill_to_pa, timeout_s, f"{space} back-fill"
+        )
+        filled, fill_s = _pressure(state, space), time.monotonic() - start
+        await submit(gate, SetValve(space, "gas_fill", False), user, f"purge cycle {cycle}: filled")
+        state = await wait_for(  # judge the atmosphere once the space is static again
+            gate, lambda s: s.spaces[space].atmosphere not in _MOVING, timeout_s, f"{space} settled"
+        )
+        evidence = state.spaces[space].classification.evidence
+        report = PurgeCycle(
+            cycle,
+            evacuated,
+            evacuate_s,
+            filled,
+            fill_s,
+            _number(evidence.get("frost_point_c")),
+            _number(evidence.get("o2_ppmv", evidence.get("o2_estimate_ppmv"))),
+            state.spaces[space].atmosphere.value,
+        )
+        reports.append(report)
+        if on_cycle is not None:
+            on_cycle(report)
+    return reports
+
+
+def _number(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) else None
