@@ -9,16 +9,27 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import json
 import logging
 import sys
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from controller.errors import UserError
 from drivers.errors import ConfigError
 
+if TYPE_CHECKING:
+    from controller.config import LineConfig
+
 log = logging.getLogger("depline")
 
 Handler = Callable[[argparse.Namespace], int]
+DEFAULT_API_URL = "http://127.0.0.1:8080"  # the embedded standard line's [hmi]
+API_TIMEOUT_S = 5.0
 
 
 def _positive_speed(text: str) -> float:
@@ -72,6 +83,174 @@ def _cmd_user_hash(args: argparse.Namespace) -> int:
     return 0
 
 
+def _port_number(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--port {text!r} is not a whole number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"--port {value} outside 0 .. 65535 (0: any free port)")
+    return value
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from controller.config import load_line_config
+
+    if args.speed is not None and not args.sim:
+        raise UserError("run: --speed sets the simulated plant's clock; it needs --sim")
+    config = load_line_config(args.config)
+    host = args.host if args.host is not None else config.hmi.host
+    port = args.port if args.port is not None else config.hmi.port
+    from controller.service import ServiceError
+
+    try:
+        asyncio.run(_run_line(config, host, port, sim=args.sim, speed=args.speed or 1.0))
+    except ServiceError as exc:  # not the user's fault, but one line says more than a traceback here
+        log.error("the HMI server failed", exc_info=exc)
+        print(f"depline: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+async def _run_line(config: LineConfig, host: str, port: int, *, sim: bool, speed: float) -> None:
+    """The wiring `depline run` needs: signals first, the port bound, the simulator if asked, then serve."""
+    from controller.service import bind_listener, serve_line, stop_on_signals
+
+    stop = asyncio.Event()
+    with stop_on_signals(stop):
+        listener = bind_listener(host, port)
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                line = config
+                if sim:
+                    from sim_hardware.line import SimLine
+
+                    simulated = await stack.enter_async_context(SimLine(config, speed=speed))
+                    line = simulated.simulated_config()
+                if stop.is_set():
+                    return
+                what = f"line {config.name!r}" + (f", simulated at {speed:g}x" if sim else "")
+
+                def announce(url: str) -> None:
+                    print(f"depline: serving {url} ({what})", flush=True)
+
+                await serve_line(line, listener, stop, announce=announce)
+        finally:
+            listener.close()
+
+
+def _api_get(url: str, path: str) -> Any:
+    """GET a JSON document from a running controller; every failure is one UserError line."""
+    if not url.startswith(("http://", "https://")):
+        raise UserError(f"--url {url!r}: give the controller's http:// address, e.g. {DEFAULT_API_URL}")
+    full = url.rstrip("/") + path
+    try:
+        with urllib.request.urlopen(full, timeout=API_TIMEOUT_S) as response:  # the scheme is checked above
+            return json.load(response)
+    except urllib.error.HTTPError as exc:
+        raise UserError(f"{full}: HTTP {exc.code} {exc.reason}") from None
+    except urllib.error.URLError as exc:
+        reason = exc.reason
+        text = reason.strerror if isinstance(reason, OSError) and reason.strerror else str(reason)
+        raise UserError(f"cannot reach the controller at {url}: {text}") from None
+    except TimeoutError:
+        raise UserError(f"the controller at {url} did not answer within {API_TIMEOUT_S:g} s") from None
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{full}: unreadable answer: {exc}") from None
+
+
+def _pressure_text(pa: float | None) -> str:
+    if pa is None:
+        return "unknown"
+    return f"{pa / 1000:.1f} kPa" if pa >= 1000 else f"{pa:.3g} Pa"
+
+
+def _sensor_text(sensor: dict[str, Any] | None, fmt: str) -> str:
+    if sensor is None:
+        return "-"
+    value = sensor.get("value")
+    shown = format(value, fmt) if isinstance(value, int | float) else "?"
+    return shown if sensor.get("quality") == "ok" else f"{shown} ({sensor.get('quality')})"
+
+
+def _unexpected_answer(url: str, exc: Exception) -> UserError:
+    return UserError(f"{url} did not answer like a depline controller ({type(exc).__name__}: {exc})")
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    state = _api_get(args.url, "/api/state")
+    alarms = _api_get(args.url, "/api/alarms")
+    try:
+        _print_status(state, alarms)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise _unexpected_answer(args.url, exc) from None
+    return 0
+
+
+def _print_status(state: Any, alarms: Any) -> None:
+    stations = {s["name"]: s["state"] for s in state["stations"]}
+    print(f"line {state['line']!r} at {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(state['ts']))}")
+    row = "{:<10} {:<14} {:<18} {:>11} {:>14} {:>11}  {:<4}  {}"
+    print(row.format("SPACE", "STATION", "ATMOSPHERE", "PRESSURE", "FROST PT degC", "O2 ppmv", "SAFE", "WHY"))
+    for space in state["spaces"]:
+        print(
+            row.format(
+                space["name"],
+                stations.get(space["name"], "-"),
+                space["atmosphere"],
+                _pressure_text(space["pressure_pa"]),
+                _sensor_text(space["frost_point"], ".1f"),
+                _sensor_text(space["o2"], ".1f"),
+                "yes" if space["safe_for_exposed"] else "no",
+                space["reason"],
+            )
+        )
+    ports = ", ".join(f"{p['name']} {_position(p['valve'])}" for p in state["ports"])
+    print(f"ports: {ports or 'none'}")
+    items = [
+        f"{i['id']} ({i['kind']}, {i['material']}) in {i['location']}{', EXPOSED' if i['exposed'] else ''}"
+        for i in state["items"]
+    ]
+    print(f"items: {'; '.join(items) or 'none'}")
+    unacked = sum(1 for a in alarms["active"] if a["unacknowledged"])
+    print(
+        f"alarms: {len(alarms['active'])} active ({unacked} unacknowledged), {len(alarms['shelved'])} shelved"
+    )
+
+
+def _position(valve: dict[str, Any]) -> str:
+    if valve["confirmed_closed"]:
+        return "closed"
+    if valve["confirmed_open"]:
+        return "open"
+    commanded = valve["commanded_open"]
+    return "unknown" if commanded is None else f"moving {'open' if commanded else 'closed'}"
+
+
+def _cmd_alarms(args: argparse.Namespace) -> int:
+    alarms = _api_get(args.url, "/api/alarms")
+    try:
+        _print_alarms(alarms)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise _unexpected_answer(args.url, exc) from None
+    return 0
+
+
+def _print_alarms(alarms: Any) -> None:
+    if not alarms["active"] and not alarms["shelved"]:
+        print("no active alarms")
+        return
+    row = "{:<9} {:<16} {:<32} {}"
+    print(row.format("SEVERITY", "STATE", "ALARM", "TEXT"))
+    for alarm in [*alarms["active"], *alarms["shelved"]]:
+        text = alarm["detail"] or alarm["text"]
+        if alarm["acked_by"]:
+            text += f" (acknowledged by {alarm['acked_by']})"
+        if alarm["shelf"]:
+            text += f" (shelved by {alarm['shelf']['user']}: {alarm['shelf']['reason']})"
+        print(row.format(alarm["severity"], alarm["state"], alarm["id"], text))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="depline",
@@ -113,6 +292,42 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--pace", action="store_true", help="pace serial bytes at the configured baud rate")
     sim.add_argument("--scenario", help="fault-injection scenario TOML (timed leaks, silent devices, ...)")
     sim.set_defaults(handler=_cmd_sim)
+
+    run = sub.add_parser(
+        "run",
+        help="run the controller and serve its HMI API (optionally on the simulated line)",
+        description="Start the controller on the configured devices (or, with --sim, on the simulated line "
+        "started in this process), serve the JSON API and WebSocket on the [hmi] address, print one line "
+        "with the URL once ready, and run until SIGINT/SIGTERM.",
+    )
+    run.add_argument("--config", help="line configuration TOML (default: the embedded standard line)")
+    run.add_argument("--sim", action="store_true", help="start the simulated line in-process and use it")
+    run.add_argument("--host", help="bind address (default: [hmi] host of the configuration)")
+    run.add_argument("--port", type=_port_number, help="TCP port (default: [hmi] port; 0 picks a free port)")
+    run.add_argument(
+        "--speed", type=_positive_speed, help="simulated plant clock speed factor (with --sim; default 1)"
+    )
+    run.set_defaults(handler=_cmd_run)
+
+    status = sub.add_parser(
+        "status",
+        help="print the line's state from a running controller",
+        description="Read /api/state and /api/alarms of a running controller and print spaces, ports, items.",
+    )
+    status.add_argument(
+        "--url", default=DEFAULT_API_URL, help=f"controller address (default {DEFAULT_API_URL})"
+    )
+    status.set_defaults(handler=_cmd_status)
+
+    alarms = sub.add_parser(
+        "alarms",
+        help="print the active and shelved alarms of a running controller",
+        description="Read /api/alarms of a running controller and print one line per alarm.",
+    )
+    alarms.add_argument(
+        "--url", default=DEFAULT_API_URL, help=f"controller address (default {DEFAULT_API_URL})"
+    )
+    alarms.set_defaults(handler=_cmd_alarms)
 
     config = sub.add_parser(
         "config", help="line configuration tools", description="Line configuration tools."

@@ -1,0 +1,330 @@
+"""The controller as a service: a running `LineController`, its API and live feed, served over HTTP.
+
+`serve_line` is what `depline run` does once the configuration is loaded (and, with ``--sim``, once the
+CLI has started the simulated line: this module never imports the simulator). Pieces, innermost first:
+
+- `ControllerService` wires a started `LineController` to the API's live parts: a poller subscription
+  feeds the telemetry ring buffer and the WebSocket feed; gate and alarm records go to the feed as they
+  happen; a ticker pushes state snapshots and coalesced telemetry at a bounded rate, and only while
+  someone watches.
+- `HttpServer` runs uvicorn in this process and event loop (stack.md §6) on a socket bound *before*
+  anything starts, so "address already in use" is a one-line user error instead of uvicorn's
+  `sys.exit` inside a task. Signals are not uvicorn's business here: uvicorn's own handlers would
+  re-raise SIGTERM after shutdown and the process would die by the signal instead of exiting 0.
+- `stop_on_signals` turns SIGINT/SIGTERM into an event the caller waits on; every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import time
+from collections.abc import Callable, Generator, Iterator
+from types import TracebackType
+from typing import Final
+
+import uvicorn
+from fastapi import FastAPI
+
+from controller.alarms import AlarmRecord
+from controller.api import (
+    ApiContext,
+    LiveFeed,
+    TelemetryHistory,
+    alarm_record_view,
+    command_view,
+    create_app,
+    state_view,
+)
+from controller.auth import DEFAULT_TTL_S, TokenStore
+from controller.config import LineConfig
+from controller.errors import ControllerError, UserError
+from controller.gate import GateRecord
+from controller.line_controller import LineController
+from controller.poller import PollerFailure, PollEvent, PollPlan, Sample, Subscription, SubscriptionClosed
+
+log = logging.getLogger(__name__)
+
+SUBSCRIBER: Final = "api"
+PUMP_WAKE_S: Final = 1.0
+HEALTH_CHECK_S: Final = 1.0
+HTTP_START_TIMEOUT_S: Final = 10.0
+HTTP_STOP_TIMEOUT_S: Final = 10.0
+
+
+class ServiceError(ControllerError):
+    """The HTTP server could not start or died: the controller is running but nobody can see it."""
+
+
+class ControllerService:
+    """The API's live parts around a `LineController` the caller starts and stops."""
+
+    def __init__(
+        self,
+        controller: LineController,
+        *,
+        token_ttl_s: float = DEFAULT_TTL_S,
+        state_interval_s: float = 0.5,
+        telemetry_interval_s: float = 0.5,
+        history_points: int = 2400,
+        client_queue: int = 256,
+        max_clients: int = 32,
+    ) -> None:
+        if not (state_interval_s > 0 and telemetry_interval_s > 0):
+            raise ValueError("state_interval_s and telemetry_interval_s must be > 0 s")
+        self.controller = controller
+        self.tokens = TokenStore(ttl_s=token_ttl_s)
+        self.history = TelemetryHistory(points_per_channel=history_points)
+        self.feed = LiveFeed(client_queue=client_queue, max_clients=max_clients)
+        self.context = ApiContext(controller, self.tokens, self.history, self.feed)
+        self.app: FastAPI = create_app(self.context)
+        self.state_interval_s = state_interval_s
+        self.telemetry_interval_s = telemetry_interval_s
+        self._tasks: list[asyncio.Task[None]] = []
+        self._unsubscribe_alarms: Callable[[], None] | None = None
+        self._running = False
+        controller.gate.subscribe(self._on_command)  # the gate has no unsubscribe: `_running` gates it
+
+    async def start(self) -> None:
+        if self._running:
+            raise RuntimeError("service already started")
+        subscription = self.controller.poller.subscribe(SUBSCRIBER, maxsize=10_000)
+        self._unsubscribe_alarms = self.controller.alarms.subscribe(self._on_alarm)
+        self._running = True
+        self._tasks = [
+            asyncio.create_task(self._pump(subscription), name="api-telemetry"),
+            asyncio.create_task(self._tick(), name="api-live-ticker"),
+        ]
+
+    async def stop(self) -> None:
+        self._running = False
+        self.feed.close()  # WebSocket senders end and close their sockets
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        self.controller.poller.unsubscribe(SUBSCRIBER)
+        if self._unsubscribe_alarms is not None:
+            self._unsubscribe_alarms()
+            self._unsubscribe_alarms = None
+
+    async def __aenter__(self) -> ControllerService:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    # -- record fan-out (called synchronously by the gate and the alarm board) ----------------------
+
+    def _on_command(self, record: GateRecord) -> None:
+        if self._running:
+            self.feed.publish("command", command_view(record))
+
+    def _on_alarm(self, record: AlarmRecord) -> None:
+        if self._running:
+            self.feed.publish("alarm", alarm_record_view(record))
+
+    # -- tasks ---------------------------------------------------------------------------------------
+
+    async def _pump(self, subscription: Subscription) -> None:
+        """Samples into the ring buffer and the feed's coalescing table; faults are the alarms' business."""
+        while True:
+            try:
+                event: PollEvent | None = await subscription.get(PUMP_WAKE_S)
+            except TimeoutError:
+                continue
+            except SubscriptionClosed:
+                return
+            while event is not None:
+                if isinstance(event, Sample):
+                    self.history.add(event.device, event.channel, event.reading)
+                    self.feed.offer_sample(event.device, event.channel, event.reading)
+                event = subscription.get_nowait()
+
+    async def _tick(self) -> None:
+        """State snapshots and telemetry at a bounded rate, built only while somebody watches."""
+        next_state = next_telemetry = time.monotonic()
+        while True:
+            await asyncio.sleep(max(0.0, min(next_state, next_telemetry) - time.monotonic()))
+            now = time.monotonic()
+            try:
+                if now >= next_state:
+                    next_state = now + self.state_interval_s
+                    if self.feed.clients:
+                        self.feed.publish("state", state_view(self.controller))
+                if now >= next_telemetry:
+                    next_telemetry = now + self.telemetry_interval_s
+                    self.feed.flush_telemetry(now)
+            except Exception:  # a bug in a view must be loud, but must not end the live feed
+                log.exception("live feed tick failed")
+
+
+# =====================================================================================================
+# HTTP
+
+
+def bind_listener(host: str, port: int) -> socket.socket:
+    """The listening socket for the API, bound now so a busy port fails before anything starts."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        family, _, _, _, address = infos[0]
+        return socket.create_server(address[:2], family=family)
+    except OSError as exc:
+        raise UserError(f"cannot serve HTTP on {host}:{port}: {exc.strerror or exc}") from None
+
+
+def url_of(listener: socket.socket) -> str:
+    host, port = listener.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}"
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn without its signal handlers: the service owns SIGINT/SIGTERM (see the module docstring)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+class HttpServer:
+    """uvicorn serving `app` on an already bound `listener`, in the running event loop."""
+
+    def __init__(self, app: FastAPI, listener: socket.socket, *, graceful_s: int = 3) -> None:
+        self.listener = listener
+        self.url = url_of(listener)
+        config = uvicorn.Config(
+            app,
+            lifespan="off",
+            log_config=None,  # the process's logging stays as the CLI set it up
+            access_log=False,
+            timeout_graceful_shutdown=graceful_s,
+        )
+        self._server = _EmbeddedServer(config)
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self.listener.getsockname()[1])
+
+    async def start(self, timeout_s: float = HTTP_START_TIMEOUT_S) -> None:
+        task = self._task = asyncio.create_task(self._serve(), name="http-server")
+        deadline = time.monotonic() + timeout_s
+        try:
+            while not self._server.started:
+                if task.done():
+                    await task  # raises why it ended
+                    raise ServiceError(f"HTTP server on {self.url} ended during start-up")
+                if time.monotonic() > deadline:
+                    raise ServiceError(f"HTTP server on {self.url} did not start within {timeout_s:g} s")
+                await asyncio.sleep(0.01)
+        except BaseException:
+            await self.stop()  # `async with` will not call __aexit__ for us: the task and socket go here
+            raise
+
+    async def _serve(self) -> None:
+        try:
+            await self._server.serve(sockets=[self.listener])
+        except SystemExit:  # uvicorn's start-up failure path; a SystemExit in a task would end the loop
+            raise ServiceError(f"HTTP server on {self.url} failed to start (see the log)") from None
+
+    def check(self) -> None:
+        """Raise if the server ended on its own (it only ends when asked)."""
+        if self._task is not None and self._task.done() and not self._server.should_exit:
+            exc = self._task.exception() if not self._task.cancelled() else None
+            raise ServiceError(f"HTTP server on {self.url} stopped: {exc!r}")
+
+    async def stop(self, timeout_s: float = HTTP_STOP_TIMEOUT_S) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            self._server.should_exit = True
+            done, _ = await asyncio.wait([task], timeout=timeout_s)
+            if not done:
+                log.error("HTTP server did not stop in time; cancelling it", extra={"url": self.url})
+                self._server.force_exit = True
+                task.cancel()
+                await asyncio.wait([task], timeout=timeout_s)
+            elif not task.cancelled() and task.exception() is not None:
+                log.error("HTTP server had failed", exc_info=task.exception())
+        self.listener.close()
+
+    async def __aenter__(self) -> HttpServer:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+
+# =====================================================================================================
+# the whole service
+
+
+@contextlib.contextmanager
+def stop_on_signals(stop: asyncio.Event) -> Iterator[None]:
+    """SIGINT and SIGTERM set `stop` (a clean shutdown, exit 0) while the block runs."""
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGINT, signal.SIGTERM)
+    for sig in signals:
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        yield
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+
+
+async def serve_line(
+    config: LineConfig,
+    listener: socket.socket,
+    stop: asyncio.Event,
+    *,
+    announce: Callable[[str], None],
+    plan: PollPlan | None = None,
+) -> None:
+    """Run the controller for `config` and serve its API on `listener` until `stop` is set.
+
+    `announce(url)` is called once, when both the controller and the HTTP server are up. The listener is
+    closed on the way out whatever happens.
+    """
+    try:
+        async with (
+            LineController(config, plan=plan) as ctl,
+            ControllerService(ctl) as service,
+            HttpServer(service.app, listener) as http,
+        ):
+            announce(http.url)
+            log.info("serving", extra={"url": http.url, "line": config.name})
+            await _watch(ctl, http, stop)
+    finally:
+        listener.close()
+
+
+async def _watch(ctl: LineController, http: HttpServer, stop: asyncio.Event) -> None:
+    """Wait for `stop`; meanwhile report (once per change) an acquisition that keeps crashing."""
+    reported = ""
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), HEALTH_CHECK_S)
+        http.check()
+        try:
+            ctl.poller.check()
+            problem = ""
+        except PollerFailure as exc:
+            problem = str(exc)
+        if problem != reported:
+            if problem:
+                log.error("acquisition failing", extra={"problem": problem})
+            else:
+                log.info("acquisition recovered")
+            reported = problem
