@@ -50,6 +50,7 @@ test: lint typecheck pytest
 bench: $(STAMP) system-packages
 	$(BIN)/python -m bench.acquisition
 	$(BIN)/python -m bench.interlock_latency
+	$(BIN)/python -m bench.historian
 
 docs: $(STAMP)
 	$(BIN)/python -m drivers.register_map > docs/register_maps.md

@@ -1,0 +1,247 @@
+"""The historian's tables (one SQLAlchemy Core `MetaData`) and how to reach the database.
+
+Why Core and not the ORM: every row here is written once, in bulk, by one writer task and read back
+as plain records for the API; identity maps, lazy loading (which raises `MissingGreenlet` under
+asyncio) and unit-of-work flushing would only cost time on the hot sample path (stack.md §5).
+
+Column conventions:
+- times are epoch seconds as double precision (`ts`), the same clock as `Reading.ts`, so a sample and
+  the command it caused sort together;
+- anything with an open shape (action, evidence, refusals) is JSON *text*, not a JSON column type, so
+  SQLite and PostgreSQL store and return the same thing and a spill file can carry it unchanged;
+- every event table has an integer `id` that grows in write order: the historian writes in the order
+  things happened, so `ORDER BY id` is the order of the journal even when two rows share a `ts`;
+- run ids are text (``20261121T210645Z-3fa2c1``) made by the historian itself, so a run can start and
+  collect commands while the database is down and still be written, in order, when it comes back.
+
+The schema is created and changed only by the Alembic migrations in `controller/migrations`; a test
+checks that the migrated database and this `MetaData` describe the same tables.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+    UniqueConstraint,
+    event,
+)
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from drivers.errors import ConfigError
+
+RUN_STATUSES: Final = ("running", "complete", "incomplete")
+COMMAND_OUTCOMES: Final = ("allowed", "refused", "failed", "done")
+
+# SQLite makes only `INTEGER PRIMARY KEY` an alias of the rowid (autoincrementing); BIGINT would not be.
+# PostgreSQL gets BIGINT: at a few hundred samples a second a 32-bit id runs out within a year.
+RowId = BigInteger().with_variant(Integer(), "sqlite")
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("started_at", Double, nullable=False),
+    Column("ended_at", Double),
+    Column("status", Text, nullable=False),
+    Column("config_hash", Text, nullable=False),
+    Column("config_text", Text, nullable=False),
+    Column("recipe_hash", Text),
+    Column("recipe_text", Text),
+    Column("user", Text, nullable=False),
+    CheckConstraint("status IN ('running', 'complete', 'incomplete')", name="status"),
+)
+Index(None, runs.c.started_at)
+
+channels = Table(
+    "channels",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("device", Text, nullable=False),
+    Column("channel", Text, nullable=False),
+    Column("unit", Text, nullable=False),
+    UniqueConstraint("device", "channel"),
+)
+
+samples = Table(
+    "samples",
+    metadata,
+    Column("id", RowId, primary_key=True),
+    Column("ts", Double, nullable=False),
+    # no foreign key: only the writer makes channel ids, in the same transaction as the samples that
+    # use them, and PostgreSQL's per-row FK trigger would cost more than half of COPY's rate
+    Column("channel_id", Integer, nullable=False),
+    # NULL where the reading was not a number (SQLite stores NaN as NULL anyway); quality says why
+    Column("value", Double),
+    Column("quality", Text, nullable=False),
+)
+Index(None, samples.c.channel_id, samples.c.ts)
+
+transitions = Table(
+    "transitions",
+    metadata,
+    Column("id", RowId, primary_key=True),
+    Column("ts", Double, nullable=False),
+    Column("run_id", Text, ForeignKey("runs.id")),
+    Column("station", Text, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("dest", Text, nullable=False),
+    Column("trigger", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+)
+Index(None, transitions.c.run_id)
+Index(None, transitions.c.ts)
+
+alarm_events = Table(
+    "alarm_events",
+    metadata,
+    Column("id", RowId, primary_key=True),
+    Column("ts", Double, nullable=False),
+    Column("alarm_id", Text, nullable=False),
+    Column("event", Text, nullable=False),
+    Column("from_state", Text, nullable=False),
+    Column("to_state", Text, nullable=False),
+    Column("user", Text),
+    Column("reason", Text),
+    Column("severity", Text, nullable=False),
+    Column("evidence", Text, nullable=False),
+    Column("trip", Text),
+    Column("until_s", Double),
+    Column("condition_active", Boolean, nullable=False),
+)
+Index(None, alarm_events.c.ts)
+Index(None, alarm_events.c.alarm_id, alarm_events.c.ts)
+
+items = Table(
+    "items",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("kind", Text, nullable=False),
+    Column("material", Text, nullable=False),
+    Column("registered_at", Double, nullable=False),
+)
+
+ledger = Table(
+    "ledger",
+    metadata,
+    Column("id", RowId, primary_key=True),
+    Column("ts", Double, nullable=False),
+    Column("item", Text, nullable=False),
+    Column("event", Text, nullable=False),
+    Column("space", Text, nullable=False),
+    Column("atmosphere", Text, nullable=False),
+    Column("exposed", Boolean, nullable=False),
+    Column("evidence", Text, nullable=False),
+)
+Index(None, ledger.c.item, ledger.c.ts)
+
+commands = Table(
+    "commands",
+    metadata,
+    Column("id", RowId, primary_key=True),
+    Column("ts", Double, nullable=False),
+    Column("run_id", Text, ForeignKey("runs.id")),
+    Column("user", Text, nullable=False),
+    Column("origin", Text, nullable=False),
+    Column("action", Text, nullable=False),
+    Column("outcome", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("invariant", Text),
+    Column("error", Text, nullable=False),
+    Column("duration_s", Double, nullable=False),
+    Column("request_reason", Text, nullable=False),
+    Column("refusals", Text, nullable=False),
+    CheckConstraint("outcome IN ('allowed', 'refused', 'failed', 'done')", name="outcome"),
+)
+Index(None, commands.c.run_id)
+Index(None, commands.c.ts)
+
+# One row per committed batch, written in the batch's own transaction. When a commit's fate is unknown
+# (the connection died during COMMIT), the retry looks its key up first: rows are written exactly once.
+write_batches = Table(
+    "write_batches",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("written_at", Double, nullable=False),
+)
+Index(None, write_batches.c.written_at)
+
+HISTORIAN_TABLES: Final = frozenset(metadata.tables)
+
+
+# --- reaching the database -------------------------------------------------------------------------
+
+
+def async_url(url: str) -> URL:
+    """The async driver for a configured URL: the config speaks plain `sqlite:///` and `postgresql://`.
+
+    asyncpg is imposed for PostgreSQL because the sample path uses its COPY protocol.
+    """
+    try:
+        parsed = make_url(url)
+    except Exception as exc:  # sqlalchemy raises ArgumentError, but a bad port raises ValueError
+        raise ConfigError(f"database url {url!r} is not an SQLAlchemy URL: {exc}") from exc
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return parsed.set(drivername="sqlite+aiosqlite")
+    if backend in ("postgresql", "postgres"):
+        return parsed.set(drivername="postgresql+asyncpg")
+    raise ConfigError(f"database url {url!r}: the historian supports sqlite:/// and postgresql:// only")
+
+
+def sqlite_busy_timeout_ms(timeout_s: float) -> int:
+    """SQLite must give up on a lock before our own per-operation timeout would cancel the call."""
+    return max(50, min(5000, int(timeout_s * 500)))
+
+
+def make_engine(url: str, *, timeout_s: float = 10.0, **kwargs: Any) -> AsyncEngine:
+    """An async engine with the settings stack.md §5 measured (WAL, synchronous=NORMAL ...).
+
+    The drivers' own timeouts (SQLite busy_timeout, asyncpg connect/command timeouts) are set below
+    the historian's asyncio timeout, so a stuck database ends in a clean driver error rather than a
+    cancelled call in the middle of a transaction.
+    """
+    target = async_url(url)
+    if target.get_backend_name() == "sqlite":
+        engine = create_async_engine(target, **kwargs)
+        busy_ms = sqlite_busy_timeout_ms(timeout_s)
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: ConnectionPoolEntry) -> None:
+            cursor = dbapi_conn.cursor()
+            for pragma in (
+                "PRAGMA journal_mode=WAL",
+                "PRAGMA synchronous=NORMAL",
+                "PRAGMA foreign_keys=ON",
+                f"PRAGMA busy_timeout={busy_ms}",
+            ):
+                cursor.execute(pragma)
+            cursor.close()
+
+        return engine
+    connect_args = {"timeout": timeout_s * 0.8, "command_timeout": timeout_s * 0.8}
+    kwargs.setdefault("pool_pre_ping", True)
+    return create_async_engine(target, connect_args=connect_args, **kwargs)
