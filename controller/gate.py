@@ -66,6 +66,11 @@ class CommandGate:
     def subscribe(self, callback: Callable[[GateRecord], None]) -> None:
         self._subscribers.append(callback)
 
+    def unsubscribe(self, callback: Callable[[GateRecord], None]) -> None:
+        """Stop handing records to `callback` (a service or bridge that stopped); unknown ones are ignored."""
+        if callback in self._subscribers:
+            self._subscribers.remove(callback)
+
     def snapshot(self) -> dict[tuple[str, str], Reading]:
         """The latest readings, overlaid with outputs the gate wrote after they were taken."""
         merged = dict(self._snapshot())
