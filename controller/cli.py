@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import sys
@@ -17,8 +18,10 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from controller.config import DatabaseConfig, LineConfig
 from controller.errors import UserError
 from drivers.errors import ConfigError
 
@@ -93,12 +96,37 @@ def _port_number(text: str) -> int:
     return value
 
 
+def _with_database(config: LineConfig, url: str | None) -> LineConfig:
+    if url is None:
+        return config
+    if "://" not in url:
+        raise UserError(f"--database {url!r}: an SQLAlchemy URL such as sqlite:///data/line.db is expected")
+    return dataclasses.replace(config, database=DatabaseConfig(url))
+
+
+def _cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from controller.config import load_line_config
+    from controller.historian import current_revision, upgrade
+
+    config = _with_database(load_line_config(args.config), args.database)
+    url = config.database.url
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+
+    async def run() -> str | None:
+        await upgrade(url)
+        return await current_revision(url)
+
+    print(f"{url}: schema at revision {asyncio.run(run())}")
+    return 0
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from controller.config import load_line_config
 
     if args.speed is not None and not args.sim:
         raise UserError("run: --speed sets the simulated plant's clock; it needs --sim")
-    config = load_line_config(args.config)
+    config = _with_database(load_line_config(args.config), args.database)
     host = args.host if args.host is not None else config.hmi.host
     port = args.port if args.port is not None else config.hmi.port
     from controller.service import ServiceError
@@ -307,7 +335,21 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--speed", type=_positive_speed, help="simulated plant clock speed factor (with --sim; default 1)"
     )
+    run.add_argument(
+        "--database", help="SQLAlchemy URL overriding [database] url (e.g. sqlite:///tmp/line.db)"
+    )
     run.set_defaults(handler=_cmd_run)
+
+    db = sub.add_parser("db", help="database tools", description="Historian database tools.")
+    db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    upgrade = db_sub.add_parser(
+        "upgrade",
+        help="create or migrate the historian schema to the current version",
+        description="Run the Alembic migrations on the configured database (or --database).",
+    )
+    upgrade.add_argument("--config", help="line configuration TOML (default: the embedded standard line)")
+    upgrade.add_argument("--database", help="SQLAlchemy URL overriding [database] url")
+    upgrade.set_defaults(handler=_cmd_db_upgrade)
 
     status = sub.add_parser(
         "status",

@@ -8,6 +8,7 @@ to build the plant and the device simulators it answers for.
 
 from __future__ import annotations
 
+import dataclasses
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
@@ -159,6 +160,7 @@ class LineConfig:
     mqtt: MqttConfig | None = None
     hmi: HmiConfig = field(default_factory=HmiConfig)
     users: tuple[UserConfig, ...] = ()
+    text: str = field(default="", repr=False)  # the file as read: each run records it (content hash)
 
     def space(self, name: str) -> SpaceConfig:
         return next(s for s in self.spaces if s.name == name)
@@ -195,7 +197,7 @@ def load_line_config(path: str | Path | None = None) -> LineConfig:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigFileError(shown, "(syntax)", "", f"is not valid TOML: {exc}") from None
-    return _parse(TableReader(shown, data))
+    return dataclasses.replace(_parse(TableReader(shown, data)), text=text)
 
 
 def _parse(root: TableReader) -> LineConfig:

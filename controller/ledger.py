@@ -9,10 +9,14 @@ happen: the gate exists to prevent it, and the ledger exists to prove it).
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from controller.items import is_exposed, space_of
 from controller.line_state import LineState
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +62,7 @@ class ExposureLedger:
         self.records: dict[str, ExposureRecord] = {}
         self._seen_atmosphere: dict[str, str] = {}
         self._unsafe: set[str] = set()
+        self.subscribers: list[Callable[[LedgerEntry], None]] = []  # the historian keeps every entry
 
     def _entry(self, state: LineState, item: str, event: str, ts: float) -> LedgerEntry:
         space = space_of(item, state.items)
@@ -66,6 +71,11 @@ class ExposureLedger:
         evidence = dict(info.classification.evidence) if info else {}
         entry = LedgerEntry(ts, item, event, space, atmosphere, is_exposed(item, state.items), evidence)
         self.entries.append(entry)
+        for callback in self.subscribers:
+            try:
+                callback(entry)
+            except Exception:  # a failing recorder must not break the ledger
+                log.exception("ledger subscriber failed")
         return entry
 
     def registered(self, state: LineState, item: str, ts: float) -> None:

@@ -23,13 +23,14 @@ import signal
 import socket
 import time
 from collections.abc import Callable, Generator, Iterator
+from pathlib import Path
 from types import TracebackType
 from typing import Final
 
 import uvicorn
 from fastapi import FastAPI
 
-from controller.alarms import AlarmRecord
+from controller.alarms import AlarmDefinition, AlarmRecord, Severity, UnknownAlarm
 from controller.api import (
     ApiContext,
     LiveFeed,
@@ -44,7 +45,9 @@ from controller.config import LineConfig
 from controller.errors import ControllerError, UserError
 from controller.gate import GateRecord
 from controller.line_controller import LineController
+from controller.mqtt_bridge import MqttBridge
 from controller.poller import PollerFailure, PollEvent, PollPlan, Sample, Subscription, SubscriptionClosed
+from controller.recorder import Recorder
 
 log = logging.getLogger(__name__)
 
@@ -298,8 +301,11 @@ async def serve_line(
     closed on the way out whatever happens.
     """
     try:
+        spill_dir = await asyncio.to_thread(_prepare_data_dirs, config)
         async with (
             LineController(config, plan=plan) as ctl,
+            _Recording(ctl, config, spill_dir),
+            MqttBridge(config, ctl, on_health=_mqtt_alarm(ctl)),
             ControllerService(ctl) as service,
             HttpServer(service.app, listener) as http,
         ):
@@ -308,6 +314,53 @@ async def serve_line(
             await _watch(ctl, http, stop)
     finally:
         listener.close()
+
+
+def _prepare_data_dirs(config: LineConfig) -> Path:
+    """Directories the historian needs (SQLite does not create its own); returns the spill directory."""
+    url = config.database.url
+    base = Path("data")
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
+        base = Path(url.removeprefix("sqlite:///")).parent
+    spill = base / f"spill-{config.name}"
+    spill.mkdir(parents=True, exist_ok=True)
+    return spill
+
+
+class _Recording:
+    """The recorder as an async context manager; a run that ends by exception is marked incomplete."""
+
+    def __init__(self, ctl: LineController, config: LineConfig, spill_dir: Path) -> None:
+        self.recorder = Recorder(ctl, url=config.database.url, spill_dir=spill_dir)
+
+    async def __aenter__(self) -> Recorder:
+        await self.recorder.start()
+        return self.recorder
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.recorder.stop("complete" if exc_type is None else "incomplete")
+
+
+def _mqtt_alarm(ctl: LineController) -> Callable[[bool, str], None]:
+    def on_health(ok: bool, detail: str) -> None:
+        alarm_id = "mqtt.broker"
+        if ok:
+            with contextlib.suppress(UnknownAlarm):
+                ctl.alarms.clear(alarm_id, time.time())
+            return
+        ctl.alarms.define(
+            AlarmDefinition(
+                alarm_id,
+                Severity.MEDIUM,
+                "MQTT broker unreachable: the plant sees no telemetry",
+                "Control goes on; messages are buffered and published when the broker is back.",
+            )
+        )
+        ctl.alarms.raise_alarm(alarm_id, time.time(), {"text": detail})
+
+    return on_health
 
 
 async def _watch(ctl: LineController, http: HttpServer, stop: asyncio.Event) -> None:

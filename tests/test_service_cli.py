@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import signal
 import socket
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -37,9 +39,11 @@ async def test_every_new_subcommand_has_help(command: str) -> None:
     assert f"usage: depline {command}" in out
 
 
-async def test_run_sim_serves_status_and_alarms_then_stops_cleanly_on_sigterm() -> None:
+async def test_run_sim_serves_status_and_alarms_then_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    database = tmp_path / "line.db"
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "controller.cli", "run", "--sim", "--port", "0", "--speed", "20",
+        "--database", f"sqlite:///{database}",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=ROOT,
     )  # fmt: skip
     assert proc.stdout is not None
@@ -72,6 +76,12 @@ async def test_run_sim_serves_status_and_alarms_then_stops_cleanly_on_sigterm() 
     assert proc.returncode == 0
     assert rest == b""  # one line on stdout, and only one
     assert b"Traceback" not in err_bytes, err_bytes.decode()
+    with contextlib.closing(sqlite3.connect(database)) as db:  # the run is on record, closed cleanly
+        runs = db.execute("SELECT status, config_text FROM runs").fetchall()
+        samples = db.execute("SELECT count(*) FROM samples").fetchone()[0]
+    assert [status for status, _ in runs] == ["complete"]
+    assert "[[spaces]]" in runs[0][1]
+    assert samples > 0
 
 
 async def test_status_of_a_controller_that_is_not_there_is_one_clear_line() -> None:
@@ -104,7 +114,9 @@ async def test_bad_options_exit_2_with_the_reason(args: list[str], expected: str
 async def test_run_on_a_busy_port_exits_2_before_starting_anything() -> None:
     with socket.create_server(("127.0.0.1", 0)) as busy:
         port = busy.getsockname()[1]
-        code, out, err = await depline("run", "--sim", "--port", str(port))
+        code, out, err = await depline(
+            "run", "--sim", "--port", str(port), "--database", "sqlite:///:memory:"
+        )
     assert code == 2
     assert out == ""
     assert f"cannot serve HTTP on 127.0.0.1:{port}" in err
