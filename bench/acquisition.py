@@ -46,6 +46,7 @@ from pymodbus.exceptions import ModbusException
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
+from bench.report import update_section
 from controller.config import load_line_config
 from controller.devices import Driver, build_line_devices
 from drivers.errors import DriverError
@@ -721,20 +722,8 @@ section between the two markers below. Everything outside the markers is hand-wr
 
 
 def update_docs(path: Path, figures: str) -> None:
-    """Replace the generated section of `path`, creating the file (with its hand-written part) if absent."""
-    block = f"{BEGIN}\n\n{figures.strip()}\n\n{END}"
-    if path.exists():
-        text = path.read_text(encoding="utf-8")
-        if BEGIN in text and END in text:
-            head, rest = text.split(BEGIN, 1)
-            tail = rest.split(END, 1)[1]
-            text = head + block + tail
-        else:
-            text = text.rstrip("\n") + "\n\n" + block + "\n"
-    else:
-        text = DOCS_TEMPLATE + block + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
+    """Replace this benchmark's marked section of `path`; nothing else is touched."""
+    update_section(path, "acquisition", figures, new_file=DOCS_TEMPLATE)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -41,6 +41,7 @@ import aiosqlite
 import asyncpg
 import sqlalchemy
 
+from bench.report import percentile, update_section
 from controller.historian import Historian, upgrade
 from controller.poller import Sample
 from drivers.reading import Quality, Reading
@@ -141,17 +142,6 @@ class BenchReport:
     results: tuple[BackendResult, ...]
     skipped: tuple[str, ...]
     idle_lateness: Lateness
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """Linear interpolation between closest ranks (numpy's default)."""
-    ordered = sorted(values)
-    if len(ordered) == 1:
-        return ordered[0]
-    rank = (len(ordered) - 1) * q / 100.0
-    low = int(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
 def _num(value: float) -> str:
@@ -582,16 +572,8 @@ database, beside the fastest plain way of writing the same rows into the same ta
 
 
 def update_docs(path: Path, figures: str) -> None:
-    """Replace this bench's section of `path`; append it (with its hand-written intro) if absent."""
-    block = f"{BEGIN}\n\n{figures.strip()}\n\n{END}"
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Performance\n"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + block + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + INTRO + block + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
+    """Replace this benchmark's marked section of `path`; nothing else is touched."""
+    update_section(path, "historian", figures, intro=INTRO)
 
 
 def _parser() -> argparse.ArgumentParser:

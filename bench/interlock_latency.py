@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.acquisition import DOCS_PATH, _machine
+from bench.report import percentile, update_section
 from controller.actions import Action, SetPort
 from controller.atmosphere import Atmosphere
 from controller.config import load_line_config
@@ -94,18 +95,6 @@ class LatencyOptions:
 
 
 QUICK = LatencyOptions(repetitions=3, quick=True)
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """Linear interpolation between closest ranks (numpy's default); with 50 values p99 lies between
-    the two largest, so it is close to the maximum, as it should be for so few samples."""
-    ordered = sorted(values)
-    if not ordered:
-        raise ValueError("no values")
-    position = (len(ordered) - 1) * q / 100.0
-    low = math.floor(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 @dataclass(frozen=True, slots=True)
@@ -555,16 +544,8 @@ def render_markdown(report: LatencyReport) -> str:
 
 
 def update_docs(path: Path, figures: str) -> None:
-    """Replace this benchmark's marked section of `path` (appended if absent); nothing else is touched."""
-    block = f"{BEGIN}\n\n{figures.strip()}\n\n{END}"
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Performance\n"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + block + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
+    """Replace this benchmark's marked section of `path`; nothing else is touched."""
+    update_section(path, "interlock_latency", figures)
 
 
 # --- command line ------------------------------------------------------------------------------------

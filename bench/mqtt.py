@@ -49,7 +49,7 @@ from pathlib import Path
 import aiomqtt
 
 from bench.acquisition import DOCS_PATH, _machine
-from bench.interlock_latency import percentile
+from bench.report import percentile, update_section
 from controller.config import MqttConfig, load_line_config
 from controller.line_controller import LineController
 from controller.mqtt_bridge import QOS, BridgeOptions, MqttBridge, Topics, encode, telemetry_payload
@@ -478,16 +478,8 @@ def render_markdown(report: MqttReport) -> str:
 
 
 def update_docs(path: Path, figures: str) -> None:
-    """Replace this benchmark's marked section of `path` (appended if absent); nothing else is touched."""
-    block = f"{BEGIN}\n\n{figures.strip()}\n\n{END}"
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Performance\n"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + block + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
+    """Replace this benchmark's marked section of `path`; nothing else is touched."""
+    update_section(path, "mqtt", figures)
 
 
 # --- command line -------------------------------------------------------------------------------------------

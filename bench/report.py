@@ -1,0 +1,44 @@
+"""What every benchmark shares for reporting: its marked section of docs/performance.md, percentiles.
+
+Each benchmark owns one section between `<!-- bench.<name> figures: begin ... -->` and its end marker;
+rewriting it never touches the hand-written text or another benchmark's figures.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def markers(name: str) -> tuple[str, str]:
+    begin = f"<!-- bench.{name} figures: begin (rewritten by `python -m bench.{name} --write-docs`) -->"
+    return begin, f"<!-- bench.{name} figures: end -->"
+
+
+def update_section(
+    path: Path, name: str, figures: str, *, new_file: str = "# Performance\n", intro: str = ""
+) -> None:
+    """Replace bench `name`'s section of `path`; append it (after `intro`) if absent."""
+    begin, end = markers(name)
+    block = f"{begin}\n\n{figures.strip()}\n\n{end}"
+    text = path.read_text(encoding="utf-8") if path.exists() else new_file
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        text = head + block + rest.split(end, 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n" + intro + block + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Linear interpolation between closest ranks (numpy's default); with 50 values p99 lies between
+    the two largest, so it is close to the maximum, as it should be for so few samples."""
+    ordered = sorted(values)
+    if not ordered:
+        raise ValueError("no values")
+    position = (len(ordered) - 1) * q / 100.0
+    low = math.floor(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
