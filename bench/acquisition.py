@@ -46,7 +46,7 @@ from pymodbus.exceptions import ModbusException
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
-from bench.report import update_section
+from bench.report import add_output_options, parse_args, update_section
 from controller.config import load_line_config
 from controller.devices import Driver, build_line_devices
 from drivers.errors import DriverError
@@ -733,20 +733,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--tcp-requests", type=int, default=d.tcp_requests, help="Modbus TCP requests per run")
     p.add_argument("--rtu-requests", type=int, default=d.rtu_requests, help="Modbus RTU transactions per run")
     p.add_argument("--line-seconds", type=float, default=d.line_seconds, help="standard-line window per run")
-    p.add_argument("--quick", action="store_true", help="tiny sizes and one run: a smoke test, not figures")
-    p.add_argument(
-        "--write-docs", action="store_true", help=f"update the figures section of {DOCS_PATH.name}"
-    )
-    p.add_argument("--docs", type=Path, default=DOCS_PATH, help="the file --write-docs updates")
+    add_output_options(p, DOCS_PATH, quick_help="tiny sizes and one run")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     parser = _parser()
-    args = parser.parse_args(args_list)
-    if args.quick and args.write_docs:
-        parser.error("--quick figures are not figures: refusing --write-docs")
+    args = parse_args(parser, args_list)
     opts = (
         QUICK
         if args.quick

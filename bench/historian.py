@@ -41,7 +41,7 @@ import aiosqlite
 import asyncpg
 import sqlalchemy
 
-from bench.report import percentile, update_section
+from bench.report import add_output_options, parse_args, percentile, update_section
 from controller.historian import Historian, upgrade
 from controller.poller import Sample
 from drivers.reading import Quality, Reading
@@ -582,20 +582,14 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench.historian", description=doc)
     p.add_argument("--runs", type=int, default=d.runs, help="runs per figure; medians are reported")
     p.add_argument("--samples", type=int, default=d.samples, help="samples per flat-out run")
-    p.add_argument("--quick", action="store_true", help="tiny sizes and one run: a smoke test, not figures")
-    p.add_argument(
-        "--write-docs", action="store_true", help=f"update this bench's section of {DOCS_PATH.name}"
-    )
-    p.add_argument("--docs", type=Path, default=DOCS_PATH, help="the file --write-docs updates")
+    add_output_options(p, DOCS_PATH, quick_help="tiny sizes and one run")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     parser = _parser()
-    args = parser.parse_args(args_list)
-    if args.quick and args.write_docs:
-        parser.error("--quick figures are not figures: refusing --write-docs")
+    args = parse_args(parser, args_list)
     opts = QUICK if args.quick else replace(BenchOptions(), runs=args.runs, samples=args.samples)
     if min(opts.runs, opts.samples) < 1:
         parser.error("--runs and --samples must be positive")

@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.acquisition import DOCS_PATH, _machine
-from bench.report import percentile, update_section
+from bench.report import add_output_options, parse_args, percentile, update_section
 from controller.actions import Action, SetPort
 from controller.atmosphere import Atmosphere
 from controller.config import load_line_config
@@ -577,20 +577,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--speed", type=float, default=d.speed, help="SimLine virtual clock speed")
     p.add_argument("--frost-step", type=float, default=d.frost_step_c, help="frost point step, K")
     p.add_argument("--seed", type=int, default=d.seed, help="seed of the random injection phase")
-    p.add_argument("--quick", action="store_true", help="few crossings: a smoke test, not figures")
-    p.add_argument(
-        "--write-docs", action="store_true", help=f"update this benchmark's section of {DOCS_PATH.name}"
-    )
-    p.add_argument("--docs", type=Path, default=DOCS_PATH, help="the file --write-docs updates")
+    add_output_options(p, DOCS_PATH, quick_help="three crossings per period")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     parser = _parser()
-    args = parser.parse_args(args_list)
-    if args.quick and args.write_docs:
-        parser.error("--quick figures are not figures: refusing --write-docs")
+    args = parse_args(parser, args_list)
     opts = dataclasses.replace(
         QUICK if args.quick else LatencyOptions(),
         interlock_periods_s=args.periods,

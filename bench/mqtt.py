@@ -49,7 +49,7 @@ from pathlib import Path
 import aiomqtt
 
 from bench.acquisition import DOCS_PATH, _machine
-from bench.report import percentile, update_section
+from bench.report import add_output_options, parse_args, percentile, update_section
 from controller.config import MqttConfig, load_line_config
 from controller.line_controller import LineController
 from controller.mqtt_bridge import QOS, BridgeOptions, MqttBridge, Topics, encode, telemetry_payload
@@ -497,20 +497,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--channels", type=int, default=d.channels, help="telemetry channels the messages spread over"
     )
-    p.add_argument("--quick", action="store_true", help="a few messages: a smoke test, not figures")
-    p.add_argument(
-        "--write-docs", action="store_true", help=f"update this benchmark's section of {DOCS_PATH.name}"
-    )
-    p.add_argument("--docs", type=Path, default=DOCS_PATH, help="the file --write-docs updates")
+    add_output_options(p, DOCS_PATH, quick_help="a few messages")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     parser = _parser()
-    args = parser.parse_args(args_list)
-    if args.quick and args.write_docs:
-        parser.error("--quick figures are not figures: refusing --write-docs")
+    args = parse_args(parser, args_list)
     opts = (
         QUICK
         if args.quick

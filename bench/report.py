@@ -6,7 +6,9 @@ rewriting it never touches the hand-written text or another benchmark's figures.
 
 from __future__ import annotations
 
+import argparse
 import math
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -42,3 +44,20 @@ def percentile(values: Sequence[float], q: float) -> float:
     low = math.floor(position)
     high = min(low + 1, len(ordered) - 1)
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def add_output_options(parser: argparse.ArgumentParser, docs: Path, *, quick_help: str) -> None:
+    """--quick, --write-docs and --docs, the same for every benchmark."""
+    parser.add_argument("--quick", action="store_true", help=f"{quick_help}: a smoke test, not figures")
+    parser.add_argument(
+        "--write-docs", action="store_true", help=f"update this benchmark's section of {docs.name}"
+    )
+    parser.add_argument("--docs", type=Path, default=docs, help="the file --write-docs updates")
+
+
+def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parse, refusing to write smoke-test numbers into the documentation."""
+    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    if args.quick and args.write_docs:
+        parser.error("--quick figures are not figures: refusing --write-docs")
+    return args
