@@ -21,6 +21,10 @@ Why it is shaped this way:
   service's ticker; alarm and command records go out as they happen.
 - **Telemetry history here is short and in memory** (`TelemetryHistory`, a ring buffer per channel fed
   from a poller subscription); the historian serves anything longer.
+- **The past comes from the historian** (`ApiContext.historian`, None when the controller runs without
+  one: those routes answer 503): runs with their commands, alarm events and ledger entries, and the
+  exposure record of an item this process has no record of. Only committed rows are seen (a row
+  recorded in the last `batch_s` may not be there yet).
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ from controller.alarms import AlarmActionRefused, AlarmRecord, AlarmStatus, Unkn
 from controller.auth import PERMISSIONS, Permission, Session, TokenStore
 from controller.errors import ControllerError, UserError
 from controller.gate import GateRecord
+from controller.historian import Historian, HistorianUnavailable
 from controller.items import ItemKind, is_exposed, space_of
 from controller.ledger import ExposureRecord, LedgerEntry
 from controller.line_controller import LineController
@@ -382,6 +387,47 @@ class LedgerView(BaseModel):
     worst_o2_ppmv: float | None
     ever_exposed_to_non_inert: bool
     non_inert: list[LedgerEntryView]
+
+
+class RunSummaryView(BaseModel):
+    id: str
+    started_at: float
+    ended_at: float | None
+    status: str = Field(description='"running", "complete", or "incomplete" (the controller was interrupted)')
+    config_hash: str
+    recipe_hash: str | None
+    user: str
+
+
+class RunCommandView(BaseModel):
+    """A command as the historian keeps it (registrations included, as action type "RegisterItem")."""
+
+    id: int
+    ts: float
+    user: str
+    origin: str
+    action: dict[str, Any]
+    outcome: str
+    reason: str
+    invariant: str | None
+    error: str
+    duration_s: float
+    request_reason: str
+    refusals: list[dict[str, Any]]
+
+
+class RunLedgerEntryView(LedgerEntryView):
+    item: str
+
+
+class RunView(RunSummaryView):
+    config_text: str
+    recipe_text: str | None
+    commands: list[RunCommandView] = Field(
+        description="the run's commands, oldest first (the latest `limit`)"
+    )
+    alarm_events: list[AlarmRecordView] = Field(description="alarm journal records between start and end")
+    ledger: list[RunLedgerEntryView] = Field(description="ledger entries of every item between start and end")
 
 
 class DeviceHealthView(BaseModel):
@@ -771,6 +817,7 @@ class ApiContext:
     tokens: TokenStore
     history: TelemetryHistory
     feed: LiveFeed
+    historian: Historian | None = None
     login_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(LOGIN_SLOTS))
 
 
@@ -862,7 +909,13 @@ async def get_items(ctx: Ctx) -> list[ItemView]:
 
 @router.get("/api/items/{item_id}/ledger", response_model=LedgerView, tags=["read"])
 async def get_item_ledger(ctx: Ctx, item_id: str) -> LedgerView:
+    """The live record, which after a restart already starts with the item's earlier history (the
+    recorder replays it from the historian); for an item this process has no record of, the
+    historian's replay of its committed ledger."""
     record = ctx.controller.ledger.records.get(item_id)
+    if record is None and ctx.historian is not None:
+        with _historian_errors():
+            record = await ctx.historian.exposure_record(item_id)
     if record is None:
         known = item_id in ctx.controller.model.items
         why = "it has no exposure record (containers carry none)" if known else "no such item"
@@ -877,6 +930,54 @@ async def get_commands(
     limit: Annotated[int, Query(ge=1, le=MAX_LIST)] = 100,
 ) -> list[CommandView]:
     return [command_view(r) for r in _recent(ctx.controller.gate.records, lambda r: r.ts, since, limit)]
+
+
+@router.get("/api/runs", response_model=list[RunSummaryView], tags=["read"])
+async def get_runs(ctx: Ctx, limit: Annotated[int, Query(ge=1, le=MAX_LIST)] = 50) -> list[RunSummaryView]:
+    """The newest runs first; one run per controller process, 'incomplete' if it was interrupted."""
+    historian = _historian(ctx)
+    with _historian_errors():
+        found = await historian.runs(limit)
+    return [RunSummaryView.model_validate(run) for run in found]
+
+
+@router.get("/api/runs/{run_id}", response_model=RunView, tags=["read"])
+async def get_run(
+    ctx: Ctx, run_id: str, limit: Annotated[int, Query(ge=1, le=MAX_LIST)] = MAX_LIST
+) -> RunView:
+    """A run with its commands, and the alarm events and ledger entries of its time span."""
+    historian = _historian(ctx)
+    with _historian_errors():
+        run = await historian.run(run_id)
+        if run is None:
+            raise HTTPException(404, f"no run {run_id!r}")
+        commands = await historian.commands(run_id=run_id, limit=limit)
+        until = run["ended_at"]
+        alarms = await historian.alarm_events(since=run["started_at"], until=until, limit=limit)
+        entries = await historian.ledger_between(run["started_at"], until, limit)
+    return RunView(
+        **run,
+        commands=[RunCommandView.model_validate(jsonable(c)) for c in commands],
+        alarm_events=[
+            AlarmRecordView.model_validate({name: jsonable(a[name]) for name in AlarmRecordView.model_fields})
+            for a in alarms
+        ],
+        ledger=[RunLedgerEntryView.model_validate(jsonable(e)) for e in entries],
+    )
+
+
+def _historian(ctx: ApiContext) -> Historian:
+    if ctx.historian is None:
+        raise HTTPException(503, "this controller runs without a historian: no records of past runs")
+    return ctx.historian
+
+
+@contextlib.contextmanager
+def _historian_errors() -> Iterator[None]:
+    try:
+        yield
+    except HistorianUnavailable as exc:
+        raise HTTPException(503, str(exc)) from None
 
 
 @router.get("/api/health", response_model=HealthView, tags=["read"])
@@ -957,7 +1058,15 @@ async def post_item(
 ) -> ItemView:
     ctl = ctx.controller
     try:
-        item = ctl.model.register(body.id, body.kind, body.material, body.location, sealed=body.sealed)
+        item = ctl.model.register(
+            body.id,
+            body.kind,
+            body.material,
+            body.location,
+            sealed=body.sealed,
+            user=session.user,
+            origin="hmi",
+        )
     except UserError as exc:
         raise HTTPException(409, str(exc)) from None
     if not item.is_container:  # the ledger keeps records of what can be exposed (as its _ensure does)

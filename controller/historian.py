@@ -37,6 +37,21 @@ Why it is built this way:
 Rows in memory or in spill files are not visible to the queries until written. A run, its commands
 and its transitions are linked by a run id the historian makes itself, so a run can start while the
 database is down. Run ids sort by start time.
+
+After a crash (`kill -9`, power loss) the records are where a restart begins:
+
+- **Interrupted runs are closed by the writer.** Right after the spill files a dead process left
+  are replayed (so its rows are in), and before any row of this process, runs still 'running' that
+  started before this historian are marked 'incomplete', ending at their last record (command,
+  transition, alarm, ledger entry or sample) or, with none, now. `interrupted_runs` says which. It
+  is a step of the writer, not a row, so it needs no database at start and counts in no statistic.
+  One database serves one line: another line's running run would be closed too.
+- **The inventory is a fold of records.** A registration is kept as a done "RegisterItem" command
+  (`record_registration`: who, where, sealed or not) besides its `items` row, and every done
+  MoveItem and SetContainer command carries its action; replayed in id order they give every item's
+  last location and seal exactly (`inventory()`). Those rows, and run starts and ends, are written
+  at once rather than after `batch_s`, so a crash just after an item moved does not lose the move.
+- **`samples_since`** serves the MQTT bridge's back-fill from committed samples only.
 """
 
 from __future__ import annotations
@@ -54,7 +69,7 @@ import os
 import secrets
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -64,7 +79,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, RowMapping, Select, inspect, select, update
+from sqlalchemy import Connection, RowMapping, Select, func, inspect, or_, select, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
@@ -88,10 +103,10 @@ from controller.historian_schema import (
     transitions,
     write_batches,
 )
-from controller.items import Item
-from controller.ledger import LedgerEntry
+from controller.items import Item, ItemKind
+from controller.ledger import ExposureRecord, LedgerEntry, exposure_from_entries
 from controller.poller import Sample
-from drivers.reading import Quality
+from drivers.reading import Quality, Reading
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +120,10 @@ MARKER_PRUNE_EVERY_S: Final = 600.0
 SPILL_WRITE_TIMEOUT_S: Final = 60.0
 HARD_CAP_MARGIN_ROWS: Final = 100_000
 MIGRATION_TIMEOUT_S: Final = 120.0
+REGISTER_ITEM: Final = "RegisterItem"  # the action type a registration is recorded under
+INVENTORY_ACTIONS: Final = (REGISTER_ITEM, "MoveItem", "SetContainer")
+ARCHIVE_MAX_ROWS: Final = 200_000  # samples one back-fill may hold in memory (shared by the channels)
+IN_CHUNK: Final = 500  # ids per IN (...) list: far below SQLite's and asyncpg's parameter limits
 _QUALITY_TEXT: Final = {q: q.value for q in Quality}
 _SAMPLE_COLUMNS: Final = ("ts", "channel_id", "value", "quality")
 _SQLITE_SAMPLE_INSERT: Final = "INSERT INTO samples (ts, channel_id, value, quality) VALUES (?, ?, ?, ?)"
@@ -197,6 +216,34 @@ class HistorianStats:
     detail: str
     spilled_total: int
     spill_files: int
+
+
+@dataclass(frozen=True, slots=True)
+class InterruptedRun:
+    """A run a previous process left 'running', now 'incomplete'.
+
+    `ended_at` is its last record's time; `found_end` is False when it had none and `ended_at` is
+    the time it was closed.
+    """
+
+    id: str
+    started_at: float
+    ended_at: float
+    found_end: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RecoveredInventory:
+    """The inventory rebuilt from the records.
+
+    `approximate`: items that had no registration record (written by an older depline, or lost), put
+    in the space their ledger last saw, outside any container: unprotected, so the interlocks treat
+    them as exposed (the safe error). `unlocated`: items no record places at all; not in `items`.
+    """
+
+    items: tuple[Item, ...]
+    approximate: tuple[str, ...] = ()
+    unlocated: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -367,6 +414,11 @@ class Historian:
         self._spill_seq = 0
         self._instance = f"{time.time_ns():020d}"
         self._channel_ids: dict[tuple[str, str], int] = {}
+        self._started_at = math.inf  # runs that started before this are not this process's
+        self._own_runs: set[str] = set()  # ... and neither are these (never closed as interrupted)
+        self._close_due = False  # interrupted runs still to be closed (the writer's first step)
+        self._urgent = False  # a row that must not wait for `batch_s` is in memory
+        self.interrupted_runs: tuple[InterruptedRun, ...] = ()
 
         self._wake = asyncio.Event()
         self._overflow = asyncio.Event()
@@ -400,6 +452,8 @@ class Historian:
             raise HistorianError("historian already started")
         await asyncio.wait_for(asyncio.to_thread(_prepare_sqlite_dir, self.url), self._timeout_s)
         self._engine = make_engine(self.url, timeout_s=self._timeout_s)
+        self._started_at = time.time()
+        self._close_due = True
         try:
             leftovers = await asyncio.wait_for(asyncio.to_thread(self._find_leftovers), self._timeout_s)
         except OSError as exc:  # the database may still work; a spill will fail loudly if it comes to that
@@ -517,6 +571,7 @@ class Historian:
             {"invariant": r.invariant, "rule": r.rule, "reason": r.reason, "evidence": dict(r.evidence)}
             for r in refusals
         ]
+        changes_inventory = outcome == "done" and action["type"] in INVENTORY_ACTIONS
         self._append(
             K_COMMAND,
             (
@@ -533,6 +588,7 @@ class Historian:
                 cmd.reason,
                 _json(refusal_list),
             ),
+            urgent=changes_inventory,
         )
 
     def record_alarm(self, record: AlarmRecord) -> None:
@@ -574,6 +630,36 @@ class Historian:
         registered = time.time() if ts is None else ts
         self._append(K_ITEM, (item.id, item.kind.value, item.material, registered))
 
+    def record_registration(self, item: Item, user: str, origin: str, ts: float | None = None) -> None:
+        """An item registered (a `LineModel.on_register` hook): its `items` row, and a done
+        "RegisterItem" command with where it was put and whether sealed, which `inventory()` starts
+        from (the items table has no location: it says what an item is, not where)."""
+        when = time.time() if ts is None else ts
+        self.record_item(item, when)
+        action = {
+            "type": REGISTER_ITEM,
+            "id": item.id,
+            "kind": item.kind.value,
+            "material": item.material,
+            "location": item.location,
+            "sealed": item.sealed,
+        }
+        values = (
+            when,
+            self.current_run,
+            user,
+            origin,
+            _json(action),
+            "done",
+            "registered",
+            None,
+            "",
+            0.0,
+            "",
+            "[]",
+        )
+        self._append(K_COMMAND, values, urgent=True)
+
     def record_transition(
         self, station: str, source: str, dest: str, trigger: str, *, reason: str = "", ts: float | None = None
     ) -> None:
@@ -592,24 +678,31 @@ class Historian:
         run_id = f"{stamp}-{secrets.token_hex(3)}"
         recipe_hash = _sha256(recipe_text) if recipe_text is not None else None
         self._append(
-            K_RUN, (run_id, now, "running", _sha256(config_text), config_text, recipe_hash, recipe_text, user)
+            K_RUN,
+            (run_id, now, "running", _sha256(config_text), config_text, recipe_hash, recipe_text, user),
+            urgent=True,
         )
         self.current_run = run_id
+        self._own_runs.add(run_id)
         log.info("run started", extra={"run_id": run_id, "user": user})
         return run_id
 
     def end_run(self, run_id: str, status: str = "complete") -> None:
         if status not in ("complete", "incomplete"):
             raise ValueError(f"run status must be 'complete' or 'incomplete', not {status!r}")
-        self._append(K_RUN_END, (run_id, time.time(), status))
+        self._append(K_RUN_END, (run_id, time.time(), status), urgent=True)
         if self.current_run == run_id:
             self.current_run = None
         log.info("run ended", extra={"run_id": run_id, "status": status})
 
-    def _append(self, kind: str, values: tuple[Any, ...]) -> None:
+    def _append(self, kind: str, values: tuple[Any, ...], *, urgent: bool = False) -> None:
+        """Queue a row; an `urgent` one (the inventory, a run's start and end) wakes the writer now."""
         memory = self._memory
         memory.append((kind, values))
         self._after_append(len(memory))
+        if urgent and not self._closed:
+            self._urgent = True
+            self._wake.set()
 
     def _after_append(self, size: int) -> None:
         """The rare paths of recording: wake the writer, trigger a spill, refuse after stop."""
@@ -689,7 +782,9 @@ class Historian:
     # --- the writer ---------------------------------------------------------------------------------
 
     def _drained(self) -> bool:
-        return not (self._memory or self._pending or self._spill_files or self._spill_in_flight)
+        return not (
+            self._memory or self._pending or self._spill_files or self._spill_in_flight or self._close_due
+        )
 
     async def _supervised(self, body: Callable[[], Awaitable[None]]) -> None:
         """A bug in the writer or spiller must show as ill health and a restart, not a silent stop."""
@@ -722,7 +817,7 @@ class Historian:
                     due_at = loop.time() + self._batch_s
                 await self._wait(self._wake, max(0.0, due_at - loop.time()))
                 self._wake.clear()
-                if len(self._memory) >= self._batch_rows:
+                if len(self._memory) >= self._batch_rows or self._urgent:
                     due_at = loop.time()
                 continue
             if work == "wait_spill":
@@ -744,9 +839,11 @@ class Historian:
             return "pending"
         if self._spill_files:
             return "replay"
+        if self._close_due:  # after what a dead process left is in, before this process's rows
+            return "close"
         if self._spill_in_flight:
             return "wait_spill"
-        if self._memory and (due or self._flush_requested or self._stopping):
+        if self._memory and (due or self._urgent or self._flush_requested or self._stopping):
             return "memory"
         return "idle"
 
@@ -763,6 +860,8 @@ class Historian:
                 return self._failed(exc)
         if work == "replay":
             return await self._load_spill_file()
+        if work == "close":
+            return await self._close_interrupted_runs()
         if work == "memory":
             self._take_from_memory()
         return await self._write_pending()
@@ -773,6 +872,8 @@ class Historian:
         entries = [memory.popleft() for _ in range(count)]
         self._pending.append(_Batch(uuid.uuid4().hex, entries, check_marker=False))
         self._pending_memory_rows += count
+        if not memory:
+            self._urgent = False
 
     async def _write_pending(self) -> bool:
         batch = self._pending[0]
@@ -791,10 +892,36 @@ class Historian:
             batch.check_marker = True
             return self._failed(exc)
         await self._batch_done(batch, written=True)
+        self._writing_again()
+        await self._prune_markers()
+        return True
+
+    def _writing_again(self) -> None:
         if not self._health.healthy:
             dropped = f"; {self._dropped} rows dropped since start" if self._dropped else ""
             self._set_health(True, "ok", f"writing{dropped}")
-        await self._prune_markers()
+
+    async def _close_interrupted_runs(self) -> bool:
+        """Mark runs an earlier process left 'running' as 'incomplete' (see the module docstring).
+
+        Idempotent (only 'running' rows change), so a commit in doubt is simply done again.
+        """
+        try:
+            async with asyncio.timeout(self._timeout_s), self._require_engine().begin() as conn:
+                closed = await _close_runs_started_before(conn, self._started_at, self._own_runs)
+        except TimeoutError as exc:
+            await self._dispose()
+            return self._failed(exc)
+        except Exception as exc:
+            return self._failed(exc)
+        self._close_due = False
+        self.interrupted_runs = tuple(closed)
+        for run in closed:
+            log.warning(
+                "run interrupted by an earlier process's end: marked incomplete",
+                extra={"run_id": run.id, "started_at": run.started_at, "ended_at": run.ended_at},
+            )
+        self._writing_again()
         return True
 
     def _failed(self, exc: BaseException) -> bool:
@@ -1056,10 +1183,16 @@ class Historian:
     # --- queries for the API ------------------------------------------------------------------------
 
     async def _fetch(self, statement: Select[Any]) -> list[RowMapping]:
+        async with self._reading() as conn:
+            result = await conn.execute(statement)
+            return list(result.mappings().all())
+
+    @contextlib.asynccontextmanager
+    async def _reading(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for queries, bounded by `timeout_s`; any failure is `HistorianUnavailable`."""
         try:
             async with asyncio.timeout(self._timeout_s), self._require_engine().connect() as conn:
-                result = await conn.execute(statement)
-                return list(result.mappings().all())
+                yield conn
         except HistorianError:
             raise
         except (sa_exc.SQLAlchemyError, OSError, TimeoutError, asyncpg.PostgresError) as exc:
@@ -1106,10 +1239,25 @@ class Historian:
         rows = await self._fetch(statement)
         return [_plain(r, json_columns=("action", "refusals")) for r in reversed(rows)]
 
-    async def alarm_events(self, since: float | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+    async def alarm_events(
+        self, since: float | None = None, limit: int = 1000, *, until: float | None = None
+    ) -> list[dict[str, Any]]:
+        """Alarm journal records (the latest `limit`, since and until a time), oldest first."""
         statement = select(alarm_events).order_by(alarm_events.c.id.desc()).limit(limit)
         if since is not None:
             statement = statement.where(alarm_events.c.ts >= since)
+        if until is not None:
+            statement = statement.where(alarm_events.c.ts <= until)
+        rows = await self._fetch(statement)
+        return [_plain(r, json_columns=("evidence",)) for r in reversed(rows)]
+
+    async def ledger_between(
+        self, since: float, until: float | None = None, limit: int = 1000
+    ) -> list[dict[str, Any]]:
+        """Ledger entries of every item in a time window (a run's), the latest `limit`, oldest first."""
+        statement = select(ledger).where(ledger.c.ts >= since).order_by(ledger.c.id.desc()).limit(limit)
+        if until is not None:
+            statement = statement.where(ledger.c.ts <= until)
         rows = await self._fetch(statement)
         return [_plain(r, json_columns=("evidence",)) for r in reversed(rows)]
 
@@ -1121,6 +1269,217 @@ class Historian:
     async def items(self, limit: int = 1000) -> list[dict[str, Any]]:
         statement = select(items).order_by(items.c.registered_at.desc()).limit(limit)
         return [_plain(r) for r in await self._fetch(statement)]
+
+    # --- what a restart needs -----------------------------------------------------------------------
+
+    async def inventory(self) -> RecoveredInventory:
+        """Every item with its last location and seal, rebuilt from committed records (module docstring).
+
+        Exact for items registered through `record_registration`: the registrations and the done
+        MoveItem/SetContainer commands are replayed in the order they were written, the same
+        changes in the same order as `LineModel` made them.
+        """
+        kinds = or_(*(commands.c.action.like(f'{{"type":"{name}",%') for name in INVENTORY_ACTIONS))
+        changes = select(commands.c.action).where(commands.c.outcome == "done", kinds).order_by(commands.c.id)
+        async with self._reading() as conn:
+            known = (await conn.execute(select(items).order_by(items.c.registered_at, items.c.id))).all()
+            actions = [json.loads(text) for text in (await conn.execute(changes)).scalars()]
+        folded = _fold_inventory(((r.id, r.kind, r.material) for r in known), actions)
+        placed = _placed(folded)
+        astray = [item_id for item_id in folded if item_id not in placed]
+        last_space = await self._last_ledger_spaces(astray)
+        approximate: list[str] = []
+        for item_id in astray:
+            item = folded[item_id]
+            if item_id in last_space and not item.is_container:
+                placed[item_id] = dataclasses.replace(item, location=last_space[item_id])
+                approximate.append(item_id)
+        unlocated = tuple(i for i in astray if i not in placed)
+        if approximate or unlocated:
+            log.warning(
+                "inventory records incomplete",
+                extra={"approximate": approximate, "unlocated": list(unlocated)},
+            )
+        return RecoveredInventory(tuple(placed.values()), tuple(approximate), unlocated)
+
+    async def _last_ledger_spaces(self, item_ids: Sequence[str]) -> dict[str, str]:
+        entries = await self.ledger_entries(item_ids)
+        return {item_id: found[-1].space for item_id, found in entries.items() if found}
+
+    async def ledger_entries(self, item_ids: Sequence[str]) -> dict[str, list[LedgerEntry]]:
+        """Every committed ledger entry of these items, each item's in order (one query per chunk)."""
+        out: dict[str, list[LedgerEntry]] = {item_id: [] for item_id in item_ids}
+        async with self._reading() as conn:
+            for start in range(0, len(item_ids), IN_CHUNK):
+                chunk = item_ids[start : start + IN_CHUNK]
+                statement = select(ledger).where(ledger.c.item.in_(chunk)).order_by(ledger.c.id)
+                for row in (await conn.execute(statement)).mappings():
+                    out[row["item"]].append(_ledger_entry(row))
+        return out
+
+    async def exposure_record(self, item: str) -> ExposureRecord | None:
+        """The item's exposure record replayed from its committed ledger (None if it has no entry)."""
+        entries = (await self.ledger_entries([item]))[item]
+        return exposure_from_entries(item, entries) if entries else None
+
+    async def run_actions(self, run_id: str) -> list[dict[str, Any]]:
+        """The distinct actions a run's done commands performed (which stations it worked)."""
+        statement = (
+            select(commands.c.action)
+            .where(commands.c.run_id == run_id, commands.c.outcome == "done")
+            .distinct()
+        )
+        async with self._reading() as conn:
+            return [json.loads(text) for text in (await conn.execute(statement)).scalars()]
+
+    async def samples_since(self, ts: float, *, max_rows: int = ARCHIVE_MAX_ROWS) -> list[Sample]:
+        """Committed samples with `reading.ts >= ts`, each channel's in time order (the MQTT bridge's
+        `SampleArchive`: it back-fills what the broker missed).
+
+        At most `max_rows`, shared evenly by the channels and oldest first, so a back-fill's memory is
+        bounded and a very long gap is filled from its start. One indexed query per channel
+        (`channel_id, ts`). A reading's `mono` is reconstructed from its age, for staleness checks.
+        """
+        async with self._reading() as conn:
+            known = (await conn.execute(select(channels).order_by(channels.c.id))).all()
+            if not known:
+                return []
+            per_channel = max(1, max_rows // len(known))
+            now_ts, now_mono = time.time(), time.monotonic()
+            out: list[Sample] = []
+            for channel in known:
+                statement = (
+                    select(samples.c.ts, samples.c.value, samples.c.quality)
+                    .where(samples.c.channel_id == channel.id, samples.c.ts >= ts)
+                    .order_by(samples.c.ts, samples.c.id)
+                    .limit(per_channel)
+                )
+                for row in await conn.execute(statement):
+                    value = math.nan if row.value is None else float(row.value)
+                    reading = Reading(
+                        value, channel.unit, Quality(row.quality), row.ts, now_mono - (now_ts - row.ts)
+                    )
+                    out.append(Sample(channel.device, channel.channel, reading))
+        return out
+
+
+# --- closing interrupted runs -----------------------------------------------------------------------
+
+
+async def _close_runs_started_before(
+    conn: AsyncConnection, before: float, own: Iterable[str]
+) -> list[InterruptedRun]:
+    """Runs still 'running' that started before `before` (and are not `own`) become 'incomplete',
+    ending at their last record.
+
+    A run's records are looked for between its start and the next run's start (or `before`), so
+    two interrupted runs in a row do not share records.
+    """
+    open_runs = (
+        await conn.execute(
+            select(runs.c.id, runs.c.started_at)
+            .where(runs.c.status == "running", runs.c.started_at < before, runs.c.id.not_in(list(own)))
+            .order_by(runs.c.started_at)
+        )
+    ).all()
+    if not open_runs:
+        return []
+    starts = sorted((await conn.execute(select(runs.c.started_at))).scalars())
+    channel_ids = list((await conn.execute(select(channels.c.id))).scalars())
+    closed: list[InterruptedRun] = []
+    for run_id, started_at in open_runs:
+        upper = min([s for s in starts if s > started_at] + [before])
+        last = await _last_record_ts(conn, run_id, started_at, upper, channel_ids)
+        ended_at = last if last is not None else time.time()
+        await conn.execute(
+            update(runs)
+            .where(runs.c.id == run_id, runs.c.status == "running")
+            .values(status="incomplete", ended_at=ended_at)
+        )
+        closed.append(InterruptedRun(run_id, started_at, ended_at, last is not None))
+    return closed
+
+
+async def _last_record_ts(
+    conn: AsyncConnection, run_id: str, since: float, until: float, channel_ids: Sequence[int]
+) -> float | None:
+    """The newest record of a run: its commands and transitions by id, the rest by time window.
+
+    Samples are asked per channel, newest first with LIMIT 1, so the `(channel_id, ts)` index answers
+    each in one seek however long the run was.
+    """
+    statements: list[Select[Any]] = [
+        select(func.max(commands.c.ts)).where(commands.c.run_id == run_id),
+        select(func.max(transitions.c.ts)).where(transitions.c.run_id == run_id),
+        select(func.max(alarm_events.c.ts)).where(alarm_events.c.ts >= since, alarm_events.c.ts < until),
+        select(func.max(ledger.c.ts)).where(ledger.c.ts >= since, ledger.c.ts < until),
+    ]
+    statements += [
+        select(samples.c.ts)
+        .where(samples.c.channel_id == channel_id, samples.c.ts >= since, samples.c.ts < until)
+        .order_by(samples.c.ts.desc())
+        .limit(1)
+        for channel_id in channel_ids
+    ]
+    found = [await conn.scalar(statement) for statement in statements]
+    times = [float(ts) for ts in found if ts is not None]
+    return max(times) if times else None
+
+
+# --- rebuilding the inventory and the exposure records (pure) ---------------------------------------
+
+
+def _fold_inventory(
+    known: Iterable[tuple[str, str, str]], actions: Iterable[dict[str, Any]]
+) -> dict[str, Item]:
+    """Replay registrations, moves and seals in order. `known` are the items table's (id, kind,
+    material): an item with no registration record starts there, with no location yet ("")."""
+    out = {item_id: Item(item_id, ItemKind(kind), material, "") for item_id, kind, material in known}
+    for action in actions:
+        kind = action.get("type")
+        if kind == REGISTER_ITEM:
+            item = Item(
+                str(action["id"]),
+                ItemKind(action["kind"]),
+                str(action["material"]),
+                str(action["location"]),
+                bool(action["sealed"]),
+            )
+            out[item.id] = item
+        elif kind == "MoveItem" and action.get("item") in out:
+            out[action["item"]] = dataclasses.replace(out[action["item"]], location=str(action["to"]))
+        elif kind == "SetContainer" and action.get("container") in out:
+            out[action["container"]] = dataclasses.replace(
+                out[action["container"]], sealed=bool(action["sealed"])
+            )
+    return out
+
+
+def _placed(folded: dict[str, Item]) -> dict[str, Item]:
+    """The items whose chain of containers ends in a place (not in an unknown item or nowhere)."""
+    placed: dict[str, Item] = {}
+    for item_id, item in folded.items():
+        chain: set[str] = set()
+        location = item.location
+        while location in folded and location not in chain:
+            chain.add(location)
+            location = folded[location].location
+        if location and location not in folded:
+            placed[item_id] = item
+    return placed
+
+
+def _ledger_entry(row: RowMapping) -> LedgerEntry:
+    evidence = json.loads(row["evidence"]) if isinstance(row["evidence"], str) else {}
+    return LedgerEntry(
+        float(row["ts"]),
+        str(row["item"]),
+        str(row["event"]),
+        str(row["space"]),
+        str(row["atmosphere"]),
+        bool(row["exposed"]),
+        evidence,
+    )
 
 
 # --- rows and spill files (pure or thread-side helpers) ---------------------------------------------
@@ -1232,10 +1591,13 @@ def _read_spill_file(path: Path) -> list[tuple[str, list[Entry]]]:
 
 __all__ = [
     "MIGRATIONS_DIR",
+    "REGISTER_ITEM",
     "Historian",
     "HistorianError",
     "HistorianStats",
     "HistorianUnavailable",
+    "InterruptedRun",
+    "RecoveredInventory",
     "SchemaOutdated",
     "alembic_config",
     "current_revision",

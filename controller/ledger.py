@@ -10,7 +10,7 @@ happen: the gate exists to prevent it, and the ledger exists to prove it).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from controller.items import is_exposed, space_of
@@ -171,3 +171,31 @@ class ExposureLedger:
             if not record.path or record.path[-1].space != space_of(item_id, state.items):
                 problems.append(f"{item_id}: ledger says {record.path[-1].space if record.path else '-'}")
         return problems
+
+
+def exposure_from_entries(item: str, entries: Sequence[LedgerEntry]) -> ExposureRecord:
+    """An item's `ExposureRecord` as `ExposureLedger` would have built it from these entries.
+
+    The path changes where an entry's space does; exposure time runs between entries that say
+    exposed and not; an item exposed at its last entry stays exposed (the time the controller was
+    not running counts: the safe assumption). The worst frost point and O2 are those the entries
+    carry: a lower bound of what the live ledger saw between them.
+    """
+    record = ExposureRecord(item)
+    for entry in entries:
+        if not record.path:
+            record.path.append(Stay(entry.space, entry.ts, None))
+        elif record.path[-1].space != entry.space:
+            last = record.path[-1]
+            record.path[-1] = Stay(last.space, last.since_ts, entry.ts)
+            record.path.append(Stay(entry.space, entry.ts, None))
+        if entry.exposed:
+            ExposureLedger._worst(record, entry.evidence)  # the live ledger's own rule, from its own module
+        if entry.event == "non_inert":
+            record.non_inert.append(entry)
+        if entry.exposed and record._exposed_since is None:
+            record._exposed_since = entry.ts
+        elif not entry.exposed and record._exposed_since is not None:
+            record.exposed_s += entry.ts - record._exposed_since
+            record._exposed_since = None
+    return record

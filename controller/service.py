@@ -12,6 +12,9 @@ CLI has started the simulated line: this module never imports the simulator). Pi
   `sys.exit` inside a task. Signals are not uvicorn's business here: uvicorn's own handlers would
   re-raise SIGTERM after shutdown and the process would die by the signal instead of exiting 0.
 - `stop_on_signals` turns SIGINT/SIGTERM into an event the caller waits on; every wait is bounded.
+- The recorder starts *before* the controller: after a crash it restores the item inventory from the
+  records before the poller, the supervisor or any client can act (see `controller.recorder`). Its
+  historian is the MQTT bridge's archive and the API's source for runs and earlier ledgers.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from controller.auth import DEFAULT_TTL_S, TokenStore
 from controller.config import LineConfig
 from controller.errors import ControllerError, UserError
 from controller.gate import GateRecord
+from controller.historian import Historian
 from controller.line_controller import LineController
 from controller.mqtt_bridge import MqttBridge
 from controller.poller import PollerFailure, PollEvent, PollPlan, Sample, Subscription, SubscriptionClosed
@@ -69,6 +73,7 @@ class ControllerService:
         self,
         controller: LineController,
         *,
+        historian: Historian | None = None,
         token_ttl_s: float = DEFAULT_TTL_S,
         state_interval_s: float = 0.5,
         telemetry_interval_s: float = 0.5,
@@ -82,7 +87,7 @@ class ControllerService:
         self.tokens = TokenStore(ttl_s=token_ttl_s)
         self.history = TelemetryHistory(points_per_channel=history_points)
         self.feed = LiveFeed(client_queue=client_queue, max_clients=max_clients)
-        self.context = ApiContext(controller, self.tokens, self.history, self.feed)
+        self.context = ApiContext(controller, self.tokens, self.history, self.feed, historian)
         self.app: FastAPI = create_app(self.context)
         self.state_interval_s = state_interval_s
         self.telemetry_interval_s = telemetry_interval_s
@@ -302,11 +307,12 @@ async def serve_line(
     """
     try:
         spill_dir = await asyncio.to_thread(_prepare_data_dirs, config)
+        ctl = LineController(config, plan=plan)  # builds drivers only; nothing is opened or polled yet
         async with (
-            LineController(config, plan=plan) as ctl,
-            _Recording(ctl, config, spill_dir),
-            MqttBridge(config, ctl, on_health=_mqtt_alarm(ctl)),
-            ControllerService(ctl) as service,
+            _Recording(ctl, config, spill_dir) as recorder,  # restores the inventory: before anything runs
+            ctl,
+            MqttBridge(config, ctl, archive=recorder.historian, on_health=_mqtt_alarm(ctl)),
+            ControllerService(ctl, historian=recorder.historian) as service,
             HttpServer(service.app, listener) as http,
         ):
             announce(http.url)

@@ -8,6 +8,9 @@ It wakes on every batch of fresh samples from the poller, builds the line state,
 - checks that doors and gate valves reached the position they were commanded to within their travel
   time (limit switches), and alarms when they disagree;
 - turns device faults from the poller into "comms lost" alarms, and recoveries into clears.
+
+After a restart the recorder queues stations with `fault_on_arming`: their safe state is commanded at
+the first evaluation after arming, before the first `watch`, i.e. once the hardware has been read.
 """
 
 from __future__ import annotations
@@ -62,6 +65,7 @@ class Supervisor:
         self._task: asyncio.Task[None] | None = None
         self._active_trips: set[str] = set()
         self._ready = False
+        self._faults_on_arming: dict[str, str] = {}  # space -> reason
         self.safe_actions_sent: list[tuple[float, SafeAction]] = []
         gate.subscribe(self._on_record)
 
@@ -113,6 +117,9 @@ class Supervisor:
         """Judge the current state and enforce what it requires; returns the safe actions sent."""
         if not self.ready():
             return []
+        while self._faults_on_arming:
+            space = next(iter(self._faults_on_arming))  # in the order they were queued
+            await self.fault(space, self._faults_on_arming.pop(space))
         state = self.gate.state()
         now = time.time()
         for entry in self.ledger.observe(state, now):
@@ -146,6 +153,17 @@ class Supervisor:
         action = safe.action
         target = getattr(action, "port", None) or f"{getattr(action, 'space', '')}.{type(action).__name__}"
         return f"interlock.{safe.invariant}.{target}".replace(" ", "_")
+
+    def fault_on_arming(self, space: str, reason: str) -> None:
+        """Put a station in its safe state as soon as every device has reported (a restart).
+
+        Not now: before the line is read, the gate would judge an unknown state and the station's
+        real positions are not known; the fault path only closes and switches off, so it cannot hurt
+        whatever the hardware turns out to be doing.
+        """
+        if space not in self.stations:
+            raise KeyError(f"no station {space!r}")
+        self._faults_on_arming[space] = reason
 
     async def fault(self, space: str, reason: str) -> None:
         """Put a station into its safe state: isolate, sources and heaters off, stay inert."""

@@ -83,6 +83,7 @@ async def pump_purge(
     timeout_s: float = 600.0,
     user: str = "sequence",
     on_cycle: Callable[[PurgeCycle], None] | None = None,
+    settle_s: float = 1.0,
 ) -> list[PurgeCycle]:
     """Evacuate and back-fill with the inert gas `cycles` times (the antechamber purge of DESIGN §1.2).
 
@@ -107,9 +108,13 @@ async def pump_purge(
         )
         filled, fill_s = _pressure(state, space), time.monotonic() - start
         await submit(gate, SetValve(space, "gas_fill", False), user, f"purge cycle {cycle}: filled")
-        state = await wait_for(  # judge the atmosphere once the space is static again
+        await wait_for(  # judge the atmosphere once the space is static again
             gate, lambda s: s.spaces[space].atmosphere not in _MOVING, timeout_s, f"{space} settled"
         )
+        # a transmitter compensated for 1 atm reads too dry during the refill transient: give it
+        # fresh readings of the filled space before reporting
+        await asyncio.sleep(settle_s)
+        state = gate.state()
         evidence = state.spaces[space].classification.evidence
         report = PurgeCycle(
             cycle,

@@ -18,11 +18,11 @@ from bench.historian import (
     QUICK,
     SQLITE,
     main,
-    percentile,
     render_markdown,
     run_bench,
 )
 from bench.historian import update_docs as update_historian_docs
+from bench.report import percentile
 from tests.pg_server import unavailable_reason
 
 

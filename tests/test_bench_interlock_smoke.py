@@ -17,11 +17,11 @@ from bench.interlock_latency import (
     END,
     QUICK,
     main,
-    percentile,
     render_markdown,
     run_bench,
     update_docs,
 )
+from bench.report import percentile
 
 
 async def test_quick_bench_gives_p50_and_p99_for_every_poll_period() -> None:
