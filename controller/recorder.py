@@ -104,6 +104,8 @@ class Recorder:
         ctl.gate.subscribe(self.historian.record_command)
         self._unsubscribe_alarms = ctl.alarms.subscribe(self.historian.record_alarm)
         ctl.ledger.subscribers.append(self.historian.record_ledger)
+        for station in ctl.supervisor.stations.values():
+            station.listeners.append(self._on_transition)
         ctl.model.on_register.append(self.historian.record_registration)
         self._announce(recovery)
 
@@ -116,6 +118,9 @@ class Recorder:
             self._unsubscribe_alarms()
         with contextlib.suppress(ValueError):
             ctl.ledger.subscribers.remove(self.historian.record_ledger)
+        for station in ctl.supervisor.stations.values():
+            with contextlib.suppress(ValueError):
+                station.listeners.remove(self._on_transition)
         ctl.poller.unsubscribe(SUBSCRIBER)
         if self._task is not None:
             self._task.cancel()
@@ -225,6 +230,9 @@ class Recorder:
         async for event in subscription:
             if isinstance(event, Sample):
                 self.historian.record_sample(event)
+
+    def _on_transition(self, station: str, source: str, dest: str, trigger: str) -> None:
+        self.historian.record_transition(station, source, dest, trigger)
 
     def _on_health(self, healthy: bool, detail: str) -> None:
         alarms = self.controller.alarms

@@ -13,7 +13,9 @@ isolate, sources off, heaters safe, stay inert. It never vents and never opens a
 
 from __future__ import annotations
 
+import logging
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from transitions.extensions.asyncio import AsyncMachine
@@ -21,6 +23,7 @@ from transitions.extensions.asyncio import AsyncMachine
 from controller.actions import Action, SetGasFlow, SetHeater, SetPort, SetSource, SetValve
 from controller.config import LineConfig
 
+log = logging.getLogger(__name__)
 Transition = dict[str, Any]
 
 ANTECHAMBER_STATES = [
@@ -94,6 +97,7 @@ class Station:
         self.name = name
         self.kind = kind
         self.history: list[tuple[str, str, str]] = []
+        self.listeners: list[Callable[[str, str, str, str], None]] = []  # (station, from, to, trigger)
         self.machine = AsyncMachine(
             model=self,
             states=states,
@@ -107,7 +111,13 @@ class Station:
         )
 
     def _record(self, event: Any) -> None:
-        self.history.append((event.transition.source, event.transition.dest, event.event.name))
+        change = (event.transition.source, event.transition.dest, event.event.name)
+        self.history.append(change)
+        for listener in self.listeners:  # the historian keeps every transition
+            try:
+                listener(self.name, *change)
+            except Exception:  # a failing recorder must not break the machine
+                log.exception("station listener failed")
 
     async def fire(self, trigger: str) -> str:
         """Fire a trigger by name (sequences and the HMI name them); returns the state after it."""

@@ -353,6 +353,10 @@ async def test_a_controller_restarts_where_its_predecessor_died(tmp_path: Path) 
                 assert ledger["path"][0]["since_ts"] < recovery.interrupted_runs[0].ended_at
                 alarms = (await http.get("/api/alarms")).json()
                 assert "recovery.restart" in {a["id"] for a in alarms["active"]}
+            assert await recorder.historian.flush(WAIT_S)
+            transitions = await th.rows(url, 'SELECT station, source, dest, "trigger" FROM transitions')
+            fault = {"station": "inlet", "source": "sealed", "dest": "fault", "trigger": "fault"}
+            assert fault in transitions
         finally:
             await recorder.stop()
 
