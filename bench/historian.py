@@ -41,11 +41,11 @@ import aiosqlite
 import asyncpg
 import sqlalchemy
 
+from bench.postgres_cluster import PgCluster, unavailable_reason
 from bench.report import add_output_options, parse_args, percentile, update_section
 from controller.historian import Historian, upgrade
 from controller.poller import Sample
 from drivers.reading import Quality, Reading
-from tests.pg_server import PgCluster, unavailable_reason
 
 log = logging.getLogger("bench.historian")
 

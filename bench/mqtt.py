@@ -49,13 +49,13 @@ from pathlib import Path
 import aiomqtt
 
 from bench.acquisition import DOCS_PATH, _machine
+from bench.mosquitto_broker import MosquittoBroker, line_acl, mosquitto_binary
 from bench.report import add_output_options, parse_args, percentile, update_section
 from controller.config import MqttConfig, load_line_config
 from controller.line_controller import LineController
 from controller.mqtt_bridge import QOS, BridgeOptions, MqttBridge, Topics, encode, telemetry_payload
 from controller.poller import Sample, Subscription
 from drivers.reading import Quality, Reading
-from tests.mqtt_broker import MosquittoBroker, line_acl, mosquitto_binary
 
 log = logging.getLogger("bench.mqtt")
 

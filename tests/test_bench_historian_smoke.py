@@ -22,8 +22,8 @@ from bench.historian import (
     run_bench,
 )
 from bench.historian import update_docs as update_historian_docs
+from bench.postgres_cluster import unavailable_reason
 from bench.report import percentile
-from tests.pg_server import unavailable_reason
 
 
 async def test_quick_bench_fills_every_row_with_positive_numbers() -> None:

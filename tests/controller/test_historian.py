@@ -26,6 +26,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, text
 from sqlalchemy.pool import NullPool
 
+from bench.postgres_cluster import PgCluster, unavailable_reason
 from controller.actions import Command, SetPort, SetValve
 from controller.alarms import AlarmBoard, AlarmDefinition, Severity
 from controller.gate import GateRecord
@@ -46,7 +47,6 @@ from controller.ledger import LedgerEntry
 from controller.poller import Sample
 from drivers.errors import ConfigError
 from drivers.reading import Quality, Reading
-from tests.pg_server import PgCluster, unavailable_reason
 
 WAIT_S = 30.0
 FAST: dict[str, Any] = {"batch_s": 0.02, "timeout_s": 2.0, "retry_s": 0.05}  # outages noticed quickly

@@ -25,6 +25,7 @@ from types import TracebackType
 import aiomqtt
 import pytest
 
+from bench.mosquitto_broker import MosquittoBroker, line_acl
 from controller.actions import SetPort, SetValve
 from controller.alarms import AlarmDefinition, Severity
 from controller.config import LineConfig, MqttConfig, load_line_config
@@ -47,7 +48,6 @@ from controller.mqtt_bridge import (
 from controller.poller import Poller, PollPlan, Priority, Sample
 from drivers.reading import Quality, Reading
 from sim_hardware.line import SimLine
-from tests.mqtt_broker import MosquittoBroker, line_acl
 
 WAIT_S = 20.0
 PASSWORDS = {"bridge": "bridge-pw", "op1": "op1-pw", "mallory": "mallory-pw", "viewer": "viewer-pw"}

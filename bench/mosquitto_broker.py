@@ -1,4 +1,4 @@
-"""Debian's mosquitto as a test fixture: a child process on a free port, with passwords and an ACL.
+"""Debian's mosquitto on a free port, with passwords and an ACL, for the tests and the MQTT benchmark.
 
 Why a real broker: the bridge's contract is with a broker, not with a Python object; authentication,
 the ACL that decides who may publish commands, retained messages, wills and a broker restart are

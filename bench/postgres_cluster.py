@@ -1,4 +1,4 @@
-"""A throwaway PostgreSQL cluster for tests and benchmarks: Debian's own server, not a mock.
+"""A throwaway PostgreSQL cluster for the tests and the historian benchmark: Debian's own server, not a mock.
 
 Debian keeps `initdb` and `pg_ctl` under /usr/lib/postgresql/<version>/bin (not on PATH), and
 PostgreSQL refuses to run as root, so as root every server command runs as the `postgres` system user
