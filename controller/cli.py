@@ -74,6 +74,24 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_recipe_check(args: argparse.Namespace) -> int:
+    from sequences.recipe import RecipeError, load_recipe
+
+    failed = False
+    for path in args.files:
+        try:
+            recipe = load_recipe(path)
+        except RecipeError as exc:
+            failed = True
+            for line in exc.violations:
+                print(line, file=sys.stderr)
+            continue
+        for warning in recipe.warnings:
+            print(warning, file=sys.stderr)
+        print(f"{path}: ok: {recipe.name}, {len(recipe.steps)} steps")
+    return 2 if failed else 0
+
+
 def _cmd_user_hash(args: argparse.Namespace) -> int:
     import getpass
 
@@ -380,6 +398,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("files", nargs="+", metavar="FILE")
     check.set_defaults(handler=_cmd_config_check)
+
+    recipe = sub.add_parser("recipe", help="recipe tools", description="Recipe tools.")
+    recipe_sub = recipe.add_subparsers(dest="recipe_command", required=True, metavar="ACTION")
+    recipe_check = recipe_sub.add_parser(
+        "check",
+        help="validate recipe files against the process windows",
+        description="Validate recipe TOML files against the process windows and the materials table; "
+        "print every violation on one line (file, field, value, allowed range) and exit 2 if any file fails.",
+    )
+    recipe_check.add_argument("files", nargs="+", metavar="FILE")
+    recipe_check.set_defaults(handler=_cmd_recipe_check)
 
     user = sub.add_parser("user", help="user account tools", description="User account tools.")
     user_sub = user.add_subparsers(dest="user_command", required=True, metavar="ACTION")

@@ -80,6 +80,24 @@ class TableReader:
             raise self.fail(key, value, "must be a list of strings")
         return list(value)
 
+    def number_list(self, key: str, *, length: int, min: float, max: float) -> list[float]:
+        """A fixed-length list of finite numbers, each in [min, max] (a size, a window)."""
+        value = self._get(key, MISSING)
+        ok = (
+            isinstance(value, list)
+            and len(value) == length
+            and all(
+                isinstance(v, int | float)
+                and not isinstance(v, bool)
+                and math.isfinite(v)
+                and min <= v <= max
+                for v in value
+            )
+        )
+        if not ok:
+            raise self.fail(key, value, f"must be {length} numbers, each {_range_text(min, max)}")
+        return [float(v) for v in value]
+
     def table_reader(self, key: str, *, required: bool = False) -> TableReader:
         value = self._get(key, MISSING if required else {})
         if not isinstance(value, dict):
@@ -104,6 +122,10 @@ class TableReader:
         if unknown:
             key = unknown[0]
             raise self.fail(key, self.table[key], "unknown field (check the spelling)")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _range_text(low: float | None, high: float | None) -> str:
