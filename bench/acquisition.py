@@ -30,7 +30,6 @@ import contextlib
 import datetime as dt
 import logging
 import os
-import platform
 import statistics
 import sys
 import time
@@ -46,7 +45,7 @@ from pymodbus.exceptions import ModbusException
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
-from bench.report import add_output_options, parse_args, update_section
+from bench.report import add_output_options, machine, parse_args, publish, update_section
 from controller.config import load_line_config
 from controller.devices import Driver, build_line_devices
 from drivers.errors import DriverError
@@ -550,23 +549,11 @@ async def run_bench(opts: BenchOptions, *, command: str = "") -> BenchReport:
     )
 
 
+def _versions() -> str:
+    return f"pymodbus {pymodbus.__version__}"
+
+
 # --- report ----------------------------------------------------------------------------------------
-
-
-def _cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown CPU"
-
-
-def _machine() -> str:
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return (
-        f"{cores} cores (nproc), {_cpu_model()}; {platform.system()} {platform.release()}; "
-        f"Python {platform.python_version()}; pymodbus {pymodbus.__version__}"
-    )
 
 
 def _verdict(ratio: float, target: float) -> str:
@@ -670,7 +657,7 @@ def render_markdown(report: BenchReport) -> str:
         f"## Figures: acquisition benchmark{' (QUICK smoke run, not real figures)' if opts.quick else ''}",
         "",
         f"- date: {report.started:%Y-%m-%d %H:%M} UTC; whole run {report.elapsed_s:.0f} s",
-        f"- machine: {_machine()}",
+        f"- machine: {machine(_versions())}",
         f"- 1-minute load average: {report.load_before:.2f} before, {report.load_after:.2f} after "
         "(the bench's own process counts in the second)",
         f"- command: `{report.command or 'python -m bench.acquisition'}`",
@@ -758,11 +745,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = " ".join(["python -m bench.acquisition", *args_list])
     report = asyncio.run(run_bench(opts, command=command))
     figures = render_markdown(report)
-    sys.stdout.write(figures)
-    if args.write_docs:
-        update_docs(args.docs, figures)
-        log.info("figures written to %s", args.docs, extra={"path": str(args.docs)})
-    return 0
+    return publish(figures, args, update_docs)
 
 
 if __name__ == "__main__":

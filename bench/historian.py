@@ -27,7 +27,6 @@ import contextlib
 import datetime as dt
 import logging
 import os
-import platform
 import sqlite3
 import statistics
 import sys
@@ -42,7 +41,7 @@ import asyncpg
 import sqlalchemy
 
 from bench.postgres_cluster import PgCluster, unavailable_reason
-from bench.report import add_output_options, parse_args, percentile, update_section
+from bench.report import add_output_options, machine, parse_args, percentile, publish, update_section
 from controller.historian import Historian, upgrade
 from controller.poller import Sample
 from drivers.reading import Quality, Reading
@@ -470,24 +469,14 @@ async def run_bench(opts: BenchOptions, *, command: str = "") -> BenchReport:
     )
 
 
-# --- report ----------------------------------------------------------------------------------------
-
-
-def _cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown CPU"
-
-
-def _machine() -> str:
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+def _versions() -> str:
     return (
-        f"{cores} cores (nproc), {_cpu_model()}; {platform.system()} {platform.release()}; "
-        f"Python {platform.python_version()}; SQLAlchemy {sqlalchemy.__version__}, "
-        f"aiosqlite {aiosqlite.__version__}, asyncpg {asyncpg.__version__}"
+        f"SQLAlchemy {sqlalchemy.__version__}, aiosqlite {aiosqlite.__version__}, "
+        f"asyncpg {asyncpg.__version__}"
     )
+
+
+# --- report ----------------------------------------------------------------------------------------
 
 
 def _verdict(ratio: float) -> str:
@@ -500,7 +489,7 @@ def render_markdown(report: BenchReport) -> str:
         f"## Figures: historian benchmark{' (QUICK smoke run, not real figures)' if opts.quick else ''}",
         "",
         f"- date: {report.started:%Y-%m-%d %H:%M} UTC; whole run {report.elapsed_s:.0f} s",
-        f"- machine: {_machine()}",
+        f"- machine: {machine(_versions())}",
         f"- 1-minute load average: {report.load_before:.2f} before, {report.load_after:.2f} after "
         "(the bench's own process counts in the second)",
         f"- command: `{report.command or 'python -m bench.historian'}`",
@@ -599,11 +588,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = " ".join(["python -m bench.historian", *args_list])
     report = asyncio.run(run_bench(opts, command=command))
     figures = render_markdown(report)
-    sys.stdout.write(figures)
-    if args.write_docs:
-        update_docs(args.docs, figures)
-        log.info("figures written to %s", args.docs, extra={"path": str(args.docs)})
-    return 0
+    return publish(figures, args, update_docs)
 
 
 if __name__ == "__main__":

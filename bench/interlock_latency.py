@@ -41,8 +41,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.acquisition import DOCS_PATH, _machine
-from bench.report import add_output_options, parse_args, percentile, update_section
+import pymodbus
+
+from bench.acquisition import DOCS_PATH
+from bench.report import add_output_options, machine, parse_args, percentile, publish, update_section
 from controller.actions import Action, SetPort
 from controller.atmosphere import Atmosphere
 from controller.config import load_line_config
@@ -431,6 +433,10 @@ async def run_bench(opts: LatencyOptions, *, command: str = "") -> LatencyReport
     )
 
 
+def _versions() -> str:
+    return f"pymodbus {pymodbus.__version__}"
+
+
 # --- report ------------------------------------------------------------------------------------------
 
 
@@ -509,7 +515,7 @@ def render_markdown(report: LatencyReport) -> str:
         f"## Figures: interlock latency benchmark{quick}",
         "",
         f"- date: {report.started:%Y-%m-%d %H:%M} UTC; whole run {report.elapsed_s:.0f} s",
-        f"- machine: {_machine()}",
+        f"- machine: {machine(_versions())}",
         f"- 1-minute load average: {report.load_before:.2f} before, {report.load_after:.2f} after "
         "(the bench's own process counts in the second)",
         f"- command: `{report.command or 'python -m bench.interlock_latency'}`",
@@ -601,11 +607,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = " ".join(["python -m bench.interlock_latency", *args_list])
     report = asyncio.run(run_bench(opts, command=command))
     figures = render_markdown(report)
-    sys.stdout.write(figures)
-    if args.write_docs:
-        update_docs(args.docs, figures)
-        log.info("figures written to %s", args.docs, extra={"path": str(args.docs)})
-    return 0
+    return publish(figures, args, update_docs)
 
 
 if __name__ == "__main__":

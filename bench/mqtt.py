@@ -48,9 +48,9 @@ from pathlib import Path
 
 import aiomqtt
 
-from bench.acquisition import DOCS_PATH, _machine
+from bench.acquisition import DOCS_PATH
 from bench.mosquitto_broker import MosquittoBroker, line_acl, mosquitto_binary
-from bench.report import add_output_options, parse_args, percentile, update_section
+from bench.report import add_output_options, machine, parse_args, percentile, publish, update_section
 from controller.config import MqttConfig, load_line_config
 from controller.line_controller import LineController
 from controller.mqtt_bridge import QOS, BridgeOptions, MqttBridge, Topics, encode, telemetry_payload
@@ -442,7 +442,7 @@ def render_markdown(report: MqttReport) -> str:
         f"## Figures: MQTT benchmark{quick}",
         "",
         f"- date: {report.started:%Y-%m-%d %H:%M} UTC; whole run {report.elapsed_s:.0f} s",
-        f"- machine: {_machine()}",
+        f"- machine: {machine()}",
         f"- broker and client: {_versions()}; broker, publishers and subscriber on 127.0.0.1, "
         "clients in one process and one event loop",
         f"- 1-minute load average: {report.load_before:.2f} before, {report.load_after:.2f} after "
@@ -527,11 +527,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = " ".join(["python -m bench.mqtt", *args_list])
     report = asyncio.run(run_bench(opts, command=command))
     figures = render_markdown(report)
-    sys.stdout.write(figures)
-    if args.write_docs:
-        update_docs(args.docs, figures)
-        log.info("figures written to %s", args.docs, extra={"path": str(args.docs)})
-    return 0
+    return publish(figures, args, update_docs)
 
 
 if __name__ == "__main__":

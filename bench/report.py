@@ -7,9 +7,13 @@ rewriting it never touches the hand-written text or another benchmark's figures.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import math
+import os
+import platform
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 
@@ -61,3 +65,30 @@ def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> a
     if args.quick and args.write_docs:
         parser.error("--quick figures are not figures: refusing --write-docs")
     return args
+
+
+def _cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown CPU"
+
+
+def machine(versions: str = "") -> str:
+    """The machine line every figures section opens with; `versions` names the libraries measured."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    line = (
+        f"{cores} cores (nproc), {_cpu_model()}; {platform.system()} {platform.release()}; "
+        f"Python {platform.python_version()}"
+    )
+    return f"{line}; {versions}" if versions else line
+
+
+def publish(figures: str, args: argparse.Namespace, update_docs: Callable[[Path, str], None]) -> int:
+    """Print the figures and, with --write-docs, put them in the benchmark's section."""
+    sys.stdout.write(figures)
+    if args.write_docs:
+        update_docs(args.docs, figures)
+        logging.getLogger("bench").info("figures written to %s", args.docs, extra={"path": str(args.docs)})
+    return 0
