@@ -1011,7 +1011,15 @@ class MqttBridge:
         await client.publish(self.topics.status, encode(stopped), qos=QOS, retain=True)
 
     async def _publish_batch(self, client: aiomqtt.Client, batch: Sequence[Outgoing]) -> None:
-        """Publish in order (paho sends them in call order); raise on the first that was not acknowledged."""
+        """Publish in order (paho sends them in call order); raise on the first that was not acknowledged.
+
+        A message counts as possibly published for the back-fill's ordering as soon as it is handed to
+        the client: the broker may have delivered it although its acknowledgement was lost with the
+        connection, and back-filling older readings after it would reorder the channel."""
+        for message in batch:
+            if message.channel is not None:
+                seen = self._last_published_ts.get(message.channel, -math.inf)
+                self._last_published_ts[message.channel] = max(seen, message.ts)
         results = await asyncio.gather(
             *(client.publish(m.topic, m.payload, qos=QOS, retain=m.retain) for m in batch),
             return_exceptions=True,
@@ -1022,8 +1030,6 @@ class MqttBridge:
             self.stats.published += 1
             if message.retain:
                 self._retained[message.topic] = message
-            if message.channel is not None:
-                self._last_published_ts[message.channel] = message.ts
 
     async def _fill_gaps(self, client: aiomqtt.Client) -> None:
         """Back-fill dropped telemetry from the archive, before anything newer of those channels goes out."""
