@@ -139,6 +139,24 @@ class HmiConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class SequenceConfig:
+    """How the production sequence operates this line: purge counts, its limits and time-outs.
+
+    Times are plant seconds. A purge runs `purge_cycles`, then more (up to `purge_max_cycles`) while the
+    antechamber is not in spec; a further cycle that improves the frost point by less than
+    `purge_min_gain_c` is not converging (a leak, a wet load, a spent gas bottle) and is a fault.
+    """
+
+    purge_cycles: int = 3
+    purge_max_cycles: int = 6
+    purge_evacuate_to_pa: float = 20.0
+    purge_min_gain_c: float = 1.0
+    step_timeout_s: float = 1800.0
+    base_pressure_timeout_s: float = 7200.0
+    suspend_settle_s: float = 300.0
+
+
+@dataclass(frozen=True, slots=True)
 class UserConfig:
     """A person who may act on the line. `password_hash` is `pbkdf2_sha256$iterations$salt$hash`."""
 
@@ -160,6 +178,7 @@ class LineConfig:
     mqtt: MqttConfig | None = None
     hmi: HmiConfig = field(default_factory=HmiConfig)
     users: tuple[UserConfig, ...] = ()
+    sequence: SequenceConfig = field(default_factory=SequenceConfig)
     text: str = field(default="", repr=False)  # the file as read: each run records it (content hash)
 
     def space(self, name: str) -> SpaceConfig:
@@ -222,8 +241,29 @@ def _parse(root: TableReader) -> LineConfig:
     hmi = _hmi(root.table_reader("hmi"))
     users = tuple(_user(t) for t in root.table_list("users"))
     _unique(root, "users", [u.name for u in users])
+    sequence = _sequence(root.table_reader("sequence"))
     root.finish()
-    return LineConfig(root.path, name, limits, spaces, ports, links, devices, database, mqtt, hmi, users)
+    return LineConfig(
+        root.path, name, limits, spaces, ports, links, devices, database, mqtt, hmi, users, sequence
+    )
+
+
+def _sequence(t: TableReader) -> SequenceConfig:
+    d = SequenceConfig()
+    cycles = t.integer("purge_cycles", d.purge_cycles, min=1, max=20)
+    config = SequenceConfig(
+        purge_cycles=cycles,
+        purge_max_cycles=t.integer("purge_max_cycles", max(d.purge_max_cycles, cycles), min=cycles, max=50),
+        purge_evacuate_to_pa=t.number("purge_evacuate_to_pa", d.purge_evacuate_to_pa, min=0.1, max=1000.0),
+        purge_min_gain_c=t.number("purge_min_gain_c", d.purge_min_gain_c, min=0.0, max=20.0),
+        step_timeout_s=t.number("step_timeout_s", d.step_timeout_s, min=10.0, max=86_400.0),
+        base_pressure_timeout_s=t.number(
+            "base_pressure_timeout_s", d.base_pressure_timeout_s, min=60.0, max=172_800.0
+        ),
+        suspend_settle_s=t.number("suspend_settle_s", d.suspend_settle_s, min=0.0, max=7200.0),
+    )
+    t.finish()
+    return config
 
 
 def _database(t: TableReader) -> DatabaseConfig:

@@ -189,6 +189,60 @@ write_batches = Table(
 )
 Index(None, write_batches.c.written_at)
 
+# --- production: batches of jobs, each job one recipe run on a set of items ---------------------------
+# Written by `sequences.batch_store` directly (awaited, one small transaction each), not through the
+# buffered writer: a checkpoint must be durable before the job moves past it, so that a restart after
+# kill -9 resumes from the last step that is safe to repeat.
+BATCH_STATUSES: Final = ("running", "complete", "failed", "stopped")
+
+batches = Table(
+    "batches",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("queue_path", Text, nullable=False),
+    Column("queue_hash", Text, nullable=False),
+    Column("queue_text", Text, nullable=False),
+    Column("created_at", Double, nullable=False),
+    Column("ended_at", Double),
+    Column("status", Text, nullable=False),
+    Column("user", Text, nullable=False),
+    CheckConstraint("status IN ('running', 'complete', 'failed', 'stopped')", name="status"),
+)
+Index(None, batches.c.queue_hash, batches.c.status)
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("batch_id", Text, ForeignKey("batches.id")),
+    Column("position", Integer, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("recipe_path", Text, nullable=False),
+    Column("recipe_text", Text, nullable=False),
+    Column("items", Text, nullable=False),
+    Column("on_failure", Text, nullable=False),
+    Column("state", Text, nullable=False),
+    Column("checkpoint", Text, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("started_at", Double),
+    Column("ended_at", Double),
+    Column("outcome", Text),
+    Column("message", Text, nullable=False),
+    Column("updated_at", Double, nullable=False),
+    UniqueConstraint("batch_id", "position"),
+)
+
+job_events = Table(
+    "job_events",
+    metadata,
+    Column("id", RowId, primary_key=True),
+    Column("ts", Double, nullable=False),
+    Column("job_id", Text, ForeignKey("jobs.id"), nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("detail", Text, nullable=False),
+)
+Index(None, job_events.c.job_id, job_events.c.ts)
+
 HISTORIAN_TABLES: Final = frozenset(metadata.tables)
 
 

@@ -1,0 +1,151 @@
+"""A batch queue file: the jobs an unattended (overnight) run works through, in order.
+
+```toml
+name = "overnight-0112"        # optional; the file name without .toml by default
+on_failure = "skip"            # default policy: "stop" the queue, or "skip" to the next job once safe
+
+[[jobs]]
+recipe = "ex2-sputter-rt-then-anneal-LiSiPO-on-Li-foil.toml"   # next to the queue file, or a shipped recipe
+count = 2                      # the same job, N times (each its own items)
+on_failure = "stop"            # this job's policy
+base = "FOIL-0042"             # optional item ids; default ids are made from the batch and the position
+container = "BOX-0042"         # the closed container the base arrives in
+out_container = "BOX-0142"     # the container the electrode leaves in (placed in the outlet in advance)
+```
+
+Every recipe is loaded and validated when the queue is read, so a typo in job 17 is an exit-2 error
+before the first door opens, not a failure at three in the morning.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+from controller.config_reader import TableReader
+from controller.errors import ConfigFileError
+from sequences.recipe import Recipe, RecipeError, parse_recipe
+
+Policy = Literal["stop", "skip"]
+POLICIES: tuple[Policy, ...] = ("stop", "skip")
+MAX_JOBS = 500
+
+
+@dataclass(frozen=True, slots=True)
+class JobSpec:
+    """One job of the queue, before it has ids: `base`/`container`/`out_container` None = make one."""
+
+    recipe_path: str
+    recipe_text: str
+    recipe: Recipe
+    on_failure: Policy
+    base: str | None = None
+    container: str | None = None
+    out_container: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BatchQueue:
+    path: str
+    name: str
+    text: str
+    jobs: tuple[JobSpec, ...]
+
+    @property
+    def hash(self) -> str:
+        """Identifies the queue for resuming: the same file run again continues its unfinished batch."""
+        return hashlib.sha256(self.text.encode()).hexdigest()
+
+
+def shipped_recipe(name: str) -> Path | None:
+    """A recipe shipped in sequences/recipes, by file name (with or without .toml)."""
+    folder = resources.files("sequences").joinpath("recipes")
+    for candidate in (name, f"{name}.toml"):
+        entry = folder.joinpath(candidate)
+        if entry.is_file():
+            return Path(str(entry))
+    return None
+
+
+def load_queue(path: str | Path) -> BatchQueue:
+    shown = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigFileError(shown, "(file)", shown, f"cannot be read: {exc.strerror}") from None
+    return parse_queue(text, shown, Path(path).parent)
+
+
+def parse_queue(text: str, shown: str, folder: Path) -> BatchQueue:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigFileError(shown, "(syntax)", "", f"is not valid TOML: {exc}") from None
+    root = TableReader(shown, data)
+    name = root.text("name", Path(shown).stem)
+    default_policy: Policy = _policy(root, "skip")
+    jobs: list[JobSpec] = []
+    tables = root.table_list("jobs")
+    if not tables:
+        raise root.fail("jobs", [], "at least one [[jobs]] table")
+    for table in tables:
+        jobs.extend(_jobs(table, folder, default_policy))
+    root.finish()
+    if len(jobs) > MAX_JOBS:
+        raise root.fail("jobs", len(jobs), f"at most {MAX_JOBS} jobs in one queue (count included)")
+    _unique_ids(root, jobs)
+    return BatchQueue(shown, name, text, tuple(jobs))
+
+
+def _policy(t: TableReader, default: Policy) -> Policy:
+    value = t.text("on_failure", default, choices=POLICIES)
+    return "stop" if value == "stop" else "skip"
+
+
+def _jobs(t: TableReader, folder: Path, default_policy: Policy) -> list[JobSpec]:
+    reference = t.text("recipe")
+    recipe_path = _recipe_path(t, reference, folder)
+    count = t.integer("count", 1, min=1, max=MAX_JOBS)
+    policy = _policy(t, default_policy)
+    ids = {key: t.text(key) if t.has(key) else None for key in ("base", "container", "out_container")}
+    if count > 1 and any(ids.values()):
+        given = next(k for k, v in ids.items() if v)
+        raise t.fail(given, ids[given], "explicit item ids need count = 1 (each job has its own items)")
+    t.finish()
+    recipe_text = recipe_path.read_text(encoding="utf-8")
+    try:
+        recipe = parse_recipe(recipe_text, str(recipe_path))
+    except RecipeError as exc:
+        head = f"{t.path}: {t.field('recipe')} = {reference!r}: is not a valid recipe"
+        raise RecipeError([head, *exc.violations]) from None
+    return [
+        JobSpec(
+            str(recipe_path), recipe_text, recipe, policy, ids["base"], ids["container"], ids["out_container"]
+        )
+        for _ in range(count)
+    ]
+
+
+def _recipe_path(t: TableReader, reference: str, folder: Path) -> Path:
+    local = folder / reference
+    if local.is_file():
+        return local
+    shipped = shipped_recipe(reference)
+    if shipped is not None:
+        return shipped
+    raise t.fail("recipe", reference, "a recipe file next to the queue, or a shipped recipe name")
+
+
+def _unique_ids(root: TableReader, jobs: list[JobSpec]) -> None:
+    seen: set[str] = set()
+    for job in jobs:
+        for item in (job.base, job.container, job.out_container):
+            if item is None:
+                continue
+            if item in seen:
+                raise root.fail("jobs", item, "every item id once in a queue")
+            seen.add(item)

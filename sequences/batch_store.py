@@ -1,0 +1,257 @@
+"""The batch queue's persistent state in the historian database: batches, jobs, job events.
+
+Writes here are awaited, each its own small transaction, unlike the historian's buffered telemetry:
+the runner moves past a checkpoint only once the checkpoint is on disk, so a controller killed at any
+instant restarts from a step that is safe to repeat. There are a few dozen such writes per job, so
+their cost does not matter; losing one would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import secrets
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from controller.historian import upgrade
+from controller.historian_schema import batches, job_events, jobs, make_engine
+from sequences.batch_queue import BatchQueue
+
+DB_TIMEOUT_S = 15.0
+
+
+@dataclass(frozen=True, slots=True)
+class JobItems:
+    """The ids of what one job handles: its base (the electrode-to-be) and its two containers."""
+
+    base: str
+    container: str
+    out_container: str
+    targets: dict[str, str] = field(default_factory=dict)  # recipe target id -> item id
+
+    def as_json(self) -> str:
+        return json.dumps(
+            {
+                "base": self.base,
+                "container": self.container,
+                "out_container": self.out_container,
+                "targets": self.targets,
+            },
+            sort_keys=True,
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> JobItems:
+        data = json.loads(text)
+        return cls(data["base"], data["container"], data["out_container"], dict(data.get("targets", {})))
+
+
+@dataclass(frozen=True, slots=True)
+class JobRow:
+    id: str
+    batch_id: str
+    position: int
+    name: str
+    recipe_path: str
+    recipe_text: str
+    items: JobItems
+    on_failure: str
+    state: str
+    checkpoint: str
+    attempts: int
+    started_at: float | None
+    ended_at: float | None
+    outcome: str | None
+    message: str
+
+    @property
+    def finished(self) -> bool:
+        return self.outcome is not None
+
+
+@dataclass(frozen=True, slots=True)
+class BatchRow:
+    id: str
+    queue_path: str
+    queue_hash: str
+    name: str
+    created_at: float
+    ended_at: float | None
+    status: str
+    user: str
+
+
+class BatchStore:
+    """Open with `async with BatchStore(url)`; the schema is brought to head first (as the historian does)."""
+
+    def __init__(self, url: str, *, timeout_s: float = DB_TIMEOUT_S) -> None:
+        self.url = url
+        self.timeout_s = timeout_s
+        self._engine: AsyncEngine | None = None
+
+    async def __aenter__(self) -> BatchStore:
+        await upgrade(self.url)
+        self._engine = make_engine(self.url, timeout_s=self.timeout_s)
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._engine is not None:
+            await self._engine.dispose()
+            self._engine = None
+
+    def _require(self) -> AsyncEngine:
+        if self._engine is None:
+            raise RuntimeError("BatchStore used outside `async with`")
+        return self._engine
+
+    async def _execute(self, statement: Any, params: Sequence[Mapping[str, Any]] | None = None) -> None:
+        async with asyncio.timeout(self.timeout_s), self._require().begin() as conn:
+            await conn.execute(statement, params) if params is not None else await conn.execute(statement)
+
+    async def _rows(self, statement: Any) -> list[Any]:
+        async with asyncio.timeout(self.timeout_s), self._require().connect() as conn:
+            return list((await conn.execute(statement)).mappings())
+
+    # -- batches -------------------------------------------------------------------------------------
+
+    async def create_batch(self, queue: BatchQueue, user: str) -> BatchRow:
+        """A new batch with all its jobs (state idle), written in one transaction."""
+        now = time.time()
+        stamp = dt.datetime.fromtimestamp(now, dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+        batch_id = f"B{stamp}-{secrets.token_hex(2)}"
+        job_rows = []
+        for position, spec in enumerate(queue.jobs, start=1):
+            job_id = f"{batch_id}-J{position:02d}"
+            items = JobItems(
+                spec.base or f"{job_id}-base",
+                spec.container or f"{job_id}-box-in",
+                spec.out_container or f"{job_id}-box-out",
+                {t.id: f"{job_id}-{t.id}" for t in spec.recipe.targets},
+            )
+            job_rows.append(
+                {
+                    "id": job_id,
+                    "batch_id": batch_id,
+                    "position": position,
+                    "name": spec.recipe.name,
+                    "recipe_path": spec.recipe_path,
+                    "recipe_text": spec.recipe_text,
+                    "items": items.as_json(),
+                    "on_failure": spec.on_failure,
+                    "state": "idle",
+                    "checkpoint": "",
+                    "attempts": 0,
+                    "message": "",
+                    "updated_at": now,
+                }
+            )
+        batch = {
+            "id": batch_id,
+            "queue_path": queue.path,
+            "queue_hash": queue.hash,
+            "queue_text": queue.text,
+            "created_at": now,
+            "status": "running",
+            "user": user,
+        }
+        async with asyncio.timeout(self.timeout_s), self._require().begin() as conn:
+            await conn.execute(insert(batches), [batch])
+            await conn.execute(insert(jobs), job_rows)
+        return BatchRow(batch_id, queue.path, queue.hash, queue.name, now, None, "running", user)
+
+    async def unfinished_batch(self, queue_hash: str) -> BatchRow | None:
+        """The newest batch of this very queue file that did not end: the one to resume."""
+        found = await self._rows(
+            select(batches)
+            .where(batches.c.queue_hash == queue_hash, batches.c.status == "running")
+            .order_by(batches.c.created_at.desc())
+            .limit(1)
+        )
+        return _batch(found[0]) if found else None
+
+    async def batch(self, batch_id: str) -> BatchRow | None:
+        found = await self._rows(select(batches).where(batches.c.id == batch_id))
+        return _batch(found[0]) if found else None
+
+    async def end_batch(self, batch_id: str, status: str) -> None:
+        await self._execute(
+            update(batches).where(batches.c.id == batch_id).values(status=status, ended_at=time.time())
+        )
+
+    # -- jobs ----------------------------------------------------------------------------------------
+
+    async def jobs(self, batch_id: str) -> list[JobRow]:
+        rows = await self._rows(select(jobs).where(jobs.c.batch_id == batch_id).order_by(jobs.c.position))
+        return [_job(r) for r in rows]
+
+    async def job(self, job_id: str) -> JobRow | None:
+        rows = await self._rows(select(jobs).where(jobs.c.id == job_id))
+        return _job(rows[0]) if rows else None
+
+    async def update_job(self, job_id: str, **values: Any) -> None:
+        """Durable when it returns: the runner calls this before it moves past a checkpoint."""
+        unknown = set(values) - {c.name for c in jobs.columns}
+        if unknown:
+            raise ValueError(f"jobs has no column {sorted(unknown)}")
+        await self._execute(update(jobs).where(jobs.c.id == job_id).values(**values, updated_at=time.time()))
+
+    async def add_event(
+        self, job_id: str, kind: str, detail: Mapping[str, Any], ts: float | None = None
+    ) -> None:
+        row = {
+            "ts": time.time() if ts is None else ts,
+            "job_id": job_id,
+            "kind": kind,
+            "detail": json.dumps(dict(detail), sort_keys=True, default=str),
+        }
+        await self._execute(insert(job_events), [row])
+
+    async def events(self, job_id: str) -> list[dict[str, Any]]:
+        rows = await self._rows(
+            select(job_events).where(job_events.c.job_id == job_id).order_by(job_events.c.id)
+        )
+        return [{"ts": r["ts"], "kind": r["kind"], "detail": json.loads(r["detail"])} for r in rows]
+
+
+def _batch(row: Any) -> BatchRow:
+    name = str(row["queue_path"]).rsplit("/", 1)[-1].removesuffix(".toml")
+    return BatchRow(
+        row["id"],
+        row["queue_path"],
+        row["queue_hash"],
+        name,
+        row["created_at"],
+        row["ended_at"],
+        row["status"],
+        row["user"],
+    )
+
+
+def _job(row: Any) -> JobRow:
+    return JobRow(
+        id=row["id"],
+        batch_id=row["batch_id"],
+        position=row["position"],
+        name=row["name"],
+        recipe_path=row["recipe_path"],
+        recipe_text=row["recipe_text"],
+        items=JobItems.from_json(row["items"]),
+        on_failure=row["on_failure"],
+        state=row["state"],
+        checkpoint=row["checkpoint"],
+        attempts=row["attempts"],
+        started_at=row["started_at"],
+        ended_at=row["ended_at"],
+        outcome=row["outcome"],
+        message=row["message"],
+    )

@@ -1,0 +1,84 @@
+"""Queue files: good ones give jobs with validated recipes; bad ones name file, field, value, allowed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from controller.errors import ConfigFileError
+from sequences.batch_queue import load_queue, parse_queue, shipped_recipe
+from sequences.recipe import RecipeError
+
+EX1 = "ex1-sputter-heated-LiSiPO-on-Li-foil.toml"
+
+
+def write(tmp_path: Path, text: str, name: str = "queue.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_a_queue_names_shipped_recipes_and_expands_counts(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        f'on_failure = "stop"\n[[jobs]]\nrecipe = "{EX1}"\ncount = 2\n'
+        '[[jobs]]\nrecipe = "ex8-bare-Cu-lithium-free-Ar-etch"\non_failure = "skip"\nbase = "CU-1"\n',
+    )
+    queue = load_queue(path)
+    assert queue.name == "queue"
+    assert [j.on_failure for j in queue.jobs] == ["stop", "stop", "skip"]
+    assert queue.jobs[0].recipe.name == queue.jobs[1].recipe.name
+    assert queue.jobs[2].base == "CU-1"
+    assert queue.jobs[2].container is None
+    assert queue.jobs[2].recipe.base.material == "Cu"
+    assert len(queue.hash) == 64
+
+
+def test_a_recipe_next_to_the_queue_wins_over_a_shipped_one(tmp_path: Path) -> None:
+    shipped = shipped_recipe(EX1)
+    assert shipped is not None
+    (tmp_path / "mine.toml").write_text(shipped.read_text().replace('name = "', 'name = "local-', 1))
+    queue = parse_queue('[[jobs]]\nrecipe = "mine.toml"\n', "q.toml", tmp_path)
+    assert queue.jobs[0].recipe.name.startswith("local-")
+
+
+@pytest.mark.parametrize(
+    ("text", "field", "allowed"),
+    [
+        ("", "jobs", "at least one"),
+        ('[[jobs]]\nrecipe = "nope.toml"\n', "jobs[0].recipe", "shipped recipe"),
+        (f'[[jobs]]\nrecipe = "{EX1}"\ncount = 0\n', "jobs[0].count", ""),
+        (f'[[jobs]]\nrecipe = "{EX1}"\non_failure = "retry"\n', "jobs[0].on_failure", "stop"),
+        (f'[[jobs]]\nrecipe = "{EX1}"\ncount = 2\nbase = "X"\n', "jobs[0].base", "count = 1"),
+        (f'[[jobs]]\nrecipe = "{EX1}"\ncolour = "red"\n', "jobs[0].colour", "unknown field"),
+        (
+            f'[[jobs]]\nrecipe = "{EX1}"\nbase = "A"\n[[jobs]]\nrecipe = "{EX1}"\ncontainer = "A"\n',
+            "jobs",
+            "once",
+        ),
+    ],
+)
+def test_bad_queues_name_the_field(tmp_path: Path, text: str, field: str, allowed: str) -> None:
+    with pytest.raises(ConfigFileError) as info:
+        load_queue(write(tmp_path, text))
+    assert info.value.field == field
+    assert allowed in info.value.allowed
+    assert str(tmp_path / "queue.toml") in str(info.value)
+
+
+def test_a_bad_recipe_in_a_queue_lists_its_violations_under_the_queue_field(tmp_path: Path) -> None:
+    shipped = shipped_recipe(EX1)
+    assert shipped is not None
+    bad = shipped.read_text().replace("substrate_temp_c = ", "substrate_temp_c = 1", 1)
+    (tmp_path / "hot.toml").write_text(bad)
+    with pytest.raises(RecipeError) as info:
+        load_queue(write(tmp_path, '[[jobs]]\nrecipe = "hot.toml"\n'))
+    lines = str(info.value).splitlines()
+    assert "jobs[0].recipe = 'hot.toml'" in lines[0]
+    assert any("hot.toml" in line and "substrate_temp_c" in line for line in lines[1:])
+
+
+def test_an_unreadable_queue_is_a_file_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigFileError, match="cannot be read"):
+        load_queue(tmp_path / "missing.toml")
