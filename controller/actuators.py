@@ -4,10 +4,16 @@ The gate calls `apply` only after the interlocks allowed an action. Every write 
 device (the remote I/O coil, the controller setpoint, the source output, the turbo's pumping
 station): a device that accepted a command but holds something else raises `ReadbackMismatch`.
 Whether a door then actually *moved* is judged later from its limit switches (see gate.py).
+
+`SetSource` speaks watts for every source; `source_setpoints` is the one place that turns them into
+what each kind of supply takes (devices.md §0): a power setpoint, or pulse energy at a fixed repetition
+rate (laser), or beam current at a fixed beam voltage (ion source).
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from typing import TypeVar
 
 from controller.actions import (
@@ -28,13 +34,14 @@ from controller.devices import LineDevices
 from controller.errors import ControllerError
 from controller.line_model import LineModel
 from controller.line_state import IO_VALVE_POINTS, io_point_of_port
-from drivers.deposition_sources import DepositionSources
+from drivers.deposition_sources import DepositionSources, SourceKind, SourceSpec
 from drivers.mass_flow_controller import MassFlowController
 from drivers.pfeiffer_vacuum_protocol import TurboPump
 from drivers.remote_io import RemoteIo
 from drivers.temperature_controller import TemperatureController
 
 SETPOINT_TOLERANCE_C = 0.5
+SOURCE_SETPOINT_REL_TOLERANCE = 1e-5  # float32 on the wire keeps ~7 digits
 T = TypeVar("T")
 
 
@@ -59,6 +66,81 @@ def io_point(config: LineConfig, action: SetValve | SetPort | SetPump | SetShutt
         case SetShutter(space=space, shutter=shutter):
             return f"{space}.substrate_shutter" if shutter == "substrate" else f"{space}.shutter_{shutter}"
     raise NoActuator(f"no remote I/O point for {action}")
+
+
+class SourcePowerOutOfRange(ControllerError, ValueError):
+    """The requested power is beyond what the source's setpoint limits allow; nothing was written."""
+
+
+@dataclass(frozen=True, slots=True)
+class PowerSplit:
+    """A kind without a power setpoint: `fixed_slot` runs at `fixed_value` (capped at its limit) and
+    the power goes into `power_slot` = P / fixed value, so one number from a recipe sets the source."""
+
+    power_slot: str
+    fixed_slot: str
+    fixed_value: float
+
+
+# the laser keeps one repetition rate (film growth per pulse stays comparable between runs; the plant's
+# nominal 0.3 J x 10 Hz = 3 W); the ion source one beam voltage inside the usual 300-1500 V of Ar ion
+# etch, so 250 W of etch is 0.25 A, within the 0.3 A the supply gives
+POWER_SPLITS: dict[SourceKind, PowerSplit] = {
+    SourceKind.PULSED_LASER: PowerSplit("pulse_energy_setpoint", "rep_rate_setpoint", 10.0),
+    SourceKind.ION_SOURCE: PowerSplit("beam_current_setpoint", "beam_voltage_setpoint", 1000.0),
+}
+POWER_SLOT = "power_setpoint"
+
+
+def _limits(spec: SourceSpec) -> dict[str, float]:
+    return dict(zip((slot.name for slot in spec.spec.setpoints), spec.limits, strict=True))
+
+
+def _fixed_value(spec: SourceSpec, split: PowerSplit) -> float:
+    return min(split.fixed_value, _limits(spec)[split.fixed_slot])
+
+
+def max_power_w(spec: SourceSpec) -> float:
+    """The highest power `source_setpoints` accepts for this source."""
+    split = POWER_SPLITS.get(spec.kind)
+    if split is None:
+        return _limits(spec)[POWER_SLOT]
+    return _limits(spec)[split.power_slot] * _fixed_value(spec, split)
+
+
+def _limit_text(spec: SourceSpec) -> str:
+    """What bounds the power, in the device's terms: "pulse energy limit 0.7 J at rep rate 10 Hz"."""
+    split = POWER_SPLITS.get(spec.kind)
+    if split is None:
+        return "power setpoint limit"
+    units = {slot.name: slot.unit for slot in spec.spec.setpoints}
+
+    def said(slot: str) -> str:
+        return slot.removesuffix("_setpoint").replace("_", " ")
+
+    return (
+        f"{said(split.power_slot)} limit {_limits(spec)[split.power_slot]:g} {units[split.power_slot]} "
+        f"at {said(split.fixed_slot)} {_fixed_value(spec, split):g} {units[split.fixed_slot]}"
+    )
+
+
+def source_setpoints(spec: SourceSpec, power_w: float) -> dict[str, float]:
+    """The setpoints (SI, by slot name, in writing order) that make `spec` deliver `power_w`.
+
+    A power outside 0..`max_power_w` (NaN included) raises `SourcePowerOutOfRange` naming the limit,
+    before anything reaches the device. A power supply gets its power setpoint only: its ramp rate
+    stays whatever it holds.
+    """
+    highest = max_power_w(spec)
+    if not 0.0 <= power_w <= highest:  # written so that NaN is refused too
+        raise SourcePowerOutOfRange(
+            f"{spec.name}: {power_w:g} W is outside 0..{highest:g} W ({_limit_text(spec)})"
+        )
+    split = POWER_SPLITS.get(spec.kind)
+    if split is None:
+        return {POWER_SLOT: power_w}
+    fixed = _fixed_value(spec, split)
+    return {split.fixed_slot: fixed, split.power_slot: power_w / fixed}
 
 
 class Actuators:
@@ -125,7 +207,15 @@ class Actuators:
     async def _source(self, action: SetSource) -> None:
         rack = self._device(action.space, "deposition_sources", DepositionSources)
         if action.enabled:
-            await rack.set_power_w(action.source, action.power_w)
+            wanted = source_setpoints(rack.map.source(action.source), action.power_w)
+            for slot, value in wanted.items():
+                await rack.set_setpoint(action.source, slot, value)
+            held = await rack.read_setpoints(action.source)
+            for slot, value in wanted.items():
+                if not math.isclose(held[slot], value, rel_tol=SOURCE_SETPOINT_REL_TOLERANCE, abs_tol=1e-9):
+                    raise ReadbackMismatch(
+                        f"{rack.name}: {action.source} {slot} reads {held[slot]:g}, commanded {value:g}"
+                    )
             await rack.enable(action.source)
         else:
             await rack.disable(action.source)

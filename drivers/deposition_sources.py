@@ -310,6 +310,12 @@ class DepositionSources:
             raise ConfigError(f"{self.name}: {source} has no setpoint {slot!r}")
         await self.device.write(f"{source}.{slot}", value)
 
+    async def read_setpoints(self, source: str) -> dict[str, float]:
+        """The setpoints the source holds, by slot name, in SI units: what a write is checked against."""
+        slots = self.map.source(source).spec.setpoints
+        values = await self.device.read([f"{source}.{s.name}" for s in slots])
+        return {s.name: float(values[f"{source}.{s.name}"]) for s in slots}
+
     async def set_power_w(self, source: str, power_w: float) -> None:
         await self.set_setpoint(source, "power_setpoint", power_w)
 

@@ -114,6 +114,7 @@ async def pump_purge(
         # a transmitter compensated for 1 atm reads too dry during the refill transient: give it
         # fresh readings of the filled space before reporting
         await asyncio.sleep(settle_s)
+        await _fresh_frost_point(gate, space, time.monotonic() - settle_s / 2, timeout_s)
         state = gate.state()
         evidence = state.spaces[space].classification.evidence
         report = PurgeCycle(
@@ -130,6 +131,20 @@ async def pump_purge(
         if on_cycle is not None:
             on_cycle(report)
     return reports
+
+
+async def _fresh_frost_point(gate: CommandGate, space: str, after_mono: float, timeout_s: float) -> None:
+    """Wait for a frost-point reading taken after `after_mono` (at high plant speed a settle time is
+    shorter than a poll, so sleeping alone would report the transient)."""
+    source = gate.model.readings.frost.get(space)
+    if source is None:
+        return
+
+    def fresh(_: LineState) -> bool:
+        reading = gate.snapshot().get(source)
+        return reading is not None and reading.mono > after_mono
+
+    await wait_for(gate, fresh, timeout_s, f"a fresh frost point in {space}")
 
 
 def _number(value: object) -> float | None:
