@@ -17,7 +17,22 @@ here reads lines.
 Commands used: ``@`` firmware, ``J`` channel count, ``M`` average rate, ``O`` average thickness,
 ``L<ch>?`` rate (PyExpLabSys sends ``L<ch>``; `rate_query_mark` picks), ``N<ch>`` thickness,
 ``P<ch>`` frequency, ``R<ch>`` crystal life, ``S`` zero rate and thickness, ``T`` zero the timer,
-``Y`` power-up reset flag.
+``Y`` power-up reset flag, ``A`` film parameters.
+
+Film parameters: the monitor turns crystal mass into thickness with the density, tooling and Z-ratio
+programmed for the film, so a wrong density scales every thickness and rate it reports (Li at the
+2.0 g/cm³ of another film reads 0.267x). That ``A<film>?`` reads a film's parameters is [V] (PyExpLabSys
+``show_film_parameters`` sends ``A1?``; devices.md §7 lists only ``Z``, which resets them). The
+argument layout is [U], from memory of the SQM-160 manual, not checked:
+
+    A<film>?                                   ->  A <label> <density> <tooling> <z-ratio> [more ...]
+    A<film> <label> <density> <tooling> <z>    ->  A
+
+density in g/cm³ (3 decimals), tooling in % (1 decimal), Z-ratio (3 decimals), separated by spaces;
+a real unit may send further fields (final thickness, set points, sensor average), which are ignored,
+and may want them on a write: it then answers ``D`` and `ThicknessMonitor.set_film` raises. Film 1 is
+taken to be the active film [U]; choosing another is not implemented. Confirm this layout against the
+manual before programming a real unit.
 
 Units on the wire: rate in Å/s [V, both public drivers] -> nm/s (÷10); frequency in Hz [V];
 crystal life in % [V]. Thickness is the uncertain one [U]: pymeasure reads it as Å, while the
@@ -44,6 +59,12 @@ REPLY_LEN_OFFSET: Final = 35
 MAX_CHANNELS: Final = 6
 NM_PER_UNIT: Final[dict[str, float]] = {"kA": 100.0, "A": 0.1}
 MIN_OSCILLATING_HZ: Final = 1.0e6  # [U] below this no 5/6 MHz crystal is oscillating: sensor failed
+MAX_FILMS: Final = 99  # [U] film memories of an SQM-160
+ACTIVE_FILM: Final = 1  # [U] the film the simulator measures with; choosing another is not implemented
+DENSITY_RANGE_G_CM3: Final = (0.5, 99.99)  # [U] front-panel limits
+TOOLING_RANGE_PCT: Final = (10.0, 399.0)  # [U]
+Z_RATIO_RANGE: Final = (0.1, 10.0)  # [U]
+MAX_LABEL_CHARS: Final = 8  # [U]
 
 ThicknessUnit = Literal["kA", "A"]
 
@@ -212,6 +233,80 @@ def parse_number(data: bytes) -> float:
     return value
 
 
+@dataclass(frozen=True, slots=True)
+class FilmParameters:
+    """What the monitor needs to turn crystal mass into the film's thickness. Ranges are checked by
+    `check_film_parameters`, so a value can be parsed from a reply before it is judged."""
+
+    density_g_cm3: float
+    tooling_pct: float = 100.0
+    z_ratio: float = 1.0
+    label: str = "FILM1"
+
+
+def check_film(film: int) -> int:
+    if not 1 <= film <= MAX_FILMS:
+        raise ConfigError(f"SQM-160 film number must be 1..{MAX_FILMS}, got {film!r}")
+    return film
+
+
+def _check_range(name: str, value: float, limits: tuple[float, float]) -> None:
+    low, high = limits
+    if not (math.isfinite(value) and low <= value <= high):
+        raise ConfigError(f"film {name} must be {low:g}..{high:g}, got {value!r}")
+
+
+def check_film_parameters(params: FilmParameters) -> FilmParameters:
+    """Refuse what the instrument would refuse, before it goes on the wire (or, in the simulator,
+    before it is honoured)."""
+    _check_range("density (g/cm³)", params.density_g_cm3, DENSITY_RANGE_G_CM3)
+    _check_range("tooling (%)", params.tooling_pct, TOOLING_RANGE_PCT)
+    _check_range("Z-ratio", params.z_ratio, Z_RATIO_RANGE)
+    label = params.label
+    printable = label.isascii() and label.isprintable() and " " not in label
+    if not (printable and 1 <= len(label) <= MAX_LABEL_CHARS):
+        raise ConfigError(f"film label must be 1..{MAX_LABEL_CHARS} ASCII characters, no spaces: {label!r}")
+    return params
+
+
+def format_film_parameters(params: FilmParameters) -> bytes:
+    """The data of an ``A<film>?`` reply and the tail of an ``A<film> ...`` write [U]."""
+    return (
+        f"{params.label} {params.density_g_cm3:.3f} {params.tooling_pct:.1f} {params.z_ratio:.3f}"
+    ).encode("ascii")
+
+
+def parse_film_parameters(data: bytes) -> FilmParameters:
+    """Label, density, tooling, Z-ratio; further fields a real unit may send are ignored [U]."""
+    fields = data.split()
+    if len(fields) < 4:
+        raise ProtocolError(f"film parameters {data!r} need label, density, tooling and Z-ratio")
+    label = fields[0].decode("ascii", errors="replace")
+    density, tooling, z_ratio = (parse_number(f) for f in fields[1:4])
+    return FilmParameters(density, tooling, z_ratio, label)
+
+
+def film_query_command(film: int) -> bytes:
+    return f"A{check_film(film)}?".encode("ascii")
+
+
+def film_write_command(film: int, params: FilmParameters) -> bytes:
+    return f"A{check_film(film)} ".encode("ascii") + format_film_parameters(check_film_parameters(params))
+
+
+def parse_film_command(argument: bytes) -> tuple[int, FilmParameters | None]:
+    """Device role: the bytes after ``A`` as (film, None) for a query or (film, parameters) for a
+    write. Malformed or out-of-range input raises `ProtocolError` or `ConfigError` (status ``D``)."""
+    if argument.endswith(b"?"):
+        number, params = argument[:-1], None
+    else:
+        number, _, tail = argument.partition(b" ")
+        params = check_film_parameters(parse_film_parameters(tail))
+    if not number.isdigit():
+        raise ProtocolError(f"film number {number!r} is not a number")
+    return check_film(int(number)), params
+
+
 def check_channel(channel: int) -> int:
     if not 1 <= channel <= MAX_CHANNELS:
         raise ConfigError(f"SQM-160 sensor channel must be 1..{MAX_CHANNELS}, got {channel!r}")
@@ -290,6 +385,28 @@ class ThicknessMonitor:
 
     async def read_average_thickness(self) -> Reading:
         return Reading.now(await self._number("O") * NM_PER_UNIT[self.thickness_unit], "nm")
+
+    async def set_film(
+        self,
+        density_g_cm3: float,
+        *,
+        tooling_pct: float = 100.0,
+        z_ratio: float = 1.0,
+        film: int = ACTIVE_FILM,
+        label: str | None = None,
+    ) -> None:
+        """Program a film's density, tooling and Z-ratio (``A<film> ...``, layout [U]).
+
+        This is the instrument's setting, not this channel's: every sensor converts with it. Do it
+        for each film before it is deposited, or the thickness is off by the ratio of densities.
+        Out-of-range values raise `ConfigError` before anything is sent; a refusal raises
+        `DeviceRefused`."""
+        params = FilmParameters(density_g_cm3, tooling_pct, z_ratio, label or f"FILM{film}")
+        await self._ask(film_write_command(film, params).decode("ascii"))
+
+    async def film_parameters(self, film: int = ACTIVE_FILM) -> FilmParameters:
+        """The film's parameters as the instrument holds them (``A<film>?``)."""
+        return parse_film_parameters(await self._ask(film_query_command(film).decode("ascii")))
 
     async def zero(self) -> None:
         """Zero rate and thickness (``S``), as at the start of a layer."""

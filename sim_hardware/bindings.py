@@ -16,6 +16,7 @@ from typing import Any
 from controller.config import DeviceConfig, LineConfig
 from drivers.deposition_sources import STANDARD_LINE_SOURCES, SourceKind
 from drivers.mass_flow_controller import PSI_PA, gas_index
+from drivers.thickness_monitor import FilmParameters
 from sim_hardware.devices.deposition_sources import DepositionSourcesSim, IdealSourceBackend
 from sim_hardware.devices.dewpoint_transmitter import DewPointTransmitterSim
 from sim_hardware.devices.glovebox_controller import GloveboxControllerSim
@@ -27,6 +28,7 @@ from sim_hardware.devices.thickness_monitor import ThicknessMonitorSession
 from sim_hardware.devices.tpg36x import CMR_10MBAR, CMR_1000TORR, PKR, TPR, GaugeType, Tpg36xState, TpgChannel
 from sim_hardware.modbus_device import ModbusUnit
 from sim_hardware.plant import Mfc, Plant, Qcm
+from sim_hardware.plant.deposition import QcmFilm
 from sim_hardware.signal_faults import SignalFaults
 
 GAUGE_TYPES: dict[str, GaugeType] = {"PKR": PKR, "TPR": TPR, "CMR": CMR_10MBAR, "CMR1000": CMR_1000TORR}
@@ -228,6 +230,18 @@ class _QcmBackend:
         for channel in self.qcm.channels:
             channel.zero()
 
+    def film_parameters(self, film: int) -> FilmParameters:
+        f = self.qcm.film(film)
+        return FilmParameters(f.density_g_cm3, f.tooling_pct, f.z_ratio, f.label)
+
+    def program_film(self, film: int, params: FilmParameters) -> None:
+        self.qcm.program_film(
+            film, QcmFilm(params.density_g_cm3, params.tooling_pct, params.z_ratio, params.label)
+        )
+
+    def reset_films(self) -> None:
+        self.qcm.reset_films()
+
 
 def _qcm(ctx: BindContext, device: DeviceConfig) -> Bound:
     space = ctx.space_of(device)
@@ -249,6 +263,7 @@ def _glovebox(ctx: BindContext, device: DeviceConfig) -> Bound:
         box_pressure_pa=ctx.signal(device, "box_pressure", lambda: box.box_pressure_pa),
         on_circulation=circulate,
         clock=ctx.now_s,
+        gas_supply_ok=lambda: not any(s.empty for s in ctx.plant.supplies.values()),
     )
     return Bound(unit=sim.unit, sim=sim)
 
@@ -352,11 +367,13 @@ class _SourceBackend:
         target = self.plant.sources[self.prefix + source]
         kind = self.kinds[source]
         if kind is SourceKind.PULSED_LASER:
-            energy_j, rate_hz = setpoints.get("pulse_energy", 0.0), setpoints.get("rep_rate", 0.0)
+            energy_j = setpoints.get("pulse_energy_setpoint", 0.0)
+            rate_hz = setpoints.get("rep_rate_setpoint", 0.0)
             target.rep_rate_hz = rate_hz
             target.power_setpoint_w = energy_j * rate_hz
         elif kind is SourceKind.ION_SOURCE:
-            target.power_setpoint_w = setpoints.get("beam_voltage", 0.0) * setpoints.get("beam_current", 0.0)
+            voltage_v = setpoints.get("beam_voltage_setpoint", 0.0)
+            target.power_setpoint_w = voltage_v * setpoints.get("beam_current_setpoint", 0.0)
         else:
             target.power_setpoint_w = setpoints.get("power_setpoint", 0.0)
         target.enabled = on

@@ -50,7 +50,9 @@ class GloveboxControllerSim:
         on_circulation: Callable[[bool], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         regeneration_s: float = 12 * 3600.0,
+        gas_supply_ok: Callable[[], bool] | None = None,
     ) -> None:
+        self.gas_supply_ok = gas_supply_ok
         self.o2_source = o2_ppmv
         self.h2o_source = h2o_ppmv
         self.pressure_source = box_pressure_pa
@@ -146,6 +148,8 @@ class GloveboxControllerSim:
             return GloveboxFault.O2_SENSOR
         if self.h2o_sensor_failed:
             return GloveboxFault.H2O_SENSOR
+        if self.gas_supply_ok is not None and not self.gas_supply_ok():
+            return GloveboxFault.GAS_SUPPLY_LOW  # the panel watches its supply pressure switch
         return GloveboxFault.NONE
 
     def _on_write(self, values: dict[str, Value]) -> int | None:

@@ -7,6 +7,11 @@ crystal life come from a `QcmBackend` supplied by the builder (the plant model, 
 Behaviour where devices.md is silent [U]: a command whose CRC fails gets no reply (the host times
 out); a sensor channel the backend does not have, or a malformed channel, gets status ``D``; an
 unknown letter gets ``C``. ``W`` (all channels at once) is not simulated and answers ``C``.
+
+Film parameters (``A``, layout [U], see drivers/thickness_monitor.py) are read and written through the
+backend, which holds them as the instrument would (they outlive a connection); a malformed or
+out-of-range write gets ``D``. ``Z`` (reset film and system parameters) forgets the programmed films;
+the simulated sensor tooling stays calibrated.
 """
 
 from __future__ import annotations
@@ -16,18 +21,21 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from drivers.codec import NEED_DATA
-from drivers.errors import ProtocolError
+from drivers.errors import ConfigError, ProtocolError
 from drivers.thickness_monitor import (
     NM_PER_UNIT,
     CommandDecoder,
+    FilmParameters,
     Status,
     ThicknessUnit,
     check_thickness_unit,
     encode_reply,
+    format_film_parameters,
     format_frequency,
     format_life,
     format_rate,
     format_thickness,
+    parse_film_command,
 )
 
 log = logging.getLogger(__name__)
@@ -51,6 +59,16 @@ class QcmBackend(Protocol):
 
     def zero(self) -> None:
         """Zero rate and thickness of every channel (the ``S`` command)."""
+        ...
+
+    def film_parameters(self, film: int) -> FilmParameters: ...
+
+    def program_film(self, film: int, params: FilmParameters) -> None:
+        """Store a film's parameters; the active film's convert every channel from then on."""
+        ...
+
+    def reset_films(self) -> None:
+        """Back to the instrument's defaults (the ``Z`` command)."""
         ...
 
 
@@ -112,6 +130,8 @@ class ThicknessMonitorSession:
         letter, argument = chr(command[0]), command[1:]
         if letter in "LNPR":
             return self._channel_reply(letter, argument)
+        if letter == "A":
+            return self._film_reply(argument)
         if argument:
             return encode_reply(Status.BAD_DATA)
         match letter:
@@ -128,7 +148,10 @@ class ThicknessMonitorSession:
             case "S":
                 self.backend.zero()
                 return encode_reply(Status.OK)
-            case "T" | "Z":
+            case "T":
+                return encode_reply(Status.OK)
+            case "Z":
+                self.backend.reset_films()
                 return encode_reply(Status.OK)
             case "Y":
                 flag, self.reset_flag = self.reset_flag, False
@@ -154,6 +177,17 @@ class ThicknessMonitorSession:
             case _:
                 data = format_life(values.life_pct)
         return encode_reply(Status.OK, data)
+
+    def _film_reply(self, argument: bytes) -> bytes:
+        try:
+            film, params = parse_film_command(argument)
+        except (ProtocolError, ConfigError) as exc:
+            log.info("sqm refused film parameters", extra={"error": str(exc)})
+            return encode_reply(Status.BAD_DATA)
+        if params is None:
+            return encode_reply(Status.OK, format_film_parameters(self.backend.film_parameters(film)))
+        self.backend.program_film(film, params)
+        return encode_reply(Status.OK)
 
     def _thickness(self, thickness_nm: float) -> bytes:
         return format_thickness(thickness_nm / NM_PER_UNIT[self.thickness_unit], self.thickness_unit)

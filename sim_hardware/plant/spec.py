@@ -208,11 +208,13 @@ class SourceSpec:
 @dataclass(frozen=True)
 class QcmChannelSpec:
     """One crystal. `geometry_ratio` is film on the crystal per film on the substrate; the
-    instrument's tooling factor defaults to the calibrated value 100/geometry_ratio."""
+    instrument's tooling factor defaults to the calibrated value 100/geometry_ratio.
+    `density_g_cm3` None leaves the monitor unprogrammed, converting with the density of the source
+    film that deposits (a simulation convenience, deposition.py); a number programs that density."""
 
     geometry_ratio: float = 1.0
     tooling_pct: float | None = None
-    density_g_cm3: float = 2.0
+    density_g_cm3: float | None = None
     initial_frequency_hz: float = 6.0e6
 
 

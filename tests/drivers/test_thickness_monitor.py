@@ -18,6 +18,7 @@ from drivers.link import Link
 from drivers.reading import Quality
 from drivers.thickness_monitor import (
     CommandDecoder,
+    FilmParameters,
     Reply,
     ReplyDecoder,
     Status,
@@ -25,10 +26,15 @@ from drivers.thickness_monitor import (
     crc14,
     encode_command,
     encode_reply,
+    film_query_command,
+    film_write_command,
+    format_film_parameters,
     format_frequency,
     format_life,
     format_rate,
     format_thickness,
+    parse_film_command,
+    parse_film_parameters,
     parse_number,
 )
 from drivers.transport import SerialSettings
@@ -99,21 +105,31 @@ class SauerbreyCrystal:
 
 
 class QcmModel:
-    """The sensor heads wired to one monitor."""
+    """The sensor heads wired to one monitor, and its film memories. Until film 1 (the active one) is
+    programmed it reads each crystal's true film; programmed, it converts the film's mass with the
+    programmed density and tooling, as the instrument does."""
 
     def __init__(self, *crystals: SauerbreyCrystal) -> None:
         self.crystals = crystals
+        self.films: dict[int, FilmParameters] = {}
 
     @property
     def channel_count(self) -> int:
         return len(self.crystals)
 
+    def _conversion(self, crystal: SauerbreyCrystal) -> float:
+        film = self.films.get(1)
+        if film is None:
+            return 1.0
+        return crystal.density_g_cm3 / film.density_g_cm3 * film.tooling_pct / 100.0
+
     def rate_nm_s(self, channel: int) -> float:
         crystal = self.crystals[channel - 1]
-        return 0.0 if crystal.failed else crystal.rate_nm_s
+        return 0.0 if crystal.failed else crystal.rate_nm_s * self._conversion(crystal)
 
     def thickness_nm(self, channel: int) -> float:
-        return self.crystals[channel - 1].thickness_nm()
+        crystal = self.crystals[channel - 1]
+        return crystal.thickness_nm() * self._conversion(crystal)
 
     def frequency_hz(self, channel: int) -> float:
         return self.crystals[channel - 1].frequency_hz()
@@ -124,6 +140,15 @@ class QcmModel:
     def zero(self) -> None:
         for crystal in self.crystals:
             crystal.zero()
+
+    def film_parameters(self, film: int) -> FilmParameters:
+        return self.films.get(film, FilmParameters(1.0, label=f"FILM{film}"))
+
+    def program_film(self, film: int, params: FilmParameters) -> None:
+        self.films[film] = params
+
+    def reset_films(self) -> None:
+        self.films.clear()
 
 
 def _backend(model: QcmModel) -> QcmBackend:
@@ -148,6 +173,9 @@ def test_crc_vectors_of_the_manual() -> None:
         (b"O", b"!#O\x8f9"),
         (b"L1?", b"!%L1?\x85{"),
         (b"P1", b"!$P1Z\x91"),
+        # film parameters: layout [U], frames computed with the CRC above [C]
+        (b"A1?", b"!%A1?.\x95"),
+        (b"A1 LI 0.534 100.0 1.000", b"!9A1 LI 0.534 100.0 1.000\x8eC"),
     ],
 )
 def test_golden_command_frames(command: bytes, frame: bytes) -> None:
@@ -166,6 +194,7 @@ def test_golden_command_frames(command: bytes, frame: bytes) -> None:
         (format_thickness(0.0), b"!+A 0.000 Jo", 0.0),
         (format_rate(0.0), b"!*A 0.00 [d", 0.0),
         (format_frequency(5875830.23), b"!/A5875830.230:X", 5875830.23),
+        (format_film_parameters(FilmParameters(0.534, label="LI")), b"!8ALI 0.534 100.0 1.000\x9cv", None),
     ],
 )
 def test_golden_reply_frames(data: bytes, frame: bytes, value: float | None) -> None:
@@ -244,6 +273,37 @@ def test_number_formats_round_trip(encode: Callable[[float], bytes], value: floa
     assert parse_number(reply.data) == pytest.approx(value)
 
 
+def test_film_commands_both_roles() -> None:
+    lithium = FilmParameters(0.534, tooling_pct=110.0, z_ratio=5.9, label="LI")
+    assert film_query_command(1) == b"A1?"
+    assert film_write_command(12, lithium) == b"A12 LI 0.534 110.0 5.900"
+    assert parse_film_command(b"12?") == (12, None)
+    assert parse_film_command(film_write_command(12, lithium)[1:]) == (12, lithium)
+    assert parse_film_parameters(format_film_parameters(lithium)) == lithium
+    # a real unit may send more fields (final thickness, set points, sensor average) [U]: ignored
+    assert parse_film_parameters(b"LI 0.534 110.0 5.900 1.000 0.000 0 1") == lithium
+
+
+@pytest.mark.parametrize(
+    ("argument", "error"),
+    [
+        (b"?", ProtocolError),
+        (b"x?", ProtocolError),
+        (b"0?", ConfigError),
+        (b"100?", ConfigError),
+        (b"1 LI 0.534 100.0", ProtocolError),
+        (b"1 LI dense 100.0 1.0", ProtocolError),
+        (b"1 LI 0.1 100.0 1.0", ConfigError),
+        (b"1 LI 0.534 500.0 1.0", ConfigError),
+        (b"1 LI 0.534 100.0 20.0", ConfigError),
+        (b"1 LONGLABEL 0.534 100.0 1.0", ConfigError),
+    ],
+)
+def test_malformed_or_out_of_range_film_commands(argument: bytes, error: type[Exception]) -> None:
+    with pytest.raises(error):
+        parse_film_command(argument)
+
+
 # ---------------------------------------------------------------------------------------------------
 # The session, sans I/O
 
@@ -272,6 +332,27 @@ def test_session_commands_and_status_codes() -> None:
     assert _ask(session, b"Y") == Reply(Status.OK, b"0")
     assert parse_number(_ask(session, b"N2").data) == pytest.approx(0.0)
     assert parse_number(_ask(session, b"P2").data) < parse_number(_ask(session, b"P1").data)
+
+
+def test_session_film_parameters_convert_the_thickness() -> None:
+    now_s = [0.0]
+    crystal = SauerbreyCrystal(clock=lambda: now_s[0])  # lithium
+    crystal.rate_nm_s = 1.0
+    now_s[0] = 100.0  # 100 nm of it since the last zero
+    model = QcmModel(crystal)
+    session = ThicknessMonitorSession(_backend(model))
+    assert parse_film_parameters(_ask(session, b"A1?").data) == FilmParameters(1.0, label="FILM1")
+    assert parse_number(_ask(session, b"N1").data) == pytest.approx(1.0)  # kA: the true 100 nm
+    assert _ask(session, b"A1 GLASS 2.000 100.0 1.000") == Reply(Status.OK, b"")
+    assert parse_number(_ask(session, b"N1").data) == pytest.approx(0.267)  # 0.534/2.0 of it
+    assert _ask(session, b"A1 LI 0.534 100.0 8.000").status is Status.OK
+    assert parse_number(_ask(session, b"N1").data) == pytest.approx(1.0)
+    assert _ask(session, b"A1 LI 0.534 1000.0 1.000").status is Status.BAD_DATA  # out of range: kept
+    assert _ask(session, b"A1 LI").status is Status.BAD_DATA
+    assert _ask(session, b"A0?").status is Status.BAD_DATA
+    assert parse_film_parameters(_ask(session, b"A1?").data) == FilmParameters(0.534, 100.0, 8.0, "LI")
+    assert _ask(session, b"Z") == Reply(Status.OK, b"")  # film and system parameters reset
+    assert model.films == {}
 
 
 def test_session_ignores_a_command_with_a_bad_crc() -> None:
@@ -402,6 +483,38 @@ async def test_thickness_in_angstrom_when_configured() -> None:
         rig.crystal.rate_nm_s = 0.0
         thickness = await rig.qcm.read_thickness()
         assert thickness.value == pytest.approx(rig.crystal.thickness_nm(), abs=0.01)
+
+
+async def test_set_film_programs_the_monitor(rig: Rig) -> None:
+    crystal = rig.model.crystals[1]  # bare lithium crystal on channel 2
+    qcm = ThicknessMonitor(rig.link, name="qcm", channel=2, timeout_s=0.3)
+    crystal.rate_nm_s = 50.0
+    await _eventually(lambda: crystal.thickness_nm() > 5.0)
+    crystal.rate_nm_s = 0.0
+    true_nm = crystal.thickness_nm()
+    assert (await qcm.read_thickness()).value == pytest.approx(true_nm, abs=0.1)
+    await qcm.set_film(2.0)  # what a monitor left at another film's density does to lithium
+    assert (await qcm.read_thickness()).value == pytest.approx(true_nm * 0.534 / 2.0, abs=0.1)
+    await qcm.set_film(0.534, tooling_pct=120.0, z_ratio=5.9, label="LI")
+    assert await qcm.film_parameters() == FilmParameters(0.534, 120.0, 5.9, "LI")
+    assert (await qcm.read_thickness()).value == pytest.approx(true_nm * 1.2, abs=0.1)
+    await qcm.set_film(1.9, film=2)
+    assert await qcm.film_parameters(2) == FilmParameters(1.9, label="FILM2")
+
+
+async def test_set_film_refuses_bad_values_before_the_wire_and_reports_a_refusal(rig: Rig) -> None:
+    sent = rig.link.stats.exchanges
+    with pytest.raises(ConfigError, match="density"):
+        await rig.qcm.set_film(0.0)
+    with pytest.raises(ConfigError, match="film number"):
+        await rig.qcm.set_film(1.0, film=100)
+    assert rig.link.stats.exchanges == sent
+    rig.session.refuse_next = 1
+    rig.session.refuse_status = Status.BAD_DATA
+    with pytest.raises(DeviceRefused) as info:
+        await rig.qcm.set_film(0.534)
+    assert info.value.code == "D"
+    assert rig.model.films == {}
 
 
 async def test_status_c_and_d_are_refusals_then_recovery(rig: Rig) -> None:
