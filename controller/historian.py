@@ -67,6 +67,7 @@ import logging
 import math
 import os
 import secrets
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
@@ -79,7 +80,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, RowMapping, Select, func, inspect, or_, select, update
+from sqlalchemy import Connection, Integer, RowMapping, Select, cast, func, inspect, or_, select, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
@@ -93,9 +94,12 @@ from controller.historian_schema import (
     HISTORIAN_TABLES,
     alarm_events,
     async_url,
+    batches,
     channels,
     commands,
     items,
+    job_events,
+    jobs,
     ledger,
     make_engine,
     runs,
@@ -297,6 +301,16 @@ def _prepare_sqlite_dir(url: str) -> None:
         Path(target.database).parent.mkdir(parents=True, exist_ok=True)
 
 
+_ALEMBIC_LOCK = threading.Lock()
+
+
+def _upgrade_serialised(url: str, revision: str) -> None:
+    """Alembic's command context lives in module globals: two upgrades in one process (the historian
+    and the batch store opening the same database) must not run at the same time."""
+    with _ALEMBIC_LOCK:
+        command.upgrade(alembic_config(url), revision)
+
+
 async def upgrade(url: str, revision: str = "head", *, timeout_s: float = MIGRATION_TIMEOUT_S) -> None:
     """Bring the database to `revision` (what `depline db upgrade` runs).
 
@@ -304,7 +318,7 @@ async def upgrade(url: str, revision: str = "head", *, timeout_s: float = MIGRAT
     reading the revision scripts and the migration's own I/O never stall the caller's loop.
     """
     await asyncio.wait_for(asyncio.to_thread(_prepare_sqlite_dir, url), timeout_s)
-    await asyncio.wait_for(asyncio.to_thread(command.upgrade, alembic_config(url), revision), timeout_s)
+    await asyncio.wait_for(asyncio.to_thread(_upgrade_serialised, url, revision), timeout_s)
     log.info("database upgraded", extra={"url": _shown(url), "revision": revision})
 
 
@@ -1361,6 +1375,122 @@ class Historian:
                     )
                     out.append(Sample(channel.device, channel.channel, reading))
         return out
+
+    # --- reading a line's records from outside its controller (`depline report`) --------------------
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def reader(cls, url: str, *, timeout_s: float = 10.0) -> AsyncIterator[Historian]:
+        """A historian for the queries only, safe beside a controller that is running on the database.
+
+        `start()` would migrate an old schema and close the runs it finds 'running' as interrupted: both
+        wrong for a tool that only reads (the running run is the live controller's). This opens the
+        engine and nothing else; an old schema stays as it is, for the caller to check
+        (`table_names`). Nothing recorded on a reader is kept.
+        """
+        historian = cls(url, spill_dir=Path(os.devnull), timeout_s=timeout_s)  # never spills
+        historian._stopping = historian._closed = True
+        historian._engine = make_engine(url, timeout_s=timeout_s, poolclass=NullPool)
+        try:
+            yield historian
+        finally:
+            await historian._dispose()
+
+    async def table_names(self) -> frozenset[str]:
+        """The tables the database has: a reader of a database older than its code finds some missing."""
+        async with self._reading() as conn:
+            return await conn.run_sync(lambda sync: frozenset(inspect(sync).get_table_names()))
+
+    async def production_jobs(self, run: str) -> list[dict[str, Any]]:
+        """The production job with id `run`, or every job of the batch with id `run` in queue order
+        (empty if neither exists); `items` decoded (`sequences.batch_store.JobItems`'s JSON)."""
+        statement = (
+            select(jobs)
+            .where(or_(jobs.c.id == run, jobs.c.batch_id == run))
+            .order_by(jobs.c.batch_id, jobs.c.position)
+        )
+        return [_plain(r, json_columns=("items",)) for r in await self._fetch(statement)]
+
+    async def production_batch(self, batch_id: str) -> dict[str, Any] | None:
+        """A batch's row without its queue text (which `production_jobs` carries per job as recipes)."""
+        statement = select(*(c for c in batches.c if c.name != "queue_text")).where(batches.c.id == batch_id)
+        rows = await self._fetch(statement)
+        return _plain(rows[0]) if rows else None
+
+    async def job_events(self, job_id: str) -> list[dict[str, Any]]:
+        """A job's checkpoints, operator confirmations and state changes, in order, `detail` decoded."""
+        statement = select(job_events).where(job_events.c.job_id == job_id).order_by(job_events.c.id)
+        return [_plain(r, json_columns=("detail",)) for r in await self._fetch(statement)]
+
+    async def items_by_id(self, item_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The `items` rows (kind, material, registration time) of these ids; unknown ids are left out."""
+        out: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(item_ids), IN_CHUNK):
+            chunk = list(item_ids[start : start + IN_CHUNK])
+            for row in await self._fetch(select(items).where(items.c.id.in_(chunk))):
+                out[str(row["id"])] = _plain(row)
+        return out
+
+    async def inventory_commands(
+        self, item_ids: Sequence[str], since: float | None = None, until: float | None = None
+    ) -> list[dict[str, Any]]:
+        """Done registrations, moves and seal changes that name one of these items (registered, moved,
+        opened or sealed, or moved into), oldest first, `action` decoded: a container's handling,
+        which the ledger does not keep (it keeps what can be exposed)."""
+        kinds = or_(*(commands.c.action.like(f'{{"type":"{name}",%') for name in INVENTORY_ACTIONS))
+        statement = select(commands).where(commands.c.outcome == "done", kinds).order_by(commands.c.id)
+        if since is not None:
+            statement = statement.where(commands.c.ts >= since)
+        if until is not None:
+            statement = statement.where(commands.c.ts <= until)
+        wanted = set(item_ids)
+        found = [_plain(r, json_columns=("action", "refusals")) for r in await self._fetch(statement)]
+        return [
+            c
+            for c in found
+            if any(c["action"].get(key) in wanted for key in ("id", "item", "container", "to"))
+        ]
+
+    async def sample_envelope(
+        self, device: str, channel: str, since: float, until: float, *, buckets: int
+    ) -> list[tuple[float, float, float]]:
+        """One channel's usable samples (quality ok or under range) in [since, until] as at most
+        `buckets` + 1 rows of (time, min, max), oldest first: what a plot of a long run draws.
+
+        The rows are bounded however many samples the window holds, and each keeps its bucket's
+        extremes, so a pressure burst or a frost-point excursion shows in the plot (an average or every
+        n-th sample would hide it). A row's time is the middle of its samples' times. One indexed
+        query (`channel_id, ts`) grouped in the database; an unknown channel gives no rows.
+        """
+        if buckets < 1 or until < since:
+            raise ValueError("sample_envelope needs buckets >= 1 and since <= until")
+        width = max((until - since) / buckets, 1e-6)
+        bucket = cast((samples.c.ts - since) / width, Integer)
+        async with self._reading() as conn:
+            channel_id = await conn.scalar(
+                select(channels.c.id).where(channels.c.device == device, channels.c.channel == channel)
+            )
+            if channel_id is None:
+                return []
+            statement = (
+                select(
+                    func.min(samples.c.ts),
+                    func.max(samples.c.ts),
+                    func.min(samples.c.value),
+                    func.max(samples.c.value),
+                )
+                .where(
+                    samples.c.channel_id == channel_id,
+                    samples.c.ts >= since,
+                    samples.c.ts <= until,
+                    samples.c.value.is_not(None),
+                    samples.c.quality.in_((Quality.OK.value, Quality.UNDER_RANGE.value)),
+                )
+                .group_by(bucket)
+                .order_by(func.min(samples.c.ts))
+            )
+            rows = (await conn.execute(statement)).all()
+        return [((float(t0) + float(t1)) / 2, float(lo), float(hi)) for t0, t1, lo, hi in rows]
 
 
 # --- closing interrupted runs -----------------------------------------------------------------------
