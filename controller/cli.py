@@ -34,6 +34,7 @@ log = logging.getLogger("depline")
 Handler = Callable[[argparse.Namespace], int]
 DEFAULT_API_URL = "http://127.0.0.1:8080"  # the embedded standard line's [hmi]
 API_TIMEOUT_S = 5.0
+DEMO_SPEED = 600.0
 
 
 def _positive_speed(text: str) -> float:
@@ -59,8 +60,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from controller.config import load_line_config
     from controller.demo import run_demo
 
-    config = load_line_config(args.config)
-    return asyncio.run(run_demo(config, speed=args.speed, cycles=args.cycles))
+    config = _with_database(load_line_config(args.config), args.database)
+    queue = Path(args.queue) if args.queue else None
+    return asyncio.run(run_demo(config, speed=args.speed, queue_path=queue))
 
 
 def _cmd_config_check(args: argparse.Namespace) -> int:
@@ -184,6 +186,58 @@ async def _run_line(config: LineConfig, host: str, port: int, *, sim: bool, spee
                 await serve_line(line, listener, stop, announce=announce)
         finally:
             listener.close()
+
+
+def _cmd_batch(args: argparse.Namespace) -> int:
+    from controller.config import load_line_config
+    from sequences.batch_queue import load_queue
+
+    if args.speed is not None and not args.sim:
+        raise UserError("batch: --speed sets the simulated plant's clock; it needs --sim")
+    queue = load_queue(args.queue)  # every recipe validated before anything moves
+    config = _with_database(load_line_config(args.config), args.database)
+    operator = args.operator or ("simulated" if args.sim else "terminal")
+    if operator == "simulated" and not args.sim:
+        raise UserError("batch: --operator simulated answers glove-work prompts by itself; it needs --sim")
+    if operator == "terminal" and not sys.stdin.isatty():
+        raise UserError("batch: --operator terminal needs an interactive terminal on stdin")
+    result = asyncio.run(_run_batch(config, queue, sim=args.sim, speed=args.speed or 1.0, operator=operator))
+    return result
+
+
+async def _run_batch(config: LineConfig, queue: Any, *, sim: bool, speed: float, operator: str) -> int:
+    from controller.batch_run import run_batch, simulated_plan
+    from controller.demo import SIMULATED_GLOVE_WORK_S
+    from sequences.operator_desk import OperatorDesk
+    from sequences.plant_clock import PlantClock
+
+    clock = PlantClock(speed if sim else 1.0)
+    glove_work_s = SIMULATED_GLOVE_WORK_S if operator == "simulated" else None
+    desk = OperatorDesk(clock=clock, simulated_glove_work_s=glove_work_s)
+    result = await run_batch(
+        config,
+        queue,
+        _line_factory(config, sim, speed),
+        clock=clock,
+        desk=desk,
+        terminal=operator == "terminal",
+        plan=simulated_plan(config) if sim else None,
+    )
+    return result.exit_code
+
+
+def _line_factory(config: LineConfig, sim: bool, speed: float) -> Callable[[], Any]:
+    """The line the batch controls: the configured one, or the simulated line started in-process."""
+    if sim:
+        from controller.demo import simulated_line
+
+        return simulated_line(config, speed)
+
+    @contextlib.asynccontextmanager
+    async def line() -> Any:
+        yield config
+
+    return line
 
 
 def _api_get(url: str, path: str) -> Any:
@@ -313,17 +367,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser(
         "demo",
-        help="run the simulated line through a scripted pump/purge cycle and print what happened",
-        description="Start the simulated standard line and purge the inlet antechamber through the real "
-        "drivers: evacuate, back-fill with argon, repeat, reading pressure, frost point and O2 each cycle.",
+        help="run a three-job production batch on the simulated line and print the records",
+        description="The main job on the embedded defaults: start the simulated standard line at high speed, "
+        "the controller with its SQLite historian and the API on 127.0.0.1, and run the shipped demo queue "
+        "(three recipes) through the production sequence with a simulated operator; print progress, the "
+        "batch summary and every electrode's exposure record. An interrupted demo resumes when run again.",
     )
     demo.add_argument("--config", help="line configuration TOML (default: the embedded standard line)")
+    demo.add_argument("--database", help="SQLAlchemy URL overriding [database] url")
     demo.add_argument(
-        "--speed", type=_positive_speed, default=40.0, help="virtual-clock speed factor (default 40)"
+        "--speed",
+        type=_positive_speed,
+        default=DEMO_SPEED,
+        help=f"plant clock speed factor (default {DEMO_SPEED:g})",
     )
-    demo.add_argument(
-        "--cycles", type=int, choices=range(1, 11), default=3, metavar="N", help="purge cycles, 1..10"
-    )
+    demo.add_argument("--queue", help="a queue TOML to run instead of the shipped demo queue")
     demo.set_defaults(handler=_cmd_demo)
 
     sim = sub.add_parser(
@@ -358,6 +416,34 @@ def build_parser() -> argparse.ArgumentParser:
         "--database", help="SQLAlchemy URL overriding [database] url (e.g. sqlite:///tmp/line.db)"
     )
     run.set_defaults(handler=_cmd_run)
+
+    batch = sub.add_parser(
+        "batch",
+        help="run a queue of production jobs unattended (resumes an interrupted queue)",
+        description="Run the jobs of a queue TOML file one after the other through the production sequence "
+        "(load, purge, transfer, etch, layers, anneal, transfer out, seal, unload), with progress on the "
+        "terminal and a summary with every electrode's exposure record at the end. The batch is kept in the "
+        "historian database: running the same queue file again resumes it. Exit 0 when every job is done, "
+        "1 when some failed safe or the queue stopped, 2 for bad input.",
+    )
+    batch.add_argument("queue", metavar="QUEUE", help="queue TOML file")
+    batch.add_argument("--config", help="line configuration TOML (default: the embedded standard line)")
+    batch.add_argument("--database", help="SQLAlchemy URL overriding [database] url")
+    batch.add_argument("--sim", action="store_true", help="run on the simulated line started in-process")
+    batch.add_argument(
+        "--speed", type=_positive_speed, help="simulated plant clock speed factor (with --sim; default 1)"
+    )
+    batch.add_argument(
+        "--operator",
+        choices=["terminal", "simulated"],
+        help="who answers glove-work prompts: a person at this terminal (default), or, with --sim, a "
+        "simulated operator (recorded as such)",
+    )
+    batch.set_defaults(handler=_cmd_batch)
+
+    from controller.report_command import add_report_command
+
+    add_report_command(sub)
 
     db = sub.add_parser("db", help="database tools", description="Historian database tools.")
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")

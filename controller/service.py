@@ -306,7 +306,7 @@ async def serve_line(
     closed on the way out whatever happens.
     """
     try:
-        spill_dir = await asyncio.to_thread(_prepare_data_dirs, config)
+        spill_dir = await asyncio.to_thread(prepare_data_dirs, config)
         ctl = LineController(config, plan=plan)  # builds drivers only; nothing is opened or polled yet
         async with (
             _Recording(ctl, config, spill_dir) as recorder,  # restores the inventory: before anything runs
@@ -322,7 +322,7 @@ async def serve_line(
         listener.close()
 
 
-def _prepare_data_dirs(config: LineConfig) -> Path:
+def prepare_data_dirs(config: LineConfig) -> Path:
     """Directories the historian needs (SQLite does not create its own); returns the spill directory."""
     url = config.database.url
     base = Path("data")

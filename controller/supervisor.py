@@ -66,6 +66,7 @@ class Supervisor:
         self._active_trips: set[str] = set()
         self._ready = False
         self._faults_on_arming: dict[str, str] = {}  # space -> reason
+        self._applying_arming_faults = False
         self.safe_actions_sent: list[tuple[float, SafeAction]] = []
         gate.subscribe(self._on_record)
 
@@ -113,13 +114,23 @@ class Supervisor:
             log.info("supervisor armed: every device has reported or is faulted")
         return self._ready
 
+    @property
+    def armed(self) -> bool:
+        """Ready, and the safe states a restart queued are applied: a sequence may start commanding
+        (before that, the restart's own interlock actions would look like a trip of the new run)."""
+        return self._ready and not self._faults_on_arming and not self._applying_arming_faults
+
     async def evaluate(self) -> list[SafeAction]:
         """Judge the current state and enforce what it requires; returns the safe actions sent."""
         if not self.ready():
             return []
-        while self._faults_on_arming:
-            space = next(iter(self._faults_on_arming))  # in the order they were queued
-            await self.fault(space, self._faults_on_arming.pop(space))
+        self._applying_arming_faults = bool(self._faults_on_arming)
+        try:
+            while self._faults_on_arming:
+                space = next(iter(self._faults_on_arming))  # in the order they were queued
+                await self.fault(space, self._faults_on_arming.pop(space))
+        finally:
+            self._applying_arming_faults = False
         state = self.gate.state()
         now = time.time()
         for entry in self.ledger.observe(state, now):

@@ -1,0 +1,240 @@
+"""`depline batch QUEUE`: the controller, its historian and the batch runner, with progress and a summary.
+
+The caller hands in the line as an async context manager that yields the configuration to control
+(the real line's, or the simulated line's endpoints), so this module never imports the simulator.
+Progress goes to the terminal: one line per job with a bar for the job and one for the queue, redrawn
+in place on a terminal and printed once per phase otherwise (a log file stays readable).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractAsyncContextManager
+from typing import TextIO
+
+from controller.config import LineConfig
+from controller.errors import UserError
+from controller.ledger import ExposureRecord
+from controller.line_controller import LineController
+from controller.poller import PollPlan, Priority
+from controller.recorder import Recorder
+from controller.service import ControllerService, HttpServer, prepare_data_dirs
+from sequences.batch import BatchResult, BatchRunner
+from sequences.batch_queue import BatchQueue
+from sequences.batch_store import BatchRow, BatchStore, JobRow
+from sequences.job_runner import JobOutcome, Progress
+from sequences.operator_desk import OperatorDesk, TerminalAnswers
+from sequences.plant_clock import PlantClock
+from sequences.steps import StepTimeout, wait_for
+
+BAR_WIDTH = 24
+# Poll periods for a simulated line running faster than real time: a wait for a fresh reading costs
+# a poll, and at 1000x a 1 s poll is 17 plant minutes. The simulator's ptys are not baud-paced.
+SIMULATED_LINE_PERIODS_S = {Priority.INTERLOCK: 0.1, Priority.PROCESS: 0.2}
+FIRST_READINGS_TIMEOUT_S = 60.0
+LineFactory = Callable[[], AbstractAsyncContextManager[LineConfig]]
+
+
+def bar(fraction: float, width: int = BAR_WIDTH) -> str:
+    filled = round(max(0.0, min(1.0, fraction)) * width)
+    return "█" * filled + "░" * (width - filled)
+
+
+class ProgressBoard:
+    """Draws job and queue progress; `tty` redraws one line, otherwise one line per change."""
+
+    def __init__(self, out: TextIO, *, tty: bool, clock: PlantClock) -> None:
+        self.out = out
+        self.tty = tty
+        self.clock = clock
+        self._last_key: tuple[str, int, str] | None = None
+        self._started = time.monotonic()
+
+    def start(self, batch: BatchRow, jobs: list[JobRow], resumed: bool) -> None:
+        done = sum(j.finished for j in jobs)
+        verb = (
+            f"resuming batch {batch.id} ({done} of {len(jobs)} jobs already finished)"
+            if resumed
+            else (f"batch {batch.id}: {len(jobs)} jobs")
+        )
+        print(f"depline batch: {verb} from {batch.queue_path}", file=self.out, flush=True)
+
+    def update(self, p: Progress, position: int, total: int) -> None:
+        key = (p.job.id, p.phase_index, p.state.value)
+        if key == self._last_key and not self.tty:
+            return
+        self._last_key = key
+        queue_fraction = (position - 1 + p.fraction) / total
+        plant_h = self.clock.plant_s(time.monotonic() - self._started) / 3600.0
+        line = (
+            f"job {position}/{total} {bar(p.fraction)} {p.fraction:4.0%}  queue {bar(queue_fraction, 12)} "
+            f"{queue_fraction:4.0%}  [{p.state.value}] {p.title} (plant {plant_h:4.1f} h)"
+        )
+        if self.tty:
+            print(f"\r\033[K{line}", end="", file=self.out, flush=True)
+        else:
+            print(line, file=self.out, flush=True)
+
+    def job_end(self, job: JobRow, outcome: JobOutcome) -> None:
+        if self.tty:
+            print(file=self.out)
+        text = f"  -> job {job.position} {job.id} {job.name}: {outcome.outcome.upper()}"
+        if outcome.message and outcome.outcome != "done":
+            text += f" ({outcome.message})"
+        print(text, file=self.out, flush=True)
+
+
+def summary_lines(
+    result: BatchResult, exposures: dict[str, ExposureRecord | None], clock: PlantClock
+) -> list[str]:
+    lines = [
+        "",
+        f"batch {result.batch.id}: {result.status.upper()}" + (" (resumed)" if result.resumed else ""),
+    ]
+    row = "{:>3}  {:<28} {:<48} {:<8} {:>9}  {}"
+    lines.append(row.format("#", "JOB", "RECIPE", "OUTCOME", "PLANT h", "NOTE"))
+    for job in result.jobs:
+        hours = ""
+        if job.started_at is not None and job.ended_at is not None:
+            hours = f"{clock.plant_s(job.ended_at - job.started_at) / 3600.0:.2f}"
+        outcome = job.outcome or "not run"
+        lines.append(row.format(job.position, job.id, job.name[:48], outcome, hours, job.message[:60]))
+    counts = {
+        o: sum((j.outcome or "not run") == o for j in result.jobs)
+        for o in ("done", "failed", "aborted", "not run")
+    }
+    lines.append("totals: " + ", ".join(f"{n} {o}" for o, n in counts.items() if n))
+    lines.append("")
+    lines.append("exposure records (every electrode's path; 'never exposed' means only inert or vacuum):")
+    for job in result.jobs:
+        record = exposures.get(job.items.base)
+        lines.append(f"  {job.items.base}: {exposure_line(record)}")
+    return lines
+
+
+def exposure_line(record: ExposureRecord | None) -> str:
+    if record is None:
+        return "no ledger entries (never loaded)"
+    path = " -> ".join(dict.fromkeys(stay.space for stay in record.path)) or "-"
+    frost = (
+        ""
+        if record.worst_frost_point_c is None
+        else f", worst frost point {record.worst_frost_point_c:.1f} °C"
+    )
+    o2 = "" if record.worst_o2_ppmv is None else f", worst O2 {record.worst_o2_ppmv:.1f} ppmv"
+    if record.ever_exposed_to_non_inert:
+        worst = record.non_inert[0]
+        verdict = f"EXPOSED to {worst.atmosphere} in {worst.space}"
+    else:
+        verdict = "never exposed to a non-inert atmosphere"
+    return f"{verdict}; path {path}{frost}{o2}"
+
+
+@contextlib.contextmanager
+def _stop_on_signals(runner: BatchRunner) -> Iterator[None]:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, runner.request_stop)
+    try:
+        yield
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+async def run_batch(
+    config: LineConfig,
+    queue: BatchQueue,
+    line: LineFactory,
+    *,
+    clock: PlantClock,
+    desk: OperatorDesk,
+    out: TextIO = sys.stdout,
+    terminal: bool = False,
+    user: str = "batch",
+    api_listener: socket.socket | None = None,
+    plan: PollPlan | None = None,
+) -> BatchResult:
+    """Run (or resume) the queue on the line `line()` yields; returns the result after the summary.
+
+    `plan` None polls at the plant's default periods; `simulated_plan` suits a fast simulated line.
+
+    With `api_listener` the HMI's JSON API and WebSocket are served on it while the batch runs."""
+    spill = await asyncio.to_thread(prepare_data_dirs, config)
+    board = ProgressBoard(out, tty=out.isatty(), clock=clock)
+    async with line() as controlled:
+        ctl = LineController(controlled, plan=plan)
+        recorder = Recorder(ctl, url=config.database.url, spill_dir=spill, user=user)
+        await recorder.start()
+        status = "incomplete"
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                await stack.enter_async_context(ctl)
+                store = await stack.enter_async_context(BatchStore(config.database.url))
+                if api_listener is not None:
+                    service = await stack.enter_async_context(
+                        ControllerService(ctl, historian=recorder.historian)
+                    )
+                    http = await stack.enter_async_context(HttpServer(service.app, api_listener))
+                    print(
+                        f"depline: the line's API is at {http.url} while the batch runs", file=out, flush=True
+                    )
+                await _first_readings(ctl)
+                runner = BatchRunner(
+                    ctl,
+                    store,
+                    queue,
+                    clock=clock,
+                    desk=desk,
+                    user=user,
+                    on_progress=board.update,
+                    on_job_end=board.job_end,
+                    on_start=board.start,
+                )
+                answers = TerminalAnswers(desk) if terminal else contextlib.nullcontext()
+                with _stop_on_signals(runner), answers:
+                    result = await runner.run()
+                status = "complete"
+        finally:
+            await recorder.stop(status)
+    exposures = await _exposures(config, result)
+    for text in summary_lines(result, exposures, clock):
+        print(text, file=out)
+    if result.status == "stopped":
+        print(f"\nstopped; run the same command again to resume batch {result.batch.id}", file=out)
+    return result
+
+
+async def _first_readings(ctl: LineController) -> None:
+    """Every space read and the supervisor armed (a restart's safe states applied) before any job."""
+    spaces = [s.name for s in ctl.config.spaces]
+    try:
+        await wait_for(
+            ctl.gate,
+            lambda s: all(s.spaces[n].pressure_pa is not None for n in spaces) and ctl.supervisor.armed,
+            FIRST_READINGS_TIMEOUT_S,
+            "first pressure readings of every space and the supervisor armed",
+        )
+    except StepTimeout as exc:
+        raise UserError(f"the line does not answer: {exc}") from None
+
+
+async def _exposures(config: LineConfig, result: BatchResult) -> dict[str, ExposureRecord | None]:
+    from controller.historian import Historian
+
+    historian = Historian(config.database.url, spill_dir=await asyncio.to_thread(prepare_data_dirs, config))
+    await historian.start()
+    try:
+        return {job.items.base: await historian.exposure_record(job.items.base) for job in result.jobs}
+    finally:
+        await historian.stop()
+
+
+def simulated_plan(config: LineConfig) -> PollPlan:
+    return PollPlan.for_line(config, periods_s=SIMULATED_LINE_PERIODS_S)

@@ -1,0 +1,128 @@
+"""An unattended batch: the jobs of a queue file run one after the other, resumable after a restart.
+
+The batch and its jobs live in the historian database (`BatchStore`). Running the same queue file
+again finds its unfinished batch (same content hash, status running) and continues it: finished jobs
+stay finished, the interrupted job resumes from its last checkpoint (see `JobRunner`).
+
+Failure policy per job: "stop" ends the queue with the line safe and the electrode where it is (a
+person decides); "skip" takes the electrode out as a reject and goes on with the next job, as long
+as the reject path itself works — if it does not, the queue stops. A safety trip (ABORTED) always
+stops the queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from controller.line_controller import LineController
+from sequences.batch_queue import BatchQueue
+from sequences.batch_store import BatchRow, BatchStore, JobRow
+from sequences.job_runner import JobOutcome, JobRunner, Progress
+from sequences.operator_desk import OperatorDesk
+from sequences.plant_clock import PlantClock
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    batch: BatchRow
+    jobs: list[JobRow]
+    status: str  # "complete" (every job done), "failed" (some failed safe or the queue stopped), "stopped"
+    resumed: bool
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.status == "complete" and all(j.outcome == "done" for j in self.jobs) else 1
+
+
+class BatchRunner:
+    def __init__(
+        self,
+        ctl: LineController,
+        store: BatchStore,
+        queue: BatchQueue,
+        *,
+        clock: PlantClock,
+        desk: OperatorDesk,
+        user: str = "batch",
+        on_progress: Callable[[Progress, int, int], None] | None = None,
+        on_job_end: Callable[[JobRow, JobOutcome], None] | None = None,
+        on_start: Callable[[BatchRow, list[JobRow], bool], None] | None = None,
+    ) -> None:
+        self.ctl = ctl
+        self.store = store
+        self.queue = queue
+        self.clock = clock
+        self.desk = desk
+        self.user = user
+        self.on_progress = on_progress
+        self.on_job_end = on_job_end
+        self.on_start = on_start
+        self.current: JobRunner | None = None
+        self._stop = asyncio.Event()
+
+    def request_stop(self) -> None:
+        """An orderly stop: the running job goes to its safe state and the batch stays resumable."""
+        self._stop.set()
+        if self.current is not None:
+            self.current.request_stop()
+
+    async def run(self) -> BatchResult:
+        batch = await self.store.unfinished_batch(self.queue.hash)
+        resumed = batch is not None
+        if batch is None:
+            batch = await self.store.create_batch(self.queue, self.user)
+        jobs = await self.store.jobs(batch.id)
+        if self.on_start is not None:
+            self.on_start(batch, jobs, resumed)
+        status = await self._run_jobs(batch, jobs)
+        if status != "stopped":
+            await self.store.end_batch(batch.id, status)
+        final = await self.store.batch(batch.id)
+        return BatchResult(final or batch, await self.store.jobs(batch.id), status, resumed)
+
+    async def _run_jobs(self, batch: BatchRow, jobs: list[JobRow]) -> str:
+        any_failed = False
+        for position, job in enumerate(jobs, start=1):
+            if job.finished:
+                any_failed |= job.outcome != "done"
+                continue
+            if self._stop.is_set():
+                return "stopped"
+            outcome, stops_queue = await self._run_job(job, position, len(jobs))
+            if self.on_job_end is not None:
+                fresh = await self.store.job(job.id)
+                self.on_job_end(fresh or job, outcome)
+            if outcome.outcome == "stopped":
+                return "stopped"
+            if outcome.outcome != "done":
+                any_failed = True
+            if stops_queue or outcome.outcome == "aborted":
+                log.error("batch stops", extra={"batch": batch.id, "job": job.id, "outcome": outcome.outcome})
+                return "failed"
+        return "failed" if any_failed else "complete"
+
+    async def _run_job(self, job: JobRow, position: int, total: int) -> tuple[JobOutcome, bool]:
+        """The job's outcome, and whether the queue must stop (policy "stop", or a reject that failed)."""
+
+        def progress(p: Progress) -> None:
+            if self.on_progress is not None:
+                self.on_progress(p, position, total)
+
+        runner = JobRunner(self.ctl, self.store, job, clock=self.clock, desk=self.desk, on_progress=progress)
+        self.current = runner
+        try:
+            outcome = await runner.run()
+            if outcome.outcome != "held":
+                return outcome, False
+            if job.on_failure == "skip" and not self._stop.is_set():
+                outcome = await runner.unhold_and_reject()
+                if outcome.outcome != "held":
+                    return outcome, False
+            return await runner.stop_held(), True
+        finally:
+            self.current = None

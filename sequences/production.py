@@ -1,0 +1,595 @@
+"""The production sequence of one job: DESIGN.md §1's process, as phases the job runner checkpoints.
+
+load (outer door) → purge the inlet until in spec → process chamber filled with the same gas →
+operator opens the containers → transfer in → [pump down → etch] → pump down → layers → [anneal] →
+fill → outlet prepared (its container placed in advance), purged → transfer out → operator seals the
+electrode → unload through the outer door.
+
+Each phase is small and composed of the step library (`sequences.steps`, `sequences.process_steps`);
+everything goes through the command gate. A phase is either *repeatable* (running it again from its
+start after an interruption is harmless: every action in it checks where things already are) or not
+(an etch, a layer, a heat treatment: repeating one would change the electrode). The runner resumes a
+repeatable phase and rejects the electrode of a job interrupted inside a non-repeatable one — it is
+then unloaded like any other, and its record says why it is not good.
+
+`reject_plan` is the path out of the line from wherever the electrode happens to be, used after a
+fault (the "skip" policy) and after an interruption that spoiled the job.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+from controller.actions import MoveItem, SetContainer, SetPort, SetValve, ValveName
+from controller.config import LineConfig
+from controller.errors import ControllerError, UserError
+from controller.items import ItemKind, space_of
+from controller.line_controller import LineController
+from controller.line_state import LineState
+from sequences.batch_store import JobItems
+from sequences.operator_desk import OperatorDesk
+from sequences.plant_clock import PlantClock
+from sequences.process_steps import (
+    anneal,
+    deposit,
+    etch,
+    fill_with_gas,
+    pump_to_base,
+    source_for,
+)
+from sequences.recipe import AnnealStep, DepositStep, EtchStep, Recipe
+from sequences.steps import pump_purge as pump_purge_cycles
+from sequences.steps import submit, wait_for
+
+log = logging.getLogger(__name__)
+
+ROOM = "room"
+CONTAINER_MATERIAL = "SUS"  # the transfer boxes are stainless steel
+ETCH_PRESSURE_PA = 0.3
+CONFIRM_TIMEOUT_S = 8 * 3600.0  # plant seconds an operator prompt may stay open before it is a fault
+MIN_WALL_WAIT_S = 5.0
+PORT_TRAVEL_S = 60.0  # plant seconds a door or gate valve may take to reach its end position
+PURGE_SETTLE_S = 30.0  # plant seconds after a purge back-fill before its atmosphere is judged
+HANDLING_TEMP_C = 40.0  # the electrode leaves the chamber only below this (DESIGN §2: "unheated")
+COOL_TIMEOUT_S = 4 * 3600.0
+
+Recorder = Callable[[str, dict[str, Any]], Awaitable[None]]
+
+
+class PurgeNotConverging(ControllerError):
+    """More pump/purge cycles are not drying the antechamber: a leak, a wet load or a spent bottle."""
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Where a job goes on this line: in, through the one process chamber, out."""
+
+    inlet: str
+    process: str
+    outlet: str
+    inlet_door: str
+    outlet_door: str
+    inlet_gate: str
+    outlet_gate: str
+
+
+def route_of(config: LineConfig) -> Route:
+    chambers = config.spaces_of_kind("process_chamber")
+    if len(chambers) != 1:
+        raise UserError(
+            f"{config.path}: the production sequence runs lines with one process chamber; "
+            f"this line has {len(chambers)} ({', '.join(chambers) or 'none'})"
+        )
+    process = chambers[0]
+    doors = {next(s for s in p.between if s != ROOM): p.name for p in config.ports if p.kind == "outer_door"}
+    gates = {next(s for s in p.between if s != process): p.name for p in config.ports if process in p.between}
+    ante = [s for s in config.spaces_of_kind("antechamber") if s in doors and s in gates]
+    if not ante:
+        raise UserError(f"{config.path}: no antechamber with an outer door and a gate to {process}")
+    inlet = ante[0]
+    outlet = ante[-1]
+    return Route(inlet, process, outlet, doors[inlet], doors[outlet], gates[inlet], gates[outlet])
+
+
+@dataclass
+class JobContext:
+    ctl: LineController
+    recipe: Recipe
+    items: JobItems
+    route: Route
+    clock: PlantClock
+    desk: OperatorDesk
+    record: Recorder
+    job_id: str
+    save_items: Callable[[JobItems], Awaitable[None]]
+    user: str = "sequence"
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def config(self) -> LineConfig:
+        return self.ctl.config
+
+    def state(self) -> LineState:
+        return self.ctl.gate.state()
+
+    def wall(self, plant_s: float) -> float:
+        return max(MIN_WALL_WAIT_S, self.clock.wall_s(plant_s))
+
+    @property
+    def step_timeout_s(self) -> float:
+        """Plant seconds, as the `process_steps` functions take them."""
+        return self.config.sequence.step_timeout_s
+
+
+PhaseBody = Callable[[JobContext], Coroutine[Any, Any, None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Phase:
+    name: str  # the checkpoint name: unique within a job
+    title: str
+    repeatable: bool
+    estimate_s: float  # plant seconds, for progress only
+    run: PhaseBody
+
+
+# -- small operations, each safe to repeat ------------------------------------------------------------
+
+
+async def _confirm(ctx: JobContext, key: str, prompt: str) -> str:
+    """Ask the operator, record the answer and the wait; returns who confirmed."""
+    confirmation = await ctx.desk.confirm(
+        f"{ctx.job_id}:{key}", prompt, timeout_s=ctx.wall(CONFIRM_TIMEOUT_S)
+    )
+    await ctx.record("confirm", confirmation.as_detail())
+    return confirmation.user
+
+
+async def _set_port(ctx: JobContext, port: str, open_: bool, why: str) -> None:
+    """Command a door or gate and wait for its limit switches: a move through it is judged on them."""
+    valve = ctx.state().ports[port].valve
+    if valve.commanded_open is not open_ or not (valve.confirmed_open if open_ else valve.confirmed_closed):
+        await submit(ctx.ctl.gate, SetPort(port, open_), ctx.user, why)
+    await wait_for(
+        ctx.ctl.gate,
+        lambda s: s.ports[port].valve.confirmed_open if open_ else s.ports[port].valve.confirmed_closed,
+        ctx.wall(PORT_TRAVEL_S),
+        f"{port} confirmed {'open' if open_ else 'closed'}",
+    )
+
+
+async def _move(ctx: JobContext, item: str, to: str, user: str, why: str) -> None:
+    items = ctx.state().items
+    if item not in items or items[item].location == to:
+        return
+    await submit(ctx.ctl.gate, MoveItem(item, to), user, why)
+
+
+async def _seal(ctx: JobContext, container: str, sealed: bool, user: str, why: str) -> None:
+    item = ctx.state().items.get(container)
+    if item is None or item.sealed is sealed:
+        return
+    await submit(ctx.ctl.gate, SetContainer(container, sealed), user, why)
+
+
+async def _at_room_pressure(ctx: JobContext, space: str) -> None:
+    """An antechamber must be at atmosphere before its outer door opens: back-fill it when below, and
+    relieve it through the vent valve when the regulator left it above (a fill stops at the
+    regulator's +1…+5 mbar, which can be past the door's window)."""
+    limits = ctx.config.limits
+    room, half = limits.room_pressure_pa, limits.atmospheric_window_pa / 2
+    pressure = ctx.state().spaces[space].pressure_pa
+    if pressure is not None and abs(pressure - room) <= half:
+        return
+    if pressure is not None and pressure > room:
+        await _hold_valve_until(ctx, space, "vent", lambda p: p <= room + half / 2, "relieve to atmosphere")
+        return
+    await _hold_valve_until(ctx, space, "gas_fill", lambda p: p >= room, "back-fill to atmosphere")
+
+
+async def _hold_valve_until(
+    ctx: JobContext, space: str, valve: ValveName, reached: Callable[[float], bool], what: str
+) -> None:
+    gate = ctx.ctl.gate
+    await submit(gate, SetValve(space, "rough", False), ctx.user, f"{space}: isolate before the {what}")
+    await submit(gate, SetValve(space, valve, True), ctx.user, f"{space}: {what}")
+    try:
+        await wait_for(
+            gate,
+            lambda s: reached(s.spaces[space].pressure_pa or math.nan),  # unknown: not reached
+            ctx.wall(ctx.step_timeout_s),
+            f"{space} {what}",
+        )
+    finally:
+        await submit(gate, SetValve(space, valve, False), ctx.user, f"{space}: {what} done")
+
+
+def _register(ctx: JobContext, item_id: str, kind: ItemKind, material: str, where: str, sealed: bool) -> None:
+    model = ctx.ctl.model
+    if item_id in model.items:
+        return
+    item = model.register(item_id, kind, material, where, sealed=sealed, user=ctx.user, origin="sequence")
+    if not item.is_container:
+        ctx.ctl.ledger.registered(ctx.state(), item.id, time.time())
+
+
+async def _choose_targets(ctx: JobContext) -> dict[str, str]:
+    """Targets stay in the process chamber between jobs: a recipe target whose material is already
+    there is that item (the job's record is updated to name it); the others are loaded with the base.
+    Returns the item ids to register and load, with their materials."""
+    state = ctx.state()
+    present = {
+        i.material: i.id
+        for i in state.items.values()
+        if i.kind is ItemKind.TARGET and space_of(i.id, state.items) == ctx.route.process
+    }
+    chosen: dict[str, str] = {}
+    to_load: dict[str, str] = {}
+    for target_id, item_id in ctx.items.targets.items():
+        material = ctx.recipe.target(target_id).material
+        if item_id not in state.items and material in present:
+            chosen[target_id] = present[material]
+        else:
+            chosen[target_id] = item_id
+            to_load[item_id] = material
+    if chosen != ctx.items.targets:
+        ctx.items = dataclasses.replace(ctx.items, targets=chosen)
+        await ctx.save_items(ctx.items)
+    return to_load
+
+
+# -- the phases --------------------------------------------------------------------------------------
+
+
+async def load(ctx: JobContext) -> None:
+    r, items = ctx.route, ctx.items
+    state = ctx.state()
+    if items.container in state.items and space_of(items.container, state.items) != ROOM:
+        await _set_port(ctx, r.inlet_door, False, "load: outer door closed")
+        return  # loaded before an interruption
+    await _at_room_pressure(ctx, r.inlet)
+    _register(ctx, items.container, ItemKind.CONTAINER, CONTAINER_MATERIAL, ROOM, True)
+    _register(ctx, items.base, ItemKind.BASE_MATERIAL, ctx.recipe.base.material, items.container, False)
+    for item_id, material in (await _choose_targets(ctx)).items():
+        _register(ctx, item_id, ItemKind.TARGET, material, items.container, False)
+    await _set_port(ctx, r.inlet_door, True, "load: open the outer door")
+    user = await _confirm(ctx, "load", f"put the closed container {items.container} into {r.inlet}")
+    await _move(ctx, items.container, r.inlet, user, "load: container through the outer door")
+    await _set_port(ctx, r.inlet_door, False, "load: close the outer door")
+
+
+async def purge_until_in_spec(ctx: JobContext, space: str) -> None:
+    """Pump/purge cycles: at least `purge_cycles`, more while not in spec, a fault when one more
+    cycle no longer helps (the frost point gains less than `purge_min_gain_c`) or none is left."""
+    seq = ctx.config.sequence
+    gate = ctx.ctl.gate
+    previous: float | None = None
+    for cycle in range(1, seq.purge_max_cycles + 1):
+        [report] = await pump_purge_cycles(
+            gate,
+            space,
+            cycles=1,
+            evacuate_to_pa=seq.purge_evacuate_to_pa,
+            fill_to_pa=ctx.config.limits.room_pressure_pa,
+            timeout_s=ctx.wall(ctx.step_timeout_s),
+            user=ctx.user,
+            settle_s=ctx.clock.wall_s(PURGE_SETTLE_S),
+        )
+        await ctx.record(
+            "purge_cycle",
+            {
+                "space": space,
+                "cycle": cycle,
+                "evacuated_to_pa": report.evacuated_to_pa,
+                "frost_point_c": report.frost_point_c,
+                "o2_ppmv": report.o2_ppmv,
+                "atmosphere": report.atmosphere,
+            },
+        )
+        in_spec = ctx.state().spaces[space].safe_for_exposed
+        if cycle >= seq.purge_cycles and in_spec:
+            await submit(gate, SetValve(space, "rough", False), ctx.user, "purge done")
+            return
+        frost = report.frost_point_c
+        stalled = previous is not None and frost is not None and previous - frost < seq.purge_min_gain_c
+        if cycle >= seq.purge_cycles and stalled:
+            raise PurgeNotConverging(
+                f"{space} is not converging: cycle {cycle} reached frost point {frost:.1f} °C "
+                f"after {previous:.1f} °C (gain < {seq.purge_min_gain_c:g} °C); "
+                f"limit {ctx.config.limits.max_frost_point_c:g} °C"
+            )
+        previous = frost
+    raise PurgeNotConverging(f"{space} still not in spec after {seq.purge_max_cycles} pump/purge cycles")
+
+
+async def purge_inlet(ctx: JobContext) -> None:
+    state = ctx.state()
+    if state.spaces[ctx.route.inlet].safe_for_exposed and ctx.notes.get("inlet_purged"):
+        return
+    await purge_until_in_spec(ctx, ctx.route.inlet)
+    ctx.notes["inlet_purged"] = True
+
+
+async def prepare_process(ctx: JobContext) -> None:
+    """The process chamber filled with the line's gas at atmosphere, like the inlet (DESIGN §1 step 2).
+
+    A chamber the controller cannot show to be inert (no record of how it was filled: a restart, a
+    chamber without H2O/O2 sensors) is evacuated through the turbo first, so that the fill makes it
+    inert by dilution the classification can prove.
+    """
+    space = ctx.state().spaces[ctx.route.process]
+    limits = ctx.config.limits
+    at_room = space.pressure_pa is not None and space.pressure_pa >= limits.room_pressure_pa - 400.0
+    if at_room and space.safe_for_exposed:
+        return
+    gate, process = ctx.ctl.gate, ctx.route.process
+    if not space.safe_for_exposed:
+        report = await pump_to_base(
+            gate,
+            process,
+            base_pressure_pa=limits.deposition_base_pressure_pa,
+            clock=ctx.clock,
+            timeout_s=ctx.config.sequence.base_pressure_timeout_s,
+            user=ctx.user,
+        )
+        await ctx.record("step_report", {"step": "evacuate_before_fill", **_fields(report)})
+    await fill_with_gas(gate, process, clock=ctx.clock, timeout_s=ctx.step_timeout_s, user=ctx.user)
+
+
+async def open_containers(ctx: JobContext) -> None:
+    items = ctx.state().items
+    if not items[ctx.items.container].sealed:
+        return
+    user = await _confirm(
+        ctx, "open", f"open container {ctx.items.container} in {ctx.route.inlet} with the gloves"
+    )
+    await _seal(ctx, ctx.items.container, False, user, "glove work: container opened")
+
+
+async def transfer_in(ctx: JobContext) -> None:
+    r = ctx.route
+    state = ctx.state()
+    moving = [ctx.items.base, *(i for i in ctx.items.targets.values() if i in state.items)]
+    if all(space_of(i, state.items) == r.process for i in moving):
+        await _set_port(ctx, r.inlet_gate, False, "transfer in: gate closed")
+        return
+    await prepare_process(ctx)  # a no-op unless a restart lost the proof that the chamber is inert
+    await _set_port(ctx, r.inlet_gate, True, "transfer in: open the inlet gate")
+    for item in moving:
+        await _move(ctx, item, r.process, ctx.user, "transfer in")
+    await _set_port(ctx, r.inlet_gate, False, "transfer in: close the inlet gate")
+
+
+def _pump_down(base_pressure_pa: float) -> PhaseBody:
+    async def run(ctx: JobContext) -> None:
+        report = await pump_to_base(
+            ctx.ctl.gate,
+            ctx.route.process,
+            base_pressure_pa=base_pressure_pa,
+            clock=ctx.clock,
+            timeout_s=ctx.config.sequence.base_pressure_timeout_s,
+            user=ctx.user,
+        )
+        await ctx.record("step_report", {"step": "pump_down", **_fields(report)})
+
+    return run
+
+
+def _etch(step: EtchStep) -> PhaseBody:
+    async def run(ctx: JobContext) -> None:
+        report = await etch(
+            ctx.ctl.gate,
+            ctx.route.process,
+            gas=step.gas,
+            substrate_temp_c=step.substrate_temp_c,
+            duration_s=step.duration_s,
+            process_pressure_pa=ETCH_PRESSURE_PA,
+            clock=ctx.clock,
+            user=ctx.user,
+        )
+        await ctx.record("step_report", {"step": "etch", **_fields(report)})
+
+    return run
+
+
+def _deposit(step: DepositStep) -> PhaseBody:
+    async def run(ctx: JobContext) -> None:
+        report = await deposit(
+            ctx.ctl.gate,
+            ctx.route.process,
+            source=source_for(step.method, step.layer),
+            thickness_nm=step.thickness_um * 1000.0,
+            substrate_temp_c=step.substrate_temp_c,
+            process_pressure_pa=step.process_pressure_pa,
+            clock=ctx.clock,
+            timeout_s=ctx.step_timeout_s * 4,
+            user=ctx.user,
+        )
+        detail = {"step": "deposit", "layer": step.layer, "method": step.method, "target": step.target}
+        await ctx.record(
+            "step_report", {**detail, "target_thickness_nm": step.thickness_um * 1000.0, **_fields(report)}
+        )
+
+    return run
+
+
+def _anneal(step: AnnealStep) -> PhaseBody:
+    async def run(ctx: JobContext) -> None:
+        report = await anneal(  # no cooling wait here: in vacuum it takes hours, the back-fill cools
+            ctx.ctl.gate,
+            ctx.route.process,
+            temp_c=step.temp_c,
+            duration_s=step.duration_s,
+            clock=ctx.clock,
+            user=ctx.user,
+            cool_to_c=None,
+        )
+        await ctx.record("step_report", {"step": "anneal", **_fields(report)})
+
+    return run
+
+
+async def fill_process(ctx: JobContext) -> None:
+    """Back-fill after the process, then let the substrate cool in the gas before anyone handles it."""
+    await prepare_process(ctx)
+    await wait_for(
+        ctx.ctl.gate,
+        lambda s: _cool(s.spaces[ctx.route.process].substrate_temp_c),
+        ctx.wall(COOL_TIMEOUT_S),
+        f"substrate in {ctx.route.process} below {HANDLING_TEMP_C:g} °C",
+    )
+
+
+async def prepare_outlet(ctx: JobContext) -> None:
+    """The empty container the electrode leaves in goes into the outlet before the outlet is purged."""
+    r, box = ctx.route, ctx.items.out_container
+    state = ctx.state()
+    if box in state.items and space_of(box, state.items) == r.outlet:
+        await _set_port(ctx, r.outlet_door, False, "outlet: outer door closed")
+        return
+    await _at_room_pressure(ctx, r.outlet)
+    _register(ctx, box, ItemKind.CONTAINER, CONTAINER_MATERIAL, ROOM, False)
+    await _set_port(ctx, r.outlet_door, True, "outlet: open the outer door")
+    user = await _confirm(ctx, "place_out_container", f"put the empty container {box} into {r.outlet}")
+    await _move(ctx, box, r.outlet, user, "outlet: container placed in advance")
+    await _set_port(ctx, r.outlet_door, False, "outlet: close the outer door")
+    ctx.notes.pop("outlet_purged", None)
+
+
+async def purge_outlet(ctx: JobContext) -> None:
+    if ctx.state().spaces[ctx.route.outlet].safe_for_exposed and ctx.notes.get("outlet_purged"):
+        return
+    await purge_until_in_spec(ctx, ctx.route.outlet)
+    ctx.notes["outlet_purged"] = True
+
+
+async def transfer_out(ctx: JobContext) -> None:
+    r, base = ctx.route, ctx.items.base
+    state = ctx.state()
+    if space_of(base, state.items) == r.outlet:
+        await _set_port(ctx, r.outlet_gate, False, "transfer out: gate closed")
+        return
+    await prepare_process(ctx)  # a no-op unless a restart lost the proof that the chamber is inert
+    await _set_port(ctx, r.outlet_gate, True, "transfer out: open the outlet gate")
+    await _move(ctx, base, r.outlet, ctx.user, "transfer out")
+    await _set_port(ctx, r.outlet_gate, False, "transfer out: close the outlet gate")
+
+
+async def seal(ctx: JobContext) -> None:
+    box, base = ctx.items.out_container, ctx.items.base
+    state = ctx.state()
+    if state.items[base].location == box and state.items[box].sealed:
+        return
+    user = await _confirm(ctx, "seal", f"put {base} into container {box} and close it")
+    await _move(ctx, base, box, user, "glove work: electrode into its container")
+    await _seal(ctx, box, True, user, "glove work: container closed")
+
+
+async def unload(ctx: JobContext) -> None:
+    r, box = ctx.route, ctx.items.out_container
+    state = ctx.state()
+    if space_of(box, state.items) == ROOM:
+        await _set_port(ctx, r.outlet_door, False, "unload: outer door closed")
+        return
+    await _at_room_pressure(ctx, r.outlet)
+    await _set_port(ctx, r.outlet_door, True, "unload: open the outer door")
+    user = await _confirm(ctx, "unload", f"take the sealed container {box} out of {r.outlet}")
+    await _move(ctx, box, ROOM, user, "unload: sealed container out through the outer door")
+    await _set_port(ctx, r.outlet_door, False, "unload: close the outer door")
+
+
+# -- plans -------------------------------------------------------------------------------------------
+
+PURGE_S = 600.0
+TRANSFER_S = 120.0
+GLOVE_S = 300.0
+
+
+def plan(recipe: Recipe) -> list[Phase]:
+    phases = [
+        Phase("load", "load through the outer door", True, GLOVE_S, load),
+        Phase("purge_inlet", "pump/purge the inlet", True, PURGE_S, purge_inlet),
+        Phase("prepare_process", "fill the process chamber", True, 300.0, prepare_process),
+        Phase("open_containers", "open the containers (gloves)", True, GLOVE_S, open_containers),
+        Phase("transfer_in", "transfer into the process chamber", True, TRANSFER_S, transfer_in),
+    ]
+    for n, step in enumerate(recipe.steps, start=1):
+        match step:
+            case EtchStep():
+                phases.append(
+                    Phase(f"pump_down_{n}", "pump to base pressure", True, 1800.0, _pump_down(1.33e-4))
+                )
+                phases.append(
+                    Phase(f"etch_{n}", f"etch ({step.gas})", False, step.duration_s + 300.0, _etch(step))
+                )
+            case DepositStep():
+                title = f"pump to {step.base_pressure_pa:.1e} Pa"
+                phases.append(Phase(f"pump_down_{n}", title, True, 1800.0, _pump_down(step.base_pressure_pa)))
+                estimate = step.thickness_um * 1000.0 / 0.3 + 300.0
+                title = f"deposit {step.layer} by {step.method.replace('_', ' ')}"
+                phases.append(Phase(f"deposit_{n}", title, False, estimate, _deposit(step)))
+            case AnnealStep():
+                title = f"anneal at {step.temp_c:g} °C"
+                phases.append(Phase(f"anneal_{n}", title, False, step.duration_s + 900.0, _anneal(step)))
+    return phases + unload_phases()
+
+
+def unload_phases() -> list[Phase]:
+    return [
+        Phase("fill_process", "fill the process chamber", True, 300.0, fill_process),
+        Phase("prepare_outlet", "place the outlet container", True, GLOVE_S, prepare_outlet),
+        Phase("purge_outlet", "pump/purge the outlet", True, PURGE_S, purge_outlet),
+        Phase("transfer_out", "transfer into the outlet", True, TRANSFER_S, transfer_out),
+        Phase("seal", "seal the electrode (gloves)", True, GLOVE_S, seal),
+        Phase("unload", "unload through the outer door", True, GLOVE_S, unload),
+    ]
+
+
+async def return_to_room(ctx: JobContext) -> None:
+    """A job that never reached the process chamber leaves the way it came, resealed."""
+    r, items = ctx.route, ctx.items
+    state = ctx.state()
+    if space_of(items.container, state.items) == ROOM:
+        return
+    if not state.items[items.container].sealed or state.items[items.base].location != items.container:
+        user = await _confirm(ctx, "reseal", f"put {items.base} back into {items.container} and close it")
+        await _move(ctx, items.base, items.container, user, "reject: back into its container")
+        await _seal(ctx, items.container, True, user, "reject: container closed")
+    await _at_room_pressure(ctx, r.inlet)
+    await _set_port(ctx, r.inlet_door, True, "reject: open the inlet outer door")
+    user = await _confirm(ctx, "take_back", f"take the closed container {items.container} out of {r.inlet}")
+    await _move(ctx, items.container, ROOM, user, "reject: container out through the inlet")
+    await _set_port(ctx, r.inlet_door, False, "reject: close the inlet outer door")
+
+
+def reject_plan(ctx: JobContext) -> list[Phase]:
+    """The way out from wherever the electrode is now (after a fault or a spoiling interruption)."""
+    state = ctx.state()
+    base = ctx.items.base
+    if base not in state.items:
+        return []
+    where = space_of(base, state.items)
+    if where == ROOM:
+        return []
+    if where == ctx.route.inlet and ctx.route.inlet != ctx.route.outlet:
+        return [Phase("reject_return", "return to the room through the inlet", True, GLOVE_S, return_to_room)]
+    phases = unload_phases()
+    if where == ctx.route.outlet:
+        phases = [p for p in phases if p.name not in ("fill_process", "transfer_out")]
+    return phases
+
+
+def _cool(temp_c: float | None) -> bool:
+    return temp_c is not None and temp_c <= HANDLING_TEMP_C  # unknown is not cool
+
+
+def _fields(report: object) -> dict[str, Any]:
+    slots = getattr(type(report), "__slots__", ())
+    names = slots or getattr(report, "__dict__", {}).keys()
+    return {name: getattr(report, name) for name in names}

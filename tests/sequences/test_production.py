@@ -1,0 +1,273 @@
+"""The production sequence end to end: queue file → batch runner → the simulated line over its real
+protocols → the historian; then the records are read back as a maintenance engineer would.
+
+Each test runs small jobs (thin films, short anneal) at high plant speed; what is checked is what the
+records say happened, never how long it took.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import io
+import os
+import signal
+import sqlite3
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+
+import pytest
+
+from controller.batch_run import run_batch, simulated_plan
+from controller.config import LineConfig, load_line_config
+from controller.historian import Historian
+from sequences.batch import BatchResult
+from sequences.batch_queue import load_queue, shipped_recipe
+from sequences.batch_store import BatchStore, JobRow
+from sequences.operator_desk import OperatorDesk
+from sequences.plant_clock import PlantClock
+from sim_hardware.faults import Fault, inject
+from sim_hardware.line import InitialAtmosphere, SimLine
+
+SPEED = 500.0
+CLOCK = PlantClock(SPEED)
+DRY_S = 7 * 24 * 3600.0
+pytestmark = pytest.mark.timeout(300)
+
+THIN_ANNEALED = """
+name = "test-thin-electrolyte-annealed"
+description = "50 nm of sulfide electrolyte on lithium foil at room temperature, then 5 min at 120 degC"
+gas = "Ar"
+gas_purity_percent = 99.99
+max_frost_point_c = -50.0
+
+[base]
+material = "Li/Cu"
+thickness_um = 60.0
+
+[[targets]]
+id = "T1"
+material = "57Li2S-38SiS2-5Li3PO4"
+
+[[steps]]
+kind = "deposit"
+layer = "electrolyte"
+method = "sputtering"
+target = "T1"
+thickness_um = 0.05
+substrate_temp_c = 25.0
+base_pressure_pa = 1.0e-4
+process_pressure_pa = 0.5
+
+[[steps]]
+kind = "anneal"
+temp_c = 120.0
+duration_s = 300.0
+"""
+
+
+@dataclasses.dataclass
+class Rig:
+    config: LineConfig
+    folder: Path
+    sim: SimLine | None = None
+    started: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+
+    def line(self) -> Callable[[], AbstractAsyncContextManager[LineConfig]]:
+        @contextlib.asynccontextmanager
+        async def factory() -> AsyncIterator[LineConfig]:
+            initial = {s.name: InitialAtmosphere("ar", 101_700.0, DRY_S) for s in self.config.spaces}
+            async with SimLine(self.config, speed=SPEED, initial=initial) as sim:
+                self.sim = sim
+                self.started.set()
+                try:
+                    yield sim.simulated_config()
+                finally:
+                    self.sim = None
+
+        return factory
+
+    def queue(self, jobs: str, name: str = "queue.toml") -> Path:
+        (self.folder / "thin.toml").write_text(THIN_ANNEALED, encoding="utf-8")
+        path = self.folder / name
+        path.write_text(jobs, encoding="utf-8")
+        return path
+
+    async def run(self, queue: Path, out: io.StringIO | None = None) -> BatchResult:
+        desk = OperatorDesk(clock=CLOCK, simulated_glove_work_s=60.0)
+        return await run_batch(
+            self.config,
+            load_queue(queue),
+            self.line(),
+            clock=CLOCK,
+            desk=desk,
+            out=out or io.StringIO(),
+            plan=simulated_plan(self.config),
+        )
+
+    async def events(self, job: JobRow) -> list[dict[str, object]]:
+        async with BatchStore(self.config.database.url) as store:
+            return await store.events(job.id)
+
+    async def jobs(self, batch_id: str) -> list[JobRow]:
+        async with BatchStore(self.config.database.url) as store:
+            return await store.jobs(batch_id)
+
+
+def _job_rows(db: Path) -> list[dict[str, object]]:
+    if not db.exists():
+        return []
+    with sqlite3.connect(db) as conn:
+        conn.row_factory = sqlite3.Row
+        try:
+            rows = conn.execute("SELECT checkpoint, outcome, state FROM jobs ORDER BY position").fetchall()
+        except sqlite3.OperationalError:  # the schema is not there yet
+            return []
+    return [dict(r) for r in rows]
+
+
+async def wait_for_job(
+    rig: Rig, task: asyncio.Task[BatchResult], done: Callable[[list[dict[str, object]]], bool]
+) -> None:
+    """Read the jobs the way a maintenance engineer would (plain SQL), without migrating anything."""
+    db = Path(rig.config.database.url.removeprefix("sqlite:///"))
+    while True:
+        assert not task.done(), "the batch ended before the awaited job state"
+        rows = await asyncio.to_thread(_job_rows, db)
+        if rows and done(rows):
+            return
+        await asyncio.sleep(0.03)
+
+
+@pytest.fixture
+def rig(tmp_path: Path) -> Rig:
+    base = load_line_config()
+    database = dataclasses.replace(base.database, url=f"sqlite:///{tmp_path / 'line.db'}")
+    sequence = dataclasses.replace(base.sequence, base_pressure_timeout_s=3600.0, suspend_settle_s=60.0)
+    return Rig(dataclasses.replace(base, database=database, sequence=sequence), tmp_path)
+
+
+def kinds(events: list[dict[str, object]], kind: str) -> list[dict[str, object]]:
+    return [e["detail"] for e in events if e["kind"] == kind]  # type: ignore[misc]
+
+
+async def test_a_job_runs_every_phase_and_its_electrode_never_sees_air(rig: Rig) -> None:
+    out = io.StringIO()
+    result = await rig.run(rig.queue('[[jobs]]\nrecipe = "thin.toml"\n'), out)
+    assert result.exit_code == 0, out.getvalue()
+    [job] = result.jobs
+    assert job.outcome == "done"
+    assert job.state == "complete"
+    events = await rig.events(job)
+    done = [d["phase"] for d in kinds(events, "checkpoint") if d["status"] == "done"]
+    assert done[:5] == ["load", "purge_inlet", "prepare_process", "open_containers", "transfer_in"]
+    assert done[5:] == [
+        "pump_down_1",
+        "deposit_1",
+        "anneal_2",
+        "fill_process",
+        "prepare_outlet",
+        "purge_outlet",
+        "transfer_out",
+        "seal",
+        "unload",
+    ]
+    confirmations = kinds(events, "confirm")
+    assert {str(c["key"]).rsplit(":", 1)[1] for c in confirmations} >= {"load", "open", "seal", "unload"}
+    assert all(c["via"] == "simulated" and c["user"] == "sim-operator" for c in confirmations)
+    [deposited] = [d for d in kinds(events, "step_report") if d["step"] == "deposit"]
+    assert deposited["thickness_nm"] == pytest.approx(50.0, rel=0.25)
+    historian = Historian(rig.config.database.url, spill_dir=rig.folder / "spill")
+    await historian.start()
+    try:
+        record = await historian.exposure_record(job.items.base)
+        inventory = await historian.inventory()
+    finally:
+        await historian.stop()
+    assert record is not None
+    assert not record.ever_exposed_to_non_inert
+    assert [s.space for s in record.path][:4] == ["room", "inlet", "process", "outlet"]
+    final = {item.id: item for item in inventory.items}
+    assert final[job.items.out_container].sealed
+    assert final[job.items.out_container].location == "room"
+    assert final[job.items.base].location == job.items.out_container
+    assert "never exposed" in out.getvalue()
+    assert "COMPLETE" in out.getvalue()
+
+
+async def test_a_stop_inside_a_layer_resumes_by_rejecting_the_electrode(rig: Rig) -> None:
+    queue = rig.queue('[[jobs]]\nrecipe = "thin.toml"\n')
+    first = asyncio.create_task(rig.run(queue))
+    # the operator stops the batch once the layer is being deposited
+    await wait_for_job(rig, first, lambda rows: rows[0]["checkpoint"] == "deposit_1:started")
+    os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C on `depline batch` does
+    stopped = await asyncio.wait_for(first, 120)
+    assert stopped.status == "stopped"
+    assert stopped.exit_code == 1
+    assert stopped.jobs[0].outcome is None
+    assert stopped.jobs[0].checkpoint == "deposit_1:started"
+
+    resumed = await rig.run(queue)
+    assert resumed.resumed
+    assert resumed.batch.id == stopped.batch.id
+    [job] = resumed.jobs
+    assert job.outcome == "failed"
+    assert "deposit_1" in job.message
+    assert job.attempts == 2
+    assert resumed.exit_code == 1
+    events = await rig.events(job)
+    assert kinds(events, "rejected")[0]["phase"] == "deposit_1"
+    done = [d["phase"] for d in kinds(events, "checkpoint") if d["status"] == "done"]
+    assert done[-4:] == ["purge_outlet", "transfer_out", "seal", "unload"]  # it left the line sealed
+
+
+async def test_a_failed_job_is_rejected_and_the_queue_goes_on_with_the_next(rig: Rig) -> None:
+    """The turbo dies at job 1's first pump-down (the chamber is evacuated before it is filled): the
+    run holds, the "skip" policy takes the electrode back out the way it came, still sealed; the
+    turbo is repaired and job 2 runs normally."""
+    queue = rig.queue('on_failure = "skip"\n[[jobs]]\nrecipe = "thin.toml"\ncount = 2\n')
+    task = asyncio.create_task(rig.run(queue))
+    await asyncio.wait_for(rig.started.wait(), 60)
+    assert rig.sim is not None
+    repair = inject(rig.sim, Fault("pump_failure", pump="process.turbo"))
+    await wait_for_job(rig, task, lambda rows: rows[0]["outcome"] is not None)
+    repair()
+    result = await asyncio.wait_for(task, 240)
+    first, second = result.jobs
+    assert first.outcome == "failed"
+    assert "turbo" in first.message.lower()
+    assert second.outcome == "done"
+    assert result.exit_code == 1
+    assert result.status == "failed"
+    events = await rig.events(first)
+    states = [(d["from"], d["to"]) for d in kinds(events, "state")]
+    assert ("holding", "held") in states
+    assert ("held", "unholding") in states
+    assert kinds(events, "safe_state")
+    assert [d["phase"] for d in kinds(events, "checkpoint")][-2:] == ["reject_return", "reject_return"]
+
+
+async def test_a_gas_supply_outage_suspends_the_run_until_it_has_stayed_clear(rig: Rig) -> None:
+    queue = rig.queue('[[jobs]]\nrecipe = "thin.toml"\n')
+    task = asyncio.create_task(rig.run(queue))
+    await asyncio.wait_for(rig.started.wait(), 60)
+    assert rig.sim is not None
+    refill = inject(rig.sim, Fault("gas_supply_empty"))
+    await wait_for_job(rig, task, lambda rows: rows[0]["state"] == "suspended")
+    refill()
+    result = await asyncio.wait_for(task, 240)
+    [job] = result.jobs
+    assert job.outcome == "done"
+    events = await rig.events(job)
+    assert "gas supply low" in str(kinds(events, "suspended")[0]["conditions"])
+    assert kinds(events, "unsuspended")
+
+
+def test_the_shipped_demo_queue_names_shipped_recipes() -> None:
+    from controller.demo import demo_queue_path
+
+    queue = load_queue(demo_queue_path())
+    assert len(queue.jobs) == 3
+    assert all(shipped_recipe(Path(j.recipe_path).name) is not None for j in queue.jobs)
