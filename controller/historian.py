@@ -125,7 +125,8 @@ SPILL_WRITE_TIMEOUT_S: Final = 60.0
 HARD_CAP_MARGIN_ROWS: Final = 100_000
 MIGRATION_TIMEOUT_S: Final = 120.0
 REGISTER_ITEM: Final = "RegisterItem"  # the action type a registration is recorded under
-INVENTORY_ACTIONS: Final = (REGISTER_ITEM, "MoveItem", "SetContainer")
+COAT_ITEM: Final = "CoatItem"
+INVENTORY_ACTIONS: Final = (REGISTER_ITEM, "MoveItem", "SetContainer", COAT_ITEM)
 ARCHIVE_MAX_ROWS: Final = 200_000  # samples one back-fill may hold in memory (shared by the channels)
 IN_CHUNK: Final = 500  # ids per IN (...) list: far below SQLite's and asyncpg's parameter limits
 _QUALITY_TEXT: Final = {q: q.value for q in Quality}
@@ -666,6 +667,27 @@ class Historian:
             _json(action),
             "done",
             "registered",
+            None,
+            "",
+            0.0,
+            "",
+            "[]",
+        )
+        self._append(K_COMMAND, values, urgent=True)
+
+    def record_coating(self, item: Item, user: str, origin: str, ts: float | None = None) -> None:
+        """A layer deposited on an item (a `LineModel.on_coat` hook): a done "CoatItem" command, which
+        `inventory()` replays so a restarted controller judges the electrode by what is on it."""
+        when = time.time() if ts is None else ts
+        action = {"type": COAT_ITEM, "item": item.id, "material": item.material}
+        values = (
+            when,
+            self.current_run,
+            user,
+            origin,
+            _json(action),
+            "done",
+            "coated",
             None,
             "",
             0.0,
@@ -1578,6 +1600,8 @@ def _fold_inventory(
             out[item.id] = item
         elif kind == "MoveItem" and action.get("item") in out:
             out[action["item"]] = dataclasses.replace(out[action["item"]], location=str(action["to"]))
+        elif kind == COAT_ITEM and action.get("item") in out:
+            out[action["item"]] = dataclasses.replace(out[action["item"]], material=str(action["material"]))
         elif kind == "SetContainer" and action.get("container") in out:
             out[action["container"]] = dataclasses.replace(
                 out[action["container"]], sealed=bool(action["sealed"])

@@ -103,6 +103,12 @@ class ExposureLedger:
             self._entry(state, moved_id, "moved", ts)
             self._update_exposure(state, moved_id, ts)
 
+    def coated(self, state: LineState, item: str, ts: float) -> None:
+        """The item's material changed (a layer was deposited): from now on it is judged as the stack."""
+        self._ensure(state, ts)
+        self._entry(state, item, "coated", ts)
+        self._update_exposure(state, item, ts)
+
     def container_changed(self, state: LineState, container: str, ts: float) -> None:
         self._ensure(state, ts)
         sealed = state.items[container].sealed

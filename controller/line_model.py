@@ -33,6 +33,7 @@ class LineModel:
         self.items: dict[str, Item] = {}
         self.spaces = [s.name for s in config.spaces]
         self.on_register: list[RegisterHook] = []
+        self.on_coat: list[RegisterHook] = []
 
     def state(self, snapshot: Snapshot, now_mono: float | None = None) -> LineState:
         now = time.monotonic() if now_mono is None else now_mono
@@ -84,6 +85,26 @@ class LineModel:
                 )
             space_of(item.id, restored)  # refuses a cycle of containers
         self.items = restored
+
+    def coat(self, item_id: str, material_name: str, *, user: str = "", origin: str = "") -> Item:
+        """A layer was deposited on the item: it is now `material_name` (a stack such as "LiSiPO/Li/Cu").
+
+        Why it matters: a bare copper foil is not air-sensitive, the same foil with lithium or a sulfide
+        film on it is, and its temperature limit is the film's. The gate and the ledger judge the item
+        by its material, so the record must follow the process. Not an actuator command (nothing moves).
+        """
+        item = self.items.get(item_id)
+        if item is None or item.is_container:
+            raise InventoryError(f"no item {item_id!r} to coat")
+        material(material_name)  # unknown materials are refused before anything is recorded
+        coated = replace(item, material=material_name)
+        self.items[item_id] = coated
+        for hook in self.on_coat:
+            try:
+                hook(coated, user, origin)
+            except Exception:  # a failing recorder must not undo what happened on the line
+                log.exception("coating hook failed", extra={"item": item_id})
+        return coated
 
     def move(self, item_id: str, to: str) -> None:
         self.items = moved(self.items, item_id, to, [*self.spaces, "room"])

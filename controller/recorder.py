@@ -107,12 +107,15 @@ class Recorder:
         for station in ctl.supervisor.stations.values():
             station.listeners.append(self._on_transition)
         ctl.model.on_register.append(self.historian.record_registration)
+        ctl.model.on_coat.append(self.historian.record_coating)
         self._announce(recovery)
 
     async def stop(self, status: str = "complete") -> None:
         ctl = self.controller
         with contextlib.suppress(ValueError):
             ctl.model.on_register.remove(self.historian.record_registration)
+        with contextlib.suppress(ValueError):
+            ctl.model.on_coat.remove(self.historian.record_coating)
         ctl.gate.unsubscribe(self.historian.record_command)
         if callable(self._unsubscribe_alarms):
             self._unsubscribe_alarms()

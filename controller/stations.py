@@ -177,6 +177,20 @@ def render_docs() -> str:
     ]
     for kind in TABLES:
         parts += ["", f"## {kind.replace('_', ' ')}", "", "```mermaid", mermaid(kind), "```"]
+    from sequences.run_state import mermaid as run_state_mermaid
+
+    parts += [
+        "",
+        "## production job run states (PackML)",
+        "",
+        "Generated from `sequences/run_state.py`. Acting states end with `sc` (state complete) once the",
+        "line is where they take it: HOLDING once the route is in its safe state, SUSPENDING at a phase",
+        "boundary, STOPPING and ABORTING once every station of the route is safe.",
+        "",
+        "```mermaid",
+        run_state_mermaid(),
+        "```",
+    ]
     return "\n".join(parts) + "\n"
 
 

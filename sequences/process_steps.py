@@ -533,7 +533,20 @@ def _process_gas(gate: CommandGate, space: str) -> str:
 async def _pressure_at_flow(
     gate: CommandGate, space: str, flow: float, user: str, budget: _Budget, clock: PlantClock
 ) -> float:
+    """The chamber pressure once the MFC reports the new flow and the chamber has settled on it.
+
+    Judged on readings taken after the MFC's own read-back reached the flow: at high plant speed a
+    pressure reading merely taken after the command can still show the old flow, and scaling the
+    flow on it overshoots the source's pressure window."""
     await submit(gate, SetGasFlow(space, flow), user, f"process gas {flow:.3g} sccm")
+    mfc = _device(gate, "mass_flow_controller", space)
+    commanded = time.monotonic()
+
+    def flowing(_: LineState) -> bool:
+        reading = _reading(gate, mfc, "mass_flow")
+        return reading is not None and reading.mono > commanded and abs(reading.value - flow) <= 0.05 * flow
+
+    await budget.wait(gate, flowing, f"{mfc} at {flow:.3g} sccm")
     await clock.sleep(SETTLE_S)
     reading = await _fresh(
         gate, lambda: _pressure_reading(gate, space), time.monotonic(), budget, f"{space} pressure reading"

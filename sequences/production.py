@@ -411,6 +411,7 @@ def _deposit(step: DepositStep) -> PhaseBody:
             timeout_s=ctx.step_timeout_s * 4,
             user=ctx.user,
         )
+        _coat(ctx, ctx.recipe.target(step.target).material)
         detail = {"step": "deposit", "layer": step.layer, "method": step.method, "target": step.target}
         await ctx.record(
             "step_report", {**detail, "target_thickness_nm": step.thickness_um * 1000.0, **_fields(report)}
@@ -583,6 +584,14 @@ def reject_plan(ctx: JobContext) -> list[Phase]:
     if where == ctx.route.outlet:
         phases = [p for p in phases if p.name not in ("fill_process", "transfer_out")]
     return phases
+
+
+def _coat(ctx: JobContext, layer_material: str) -> None:
+    """The electrode now carries the layer: the gate and the ledger judge it as the stack from here."""
+    base = ctx.ctl.model.items[ctx.items.base]
+    stack = f"{layer_material}/{base.material}"
+    ctx.ctl.model.coat(base.id, stack, user=ctx.user, origin="sequence")
+    ctx.ctl.ledger.coated(ctx.state(), base.id, time.time())
 
 
 def _cool(temp_c: float | None) -> bool:

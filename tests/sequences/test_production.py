@@ -193,6 +193,8 @@ async def test_a_job_runs_every_phase_and_its_electrode_never_sees_air(rig: Rig)
     assert final[job.items.out_container].sealed
     assert final[job.items.out_container].location == "room"
     assert final[job.items.base].location == job.items.out_container
+    # the electrode is recorded as what is on it (a restart judges it by its film, not its foil)
+    assert final[job.items.base].material == "57Li2S-38SiS2-5Li3PO4/Li/Cu"
     assert "never exposed" in out.getvalue()
     assert "COMPLETE" in out.getvalue()
 
