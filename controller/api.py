@@ -61,6 +61,7 @@ from controller.line_state import ValveState
 from controller.poller import PollerFailure
 from controller.users import authenticate
 from drivers.reading import Reading
+from sequences.operator_desk import OperatorDesk
 
 log = logging.getLogger(__name__)
 
@@ -818,6 +819,7 @@ class ApiContext:
     history: TelemetryHistory
     feed: LiveFeed
     historian: Historian | None = None
+    desk: OperatorDesk | None = None  # the production run's glove-work prompts, when one runs here
     login_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(LOGIN_SLOTS))
 
 
@@ -1180,6 +1182,9 @@ def create_app(context: ApiContext) -> FastAPI:
     )
     app.state.depline = context
     app.include_router(router)
+    from controller.api_prompts import router as prompts_router
+
+    app.include_router(prompts_router)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     return app
 

@@ -179,7 +179,7 @@ async def run_batch(
                 store = await stack.enter_async_context(BatchStore(config.database.url))
                 if api_listener is not None:
                     service = await stack.enter_async_context(
-                        ControllerService(ctl, historian=recorder.historian)
+                        ControllerService(ctl, historian=recorder.historian, desk=desk)
                     )
                     http = await stack.enter_async_context(HttpServer(service.app, api_listener))
                     print(

@@ -208,6 +208,7 @@ def _cmd_batch(args: argparse.Namespace) -> int:
 async def _run_batch(config: LineConfig, queue: Any, *, sim: bool, speed: float, operator: str) -> int:
     from controller.batch_run import run_batch, simulated_plan
     from controller.demo import SIMULATED_GLOVE_WORK_S
+    from controller.service import bind_listener
     from sequences.operator_desk import OperatorDesk
     from sequences.plant_clock import PlantClock
 
@@ -222,6 +223,7 @@ async def _run_batch(config: LineConfig, queue: Any, *, sim: bool, speed: float,
         desk=desk,
         terminal=operator == "terminal",
         plan=simulated_plan(config) if sim else None,
+        api_listener=bind_listener(config.hmi.host, config.hmi.port) if operator == "hmi" else None,
     )
     return result.exit_code
 
@@ -435,9 +437,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     batch.add_argument(
         "--operator",
-        choices=["terminal", "simulated"],
-        help="who answers glove-work prompts: a person at this terminal (default), or, with --sim, a "
-        "simulated operator (recorded as such)",
+        choices=["terminal", "hmi", "simulated"],
+        help="who answers glove-work prompts: a person at this terminal (default), a logged-in operator "
+        "through the API served on the [hmi] address (GET /api/prompts, POST /api/prompts/KEY/confirm), "
+        "or, with --sim, a simulated operator (recorded as such)",
     )
     batch.set_defaults(handler=_cmd_batch)
 

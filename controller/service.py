@@ -52,6 +52,7 @@ from controller.line_controller import LineController
 from controller.mqtt_bridge import MqttBridge
 from controller.poller import PollerFailure, PollEvent, PollPlan, Sample, Subscription, SubscriptionClosed
 from controller.recorder import Recorder
+from sequences.operator_desk import OperatorDesk
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,7 @@ class ControllerService:
         controller: LineController,
         *,
         historian: Historian | None = None,
+        desk: OperatorDesk | None = None,
         token_ttl_s: float = DEFAULT_TTL_S,
         state_interval_s: float = 0.5,
         telemetry_interval_s: float = 0.5,
@@ -87,7 +89,7 @@ class ControllerService:
         self.tokens = TokenStore(ttl_s=token_ttl_s)
         self.history = TelemetryHistory(points_per_channel=history_points)
         self.feed = LiveFeed(client_queue=client_queue, max_clients=max_clients)
-        self.context = ApiContext(controller, self.tokens, self.history, self.feed, historian)
+        self.context = ApiContext(controller, self.tokens, self.history, self.feed, historian, desk)
         self.app: FastAPI = create_app(self.context)
         self.state_interval_s = state_interval_s
         self.telemetry_interval_s = telemetry_interval_s

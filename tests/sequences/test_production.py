@@ -18,11 +18,13 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
+import httpx
 import pytest
 
 from controller.batch_run import run_batch, simulated_plan
 from controller.config import LineConfig, load_line_config
 from controller.historian import Historian
+from controller.service import bind_listener, url_of
 from sequences.batch import BatchResult
 from sequences.batch_queue import load_queue, shipped_recipe
 from sequences.batch_store import BatchStore, JobRow
@@ -273,3 +275,90 @@ def test_the_shipped_demo_queue_names_shipped_recipes() -> None:
     queue = load_queue(demo_queue_path())
     assert len(queue.jobs) == 3
     assert all(shipped_recipe(Path(j.recipe_path).name) is not None for j in queue.jobs)
+
+
+async def test_an_antechamber_that_does_not_dry_is_a_purge_fault_not_an_endless_loop(rig: Rig) -> None:
+    """A leak into the inlet: each pump/purge cycle lets in as much moisture as it removes. After the
+    configured cycles the sequence sees no progress, faults, and returns the still-sealed container."""
+    queue = rig.queue('[[jobs]]\nrecipe = "thin.toml"\n')
+    task = asyncio.create_task(rig.run(queue))
+    await asyncio.wait_for(rig.started.wait(), 60)
+    assert rig.sim is not None
+    inject(rig.sim, Fault("leak", space="inlet", rate_pa_m3_s=2e-3))
+    result = await asyncio.wait_for(task, 240)
+    [job] = result.jobs
+    assert job.outcome == "failed"
+    assert "not converging" in job.message or "not in spec after" in job.message
+    events = await rig.events(job)
+    cycles = kinds(events, "purge_cycle")
+    assert rig.config.sequence.purge_cycles <= len(cycles) <= rig.config.sequence.purge_max_cycles
+    assert kinds(events, "checkpoint")[-1] == {"phase": "reject_return", "status": "done"}
+
+
+async def test_a_forced_interlock_action_during_a_layer_aborts_the_run_and_stops_the_queue(rig: Rig) -> None:
+    """A leak during the deposition pushes the chamber out of the source's pressure window: the
+    supervisor switches the source off through the gate, which is a safety trip: ABORTED, queue over."""
+    queue = rig.queue('on_failure = "skip"\n[[jobs]]\nrecipe = "thin.toml"\ncount = 2\n')
+    task = asyncio.create_task(rig.run(queue))
+    await wait_for_job(rig, task, lambda rows: rows[0]["checkpoint"] == "deposit_1:started")
+    assert rig.sim is not None
+    inject(rig.sim, Fault("leak", space="process", rate_pa_m3_s=0.5))
+    result = await asyncio.wait_for(task, 240)
+    first, second = result.jobs
+    assert first.outcome == "aborted"
+    assert "interlock acted" in first.message
+    assert second.outcome is None  # never started: a trip stops the queue whatever the policy
+    assert result.status == "failed"
+    assert result.exit_code == 1
+    events = await rig.events(first)
+    assert ("aborting", "aborted") in [(d["from"], d["to"]) for d in kinds(events, "state")]
+
+
+async def test_an_operator_confirms_glove_work_through_the_api_and_the_record_names_them(rig: Rig) -> None:
+    """No simulated operator: the run waits on each prompt until op1 confirms it over HTTP."""
+    queue = load_queue(rig.queue('[[jobs]]\nrecipe = "thin.toml"\n'))
+    desk = OperatorDesk(clock=CLOCK)  # nobody answers by itself
+    listener = bind_listener("127.0.0.1", 0)
+    url = url_of(listener)
+    task = asyncio.create_task(
+        run_batch(
+            rig.config,
+            queue,
+            rig.line(),
+            clock=CLOCK,
+            desk=desk,
+            out=io.StringIO(),
+            plan=simulated_plan(rig.config),
+            api_listener=listener,
+        )
+    )
+    confirmed: list[str] = []
+    try:
+        async with httpx.AsyncClient(base_url=url, timeout=10.0) as http:
+            while not task.done():
+                try:
+                    prompts = (await http.get("/api/prompts")).json()
+                except httpx.TransportError:  # the API is not up yet, or already down
+                    await asyncio.sleep(0.05)
+                    continue
+                if prompts:
+                    anonymous = await http.post(f"/api/prompts/{prompts[0]['key']}/confirm")
+                    assert anonymous.status_code == 401  # glove work is confirmed by a person
+                    login = await http.post("/api/login", json={"user": "op1", "password": "op1-demo"})
+                    token = login.json()["token"]
+                    answer = await http.post(
+                        f"/api/prompts/{prompts[0]['key']}/confirm",
+                        headers={"Authorization": f"Bearer {token}"},
+                    )
+                    assert answer.status_code == 200, answer.text
+                    confirmed.append(prompts[0]["key"])
+                await asyncio.sleep(0.05)
+        result = await task
+    finally:
+        listener.close()
+    [job] = result.jobs
+    assert job.outcome == "done"
+    assert len(confirmed) >= 4  # load, open, place the outlet box, seal, unload
+    records = kinds(await rig.events(job), "confirm")
+    assert [r["key"] for r in records] == confirmed
+    assert all(r["user"] == "op1" and r["via"] == "hmi" for r in records)
