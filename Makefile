@@ -51,6 +51,8 @@ bench: $(STAMP) system-packages
 	$(BIN)/python -m bench.acquisition
 	$(BIN)/python -m bench.interlock_latency
 	$(BIN)/python -m bench.historian
+	$(BIN)/python -m bench.mqtt
+	$(BIN)/python -m bench.overnight
 
 docs: $(STAMP)
 	$(BIN)/python -m drivers.register_map > docs/register_maps.md
