@@ -30,8 +30,18 @@ from controller.actions import (
 )
 from controller.atmosphere import AIR_O2_PPMV, Atmosphere
 from controller.config import ROOM
-from controller.items import Inventory, InventoryError, contents_of, is_exposed, materials_in, moved, space_of
+from controller.items import (
+    Inventory,
+    InventoryError,
+    ItemKind,
+    contents_of,
+    is_exposed,
+    materials_in,
+    moved,
+    space_of,
+)
 from controller.line_state import LineState, PortState, SpaceState
+from controller.materials import Material
 
 HEATER_ABSOLUTE_MAX_C = 250.0
 # where each source runs; the ion source lights (and the simulated one strikes) from 0.1 Pa of Ar
@@ -331,6 +341,13 @@ def _flow_rules(state: LineState, action: SetGasFlow) -> Iterator[Refusal]:
         yield Refusal("I4", "valve-combination", f"{space.name} vent valve is open")
 
 
+def materials_on_holder(space: str, items: Inventory) -> list[Material]:
+    """What the substrate heater warms. Targets are mounted in their (cooled) sources, away from the
+    substrate heater, so a lithium target kept in the chamber does not cap an etch of bare copper;
+    everything else in the space counts, sealed or not."""
+    return materials_in(space, {i.id: i for i in items.values() if i.kind is not ItemKind.TARGET})
+
+
 def _heater_rules(state: LineState, action: SetHeater) -> Iterator[Refusal]:
     if action.space not in state.spaces:
         yield _unknown("space", action.space)
@@ -338,7 +355,7 @@ def _heater_rules(state: LineState, action: SetHeater) -> Iterator[Refusal]:
     limit, why = HEATER_ABSOLUTE_MAX_C, "the heater's own limit"
     if action.heater != "substrate":
         return  # a source heater melts its own charge: the materials limit is the substrate's
-    for m in materials_in(action.space, state.items):
+    for m in materials_on_holder(action.space, state.items):
         if m.max_temp_c < limit:
             limit, why = m.max_temp_c, f"{m.name} is present ({m.note or 'material limit'})"
     if not action.setpoint_c <= limit:  # written so that a NaN setpoint is refused too
@@ -533,7 +550,8 @@ def _watch_space(state: LineState, space: SpaceState) -> Iterator[SafeAction]:
             yield SafeAction(SetSource(space.name, source, False), "I6", f"{source}: {blocking[0].reason}")
     if space.substrate_temp_c is not None:
         limit = min(
-            (m.max_temp_c for m in materials_in(space.name, state.items)), default=HEATER_ABSOLUTE_MAX_C
+            (m.max_temp_c for m in materials_on_holder(space.name, state.items)),
+            default=HEATER_ABSOLUTE_MAX_C,
         )
         if space.substrate_temp_c > limit:
             yield SafeAction(

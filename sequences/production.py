@@ -404,6 +404,7 @@ def _deposit(step: DepositStep) -> PhaseBody:
             ctx.ctl.gate,
             ctx.route.process,
             source=source_for(step.method, step.layer),
+            ion_assist=step.method == "ion_plating",
             thickness_nm=step.thickness_um * 1000.0,
             substrate_temp_c=step.substrate_temp_c,
             process_pressure_pa=step.process_pressure_pa,

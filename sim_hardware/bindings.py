@@ -377,6 +377,16 @@ class _SourceBackend:
         else:
             target.power_setpoint_w = setpoints.get("power_setpoint", 0.0)
         target.enabled = on
+        if kind is SourceKind.EVAPORATION:
+            self._ion_source_mode(plating=on)
+
+    def _ion_source_mode(self, *, plating: bool) -> None:
+        """The rack has no mode register: an ion source running while the evaporation supply is on is
+        taken as the ion-plating bias (it ionises the vapour instead of etching the substrate)."""
+        for name, kind in self.kinds.items():
+            source = self.plant.sources.get(self.prefix + name)
+            if kind is SourceKind.ION_SOURCE and source is not None:
+                source.mode = "plating" if plating else "etch"
 
     def readbacks(self, source: str) -> Mapping[str, float]:
         values = dict(self.electrical.readbacks(source))

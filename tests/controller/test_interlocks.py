@@ -428,11 +428,20 @@ def test_shutters_open_in_known_spaces() -> None:
         ([li_foil("li1", "process")], 179.0),
         ([container("box", "process"), li_foil("li1", "box")], 179.0),  # sealed: the heater still warms it
         ([Item("e1", li_foil("e1", "process").kind, "57Li2S-38SiS2-5Li3PO4/Li-In/Cu", "process")], 179.0),
-        ([sulfide_target("t1", "process")], 200.0),
+        ([Item("e2", ItemKind.ELECTRODE, "57Li2S-38SiS2-5Li3PO4/Cu", "process")], 200.0),
         ([copper_foil("cu1", "process")], 250.0),
+        # targets sit in their cooled sources, not on the substrate holder: they do not cap the heater
+        (
+            [
+                copper_foil("cu1", "process"),
+                sulfide_target("t1", "process"),
+                Item("t2", ItemKind.TARGET, "Li", "process"),
+            ],
+            250.0,
+        ),
         ([], 250.0),
     ],
-    ids=["li", "sealed-li", "electrode", "sulfide", "copper", "empty"],
+    ids=["li", "sealed-li", "electrode", "sulfide", "copper", "targets-in-sources", "empty"],
 )
 def test_the_heater_stays_below_the_lowest_limit_present(items: list[Item], highest_c: float) -> None:
     state = build(LineSpec(items=items))
