@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 # "how to tell it is there:Debian package" -- initdb is not on PATH on Debian
 SYSTEM_CHECKS := socat:socat mbpoll:mbpoll mosquitto:mosquitto mosquitto_passwd:mosquitto-clients \
-	/usr/lib/postgresql/*/bin/initdb:postgresql
+	/usr/lib/postgresql/*/bin/initdb:postgresql /usr/bin/chromium:chromium
 
 .PHONY: demo test lint typecheck pytest system-packages bench docs clean
 
@@ -17,7 +17,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # Debian packages the suite drives for real: socat (serial links), mbpoll (an independent Modbus
-# master), mosquitto (the MQTT broker) and PostgreSQL (the production database).
+# master), mosquitto (the MQTT broker), PostgreSQL (the production database) and chromium (the browser the
+# HMI tests drive through Playwright; Playwright's own browser download is never used).
 system-packages:
 	@missing=""; for pair in $(SYSTEM_CHECKS); do check=$${pair%%:*}; pkg=$${pair##*:}; \
 		if ! command -v $$check >/dev/null 2>&1 && ! ls $$check >/dev/null 2>&1; then missing="$$missing $$pkg"; fi; \

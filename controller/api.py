@@ -1185,6 +1185,9 @@ def create_app(context: ApiContext) -> FastAPI:
     from controller.api_prompts import router as prompts_router
 
     app.include_router(prompts_router)
+    from controller.hmi_page import router as hmi_router
+
+    app.include_router(hmi_router)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     return app
 

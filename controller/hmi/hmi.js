@@ -1,0 +1,519 @@
+// The operator HMI: plain JavaScript, no build step, nothing fetched from outside the controller.
+// Live state arrives over the WebSocket /ws ("state" messages at the service's bounded rate); alarms
+// are re-read on every "alarm" message and every 2 s, prompts every 2 s (they have no feed message).
+// Every value on screen says when it cannot be trusted: unknown, a sensor's quality word, or STALE when
+// the last state is older than STALE_AFTER_S. Colour always repeats a word, never replaces it.
+"use strict";
+
+const STALE_AFTER_S = 3;
+const POLL_MS = 2000;
+const RECONNECT_MS = 2000;
+const ATMOSPHERE_WORDS = {
+  air: "AIR",
+  evacuating: "EVACUATING",
+  vacuum: "VACUUM",
+  back_filling: "BACK-FILLING",
+  inert_in_spec: "INERT (in spec)",
+  inert_out_of_spec: "INERT OUT OF SPEC",
+  process: "PROCESS GAS",
+  unknown: "UNKNOWN",
+};
+const SVG_NS = "http://www.w3.org/2000/svg";
+
+const hmi = {
+  token: sessionStorage.getItem("depline.token"),
+  session: JSON.parse(sessionStorage.getItem("depline.session") || "null"),
+  state: null,
+  stateReceivedMs: 0,
+  socket: null,
+};
+
+// ---------------------------------------------------------------------------------------------------
+// formatting
+
+function engineering(value, unit) {
+  if (value === null || value === undefined) return "unknown";
+  if (value === 0) return `0 ${unit}`;
+  const exponent = Math.floor(Math.log10(Math.abs(value)) / 3) * 3;
+  const prefixes = { "-12": "p", "-9": "n", "-6": "µ", "-3": "m", 0: "", 3: "k", 6: "M" };
+  const prefix = prefixes[exponent];
+  if (prefix === undefined) return `${value.toExponential(2)} ${unit}`;
+  const scaled = value / 10 ** exponent;
+  return `${scaled.toPrecision(3)} ${prefix}${unit}`;
+}
+
+function readingText(label, reading, unit, digits) {
+  if (!reading) return null;
+  if (reading.value === null || reading.quality !== "ok") {
+    const value = reading.value === null ? "no value" : `${reading.value.toFixed(digits)} ${unit}`;
+    return { text: `${label}: ${value} (${reading.quality.replace("_", " ")})`, stale: true };
+  }
+  return { text: `${label}: ${reading.value.toFixed(digits)} ${unit}`, stale: false };
+}
+
+function timeOfDay(epochS) {
+  return epochS ? new Date(epochS * 1000).toLocaleTimeString() : "—";
+}
+
+function measuredPosition(valve) {
+  if (valve.open_ls === null && valve.closed_ls === null) return "unknown";
+  if (valve.confirmed_open) return "open";
+  if (valve.confirmed_closed) return "closed";
+  if (valve.open_ls && valve.closed_ls) return "fault (both limit switches)";
+  return "between";
+}
+
+function commandedPosition(valve) {
+  if (valve.commanded_open === null) return "not commanded";
+  return valve.commanded_open ? "open" : "closed";
+}
+
+function disagrees(valve) {
+  // without limit switches there is no measurement to disagree with; "unknown" already says so
+  if (valve.commanded_open === null || (valve.open_ls === null && valve.closed_ls === null)) return false;
+  return valve.commanded_open ? !valve.confirmed_open : !valve.confirmed_closed;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// the synoptic
+
+function svg(tag, attrs, text) {
+  const node = document.createElementNS(SVG_NS, tag);
+  for (const [key, value] of Object.entries(attrs || {})) node.setAttribute(key, value);
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+// Spaces left to right along the chain of ports from the room, then any the chain did not reach.
+function orderedSpaces(state) {
+  const names = state.spaces.map((s) => s.name);
+  const order = [];
+  let current = "room";
+  for (let guard = 0; guard < state.ports.length; guard += 1) {
+    const port = state.ports.find((p) => p.between.includes(current) &&
+      p.between.some((b) => b !== current && b !== "room" && !order.includes(b)));
+    if (!port) break;
+    current = port.between.find((b) => b !== current);
+    order.push(current);
+  }
+  for (const name of names) if (!order.includes(name)) order.push(name);
+  return order.map((name) => state.spaces.find((s) => s.name === name)).filter(Boolean);
+}
+
+function spaceLines(space, items, stale) {
+  const lines = [];
+  const add = (text, cls) => lines.push({ text, cls: stale ? "stale-value" : cls });
+  add(`pressure: ${engineering(space.pressure_pa, "Pa")}`, space.pressure_pa === null ? "stale-value" : "");
+  for (const reading of [readingText("frost point", space.frost_point, "°C", 1),
+    readingText("O2", space.o2, "ppm", 1)]) {
+    if (reading) add(reading.text, reading.stale ? "stale-value" : "");
+  }
+  if (space.substrate_temp_c !== null) add(`substrate: ${space.substrate_temp_c.toFixed(1)} °C`, "");
+  if (space.pump_running !== null) add(`rough pump: ${space.pump_running ? "running" : "off"}`, "");
+  if (space.turbo_speed_hz !== null) add(`turbo: ${space.turbo_speed_hz.toFixed(0)} Hz`, "");
+  if (space.gas_flow_sccm !== null) add(`gas flow: ${space.gas_flow_sccm.toFixed(1)} sccm`, "");
+  if (space.sources_on.length) add(`sources ON: ${space.sources_on.join(", ")}`, "warn");
+  add(`base pressure reached: ${space.base_pressure_reached ? "yes" : "no"}`, "");
+  for (const [name, valve] of Object.entries(space.valves)) {
+    const mismatch = disagrees(valve);
+    const measured = measuredPosition(valve);
+    const shown = measured === "unknown" ? "no limit switch" : `meas ${measured}`;
+    add(`${name.replace("_", " ")} valve: cmd ${commandedPosition(valve)}, ${shown}` +
+      (mismatch ? " — MISMATCH" : ""), mismatch ? "warn" : "");
+  }
+  for (const item of items) {
+    const seal = item.sealed ? "sealed" : "open";
+    const where = item.location === space.name ? "" : ` in ${item.location}`;
+    const kind = item.kind === "container" ? `container ${seal}` : `${item.kind}${where}`;
+    const danger = item.exposed && !space.safe_for_exposed;
+    add(`▣ ${item.id}: ${kind}${item.exposed ? " (exposed)" : ""}` + (danger ? " — EXPOSED TO NON-INERT" : ""),
+      danger ? "warn" : "");
+  }
+  return lines;
+}
+
+function drawSpace(group, space, items, x, width, height, stale) {
+  const box = svg("g", { "data-space": space.name, "aria-label": `space ${space.name}` });
+  box.appendChild(svg("rect", { x, y: 40, width, height, rx: 6, class: "space-box" }));
+  box.appendChild(svg("text", { x: x + 10, y: 62, class: "title" }, `${space.name} (${space.kind.replace("_", " ")})`));
+  const atmosphere = stale ? "unknown" : space.atmosphere;
+  box.appendChild(svg("rect", { x: x + 8, y: 72, width: width - 16, height: 26, rx: 4, class: `atm-${atmosphere}` }));
+  const word = ATMOSPHERE_WORDS[space.atmosphere] || space.atmosphere.toUpperCase();
+  box.appendChild(svg("text", { x: x + 16, y: 90, class: "atm-word", "data-atmosphere": space.name },
+    stale ? `${word} (STALE)` : word));
+  let y = 118;
+  for (const line of spaceLines(space, items, stale)) {
+    box.appendChild(svg("text", { x: x + 12, y, class: line.cls }, line.text));
+    y += 18;
+  }
+  const title = svg("title", {}, `${space.name}: ${space.reason}`);
+  box.appendChild(title);
+  group.appendChild(box);
+}
+
+function drawPort(group, port, x, height, stale) {
+  const valve = port.valve;
+  const mismatch = disagrees(valve);
+  const measured = measuredPosition(valve);
+  const node = svg("g", { "data-port": port.name, "aria-label": `port ${port.name}` });
+  const lineClass = mismatch ? "port-mismatch" : "port-ok";
+  const midY = 40 + height / 2;
+  if (measured === "open") {
+    node.appendChild(svg("line", { x1: x - 30, y1: midY, x2: x + 30, y2: midY, class: lineClass }));
+  } else {
+    node.appendChild(svg("line", { x1: x, y1: midY - 60, x2: x, y2: midY + 60, class: lineClass }));
+  }
+  const texts = [port.name, port.kind.replace("_", " "), `cmd: ${commandedPosition(valve)}`, `meas: ${measured}`];
+  if (mismatch) texts.push("MISMATCH");
+  if (stale) texts.push("(STALE)");
+  texts.forEach((text, i) => {
+    const cls = i === 0 ? "title" : text === "MISMATCH" ? "warn" : stale ? "stale-value" : "";
+    node.appendChild(svg("text", { x, y: 60 + i * 16, "text-anchor": "middle", class: cls }, text));
+  });
+  group.appendChild(node);
+}
+
+function renderSynoptic() {
+  const state = hmi.state;
+  const holder = document.getElementById("synoptic");
+  if (!state) return;
+  const stale = (Date.now() - hmi.stateReceivedMs) / 1000 > STALE_AFTER_S;
+  holder.classList.toggle("stale", stale);
+  const spaces = orderedSpaces(state);
+  const portWidth = 100;
+  const width = 1240;
+  const spaceWidth = (width - portWidth * (spaces.length + 1)) / Math.max(spaces.length, 1);
+  const itemsBySpace = (name) => state.items.filter((i) => i.space === name);
+  const rows = Math.max(...spaces.map((s) => spaceLines(s, itemsBySpace(s.name), false).length), 6);
+  const height = 80 + rows * 18;
+  const root = svg("svg", {
+    viewBox: `0 0 ${width} ${height + 50}`, role: "img",
+    "aria-label": `Synoptic of line ${state.line}: ` +
+      spaces.map((s) => `${s.name} ${ATMOSPHERE_WORDS[s.atmosphere] || s.atmosphere}`).join(", "),
+  });
+  root.appendChild(svg("text", { x: 8, y: 24, class: "title" }, `line ${state.line}`));
+  const portAt = (a, b) => state.ports.find((p) => p.between.includes(a) && p.between.includes(b));
+  let x = portWidth;
+  let previous = "room";
+  const drawn = new Set();
+  spaces.forEach((space) => {
+    const port = portAt(previous, space.name);
+    if (port) { drawPort(root, port, x - portWidth / 2, height, stale); drawn.add(port.name); }
+    drawSpace(root, space, itemsBySpace(space.name), x, spaceWidth, height, stale);
+    previous = space.name;
+    x += spaceWidth + portWidth;
+  });
+  const last = portAt(previous, "room");
+  if (last) { drawPort(root, last, x - portWidth / 2, height, stale); drawn.add(last.name); }
+  holder.replaceChildren(root);
+  document.getElementById("line-name").textContent = state.line;
+  renderControls(spaces, state.ports);
+}
+
+function renderAge() {
+  const label = document.getElementById("state-age");
+  if (!hmi.state) { label.textContent = "(no data yet)"; return; }
+  const age = (Date.now() - hmi.stateReceivedMs) / 1000;
+  const stale = age > STALE_AFTER_S;
+  label.textContent = stale ? `STALE: last update ${age.toFixed(0)} s ago` : `updated ${timeOfDay(hmi.state.ts)}`;
+  label.classList.toggle("stale", stale);
+  if (stale !== document.getElementById("synoptic").classList.contains("stale")) renderSynoptic();
+}
+
+// ---------------------------------------------------------------------------------------------------
+// commands
+
+function button(text, onClick, attrs) {
+  const node = document.createElement("button");
+  node.type = "button";
+  node.textContent = text;
+  for (const [key, value] of Object.entries(attrs || {})) node.setAttribute(key, value);
+  node.addEventListener("click", onClick);
+  return node;
+}
+
+let controlsKey = "";
+
+function renderControls(spaces, ports) {
+  const may = Boolean(hmi.session && hmi.session.permissions.includes("command"));
+  const key = JSON.stringify([may, spaces.map((s) => [s.name, Object.keys(s.valves), s.pump_running !== null]),
+    ports.map((p) => p.name)]);
+  if (key === controlsKey) return; // rebuilding would steal keyboard focus twice a second
+  controlsKey = key;
+  document.getElementById("controls-hint").hidden = may;
+  const holder = document.getElementById("controls");
+  const groups = [];
+  for (const port of ports) {
+    const set = document.createElement("fieldset");
+    set.appendChild(Object.assign(document.createElement("legend"), { textContent: `Port ${port.name}` }));
+    for (const open of [true, false]) {
+      const verb = open ? "Open" : "Close";
+      set.appendChild(button(`${verb} ${port.name}`, () => sendCommand({ type: "SetPort", port: port.name, open }),
+        { "data-command": `port:${port.name}:${open ? "open" : "close"}` }));
+    }
+    groups.push(set);
+  }
+  for (const space of spaces) {
+    const set = document.createElement("fieldset");
+    set.appendChild(Object.assign(document.createElement("legend"), { textContent: `Space ${space.name}` }));
+    if (space.pump_running !== null) {
+      for (const running of [true, false]) {
+        set.appendChild(button(`Pump ${running ? "on" : "off"}`,
+          () => sendCommand({ type: "SetPump", space: space.name, running }),
+          { "data-command": `pump:${space.name}:${running ? "on" : "off"}` }));
+      }
+    }
+    for (const valve of Object.keys(space.valves)) {
+      for (const open of [true, false]) {
+        set.appendChild(button(`${open ? "Open" : "Close"} ${valve.replace("_", " ")}`,
+          () => sendCommand({ type: "SetValve", space: space.name, valve, open }),
+          { "data-command": `valve:${space.name}:${valve}:${open ? "open" : "close"}` }));
+      }
+    }
+    groups.push(set);
+  }
+  for (const node of groups) for (const b of node.querySelectorAll("button")) b.disabled = !may;
+  holder.replaceChildren(...groups);
+}
+
+function describeAction(action) {
+  return Object.entries(action).map(([k, v]) => `${k}=${v}`).join(" ");
+}
+
+function showResult(record) {
+  const box = document.getElementById("command-result");
+  box.className = `result ${record.outcome}`;
+  const what = describeAction(record.action);
+  const head = document.createElement("p");
+  const words = { done: "Done", refused: "REFUSED", failed: "FAILED" };
+  head.textContent = `${words[record.outcome]}: ${what} (by ${record.user})`;
+  const parts = [head];
+  if (record.outcome === "refused") {
+    const list = document.createElement("ul");
+    for (const refusal of record.refusals) {
+      const li = document.createElement("li");
+      li.className = "refusal";
+      const evidence = Object.entries(refusal.evidence).map(([k, v]) => `${k} = ${JSON.stringify(v)}`).join("; ");
+      li.textContent = evidence ? `${refusal.reason} (${evidence})` : refusal.reason;
+      list.appendChild(li);
+    }
+    if (!record.refusals.length) list.appendChild(Object.assign(document.createElement("li"), { textContent: record.reason }));
+    parts.push(list);
+  }
+  if (record.outcome === "failed") parts.push(Object.assign(document.createElement("p"), { textContent: record.error }));
+  box.replaceChildren(...parts);
+}
+
+function showError(text) {
+  const box = document.getElementById("command-result");
+  box.className = "result failed";
+  box.textContent = text;
+}
+
+async function api(path, options) {
+  const headers = { "Content-Type": "application/json" };
+  if (hmi.token) headers.Authorization = `Bearer ${hmi.token}`;
+  const response = await fetch(path, { ...options, headers });
+  const body = response.status === 204 ? null : await response.json().catch(() => null);
+  if (response.status === 401 && hmi.token) setSession(null, null);
+  if (!response.ok) {
+    const detail = body && body.detail;
+    throw new Error(typeof detail === "string" ? detail : `${response.status} ${JSON.stringify(detail)}`);
+  }
+  return body;
+}
+
+async function sendCommand(action) {
+  try {
+    const record = await api("/api/commands", { method: "POST", body: JSON.stringify(action) });
+    showResult(record);
+  } catch (error) {
+    showError(`Not sent: ${error.message}`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// session
+
+function setSession(token, session) {
+  hmi.token = token;
+  hmi.session = session;
+  if (token) {
+    sessionStorage.setItem("depline.token", token);
+    sessionStorage.setItem("depline.session", JSON.stringify(session));
+  } else {
+    sessionStorage.removeItem("depline.token");
+    sessionStorage.removeItem("depline.session");
+  }
+  document.getElementById("login-form").hidden = Boolean(token);
+  document.getElementById("logged-in").hidden = !token;
+  document.getElementById("who").textContent = session ? `Logged in: ${session.user} (${session.role})` : "";
+  controlsKey = "";
+  if (hmi.state) renderSynoptic();
+  refreshAlarms();
+  refreshPrompts();
+}
+
+async function login(event) {
+  event.preventDefault();
+  const error = document.getElementById("login-error");
+  error.textContent = "";
+  const user = document.getElementById("login-user").value;
+  const password = document.getElementById("login-password").value;
+  try {
+    const body = await api("/api/login", { method: "POST", body: JSON.stringify({ user, password }) });
+    document.getElementById("login-password").value = "";
+    setSession(body.token, { user: body.user, role: body.role, permissions: body.permissions });
+  } catch (failure) {
+    error.textContent = failure.message;
+  }
+}
+
+async function logout() {
+  await api("/api/logout", { method: "POST" }).catch(() => null);
+  setSession(null, null);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// alarms and prompts
+
+function may(permission) {
+  return Boolean(hmi.session && hmi.session.permissions.includes(permission));
+}
+
+function renderAlarms(alarms) {
+  const banner = document.getElementById("alarm-banner");
+  const active = alarms.active;
+  const unacked = active.filter((a) => a.unacknowledged).length;
+  if (!active.length) {
+    banner.className = "banner banner-none";
+    banner.textContent = alarms.shelved.length ? `No active alarms (${alarms.shelved.length} shelved)` : "No active alarms";
+  } else {
+    banner.className = `banner ${unacked ? "banner-unacked" : "banner-alarm"}`;
+    const top = active[0];
+    banner.textContent = `ALARM: ${active.length} active, ${unacked} unacknowledged — ` +
+      `${top.severity.toUpperCase()}: ${top.text}`;
+  }
+  const body = document.querySelector("#alarms tbody");
+  if (!active.length) {
+    const row = document.createElement("tr");
+    row.appendChild(Object.assign(document.createElement("td"), { colSpan: 5, textContent: "No active alarms." }));
+    body.replaceChildren(row);
+    return;
+  }
+  body.replaceChildren(...active.map((alarm) => {
+    const row = document.createElement("tr");
+    row.dataset.alarm = alarm.id;
+    const cell = (text, cls) => Object.assign(document.createElement("td"), { textContent: text, className: cls || "" });
+    row.appendChild(cell(alarm.severity.toUpperCase(), `sev-${alarm.severity}`));
+    const gone = alarm.condition_active || alarm.state.startsWith("cleared") ? "" : " (condition gone)";
+    row.appendChild(cell(alarm.state.replaceAll("_", " ") + gone));
+    row.appendChild(cell(timeOfDay(alarm.raised_at_s)));
+    const text = cell("");
+    text.appendChild(Object.assign(document.createElement("div"), { textContent: alarm.text }));
+    if (alarm.detail) text.appendChild(Object.assign(document.createElement("div"), { textContent: alarm.detail }));
+    text.appendChild(Object.assign(document.createElement("div"), { textContent: alarm.guidance, className: "guidance" }));
+    row.appendChild(text);
+    const action = cell(alarm.acked_by ? `acknowledged by ${alarm.acked_by}` : "");
+    if (alarm.unacknowledged && may("alarm.acknowledge")) {
+      action.appendChild(button(`Acknowledge ${alarm.id}`, () => acknowledge(alarm.id), { "data-ack": alarm.id }));
+    }
+    row.appendChild(action);
+    return row;
+  }));
+}
+
+async function refreshAlarms() {
+  try {
+    renderAlarms(await api("/api/alarms"));
+  } catch (error) {
+    document.getElementById("alarm-banner").textContent = `Alarms unavailable: ${error.message}`;
+  }
+}
+
+async function acknowledge(alarmId) {
+  try {
+    await api(`/api/alarms/${encodeURIComponent(alarmId)}/acknowledge`, { method: "POST" });
+  } catch (error) {
+    showError(`Acknowledge ${alarmId}: ${error.message}`);
+  }
+  await refreshAlarms();
+}
+
+async function refreshPrompts() {
+  const list = document.getElementById("prompts");
+  let prompts;
+  try {
+    prompts = await api("/api/prompts");
+  } catch (error) {
+    list.replaceChildren(Object.assign(document.createElement("li"), { textContent: `Prompts unavailable: ${error.message}` }));
+    return;
+  }
+  if (!prompts.length) {
+    list.replaceChildren(Object.assign(document.createElement("li"), { textContent: "No glove work asked for." }));
+    return;
+  }
+  const shown = [...list.querySelectorAll("li[data-prompt]")].map((li) => li.dataset.prompt).join("|");
+  if (shown === prompts.map((p) => p.key).join("|") && list.dataset.may === String(may("command"))) return;
+  list.dataset.may = String(may("command"));
+  list.replaceChildren(...prompts.map((prompt) => {
+    const li = document.createElement("li");
+    li.dataset.prompt = prompt.key;
+    li.appendChild(document.createTextNode(`${prompt.prompt} (asked ${timeOfDay(prompt.asked_at)}) `));
+    const confirm = button("Confirm done", () => confirmPrompt(prompt.key), { "aria-label": `Confirm: ${prompt.prompt}` });
+    confirm.disabled = !may("command");
+    li.appendChild(confirm);
+    return li;
+  }));
+}
+
+async function confirmPrompt(key) {
+  try {
+    await api(`/api/prompts/${encodeURIComponent(key)}/confirm`, { method: "POST" });
+  } catch (error) {
+    showError(`Confirm: ${error.message}`);
+  }
+  await refreshPrompts();
+}
+
+// ---------------------------------------------------------------------------------------------------
+// the live feed
+
+function setFeedStatus(text, down) {
+  const status = document.getElementById("feed-status");
+  status.textContent = text;
+  status.classList.toggle("down", down);
+}
+
+function connect() {
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  const socket = new WebSocket(`${scheme}://${location.host}/ws`);
+  hmi.socket = socket;
+  socket.addEventListener("open", () => setFeedStatus("live feed: connected", false));
+  socket.addEventListener("message", (event) => {
+    const message = JSON.parse(event.data);
+    if (message.type === "state") {
+      hmi.state = message.data;
+      hmi.stateReceivedMs = Date.now();
+      renderSynoptic();
+      renderAge();
+    } else if (message.type === "alarm") {
+      refreshAlarms();
+    }
+  });
+  socket.addEventListener("close", () => {
+    setFeedStatus("live feed: DISCONNECTED — values are stale; reconnecting", true);
+    setTimeout(connect, RECONNECT_MS);
+  });
+}
+
+function start() {
+  document.getElementById("login-form").addEventListener("submit", login);
+  document.getElementById("logout-button").addEventListener("click", logout);
+  setSession(hmi.token, hmi.session);
+  connect();
+  setInterval(renderAge, 1000);
+  setInterval(() => { refreshAlarms(); refreshPrompts(); }, POLL_MS);
+}
+
+document.addEventListener("DOMContentLoaded", start);

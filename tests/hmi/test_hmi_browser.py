@@ -1,0 +1,195 @@
+"""The operator HMI in a real browser: Debian's Chromium driven by Playwright, against a real controller
+serving the page over a real socket, with the simulated line behind it.
+
+Never `playwright install`: the machine cannot download Playwright's browser, and the plant PC would
+not either; /usr/bin/chromium is the Debian package `make test` installs. Every wait is Playwright's
+bounded auto-wait (`expect(...)`, WAIT_MS), never a sleep-and-hope.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, Page, ViewportSize, async_playwright, expect
+
+from controller.alarms import AlarmDefinition, Severity
+from controller.config import load_line_config
+from controller.line_controller import LineController
+from controller.poller import PollPlan, Priority
+from controller.service import ControllerService, HttpServer, bind_listener
+from sim_hardware.line import SimLine
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+WAIT_MS = 20_000
+VIEWPORT: ViewportSize = {"width": 1280, "height": 800}
+README_SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "hmi-synoptic.png"
+ATMOSPHERE_WORDS = {
+    "air": "AIR",
+    "vacuum": "VACUUM",
+    "inert_in_spec": "INERT (in spec)",
+    "unknown": "UNKNOWN",
+}
+
+
+@dataclasses.dataclass
+class Hmi:
+    sim: SimLine
+    ctl: LineController
+    url: str
+    browser: Browser
+
+
+@pytest.fixture
+def chromium() -> str:
+    """Fail, never skip, without the browser: a skipped HMI test would pass `make test` untested."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: `make system-packages` installs Debian's chromium")
+    return CHROMIUM
+
+
+@pytest.fixture
+async def hmi(chromium: str) -> AsyncIterator[Hmi]:
+    base = load_line_config()
+    base = dataclasses.replace(base, limits=dataclasses.replace(base.limits, stale_after_s=1.5))
+    async with SimLine(base, speed=200.0) as sim:
+        config = sim.simulated_config()
+        plan = PollPlan.for_line(config, periods_s={Priority.INTERLOCK: 0.1, Priority.PROCESS: 0.5})
+        async with (
+            LineController(config, plan=plan, travel_timeout_s=5.0) as ctl,
+            ControllerService(ctl, state_interval_s=0.2, telemetry_interval_s=0.5) as service,
+            HttpServer(service.app, bind_listener("127.0.0.1", 0)) as server,
+            async_playwright() as pw,
+        ):
+            browser = await pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+            try:
+                yield Hmi(sim, ctl, server.url, browser)
+            finally:
+                await browser.close()
+
+
+async def open_page(hmi: Hmi) -> Page:
+    page = await hmi.browser.new_page(viewport=VIEWPORT)
+    page.set_default_timeout(WAIT_MS)
+    await page.goto(hmi.url + "/")
+    return page
+
+
+async def log_in(page: Page, user: str, password: str) -> None:
+    await page.get_by_label("User").fill(user)
+    await page.get_by_label("Password").fill(password)
+    await page.get_by_role("button", name="Log in").click()
+    await expect(page.get_by_test_id("who")).to_have_text(f"Logged in: {user} (operator)")
+
+
+async def register_items(page: Page, hmi: Hmi) -> None:
+    """A sealed container with an electrode in the inlet, registered through the API as an engineer."""
+    login = await page.request.post(hmi.url + "/api/login", data={"user": "eng1", "password": "eng1-demo"})
+    assert login.ok, await login.text()
+    headers = {"Authorization": f"Bearer {(await login.json())['token']}"}
+    for body in (
+        {"id": "C1", "kind": "container", "material": "SUS", "location": "inlet", "sealed": True},
+        {"id": "E1", "kind": "electrode", "material": "Li/Cu", "location": "C1"},
+    ):
+        response = await page.request.post(hmi.url + "/api/items", data=body, headers=headers)
+        assert response.status == 201, await response.text()
+
+
+async def test_synoptic_shows_every_space_with_its_atmosphere_in_words_and_live_values(
+    hmi: Hmi, tmp_path: Path
+) -> None:
+    page = await open_page(hmi)
+    await expect(page.locator("#feed-status")).to_have_text("live feed: connected")
+    for space in hmi.ctl.config.spaces:
+        await expect(page.locator(f'[data-space="{space.name}"]')).to_be_visible()
+    for port in hmi.ctl.config.ports:
+        await expect(page.locator(f'[data-port="{port.name}"]')).to_contain_text("meas:")
+    # the inlet starts in room air; the words say so, not only the colour
+    await expect(page.locator('[data-atmosphere="inlet"]')).to_have_text("AIR")
+    inlet = page.locator('[data-space="inlet"]')
+    await expect(inlet).to_contain_text("pressure: ")
+    await expect(inlet).not_to_contain_text("pressure: unknown")  # once the gauge has been read
+    await expect(inlet).to_contain_text("frost point: ")
+    await expect(inlet).to_contain_text("O2: ")
+    for state in hmi.ctl.gate.state().spaces.values():  # the page agrees with the controller
+        word = ATMOSPHERE_WORDS.get(state.atmosphere.value)
+        if word is not None:
+            await expect(page.locator(f'[data-atmosphere="{state.name}"]')).to_have_text(word)
+    # items are drawn where they are, with their container's seal
+    await register_items(page, hmi)
+    await expect(inlet).to_contain_text("C1: container sealed")
+    await expect(inlet).to_contain_text("E1: electrode in C1")
+    await expect(inlet).not_to_contain_text("EXPOSED TO NON-INERT")  # sealed: nothing is exposed
+    # nobody logged in: no command can be sent from the page
+    await expect(page.locator('[data-command="port:inlet_gate:open"]')).to_be_disabled()
+    await expect(page.locator("#login-user")).to_be_visible()
+    await page.screenshot(path=tmp_path / "hmi-synoptic.png", full_page=True)
+    if os.environ.get("DEPLINE_UPDATE_SCREENSHOTS"):  # the README's picture; a test run never edits the repo
+        await page.screenshot(path=README_SCREENSHOT)
+
+
+async def test_operator_logs_in_sees_a_refused_gate_with_its_reason_and_acknowledges_an_alarm(
+    hmi: Hmi, tmp_path: Path
+) -> None:
+    page = await open_page(hmi)
+    await expect(page.locator('[data-atmosphere="inlet"]')).to_have_text("AIR")
+    await log_in(page, "op1", "op1-demo")
+
+    # the inlet is in room air and the process chamber is not: the gate refuses and the page says why
+    open_gate = page.locator('[data-command="port:inlet_gate:open"]')
+    await expect(open_gate).to_be_enabled()
+    await open_gate.focus()
+    await page.keyboard.press("Enter")  # keyboard alone is enough
+    result = page.locator("#command-result")
+    await expect(result).to_contain_text("REFUSED: type=SetPort port=inlet_gate open=true (by op1)")
+    record = next(r for r in reversed(hmi.ctl.gate.records) if r.command.user == "op1")
+    assert record.outcome == "refused"
+    assert record.command.origin == "hmi"
+    for refusal in record.verdict.refusals:
+        await expect(result.locator(".refusal").filter(has_text=refusal.reason)).to_have_count(1)
+    await expect(page.locator('[data-port="inlet_gate"]')).to_contain_text("meas: closed")
+    await page.screenshot(path=tmp_path / "hmi-refused.png", full_page=True)
+
+    hmi.ctl.alarms.define(AlarmDefinition("test.horn", Severity.HIGH, "horn test", "Acknowledge it."))
+    hmi.ctl.alarms.raise_alarm("test.horn", time.time(), {"text": "the horn sounds", "pressure_pa": math.inf})
+    banner = page.locator("#alarm-banner")
+    await expect(banner).to_contain_text("1 unacknowledged")
+    row = page.locator('tr[data-alarm="test.horn"]')
+    await expect(row).to_contain_text("HIGH")
+    await expect(row).to_contain_text("the horn sounds")
+    await expect(row).to_contain_text("Acknowledge it.")
+    await page.screenshot(path=tmp_path / "hmi-alarm.png", full_page=True)
+    await row.get_by_role("button", name="Acknowledge test.horn").click()
+    await expect(row).to_contain_text("acknowledged by op1")
+    await expect(banner).to_contain_text("0 unacknowledged")
+    assert hmi.ctl.alarms.get("test.horn").acked_by == "op1"
+
+
+async def test_page_and_assets_come_from_the_controller_with_no_outside_source(hmi: Hmi) -> None:
+    page = await hmi.browser.new_page(viewport=VIEWPORT)
+    page.set_default_timeout(WAIT_MS)
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    response = await page.goto(hmi.url + "/")
+    assert response is not None
+    assert "default-src 'self'" in response.headers["content-security-policy"]
+    await expect(page.locator('[data-atmosphere="inlet"]')).to_have_text("AIR")
+    assert requested, "the page made no requests"
+    outside = [url for url in requested if not url.startswith((hmi.url, hmi.url.replace("http", "ws", 1)))]
+    assert outside == []
+    missing = await page.request.get(hmi.url + "/hmi/nothing.js")
+    assert missing.status == 404
