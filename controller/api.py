@@ -61,6 +61,9 @@ from controller.line_state import ValveState
 from controller.poller import PollerFailure
 from controller.users import authenticate
 from drivers.reading import Reading
+from sequences.batch import BatchRunner
+from sequences.batch_store import BatchRow
+from sequences.job_runner import Progress
 from sequences.operator_desk import OperatorDesk
 
 log = logging.getLogger(__name__)
@@ -820,6 +823,9 @@ class ApiContext:
     feed: LiveFeed
     historian: Historian | None = None
     desk: OperatorDesk | None = None  # the production run's glove-work prompts, when one runs here
+    batch: BatchRunner | None = None  # the batch this process runs, when `depline batch` serves the API
+    batch_row: BatchRow | None = None  # set when that batch starts (known only once its store is read)
+    batch_progress: Progress | None = None  # the latest progress its current job reported
     login_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(LOGIN_SLOTS))
 
 
@@ -1185,6 +1191,9 @@ def create_app(context: ApiContext) -> FastAPI:
     from controller.api_prompts import router as prompts_router
 
     app.include_router(prompts_router)
+    from controller.api_batch import router as batch_router
+
+    app.include_router(batch_router)
     from controller.hmi_page import router as hmi_router
 
     app.include_router(hmi_router)

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractAsyncContextManager
 from typing import TextIO
 
+from controller.api import ApiContext
 from controller.config import LineConfig
 from controller.errors import UserError
 from controller.ledger import ExposureRecord
@@ -136,6 +137,25 @@ def exposure_line(record: ExposureRecord | None) -> str:
     return f"{verdict}; path {path}{frost}{o2}"
 
 
+class BatchShown:
+    """The runner's progress to the terminal board and, when the API is served, to the API's context:
+    the HMI reads the latest progress from there instead of asking the runner (which keeps none)."""
+
+    def __init__(self, board: ProgressBoard) -> None:
+        self.board = board
+        self.context: ApiContext | None = None
+
+    def start(self, batch: BatchRow, jobs: list[JobRow], resumed: bool) -> None:
+        self.board.start(batch, jobs, resumed)
+        if self.context is not None:
+            self.context.batch_row = batch
+
+    def update(self, p: Progress, position: int, total: int) -> None:
+        self.board.update(p, position, total)
+        if self.context is not None:
+            self.context.batch_progress = p
+
+
 @contextlib.contextmanager
 def _stop_on_signals(runner: BatchRunner) -> Iterator[None]:
     loop = asyncio.get_running_loop()
@@ -177,15 +197,7 @@ async def run_batch(
             async with contextlib.AsyncExitStack() as stack:
                 await stack.enter_async_context(ctl)
                 store = await stack.enter_async_context(BatchStore(config.database.url))
-                if api_listener is not None:
-                    service = await stack.enter_async_context(
-                        ControllerService(ctl, historian=recorder.historian, desk=desk)
-                    )
-                    http = await stack.enter_async_context(HttpServer(service.app, api_listener))
-                    print(
-                        f"depline: the line's API is at {http.url} while the batch runs", file=out, flush=True
-                    )
-                await _first_readings(ctl)
+                shown = BatchShown(board)
                 runner = BatchRunner(
                     ctl,
                     store,
@@ -193,10 +205,20 @@ async def run_batch(
                     clock=clock,
                     desk=desk,
                     user=user,
-                    on_progress=board.update,
+                    on_progress=shown.update,
                     on_job_end=board.job_end,
-                    on_start=board.start,
+                    on_start=shown.start,
                 )
+                if api_listener is not None:
+                    service = await stack.enter_async_context(
+                        ControllerService(ctl, historian=recorder.historian, desk=desk, batch=runner)
+                    )
+                    shown.context = service.context
+                    http = await stack.enter_async_context(HttpServer(service.app, api_listener))
+                    print(
+                        f"depline: the line's API is at {http.url} while the batch runs", file=out, flush=True
+                    )
+                await _first_readings(ctl)
                 answers = TerminalAnswers(desk) if terminal else contextlib.nullcontext()
                 with _stop_on_signals(runner), answers:
                     result = await runner.run()

@@ -52,6 +52,7 @@ from controller.line_controller import LineController
 from controller.mqtt_bridge import MqttBridge
 from controller.poller import PollerFailure, PollEvent, PollPlan, Sample, Subscription, SubscriptionClosed
 from controller.recorder import Recorder
+from sequences.batch import BatchRunner
 from sequences.operator_desk import OperatorDesk
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,7 @@ class ControllerService:
         *,
         historian: Historian | None = None,
         desk: OperatorDesk | None = None,
+        batch: BatchRunner | None = None,
         token_ttl_s: float = DEFAULT_TTL_S,
         state_interval_s: float = 0.5,
         telemetry_interval_s: float = 0.5,
@@ -89,7 +91,9 @@ class ControllerService:
         self.tokens = TokenStore(ttl_s=token_ttl_s)
         self.history = TelemetryHistory(points_per_channel=history_points)
         self.feed = LiveFeed(client_queue=client_queue, max_clients=max_clients)
-        self.context = ApiContext(controller, self.tokens, self.history, self.feed, historian, desk)
+        self.context = ApiContext(
+            controller, self.tokens, self.history, self.feed, historian, desk, batch=batch
+        )
         self.app: FastAPI = create_app(self.context)
         self.state_interval_s = state_interval_s
         self.telemetry_interval_s = telemetry_interval_s

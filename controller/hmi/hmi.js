@@ -1,6 +1,7 @@
 // The operator HMI: plain JavaScript, no build step, nothing fetched from outside the controller.
 // Live state arrives over the WebSocket /ws ("state" messages at the service's bounded rate); alarms
-// are re-read on every "alarm" message and every 2 s, prompts every 2 s (they have no feed message).
+// are re-read on every "alarm" message and every 2 s, prompts and the batch every 2 s (they have no
+// feed message).
 // Every value on screen says when it cannot be trusted: unknown, a sensor's quality word, or STALE when
 // the last state is older than STALE_AFTER_S. Colour always repeats a word, never replaces it.
 "use strict";
@@ -352,6 +353,7 @@ function setSession(token, session) {
   if (hmi.state) renderSynoptic();
   refreshAlarms();
   refreshPrompts();
+  refreshBatch();
 }
 
 async function login(event) {
@@ -473,7 +475,132 @@ async function confirmPrompt(key) {
   } catch (error) {
     showError(`Confirm: ${error.message}`);
   }
-  await refreshPrompts();
+  await Promise.all([refreshPrompts(), refreshBatch()]);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// the run panel: the batch this controller runs, its current job and phase, the queue, and Stop.
+// Polled with the prompts (the feed carries no batch messages). Stop asks in the page itself (a
+// confirmation group with a safe default), not with window.confirm: a touch screen shows it inline and
+// a browser test can answer it like any other button.
+
+const RUN_STATE_WORDS = {
+  idle: "WAITING TO START",
+  starting: "STARTING",
+  execute: "RUNNING",
+  completing: "FINISHING",
+  complete: "COMPLETE",
+  holding: "HOLDING — making the line safe",
+  held: "HELD — the line is safe; a person must decide",
+  unholding: "RESUMING after a hold",
+  suspending: "SUSPENDING",
+  suspended: "SUSPENDED — waiting for an outside condition to clear",
+  unsuspending: "RESUMING after a suspension",
+  stopping: "STOPPING — making the line safe",
+  stopped: "STOPPED — the batch can be resumed",
+  aborting: "ABORTING — safety trip",
+  aborted: "ABORTED — safety trip",
+  clearing: "CLEARING",
+  resetting: "RESETTING",
+};
+const OUTCOME_WORDS = { done: "done", failed: "FAILED", aborted: "ABORTED" };
+
+function runStateWords(state) {
+  return RUN_STATE_WORDS[state] || state.toUpperCase();
+}
+
+function renderQueue(view) {
+  const table = document.getElementById("run-queue");
+  table.hidden = !view.jobs.length;
+  const currentId = view.current ? view.current.job_id : null;
+  table.tBodies[0].replaceChildren(...view.jobs.map((job) => {
+    const row = document.createElement("tr");
+    row.dataset.job = job.id;
+    row.classList.toggle("current", job.id === currentId);
+    const cell = (text, cls) => Object.assign(document.createElement("td"), { textContent: text, className: cls || "" });
+    row.appendChild(cell(String(job.position)));
+    row.appendChild(cell(job.recipe));
+    row.appendChild(cell(runStateWords(job.state)));
+    const outcome = job.outcome ? OUTCOME_WORDS[job.outcome] || job.outcome : job.id === currentId ? "running" : "not finished";
+    const text = job.message && job.outcome !== "done" ? `${outcome}: ${job.message}` : outcome;
+    const last = cell(text, job.outcome ? `outcome-${job.outcome}` : "");
+    last.dataset.outcome = job.outcome || "";
+    row.appendChild(last);
+    return row;
+  }));
+}
+
+function renderCurrent(current) {
+  document.getElementById("run-current").hidden = !current;
+  if (!current) return;
+  document.getElementById("run-job").textContent =
+    `${current.position} of ${current.jobs}: ${current.job_id}`;
+  const phase = document.getElementById("run-phase");
+  const shown = Math.min(current.phase_index + 1, current.phases);
+  phase.textContent = `${shown} of ${current.phases}: ${current.phase_title}`;
+  phase.dataset.phaseIndex = String(current.phase_index);
+  const percent = Math.round(current.fraction * 100);
+  const bar = document.getElementById("run-progress");
+  bar.value = percent;
+  bar.setAttribute("aria-valuetext", `${percent} % of the job`);
+  document.getElementById("run-percent").textContent = `${percent} % of the job`;
+  const state = document.getElementById("run-state");
+  state.textContent = runStateWords(current.state);
+  state.className = `run-state-${current.state}`;
+}
+
+function renderBatch(view) {
+  const summary = document.getElementById("run-batch");
+  document.getElementById("run-actions").hidden = !view.runs_here;
+  document.getElementById("stop-batch").disabled = !may("command");
+  if (!view.runs_here) {
+    summary.textContent = "No batch runs in this controller.";
+  } else if (!view.batch) {
+    summary.textContent = "A batch is starting…";
+  } else {
+    const finished = view.jobs.filter((j) => j.outcome).length;
+    summary.textContent = `Batch ${view.batch.id} (${view.batch.name}), started by ${view.batch.user}: ` +
+      `${finished} of ${view.jobs.length} jobs finished` + (view.current ? "" : " — no job running now");
+  }
+  renderCurrent(view.current);
+  renderQueue(view);
+}
+
+async function refreshBatch() {
+  try {
+    renderBatch(await api("/api/batch"));
+  } catch (error) {
+    document.getElementById("run-batch").textContent = `Batch status unavailable: ${error.message}`;
+  }
+}
+
+function askStop(show) {
+  document.getElementById("stop-confirm").hidden = !show;
+  document.getElementById(show ? "stop-no" : "stop-batch").focus(); // the safe answer has the focus
+}
+
+async function stopBatch() {
+  askStop(false);
+  try {
+    const answer = await api("/api/batch/stop", { method: "POST" });
+    const box = document.getElementById("command-result");
+    box.className = "result done";
+    box.textContent = answer.job
+      ? `Stop requested by ${answer.user}: job ${answer.job} goes to its safe state; the batch can be resumed.`
+      : `Stop requested by ${answer.user}: no further job starts; the batch can be resumed.`;
+  } catch (error) {
+    showError(`Stop: ${error.message}`);
+  }
+  await refreshBatch();
+}
+
+function setUpStop() {
+  document.getElementById("stop-batch").addEventListener("click", () => askStop(true));
+  document.getElementById("stop-no").addEventListener("click", () => askStop(false));
+  document.getElementById("stop-yes").addEventListener("click", stopBatch);
+  document.getElementById("stop-confirm").addEventListener("keydown", (event) => {
+    if (event.key === "Escape") askStop(false);
+  });
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -513,7 +640,8 @@ function start() {
   setSession(hmi.token, hmi.session);
   connect();
   setInterval(renderAge, 1000);
-  setInterval(() => { refreshAlarms(); refreshPrompts(); }, POLL_MS);
+  setUpStop();
+  setInterval(() => { refreshAlarms(); refreshPrompts(); refreshBatch(); }, POLL_MS);
 }
 
 document.addEventListener("DOMContentLoaded", start);
