@@ -103,7 +103,7 @@ function orderedSpaces(state) {
 
 function spaceLines(space, items, stale) {
   const lines = [];
-  const add = (text, cls) => lines.push({ text, cls: stale ? "stale-value" : cls });
+  const add = (text, cls, item) => lines.push({ text, cls: stale ? "stale-value" : cls, item });
   add(`pressure: ${engineering(space.pressure_pa, "Pa")}`, space.pressure_pa === null ? "stale-value" : "");
   for (const reading of [readingText("frost point", space.frost_point, "°C", 1),
     readingText("O2", space.o2, "ppm", 1)]) {
@@ -128,7 +128,7 @@ function spaceLines(space, items, stale) {
     const kind = item.kind === "container" ? `container ${seal}` : `${item.kind}${where}`;
     const danger = item.exposed && !space.safe_for_exposed;
     add(`▣ ${item.id}: ${kind}${item.exposed ? " (exposed)" : ""}` + (danger ? " — EXPOSED TO NON-INERT" : ""),
-      danger ? "warn" : "");
+      danger ? "warn" : "", item.id);
   }
   return lines;
 }
@@ -144,7 +144,16 @@ function drawSpace(group, space, items, x, width, height, stale) {
     stale ? `${word} (STALE)` : word));
   let y = 118;
   for (const line of spaceLines(space, items, stale)) {
-    box.appendChild(svg("text", { x: x + 12, y, class: line.cls }, line.text));
+    const text = svg("text", { x: x + 12, y, class: line.cls }, line.text);
+    if (line.item) {
+      // a real link (focusable, Enter opens it); the click is handled on the holder so a redraw loses nothing
+      const link = svg("a", { href: `#item-${line.item}`, class: "item-link", "data-item": line.item,
+        role: "button", "aria-label": `Exposure record of ${line.item}` });
+      link.appendChild(text);
+      box.appendChild(link);
+    } else {
+      box.appendChild(text);
+    }
     y += 18;
   }
   const title = svg("title", {}, `${space.name}: ${space.reason}`);
@@ -420,14 +429,178 @@ function renderAlarms(alarms) {
     if (alarm.unacknowledged && may("alarm.acknowledge")) {
       action.appendChild(button(`Acknowledge ${alarm.id}`, () => acknowledge(alarm.id), { "data-ack": alarm.id }));
     }
+    if (may("alarm.shelve")) {
+      action.appendChild(button(`Shelve ${alarm.id}`, () => askShelve(alarm.id), { "data-shelve": alarm.id }));
+    }
     row.appendChild(action);
     return row;
   }));
 }
 
+// ---------------------------------------------------------------------------------------------------
+// shelving: an in-page form (reason and an expiry the board accepts); the server's refusal is shown
+// in its own words (a trip alarm, an expiry out of bounds). The shelved list says who, why, until when.
+
+let shelvingAlarm = null;
+
+function askShelve(alarmId) {
+  shelvingAlarm = alarmId;
+  const form = document.getElementById("shelve-form");
+  document.getElementById("shelve-alarm").textContent = alarmId;
+  document.getElementById("shelve-error").textContent = "";
+  document.getElementById("shelve-reason").value = "";
+  form.hidden = false;
+  document.getElementById("shelve-reason").focus();
+}
+
+function closeShelve() {
+  shelvingAlarm = null;
+  document.getElementById("shelve-form").hidden = true;
+}
+
+async function submitShelve(event) {
+  event.preventDefault();
+  if (!shelvingAlarm) return;
+  const reason = document.getElementById("shelve-reason").value.trim();
+  const error = document.getElementById("shelve-error");
+  if (!reason) { error.textContent = "A reason is required to shelve an alarm."; return; }
+  const untilS = Date.now() / 1000 + Number(document.getElementById("shelve-expiry").value);
+  try {
+    await api(`/api/alarms/${encodeURIComponent(shelvingAlarm)}/shelve`,
+      { method: "POST", body: JSON.stringify({ reason, until_s: untilS }) });
+    closeShelve();
+  } catch (failure) {
+    error.textContent = `Not shelved: ${failure.message}`;
+  }
+  await refreshAlarms();
+}
+
+async function unshelve(alarmId) {
+  try {
+    await api(`/api/alarms/${encodeURIComponent(alarmId)}/unshelve`, { method: "POST" });
+  } catch (error) {
+    showError(`Unshelve ${alarmId}: ${error.message}`);
+  }
+  await refreshAlarms();
+}
+
+function renderShelved(shelved) {
+  const body = document.querySelector("#shelved tbody");
+  const cell = (text) => Object.assign(document.createElement("td"), { textContent: text });
+  if (!shelved.length) {
+    const row = document.createElement("tr");
+    row.appendChild(Object.assign(cell("No shelved alarms."), { colSpan: 5 }));
+    body.replaceChildren(row);
+    return;
+  }
+  body.replaceChildren(...shelved.map((alarm) => {
+    const row = document.createElement("tr");
+    row.dataset.shelved = alarm.id;
+    const shelf = alarm.shelf || { user: "?", reason: "", until_s: null };
+    row.appendChild(cell(`${alarm.severity.toUpperCase()}: ${alarm.id} — ${alarm.text}`));
+    row.appendChild(cell(shelf.user));
+    row.appendChild(cell(shelf.reason));
+    row.appendChild(cell(timeOfDay(shelf.until_s)));
+    const action = cell("");
+    if (may("alarm.unshelve")) {
+      action.appendChild(button(`Unshelve ${alarm.id}`, () => unshelve(alarm.id), { "data-unshelve": alarm.id }));
+    }
+    row.appendChild(action);
+    return row;
+  }));
+}
+
+function setUpShelve() {
+  document.getElementById("shelve-form").addEventListener("submit", submitShelve);
+  document.getElementById("shelve-cancel").addEventListener("click", closeShelve);
+  document.getElementById("shelve-form").addEventListener("keydown", (event) => {
+    if (event.key === "Escape") closeShelve();
+  });
+}
+
+// ---------------------------------------------------------------------------------------------------
+// an item's exposure record, opened from its label in the synoptic
+
+let shownItem = null;
+const LEDGER_EVENT_WORDS = {
+  registered: "registered",
+  moved: "moved",
+  opened: "container opened",
+  sealed: "container sealed",
+  atmosphere: "atmosphere changed",
+  non_inert: "exposed in a non-inert atmosphere",
+};
+
+async function openItem(itemId) {
+  shownItem = itemId;
+  const panel = document.getElementById("item-panel");
+  panel.hidden = false;
+  document.getElementById("item-title").textContent = `Exposure record of ${itemId}`;
+  const verdict = document.getElementById("item-verdict");
+  verdict.className = "verdict";
+  verdict.textContent = "Loading…";
+  let ledger;
+  try {
+    ledger = await api(`/api/items/${encodeURIComponent(itemId)}/ledger`);
+  } catch (error) {
+    verdict.textContent = `No exposure record: ${error.message}`;
+    renderItemTables([], []);
+    return;
+  }
+  if (shownItem !== itemId) return; // another item was chosen meanwhile
+  if (ledger.ever_exposed_to_non_inert) {
+    verdict.className = "verdict exposed";
+    verdict.textContent = `${itemId}: EXPOSED to a non-inert atmosphere — ${ledger.non_inert.length} ledger ` +
+      `entr${ledger.non_inert.length === 1 ? "y" : "ies"}, ${ledger.exposed_s.toFixed(0)} s exposed in total`;
+  } else {
+    verdict.textContent = `${itemId}: never exposed to a non-inert atmosphere`;
+  }
+  renderItemTables(ledger.path, ledger.non_inert);
+  document.getElementById("item-close").focus();
+}
+
+function renderItemTables(path, entries) {
+  const cell = (text) => Object.assign(document.createElement("td"), { textContent: text });
+  const rowOf = (texts) => {
+    const row = document.createElement("tr");
+    for (const text of texts) row.appendChild(cell(text));
+    return row;
+  };
+  const stays = path.map((stay) => rowOf([stay.space, timeOfDay(stay.since_ts),
+    stay.until_ts === null ? "now" : timeOfDay(stay.until_ts)]));
+  document.querySelector("#item-path tbody").replaceChildren(...stays);
+  const rows = entries.map((entry) => {
+    const row = rowOf([timeOfDay(entry.ts), LEDGER_EVENT_WORDS[entry.event] || entry.event, entry.space,
+      ATMOSPHERE_WORDS[entry.atmosphere] || entry.atmosphere, entry.exposed ? "yes" : "no"]);
+    row.dataset.entry = entry.event;
+    return row;
+  });
+  if (!rows.length) {
+    const none = rowOf(["none"]);
+    none.firstChild.colSpan = 5;
+    rows.push(none);
+  }
+  document.querySelector("#item-entries tbody").replaceChildren(...rows);
+}
+
+function setUpItems() {
+  document.getElementById("synoptic").addEventListener("click", (event) => {
+    const link = event.target.closest("[data-item]");
+    if (!link) return;
+    event.preventDefault();
+    openItem(link.dataset.item);
+  });
+  document.getElementById("item-close").addEventListener("click", () => {
+    shownItem = null;
+    document.getElementById("item-panel").hidden = true;
+  });
+}
+
 async function refreshAlarms() {
   try {
-    renderAlarms(await api("/api/alarms"));
+    const alarms = await api("/api/alarms");
+    renderAlarms(alarms);
+    renderShelved(alarms.shelved);
   } catch (error) {
     document.getElementById("alarm-banner").textContent = `Alarms unavailable: ${error.message}`;
   }
@@ -848,6 +1021,8 @@ function start() {
   connect();
   setInterval(renderAge, 1000);
   setUpStop();
+  setUpShelve();
+  setUpItems();
   setUpTrends();
   setInterval(() => { refreshAlarms(); refreshPrompts(); refreshBatch(); }, POLL_MS);
 }
