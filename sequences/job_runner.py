@@ -115,6 +115,7 @@ class JobRunner:
         self.phases = plan(self.recipe)
         self.message = ""
         self._pending_state: list[tuple[str, str, str]] = []
+        self._last_progress: tuple[int, int, str, float] | None = None
         self._stop = asyncio.Event()
         self._trip: str | None = None
         self._phase_task: asyncio.Task[None] | None = None
@@ -370,12 +371,12 @@ class JobRunner:
         await self.store.add_event(self.job.id, kind, json.loads(json.dumps(detail, default=str)))
 
     def _progress(self, index: int, phases: int, title: str, fraction: float) -> None:
-        self._last_progress: tuple[int, int, str, float] | None = (index, phases, title, fraction)
+        self._last_progress = (index, phases, title, fraction)
         if self.on_progress is not None:
             self.on_progress(Progress(self.job, index, phases, title, fraction, self.machine.current))
 
     def _progress_state(self, state: RunState) -> None:
-        last = getattr(self, "_last_progress", None)
+        last = self._last_progress
         if self.on_progress is not None and last is not None:
             index, phases, title, fraction = last
             self.on_progress(Progress(self.job, index, phases, title, fraction, state))

@@ -338,7 +338,7 @@ async def prepare_process(ctx: JobContext) -> None:
             timeout_s=ctx.config.sequence.base_pressure_timeout_s,
             user=ctx.user,
         )
-        await ctx.record("step_report", {"step": "evacuate_before_fill", **_fields(report)})
+        await ctx.record("step_report", {"step": "evacuate_before_fill", **dataclasses.asdict(report)})
     await fill_with_gas(gate, process, clock=ctx.clock, timeout_s=ctx.step_timeout_s, user=ctx.user)
 
 
@@ -376,7 +376,7 @@ def _pump_down(base_pressure_pa: float) -> PhaseBody:
             timeout_s=ctx.config.sequence.base_pressure_timeout_s,
             user=ctx.user,
         )
-        await ctx.record("step_report", {"step": "pump_down", **_fields(report)})
+        await ctx.record("step_report", {"step": "pump_down", **dataclasses.asdict(report)})
 
     return run
 
@@ -393,7 +393,7 @@ def _etch(step: EtchStep) -> PhaseBody:
             clock=ctx.clock,
             user=ctx.user,
         )
-        await ctx.record("step_report", {"step": "etch", **_fields(report)})
+        await ctx.record("step_report", {"step": "etch", **dataclasses.asdict(report)})
 
     return run
 
@@ -415,7 +415,8 @@ def _deposit(step: DepositStep) -> PhaseBody:
         _coat(ctx, ctx.recipe.target(step.target).material)
         detail = {"step": "deposit", "layer": step.layer, "method": step.method, "target": step.target}
         await ctx.record(
-            "step_report", {**detail, "target_thickness_nm": step.thickness_um * 1000.0, **_fields(report)}
+            "step_report",
+            {**detail, "target_thickness_nm": step.thickness_um * 1000.0, **dataclasses.asdict(report)},
         )
 
     return run
@@ -432,7 +433,7 @@ def _anneal(step: AnnealStep) -> PhaseBody:
             user=ctx.user,
             cool_to_c=None,
         )
-        await ctx.record("step_report", {"step": "anneal", **_fields(report)})
+        await ctx.record("step_report", {"step": "anneal", **dataclasses.asdict(report)})
 
     return run
 
@@ -597,9 +598,3 @@ def _coat(ctx: JobContext, layer_material: str) -> None:
 
 def _cool(temp_c: float | None) -> bool:
     return temp_c is not None and temp_c <= HANDLING_TEMP_C  # unknown is not cool
-
-
-def _fields(report: object) -> dict[str, Any]:
-    slots = getattr(type(report), "__slots__", ())
-    names = slots or getattr(report, "__dict__", {}).keys()
-    return {name: getattr(report, name) for name in names}

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.sequences.test_production import THIN_ANNEALED
 from tests.test_cli import ROOT, depline
 
 pytestmark = pytest.mark.timeout(600)
@@ -24,12 +25,7 @@ recipe = "thin.toml"
 count = 2
 """
 
-THIN = (
-    (ROOT / "tests" / "sequences" / "test_production.py")
-    .read_text()
-    .split('THIN_ANNEALED = """')[1]
-    .split('"""')[0]
-)
+THIN = THIN_ANNEALED
 
 
 def checkpoint(db: Path) -> tuple[str, int]:
