@@ -51,6 +51,7 @@ from starlette.requests import HTTPConnection
 from controller.actions import Action, Command, ValveName
 from controller.alarms import AlarmActionRefused, AlarmRecord, AlarmStatus, UnknownAlarm
 from controller.auth import PERMISSIONS, Permission, Session, TokenStore
+from controller.batch_host import BatchHost
 from controller.errors import ControllerError, UserError
 from controller.gate import GateRecord
 from controller.historian import Historian, HistorianUnavailable
@@ -61,10 +62,8 @@ from controller.line_state import ValveState
 from controller.poller import PollerFailure
 from controller.users import authenticate
 from drivers.reading import Reading
-from sequences.batch import BatchRunner
-from sequences.batch_store import BatchRow
-from sequences.job_runner import Progress
 from sequences.operator_desk import OperatorDesk
+from sequences.space_operations import SpaceOperations
 
 log = logging.getLogger(__name__)
 
@@ -823,9 +822,8 @@ class ApiContext:
     feed: LiveFeed
     historian: Historian | None = None
     desk: OperatorDesk | None = None  # the production run's glove-work prompts, when one runs here
-    batch: BatchRunner | None = None  # the batch this process runs, when `depline batch` serves the API
-    batch_row: BatchRow | None = None  # set when that batch starts (known only once its store is read)
-    batch_progress: Progress | None = None  # the latest progress its current job reported
+    batches: BatchHost | None = None  # the production batch this process runs or may start
+    operations: SpaceOperations | None = None  # manual antechamber operations, when offered here
     login_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(LOGIN_SLOTS))
 
 
@@ -1194,6 +1192,12 @@ def create_app(context: ApiContext) -> FastAPI:
     from controller.api_batch import router as batch_router
 
     app.include_router(batch_router)
+    from controller.api_reports import router as reports_router
+
+    app.include_router(reports_router)
+    from controller.api_operations import router as operations_router
+
+    app.include_router(operations_router)
     from controller.hmi_page import router as hmi_router
 
     app.include_router(hmi_router)

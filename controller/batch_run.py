@@ -18,17 +18,17 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractAsyncContextManager
 from typing import TextIO
 
-from controller.api import ApiContext
+from controller.batch_host import BatchHost
 from controller.config import LineConfig
 from controller.errors import UserError
-from controller.ledger import ExposureRecord
+from controller.ledger import ExposureRecord, exposure_line
 from controller.line_controller import LineController
 from controller.poller import PollPlan, Priority
 from controller.recorder import Recorder
 from controller.service import ControllerService, HttpServer, prepare_data_dirs
-from sequences.batch import BatchResult, BatchRunner
+from sequences.batch import BatchResult
 from sequences.batch_queue import BatchQueue
-from sequences.batch_store import BatchRow, BatchStore, JobRow
+from sequences.batch_store import BatchRow, JobRow
 from sequences.job_runner import JobOutcome, Progress
 from sequences.operator_desk import OperatorDesk, TerminalAnswers
 from sequences.plant_clock import PlantClock
@@ -119,48 +119,11 @@ def summary_lines(
     return lines
 
 
-def exposure_line(record: ExposureRecord | None) -> str:
-    if record is None:
-        return "no ledger entries (never loaded)"
-    path = " -> ".join(dict.fromkeys(stay.space for stay in record.path)) or "-"
-    frost = (
-        ""
-        if record.worst_frost_point_c is None
-        else f", worst frost point {record.worst_frost_point_c:.1f} °C"
-    )
-    o2 = "" if record.worst_o2_ppmv is None else f", worst O2 {record.worst_o2_ppmv:.1f} ppmv"
-    if record.ever_exposed_to_non_inert:
-        worst = record.non_inert[0]
-        verdict = f"EXPOSED to {worst.atmosphere} in {worst.space}"
-    else:
-        verdict = "never exposed to a non-inert atmosphere"
-    return f"{verdict}; path {path}{frost}{o2}"
-
-
-class BatchShown:
-    """The runner's progress to the terminal board and, when the API is served, to the API's context:
-    the HMI reads the latest progress from there instead of asking the runner (which keeps none)."""
-
-    def __init__(self, board: ProgressBoard) -> None:
-        self.board = board
-        self.context: ApiContext | None = None
-
-    def start(self, batch: BatchRow, jobs: list[JobRow], resumed: bool) -> None:
-        self.board.start(batch, jobs, resumed)
-        if self.context is not None:
-            self.context.batch_row = batch
-
-    def update(self, p: Progress, position: int, total: int) -> None:
-        self.board.update(p, position, total)
-        if self.context is not None:
-            self.context.batch_progress = p
-
-
 @contextlib.contextmanager
-def _stop_on_signals(runner: BatchRunner) -> Iterator[None]:
+def _stop_on_signals(host: BatchHost) -> Iterator[None]:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, runner.request_stop)
+        loop.add_signal_handler(sig, host.stop_if_running)
     try:
         yield
     finally:
@@ -196,32 +159,29 @@ async def run_batch(
         try:
             async with contextlib.AsyncExitStack() as stack:
                 await stack.enter_async_context(ctl)
-                store = await stack.enter_async_context(BatchStore(config.database.url))
-                shown = BatchShown(board)
-                runner = BatchRunner(
-                    ctl,
-                    store,
-                    queue,
-                    clock=clock,
-                    desk=desk,
-                    user=user,
-                    on_progress=shown.update,
-                    on_job_end=board.job_end,
-                    on_start=shown.start,
+                host = await stack.enter_async_context(
+                    BatchHost(
+                        ctl,
+                        config.database.url,
+                        clock=clock,
+                        desk=desk,
+                        on_start=board.start,
+                        on_progress=board.update,
+                        on_job_end=board.job_end,
+                    )
                 )
                 if api_listener is not None:
                     service = await stack.enter_async_context(
-                        ControllerService(ctl, historian=recorder.historian, desk=desk, batch=runner)
+                        ControllerService(ctl, historian=recorder.historian, desk=desk, batches=host)
                     )
-                    shown.context = service.context
                     http = await stack.enter_async_context(HttpServer(service.app, api_listener))
                     print(
                         f"depline: the line's API is at {http.url} while the batch runs", file=out, flush=True
                     )
                 await _first_readings(ctl)
                 answers = TerminalAnswers(desk) if terminal else contextlib.nullcontext()
-                with _stop_on_signals(runner), answers:
-                    result = await runner.run()
+                with _stop_on_signals(host), answers:
+                    result = await host.run(queue, user)
                 status = "complete"
         finally:
             await recorder.stop(status)

@@ -58,9 +58,13 @@ def _cmd_sim(args: argparse.Namespace) -> int:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from controller.config import load_line_config
-    from controller.demo import run_demo
+    from controller.demo import run_demo, serve_demo
 
     config = _with_database(load_line_config(args.config), args.database)
+    if args.operator == "hmi":
+        if args.queue:
+            raise UserError("demo: --queue is not used with --operator hmi (the operator picks the queue)")
+        return asyncio.run(serve_demo(config, speed=args.speed))
     queue = Path(args.queue) if args.queue else None
     return asyncio.run(run_demo(config, speed=args.speed, queue_path=queue))
 
@@ -164,6 +168,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 async def _run_line(config: LineConfig, host: str, port: int, *, sim: bool, speed: float) -> None:
     """The wiring `depline run` needs: signals first, the port bound, the simulator if asked, then serve."""
     from controller.service import bind_listener, serve_line, stop_on_signals
+    from sequences.plant_clock import PlantClock
 
     stop = asyncio.Event()
     with stop_on_signals(stop):
@@ -183,7 +188,8 @@ async def _run_line(config: LineConfig, host: str, port: int, *, sim: bool, spee
                 def announce(url: str) -> None:
                     print(f"depline: serving {url} ({what})", flush=True)
 
-                await serve_line(line, listener, stop, announce=announce)
+                clock = PlantClock(speed if sim else 1.0)
+                await serve_line(line, listener, stop, announce=announce, clock=clock)
         finally:
             listener.close()
 
@@ -384,6 +390,13 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"plant clock speed factor (default {DEMO_SPEED:g})",
     )
     demo.add_argument("--queue", help="a queue TOML to run instead of the shipped demo queue")
+    demo.add_argument(
+        "--operator",
+        choices=["simulated", "hmi"],
+        default="simulated",
+        help="simulated (default): the batch runs by itself; hmi: serve the HMI and wait for a person to "
+        "log in, start the demo queue and answer the glove-work prompts in the browser",
+    )
     demo.set_defaults(handler=_cmd_demo)
 
     sim = sub.add_parser(

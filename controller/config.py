@@ -154,6 +154,9 @@ class SequenceConfig:
     step_timeout_s: float = 1800.0
     base_pressure_timeout_s: float = 7200.0
     suspend_settle_s: float = 300.0
+    # where this site keeps the queue files an operator may start from the HMI, besides the shipped
+    # ones; relative to the working directory; "" for the shipped queues only
+    queue_dir: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,6 +264,7 @@ def _sequence(t: TableReader) -> SequenceConfig:
             "base_pressure_timeout_s", d.base_pressure_timeout_s, min=60.0, max=172_800.0
         ),
         suspend_settle_s=t.number("suspend_settle_s", d.suspend_settle_s, min=0.0, max=7200.0),
+        queue_dir=t.text("queue_dir", d.queue_dir),
     )
     t.finish()
     return config

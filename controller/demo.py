@@ -11,6 +11,7 @@ This module and `controller.cli` are the only parts of `controller` that may sta
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import socket
@@ -22,7 +23,7 @@ from pathlib import Path
 from controller.batch_run import run_batch, simulated_plan
 from controller.config import LineConfig
 from controller.errors import UserError
-from controller.service import bind_listener
+from controller.service import bind_listener, serve_line, stop_on_signals
 from sequences.batch_queue import load_queue
 from sequences.operator_desk import OperatorDesk
 from sequences.plant_clock import PlantClock
@@ -86,3 +87,35 @@ async def run_demo(config: LineConfig, *, speed: float, queue_path: Path | None 
     finally:
         listener.close()
     return result.exit_code
+
+
+async def serve_demo(config: LineConfig, *, speed: float) -> int:
+    """The demo with a person at the HMI: the same simulated line, nothing started by itself.
+
+    The operator opens the printed address, logs in, starts the demo queue from the run panel and
+    answers every glove-work prompt there, until the last electrode is sealed and unloaded; the page
+    then shows the end-of-run record. Serves until SIGINT/SIGTERM (exit 0)."""
+    stop = asyncio.Event()
+    with stop_on_signals(stop):
+        try:
+            listener = _api_listener(config)
+        except OSError as exc:
+            raise UserError(f"demo: cannot serve the HMI on {config.hmi.host}: {exc.strerror}") from None
+
+        def announce(url: str) -> None:
+            print(
+                f"depline demo: line {config.name!r} simulated at {speed:g}x; the HMI is at {url}/ -- log in "
+                "(operator op1 / op1-demo), start the queue 'demo' from the Run panel and answer the prompts "
+                "there; Ctrl-C ends the demo",
+                flush=True,
+            )
+
+        try:
+            async with simulated_line(config, speed)() as line:
+                clock = PlantClock(speed)
+                await serve_line(
+                    line, listener, stop, announce=announce, plan=simulated_plan(line), clock=clock
+                )
+        finally:
+            listener.close()
+    return 0

@@ -179,6 +179,24 @@ class ExposureLedger:
         return problems
 
 
+def exposure_line(record: ExposureRecord | None) -> str:
+    if record is None:
+        return "no ledger entries (never loaded)"
+    path = " -> ".join(dict.fromkeys(stay.space for stay in record.path)) or "-"
+    frost = (
+        ""
+        if record.worst_frost_point_c is None
+        else f", worst frost point {record.worst_frost_point_c:.1f} °C"
+    )
+    o2 = "" if record.worst_o2_ppmv is None else f", worst O2 {record.worst_o2_ppmv:.1f} ppmv"
+    if record.ever_exposed_to_non_inert:
+        worst = record.non_inert[0]
+        verdict = f"EXPOSED to {worst.atmosphere} in {worst.space}"
+    else:
+        verdict = "never exposed to a non-inert atmosphere"
+    return f"{verdict}; path {path}{frost}{o2}"
+
+
 def exposure_from_entries(item: str, entries: Sequence[LedgerEntry]) -> ExposureRecord:
     """An item's `ExposureRecord` as `ExposureLedger` would have built it from these entries.
 

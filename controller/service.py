@@ -15,6 +15,9 @@ CLI has started the simulated line: this module never imports the simulator). Pi
 - The recorder starts *before* the controller: after a crash it restores the item inventory from the
   records before the poller, the supervisor or any client can act (see `controller.recorder`). Its
   historian is the MQTT bridge's archive and the API's source for runs and earlier ledgers.
+- A `BatchHost` (production batches started and steered from the HMI) and `SpaceOperations` (one-button
+  antechamber operations) live as long as the controller: each refuses to start while the other runs,
+  and on the way out both stop safe while the controller can still command the line.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from controller.api import (
     state_view,
 )
 from controller.auth import DEFAULT_TTL_S, TokenStore
+from controller.batch_host import BatchHost
 from controller.config import LineConfig
 from controller.errors import ControllerError, UserError
 from controller.gate import GateRecord
@@ -52,8 +56,9 @@ from controller.line_controller import LineController
 from controller.mqtt_bridge import MqttBridge
 from controller.poller import PollerFailure, PollEvent, PollPlan, Sample, Subscription, SubscriptionClosed
 from controller.recorder import Recorder
-from sequences.batch import BatchRunner
 from sequences.operator_desk import OperatorDesk
+from sequences.plant_clock import PlantClock
+from sequences.space_operations import SpaceOperations
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +82,8 @@ class ControllerService:
         *,
         historian: Historian | None = None,
         desk: OperatorDesk | None = None,
-        batch: BatchRunner | None = None,
+        batches: BatchHost | None = None,
+        operations: SpaceOperations | None = None,
         token_ttl_s: float = DEFAULT_TTL_S,
         state_interval_s: float = 0.5,
         telemetry_interval_s: float = 0.5,
@@ -92,8 +98,9 @@ class ControllerService:
         self.history = TelemetryHistory(points_per_channel=history_points)
         self.feed = LiveFeed(client_queue=client_queue, max_clients=max_clients)
         self.context = ApiContext(
-            controller, self.tokens, self.history, self.feed, historian, desk, batch=batch
+            controller, self.tokens, self.history, self.feed, historian, desk, batches=batches
         )
+        self.context.operations = operations
         self.app: FastAPI = create_app(self.context)
         self.state_interval_s = state_interval_s
         self.telemetry_interval_s = telemetry_interval_s
@@ -305,12 +312,16 @@ async def serve_line(
     *,
     announce: Callable[[str], None],
     plan: PollPlan | None = None,
+    clock: PlantClock | None = None,
 ) -> None:
     """Run the controller for `config` and serve its API on `listener` until `stop` is set.
 
     `announce(url)` is called once, when both the controller and the HTTP server are up. The listener is
-    closed on the way out whatever happens.
+    closed on the way out whatever happens. Production batches are started from the HMI; their glove-work
+    prompts are answered there; `clock` converts recipe (plant) seconds for a simulated line.
     """
+    clock = clock or PlantClock(1.0)
+    desk = OperatorDesk(clock=clock)
     try:
         spill_dir = await asyncio.to_thread(prepare_data_dirs, config)
         ctl = LineController(config, plan=plan)  # builds drivers only; nothing is opened or polled yet
@@ -318,14 +329,26 @@ async def serve_line(
             _Recording(ctl, config, spill_dir) as recorder,  # restores the inventory: before anything runs
             ctl,
             MqttBridge(config, ctl, archive=recorder.historian, on_health=_mqtt_alarm(ctl)),
-            ControllerService(ctl, historian=recorder.historian) as service,
+            BatchHost(
+                ctl, config.database.url, clock=clock, desk=desk, queue_folders=_queue_folders(config)
+            ) as batches,
+            # cancelled and made safe on the way out, while the controller still runs
+            contextlib.aclosing(SpaceOperations(ctl, clock, busy=batches.busy)) as operations,
+            ControllerService(
+                ctl, historian=recorder.historian, desk=desk, batches=batches, operations=operations
+            ) as service,
             HttpServer(service.app, listener) as http,
         ):
+            batches.blocked_by = operations.running_reason  # each side refuses while the other runs
             announce(http.url)
             log.info("serving", extra={"url": http.url, "line": config.name})
             await _watch(ctl, http, stop)
     finally:
         listener.close()
+
+
+def _queue_folders(config: LineConfig) -> tuple[Path, ...]:
+    return (Path(config.sequence.queue_dir),) if config.sequence.queue_dir else ()
 
 
 def prepare_data_dirs(config: LineConfig) -> Path:

@@ -71,6 +71,23 @@ class BatchRunner:
         if self.current is not None:
             self.current.request_stop()
 
+    def request_hold(self, user: str) -> JobRunner | None:
+        """Hold the running job at its next phase boundary; None when no job runs (nothing to hold)."""
+        if self.current is not None:
+            self.current.request_hold(user)
+        return self.current
+
+    def request_unhold(self, user: str) -> JobRunner | None:
+        if self.current is not None:
+            self.current.request_unhold(user)
+        return self.current
+
+    def request_abort(self, user: str) -> JobRunner | None:
+        """Abort the running job (its route made safe at once); an aborted job always ends the queue."""
+        if self.current is not None:
+            self.current.request_abort(user)
+        return self.current
+
     async def run(self) -> BatchResult:
         batch = await self.store.unfinished_batch(self.queue.hash)
         resumed = batch is not None

@@ -13,11 +13,16 @@ ever races another.
 - Before each phase the external conditions are checked; while one holds the run is SUSPENDED, and
   it resumes by itself once they have stayed clear for the configured settle time.
 - A command the supervisor's interlock forced on the line during the run is a safety trip: ABORTED.
+- An operator's HOLD takes effect at the next phase boundary (a layer or an anneal cannot be paused
+  halfway; between phases every step has switched off what it energised, so the line is quiescent)
+  and waits in HELD, without a time limit, for resume, stop or abort. An operator's ABORT is a trip:
+  it cancels the running phase at once and makes the route safe.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -43,6 +48,7 @@ log = logging.getLogger(__name__)
 GAS_SUPPLY_LOW = 5  # glovebox controller fault code (drivers.glovebox_controller.GloveboxFault)
 SUSPEND_POLL_S = 0.2
 MAX_SUSPEND_S = 4 * 3600.0  # plant seconds suspended before it becomes a fault that needs a person
+HOLD_RECHECK_S = 5.0  # a held run re-reads its flags at least this often (wall s), even unwoken
 PHASE_FAILURES = (ControllerError, DriverError, TimeoutError, OSError)
 
 
@@ -117,6 +123,9 @@ class JobRunner:
         self._pending_state: list[tuple[str, str, str]] = []
         self._last_progress: tuple[int, int, str, float] | None = None
         self._stop = asyncio.Event()
+        self._hold_by: str | None = None  # an operator asked for a hold that has not been released
+        self._release_by = ""
+        self._wake = asyncio.Event()  # set on every outside request, so a held run re-reads the flags
         self._trip: str | None = None
         self._phase_task: asyncio.Task[None] | None = None
         self._gloveboxes = [d.name for d in ctl.config.devices if d.family == "glovebox_controller"]
@@ -125,6 +134,32 @@ class JobRunner:
 
     def request_stop(self) -> None:
         self._stop.set()
+        self._wake.set()
+        self._cancel_phase()
+
+    def request_hold(self, user: str) -> None:
+        """Hold at the next phase boundary (at once when between phases)."""
+        self._hold_by = user
+        self._wake.set()
+
+    def request_unhold(self, user: str) -> None:
+        """Release a hold; before it has taken effect this withdraws the request."""
+        self._hold_by = None
+        self._release_by = user
+        self._wake.set()
+
+    def request_abort(self, user: str) -> None:
+        """The operator's emergency end: the running phase is cancelled and the route made safe."""
+        if self._trip is None:
+            self._trip = f"aborted by {user}"
+        self._wake.set()
+        self._cancel_phase()
+
+    @property
+    def hold_requested_by(self) -> str | None:
+        return self._hold_by
+
+    def _cancel_phase(self) -> None:
         if self._phase_task is not None and not self._phase_task.done():
             self._phase_task.cancel()
 
@@ -134,8 +169,8 @@ class JobRunner:
     def _on_gate(self, record: GateRecord) -> None:
         if record.command.origin == "interlock" and record.outcome == "done" and self._trip is None:
             self._trip = f"interlock acted: {record.command.reason}"
-            if self._phase_task is not None and not self._phase_task.done():
-                self._phase_task.cancel()
+            self._wake.set()
+            self._cancel_phase()
 
     # -- the run ------------------------------------------------------------------------------------
 
@@ -218,6 +253,27 @@ class JobRunner:
             await self._make_line_safe(self.message)
             self.machine.fire("sc")
             return JobOutcome("held", self.message)
+        if self._hold_by is not None:
+            return await self._operator_hold(phase)
+        return None
+
+    async def _operator_hold(self, phase: Phase) -> JobOutcome | None:
+        """HELD by an operator before `phase`: None once resumed, else the stop's or abort's outcome."""
+        self.machine.fire("hold")
+        await self._record("hold", {"by": self._hold_by, "before": phase.name})
+        self.machine.fire("sc")
+        await self._flush_states()  # HELD is visible in the job's row while it waits
+        while self._hold_by is not None and not self._stop.is_set() and self._trip is None:
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), HOLD_RECHECK_S)
+        if self._trip is not None:
+            return await self._abort(self._trip)
+        if self._stop.is_set():
+            return await self._stop_run(f"stopped while held before {phase.name}")
+        self.machine.fire("unhold")
+        await self._record("unhold", {"by": self._release_by, "before": phase.name})
+        self.machine.fire("sc")
         return None
 
     async def _run_phase(self, phase: Phase) -> BaseException | None:

@@ -9,6 +9,7 @@ import sqlite3
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.sequences.test_production import THIN_ANNEALED
@@ -112,3 +113,58 @@ async def test_the_demo_runs_three_shipped_recipes_and_prints_the_records(tmp_pa
     assert "the line's API is at http://127.0.0.1:" in out
     assert re.search(r"totals: 3 done", out), out[-3000:]
     assert out.count("never exposed to a non-inert atmosphere") == 3
+
+
+async def test_the_hmi_demo_waits_for_a_person_and_a_sigterm_leaves_their_batch_resumable(
+    tmp_path: Path,
+) -> None:
+    database = tmp_path / "demo.db"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "controller.cli", "demo", "--operator", "hmi", "--database", f"sqlite:///{database}",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=ROOT,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    try:
+        banner = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode()
+        found = re.search(r"the HMI is at (http://127\.0\.0\.1:\d+)/ -- log in", banner)
+        assert found, banner
+        async with httpx.AsyncClient(base_url=found.group(1), timeout=30) as http:
+            assert "demo" in [q["name"] for q in (await http.get("/api/batch/queues")).json()]
+            idle = (await http.get("/api/batch")).json()
+            assert (idle["runs_here"], idle["running"], idle["batch"]) == (
+                True,
+                False,
+                None,
+            )  # nothing by itself
+            login = await http.post("/api/login", json={"user": "op1", "password": "op1-demo"})
+            headers = {"Authorization": f"Bearer {login.json()['token']}"}
+            started = await http.post("/api/batch/start", json={"queue": "demo"}, headers=headers)
+            assert started.status_code == 201, started.text
+            key = await _first_prompt(http)
+            confirmed = await http.post(f"/api/prompts/{key}/confirm", headers=headers)
+            assert confirmed.status_code == 200, confirmed.text
+        proc.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(proc.communicate(), 120)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 0
+    assert b"Traceback" not in err, err.decode()
+    with sqlite3.connect(database) as conn:
+        [(status, user)] = conn.execute("SELECT status, user FROM batches").fetchall()
+        jobs = conn.execute("SELECT outcome FROM jobs ORDER BY position").fetchall()
+        kinds = [k for (k,) in conn.execute("SELECT kind FROM job_events ORDER BY id")]
+    assert (status, user) == ("running", "op1")  # unfinished: starting the queue again resumes it
+    assert jobs == [(None,), (None,), (None,)]
+    assert "confirm" in kinds
+    assert "safe_state" in kinds  # the stop on SIGTERM took the route to its safe state
+
+
+async def _first_prompt(http: httpx.AsyncClient) -> str:
+    for _ in range(600):
+        prompts = (await http.get("/api/prompts")).json()
+        if prompts:
+            return str(prompts[0]["key"])
+        await asyncio.sleep(0.1)
+    raise AssertionError("no glove-work prompt within 60 s of the start")

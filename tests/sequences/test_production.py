@@ -113,6 +113,16 @@ class Rig:
         async with BatchStore(self.config.database.url) as store:
             return await store.events(job.id)
 
+    async def batches(self) -> list[str]:
+        """The batch ids the rig's database holds, oldest first (read with plain SQL)."""
+        db = Path(self.config.database.url.removeprefix("sqlite:///"))
+
+        def read() -> list[str]:
+            with sqlite3.connect(db) as conn:
+                return [r[0] for r in conn.execute("SELECT id FROM batches ORDER BY created_at")]
+
+        return await asyncio.to_thread(read)
+
     async def jobs(self, batch_id: str) -> list[JobRow]:
         async with BatchStore(self.config.database.url) as store:
             return await store.jobs(batch_id)

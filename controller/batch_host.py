@@ -1,0 +1,290 @@
+"""The one production batch a controller process runs at a time, whoever started it.
+
+`depline batch QUEUE` hands it a queue and waits for the result; `depline run` and `depline demo
+--operator hmi` leave it idle until an operator starts a queue from the HMI. Either way the API reads
+the same object (the batch's rows, the current job's live progress, the last batch's result), so one
+page works against every way of running the line.
+
+Why the HMI names a queue instead of uploading one: the queues an operator may start are files an
+engineer put in the shipped or configured queue folder, validated with every recipe before anything
+moves; the browser can pick one but never bring its own. Starting the same queue again resumes its
+unfinished batch, as the CLI does.
+
+The batch runs as one supervised task: if it ends by an unexpected exception (the database gone, a
+bug), the exception is kept for the page, logged and raised as an alarm — it never vanishes with the
+task. Closing the host is an orderly stop: the running job makes the line safe, the batch stays
+resumable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from types import TracebackType
+
+from controller.alarms import AlarmDefinition, Severity
+from controller.errors import ControllerError, UserError
+from controller.line_controller import LineController
+from sequences.batch import BatchResult, BatchRunner
+from sequences.batch_queue import BatchQueue, load_queue
+from sequences.batch_store import BatchRow, BatchStore, JobRow
+from sequences.job_runner import JobOutcome, JobRunner, Progress
+from sequences.operator_desk import OperatorDesk
+from sequences.plant_clock import PlantClock
+
+log = logging.getLogger(__name__)
+
+ALARM_ID = "batch.runner"
+START_TIMEOUT_S = 30.0  # wall s for a started batch to have read or written its rows
+STOP_TIMEOUT_S = 120.0  # wall s an orderly stop on shutdown may take (the route's safe states)
+
+
+class BatchRefused(ControllerError):
+    """A batch request this host cannot take now (one already runs, nothing to hold, ...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class QueueChoice:
+    name: str  # what the HMI sends back: the file's stem
+    title: str  # the queue's own name
+    path: Path
+    jobs: int
+    recipes: tuple[str, ...]  # each job's recipe name, in order
+
+
+def shipped_queue_folder() -> Path:
+    return Path(str(resources.files("sequences").joinpath("queues")))
+
+
+class BatchHost:
+    """Holds the batch store open while the controller runs; starts, steers and reports one batch."""
+
+    def __init__(
+        self,
+        ctl: LineController,
+        url: str,
+        *,
+        clock: PlantClock,
+        desk: OperatorDesk,
+        queue_folders: tuple[Path, ...] = (),
+        on_start: Callable[[BatchRow, list[JobRow], bool], None] | None = None,
+        on_progress: Callable[[Progress, int, int], None] | None = None,
+        on_job_end: Callable[[JobRow, JobOutcome], None] | None = None,
+    ) -> None:
+        self.ctl = ctl
+        self.clock = clock
+        self.desk = desk
+        self.store = BatchStore(url)
+        self.queue_folders = (shipped_queue_folder(), *queue_folders)
+        self._on_start = on_start
+        self._on_progress = on_progress
+        self._on_job_end = on_job_end
+        self.runner: BatchRunner | None = None
+        self.row: BatchRow | None = None  # the current (or last) batch, once its rows are read
+        self.progress: Progress | None = None  # the latest progress its current job reported
+        self.result: BatchResult | None = None  # the last batch that ended in this process
+        self.failure: str | None = None  # why the last batch task died, when it did not end normally
+        self.started_by: str | None = None
+        self._task: asyncio.Task[BatchResult] | None = None
+        self._started = asyncio.Event()
+        self._reported: set[tuple[Path, int]] = set()
+        # why a batch must not start now although none runs (a manual operation owns a space), or None
+        self.blocked_by: Callable[[], str | None] = lambda: None
+
+    async def __aenter__(self) -> BatchHost:
+        await self.store.__aenter__()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        try:
+            await self.close()
+        finally:
+            await self.store.__aexit__(exc_type, exc, tb)
+
+    # -- what may be started ------------------------------------------------------------------------
+
+    async def choices(self) -> list[QueueChoice]:
+        """The queue files an operator may start; one that does not validate is left out (and logged)."""
+        return await asyncio.to_thread(self._read_choices)
+
+    def _read_choices(self) -> list[QueueChoice]:
+        found: dict[str, QueueChoice] = {}
+        for folder in self.queue_folders:
+            for path in sorted(folder.glob("*.toml")) if folder.is_dir() else []:
+                if path.stem in found:
+                    continue  # the shipped folder comes first: a site file cannot shadow it
+                try:
+                    queue = load_queue(path)
+                except UserError as exc:
+                    self._report_invalid(path, exc)
+                    continue
+                recipes = tuple(job.recipe.name for job in queue.jobs)
+                found[path.stem] = QueueChoice(path.stem, queue.name, path, len(queue.jobs), recipes)
+        return list(found.values())
+
+    def _report_invalid(self, path: Path, exc: UserError) -> None:
+        """Once per version of the file: the HMI asks for the choices every few seconds."""
+        with contextlib.suppress(OSError):
+            key = (path, path.stat().st_mtime_ns)
+            if key not in self._reported:
+                self._reported.add(key)
+                log.warning("queue file left out: it does not validate", extra={"error": str(exc)})
+
+    # -- starting -----------------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def busy(self) -> str | None:
+        """Why manual operations must wait, or None: a running batch owns the line."""
+        if not self.running:
+            return None
+        which = self.row.id if self.row is not None else "starting"
+        return f"batch {which} is running: manual operations wait until it ends or is stopped"
+
+    async def start(self, name: str, user: str) -> BatchRow:
+        """Start (or resume) the queue file `name` from `choices()`; answers once its rows exist."""
+        if self.running:
+            raise BatchRefused("a batch is already running in this controller; stop it or wait for its end")
+        blocked = self.blocked_by()
+        if blocked is not None:
+            raise BatchRefused(blocked)
+        choice = next((c for c in await self.choices() if c.name == name), None)
+        if choice is None:
+            raise BatchRefused(f"no queue {name!r} among the queue files this controller may start")
+        queue = await asyncio.to_thread(load_queue, choice.path)
+        self._launch(queue, user)
+        task = self._task
+        assert task is not None
+        started = asyncio.ensure_future(self._started.wait())
+        try:
+            await asyncio.wait({started, task}, timeout=START_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            started.cancel()
+        if self.row is None:
+            raise BatchRefused(self.failure or f"the batch did not start within {START_TIMEOUT_S:.0f} s")
+        return self.row
+
+    async def run(self, queue: BatchQueue, user: str) -> BatchResult:
+        """Run `queue` to its end here (the CLI's way); an unexpected failure propagates."""
+        if self.running:
+            raise BatchRefused("a batch is already running in this controller")
+        self._launch(queue, user)
+        assert self._task is not None
+        return await self._task
+
+    def _launch(self, queue: BatchQueue, user: str) -> None:
+        self.runner = BatchRunner(
+            self.ctl,
+            self.store,
+            queue,
+            clock=self.clock,
+            desk=self.desk,
+            user=user,
+            on_progress=self._progressed,
+            on_job_end=self._on_job_end,
+            on_start=self._batch_started,
+        )
+        self.row, self.progress, self.result, self.failure = None, None, None, None
+        self.started_by = user
+        self._started.clear()
+        self._task = asyncio.create_task(self._supervised(self.runner), name=f"batch:{queue.name}")
+        self._task.add_done_callback(_observed)
+
+    async def _supervised(self, runner: BatchRunner) -> BatchResult:
+        try:
+            result = await runner.run()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.failure = f"the batch runner failed: {type(exc).__name__}: {exc}"
+            log.exception("batch runner failed", extra={"batch": self.row.id if self.row else None})
+            self._alarm(self.failure)
+            raise
+        self.result = result
+        self.row = result.batch
+        return result
+
+    def _batch_started(self, batch: BatchRow, jobs: list[JobRow], resumed: bool) -> None:
+        self.row = batch
+        self._started.set()
+        if self._on_start is not None:
+            self._on_start(batch, jobs, resumed)
+
+    def _progressed(self, progress: Progress, position: int, total: int) -> None:
+        self.progress = progress
+        if self._on_progress is not None:
+            self._on_progress(progress, position, total)
+
+    def _alarm(self, text: str) -> None:
+        alarms = self.ctl.alarms
+        alarms.define(
+            AlarmDefinition(
+                ALARM_ID,
+                Severity.HIGH,
+                "The production batch stopped unexpectedly",
+                "The line is left as the running step had it: check it is safe, then start the queue "
+                "again to resume the batch (its records are kept).",
+            )
+        )
+        alarms.raise_alarm(ALARM_ID, time.time(), {"text": text})
+
+    # -- steering the running batch -------------------------------------------------------------------
+
+    def current(self) -> JobRunner | None:
+        return self.runner.current if self.running and self.runner is not None else None
+
+    def stop(self) -> None:
+        if not self.running or self.runner is None:
+            raise BatchRefused("no batch is running: nothing to stop")
+        self.runner.request_stop()
+
+    def stop_if_running(self) -> None:
+        """For a signal handler: Ctrl-C with nothing running is not an error."""
+        if self.running and self.runner is not None:
+            self.runner.request_stop()
+
+    def hold(self, user: str) -> JobRunner:
+        return self._job_request(lambda r: r.request_hold(user), "hold")
+
+    def resume(self, user: str) -> JobRunner:
+        return self._job_request(lambda r: r.request_unhold(user), "resume")
+
+    def abort(self, user: str) -> JobRunner:
+        return self._job_request(lambda r: r.request_abort(user), "abort")
+
+    def _job_request(self, act: Callable[[BatchRunner], JobRunner | None], verb: str) -> JobRunner:
+        job = act(self.runner) if self.running and self.runner is not None else None
+        if job is None:
+            raise BatchRefused(f"no job is running: nothing to {verb}")
+        return job
+
+    async def close(self) -> None:
+        """An orderly stop of whatever runs (the route made safe); the batch stays resumable."""
+        task = self._task
+        if task is None or task.done():
+            return
+        if self.runner is not None:
+            self.runner.request_stop()
+        done, _ = await asyncio.wait({task}, timeout=STOP_TIMEOUT_S)
+        if not done:
+            log.error("the batch did not stop in time; cancelling it", extra={"timeout_s": STOP_TIMEOUT_S})
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):  # its failure is already reported
+            await task
+
+
+def _observed(task: asyncio.Task[BatchResult]) -> None:
+    """A batch started from the HMI has nobody awaiting it: its failure is reported by `_supervised`
+    (log, alarm, `failure`), and retrieved here so asyncio does not report it a second time."""
+    if not task.cancelled():
+        task.exception()
