@@ -22,6 +22,7 @@ from fastapi.responses import Response
 ASSET_TYPES: Final = {
     "index.html": "text/html; charset=utf-8",
     "hmi.js": "text/javascript; charset=utf-8",
+    "operations.js": "text/javascript; charset=utf-8",
     "hmi.css": "text/css; charset=utf-8",
 }
 CONTENT_SECURITY_POLICY: Final = (

@@ -215,7 +215,13 @@ function renderSynoptic() {
   });
   const last = portAt(previous, "room");
   if (last) { drawPort(root, last, x - portWidth / 2, height, stale); drawn.add(last.name); }
+  // the drawing is rebuilt on every state message: an item link with the keyboard focus gets it back
+  const focused = holder.contains(document.activeElement) ? document.activeElement.getAttribute("data-item") : null;
   holder.replaceChildren(root);
+  if (focused) {
+    const again = [...root.querySelectorAll("[data-item]")].find((node) => node.getAttribute("data-item") === focused);
+    if (again) again.focus();
+  }
   document.getElementById("line-name").textContent = state.line;
   renderControls(spaces, state.ports);
 }
@@ -652,10 +658,13 @@ async function confirmPrompt(key) {
 }
 
 // ---------------------------------------------------------------------------------------------------
-// the run panel: the batch this controller runs, its current job and phase, the queue, and Stop.
-// Polled with the prompts (the feed carries no batch messages). Stop asks in the page itself (a
-// confirmation group with a safe default), not with window.confirm: a touch screen shows it inline and
-// a browser test can answer it like any other button.
+// the run panel: start a queue, the batch's current job and phase, hold / resume / stop / abort, the
+// queue, and once the batch has ended its end-of-run record (outcome, plant hours, the electrode's
+// exposure verdict and certificate per job). Polled with the prompts (the feed carries no batch
+// messages). Every irreversible request asks in the page itself (a confirmation group whose safe answer
+// has the focus), not with window.confirm: a touch screen shows it inline and a browser test can answer
+// it like any other button. Nodes are only rebuilt when what they show changes, so keyboard focus on a
+// button or a certificate link survives the 2 s poll.
 
 const RUN_STATE_WORDS = {
   idle: "WAITING TO START",
@@ -663,44 +672,72 @@ const RUN_STATE_WORDS = {
   execute: "RUNNING",
   completing: "FINISHING",
   complete: "COMPLETE",
-  holding: "HOLDING — making the line safe",
-  held: "HELD — the line is safe; a person must decide",
+  holding: "HOLDING",
+  held: "HELD — waiting for a person to resume, stop or abort",
   unholding: "RESUMING after a hold",
   suspending: "SUSPENDING",
   suspended: "SUSPENDED — waiting for an outside condition to clear",
   unsuspending: "RESUMING after a suspension",
   stopping: "STOPPING — making the line safe",
   stopped: "STOPPED — the batch can be resumed",
-  aborting: "ABORTING — safety trip",
-  aborted: "ABORTED — safety trip",
+  aborting: "ABORTING — making the line safe",
+  aborted: "ABORTED",
   clearing: "CLEARING",
   resetting: "RESETTING",
 };
 const OUTCOME_WORDS = { done: "done", failed: "FAILED", aborted: "ABORTED" };
+const BATCH_STATUS_WORDS = {
+  running: "running",
+  complete: "COMPLETE — every job done",
+  failed: "ended with failures",
+  stopped: "STOPPED — start the same queue to resume it",
+};
+const run = { view: null, queuesKey: "", jobsKey: "", queues: [] };
 
 function runStateWords(state) {
   return RUN_STATE_WORDS[state] || state.toUpperCase();
 }
 
+function cell(text, cls) {
+  return Object.assign(document.createElement("td"), { textContent: text, className: cls || "" });
+}
+
+function queueRow(job, currentId) {
+  const row = document.createElement("tr");
+  row.dataset.job = job.id;
+  row.classList.toggle("current", job.id === currentId);
+  row.appendChild(cell(String(job.position)));
+  row.appendChild(cell(job.recipe));
+  row.appendChild(cell(runStateWords(job.state)));
+  const outcome = job.outcome ? OUTCOME_WORDS[job.outcome] || job.outcome : job.id === currentId ? "running" : "not finished";
+  const last = cell(job.message && job.outcome !== "done" ? `${outcome}: ${job.message}` : outcome,
+    job.outcome ? `outcome-${job.outcome}` : "");
+  last.dataset.outcome = job.outcome || "";
+  row.appendChild(last);
+  row.appendChild(cell(job.plant_hours === null ? "" : job.plant_hours.toFixed(2)));
+  const exposure = cell(job.exposed === null ? "not loaded yet" : job.exposure, job.exposed ? "exposed" : "");
+  exposure.dataset.exposed = job.exposed === null ? "" : String(job.exposed);
+  row.appendChild(exposure);
+  const report = document.createElement("td");
+  if (job.report) {
+    report.appendChild(Object.assign(document.createElement("a"), {
+      href: job.report, target: "_blank", rel: "noopener", textContent: `Certificate ${job.position}`,
+    }));
+  }
+  row.appendChild(report);
+  return row;
+}
+
 function renderQueue(view) {
   const table = document.getElementById("run-queue");
   table.hidden = !view.jobs.length;
+  const ended = Boolean(view.batch) && !view.running;
+  document.getElementById("run-queue-title").textContent = ended ? "End-of-run record" : "Queue";
   const currentId = view.current ? view.current.job_id : null;
-  table.tBodies[0].replaceChildren(...view.jobs.map((job) => {
-    const row = document.createElement("tr");
-    row.dataset.job = job.id;
-    row.classList.toggle("current", job.id === currentId);
-    const cell = (text, cls) => Object.assign(document.createElement("td"), { textContent: text, className: cls || "" });
-    row.appendChild(cell(String(job.position)));
-    row.appendChild(cell(job.recipe));
-    row.appendChild(cell(runStateWords(job.state)));
-    const outcome = job.outcome ? OUTCOME_WORDS[job.outcome] || job.outcome : job.id === currentId ? "running" : "not finished";
-    const text = job.message && job.outcome !== "done" ? `${outcome}: ${job.message}` : outcome;
-    const last = cell(text, job.outcome ? `outcome-${job.outcome}` : "");
-    last.dataset.outcome = job.outcome || "";
-    row.appendChild(last);
-    return row;
-  }));
+  const key = JSON.stringify([view.jobs, currentId]);
+  if (key === run.jobsKey) return;
+  run.jobsKey = key;
+  table.tBodies[0].replaceChildren(...view.jobs.map((job) => queueRow(job, currentId)));
 }
 
 function renderCurrent(current) {
@@ -720,23 +757,60 @@ function renderCurrent(current) {
   const state = document.getElementById("run-state");
   state.textContent = runStateWords(current.state);
   state.className = `run-state-${current.state}`;
+  const note = document.getElementById("run-hold-note");
+  const waiting = current.hold_requested_by && current.state !== "held";
+  note.hidden = !waiting;
+  if (waiting) {
+    note.textContent = `Hold asked by ${current.hold_requested_by}: the run holds when "${current.phase_title}" ends ` +
+      "(a step in progress is never paused halfway).";
+  }
+}
+
+function renderRunActions(view) {
+  const current = view.current;
+  const command = may("command");
+  document.getElementById("run-actions").hidden = !view.running;
+  const held = Boolean(current) && current.state === "held";
+  const holdAsked = Boolean(current) && Boolean(current.hold_requested_by);
+  const hold = document.getElementById("hold-batch");
+  const resume = document.getElementById("resume-batch");
+  hold.hidden = held || holdAsked;
+  resume.hidden = !(held || holdAsked);
+  resume.textContent = held ? "Resume" : "Withdraw the hold";
+  for (const id of ["hold-batch", "resume-batch", "abort-batch"]) {
+    document.getElementById(id).disabled = !command || !current;
+  }
+  document.getElementById("stop-batch").disabled = !command;
+}
+
+function batchSummary(view) {
+  if (!view.runs_here) return "No batch runs in this controller.";
+  if (!view.batch) {
+    if (view.running) return "A batch is starting…";
+    return view.failure ? `The last batch failed to start: ${view.failure}` : "No batch has run yet: start one below.";
+  }
+  const finished = view.jobs.filter((j) => j.outcome).length;
+  const status = view.running ? "running" : BATCH_STATUS_WORDS[view.batch.status] || view.batch.status;
+  let text = `Batch ${view.batch.id} (${view.batch.name}), started by ${view.batch.user}: ${status}; ` +
+    `${finished} of ${view.jobs.length} jobs finished`;
+  if (view.running && !view.current) text += " — no job running now";
+  if (!view.running && view.batch.ended_at) text += `; ended ${timeOfDay(view.batch.ended_at)}`;
+  if (view.failure) text += `. ${view.failure}`;
+  return text;
 }
 
 function renderBatch(view) {
-  const summary = document.getElementById("run-batch");
-  document.getElementById("run-actions").hidden = !view.runs_here;
-  document.getElementById("stop-batch").disabled = !may("command");
-  if (!view.runs_here) {
-    summary.textContent = "No batch runs in this controller.";
-  } else if (!view.batch) {
-    summary.textContent = "A batch is starting…";
-  } else {
-    const finished = view.jobs.filter((j) => j.outcome).length;
-    summary.textContent = `Batch ${view.batch.id} (${view.batch.name}), started by ${view.batch.user}: ` +
-      `${finished} of ${view.jobs.length} jobs finished` + (view.current ? "" : " — no job running now");
-  }
+  run.view = view;
+  document.getElementById("run-batch").textContent = batchSummary(view);
+  document.getElementById("run-start").hidden = !view.runs_here || view.running;
+  document.getElementById("start-batch").disabled = !may("command") || !run.queues.length;
+  renderRunActions(view);
   renderCurrent(view.current);
   renderQueue(view);
+  const report = document.getElementById("run-report");
+  report.hidden = !view.batch || view.running;
+  if (view.batch) document.getElementById("run-report-link").href = `/api/reports/${view.batch.id}.html`;
+  if (view.runs_here && !view.running) refreshQueues();
 }
 
 async function refreshBatch() {
@@ -747,32 +821,93 @@ async function refreshBatch() {
   }
 }
 
-function askStop(show) {
-  document.getElementById("stop-confirm").hidden = !show;
-  document.getElementById(show ? "stop-no" : "stop-batch").focus(); // the safe answer has the focus
+async function refreshQueues() {
+  let queues;
+  try {
+    queues = await api("/api/batch/queues");
+  } catch (error) {
+    document.getElementById("start-error").textContent = `Queues unavailable: ${error.message}`;
+    return;
+  }
+  const key = JSON.stringify(queues);
+  if (key === run.queuesKey) return;
+  run.queuesKey = key;
+  run.queues = queues;
+  const select = document.getElementById("queue-select");
+  const chosen = select.value;
+  select.replaceChildren(...queues.map((q) => Object.assign(document.createElement("option"), {
+    value: q.name, textContent: `${q.name} — ${q.jobs} job${q.jobs === 1 ? "" : "s"}: ${q.recipes.join(", ")}`,
+  })));
+  if (queues.some((q) => q.name === chosen)) select.value = chosen;
+  document.getElementById("start-batch").disabled = !may("command") || !queues.length;
 }
 
-async function stopBatch() {
-  askStop(false);
+function confirmGroup(name, show, focusId) {
+  document.getElementById(`${name}-confirm`).hidden = !show;
+  document.getElementById(focusId).focus(); // the safe answer has the focus
+}
+
+function askStart(event) {
+  event.preventDefault();
+  const queue = run.queues.find((q) => q.name === document.getElementById("queue-select").value);
+  if (!queue) return;
+  document.getElementById("start-error").textContent = "";
+  document.getElementById("start-question").textContent = `Start queue ${queue.name} (${queue.jobs} ` +
+    `job${queue.jobs === 1 ? "" : "s"}: ${queue.recipes.join(", ")})? If it was stopped before, it resumes ` +
+    "where it stopped.";
+  confirmGroup("start", true, "start-no");
+}
+
+async function startBatch() {
+  const queue = document.getElementById("queue-select").value;
+  confirmGroup("start", false, "start-batch");
   try {
-    const answer = await api("/api/batch/stop", { method: "POST" });
+    const batch = await api("/api/batch/start", { method: "POST", body: JSON.stringify({ queue }) });
     const box = document.getElementById("command-result");
     box.className = "result done";
-    box.textContent = answer.job
-      ? `Stop requested by ${answer.user}: job ${answer.job} goes to its safe state; the batch can be resumed.`
-      : `Stop requested by ${answer.user}: no further job starts; the batch can be resumed.`;
+    box.textContent = `Batch ${batch.id} (${batch.name}) started by ${batch.user}.`;
   } catch (error) {
-    showError(`Stop: ${error.message}`);
+    document.getElementById("start-error").textContent = `Start refused: ${error.message}`;
   }
   await refreshBatch();
 }
 
-function setUpStop() {
-  document.getElementById("stop-batch").addEventListener("click", () => askStop(true));
-  document.getElementById("stop-no").addEventListener("click", () => askStop(false));
-  document.getElementById("stop-yes").addEventListener("click", stopBatch);
-  document.getElementById("stop-confirm").addEventListener("keydown", (event) => {
-    if (event.key === "Escape") askStop(false);
+async function steerBatch(request, words) {
+  try {
+    const answer = await api(`/api/batch/${request}`, { method: "POST" });
+    const box = document.getElementById("command-result");
+    box.className = "result done";
+    box.textContent = `${words} (asked by ${answer.user}${answer.job ? `, job ${answer.job}` : ""}).`;
+  } catch (error) {
+    showError(`${request}: ${error.message}`);
+  }
+  await refreshBatch();
+}
+
+function setUpRunPanel() {
+  document.getElementById("run-start").addEventListener("submit", askStart);
+  document.getElementById("start-no").addEventListener("click", () => confirmGroup("start", false, "start-batch"));
+  document.getElementById("start-yes").addEventListener("click", startBatch);
+  document.getElementById("hold-batch").addEventListener("click",
+    () => steerBatch("hold", "Hold requested: the run holds at the end of the current phase"));
+  document.getElementById("resume-batch").addEventListener("click",
+    () => steerBatch("resume", "Resume requested"));
+  for (const [name, request, words] of [
+    ["stop", "stop", "Stop requested: the running job goes to its safe state; the batch can be resumed"],
+    ["abort", "abort", "Abort requested: the running step is cut short and the line made safe"],
+  ]) {
+    document.getElementById(`${name}-batch`).addEventListener("click", () => confirmGroup(name, true, `${name}-no`));
+    document.getElementById(`${name}-no`).addEventListener("click", () => confirmGroup(name, false, `${name}-batch`));
+    document.getElementById(`${name}-yes`).addEventListener("click", () => {
+      confirmGroup(name, false, `${name}-batch`);
+      steerBatch(request, words);
+    });
+    document.getElementById(`${name}-confirm`).addEventListener("keydown", (event) => {
+      if (event.key === "Escape") confirmGroup(name, false, `${name}-batch`);
+    });
+  }
+  document.getElementById("start-confirm").addEventListener("keydown", (event) => {
+    if (event.key === "Escape") confirmGroup("start", false, "start-batch");
   });
 }
 
@@ -1020,7 +1155,7 @@ function start() {
   setSession(hmi.token, hmi.session);
   connect();
   setInterval(renderAge, 1000);
-  setUpStop();
+  setUpRunPanel();
   setUpShelve();
   setUpItems();
   setUpTrends();

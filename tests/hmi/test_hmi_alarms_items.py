@@ -13,7 +13,7 @@ from playwright.async_api import Page, expect
 
 from controller.alarms import AlarmDefinition, Severity
 from tests.hmi import test_hmi_browser as browser_tests
-from tests.hmi.test_hmi_browser import Hmi, open_page
+from tests.hmi.test_hmi_browser import Hmi, open_page, save_for_readme
 
 chromium = browser_tests.chromium  # the same fixtures, so both files run the same line and browser
 hmi = browser_tests.hmi
@@ -73,6 +73,7 @@ async def test_only_an_engineer_may_shelve_and_the_shelf_says_who_why_and_until_
     await page.get_by_role("button", name="Shelve alarm").click()
     shelved = page.locator('tr[data-shelved="test.horn"]')
     await expect(shelved).to_contain_text("eng1")
+    await save_for_readme(page.locator("#alarms").locator(".."), "hmi-alarms.png")
     await expect(shelved).to_contain_text("horn under repair")
     await expect(row).to_have_count(0)
     shelf = hmi.ctl.alarms.get("test.horn").shelf
@@ -105,6 +106,17 @@ async def test_an_item_in_the_synoptic_opens_its_exposure_record(hmi: Hmi) -> No
     await expect(panel.locator("#item-path tbody tr")).to_have_count(1)
     await expect(panel.locator("#item-path tbody tr")).to_contain_text("inlet")
     await expect(panel.locator("#item-entries tbody")).to_have_text("none")
+
+    # the keyboard way: the focus stays on the item while the synoptic is redrawn around it
+    await page.locator("#item-close").click()
+    await expect(panel).to_be_hidden()
+    drawing = await page.locator("#synoptic svg").element_handle()
+    await page.locator('#synoptic [data-item="E1"]').focus()
+    await page.wait_for_function("(old) => !old.isConnected", arg=drawing)  # redrawn by a state message
+    focused = await page.evaluate("() => document.activeElement.getAttribute('data-item')")
+    assert focused == "E1"
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#item-verdict")).to_have_text("E1: never exposed to a non-inert atmosphere")
 
     # a bare electrode registered in room air: the ledger marks it exposed from its registration on
     await page.locator('#synoptic [data-item="E2"]').click()

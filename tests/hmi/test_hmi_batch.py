@@ -1,18 +1,19 @@
-"""A batch run from the browser alone: `run_batch` serves the API and the HMI, nobody simulates the operator,
-and every glove-work prompt is answered by clicking it in Debian's Chromium; the run panel is watched on the
-way and the records must name the person who clicked.
+"""A batch run from the browser alone: the controller serves the HMI with nothing started, nobody simulates
+the operator; a person logs in, starts the queue from the run panel, holds and resumes it, answers every
+glove-work prompt by clicking it in Debian's Chromium, and reads the end-of-run record. The records must
+name who clicked.
 
 The rig (the simulated line at 500x with every space dry argon, the thin annealed recipe) is the one of
-tests/sequences/test_production.py, imported rather than copied so both run the same plant.
+tests/sequences/test_production.py, imported rather than copied so both run the same plant. The line is
+served by `serve_line`, exactly what `depline run` and `depline demo --operator hmi` run.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
-import io
 import itertools
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -22,20 +23,20 @@ from playwright.async_api import Browser, Page, async_playwright, expect
 
 from controller.api import ApiContext, LiveFeed, TelemetryHistory, create_app
 from controller.auth import TokenStore
-from controller.batch_run import run_batch, simulated_plan
+from controller.batch_run import simulated_plan
 from controller.config import load_line_config
 from controller.line_controller import LineController
-from controller.service import bind_listener, url_of
-from sequences.batch import BatchResult
-from sequences.batch_queue import load_queue
-from sequences.operator_desk import OperatorDesk
-from tests.hmi.test_hmi_browser import CHROMIUM, CHROMIUM_ARGS, VIEWPORT, WAIT_MS, log_in
+from controller.service import bind_listener, serve_line, url_of
+from sequences.batch_store import JobRow
+from tests.hmi.test_hmi_browser import CHROMIUM, CHROMIUM_ARGS, VIEWPORT, WAIT_MS, log_in, save_for_readme
 from tests.sequences.test_production import CLOCK, Rig, kinds
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = pytest.mark.timeout(240)
 PROMPT_WAIT_MS = 90_000  # the plant time between two prompts (pump-down, layer, anneal) at 500x
+SERVE_TIMEOUT_S = 60.0
 EXPOSED = "EXPOSED TO NON-INERT"
-README_SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "hmi-run-panel.png"
+RUN_HELD = "HELD — waiting for a person to resume, stop or abort"
+QUEUE = "thin-job"
 # every prompt of a fresh one-job run, in order, with the title of the phase that asks it
 PROMPTED_PHASES = [
     ("load", "load through the outer door"),
@@ -60,9 +61,14 @@ WATCH_EXPOSURE = """(marker) => {
 @dataclasses.dataclass
 class BatchHmi:
     rig: Rig
-    task: asyncio.Task[BatchResult]
     url: str
     browser: Browser
+
+    async def jobs(self) -> list[JobRow]:
+        """The batch's jobs as recorded (the one batch this rig's database holds)."""
+        rows = await self.rig.batches()
+        assert len(rows) == 1, rows
+        return await self.rig.jobs(rows[0])
 
 
 @pytest.fixture
@@ -75,38 +81,61 @@ def chromium_path() -> str:
 
 @pytest.fixture
 async def batch_hmi(tmp_path: Path, chromium_path: str) -> AsyncIterator[BatchHmi]:
-    """One job of the thin recipe with the API served and an operator desk that waits for a person."""
+    """The served line with a one-job queue of the thin recipe in its queue folder, nothing started."""
     base = load_line_config()
+    queues = tmp_path / "queues"
+    queues.mkdir()
     database = dataclasses.replace(base.database, url=f"sqlite:///{tmp_path / 'line.db'}")
-    sequence = dataclasses.replace(base.sequence, base_pressure_timeout_s=3600.0, suspend_settle_s=60.0)
-    rig = Rig(dataclasses.replace(base, database=database, sequence=sequence), tmp_path)
-    queue = load_queue(rig.queue('[[jobs]]\nrecipe = "thin.toml"\n'))
-    listener = bind_listener("127.0.0.1", 0)
-    batch = run_batch(
-        rig.config,
-        queue,
-        rig.line(),
-        clock=CLOCK,
-        desk=OperatorDesk(clock=CLOCK),  # nobody answers by itself
-        out=io.StringIO(),
-        plan=simulated_plan(rig.config),
-        api_listener=listener,
+    sequence = dataclasses.replace(
+        base.sequence, base_pressure_timeout_s=3600.0, suspend_settle_s=60.0, queue_dir=str(queues)
     )
-    task = asyncio.create_task(batch)
+    rig = Rig(dataclasses.replace(base, database=database, sequence=sequence), queues)
+    rig.queue('name = "one thin job"\n[[jobs]]\nrecipe = "thin.toml"\n', name=f"{QUEUE}.toml")
+    listener = bind_listener("127.0.0.1", 0)
+    url = url_of(listener)
+    stop, ready = asyncio.Event(), asyncio.Event()
+
+    async def serve() -> None:
+        async with rig.line()() as line:
+            plan = simulated_plan(line)
+            await serve_line(line, listener, stop, announce=lambda _: ready.set(), plan=plan, clock=CLOCK)
+
+    task = asyncio.create_task(serve())
     try:
+        up = asyncio.ensure_future(ready.wait())
+        await asyncio.wait({up, task}, timeout=SERVE_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED)
+        up.cancel()
+        if task.done():
+            task.result()  # raises what kept the line from being served
+        assert ready.is_set(), f"the line was not served within {SERVE_TIMEOUT_S:.0f} s"
         async with async_playwright() as pw:
             browser = await pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
             try:
-                yield BatchHmi(rig, task, url_of(listener), browser)
+                yield BatchHmi(rig, url, browser)
             finally:
                 await browser.close()
     finally:
-        if not task.done():  # the test failed mid-run: end the batch (and its line) before the checks
+        stop.set()  # an orderly end: a running batch is stopped safe, then the line
+        await asyncio.wait([task], timeout=120)
+        if not task.done():
             task.cancel()
-        await asyncio.wait([task], timeout=60)
-        if task.done() and not task.cancelled():
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        elif not task.cancelled():
             task.exception()  # retrieved: the test already said what went wrong
         listener.close()
+
+
+async def start_queue(page: Page) -> None:
+    """Start the thin job from the run panel, answering the page's own confirmation."""
+    await expect(page.locator(f'#queue-select option[value="{QUEUE}"]')).to_have_count(1)
+    await page.locator("#queue-select").select_option(QUEUE)
+    await expect(page.locator("#start-batch")).to_be_enabled()
+    await page.locator("#start-batch").click()
+    await expect(page.locator("#start-question")).to_contain_text(f"Start queue {QUEUE} (1 job: ")
+    await expect(page.locator("#start-no")).to_be_focused()  # the safe answer is the default
+    await page.locator("#start-yes").click()
+    await expect(page.locator("#command-result")).to_contain_text("started by op1")
 
 
 async def open_hmi(hmi: BatchHmi) -> Page:
@@ -123,13 +152,17 @@ async def exposures_seen(page: Page) -> list[str]:
     return seen
 
 
-async def test_an_operator_runs_a_job_from_the_browser_alone_and_the_record_names_them(
+async def test_an_operator_starts_holds_resumes_and_finishes_a_job_from_the_browser_alone(
     batch_hmi: BatchHmi, tmp_path: Path
 ) -> None:
     page = await open_hmi(batch_hmi)
+    await expect(page.locator("#run-batch")).to_contain_text("No batch has run yet")
+    await expect(page.locator("#start-batch")).to_be_disabled()  # nobody logged in
     await log_in(page, "op1", "op1-demo")
-    await expect(page.locator("#run-batch")).to_contain_text("started by batch: 0 of 1 jobs finished")
+    await start_queue(page)
+    await expect(page.locator("#run-batch")).to_contain_text("started by op1: running; 0 of 1 jobs finished")
     phase = page.get_by_test_id("run-phase")
+    state = page.get_by_test_id("run-state")
     bar = page.locator("#run-progress")
     percents: list[float] = []
     confirmed: list[str] = []
@@ -139,42 +172,74 @@ async def test_an_operator_runs_a_job_from_the_browser_alone_and_the_record_name
         assert await exposures_seen(page) == []
         # the run panel shows the phase that waits for the glove work, running, further along each time
         await expect(phase).to_contain_text(title)
-        await expect(page.get_by_test_id("run-state")).to_have_text("RUNNING")
+        await expect(state).to_have_text("RUNNING")
         await expect(page.locator("#run-queue tbody tr")).to_have_count(1)
         await expect(page.locator("#run-queue tbody tr").first).to_contain_text("running")
         percents.append(float(await bar.evaluate("(node) => node.value")))
         if step == "seal":
             await page.locator("#run-panel").screenshot(path=tmp_path / "hmi-run-panel.png")
             await page.screenshot(path=tmp_path / "hmi-run.png", full_page=True)
-            if os.environ.get("DEPLINE_UPDATE_SCREENSHOTS"):  # the README picture; tests never edit it
-                await page.locator("#run-panel").screenshot(path=README_SCREENSHOT)
         key = await prompt.get_attribute("data-prompt")
         assert key is not None
+        if step == "open":  # asked while waiting for the gloves: it holds once this phase has ended
+            await page.locator("#hold-batch").click()
+            await expect(page.locator("#run-hold-note")).to_contain_text("Hold asked by op1")
         await prompt.get_by_role("button", name="Confirm").click()
         await expect(prompt).to_have_count(0)
         confirmed.append(key)
+        if step == "open":
+            await expect(state).to_have_text(RUN_HELD, timeout=PROMPT_WAIT_MS)
+            await expect(page.locator("#run-hold-note")).to_be_hidden()
+            await page.screenshot(path=tmp_path / "hmi-held.png", full_page=True)
+            await page.locator("#resume-batch").click()
+            await expect(state).to_have_text("RUNNING")
     assert all(a < b for a, b in itertools.pairwise(percents)), percents  # the bar only moves forward
-    assert await exposures_seen(page) == []
-    await page.close()  # the API stops with the batch; the page would only reconnect in vain
-    result = await asyncio.wait_for(batch_hmi.task, 60)
 
-    [job] = result.jobs
+    # the end-of-run record: the job done, its electrode never exposed, its certificate one click away
+    record = page.locator("#run-queue")
+    await expect(page.locator("#run-queue-title")).to_have_text("End-of-run record", timeout=PROMPT_WAIT_MS)
+    await expect(page.locator("#run-batch")).to_contain_text(
+        "COMPLETE — every job done; 1 of 1 jobs finished"
+    )
+    row = record.locator("tbody tr").first
+    await expect(row.locator("td[data-outcome]")).to_have_attribute("data-outcome", "done")
+    await expect(row.locator("td[data-exposed]")).to_have_attribute("data-exposed", "false")
+    await expect(row).to_contain_text(
+        "never exposed to a non-inert atmosphere; path room -> inlet -> process"
+    )
+    await expect(page.locator("#run-start")).to_be_visible()  # the next batch can be started
+    assert await exposures_seen(page) == []
+    await page.screenshot(path=tmp_path / "hmi-end-of-run.png", full_page=True)
+    await save_for_readme(page.locator("#run-panel"), "hmi-run-panel.png")
+    async with page.expect_popup() as popup_info:
+        await row.get_by_role("link", name="Certificate 1").click()
+    certificate = await popup_info.value
+    await expect(certificate.locator("body")).to_contain_text("never exposed")
+    [job] = await batch_hmi.jobs()
+    await expect(certificate.locator("body")).to_contain_text(job.id)
+    await page.close()
+
     assert job.outcome == "done"
-    assert result.status == "complete"
-    records = kinds(await batch_hmi.rig.events(job), "confirm")
+    events = await batch_hmi.rig.events(job)
+    records = kinds(events, "confirm")
     assert [r["key"] for r in records] == confirmed
     assert all(r["user"] == "op1" and r["via"] == "hmi" for r in records)
+    assert [r["by"] for r in kinds(events, "hold")] == ["op1"]
+    assert [r["by"] for r in kinds(events, "unhold")] == ["op1"]
+    assert [(r["user"], r["via"]) for r in kinds(events, "hold_requested")] == [("op1", "hmi")]
+    assert kinds(events, "safe_state") == []  # an operator's hold at a phase boundary needs no safe state
 
 
-async def test_stop_from_the_page_asks_first_then_leaves_the_batch_stopped_and_resumable(
+async def test_stop_asks_first_a_restart_resumes_and_abort_ends_the_queue(
     batch_hmi: BatchHmi, tmp_path: Path
 ) -> None:
     page = await open_hmi(batch_hmi)
     await log_in(page, "op1", "op1-demo")
+    anonymous = await page.request.post(batch_hmi.url + "/api/batch/start", data={"queue": QUEUE})
+    assert anonymous.status == 401  # starting a run is a person's decision, made logged in
+    await start_queue(page)
     load = page.locator('#prompts li[data-prompt$=":load"]')
     await expect(load).to_be_visible(timeout=PROMPT_WAIT_MS)
-    anonymous = await page.request.post(batch_hmi.url + "/api/batch/stop")
-    assert anonymous.status == 401  # stopping a run is a person's decision, made logged in
     confirm = page.locator("#stop-confirm")
     await page.locator("#stop-batch").click()
     await expect(confirm).to_be_visible()
@@ -184,30 +249,52 @@ async def test_stop_from_the_page_asks_first_then_leaves_the_batch_stopped_and_r
     await expect(confirm).to_be_hidden()
     await page.locator("#stop-batch").click()
     await page.locator("#stop-yes").click()
-    await expect(page.locator("#command-result")).to_contain_text("Stop requested by op1: job ")
-    await page.close()
-    result = await asyncio.wait_for(batch_hmi.task, 60)
-
-    assert result.status == "stopped"
-    [job] = result.jobs
-    assert job.outcome is None  # unfinished: a new run of the queue resumes it
+    result = page.locator("#command-result")
+    await expect(result).to_contain_text("the batch can be resumed (asked by op1, job ")
+    await expect(page.locator("#run-batch")).to_contain_text("STOPPED — start the same queue to resume it")
+    [job] = await batch_hmi.jobs()
+    assert job.outcome is None  # unfinished: starting the queue again resumes it
     assert job.checkpoint == "load:started"
+
+    await start_queue(page)  # the same batch resumes: the load is asked for again
+    await expect(load).to_be_visible(timeout=PROMPT_WAIT_MS)
+    await load.get_by_role("button", name="Confirm").click()
+    await expect(page.get_by_test_id("run-phase")).to_contain_text(
+        "pump/purge the inlet", timeout=PROMPT_WAIT_MS
+    )
+    await page.locator("#abort-batch").click()
+    await expect(page.locator("#abort-no")).to_be_focused()
+    await page.locator("#abort-yes").click()
+    await expect(page.locator("#run-batch")).to_contain_text("ended with failures", timeout=PROMPT_WAIT_MS)
+    row = page.locator("#run-queue tbody tr").first
+    await expect(row.locator("td[data-outcome]")).to_have_attribute("data-outcome", "aborted")
+    await expect(row).to_contain_text("aborted by op1")
+    await page.close()
+
+    [job] = await batch_hmi.jobs()
+    assert (job.outcome, job.message) == ("aborted", "aborted by op1")
+    assert job.attempts == 2
     events = await batch_hmi.rig.events(job)
     assert [(r["user"], r["via"]) for r in kinds(events, "stop_requested")] == [("op1", "hmi")]  # once
+    assert [(r["user"], r["via"]) for r in kinds(events, "abort_requested")] == [("op1", "hmi")]
     assert ("stopping", "stopped") in [(d["from"], d["to"]) for d in kinds(events, "state")]
-    assert kinds(events, "safe_state")
-    assert kinds(events, "confirm") == []
+    assert ("aborting", "aborted") in [(d["from"], d["to"]) for d in kinds(events, "state")]
+    assert len(kinds(events, "safe_state")) == 2  # the stop and the abort each made the route safe
 
 
-async def test_a_controller_without_a_batch_says_so_and_refuses_a_stop() -> None:
+async def test_a_controller_without_batches_says_so_and_refuses_requests() -> None:
     ctl = LineController(load_line_config())  # built, never started: the routes need no plant here
     app = create_app(ApiContext(ctl, TokenStore(), TelemetryHistory(), LiveFeed()))
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://hmi") as http:
         view = (await http.get("/api/batch")).json()
-        assert view == {"runs_here": False, "batch": None, "jobs": [], "current": None}
+        assert view["runs_here"] is False
+        assert (view["running"], view["batch"], view["jobs"], view["current"]) == (False, None, [], None)
         login = await http.post("/api/login", json={"user": "op1", "password": "op1-demo"})
         headers = {"Authorization": f"Bearer {login.json()['token']}"}
-        stop = await http.post("/api/batch/stop", headers=headers)
-        assert stop.status_code == 503
-        assert "no batch runs" in stop.json()["detail"]
+        for request in ("stop", "hold", "resume", "abort"):
+            answer = await http.post(f"/api/batch/{request}", headers=headers)
+            assert answer.status_code == 503
+            assert "runs no production batches" in answer.json()["detail"]
+        start = await http.post("/api/batch/start", json={"queue": "demo"}, headers=headers)
+        assert start.status_code == 503

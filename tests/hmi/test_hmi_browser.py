@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, Page, ViewportSize, async_playwright, expect
+from playwright.async_api import Browser, Locator, Page, ViewportSize, async_playwright, expect
 
 from controller.alarms import AlarmDefinition, Severity
 from controller.config import load_line_config
@@ -37,13 +37,20 @@ CHROMIUM_ARGS = [
 ]
 WAIT_MS = 20_000
 VIEWPORT: ViewportSize = {"width": 1280, "height": 800}
-README_SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "hmi-synoptic.png"
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 ATMOSPHERE_WORDS = {
     "air": "AIR",
     "vacuum": "VACUUM",
     "inert_in_spec": "INERT (in spec)",
     "unknown": "UNKNOWN",
 }
+
+
+async def save_for_readme(view: Page | Locator, name: str) -> None:
+    """The README's pictures are refreshed only on request (DEPLINE_UPDATE_SCREENSHOTS=1): a test run
+    never edits the repository."""
+    if os.environ.get("DEPLINE_UPDATE_SCREENSHOTS"):
+        await view.screenshot(path=DOCS / name)
 
 
 @dataclasses.dataclass
@@ -138,8 +145,7 @@ async def test_synoptic_shows_every_space_with_its_atmosphere_in_words_and_live_
     await expect(page.locator('[data-command="port:inlet_gate:open"]')).to_be_disabled()
     await expect(page.locator("#login-user")).to_be_visible()
     await page.screenshot(path=tmp_path / "hmi-synoptic.png", full_page=True)
-    if os.environ.get("DEPLINE_UPDATE_SCREENSHOTS"):  # the README's picture; a test run never edits the repo
-        await page.screenshot(path=README_SCREENSHOT)
+    await save_for_readme(page, "hmi-synoptic.png")
 
 
 async def test_operator_logs_in_sees_a_refused_gate_with_its_reason_and_acknowledges_an_alarm(

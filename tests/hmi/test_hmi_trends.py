@@ -18,7 +18,7 @@ from controller.line_controller import LineController
 from controller.poller import PollPlan, Priority
 from controller.service import ControllerService, HttpServer, bind_listener
 from sim_hardware.line import SimLine
-from tests.hmi.test_hmi_browser import CHROMIUM, CHROMIUM_ARGS, Hmi, open_page
+from tests.hmi.test_hmi_browser import CHROMIUM, CHROMIUM_ARGS, Hmi, open_page, save_for_readme
 
 PRESSURE_FACTOR = 3.0  # the sim drifts between the page's sample and the gate's state; air stays air
 LATEST = re.compile(r"latest: ([-+0-9.e]+) Pa$")
@@ -79,3 +79,4 @@ async def test_inlet_pressure_trend_is_log_scale_in_pa_and_agrees_with_the_contr
     await expect(chart).to_have_attribute("data-points", re.compile(r"^([3-9]|\d{2,})$"))
     await expect(chart.locator("path.trend-line")).to_have_attribute("d", re.compile(r"^M[\d.]+ [\d.]+ L"))
     await page.screenshot(path=tmp_path / "hmi-trends.png", full_page=True)
+    await save_for_readme(page.locator("#trends").locator(".."), "hmi-trends.png")
