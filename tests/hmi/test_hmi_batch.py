@@ -208,6 +208,8 @@ async def test_an_operator_starts_holds_resumes_and_finishes_a_job_from_the_brow
         "never exposed to a non-inert atmosphere; path room -> inlet -> process"
     )
     await expect(page.locator("#run-start")).to_be_visible()  # the next batch can be started
+    await expect(page.locator("#run-current")).to_be_hidden()  # no job runs: no stale phase or state shown
+    await expect(page.locator("#run-actions")).to_be_hidden()
     assert await exposures_seen(page) == []
     await page.screenshot(path=tmp_path / "hmi-end-of-run.png", full_page=True)
     await save_for_readme(page.locator("#run-panel"), "hmi-run-panel.png")
