@@ -60,6 +60,7 @@ from controller.ledger import ExposureRecord, LedgerEntry
 from controller.line_controller import LineController
 from controller.line_state import ValveState
 from controller.poller import PollerFailure
+from controller.trend_history import TrendHistory
 from controller.users import authenticate
 from drivers.reading import Reading
 from sequences.operator_desk import OperatorDesk
@@ -824,6 +825,7 @@ class ApiContext:
     desk: OperatorDesk | None = None  # the production run's glove-work prompts, when one runs here
     batches: BatchHost | None = None  # the production batch this process runs or may start
     operations: SpaceOperations | None = None  # manual antechamber operations, when offered here
+    trends: TrendHistory | None = None  # what the HMI trends plot, recorded whether or not anyone watches
     login_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(LOGIN_SLOTS))
 
 
@@ -1198,6 +1200,9 @@ def create_app(context: ApiContext) -> FastAPI:
     from controller.api_operations import router as operations_router
 
     app.include_router(operations_router)
+    from controller.api_trends import router as trends_router
+
+    app.include_router(trends_router)
     from controller.hmi_page import router as hmi_router
 
     app.include_router(hmi_router)

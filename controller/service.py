@@ -6,7 +6,8 @@ CLI has started the simulated line: this module never imports the simulator). Pi
 - `ControllerService` wires a started `LineController` to the API's live parts: a poller subscription
   feeds the telemetry ring buffer and the WebSocket feed; gate and alarm records go to the feed as they
   happen; a ticker pushes state snapshots and coalesced telemetry at a bounded rate, and only while
-  someone watches.
+  someone watches; a separate sampler keeps the HMI's two-hour trend history (`controller.trend_history`)
+  whether or not anyone watches, so a page opened now starts with it.
 - `HttpServer` runs uvicorn in this process and event loop (stack.md §6) on a socket bound *before*
   anything starts, so "address already in use" is a one-line user error instead of uvicorn's
   `sys.exit` inside a task. Signals are not uvicorn's business here: uvicorn's own handlers would
@@ -56,6 +57,7 @@ from controller.line_controller import LineController
 from controller.mqtt_bridge import MqttBridge
 from controller.poller import PollerFailure, PollEvent, PollPlan, Sample, Subscription, SubscriptionClosed
 from controller.recorder import Recorder
+from controller.trend_history import TrendHistory, sample_line
 from sequences.operator_desk import OperatorDesk
 from sequences.plant_clock import PlantClock
 from sequences.space_operations import SpaceOperations
@@ -84,6 +86,7 @@ class ControllerService:
         desk: OperatorDesk | None = None,
         batches: BatchHost | None = None,
         operations: SpaceOperations | None = None,
+        trends: TrendHistory | None = None,
         token_ttl_s: float = DEFAULT_TTL_S,
         state_interval_s: float = 0.5,
         telemetry_interval_s: float = 0.5,
@@ -101,6 +104,8 @@ class ControllerService:
             controller, self.tokens, self.history, self.feed, historian, desk, batches=batches
         )
         self.context.operations = operations
+        self.trends = trends if trends is not None else TrendHistory()
+        self.context.trends = self.trends
         self.app: FastAPI = create_app(self.context)
         self.state_interval_s = state_interval_s
         self.telemetry_interval_s = telemetry_interval_s
@@ -118,6 +123,7 @@ class ControllerService:
         self._tasks = [
             asyncio.create_task(self._pump(subscription), name="api-telemetry"),
             asyncio.create_task(self._tick(), name="api-live-ticker"),
+            asyncio.create_task(sample_line(self.trends, self.controller), name="trend-sampler"),
         ]
 
     async def stop(self) -> None:

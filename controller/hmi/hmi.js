@@ -918,6 +918,10 @@ function setUpRunPanel() {
 // minutes stay fine and hours stay coarse), at most TREND_MAX_DRAWN drawn, and a redraw at most every
 // TREND_REDRAW_MS. A value that cannot be trusted (no value, sensor quality not ok, feed silent for more
 // than STALE_AFTER_S) is a gap in the line, never a line drawn through it.
+// On load and after every reconnect the page seeds its series with the controller's history
+// (GET /api/trends, sampled whether or not a page was open): one answer per window, coarse to fine, so the
+// last minutes come at the controller's full rate and the hours coarser. History only fills time before
+// the first live sample since the (re)connect, and a seam wider than the feed's staleness is a gap.
 
 const TREND_WINDOWS_S = { 300: "5 min", 1800: "30 min", 7200: "2 h" };
 const TREND_SAMPLE_MS = 1000;
@@ -925,6 +929,7 @@ const TREND_KEEP_S = Math.max(...Object.keys(TREND_WINDOWS_S).map(Number));
 const TREND_MAX_POINTS = 2400;
 const TREND_MAX_DRAWN = 300;
 const TREND_REDRAW_MS = 500;
+const TREND_HISTORY_WINDOWS_S = [7200, 1800, 300]; // coarse to fine; each finer answer wins where both cover
 const TREND_W = 380;
 const TREND_H = 120;
 const TREND_PAD = { left: 58, right: 8, top: 8, bottom: 22 };
@@ -936,7 +941,7 @@ const TREND_KINDS = [
     has: (s) => s.substrate_temp_c !== null, value: (s) => s.substrate_temp_c },
 ];
 
-const trends = { series: new Map(), windowS: 300, dirty: false, layoutKey: "" };
+const trends = { series: new Map(), windowS: 300, dirty: false, layoutKey: "", connectedMs: 0, historySampleMs: 0 };
 
 function trendValue(kind, space) {
   const value = kind.value(space);
@@ -971,8 +976,10 @@ function recordTrends(state, nowMs) {
         if (value === null) last.v = null; // an untrusted moment inside the sample stays visible
         continue;
       }
-      // a silent feed is a gap, recorded as such so thinning and downsampling keep it
-      if (last && nowMs - last.t > STALE_AFTER_S * 1000) series.points.push({ t: nowMs - 1, v: null });
+      // a silent feed is a gap, recorded as such so thinning and downsampling keep it (history points
+      // come at the controller's sampling interval, so the seam after them allows that much more)
+      const quietMs = STALE_AFTER_S * 1000 + (last && last.h ? trends.historySampleMs : 0);
+      if (last && nowMs - last.t > quietMs) series.points.push({ t: nowMs - 1, v: null, quiet: true });
       series.points.push({ t: nowMs, v: value });
       const horizonMs = nowMs - TREND_KEEP_S * 1000;
       while (series.points.length && series.points[0].t < horizonMs) series.points.shift();
@@ -980,6 +987,82 @@ function recordTrends(state, nowMs) {
     }
   }
   trends.dirty = true;
+}
+
+// One answer of GET /api/trends as page points, on this page's clock: the answer's "now" is the
+// controller's clock when this page received it (a browser with a wrong clock still joins in order).
+function historySeries(answer, receivedMs) {
+  const offsetMs = receivedMs - answer.now * 1000;
+  const found = new Map();
+  for (const s of answer.series) {
+    const points = s.points.map(([t, v]) => ({ t: t * 1000 + offsetMs, v: Number.isFinite(v) ? v : null, h: true }));
+    found.set(`${s.space}:${s.kind}`, { space: s.space, kind: s.kind, points: points.filter((p) => p.t <= receivedMs) });
+  }
+  return found;
+}
+
+// Coarse to fine: a coarser answer's points only before the finer one's first point.
+function joinHistory(answers) {
+  const joined = new Map();
+  for (const answer of answers) {
+    for (const [id, s] of answer) {
+      const coarse = joined.get(id);
+      const firstMs = s.points.length ? s.points[0].t : Infinity;
+      const older = coarse ? coarse.points.filter((p) => p.t < firstMs) : [];
+      joined.set(id, { ...s, points: older.concat(s.points) });
+    }
+  }
+  return joined;
+}
+
+function joinAtSeam(before, after, quietMs) {
+  if (!before.length || !after.length) return before.concat(after);
+  const gap = after[0].t - before[before.length - 1].t > quietMs && before[before.length - 1].v !== null;
+  return before.concat(gap ? [{ t: after[0].t - 1, v: null }] : [], after);
+}
+
+// The page's points from before the history starts (a controller restarted since), the history up to the
+// first live sample since the (re)connect, then those live samples: in order, never twice.
+function seedTrends(history) {
+  const seamMs = STALE_AFTER_S * 1000 + trends.historySampleMs;
+  for (const [id, h] of history) {
+    const kind = TREND_KINDS.find((k) => k.key === h.kind);
+    if (!kind || !h.points.length) continue;
+    let series = trends.series.get(id);
+    if (!series) {
+      series = { id, space: h.space, kind, points: [] };
+      trends.series.set(id, series);
+    }
+    const live = series.points.filter((p) => p.t >= trends.connectedMs);
+    // the feed's silence before the reconnect is the history's to fill: the seam decides on a gap afresh
+    if (live.length && live[0].quiet && h.points.some((p) => p.t < live[0].t)) live.shift();
+    const cutMs = live.length ? live[0].t : Infinity;
+    const past = h.points.filter((p) => p.t < cutMs);
+    const firstMs = past.length ? past[0].t : cutMs;
+    const older = series.points.filter((p) => p.t < firstMs && p.t < trends.connectedMs);
+    let points = joinAtSeam(joinAtSeam(older, past, STALE_AFTER_S * 1000), live, seamMs);
+    const horizonMs = Date.now() - TREND_KEEP_S * 1000;
+    points = points.filter((p) => p.t >= horizonMs);
+    while (points.length > TREND_MAX_POINTS) points = thinOlderHalf(points);
+    series.points = points;
+  }
+  trends.dirty = true;
+}
+
+async function loadTrendHistory() {
+  try {
+    const answers = await Promise.all(TREND_HISTORY_WINDOWS_S.map(async (windowS) => {
+      const response = await fetch(`/api/trends?window_s=${windowS}`, { cache: "no-store" });
+      if (!response.ok) throw new Error(`GET /api/trends: ${response.status}`);
+      const answer = await response.json();
+      trends.historySampleMs = answer.sample_s * 1000;
+      return historySeries(answer, Date.now());
+    }));
+    seedTrends(joinHistory(answers));
+  } catch (error) {
+    // the live samples still draw; only the time before this page opened stays empty
+    console.warn("trend history unavailable", error);
+  }
 }
 
 // Buckets of equal time; a bucket with any untrusted value is a gap, an empty one is nothing.
@@ -1038,6 +1121,7 @@ function drawTrend(series, nowMs, feedStale) {
   const axisLabel = `${kind.title}, ${kind.unit}${kind.log ? " (log scale)" : ""}`;
   const root = svg("svg", {
     viewBox: `0 0 ${TREND_W} ${TREND_H}`, role: "img", "data-points": String(trusted.length),
+    "data-earliest-ms": trusted.length ? String(Math.round(trusted[0].t)) : "",
     "aria-label": `${series.space} ${axisLabel}, last ${TREND_WINDOWS_S[trends.windowS]}`,
   });
   const plotW = TREND_W - TREND_PAD.left - TREND_PAD.right;
@@ -1130,7 +1214,11 @@ function connect() {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   const socket = new WebSocket(`${scheme}://${location.host}/ws`);
   hmi.socket = socket;
-  socket.addEventListener("open", () => setFeedStatus("live feed: connected", false));
+  trends.connectedMs = Date.now(); // live samples from here on; the history fills the time before
+  socket.addEventListener("open", () => {
+    setFeedStatus("live feed: connected", false);
+    loadTrendHistory();
+  });
   socket.addEventListener("message", (event) => {
     const message = JSON.parse(event.data);
     if (message.type === "state") {

@@ -1,11 +1,14 @@
 """The HMI's live trends in a real browser, against a real controller and the simulated line.
 
 The charts are fed by the page's own WebSocket state messages; the test reads what an operator reads (the
-axis label and the latest value text) and compares it with the controller's own state.
+axis label and the latest value text) and compares it with the controller's own state. A page opened
+later starts with the controller's trend history (GET /api/trends), recorded while nobody watched.
 """
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,11 +20,14 @@ from controller.config import load_line_config
 from controller.line_controller import LineController
 from controller.poller import PollPlan, Priority
 from controller.service import ControllerService, HttpServer, bind_listener
+from controller.trend_history import TrendHistory
 from sim_hardware.line import SimLine
 from tests.hmi.test_hmi_browser import CHROMIUM, CHROMIUM_ARGS, Hmi, open_page, save_for_readme
 
 PRESSURE_FACTOR = 3.0  # the sim drifts between the page's sample and the gate's state; air stays air
 LATEST = re.compile(r"latest: ([-+0-9.e]+) Pa$")
+HISTORY_BEFORE_PAGE_S = 2.0  # how much history the service records before the page opens
+HISTORY_WAIT_S = 20.0
 
 
 @pytest.fixture
@@ -80,3 +86,73 @@ async def test_inlet_pressure_trend_is_log_scale_in_pa_and_agrees_with_the_contr
     await expect(chart.locator("path.trend-line")).to_have_attribute("d", re.compile(r"^M[\d.]+ [\d.]+ L"))
     await page.screenshot(path=tmp_path / "hmi-trends.png", full_page=True)
     await save_for_readme(page.locator("#trends").locator(".."), "hmi-trends.png")
+
+
+@pytest.fixture
+async def line_with_history(chromium_path: str) -> AsyncIterator[Hmi]:
+    """A service that has sampled the line for HISTORY_BEFORE_PAGE_S (fast) before any page opens."""
+    async with SimLine(load_line_config(), speed=200.0) as sim:
+        config = sim.simulated_config()
+        plan = PollPlan.for_line(config, periods_s={Priority.INTERLOCK: 0.1, Priority.PROCESS: 0.5})
+        async with (
+            LineController(config, plan=plan, travel_timeout_s=5.0) as ctl,
+            ControllerService(
+                ctl, state_interval_s=0.2, telemetry_interval_s=0.5, trends=TrendHistory(sample_s=0.1)
+            ) as service,
+            HttpServer(service.app, bind_listener("127.0.0.1", 0)) as server,
+            async_playwright() as pw,
+        ):
+            async with asyncio.timeout(HISTORY_WAIT_S):
+                while _trusted_span_s(service.trends, "inlet") < HISTORY_BEFORE_PAGE_S:  # noqa: ASYNC110 (a sampler has no event)
+                    await asyncio.sleep(0.1)
+            assert service.feed.clients == 0  # recorded while nobody watched
+            browser = await pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+            try:
+                yield Hmi(sim, ctl, server.url, browser)
+            finally:
+                await browser.close()
+
+
+def _trusted_span_s(history: TrendHistory, space: str) -> float:
+    series = next((s for s in history.series() if (s.space, s.kind) == (space, "pressure")), None)
+    times = [t for t, v in series.points() if v is not None] if series is not None else []
+    return times[-1] - times[0] if times else 0.0
+
+
+POINT_TIMES = "(id) => trends.series.get(id).points.map((p) => p.t)"
+
+
+async def test_a_page_opened_now_starts_with_the_history_recorded_before_it(line_with_history: Hmi) -> None:
+    line = line_with_history
+    page = await open_page(line)
+    chart = page.locator('[data-trend="inlet:pressure"] svg')
+    await expect(chart).to_have_attribute("data-earliest-ms", re.compile(r"^\d+$"))
+    opened_ms = await page.evaluate("performance.timeOrigin")
+    earliest_ms = float(await chart.get_attribute("data-earliest-ms") or "nan")
+    assert earliest_ms < opened_ms - 1000.0 * (HISTORY_BEFORE_PAGE_S / 2)  # drawn from before the page
+    # history and live samples meet without a repeat or a step back, and live samples keep coming
+    await expect(page.locator('[data-trend-latest="inlet:pressure"]')).to_have_text(LATEST)
+    times = await page.evaluate(POINT_TIMES, "inlet:pressure")
+    assert times[0] < opened_ms < times[-1]
+    assert all(a < b for a, b in itertools.pairwise(times))
+
+    answer = await page.request.get(line.url + "/api/trends?window_s=7200")
+    assert answer.ok, await answer.text()
+    body = await answer.json()
+    kinds = {(s["space"], s["kind"]): s for s in body["series"]}
+    assert {("inlet", "pressure"), ("inlet", "frost"), ("process", "substrate")} <= set(kinds)
+    assert kinds[("inlet", "pressure")]["unit"] == "Pa"
+    assert all(len(s["points"]) <= 300 for s in body["series"])  # downsampled for the window
+    assert (await page.request.get(line.url + "/api/trends?window_s=10")).status == 422
+
+    # after a reconnect the history fills the silence; the series stays in order
+    await page.evaluate("hmi.socket.close()")
+    await expect(page.locator("#feed-status")).to_contain_text("DISCONNECTED")
+    await expect(page.locator("#feed-status")).to_have_text("live feed: connected")
+    await page.wait_for_function(
+        "(id) => trends.series.get(id).points.some((p) => p.h && p.t > trends.connectedMs - 3000)",
+        arg="inlet:pressure",
+    )
+    times = await page.evaluate(POINT_TIMES, "inlet:pressure")
+    assert times[0] < opened_ms
+    assert all(a < b for a, b in itertools.pairwise(times))
