@@ -15,8 +15,7 @@ from controller.alarms import AlarmDefinition, Severity
 from tests.hmi import test_hmi_browser as browser_tests
 from tests.hmi.test_hmi_browser import Hmi, open_page, save_for_readme
 
-chromium = browser_tests.chromium  # the same fixtures, so both files run the same line and browser
-hmi = browser_tests.hmi
+hmi = browser_tests.hmi  # the same fixture, so both files run the same line and browser
 
 
 async def log_in_as(page: Page, user: str, password: str, role: str) -> None:

@@ -28,7 +28,7 @@ from controller.config import load_line_config
 from controller.line_controller import LineController
 from controller.service import bind_listener, serve_line, url_of
 from sequences.batch_store import JobRow
-from tests.hmi.test_hmi_browser import CHROMIUM, CHROMIUM_ARGS, VIEWPORT, WAIT_MS, log_in, save_for_readme
+from tests.hmi.test_hmi_browser import CHROMIUM_ARGS, VIEWPORT, WAIT_MS, log_in, save_for_readme
 from tests.sequences.test_production import CLOCK, Rig, kinds
 
 pytestmark = pytest.mark.timeout(240)
@@ -69,14 +69,6 @@ class BatchHmi:
         rows = await self.rig.batches()
         assert len(rows) == 1, rows
         return await self.rig.jobs(rows[0])
-
-
-@pytest.fixture
-def chromium_path() -> str:
-    """Fail, never skip, without the browser: a skipped HMI test would pass `make test` untested."""
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: `make system-packages` installs Debian's chromium")
-    return CHROMIUM
 
 
 @pytest.fixture

@@ -27,14 +27,6 @@ PROMPTS_PER_JOB = 5  # load, open, place the outlet container, seal, unload
 
 
 @pytest.fixture
-def chromium_path() -> str:
-    """Fail, never skip, without the browser: a skipped HMI test would pass `make test` untested."""
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: `make system-packages` installs Debian's chromium")
-    return CHROMIUM
-
-
-@pytest.fixture
 async def demo_url(tmp_path: Path, chromium_path: str) -> AsyncIterator[str]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "controller.cli", "demo", "--operator", "hmi", "--speed", SPEED,

@@ -22,20 +22,12 @@ from controller.poller import PollPlan, Priority
 from controller.service import ControllerService, HttpServer, bind_listener
 from controller.trend_history import TrendHistory
 from sim_hardware.line import SimLine
-from tests.hmi.test_hmi_browser import CHROMIUM, CHROMIUM_ARGS, Hmi, open_page, save_for_readme
+from tests.hmi.test_hmi_browser import CHROMIUM_ARGS, Hmi, open_page, save_for_readme
 
 PRESSURE_FACTOR = 3.0  # the sim drifts between the page's sample and the gate's state; air stays air
 LATEST = re.compile(r"latest: ([-+0-9.e]+) Pa$")
 HISTORY_BEFORE_PAGE_S = 2.0  # how much history the service records before the page opens
 HISTORY_WAIT_S = 20.0
-
-
-@pytest.fixture
-def chromium_path() -> str:
-    """Fail, never skip, without the browser (as in test_hmi_browser)."""
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: `make system-packages` installs Debian's chromium")
-    return CHROMIUM
 
 
 @pytest.fixture
