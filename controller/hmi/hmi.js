@@ -292,8 +292,35 @@ function renderControls(spaces, ports) {
   holder.replaceChildren(...groups);
 }
 
+// A command and the readings behind a refusal, in the operator's words: "open inlet_gate", "pressure:
+// 101 kPa", never "type=SetPort" or "pressure_pa = 101325". An action this table does not know is still
+// shown, field by field.
+const ACTION_WORDS = {
+  SetPort: (a) => `${a.open ? "open" : "close"} ${a.port}`,
+  SetValve: (a) => `${a.open ? "open" : "close"} the ${a.valve.replaceAll("_", " ")} valve of ${a.space}`,
+  SetPump: (a) => `${a.running ? "start" : "stop"} the ${a.space} pump`,
+  SetTurbo: (a) => `${a.running ? "start" : "stop"} the ${a.space} turbo`,
+};
+const EVIDENCE_UNITS = [["_ppmv", "ppm"], ["_pa", "Pa"], ["_c", "°C"], ["_hz", "Hz"], ["_sccm", "sccm"],
+  ["_s", "s"], ["_v", "V"], ["_w", "W"]];
+const EVIDENCE_LABELS = { dp: "pressure difference", o2: "O2", "predicted o2": "predicted O2" };
+
 function describeAction(action) {
+  const words = ACTION_WORDS[action.type];
+  if (words) return words(action);
   return Object.entries(action).map(([k, v]) => `${k}=${v}`).join(" ");
+}
+
+function evidenceText(key, value) {
+  const unit = EVIDENCE_UNITS.find(([suffix]) => key.endsWith(suffix) && typeof value === "number");
+  const bare = unit ? key.slice(0, -unit[0].length) : key;
+  const label = EVIDENCE_LABELS[bare.replaceAll("_", " ")] || bare.replaceAll("_", " ");
+  let shown;
+  if (unit) shown = unit[1] === "Pa" ? engineering(value, "Pa") : `${Number(value.toPrecision(4))} ${unit[1]}`;
+  else if (Array.isArray(value)) shown = value.join(", ");
+  else if (value !== null && typeof value === "object") shown = JSON.stringify(value);
+  else shown = String(value).replaceAll("_", " ");
+  return `${label}: ${shown}`;
 }
 
 function showResult(record) {
@@ -309,7 +336,7 @@ function showResult(record) {
     for (const refusal of record.refusals) {
       const li = document.createElement("li");
       li.className = "refusal";
-      const evidence = Object.entries(refusal.evidence).map(([k, v]) => `${k} = ${JSON.stringify(v)}`).join("; ");
+      const evidence = Object.entries(refusal.evidence).map(([k, v]) => evidenceText(k, v)).join("; ");
       li.textContent = evidence ? `${refusal.reason} (${evidence})` : refusal.reason;
       list.appendChild(li);
     }

@@ -153,12 +153,29 @@ async def test_operator_logs_in_sees_a_refused_gate_with_its_reason_and_acknowle
     await open_gate.focus()
     await page.keyboard.press("Enter")  # keyboard alone is enough
     result = page.locator("#command-result")
-    await expect(result).to_contain_text("REFUSED: type=SetPort port=inlet_gate open=true (by op1)")
+    await expect(result).to_contain_text("REFUSED: open inlet_gate (by op1)")
     record = next(r for r in reversed(hmi.ctl.gate.records) if r.command.user == "op1")
     assert record.outcome == "refused"
     assert record.command.origin == "hmi"
     for refusal in record.verdict.refusals:
         await expect(result.locator(".refusal").filter(has_text=refusal.reason)).to_have_count(1)
+    # the readings behind it in words and units, not as the API's field names
+    assert record.verdict.refusals[0].evidence
+    await expect(result).to_contain_text("(inlet: air; process: air)")
+    await expect(result).not_to_contain_text("_pa")
+    await expect(result).not_to_contain_text("type=")
+    words = await page.evaluate(
+        """() => [evidenceText("pressure_pa", 101325), evidenceText("dp_pa", 250),
+                  evidenceText("limit_c", 179), evidenceText("predicted_o2_ppmv", 12.3456),
+                  evidenceText("items", ["E1", "E2"])]"""
+    )
+    assert words == [
+        "pressure: 101 kPa",
+        "pressure difference: 250 Pa",
+        "limit: 179 °C",
+        "predicted O2: 12.35 ppm",
+        "items: E1, E2",
+    ]
     await expect(page.locator('[data-port="inlet_gate"]')).to_contain_text("meas: closed")
     await page.screenshot(path=tmp_path / "hmi-refused.png", full_page=True)
 
