@@ -28,7 +28,7 @@ from controller.config import load_line_config
 from controller.line_controller import LineController
 from controller.service import bind_listener, serve_line, url_of
 from sequences.batch_store import JobRow
-from tests.hmi.test_hmi_browser import CHROMIUM_ARGS, VIEWPORT, WAIT_MS, log_in, save_for_readme
+from tests.hmi.test_hmi_browser import CHROMIUM_ARGS, VIEWPORT, WAIT_MS, artifact, log_in, save_for_readme
 from tests.sequences.test_production import CLOCK, Rig, kinds
 
 pytestmark = pytest.mark.timeout(240)
@@ -169,8 +169,8 @@ async def test_an_operator_starts_holds_resumes_and_finishes_a_job_from_the_brow
         await expect(page.locator("#run-queue tbody tr").first).to_contain_text("running")
         percents.append(float(await bar.evaluate("(node) => node.value")))
         if step == "seal":
-            await page.locator("#run-panel").screenshot(path=tmp_path / "hmi-run-panel.png")
-            await page.screenshot(path=tmp_path / "hmi-run.png", full_page=True)
+            await page.locator("#run-panel").screenshot(path=artifact("hmi-run-panel.png"))
+            await page.screenshot(path=artifact("hmi-run.png"), full_page=True)
         key = await prompt.get_attribute("data-prompt")
         assert key is not None
         if step == "open":  # asked while waiting for the gloves: it holds once this phase has ended
@@ -182,7 +182,7 @@ async def test_an_operator_starts_holds_resumes_and_finishes_a_job_from_the_brow
         if step == "open":
             await expect(state).to_have_text(RUN_HELD, timeout=PROMPT_WAIT_MS)
             await expect(page.locator("#run-hold-note")).to_be_hidden()
-            await page.screenshot(path=tmp_path / "hmi-held.png", full_page=True)
+            await page.screenshot(path=artifact("hmi-held.png"), full_page=True)
             await page.locator("#resume-batch").click()
             await expect(state).to_have_text("RUNNING")
     assert all(a < b for a, b in itertools.pairwise(percents)), percents  # the bar only moves forward
@@ -203,7 +203,7 @@ async def test_an_operator_starts_holds_resumes_and_finishes_a_job_from_the_brow
     await expect(page.locator("#run-current")).to_be_hidden()  # no job runs: no stale phase or state shown
     await expect(page.locator("#run-actions")).to_be_hidden()
     assert await exposures_seen(page) == []
-    await page.screenshot(path=tmp_path / "hmi-end-of-run.png", full_page=True)
+    await page.screenshot(path=artifact("hmi-end-of-run.png"), full_page=True)
     await save_for_readme(page.locator("#run-panel"), "hmi-run-panel.png")
     async with page.expect_popup() as popup_info:
         await row.get_by_role("link", name="Certificate 1").click()
@@ -238,7 +238,7 @@ async def test_stop_asks_first_a_restart_resumes_and_abort_ends_the_queue(
     await page.locator("#stop-batch").click()
     await expect(confirm).to_be_visible()
     await expect(page.locator("#stop-no")).to_be_focused()  # the safe answer is the default
-    await page.screenshot(path=tmp_path / "hmi-stop-confirm.png", full_page=True)
+    await page.screenshot(path=artifact("hmi-stop-confirm.png"), full_page=True)
     await page.keyboard.press("Enter")  # "No, keep running"
     await expect(confirm).to_be_hidden()
     await page.locator("#stop-batch").click()

@@ -38,12 +38,19 @@ CHROMIUM_ARGS = [
 WAIT_MS = 20_000
 VIEWPORT: ViewportSize = {"width": 1280, "height": 800}
 DOCS = Path(__file__).resolve().parents[2] / "docs"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "hmi"  # git ignores it
 ATMOSPHERE_WORDS = {
     "air": "AIR",
     "vacuum": "VACUUM",
     "inert_in_spec": "INERT (in spec)",
     "unknown": "UNKNOWN",
 }
+
+
+def artifact(name: str) -> Path:
+    """Where a test keeps a screenshot for people to look at after the run (CI collects the folder)."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS / name
 
 
 async def save_for_readme(view: Page | Locator, name: str) -> None:
@@ -136,7 +143,7 @@ async def test_synoptic_shows_every_space_with_its_atmosphere_in_words_and_live_
     # nobody logged in: no command can be sent from the page
     await expect(page.locator('[data-command="port:inlet_gate:open"]')).to_be_disabled()
     await expect(page.locator("#login-user")).to_be_visible()
-    await page.screenshot(path=tmp_path / "hmi-synoptic.png", full_page=True)
+    await page.screenshot(path=artifact("hmi-synoptic.png"), full_page=True)
     await save_for_readme(page, "hmi-synoptic.png")
 
 
@@ -177,7 +184,7 @@ async def test_operator_logs_in_sees_a_refused_gate_with_its_reason_and_acknowle
         "items: E1, E2",
     ]
     await expect(page.locator('[data-port="inlet_gate"]')).to_contain_text("meas: closed")
-    await page.screenshot(path=tmp_path / "hmi-refused.png", full_page=True)
+    await page.screenshot(path=artifact("hmi-refused.png"), full_page=True)
 
     hmi.ctl.alarms.define(AlarmDefinition("test.horn", Severity.HIGH, "horn test", "Acknowledge it."))
     hmi.ctl.alarms.raise_alarm("test.horn", time.time(), {"text": "the horn sounds", "pressure_pa": math.inf})
@@ -187,7 +194,7 @@ async def test_operator_logs_in_sees_a_refused_gate_with_its_reason_and_acknowle
     await expect(row).to_contain_text("HIGH")
     await expect(row).to_contain_text("the horn sounds")
     await expect(row).to_contain_text("Acknowledge it.")
-    await page.screenshot(path=tmp_path / "hmi-alarm.png", full_page=True)
+    await page.screenshot(path=artifact("hmi-alarm.png"), full_page=True)
     await row.get_by_role("button", name="Acknowledge test.horn").click()
     await expect(row).to_contain_text("acknowledged by op1")
     await expect(banner).to_contain_text("0 unacknowledged")

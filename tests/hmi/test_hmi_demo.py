@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Page, async_playwright, expect
 
-from tests.hmi.test_hmi_browser import CHROMIUM, CHROMIUM_ARGS, VIEWPORT, WAIT_MS, log_in
+from tests.hmi.test_hmi_browser import CHROMIUM, CHROMIUM_ARGS, VIEWPORT, WAIT_MS, artifact, log_in
 from tests.test_cli import ROOT
 
 pytestmark = pytest.mark.timeout(420)
@@ -59,7 +59,7 @@ async def answer_next_prompt(page: Page) -> str:
     return key
 
 
-async def test_an_operator_runs_the_demo_batch_from_the_browser_alone(demo_url: str, tmp_path: Path) -> None:
+async def test_an_operator_runs_the_demo_batch_from_the_browser_alone(demo_url: str) -> None:
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
@@ -82,7 +82,7 @@ async def test_an_operator_runs_the_demo_batch_from_the_browser_alone(demo_url: 
                 await expect(page.locator("#run-queue td[data-exposed]").nth(index)).to_have_attribute(
                     "data-exposed", "false"
                 )
-            await page.screenshot(path=tmp_path / "hmi-demo-end-of-run.png", full_page=True)
+            await page.screenshot(path=artifact("hmi-demo-end-of-run.png"), full_page=True)
             assert await page.locator("#prompts li[data-prompt]").count() == 0
             # the last job's certificate, one click away: its electrode left the line in a sealed container
             async with page.expect_popup() as opened:

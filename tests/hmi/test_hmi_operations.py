@@ -20,7 +20,7 @@ from controller.service import ControllerService, HttpServer, bind_listener
 from sequences.plant_clock import PlantClock
 from sequences.space_operations import SpaceOperations
 from sim_hardware.line import SimLine
-from tests.hmi.test_hmi_browser import CHROMIUM_ARGS, Hmi, log_in, open_page, save_for_readme
+from tests.hmi.test_hmi_browser import CHROMIUM_ARGS, Hmi, artifact, log_in, open_page, save_for_readme
 
 SPEED = 200.0
 
@@ -84,7 +84,7 @@ async def test_an_operator_cycles_the_inlet_once_from_the_page_and_sees_progress
     await expect(inlet.locator("progress")).to_be_visible()
     await expect(start).to_be_disabled()  # one operation per space
     await expect(inlet.locator('[data-operation="inlet:cancel"]')).to_be_visible()
-    await page.screenshot(path=tmp_path / "hmi-operation-running.png", full_page=True)
+    await page.screenshot(path=artifact("hmi-operation-running.png"), full_page=True)
     await save_for_readme(page.locator("#operations-panel"), "hmi-operations.png")
     last = inlet.locator('[data-op-part="last"]')
     await expect(last).to_contain_text("Last: Cycle ×1 by op1 done", timeout=40_000)
@@ -93,7 +93,7 @@ async def test_an_operator_cycles_the_inlet_once_from_the_page_and_sees_progress
     records = [r for r in ops_hmi.hmi.ctl.gate.records if r.command.user == "op1"]
     assert records
     assert all(r.outcome == "done" for r in records)
-    await page.screenshot(path=tmp_path / "hmi-operation-done.png", full_page=True)
+    await page.screenshot(path=artifact("hmi-operation-done.png"), full_page=True)
 
 
 async def test_cancel_asks_first_and_the_answer_shows_who_cancelled(ops_hmi: OpsHmi) -> None:

@@ -22,7 +22,7 @@ from controller.poller import PollPlan, Priority
 from controller.service import ControllerService, HttpServer, bind_listener
 from controller.trend_history import TrendHistory
 from sim_hardware.line import SimLine
-from tests.hmi.test_hmi_browser import CHROMIUM_ARGS, Hmi, open_page, save_for_readme
+from tests.hmi.test_hmi_browser import CHROMIUM_ARGS, Hmi, artifact, open_page, save_for_readme
 
 PRESSURE_FACTOR = 3.0  # the sim drifts between the page's sample and the gate's state; air stays air
 LATEST = re.compile(r"latest: ([-+0-9.e]+) Pa$")
@@ -76,7 +76,7 @@ async def test_inlet_pressure_trend_is_log_scale_in_pa_and_agrees_with_the_contr
     await expect(page.locator('[data-trend="inlet:pressure"]')).to_contain_text("-30 min")
     await expect(chart).to_have_attribute("data-points", re.compile(r"^([3-9]|\d{2,})$"))
     await expect(chart.locator("path.trend-line")).to_have_attribute("d", re.compile(r"^M[\d.]+ [\d.]+ L"))
-    await page.screenshot(path=tmp_path / "hmi-trends.png", full_page=True)
+    await page.screenshot(path=artifact("hmi-trends.png"), full_page=True)
     await save_for_readme(page.locator("#trends").locator(".."), "hmi-trends.png")
 
 
