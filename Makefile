@@ -54,6 +54,7 @@ bench: $(STAMP) system-packages
 	$(BIN)/python -m bench.historian
 	$(BIN)/python -m bench.mqtt
 	$(BIN)/python -m bench.overnight
+	$(BIN)/python -m bench.hmi_feed
 
 docs: $(STAMP)
 	$(BIN)/python -m drivers.register_map > docs/register_maps.md

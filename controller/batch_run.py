@@ -25,7 +25,7 @@ from controller.ledger import ExposureRecord, exposure_line
 from controller.line_controller import LineController
 from controller.poller import PollPlan, Priority
 from controller.recorder import Recorder
-from controller.service import ControllerService, HttpServer, prepare_data_dirs
+from controller.service import ControllerService, HttpServer, freeze_startup_objects, prepare_data_dirs
 from sequences.batch import BatchResult
 from sequences.batch_queue import BatchQueue
 from sequences.batch_store import BatchRow, JobRow
@@ -179,6 +179,7 @@ async def run_batch(
                         f"depline: the line's API is at {http.url} while the batch runs", file=out, flush=True
                     )
                 await _first_readings(ctl)
+                freeze_startup_objects()
                 answers = TerminalAnswers(desk) if terminal else contextlib.nullcontext()
                 with _stop_on_signals(host), answers:
                     result = await host.run(queue, user)

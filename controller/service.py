@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import socket
@@ -346,11 +347,22 @@ async def serve_line(
             HttpServer(service.app, listener) as http,
         ):
             batches.blocked_by = operations.running_reason  # each side refuses while the other runs
+            freeze_startup_objects()
             announce(http.url)
             log.info("serving", extra={"url": http.url, "line": config.name})
             await _watch(ctl, http, stop)
     finally:
         listener.close()
+
+
+def freeze_startup_objects() -> None:
+    """Take everything built at start-up (drivers, codecs, FastAPI's routes and models, the config) out of
+    the collector's reach. Without it, a full (generation 2) collection walked all of it every few tens of
+    seconds under a busy feed and held the event loop — the poller and the interlocks with it — for
+    ~120-150 ms (bench.hmi_feed, 32 clients); with it the longest collection measured was 2 ms. Objects
+    made later are collected as usual. Called once, when the controller is up."""
+    gc.collect()
+    gc.freeze()
 
 
 def _queue_folders(config: LineConfig) -> tuple[Path, ...]:
