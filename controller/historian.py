@@ -194,7 +194,7 @@ class _Health:
     detail: str = "not started"
 
 
-# --- error classes ----------------------------------------------------------------------------------
+# --- the errors that mean the data, not the database, is at fault ----------------------------------
 
 _DATA_ERRORS: Final = (
     sa_exc.IntegrityError,

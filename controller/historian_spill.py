@@ -179,3 +179,32 @@ def find_spill_files(spill_dir: Path) -> list[SpillFile]:
             continue
         found.append(SpillFile(path, _spill_file_rows(path)))
     return found
+
+
+__all__ = [
+    "COLUMNS",
+    "K_ALARM",
+    "K_COMMAND",
+    "K_ITEM",
+    "K_LEDGER",
+    "K_RUN",
+    "K_RUN_END",
+    "K_SAMPLE",
+    "K_TRANSITION",
+    "QUALITY_TEXT",
+    "REJECTED_PREFIX",
+    "REPLAY_BATCH_ROWS",
+    "SPILL_PREFIX",
+    "Entry",
+    "Row",
+    "SpillFile",
+    "entry_json",
+    "find_spill_files",
+    "read_spill_file",
+    "rejected_path",
+    "spill_batches",
+    "spill_path",
+    "to_json",
+    "write_lines",
+    "write_spill_file",
+]
