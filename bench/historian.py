@@ -584,7 +584,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--runs and --samples must be positive")
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    logging.getLogger("controller.historian").setLevel(logging.WARNING)
+    for name in ("controller.historian", "controller.historian_migrations", "controller.historian_queries"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     command = " ".join(["python -m bench.historian", *args_list])
     report = asyncio.run(run_bench(opts, command=command))
     figures = render_markdown(report)

@@ -1,0 +1,158 @@
+"""The historian's schema is Alembic's: migrations callable from code, and the check at start.
+
+Why it is built this way:
+
+- **No alembic.ini at run time.** The configuration is built in code (`alembic_config`), so
+  `depline db upgrade`, the historian and the batch store find the migrations wherever depline is
+  installed.
+- **Never on the caller's loop.** Alembic's commands are synchronous and read the revision scripts
+  from disk; they run in a worker thread (with its own event loop, see migrations/env.py), under a
+  timeout.
+- **Serialised.** Alembic's command context lives in module globals: two upgrades in one process
+  (the historian and the batch store opening the same database) must not run at the same time.
+- **Created, or refused, never guessed.** `ensure_schema` (the historian's `start()`) runs the
+  migrations on an empty database; a database behind the code's head revision is refused with the
+  instruction to run `depline db upgrade`, one ahead of it (a newer depline) or with historian tables
+  but no revision (not made by these migrations) is refused as well: `SchemaOutdated`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from pathlib import Path
+from typing import Final
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, inspect
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import NullPool
+
+from controller.historian_errors import HistorianError, SchemaOutdated
+from controller.historian_schema import HISTORIAN_TABLES, async_url, make_engine
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS_DIR: Final = Path(__file__).resolve().parent / "migrations"
+MIGRATION_TIMEOUT_S: Final = 120.0
+
+
+def alembic_config(url: str) -> Config:
+    """The Alembic configuration, built in code: no alembic.ini has to exist at run time."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["url"] = url
+    return config
+
+
+def _script_revisions(url: str) -> tuple[str, frozenset[str]]:
+    """Head and all known revisions; reads the versions directory, so it runs in a thread."""
+    script = ScriptDirectory.from_config(alembic_config(url))
+    head = script.get_current_head()
+    if head is None:
+        raise HistorianError(f"no migrations found in {MIGRATIONS_DIR}")
+    return head, frozenset(r.revision for r in script.walk_revisions())
+
+
+def prepare_sqlite_dir(url: str) -> None:
+    """SQLite creates the file but not its directory (the default is data/line.db)."""
+    target = async_url(url)
+    if target.get_backend_name() == "sqlite" and target.database and target.database != ":memory:":
+        Path(target.database).parent.mkdir(parents=True, exist_ok=True)
+
+
+_ALEMBIC_LOCK = threading.Lock()
+
+
+def _upgrade_serialised(url: str, revision: str) -> None:
+    """Alembic's command context lives in module globals: two upgrades in one process (the historian
+    and the batch store opening the same database) must not run at the same time."""
+    with _ALEMBIC_LOCK:
+        command.upgrade(alembic_config(url), revision)
+
+
+async def upgrade(url: str, revision: str = "head", *, timeout_s: float = MIGRATION_TIMEOUT_S) -> None:
+    """Bring the database to `revision` (what `depline db upgrade` runs).
+
+    The Alembic command runs in a worker thread with its own event loop (see migrations/env.py), so
+    reading the revision scripts and the migration's own I/O never stall the caller's loop.
+    """
+    await asyncio.wait_for(asyncio.to_thread(prepare_sqlite_dir, url), timeout_s)
+    await asyncio.wait_for(asyncio.to_thread(_upgrade_serialised, url, revision), timeout_s)
+    log.info("database upgraded", extra={"url": shown_url(url), "revision": revision})
+
+
+async def head_revision() -> str:
+    head, _known = await asyncio.to_thread(_script_revisions, "sqlite://")
+    return head
+
+
+async def current_revision(url: str, *, timeout_s: float = 30.0) -> str | None:
+    """The database's Alembic revision, None for a database migrations never touched."""
+    await asyncio.wait_for(asyncio.to_thread(prepare_sqlite_dir, url), timeout_s)
+    engine = make_engine(url, timeout_s=timeout_s, poolclass=NullPool)
+    try:
+        async with asyncio.timeout(timeout_s), engine.connect() as conn:
+            return await conn.run_sync(_revision_of)
+    finally:
+        await asyncio.wait_for(engine.dispose(), timeout_s)
+
+
+async def ensure_schema(engine: AsyncEngine, url: str, timeout_s: float) -> None:
+    """Create the schema on an empty database; raise `SchemaOutdated` for one that is not this code's.
+
+    Any other failure (the database cannot be reached) is raised as it is, for the caller to retry.
+    """
+    shown = shown_url(url)
+    head, known = await asyncio.wait_for(asyncio.to_thread(_script_revisions, url), timeout_s)
+    async with asyncio.timeout(timeout_s), engine.connect() as conn:
+        current, tables = await conn.run_sync(_revision_and_tables)
+    if current is None:
+        ours = sorted(HISTORIAN_TABLES & tables)
+        if ours:
+            raise SchemaOutdated(
+                f"database {shown} has historian tables ({', '.join(ours)}) but no Alembic "
+                "revision: it was not made by depline's migrations; point the config at an empty database"
+            )
+        log.info("empty database: creating the schema", extra={"url": shown, "revision": head})
+        await upgrade(url)
+    elif current != head:
+        if current in known:
+            raise SchemaOutdated(
+                f"database {shown} is at schema revision {current}, this depline writes "
+                f"{head}: run `depline db upgrade` first"
+            )
+        raise SchemaOutdated(
+            f"database {shown} is at schema revision {current}, which this depline does not "
+            f"know (its head is {head}): it was upgraded by a newer depline"
+        )
+
+
+def _revision_of(conn: Connection) -> str | None:
+    return MigrationContext.configure(conn).get_current_revision()
+
+
+def _revision_and_tables(conn: Connection) -> tuple[str | None, frozenset[str]]:
+    return _revision_of(conn), frozenset(inspect(conn).get_table_names())
+
+
+def shown_url(url: str) -> str:
+    """The database URL as logs and messages show it: without its password."""
+    return async_url(url).render_as_string(hide_password=True)
+
+
+__all__ = [
+    "MIGRATIONS_DIR",
+    "MIGRATION_TIMEOUT_S",
+    "alembic_config",
+    "current_revision",
+    "ensure_schema",
+    "head_revision",
+    "prepare_sqlite_dir",
+    "shown_url",
+    "upgrade",
+]
