@@ -26,7 +26,7 @@ from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import SQLAlchemyError
 
-from controller.api import ApiContext, Ctx, require
+from controller.api_context import ApiContext, Ctx, require
 from controller.auth import Permission, Session
 from controller.batch_host import BatchHost, BatchRefused
 from controller.ledger import exposure_line

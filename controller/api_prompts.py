@@ -14,7 +14,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, Field
 
-from controller.api import Ctx, require
+from controller.api_context import Ctx, require
 from controller.auth import Permission, Session
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ from typing import Literal
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import Response
 
-from controller.api import Ctx
+from controller.api_context import Ctx
 from controller.certificate import gather_report, render_html, render_pdf
 from controller.errors import UserError
 from controller.historian import HistorianUnavailable

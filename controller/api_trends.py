@@ -15,7 +15,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field
 
-from controller.api import Ctx
+from controller.api_context import Ctx
 from controller.trend_history import DEFAULT_KEEP_S, MAX_DRAWN
 
 MIN_WINDOW_S = 300.0

@@ -39,15 +39,9 @@ import uvicorn
 from fastapi import FastAPI
 
 from controller.alarms import AlarmDefinition, AlarmRecord, Severity, UnknownAlarm
-from controller.api import (
-    ApiContext,
-    LiveFeed,
-    TelemetryHistory,
-    alarm_record_view,
-    command_view,
-    create_app,
-    state_view,
-)
+from controller.api import create_app
+from controller.api_context import ApiContext
+from controller.api_views import alarm_record_view, command_view, state_view
 from controller.auth import DEFAULT_TTL_S, TokenStore
 from controller.batch_host import BatchHost
 from controller.config import LineConfig
@@ -55,6 +49,7 @@ from controller.errors import ControllerError, UserError
 from controller.gate import GateRecord
 from controller.historian import Historian
 from controller.line_controller import LineController
+from controller.live_feed import LiveFeed, TelemetryHistory
 from controller.mqtt_bridge import MqttBridge
 from controller.poller import PollerFailure, PollEvent, PollPlan, Sample, Subscription, SubscriptionClosed
 from controller.recorder import Recorder

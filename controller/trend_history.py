@@ -223,7 +223,7 @@ def downsample(
 
 
 def line_trend_samples(ctl: LineController) -> list[TrendSample]:
-    """The values the page plots, from one snapshot (as `api.state_view` builds them)."""
+    """The values the page plots, from one snapshot (as `api_views.state_view` builds them)."""
     snapshot = ctl.gate.snapshot()
     state = ctl.model.state(snapshot, time.monotonic())
     readings = ctl.model.readings
