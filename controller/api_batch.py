@@ -230,21 +230,21 @@ async def start_batch(
 async def hold_batch(ctx: Ctx, session: Annotated[Session, require(Permission.COMMAND)]) -> RequestView:
     """Hold the running job at its next phase boundary (HELD then waits for resume, stop or abort)."""
     host = _host(ctx)
-    return await _steer(ctx, "hold", session, lambda: host.hold(session.user))
+    return await _steer(host, "hold", session, lambda: host.hold(session.user))
 
 
 @router.post("/api/batch/resume", response_model=RequestView, status_code=202, tags=["act"])
 async def resume_batch(ctx: Ctx, session: Annotated[Session, require(Permission.COMMAND)]) -> RequestView:
     """Release a hold (or withdraw one that has not taken effect yet)."""
     host = _host(ctx)
-    return await _steer(ctx, "resume", session, lambda: host.resume(session.user))
+    return await _steer(host, "resume", session, lambda: host.resume(session.user))
 
 
 @router.post("/api/batch/abort", response_model=RequestView, status_code=202, tags=["act"])
 async def abort_batch(ctx: Ctx, session: Annotated[Session, require(Permission.COMMAND)]) -> RequestView:
     """Cancel the running phase now, make the route safe; the job is ABORTED and the queue ends."""
     host = _host(ctx)
-    return await _steer(ctx, "abort", session, lambda: host.abort(session.user))
+    return await _steer(host, "abort", session, lambda: host.abort(session.user))
 
 
 @router.post("/api/batch/stop", response_model=RequestView, status_code=202, tags=["act"])
@@ -256,13 +256,12 @@ async def stop_batch(ctx: Ctx, session: Annotated[Session, require(Permission.CO
         host.stop()
         return host.current()
 
-    return await _steer(ctx, "stop", session, stop)
+    return await _steer(host, "stop", session, stop)
 
 
 async def _steer(
-    ctx: ApiContext, request: str, session: Session, act: Callable[[], JobRunner | None]
+    host: BatchHost, request: str, session: Session, act: Callable[[], JobRunner | None]
 ) -> RequestView:
-    host = _host(ctx)
     try:
         job = act()
     except BatchRefused as exc:

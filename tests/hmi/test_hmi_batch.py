@@ -145,7 +145,7 @@ async def exposures_seen(page: Page) -> list[str]:
 
 
 async def test_an_operator_starts_holds_resumes_and_finishes_a_job_from_the_browser_alone(
-    batch_hmi: BatchHmi, tmp_path: Path
+    batch_hmi: BatchHmi,
 ) -> None:
     page = await open_hmi(batch_hmi)
     await expect(page.locator("#run-batch")).to_contain_text("No batch has run yet")
@@ -224,9 +224,7 @@ async def test_an_operator_starts_holds_resumes_and_finishes_a_job_from_the_brow
     assert kinds(events, "safe_state") == []  # an operator's hold at a phase boundary needs no safe state
 
 
-async def test_stop_asks_first_a_restart_resumes_and_abort_ends_the_queue(
-    batch_hmi: BatchHmi, tmp_path: Path
-) -> None:
+async def test_stop_asks_first_a_restart_resumes_and_abort_ends_the_queue(batch_hmi: BatchHmi) -> None:
     page = await open_hmi(batch_hmi)
     await log_in(page, "op1", "op1-demo")
     anonymous = await page.request.post(batch_hmi.url + "/api/batch/start", data={"queue": QUEUE})

@@ -8,6 +8,7 @@ bounded auto-wait (`expect(...)`, WAIT_MS), never a sleep-and-hope.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -19,10 +20,11 @@ import pytest
 from playwright.async_api import Browser, Locator, Page, ViewportSize, async_playwright, expect
 
 from controller.alarms import AlarmDefinition, Severity
-from controller.config import load_line_config
+from controller.config import LineConfig, load_line_config
 from controller.line_controller import LineController
 from controller.poller import PollPlan, Priority
 from controller.service import ControllerService, HttpServer, bind_listener
+from controller.trend_history import TrendHistory
 from sim_hardware.line import SimLine
 
 CHROMIUM = "/usr/bin/chromium"
@@ -68,24 +70,33 @@ class Hmi:
     browser: Browser
 
 
-@pytest.fixture
-async def hmi(chromium_path: str) -> AsyncIterator[Hmi]:
-    base = load_line_config()
-    base = dataclasses.replace(base, limits=dataclasses.replace(base.limits, stale_after_s=1.5))
+@contextlib.asynccontextmanager
+async def served_line(
+    chromium_path: str, base: LineConfig, *, trends: TrendHistory | None = None
+) -> AsyncIterator[tuple[Hmi, ControllerService]]:
+    """The simulated line at 200x, its controller and API on a free port, and a browser to open pages."""
     async with SimLine(base, speed=200.0) as sim:
         config = sim.simulated_config()
         plan = PollPlan.for_line(config, periods_s={Priority.INTERLOCK: 0.1, Priority.PROCESS: 0.5})
         async with (
             LineController(config, plan=plan, travel_timeout_s=5.0) as ctl,
-            ControllerService(ctl, state_interval_s=0.2, telemetry_interval_s=0.5) as service,
+            ControllerService(ctl, state_interval_s=0.2, telemetry_interval_s=0.5, trends=trends) as service,
             HttpServer(service.app, bind_listener("127.0.0.1", 0)) as server,
             async_playwright() as pw,
         ):
             browser = await pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
             try:
-                yield Hmi(sim, ctl, server.url, browser)
+                yield Hmi(sim, ctl, server.url, browser), service
             finally:
                 await browser.close()
+
+
+@pytest.fixture
+async def hmi(chromium_path: str) -> AsyncIterator[Hmi]:
+    base = load_line_config()
+    base = dataclasses.replace(base, limits=dataclasses.replace(base.limits, stale_after_s=1.5))
+    async with served_line(chromium_path, base) as (line, _):
+        yield line
 
 
 async def open_page(hmi: Hmi) -> Page:
@@ -115,9 +126,7 @@ async def register_items(page: Page, hmi: Hmi) -> None:
         assert response.status == 201, await response.text()
 
 
-async def test_synoptic_shows_every_space_with_its_atmosphere_in_words_and_live_values(
-    hmi: Hmi, tmp_path: Path
-) -> None:
+async def test_synoptic_shows_every_space_with_its_atmosphere_in_words_and_live_values(hmi: Hmi) -> None:
     page = await open_page(hmi)
     await expect(page.locator("#feed-status")).to_have_text("live feed: connected")
     for space in hmi.ctl.config.spaces:
@@ -148,7 +157,7 @@ async def test_synoptic_shows_every_space_with_its_atmosphere_in_words_and_live_
 
 
 async def test_operator_logs_in_sees_a_refused_gate_with_its_reason_and_acknowledges_an_alarm(
-    hmi: Hmi, tmp_path: Path
+    hmi: Hmi,
 ) -> None:
     page = await open_page(hmi)
     await expect(page.locator('[data-atmosphere="inlet"]')).to_have_text("AIR")

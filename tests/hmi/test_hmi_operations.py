@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from playwright.async_api import async_playwright, expect
@@ -67,7 +66,7 @@ async def test_logged_out_the_operation_buttons_are_disabled_and_say_why(ops_hmi
 
 
 async def test_an_operator_cycles_the_inlet_once_from_the_page_and_sees_progress_then_done(
-    ops_hmi: OpsHmi, tmp_path: Path
+    ops_hmi: OpsHmi,
 ) -> None:
     page = await open_page(ops_hmi.hmi)
     await log_in(page, "op1", "op1-demo")

@@ -11,18 +11,13 @@ import asyncio
 import itertools
 import re
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
-from playwright.async_api import async_playwright, expect
+from playwright.async_api import expect
 
 from controller.config import load_line_config
-from controller.line_controller import LineController
-from controller.poller import PollPlan, Priority
-from controller.service import ControllerService, HttpServer, bind_listener
 from controller.trend_history import TrendHistory
-from sim_hardware.line import SimLine
-from tests.hmi.test_hmi_browser import CHROMIUM_ARGS, Hmi, artifact, open_page, save_for_readme
+from tests.hmi.test_hmi_browser import Hmi, artifact, open_page, save_for_readme, served_line
 
 PRESSURE_FACTOR = 3.0  # the sim drifts between the page's sample and the gate's state; air stays air
 LATEST = re.compile(r"latest: ([-+0-9.e]+) Pa$")
@@ -32,25 +27,11 @@ HISTORY_WAIT_S = 20.0
 
 @pytest.fixture
 async def line(chromium_path: str) -> AsyncIterator[Hmi]:
-    async with SimLine(load_line_config(), speed=200.0) as sim:
-        config = sim.simulated_config()
-        plan = PollPlan.for_line(config, periods_s={Priority.INTERLOCK: 0.1, Priority.PROCESS: 0.5})
-        async with (
-            LineController(config, plan=plan, travel_timeout_s=5.0) as ctl,
-            ControllerService(ctl, state_interval_s=0.2, telemetry_interval_s=0.5) as service,
-            HttpServer(service.app, bind_listener("127.0.0.1", 0)) as server,
-            async_playwright() as pw,
-        ):
-            browser = await pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
-            try:
-                yield Hmi(sim, ctl, server.url, browser)
-            finally:
-                await browser.close()
+    async with served_line(chromium_path, load_line_config()) as (hmi, _):
+        yield hmi
 
 
-async def test_inlet_pressure_trend_is_log_scale_in_pa_and_agrees_with_the_controller(
-    line: Hmi, tmp_path: Path
-) -> None:
+async def test_inlet_pressure_trend_is_log_scale_in_pa_and_agrees_with_the_controller(line: Hmi) -> None:
     page = await open_page(line)
     chart = page.locator('[data-trend="inlet:pressure"] svg')
     await expect(chart).to_have_attribute("data-points", re.compile(r"^([3-9]|\d{2,})$"))
@@ -82,27 +63,16 @@ async def test_inlet_pressure_trend_is_log_scale_in_pa_and_agrees_with_the_contr
 
 @pytest.fixture
 async def line_with_history(chromium_path: str) -> AsyncIterator[Hmi]:
-    """A service that has sampled the line for HISTORY_BEFORE_PAGE_S (fast) before any page opens."""
-    async with SimLine(load_line_config(), speed=200.0) as sim:
-        config = sim.simulated_config()
-        plan = PollPlan.for_line(config, periods_s={Priority.INTERLOCK: 0.1, Priority.PROCESS: 0.5})
-        async with (
-            LineController(config, plan=plan, travel_timeout_s=5.0) as ctl,
-            ControllerService(
-                ctl, state_interval_s=0.2, telemetry_interval_s=0.5, trends=TrendHistory(sample_s=0.1)
-            ) as service,
-            HttpServer(service.app, bind_listener("127.0.0.1", 0)) as server,
-            async_playwright() as pw,
-        ):
-            async with asyncio.timeout(HISTORY_WAIT_S):
-                while _trusted_span_s(service.trends, "inlet") < HISTORY_BEFORE_PAGE_S:  # noqa: ASYNC110 (a sampler has no event)
-                    await asyncio.sleep(0.1)
-            assert service.feed.clients == 0  # recorded while nobody watched
-            browser = await pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
-            try:
-                yield Hmi(sim, ctl, server.url, browser)
-            finally:
-                await browser.close()
+    """History recorded every 0.1 s before any page opens (the browser is started, no page is)."""
+    async with served_line(chromium_path, load_line_config(), trends=TrendHistory(sample_s=0.1)) as (
+        hmi,
+        service,
+    ):
+        async with asyncio.timeout(HISTORY_WAIT_S):
+            while _trusted_span_s(service.trends, "inlet") < HISTORY_BEFORE_PAGE_S:  # noqa: ASYNC110 (a sampler has no event)
+                await asyncio.sleep(0.1)
+        assert service.feed.clients == 0  # recorded while nobody watched
+        yield hmi
 
 
 def _trusted_span_s(history: TrendHistory, space: str) -> float:
