@@ -57,7 +57,8 @@ bench: $(STAMP) system-packages
 	$(BIN)/python -m bench.hmi_feed
 
 docs: $(STAMP)
-	$(BIN)/python -m drivers.register_map > docs/register_maps.md
+	$(BIN)/python -m drivers.register_map_docs > docs/register_maps.md
+	$(BIN)/python -m sequences.state_machine_docs > docs/state_machines.md
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

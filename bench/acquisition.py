@@ -46,8 +46,8 @@ from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from bench.report import add_output_options, machine, parse_args, publish, update_section
-from controller.config import load_line_config
-from controller.devices import Driver, build_line_devices
+from controller.config.line_config import load_line_config
+from controller.line.devices import Driver, build_line_devices
 from drivers.errors import DriverError
 from drivers.link import Link, rtu_turnaround_s
 from drivers.modbus import ModbusClient

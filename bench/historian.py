@@ -42,8 +42,8 @@ import sqlalchemy
 
 from bench.postgres_cluster import PgCluster, unavailable_reason
 from bench.report import add_output_options, machine, parse_args, percentile, publish, update_section
-from controller.historian import Historian, upgrade
-from controller.poller import Sample
+from controller.historian.store import Historian, upgrade
+from controller.line.poller import Sample
 from drivers.reading import Quality, Reading
 
 log = logging.getLogger("bench.historian")
@@ -547,7 +547,7 @@ database, beside the fastest plain way of writing the same rows into the same ta
   the poller): what the control loop pays for the historian. The idle row is the machine's floor.
   The line itself produces a few hundred samples a second; the paced row is some 100× that.
 - Both write into the same `samples` table the migrations make (ts, channel_id, value, quality, an
-  index on (channel_id, ts), no foreign key: see `controller/historian_schema.py`), so the raw rates
+  index on (channel_id, ts), no foreign key: see `controller/historian/schema.py`), so the raw rates
   are below stack.md §5's, which had neither index nor text column. PostgreSQL is a throwaway local
   cluster with fsync on.
 - The ticker's worst case is one chunk of the writer's work on the loop's own thread (tuples built,
@@ -584,7 +584,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--runs and --samples must be positive")
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    for name in ("controller.historian", "controller.historian_migrations", "controller.historian_queries"):
+    for name in (
+        "controller.historian.store",
+        "controller.historian.upgrade",
+        "controller.historian.queries",
+    ):
         logging.getLogger(name).setLevel(logging.WARNING)
     command = " ".join(["python -m bench.historian", *args_list])
     report = asyncio.run(run_bench(opts, command=command))

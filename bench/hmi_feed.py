@@ -47,10 +47,15 @@ from websockets.version import version as websockets_version
 from bench.acquisition import DOCS_PATH
 from bench.hmi_feed_clients import CONNECT_TIMEOUT_S, READY, SETTLE_S, ClientCounts
 from bench.report import add_output_options, machine, parse_args, percentile, publish, update_section
-from controller.config import load_line_config
-from controller.line_controller import LineController
-from controller.poller import Poller, Priority
-from controller.service import ControllerService, HttpServer, bind_listener, freeze_startup_objects
+from controller.config.line_config import load_line_config
+from controller.line.controller import LineController
+from controller.line.poller import Poller, Priority
+from controller.service.line_service import (
+    ControllerService,
+    HttpServer,
+    bind_listener,
+    freeze_startup_objects,
+)
 from sim_hardware.line import SimLine
 
 log = logging.getLogger("bench.hmi_feed")
@@ -75,7 +80,7 @@ class FeedOptions:
     window_s: float = 6.0
     speed: float = 1.0
     quick: bool = False
-    # what the controller does at start-up (controller.service.freeze_startup_objects)
+    # what the controller does at start-up (controller.service.line_service.freeze_startup_objects)
     gc_freeze: bool = True
 
 

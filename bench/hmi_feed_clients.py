@@ -58,7 +58,7 @@ class ClientCounts:
 
 
 def kind_of(message: bytes) -> str:
-    """The feed encodes `{"type":...` first (controller.live_feed.encode): no JSON parsing per message."""
+    """The feed encodes `{"type":...` first (controller.api.live_feed.encode): no JSON parsing per message."""
     head = message[:24]
     if head.startswith(b'{"type":"state"'):
         return "state"

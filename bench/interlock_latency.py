@@ -45,13 +45,13 @@ import pymodbus
 
 from bench.acquisition import DOCS_PATH
 from bench.report import add_output_options, machine, parse_args, percentile, publish, update_section
-from controller.actions import Action, SetPort
-from controller.atmosphere import Atmosphere
-from controller.config import load_line_config
-from controller.gate import GateRecord
-from controller.line_controller import LineController
-from controller.line_state import LineState
-from controller.poller import PollPlan, Priority, Sample, Subscription
+from controller.config.line_config import load_line_config
+from controller.line.actions import Action, SetPort
+from controller.line.atmosphere import Atmosphere
+from controller.line.controller import LineController
+from controller.line.gate import GateRecord
+from controller.line.poller import PollPlan, Priority, Sample, Subscription
+from controller.line.state import LineState
 from drivers.reading import Reading
 from sequences.steps import pump_purge, submit, wait_for
 from sim_hardware.faults import Fault, inject

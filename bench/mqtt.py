@@ -51,10 +51,10 @@ import aiomqtt
 from bench.acquisition import DOCS_PATH
 from bench.mosquitto_broker import MosquittoBroker, line_acl, mosquitto_binary
 from bench.report import add_output_options, machine, parse_args, percentile, publish, update_section
-from controller.config import MqttConfig, load_line_config
-from controller.line_controller import LineController
-from controller.mqtt_bridge import QOS, BridgeOptions, MqttBridge, Topics, encode, telemetry_payload
-from controller.poller import Sample, Subscription
+from controller.config.line_config import MqttConfig, load_line_config
+from controller.line.controller import LineController
+from controller.line.poller import Sample, Subscription
+from controller.mqtt.bridge import QOS, BridgeOptions, MqttBridge, Topics, encode, telemetry_payload
 from drivers.reading import Quality, Reading
 
 log = logging.getLogger("bench.mqtt")

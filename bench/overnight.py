@@ -33,8 +33,8 @@ from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 from bench.report import add_output_options, machine, parse_args, percentile, publish, update_section
-from controller.batch_run import run_batch, simulated_plan
-from controller.config import LineConfig, load_line_config
+from controller.config.line_config import LineConfig, load_line_config
+from controller.service.batch_run import run_batch, simulated_plan
 from sequences.batch_queue import load_queue
 from sequences.operator_desk import OperatorDesk
 from sequences.plant_clock import PlantClock

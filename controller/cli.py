@@ -22,12 +22,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from controller.config import DatabaseConfig, LineConfig
+from controller.config.line_config import DatabaseConfig, LineConfig
 from controller.errors import UserError
 from drivers.errors import ConfigError
 
 if TYPE_CHECKING:
-    from controller.config import LineConfig
+    from controller.config.line_config import LineConfig
 
 log = logging.getLogger("depline")
 
@@ -48,7 +48,7 @@ def _positive_speed(text: str) -> float:
 
 
 def _cmd_sim(args: argparse.Namespace) -> int:
-    from controller.config import load_line_config
+    from controller.config.line_config import load_line_config
     from sim_hardware.serve import serve_line
 
     config = load_line_config(args.config)
@@ -57,8 +57,8 @@ def _cmd_sim(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from controller.config import load_line_config
-    from controller.demo import run_demo, serve_demo
+    from controller.config.line_config import load_line_config
+    from controller.service.demo import run_demo, serve_demo
 
     config = _with_database(load_line_config(args.config), args.database)
     if args.operator == "hmi":
@@ -70,7 +70,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_config_check(args: argparse.Namespace) -> int:
-    from controller.config import load_line_config
+    from controller.config.line_config import load_line_config
 
     for path in args.files:
         config = load_line_config(path)
@@ -102,7 +102,7 @@ def _cmd_recipe_check(args: argparse.Namespace) -> int:
 def _cmd_user_hash(args: argparse.Namespace) -> int:
     import getpass
 
-    from controller.users import hash_password
+    from controller.users.passwords import hash_password
 
     password = sys.stdin.readline().rstrip("\n") if args.stdin else getpass.getpass("password: ")
     if len(password) < 8:
@@ -130,8 +130,8 @@ def _with_database(config: LineConfig, url: str | None) -> LineConfig:
 
 
 def _cmd_db_upgrade(args: argparse.Namespace) -> int:
-    from controller.config import load_line_config
-    from controller.historian import current_revision, upgrade
+    from controller.config.line_config import load_line_config
+    from controller.historian.store import current_revision, upgrade
 
     config = _with_database(load_line_config(args.config), args.database)
     url = config.database.url
@@ -147,14 +147,14 @@ def _cmd_db_upgrade(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from controller.config import load_line_config
+    from controller.config.line_config import load_line_config
 
     if args.speed is not None and not args.sim:
         raise UserError("run: --speed sets the simulated plant's clock; it needs --sim")
     config = _with_database(load_line_config(args.config), args.database)
     host = args.host if args.host is not None else config.hmi.host
     port = args.port if args.port is not None else config.hmi.port
-    from controller.service import ServiceError
+    from controller.service.line_service import ServiceError
 
     try:
         asyncio.run(_run_line(config, host, port, sim=args.sim, speed=args.speed or 1.0))
@@ -167,7 +167,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 async def _run_line(config: LineConfig, host: str, port: int, *, sim: bool, speed: float) -> None:
     """The wiring `depline run` needs: signals first, the port bound, the simulator if asked, then serve."""
-    from controller.service import bind_listener, serve_line, stop_on_signals
+    from controller.service.line_service import bind_listener, serve_line, stop_on_signals
     from sequences.plant_clock import PlantClock
 
     stop = asyncio.Event()
@@ -195,7 +195,7 @@ async def _run_line(config: LineConfig, host: str, port: int, *, sim: bool, spee
 
 
 def _cmd_batch(args: argparse.Namespace) -> int:
-    from controller.config import load_line_config
+    from controller.config.line_config import load_line_config
     from sequences.batch_queue import load_queue
 
     if args.speed is not None and not args.sim:
@@ -212,9 +212,9 @@ def _cmd_batch(args: argparse.Namespace) -> int:
 
 
 async def _run_batch(config: LineConfig, queue: Any, *, sim: bool, speed: float, operator: str) -> int:
-    from controller.batch_run import run_batch, simulated_plan
-    from controller.demo import SIMULATED_GLOVE_WORK_S
-    from controller.service import bind_listener
+    from controller.service.batch_run import run_batch, simulated_plan
+    from controller.service.demo import SIMULATED_GLOVE_WORK_S
+    from controller.service.line_service import bind_listener
     from sequences.operator_desk import OperatorDesk
     from sequences.plant_clock import PlantClock
 
@@ -237,7 +237,7 @@ async def _run_batch(config: LineConfig, queue: Any, *, sim: bool, speed: float,
 def _line_factory(config: LineConfig, sim: bool, speed: float) -> Callable[[], Any]:
     """The line the batch controls: the configured one, or the simulated line started in-process."""
     if sim:
-        from controller.demo import simulated_line
+        from controller.service.demo import simulated_line
 
         return simulated_line(config, speed)
 
@@ -457,7 +457,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     batch.set_defaults(handler=_cmd_batch)
 
-    from controller.report_command import add_report_command
+    from controller.reports.command import add_report_command
 
     add_report_command(sub)
 

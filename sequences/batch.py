@@ -17,7 +17,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from controller.line_controller import LineController
+from controller.line.controller import LineController
 from sequences.batch_queue import BatchQueue
 from sequences.batch_store import BatchRow, BatchStore, JobRow
 from sequences.job_runner import JobOutcome, JobRunner, Progress

@@ -28,9 +28,9 @@ from importlib import resources
 from pathlib import Path
 from types import TracebackType
 
-from controller.alarms import AlarmDefinition, Severity
 from controller.errors import ControllerError, UserError
-from controller.line_controller import LineController
+from controller.line.alarms import AlarmDefinition, Severity
+from controller.line.controller import LineController
 from sequences.batch import BatchResult, BatchRunner
 from sequences.batch_queue import BatchQueue, load_queue
 from sequences.batch_store import BatchRow, BatchStore, JobRow

@@ -26,7 +26,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-from controller.config_reader import TableReader
+from controller.config.reader import TableReader
 from controller.errors import ConfigFileError
 from sequences.recipe import Recipe, RecipeError, parse_recipe
 

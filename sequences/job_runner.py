@@ -31,9 +31,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from controller.errors import ControllerError
-from controller.gate import GateRecord
-from controller.line_controller import LineController
-from controller.line_state import LineState
+from controller.line.controller import LineController
+from controller.line.gate import GateRecord
+from controller.line.state import LineState
 from drivers.errors import DriverError
 from sequences.batch_store import BatchStore, JobItems, JobRow
 from sequences.operator_desk import OperatorDesk

@@ -30,7 +30,8 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from controller.actions import (
+from controller.errors import ControllerError
+from controller.line.actions import (
     Action,
     Command,
     SetGasFlow,
@@ -42,11 +43,10 @@ from controller.actions import (
     SetTurbo,
     SetValve,
 )
-from controller.atmosphere import usable
-from controller.errors import ControllerError
-from controller.gate import CommandGate, GateRecord
-from controller.line_state import LineState
-from controller.stations import safe_actions
+from controller.line.atmosphere import usable
+from controller.line.gate import CommandGate, GateRecord
+from controller.line.state import LineState
+from controller.line.stations import safe_actions
 from drivers.reading import Quality, Reading
 from sequences.plant_clock import PlantClock
 from sequences.steps import StepFailed, StepTimeout, submit, wait_for
@@ -292,7 +292,7 @@ _SAFE_ORDER = (SetSource, SetShutter, SetGasFlow, SetHeater, SetValve, SetPort)
 
 
 def safe_state_actions(gate: CommandGate, space: str) -> list[Action]:
-    """The station safe state (`controller.stations.safe_actions`) plus shutters and vent, in the order
+    """The station safe state (`controller.line.stations.safe_actions`) plus shutters and vent, in the order
     that stops emission first: sources, shutters, gas, heater, then valves and ports."""
     actions = safe_actions(gate.model.config, space)
     sources = [a.source for a in actions if isinstance(a, SetSource)]

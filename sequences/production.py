@@ -26,12 +26,12 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from controller.actions import MoveItem, SetContainer, SetPort, SetValve, ValveName
-from controller.config import LineConfig
+from controller.config.line_config import LineConfig
 from controller.errors import ControllerError, UserError
-from controller.items import ItemKind, space_of
-from controller.line_controller import LineController
-from controller.line_state import LineState
+from controller.line.actions import MoveItem, SetContainer, SetPort, SetValve, ValveName
+from controller.line.controller import LineController
+from controller.line.items import ItemKind, space_of
+from controller.line.state import LineState
 from sequences.batch_store import JobItems
 from sequences.operator_desk import OperatorDesk
 from sequences.plant_clock import PlantClock

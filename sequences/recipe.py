@@ -4,7 +4,7 @@ Validation is pure and reports *every* violation of a file, one line each, in th
 `ConfigFileError` ("FILE: steps[2].substrate_temp_c = 190.0: must be below 179 °C: ..."), because an
 operator fixing a recipe wants the whole list at once, not one round trip per mistake.
 
-Material limits come from the one materials table (`controller.materials`): whether a target is
+Material limits come from the one materials table (`controller.line.materials`): whether a target is
 lithium (reacts with N2) or a sulfide (air-sensitive, no N2 reaction), and the temperatures nothing
 holding it may see. Lithium present — in the base or from an earlier (or the current) lithium
 layer — caps every temperature below 179 °C; without it each step keeps its own window.
@@ -26,9 +26,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from controller.config_reader import TableReader
+from controller.config.reader import TableReader
 from controller.errors import MISSING, ConfigFileError, UserError
-from controller.materials import LITHIUM_MAX_TEMP_C, MaterialError, material
+from controller.line.materials import LITHIUM_MAX_TEMP_C, MaterialError, material
 
 T = TypeVar("T")
 

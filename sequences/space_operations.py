@@ -26,10 +26,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final, Literal, cast, get_args
 
-from controller.actions import SetPump, SetValve
 from controller.errors import ControllerError
-from controller.line_controller import LineController
-from controller.line_state import LineState
+from controller.line.actions import SetPump, SetValve
+from controller.line.controller import LineController
+from controller.line.state import LineState
 from drivers.errors import DriverError
 from sequences.plant_clock import PlantClock
 from sequences.process_steps import POLL_FLOOR_S, make_safe

@@ -13,11 +13,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from controller.actions import Action, Command, SetPump, SetValve
-from controller.atmosphere import Atmosphere
 from controller.errors import ControllerError
-from controller.gate import CommandGate, GateRecord
-from controller.line_state import LineState
+from controller.line.actions import Action, Command, SetPump, SetValve
+from controller.line.atmosphere import Atmosphere
+from controller.line.gate import CommandGate, GateRecord
+from controller.line.state import LineState
 
 POLL_S = 0.05
 _MOVING = (Atmosphere.BACK_FILLING, Atmosphere.EVACUATING)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Set
 from dataclasses import dataclass, field
 from typing import Any
 
-from controller.config import DeviceConfig, LineConfig
+from controller.config.line_config import DeviceConfig, LineConfig
 from drivers.deposition_sources import STANDARD_LINE_SOURCES, SourceKind
 from drivers.mass_flow_controller import PSI_PA, gas_index
 from drivers.thickness_monitor import FilmParameters

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from controller.config_reader import TableReader
+from controller.config.reader import TableReader
 from controller.errors import ConfigFileError
 
 if TYPE_CHECKING:

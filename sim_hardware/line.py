@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any
 
-from controller.config import MODBUS_FAMILIES, DeviceConfig, LineConfig, LinkConfig
+from controller.config.line_config import MODBUS_FAMILIES, DeviceConfig, LineConfig, LinkConfig
 from drivers.link import rtu_turnaround_s
 from drivers.transport import Endpoint, parse_url
 from sim_hardware.bindings import BUILDERS, BindContext, BindingError, Bound

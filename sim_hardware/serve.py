@@ -9,7 +9,7 @@ import logging
 import signal
 import sys
 
-from controller.config import LineConfig
+from controller.config.line_config import LineConfig
 from sim_hardware.faults import load_scenario, run_scenario
 from sim_hardware.line import SimLine
 

@@ -25,7 +25,7 @@ from bench.acquisition import (
     run_bench,
     update_docs,
 )
-from controller.config import load_line_config
+from controller.config.line_config import load_line_config
 from drivers.link import rtu_turnaround_s
 
 # devices.md §9 timing table: baud, bits per character, registers, max tx/s, with 5 ms device latency

@@ -58,7 +58,7 @@ async def test_user_errors_exit_2_with_one_clear_line(args: list[str], expected:
 
 
 async def test_bad_config_value_names_file_field_value_and_range(tmp_path: Path) -> None:
-    text = (ROOT / "controller" / "standard_line.toml").read_text()
+    text = (ROOT / "controller" / "config" / "standard_line.toml").read_text()
     bad = tmp_path / "line.toml"
     bad.write_text(text.replace("max_frost_point_c = -50.0", "max_frost_point_c = 5.0"))
     code, _, err = await depline("config", "check", str(bad))
@@ -70,7 +70,7 @@ async def test_bad_config_value_names_file_field_value_and_range(tmp_path: Path)
 
 async def test_shipped_configurations_are_valid() -> None:
     files = [
-        str(ROOT / "controller" / "standard_line.toml"),
+        str(ROOT / "controller" / "config" / "standard_line.toml"),
         *map(str, sorted((ROOT / "deploy").rglob("*.toml"))),
     ]
     code, out, err = await depline("config", "check", *files)

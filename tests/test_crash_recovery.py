@@ -26,7 +26,7 @@ from typing import IO, Any
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
-STANDARD_LINE = ROOT / "controller" / "standard_line.toml"
+STANDARD_LINE = ROOT / "controller" / "config" / "standard_line.toml"
 START_TIMEOUT_S = 60.0
 WAIT_S = 60.0
 STOP_TIMEOUT_S = 30.0

@@ -4,17 +4,17 @@ the HMI page) into one app.
 
 Why it is shaped this way:
 
-- **One concept per module.** Request bodies are in `controller.api_requests`, response bodies and their
-  builders in `controller.api_views`, the in-memory telemetry history and the live feed in
-  `controller.live_feed`, the context and the auth dependencies every route takes in
-  `controller.api_context`, the WebSocket at /ws in `controller.api_live`. This module keeps the core
+- **One concept per module.** Request bodies are in `controller.api.requests`, response bodies and their
+  builders in `controller.api.views`, the in-memory telemetry history and the live feed in
+  `controller.api.live_feed`, the context and the auth dependencies every route takes in
+  `controller.api.context`, the WebSocket at /ws in `controller.api.live`. This module keeps the core
   routes (state, telemetry, alarms, items, commands, runs, health, session) and re-exports the names
   tests and older callers import from here (`__all__`).
 - **One door for commands.** `POST /api/commands` turns the JSON body into the same `Action` dataclass
   any other origin builds and hands it to `CommandGate.submit` with the logged-in user and origin "hmi".
   The API judges nothing itself: a refusal is an ordinary answer (200, outcome "refused", with the
   invariants that spoke), not an HTTP error, because the request was well formed and was recorded.
-- **Reading is open, acting needs a token** (`controller.api_context.require`): 401 without a valid
+- **Reading is open, acting needs a token** (`controller.api.context.require`): 401 without a valid
   session, 403 when the role may not. Alarm actions the alarm board refuses answer 409 with the
   board's sentence.
 - **The past comes from the historian** (`ApiContext.historian`, None when the controller runs without
@@ -39,15 +39,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials
 
-from controller.actions import Command
-from controller.alarms import AlarmActionRefused, UnknownAlarm
-from controller.api_batch import router as batch_router
-from controller.api_context import ApiContext, Ctx, bearer, require
-from controller.api_live import router as live_router
-from controller.api_operations import router as operations_router
-from controller.api_prompts import router as prompts_router
-from controller.api_reports import router as reports_router
-from controller.api_requests import (
+from controller.api.batch import router as batch_router
+from controller.api.context import ApiContext, Ctx, bearer, require
+from controller.api.live import router as live_router
+from controller.api.live_feed import LiveFeed, TelemetryHistory
+from controller.api.operations import router as operations_router
+from controller.api.page import router as hmi_router
+from controller.api.prompts import router as prompts_router
+from controller.api.reports import router as reports_router
+from controller.api.requests import (
     ACTION_REQUESTS,
     ACTION_TYPES,
     ActionRequest,
@@ -55,8 +55,8 @@ from controller.api_requests import (
     LoginRequest,
     ShelveRequest,
 )
-from controller.api_trends import router as trends_router
-from controller.api_views import (
+from controller.api.trends import router as trends_router
+from controller.api.views import (
     AlarmRecordView,
     AlarmsView,
     CommandView,
@@ -83,13 +83,13 @@ from controller.api_views import (
     ledger_view,
     state_view,
 )
-from controller.auth import PERMISSIONS, Permission, Session
 from controller.errors import UserError
-from controller.historian import Historian, HistorianUnavailable
-from controller.hmi_page import router as hmi_router
-from controller.live_feed import LiveFeed, TelemetryHistory
-from controller.poller import PollerFailure
-from controller.users import authenticate
+from controller.historian.store import Historian, HistorianUnavailable
+from controller.line.actions import Command
+from controller.line.alarms import AlarmActionRefused, UnknownAlarm
+from controller.line.poller import PollerFailure
+from controller.users.auth import PERMISSIONS, Permission, Session
+from controller.users.passwords import authenticate
 
 __all__ = [
     "ACTION_REQUESTS",

@@ -26,10 +26,10 @@ from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import SQLAlchemyError
 
-from controller.api_context import ApiContext, Ctx, require
-from controller.auth import Permission, Session
-from controller.batch_host import BatchHost, BatchRefused
-from controller.ledger import exposure_line
+from controller.api.context import ApiContext, Ctx, require
+from controller.line.ledger import exposure_line
+from controller.users.auth import Permission, Session
+from sequences.batch_host import BatchHost, BatchRefused
 from sequences.batch_store import JobRow
 from sequences.job_runner import JobRunner
 

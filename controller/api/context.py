@@ -2,9 +2,9 @@
 
 Why it is shaped this way:
 
-- **Route modules import this, never `controller.api`**: `controller.api` includes their routers, so
+- **Route modules import this, never `controller.api.app`**: `controller.api.app` includes their routers, so
   the context and the auth dependencies live below both, and no route group imports another.
-- **Reading is open, acting needs a token** (`controller.auth`): `require(permission)` answers 401
+- **Reading is open, acting needs a token** (`controller.users.auth`): `require(permission)` answers 401
   without a valid session and 403 when the role may not; a route that acts takes its session from it.
 - **The past comes from the historian** (`ApiContext.historian`, None when the controller runs without
   one: those routes answer 503), and the optional parts (desk, batches, operations, trends) are None
@@ -21,12 +21,12 @@ from fastapi import Depends, HTTPException
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.requests import HTTPConnection
 
-from controller.auth import Permission, Session, TokenStore
-from controller.batch_host import BatchHost
-from controller.historian import Historian
-from controller.line_controller import LineController
-from controller.live_feed import LiveFeed, TelemetryHistory
-from controller.trend_history import TrendHistory
+from controller.api.live_feed import LiveFeed, TelemetryHistory
+from controller.api.trend_history import TrendHistory
+from controller.historian.store import Historian
+from controller.line.controller import LineController
+from controller.users.auth import Permission, Session, TokenStore
+from sequences.batch_host import BatchHost
 from sequences.operator_desk import OperatorDesk
 from sequences.space_operations import SpaceOperations
 
@@ -35,7 +35,7 @@ LOGIN_SLOTS: Final = 2  # PBKDF2 costs ~0.1 s of CPU; a login flood queues inste
 
 @dataclass
 class ApiContext:
-    """Everything the routes reach; owned and started by `controller.service.ControllerService`."""
+    """Everything the routes reach; owned and started by the line service (`ControllerService`)."""
 
     controller: LineController
     tokens: TokenStore

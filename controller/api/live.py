@@ -1,4 +1,4 @@
-"""The live WebSocket at /ws: one connection per HMI screen, fed from `controller.live_feed`.
+"""The live WebSocket at /ws: one connection per HMI screen, fed from `controller.api.live_feed`.
 
 Why it is shaped this way: a connection is its handler plus one sender task around the client's
 bounded outbox. The sender drains the outbox (with a send timeout, so a stalled client ends its own
@@ -17,9 +17,9 @@ from typing import Final
 
 from fastapi import APIRouter, WebSocket
 
-from controller.api_context import context_of
-from controller.api_views import state_view
-from controller.live_feed import FeedClient, FeedFull, encode
+from controller.api.context import context_of
+from controller.api.live_feed import FeedClient, FeedFull, encode
+from controller.api.views import state_view
 
 log = logging.getLogger(__name__)
 

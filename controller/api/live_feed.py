@@ -10,8 +10,8 @@ Why it is shaped this way:
   every client.
 - **Telemetry history here is short and in memory** (`TelemetryHistory`, a ring buffer per channel fed
   from a poller subscription); the historian serves anything longer.
-- Both are plain objects with no web framework in them: `controller.service` feeds them, the routes
-  (`controller.api`, `controller.api_live`) read them.
+- Both are plain objects with no web framework in them: the line service feeds them, the routes
+  (`controller.api.app`, `controller.api.live`) read them.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import json
 
 from pydantic import BaseModel
 
-from controller.api_views import TelemetryView, channel_view
+from controller.api.views import TelemetryView, channel_view
 from controller.errors import ControllerError
 from drivers.reading import Reading
 

@@ -14,8 +14,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, Field
 
-from controller.api_context import ApiContext, Ctx, require
-from controller.auth import Permission, Session
+from controller.api.context import ApiContext, Ctx, require
+from controller.users.auth import Permission, Session
 from sequences.space_operations import (
     MAX_CYCLES,
     OperationRefused,

@@ -3,7 +3,7 @@
 Why it is shaped this way:
 
 - **No separate web server and no network at the line.** The page, its script and its style sheet are
-  package data (`controller/hmi/`), read once when this module loads and served from memory, so a
+  package data (`controller/api/hmi/`), read once when this module loads and served from memory, so a
   request never touches the disk while the event loop runs the plant.
 - **Nothing from elsewhere.** A Content-Security-Policy of 'self' means the browser refuses any asset a
   later edit might pull from a CDN: the page works offline or not at all, and a test sees it.
@@ -32,7 +32,7 @@ CONTENT_SECURITY_POLICY: Final = (
 
 
 def _load_assets() -> dict[str, bytes]:
-    folder = resources.files("controller") / "hmi"
+    folder = resources.files("controller.api") / "hmi"
     return {name: (folder / name).read_bytes() for name in ASSET_TYPES}
 
 

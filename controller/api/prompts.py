@@ -14,8 +14,8 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, Field
 
-from controller.api_context import Ctx, require
-from controller.auth import Permission, Session
+from controller.api.context import Ctx, require
+from controller.users.auth import Permission, Session
 
 log = logging.getLogger(__name__)
 router = APIRouter()

@@ -13,10 +13,10 @@ from typing import Literal
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import Response
 
-from controller.api_context import Ctx
-from controller.certificate import gather_report, render_html, render_pdf
+from controller.api.context import Ctx
 from controller.errors import UserError
-from controller.historian import HistorianUnavailable
+from controller.historian.store import HistorianUnavailable
+from controller.reports.certificate import gather_report, render_html, render_pdf
 
 router = APIRouter()
 MEDIA_TYPES = {"html": "text/html; charset=utf-8", "pdf": "application/pdf"}

@@ -17,8 +17,8 @@ from typing import Annotated, Any, Final, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from controller.actions import Action, ValveName
-from controller.items import ItemKind
+from controller.line.actions import Action, ValveName
+from controller.line.items import ItemKind
 
 NAME: Final = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
 

@@ -33,7 +33,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Final, Literal
 
-from controller.line_controller import LineController
+from controller.line.controller import LineController
 
 log = logging.getLogger(__name__)
 

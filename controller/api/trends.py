@@ -1,4 +1,4 @@
-"""`GET /api/trends`: the controller's trend history (`controller.trend_history`), so the HMI's charts
+"""`GET /api/trends`: the controller's trend history (`controller.api.trend_history`), so the HMI's charts
 start with the last two hours instead of empty.
 
 Each series is downsampled to at most `MAX_DRAWN` points for the asked window (what the page draws at
@@ -15,8 +15,8 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field
 
-from controller.api_context import Ctx
-from controller.trend_history import DEFAULT_KEEP_S, MAX_DRAWN
+from controller.api.context import Ctx
+from controller.api.trend_history import DEFAULT_KEEP_S, MAX_DRAWN
 
 MIN_WINDOW_S = 300.0
 

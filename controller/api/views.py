@@ -3,7 +3,7 @@
 Why it is shaped this way:
 
 - **Responses are pydantic models**, so /openapi.json documents every shape, and the live feed
-  (`controller.live_feed`) pushes the very same models the GET routes answer with: a screen that draws
+  (`controller.api.live_feed`) pushes the very same models the GET routes answer with: a screen that draws
   from one can draw from the other.
 - **Non-finite numbers go out as null** (strict JSON has no NaN): every float passes `finite`, and the
   loosely typed evidence and refusal details pass `jsonable`.
@@ -20,13 +20,13 @@ from typing import Any, Literal, cast
 
 from pydantic import BaseModel, Field
 
-from controller.actions import Action
-from controller.alarms import AlarmRecord, AlarmStatus
-from controller.gate import GateRecord
-from controller.items import is_exposed, space_of
-from controller.ledger import ExposureRecord, LedgerEntry
-from controller.line_controller import LineController
-from controller.line_state import ValveState
+from controller.line.actions import Action
+from controller.line.alarms import AlarmRecord, AlarmStatus
+from controller.line.controller import LineController
+from controller.line.gate import GateRecord
+from controller.line.items import is_exposed, space_of
+from controller.line.ledger import ExposureRecord, LedgerEntry
+from controller.line.state import ValveState
 from drivers.reading import Reading
 
 # =====================================================================================================

@@ -15,7 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from controller.config_reader import TableReader
+from controller.config.reader import TableReader
 from controller.errors import ConfigFileError
 from drivers.deposition_sources import STANDARD_LINE_SOURCES
 from drivers.errors import ConfigError
@@ -207,7 +207,7 @@ class LineConfig:
 def load_line_config(path: str | Path | None = None) -> LineConfig:
     """Read and validate a line configuration; `None` loads the embedded standard line."""
     if path is None:
-        text = resources.files("controller").joinpath(STANDARD_LINE).read_text(encoding="utf-8")
+        text = resources.files("controller.config").joinpath(STANDARD_LINE).read_text(encoding="utf-8")
         shown = f"<embedded {STANDARD_LINE}>"
     else:
         shown = str(path)

@@ -2,7 +2,7 @@
 
 The writer, the migrations and the queries live in separate modules and all raise these, so the
 classes cannot live in any one of them without the others importing it for nothing else; they are
-re-exported by `controller.historian`, where callers import them from.
+re-exported by `controller.historian.store`, where callers import them from.
 """
 
 from __future__ import annotations

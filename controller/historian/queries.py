@@ -15,7 +15,7 @@ Why it is built this way:
   at a time; `sample_envelope` returns at most a bucket count of rows whatever the window holds,
   and `samples_since` (the MQTT bridge's back-fill, from committed samples only) at most `max_rows`.
 - **What a restart needs** (`inventory()`, `ledger_entries()`) reads the records
-  `controller.historian_recovery` folds.
+  `controller.historian.recovery` folds.
 """
 
 from __future__ import annotations
@@ -35,14 +35,14 @@ from sqlalchemy import Integer, RowMapping, Select, cast, func, inspect, or_, se
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from controller.historian_errors import HistorianError, HistorianUnavailable, describe_error
-from controller.historian_recovery import (
+from controller.historian.errors import HistorianError, HistorianUnavailable, describe_error
+from controller.historian.recovery import (
     INVENTORY_ACTIONS,
     RecoveredInventory,
     fold_inventory,
     placed_items,
 )
-from controller.historian_schema import (
+from controller.historian.schema import (
     alarm_events,
     batches,
     channels,
@@ -54,8 +54,8 @@ from controller.historian_schema import (
     runs,
     samples,
 )
-from controller.ledger import ExposureRecord, LedgerEntry, exposure_from_entries
-from controller.poller import Sample
+from controller.line.ledger import ExposureRecord, LedgerEntry, exposure_from_entries
+from controller.line.poller import Sample
 from drivers.reading import Quality, Reading
 
 log = logging.getLogger(__name__)
@@ -170,7 +170,7 @@ class HistorianQueries:
     async def inventory(self) -> RecoveredInventory:
         """Every item with its last location and seal, rebuilt from committed records.
 
-        How and why: `controller.historian_recovery`.
+        How and why: `controller.historian.recovery`.
 
         Exact for items registered through `record_registration`: the registrations and the done
         MoveItem/SetContainer commands are replayed in the order they were written, the same

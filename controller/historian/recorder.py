@@ -32,20 +32,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from controller.alarms import AlarmDefinition, Severity, UnknownAlarm
-from controller.atmosphere import Atmosphere
-from controller.config import ROOM, LineConfig
+from controller.config.line_config import ROOM, LineConfig
 from controller.errors import UserError
-from controller.historian import (
+from controller.historian.store import (
     Historian,
     HistorianUnavailable,
     InterruptedRun,
     RecoveredInventory,
 )
-from controller.items import is_exposed, space_of
-from controller.ledger import ExposureRecord, LedgerEntry, Stay, exposure_from_entries
-from controller.line_controller import LineController
-from controller.poller import Sample, Subscription
+from controller.line.alarms import AlarmDefinition, Severity, UnknownAlarm
+from controller.line.atmosphere import Atmosphere
+from controller.line.controller import LineController
+from controller.line.items import is_exposed, space_of
+from controller.line.ledger import ExposureRecord, LedgerEntry, Stay, exposure_from_entries
+from controller.line.poller import Sample, Subscription
 
 log = logging.getLogger(__name__)
 SUBSCRIBER: Final = "historian"

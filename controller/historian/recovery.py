@@ -29,8 +29,8 @@ from typing import Any, Final
 from sqlalchemy import Select, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from controller.historian_schema import alarm_events, channels, commands, ledger, runs, samples, transitions
-from controller.items import Item, ItemKind
+from controller.historian.schema import alarm_events, channels, commands, ledger, runs, samples, transitions
+from controller.line.items import Item, ItemKind
 
 REGISTER_ITEM: Final = "RegisterItem"  # the action type a registration is recorded under
 COAT_ITEM: Final = "CoatItem"

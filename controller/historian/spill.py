@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from controller.poller import Sample
+from controller.line.poller import Sample
 from drivers.reading import Quality
 
 SPILL_PREFIX: Final = "spill-"

@@ -1,10 +1,10 @@
 """The historian: every sample, command, alarm event, transition and ledger entry, kept in SQL.
 
 This module is the writer; the historian's other concepts have modules of their own, and the names
-callers use are re-exported here: `controller.historian_migrations` (the schema is Alembic's),
-`controller.historian_spill` (the row format and the spill files), `controller.historian_queries`
-(the read side, which `Historian` inherits), `controller.historian_recovery` (what a restart after a
-crash rebuilds: interrupted runs, the inventory), `controller.historian_errors`.
+callers use are re-exported here: `controller.historian.upgrade` (the schema is Alembic's),
+`controller.historian.spill` (the row format and the spill files), `controller.historian.queries`
+(the read side, which `Historian` inherits), `controller.historian.recovery` (what a restart after a
+crash rebuilds: interrupted runs, the inventory), `controller.historian.errors`.
 
 Why the writer is built this way:
 
@@ -74,21 +74,9 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.pool import NullPool
 
-from controller.alarms import AlarmRecord
-from controller.gate import GateRecord
-from controller.historian_errors import HistorianError, HistorianUnavailable, SchemaOutdated, describe_error
-from controller.historian_migrations import (
-    MIGRATIONS_DIR,
-    alembic_config,
-    current_revision,
-    ensure_schema,
-    head_revision,
-    prepare_sqlite_dir,
-    shown_url,
-    upgrade,
-)
-from controller.historian_queries import HistorianQueries
-from controller.historian_recovery import (
+from controller.historian.errors import HistorianError, HistorianUnavailable, SchemaOutdated, describe_error
+from controller.historian.queries import HistorianQueries
+from controller.historian.recovery import (
     COAT_ITEM,
     INVENTORY_ACTIONS,
     REGISTER_ITEM,
@@ -96,7 +84,7 @@ from controller.historian_recovery import (
     RecoveredInventory,
     close_runs_started_before,
 )
-from controller.historian_schema import (
+from controller.historian.schema import (
     alarm_events,
     async_url,
     channels,
@@ -108,7 +96,7 @@ from controller.historian_schema import (
     transitions,
     write_batches,
 )
-from controller.historian_spill import (
+from controller.historian.spill import (
     COLUMNS,
     K_ALARM,
     K_COMMAND,
@@ -132,9 +120,21 @@ from controller.historian_spill import (
     write_lines,
     write_spill_file,
 )
-from controller.items import Item
-from controller.ledger import LedgerEntry
-from controller.poller import Sample
+from controller.historian.upgrade import (
+    MIGRATIONS_DIR,
+    alembic_config,
+    current_revision,
+    ensure_schema,
+    head_revision,
+    prepare_sqlite_dir,
+    shown_url,
+    upgrade,
+)
+from controller.line.alarms import AlarmRecord
+from controller.line.gate import GateRecord
+from controller.line.items import Item
+from controller.line.ledger import LedgerEntry
+from controller.line.poller import Sample
 
 log = logging.getLogger(__name__)
 
@@ -616,7 +616,7 @@ class Historian(HistorianQueries):
     # --- schema -------------------------------------------------------------------------------------
 
     async def _ensure_schema(self) -> None:
-        """Create or check the schema (`controller.historian_migrations.ensure_schema`), once."""
+        """Create or check the schema (`controller.historian.upgrade.ensure_schema`), once."""
         await ensure_schema(self._require_engine(), self.url, self._timeout_s)
         self._schema_ready = True
 
@@ -748,7 +748,7 @@ class Historian(HistorianQueries):
             self._set_health(True, "ok", f"writing{dropped}")
 
     async def _close_interrupted_runs(self) -> bool:
-        """Mark runs an earlier process left 'running' as 'incomplete' (see `controller.historian_recovery`).
+        """Mark runs an earlier process left 'running' as 'incomplete' (see `controller.historian.recovery`).
 
         Idempotent (only 'running' rows change), so a commit in doubt is simply done again.
         """

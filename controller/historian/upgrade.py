@@ -32,8 +32,8 @@ from sqlalchemy import Connection, inspect
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import NullPool
 
-from controller.historian_errors import HistorianError, SchemaOutdated
-from controller.historian_schema import HISTORIAN_TABLES, async_url, make_engine
+from controller.historian.errors import HistorianError, SchemaOutdated
+from controller.historian.schema import HISTORIAN_TABLES, async_url, make_engine
 
 log = logging.getLogger(__name__)
 

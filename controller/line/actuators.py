@@ -16,7 +16,9 @@ import math
 from dataclasses import dataclass
 from typing import TypeVar
 
-from controller.actions import (
+from controller.config.line_config import LineConfig
+from controller.errors import ControllerError
+from controller.line.actions import (
     Action,
     MoveItem,
     SetContainer,
@@ -29,11 +31,9 @@ from controller.actions import (
     SetTurbo,
     SetValve,
 )
-from controller.config import LineConfig
-from controller.devices import LineDevices
-from controller.errors import ControllerError
-from controller.line_model import LineModel
-from controller.line_state import IO_VALVE_POINTS, io_point_of_port
+from controller.line.devices import LineDevices
+from controller.line.model import LineModel
+from controller.line.state import IO_VALVE_POINTS, io_point_of_port
 from drivers.deposition_sources import DepositionSources, SourceKind, SourceSpec
 from drivers.mass_flow_controller import MassFlowController
 from drivers.pfeiffer_vacuum_protocol import TurboPump

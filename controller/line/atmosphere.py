@@ -17,7 +17,7 @@ import enum
 import math
 from dataclasses import dataclass, replace
 
-from controller.config import Limits
+from controller.config.line_config import Limits
 from drivers.reading import Quality, Reading
 
 AIR_O2_PPMV = 209_460.0

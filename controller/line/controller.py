@@ -8,15 +8,15 @@ from __future__ import annotations
 
 from types import TracebackType
 
-from controller.actuators import Actuators
-from controller.alarms import AlarmBoard
-from controller.config import LineConfig
-from controller.devices import build_line_devices
-from controller.gate import CommandGate
-from controller.ledger import ExposureLedger
-from controller.line_model import LineModel
-from controller.poller import Poller, PollPlan
-from controller.supervisor import Supervisor
+from controller.config.line_config import LineConfig
+from controller.line.actuators import Actuators
+from controller.line.alarms import AlarmBoard
+from controller.line.devices import build_line_devices
+from controller.line.gate import CommandGate
+from controller.line.ledger import ExposureLedger
+from controller.line.model import LineModel
+from controller.line.poller import Poller, PollPlan
+from controller.line.supervisor import Supervisor
 
 
 class LineController:

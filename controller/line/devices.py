@@ -11,8 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
-from controller.config import MODBUS_FAMILIES, DeviceConfig, LineConfig
-from controller.config_reader import TableReader
+from controller.config.line_config import MODBUS_FAMILIES, DeviceConfig, LineConfig
+from controller.config.reader import TableReader
 from drivers.deposition_sources import DepositionSources
 from drivers.dewpoint_transmitter import DewPointTransmitter
 from drivers.glovebox_controller import GloveboxController

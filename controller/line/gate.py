@@ -16,12 +16,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from controller.actions import Action, Command, SetPort, SetPump, SetShutter, SetSource, SetValve
-from controller.actuators import Actuators, io_point
 from controller.errors import ControllerError
-from controller.interlocks import Verdict, check
-from controller.line_model import LineModel
-from controller.line_state import LineState, Snapshot
+from controller.line.actions import Action, Command, SetPort, SetPump, SetShutter, SetSource, SetValve
+from controller.line.actuators import Actuators, io_point
+from controller.line.interlocks import Verdict, check
+from controller.line.model import LineModel
+from controller.line.state import LineState, Snapshot
 from drivers.errors import DriverError
 from drivers.reading import Quality, Reading
 

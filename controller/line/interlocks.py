@@ -14,7 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 
-from controller.actions import (
+from controller.config.line_config import ROOM
+from controller.line.actions import (
     Action,
     MoveItem,
     SetContainer,
@@ -28,9 +29,8 @@ from controller.actions import (
     SetValve,
     opens_or_starts,
 )
-from controller.atmosphere import AIR_O2_PPMV, Atmosphere
-from controller.config import ROOM
-from controller.items import (
+from controller.line.atmosphere import AIR_O2_PPMV, Atmosphere
+from controller.line.items import (
     Inventory,
     InventoryError,
     ItemKind,
@@ -40,8 +40,8 @@ from controller.items import (
     moved,
     space_of,
 )
-from controller.line_state import LineState, PortState, SpaceState
-from controller.materials import Material
+from controller.line.materials import Material
+from controller.line.state import LineState, PortState, SpaceState
 
 HEATER_ABSOLUTE_MAX_C = 250.0
 # where each source runs; the ion source lights (and the simulated one strikes) from 0.1 Pa of Ar

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 
 from controller.errors import UserError
-from controller.materials import Material, material
+from controller.line.materials import Material, material
 
 
 class ItemKind(enum.StrEnum):

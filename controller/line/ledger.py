@@ -13,8 +13,8 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from controller.items import is_exposed, space_of
-from controller.line_state import LineState
+from controller.line.items import is_exposed, space_of
+from controller.line.state import LineState
 
 log = logging.getLogger(__name__)
 

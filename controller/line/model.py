@@ -16,10 +16,10 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 
-from controller.config import LineConfig
-from controller.items import InventoryError, Item, ItemKind, moved, space_of
-from controller.line_state import LineReadings, LineState, Snapshot, SpaceMemory, build_line_state
-from controller.materials import material
+from controller.config.line_config import LineConfig
+from controller.line.items import InventoryError, Item, ItemKind, moved, space_of
+from controller.line.materials import material
+from controller.line.state import LineReadings, LineState, Snapshot, SpaceMemory, build_line_state
 
 log = logging.getLogger(__name__)
 RegisterHook = Callable[[Item, str, str], None]  # (item, user, origin)

@@ -41,9 +41,9 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType, TracebackType
 from typing import Final
 
-from controller.config import LineConfig
-from controller.devices import Driver, LineDevices
+from controller.config.line_config import LineConfig
 from controller.errors import ControllerError
+from controller.line.devices import Driver, LineDevices
 from drivers.errors import DeviceTimeout, DriverError
 from drivers.reading import Reading
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from controller.actions import VALVES, ValveName
-from controller.atmosphere import (
+from controller.config.line_config import Limits, LineConfig
+from controller.line.actions import VALVES, ValveName
+from controller.line.atmosphere import (
     Atmosphere,
     Classification,
     Provenance,
@@ -21,8 +22,7 @@ from controller.atmosphere import (
     observe,
     usable,
 )
-from controller.config import Limits, LineConfig
-from controller.items import Inventory, exposed_in
+from controller.line.items import Inventory, exposed_in
 from drivers.deposition_sources import STANDARD_LINE_SOURCES
 from drivers.reading import Quality, Reading
 

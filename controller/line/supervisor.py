@@ -21,14 +21,14 @@ import logging
 import time
 from dataclasses import dataclass
 
-from controller.actions import Command, MoveItem, SetContainer, SetPort, SetValve
-from controller.alarms import AlarmBoard, AlarmDefinition, Severity, UnknownAlarm
-from controller.gate import CommandGate, GateRecord
-from controller.interlocks import SafeAction, watch
-from controller.ledger import ExposureLedger
-from controller.line_state import LineState
-from controller.poller import DeviceFault, DeviceRecovered, Poller, Sample, Subscription
-from controller.stations import Station, safe_actions
+from controller.line.actions import Command, MoveItem, SetContainer, SetPort, SetValve
+from controller.line.alarms import AlarmBoard, AlarmDefinition, Severity, UnknownAlarm
+from controller.line.gate import CommandGate, GateRecord
+from controller.line.interlocks import SafeAction, watch
+from controller.line.ledger import ExposureLedger
+from controller.line.poller import DeviceFault, DeviceRecovered, Poller, Sample, Subscription
+from controller.line.state import LineState
+from controller.line.stations import Station, safe_actions
 
 log = logging.getLogger(__name__)
 

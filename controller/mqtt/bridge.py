@@ -87,13 +87,13 @@ from typing import Any, Final, Literal, Protocol
 
 import aiomqtt
 
-from controller.actions import Action, Command
-from controller.alarms import AlarmRecord, AlarmState
-from controller.config import LineConfig, MqttConfig
+from controller.config.line_config import LineConfig, MqttConfig
 from controller.errors import ConfigFileError
-from controller.gate import GateRecord
-from controller.line_controller import LineController
-from controller.poller import PollEvent, Sample, Subscription, SubscriptionClosed
+from controller.line.actions import Action, Command
+from controller.line.alarms import AlarmRecord, AlarmState
+from controller.line.controller import LineController
+from controller.line.gate import GateRecord
+from controller.line.poller import PollEvent, Sample, Subscription, SubscriptionClosed
 from drivers.reading import Quality, Reading
 
 log = logging.getLogger(__name__)

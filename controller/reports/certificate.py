@@ -39,13 +39,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
-from controller.config import ROOM, LineConfig
+from controller.config.line_config import ROOM, LineConfig
 from controller.errors import UserError
-from controller.historian import Historian
-from controller.historian_schema import async_url
-from controller.ledger import LedgerEntry, Stay, exposure_from_entries
-from controller.line_state import LineReadings
-from controller.materials import MaterialError, material
+from controller.historian.schema import async_url
+from controller.historian.store import Historian
+from controller.line.ledger import LedgerEntry, Stay, exposure_from_entries
+from controller.line.materials import MaterialError, material
+from controller.line.state import LineReadings
 
 SAFE_ATMOSPHERES: Final = frozenset({"inert_in_spec", "vacuum", "process"})
 JUDGED_LIVE: Final = frozenset({"evacuating", "back_filling"})  # safe or not by provenance: the ledger says

@@ -1,6 +1,6 @@
 """`depline report RUN`: the exposure certificate of a production job or batch.
 
-The CLI layer of `controller.certificate`: it reads the records through a `Historian.reader` (which
+The CLI layer of `controller.reports.certificate`: it reads the records through a `Historian.reader` (which
 never migrates the schema or closes a live controller's run, so a report can be printed while the
 line runs), prints the text certificate, and writes the HTML and PDF ones where asked. User errors
 (unknown run, missing database, old schema, unwritable file) are one `UserError` line, exit 2.
@@ -13,10 +13,17 @@ import asyncio
 import sys
 from pathlib import Path
 
-from controller.certificate import RunReport, gather_report, render_html, render_pdf, render_text, shown_url
-from controller.config import LineConfig
+from controller.config.line_config import LineConfig
 from controller.errors import UserError
-from controller.historian import Historian, HistorianUnavailable
+from controller.historian.store import Historian, HistorianUnavailable
+from controller.reports.certificate import (
+    RunReport,
+    gather_report,
+    render_html,
+    render_pdf,
+    render_text,
+    shown_url,
+)
 
 READ_TIMEOUT_S = 30.0
 
@@ -40,7 +47,7 @@ def add_report_command(sub: argparse._SubParsersAction[argparse.ArgumentParser])
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from controller.config import load_line_config
+    from controller.config.line_config import load_line_config
 
     config = load_line_config(args.config)
     url = config.database.url if args.database is None else args.database

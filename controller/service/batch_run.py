@@ -18,15 +18,20 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractAsyncContextManager
 from typing import TextIO
 
-from controller.batch_host import BatchHost
-from controller.config import LineConfig
+from controller.config.line_config import LineConfig
 from controller.errors import UserError
-from controller.ledger import ExposureRecord, exposure_line
-from controller.line_controller import LineController
-from controller.poller import PollPlan, Priority
-from controller.recorder import Recorder
-from controller.service import ControllerService, HttpServer, freeze_startup_objects, prepare_data_dirs
+from controller.historian.recorder import Recorder
+from controller.line.controller import LineController
+from controller.line.ledger import ExposureRecord, exposure_line
+from controller.line.poller import PollPlan, Priority
+from controller.service.line_service import (
+    ControllerService,
+    HttpServer,
+    freeze_startup_objects,
+    prepare_data_dirs,
+)
 from sequences.batch import BatchResult
+from sequences.batch_host import BatchHost
 from sequences.batch_queue import BatchQueue
 from sequences.batch_store import BatchRow, JobRow
 from sequences.job_runner import JobOutcome, Progress
@@ -209,7 +214,7 @@ async def _first_readings(ctl: LineController) -> None:
 
 
 async def _exposures(config: LineConfig, result: BatchResult) -> dict[str, ExposureRecord | None]:
-    from controller.historian import Historian
+    from controller.historian.store import Historian
 
     historian = Historian(config.database.url, spill_dir=await asyncio.to_thread(prepare_data_dirs, config))
     await historian.start()

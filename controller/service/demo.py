@@ -20,10 +20,10 @@ from contextlib import AbstractAsyncContextManager
 from importlib import resources
 from pathlib import Path
 
-from controller.batch_run import run_batch, simulated_plan
-from controller.config import LineConfig
+from controller.config.line_config import LineConfig
 from controller.errors import UserError
-from controller.service import bind_listener, serve_line, stop_on_signals
+from controller.service.batch_run import run_batch, simulated_plan
+from controller.service.line_service import bind_listener, serve_line, stop_on_signals
 from sequences.batch_queue import load_queue
 from sequences.operator_desk import OperatorDesk
 from sequences.plant_clock import PlantClock

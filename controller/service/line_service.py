@@ -6,7 +6,7 @@ CLI has started the simulated line: this module never imports the simulator). Pi
 - `ControllerService` wires a started `LineController` to the API's live parts: a poller subscription
   feeds the telemetry ring buffer and the WebSocket feed; gate and alarm records go to the feed as they
   happen; a ticker pushes state snapshots and coalesced telemetry at a bounded rate, and only while
-  someone watches; a separate sampler keeps the HMI's two-hour trend history (`controller.trend_history`)
+  someone watches; a separate sampler keeps the HMI's two-hour trend history (`controller.api.trend_history`)
   whether or not anyone watches, so a page opened now starts with it.
 - `HttpServer` runs uvicorn in this process and event loop (stack.md §6) on a socket bound *before*
   anything starts, so "address already in use" is a one-line user error instead of uvicorn's
@@ -14,7 +14,7 @@ CLI has started the simulated line: this module never imports the simulator). Pi
   re-raise SIGTERM after shutdown and the process would die by the signal instead of exiting 0.
 - `stop_on_signals` turns SIGINT/SIGTERM into an event the caller waits on; every wait is bounded.
 - The recorder starts *before* the controller: after a crash it restores the item inventory from the
-  records before the poller, the supervisor or any client can act (see `controller.recorder`). Its
+  records before the poller, the supervisor or any client can act (see `controller.historian.recorder`). Its
   historian is the MQTT bridge's archive and the API's source for runs and earlier ledgers.
 - A `BatchHost` (production batches started and steered from the HMI) and `SpaceOperations` (one-button
   antechamber operations) live as long as the controller: each refuses to start while the other runs,
@@ -38,22 +38,29 @@ from typing import Final
 import uvicorn
 from fastapi import FastAPI
 
-from controller.alarms import AlarmDefinition, AlarmRecord, Severity, UnknownAlarm
-from controller.api import create_app
-from controller.api_context import ApiContext
-from controller.api_views import alarm_record_view, command_view, state_view
-from controller.auth import DEFAULT_TTL_S, TokenStore
-from controller.batch_host import BatchHost
-from controller.config import LineConfig
+from controller.api.app import create_app
+from controller.api.context import ApiContext
+from controller.api.live_feed import LiveFeed, TelemetryHistory
+from controller.api.trend_history import TrendHistory, sample_line
+from controller.api.views import alarm_record_view, command_view, state_view
+from controller.config.line_config import LineConfig
 from controller.errors import ControllerError, UserError
-from controller.gate import GateRecord
-from controller.historian import Historian
-from controller.line_controller import LineController
-from controller.live_feed import LiveFeed, TelemetryHistory
-from controller.mqtt_bridge import MqttBridge
-from controller.poller import PollerFailure, PollEvent, PollPlan, Sample, Subscription, SubscriptionClosed
-from controller.recorder import Recorder
-from controller.trend_history import TrendHistory, sample_line
+from controller.historian.recorder import Recorder
+from controller.historian.store import Historian
+from controller.line.alarms import AlarmDefinition, AlarmRecord, Severity, UnknownAlarm
+from controller.line.controller import LineController
+from controller.line.gate import GateRecord
+from controller.line.poller import (
+    PollerFailure,
+    PollEvent,
+    PollPlan,
+    Sample,
+    Subscription,
+    SubscriptionClosed,
+)
+from controller.mqtt.bridge import MqttBridge
+from controller.users.auth import DEFAULT_TTL_S, TokenStore
+from sequences.batch_host import BatchHost
 from sequences.operator_desk import OperatorDesk
 from sequences.plant_clock import PlantClock
 from sequences.space_operations import SpaceOperations

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Final
 
-from controller.config import ROLES, UserConfig
+from controller.config.line_config import ROLES, UserConfig
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ PERMISSIONS: Final[Mapping[str, frozenset[Permission]]] = MappingProxyType(
         "maintenance": frozenset(Permission),  # everything, including permissions added later
     }
 )
-"""Role -> what it may do. Every role of `controller.config.ROLES` has a row (checked at import)."""
+"""Role -> what it may do. Every role of `line_config.ROLES` has a row (checked at import)."""
 
 _missing = set(ROLES) ^ set(PERMISSIONS)
 if _missing:  # a role added to the config without a row here would silently have no rights, or vice versa

@@ -11,7 +11,7 @@ import hashlib
 import hmac
 import secrets
 
-from controller.config import LineConfig, UserConfig
+from controller.config.line_config import LineConfig, UserConfig
 
 ITERATIONS = 200_000
 

@@ -9,10 +9,10 @@ import asyncio
 import time
 from collections.abc import Callable
 
-from controller.actions import Action, Command
-from controller.gate import GateRecord
-from controller.line_controller import LineController
-from controller.line_state import LineState
+from controller.line.actions import Action, Command
+from controller.line.controller import LineController
+from controller.line.gate import GateRecord
+from controller.line.state import LineState
 from sequences.steps import pump_purge
 
 

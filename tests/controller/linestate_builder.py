@@ -35,10 +35,10 @@ import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from controller.atmosphere import Provenance
-from controller.config import LineConfig, load_line_config
-from controller.items import Item, ItemKind
-from controller.line_state import LineReadings, LineState, SpaceMemory, build_line_state
+from controller.config.line_config import LineConfig, load_line_config
+from controller.line.atmosphere import Provenance
+from controller.line.items import Item, ItemKind
+from controller.line.state import LineReadings, LineState, SpaceMemory, build_line_state
 from drivers.deposition_sources import STANDARD_LINE_SOURCES
 from drivers.reading import Quality, Reading
 

@@ -16,14 +16,14 @@ from dataclasses import dataclass
 
 import pytest
 
-from controller.actions import Command, SetSource
-from controller.actuators import SourcePowerOutOfRange, max_power_w, source_setpoints
-from controller.config import load_line_config
-from controller.gate import CommandGate, GateRecord
-from controller.interlocks import check, watch
-from controller.line_controller import LineController
-from controller.line_state import LineState
-from controller.poller import PollPlan, Priority
+from controller.config.line_config import load_line_config
+from controller.line.actions import Command, SetSource
+from controller.line.actuators import SourcePowerOutOfRange, max_power_w, source_setpoints
+from controller.line.controller import LineController
+from controller.line.gate import CommandGate, GateRecord
+from controller.line.interlocks import check, watch
+from controller.line.poller import PollPlan, Priority
+from controller.line.state import LineState
 from drivers.deposition_sources import STANDARD_LINE_SOURCES, SourceKind, SourceSpec
 from sequences.plant_clock import PlantClock
 from sequences.process_steps import pump_to_base, set_process_pressure

@@ -18,7 +18,8 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
-from controller.alarms import (
+from controller.errors import UserError
+from controller.line.alarms import (
     OPERATOR_EVENTS,
     TRANSITIONS,
     UNACKED_STATES,
@@ -33,7 +34,6 @@ from controller.alarms import (
     UnknownAlarm,
     transition_table_mermaid,
 )
-from controller.errors import UserError
 
 T0 = 1_700_000_000.0
 SHELF_S = 600.0
@@ -552,7 +552,7 @@ def test_subscribers_get_every_record_in_journal_order_even_when_one_fails(
     board.subscribe(broken_historian)
     board.subscribe(controller)
     board.subscribe(seen.append)
-    with caplog.at_level(logging.ERROR, logger="controller.alarms"):
+    with caplog.at_level(logging.ERROR, logger="controller.line.alarms"):
         record = board.raise_alarm(TRIPPING.id, T0, {"substrate_temp_c": 181.0})
 
     assert record is not None
@@ -577,7 +577,7 @@ def test_unsubscribed_callbacks_hear_nothing_more() -> None:
 def test_a_clock_stepping_back_keeps_the_journal_ordered(caplog: pytest.LogCaptureFixture) -> None:
     board = AlarmBoard([LATCHING])
     board.raise_alarm(LATCHING.id, T0 + 10, {})
-    with caplog.at_level(logging.WARNING, logger="controller.alarms"):
+    with caplog.at_level(logging.WARNING, logger="controller.line.alarms"):
         record = board.acknowledge(LATCHING.id, "ana", T0 + 5)
     assert record.ts == T0 + 10
     assert "went backwards" in caplog.text

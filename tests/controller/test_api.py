@@ -18,13 +18,13 @@ import httpx
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
-from controller.alarms import AlarmDefinition, Severity
-from controller.api import ACTION_REQUESTS, ACTION_TYPES, LiveFeed, TelemetryHistory
-from controller.auth import PERMISSIONS, Permission, TokenStore
-from controller.config import ROLES, UserConfig, load_line_config
-from controller.line_controller import LineController
-from controller.poller import PollPlan, Priority
-from controller.service import ControllerService, HttpServer, bind_listener
+from controller.api.app import ACTION_REQUESTS, ACTION_TYPES, LiveFeed, TelemetryHistory
+from controller.config.line_config import ROLES, UserConfig, load_line_config
+from controller.line.alarms import AlarmDefinition, Severity
+from controller.line.controller import LineController
+from controller.line.poller import PollPlan, Priority
+from controller.service.line_service import ControllerService, HttpServer, bind_listener
+from controller.users.auth import PERMISSIONS, Permission, TokenStore
 from drivers.reading import Quality, Reading
 from sim_hardware.line import SimLine
 

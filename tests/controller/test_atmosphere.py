@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import pytest
 
-from controller.atmosphere import (
+from controller.config.line_config import Limits
+from controller.line.atmosphere import (
     AIR_O2_PPMV,
     Atmosphere,
     Classification,
@@ -25,8 +26,7 @@ from controller.atmosphere import (
     track,
     usable,
 )
-from controller.config import Limits
-from controller.line_state import SpaceMemory
+from controller.line.state import SpaceMemory
 from drivers.reading import Quality, Reading
 from tests.controller.linestate_builder import (
     GLOVEBOX_PA,

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from controller.batch_host import BatchHost, BatchRefused
-from controller.config import load_line_config
-from controller.line_controller import LineController
+from controller.config.line_config import load_line_config
+from controller.line.controller import LineController
+from sequences.batch_host import BatchHost, BatchRefused
 from sequences.batch_queue import shipped_recipe
 from sequences.operator_desk import OperatorDesk
 from sequences.plant_clock import PlantClock

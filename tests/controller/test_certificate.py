@@ -20,18 +20,18 @@ from pathlib import Path
 
 import pytest
 
-from controller.actions import MoveItem, SetContainer, SetPort
-from controller.atmosphere import Atmosphere
-from controller.certificate import PLOT_POINTS, RunReport, gather_report, non_inert_episodes
-from controller.config import load_line_config
+from controller.config.line_config import load_line_config
 from controller.errors import UserError
-from controller.historian import Historian, upgrade
-from controller.items import ItemKind
-from controller.ledger import LedgerEntry
-from controller.line_controller import LineController
-from controller.poller import PollPlan, Priority
-from controller.recorder import Recorder
-from controller.report_command import add_report_command, read_report
+from controller.historian.recorder import Recorder
+from controller.historian.store import Historian, upgrade
+from controller.line.actions import MoveItem, SetContainer, SetPort
+from controller.line.atmosphere import Atmosphere
+from controller.line.controller import LineController
+from controller.line.items import ItemKind
+from controller.line.ledger import LedgerEntry
+from controller.line.poller import PollPlan, Priority
+from controller.reports.certificate import PLOT_POINTS, RunReport, gather_report, non_inert_episodes
+from controller.reports.command import add_report_command, read_report
 from sequences.batch_queue import parse_queue
 from sequences.batch_store import BatchStore
 from sequences.steps import pump_purge, submit, wait_for

@@ -9,13 +9,13 @@ from dataclasses import dataclass
 
 import pytest
 
-from controller.actions import Command, MoveItem, SetContainer, SetHeater, SetPort, SetPump, SetValve
-from controller.actuators import Actuators
-from controller.config import load_line_config
-from controller.devices import LineDevices, build_line_devices
-from controller.gate import CommandGate, GateRecord
-from controller.items import ItemKind
-from controller.line_model import LineModel
+from controller.config.line_config import load_line_config
+from controller.line.actions import Command, MoveItem, SetContainer, SetHeater, SetPort, SetPump, SetValve
+from controller.line.actuators import Actuators
+from controller.line.devices import LineDevices, build_line_devices
+from controller.line.gate import CommandGate, GateRecord
+from controller.line.items import ItemKind
+from controller.line.model import LineModel
 from drivers.errors import DriverError
 from drivers.reading import Reading
 from sim_hardware.faults import Fault, inject

@@ -27,10 +27,8 @@ from sqlalchemy import Connection, text
 from sqlalchemy.pool import NullPool
 
 from bench.postgres_cluster import PgCluster, unavailable_reason
-from controller.actions import Command, SetPort, SetValve
-from controller.alarms import AlarmBoard, AlarmDefinition, Severity
-from controller.gate import GateRecord
-from controller.historian import (
+from controller.historian.schema import make_engine, metadata
+from controller.historian.store import (
     Historian,
     HistorianStats,
     HistorianUnavailable,
@@ -40,11 +38,13 @@ from controller.historian import (
     head_revision,
     upgrade,
 )
-from controller.historian_schema import make_engine, metadata
-from controller.interlocks import Refusal, Verdict
-from controller.items import Item, ItemKind
-from controller.ledger import LedgerEntry
-from controller.poller import Sample
+from controller.line.actions import Command, SetPort, SetValve
+from controller.line.alarms import AlarmBoard, AlarmDefinition, Severity
+from controller.line.gate import GateRecord
+from controller.line.interlocks import Refusal, Verdict
+from controller.line.items import Item, ItemKind
+from controller.line.ledger import LedgerEntry
+from controller.line.poller import Sample
 from drivers.errors import ConfigError
 from drivers.reading import Quality, Reading
 

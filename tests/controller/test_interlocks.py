@@ -19,7 +19,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from controller.actions import (
+from controller.config.line_config import ROOM
+from controller.line.actions import (
     VALVES,
     Action,
     MoveItem,
@@ -34,11 +35,10 @@ from controller.actions import (
     SetValve,
     opens_or_starts,
 )
-from controller.atmosphere import Atmosphere, Provenance
-from controller.config import ROOM
-from controller.interlocks import Refusal, SafeAction, Verdict, check, watch
-from controller.items import Item, ItemKind, is_exposed, materials_in, moved, space_of
-from controller.line_state import LineState, SpaceMemory
+from controller.line.atmosphere import Atmosphere, Provenance
+from controller.line.interlocks import Refusal, SafeAction, Verdict, check, watch
+from controller.line.items import Item, ItemKind, is_exposed, materials_in, moved, space_of
+from controller.line.state import LineState, SpaceMemory
 from drivers.reading import Quality
 from tests.controller.linestate_builder import (
     AIR,

@@ -22,7 +22,8 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from controller.actions import (
+from controller.config.line_config import load_line_config
+from controller.line.actions import (
     Command,
     MoveItem,
     SetContainer,
@@ -34,11 +35,10 @@ from controller.actions import (
     SetTurbo,
     SetValve,
 )
-from controller.atmosphere import Atmosphere
-from controller.config import load_line_config
-from controller.items import ItemKind, materials_in, space_of
-from controller.line_controller import LineController
-from controller.poller import PollPlan, Priority
+from controller.line.atmosphere import Atmosphere
+from controller.line.controller import LineController
+from controller.line.items import ItemKind, materials_in, space_of
+from controller.line.poller import PollPlan, Priority
 from sim_hardware.faults import Fault, inject
 from sim_hardware.line import InitialAtmosphere, SimLine
 

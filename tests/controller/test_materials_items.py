@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from controller.items import (
+from controller.line.items import (
     InventoryError,
     Item,
     ItemKind,
@@ -20,7 +20,7 @@ from controller.items import (
     moved,
     space_of,
 )
-from controller.materials import (
+from controller.line.materials import (
     LITHIUM_MAX_TEMP_C,
     SULFIDE_MAX_TEMP_C,
     Material,

@@ -26,12 +26,13 @@ import aiomqtt
 import pytest
 
 from bench.mosquitto_broker import MosquittoBroker, line_acl
-from controller.actions import SetPort, SetValve
-from controller.alarms import AlarmDefinition, Severity
-from controller.config import LineConfig, MqttConfig, load_line_config
+from controller.config.line_config import LineConfig, MqttConfig, load_line_config
 from controller.errors import ConfigFileError
-from controller.line_controller import LineController
-from controller.mqtt_bridge import (
+from controller.line.actions import SetPort, SetValve
+from controller.line.alarms import AlarmDefinition, Severity
+from controller.line.controller import LineController
+from controller.line.poller import Poller, PollPlan, Priority, Sample
+from controller.mqtt.bridge import (
     OUTCOME_INVALID,
     OUTCOME_REJECTED,
     BridgeOptions,
@@ -45,7 +46,6 @@ from controller.mqtt_bridge import (
     parse_command,
     telemetry_payload,
 )
-from controller.poller import Poller, PollPlan, Priority, Sample
 from drivers.reading import Quality, Reading
 from sim_hardware.line import SimLine
 
@@ -709,9 +709,9 @@ async def test_an_overflow_drops_the_oldest_counts_them_and_the_archive_fills_th
 
 BRIDGE_PROCESS = """
 import asyncio, dataclasses, sys
-from controller.config import MqttConfig, load_line_config
-from controller.line_controller import LineController
-from controller.mqtt_bridge import MqttBridge
+from controller.config.line_config import MqttConfig, load_line_config
+from controller.line.controller import LineController
+from controller.mqtt.bridge import MqttBridge
 
 async def main(port: int) -> None:
     mqtt = MqttConfig("127.0.0.1", port, "bridge", "bridge-pw")

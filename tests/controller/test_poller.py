@@ -14,9 +14,9 @@ from dataclasses import dataclass, replace
 
 import pytest
 
-from controller.config import FAMILIES, LineConfig, load_line_config
-from controller.devices import Driver, LineDevices, build_line_devices
-from controller.poller import (
+from controller.config.line_config import FAMILIES, LineConfig, load_line_config
+from controller.line.devices import Driver, LineDevices, build_line_devices
+from controller.line.poller import (
     FAMILY_PRIORITY,
     DeviceFault,
     DeviceRecovered,

@@ -21,18 +21,18 @@ from typing import Any
 import httpx
 import pytest
 
-from controller.actions import Command, MoveItem, SetContainer, SetPump
-from controller.config import LineConfig, load_line_config
-from controller.gate import GateRecord
-from controller.historian import Historian, RecoveredInventory
-from controller.interlocks import Refusal, Verdict
-from controller.items import Item, ItemKind
-from controller.ledger import LedgerEntry, exposure_from_entries
-from controller.line_controller import LineController
-from controller.mqtt_bridge import SampleArchive
-from controller.poller import PollPlan, Priority, Sample
-from controller.recorder import Recorder, RecoveryError
-from controller.service import ControllerService, HttpServer, bind_listener
+from controller.config.line_config import LineConfig, load_line_config
+from controller.historian.recorder import Recorder, RecoveryError
+from controller.historian.store import Historian, RecoveredInventory
+from controller.line.actions import Command, MoveItem, SetContainer, SetPump
+from controller.line.controller import LineController
+from controller.line.gate import GateRecord
+from controller.line.interlocks import Refusal, Verdict
+from controller.line.items import Item, ItemKind
+from controller.line.ledger import LedgerEntry, exposure_from_entries
+from controller.line.poller import PollPlan, Priority, Sample
+from controller.mqtt.bridge import SampleArchive
+from controller.service.line_service import ControllerService, HttpServer, bind_listener
 from drivers.reading import Quality, Reading
 from sim_hardware.line import SimLine
 from tests.controller import test_historian as th

@@ -7,12 +7,12 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from controller.actions import Command, MoveItem, SetContainer, SetPort
-from controller.atmosphere import Atmosphere
-from controller.config import load_line_config
-from controller.items import ItemKind
-from controller.line_controller import LineController
-from controller.poller import PollPlan, Priority
+from controller.config.line_config import load_line_config
+from controller.line.actions import Command, MoveItem, SetContainer, SetPort
+from controller.line.atmosphere import Atmosphere
+from controller.line.controller import LineController
+from controller.line.items import ItemKind
+from controller.line.poller import PollPlan, Priority
 from sim_hardware.faults import Fault, inject
 from sim_hardware.line import SimLine
 from tests.controller.line_ops import do, purge, until

@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 from transitions import MachineError
 
-from controller.actions import opens_or_starts
-from controller.config import load_line_config
-from controller.stations import TABLES, Station, render_docs, safe_actions
+from controller.config.line_config import load_line_config
+from controller.line.actions import opens_or_starts
+from controller.line.stations import TABLES, Station, safe_actions
+from sequences.state_machine_docs import render_docs
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = [None, *sorted((ROOT / "deploy" / "lines").glob("*.toml"))]

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from controller.trend_history import TrendHistory, TrendKind, TrendSample, downsample, trusted_value
+from controller.api.trend_history import TrendHistory, TrendKind, TrendSample, downsample, trusted_value
 
 
 def inlet(value: float | None, kind: TrendKind = "pressure") -> list[TrendSample]:

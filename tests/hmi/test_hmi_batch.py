@@ -21,12 +21,12 @@ import httpx
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
-from controller.api import ApiContext, LiveFeed, TelemetryHistory, create_app
-from controller.auth import TokenStore
-from controller.batch_run import simulated_plan
-from controller.config import load_line_config
-from controller.line_controller import LineController
-from controller.service import bind_listener, serve_line, url_of
+from controller.api.app import ApiContext, LiveFeed, TelemetryHistory, create_app
+from controller.config.line_config import load_line_config
+from controller.line.controller import LineController
+from controller.service.batch_run import simulated_plan
+from controller.service.line_service import bind_listener, serve_line, url_of
+from controller.users.auth import TokenStore
 from sequences.batch_store import JobRow
 from tests.hmi.test_hmi_browser import CHROMIUM_ARGS, VIEWPORT, WAIT_MS, artifact, log_in, save_for_readme
 from tests.sequences.test_production import CLOCK, Rig, kinds

@@ -19,12 +19,12 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, Locator, Page, ViewportSize, async_playwright, expect
 
-from controller.alarms import AlarmDefinition, Severity
-from controller.config import LineConfig, load_line_config
-from controller.line_controller import LineController
-from controller.poller import PollPlan, Priority
-from controller.service import ControllerService, HttpServer, bind_listener
-from controller.trend_history import TrendHistory
+from controller.api.trend_history import TrendHistory
+from controller.config.line_config import LineConfig, load_line_config
+from controller.line.alarms import AlarmDefinition, Severity
+from controller.line.controller import LineController
+from controller.line.poller import PollPlan, Priority
+from controller.service.line_service import ControllerService, HttpServer, bind_listener
 from sim_hardware.line import SimLine
 
 CHROMIUM = "/usr/bin/chromium"

@@ -12,10 +12,10 @@ from collections.abc import AsyncIterator
 import pytest
 from playwright.async_api import async_playwright, expect
 
-from controller.config import load_line_config
-from controller.line_controller import LineController
-from controller.poller import PollPlan, Priority
-from controller.service import ControllerService, HttpServer, bind_listener
+from controller.config.line_config import load_line_config
+from controller.line.controller import LineController
+from controller.line.poller import PollPlan, Priority
+from controller.service.line_service import ControllerService, HttpServer, bind_listener
 from sequences.plant_clock import PlantClock
 from sequences.space_operations import SpaceOperations
 from sim_hardware.line import SimLine

@@ -15,8 +15,8 @@ from collections.abc import AsyncIterator
 import pytest
 from playwright.async_api import expect
 
-from controller.config import load_line_config
-from controller.trend_history import TrendHistory
+from controller.api.trend_history import TrendHistory
+from controller.config.line_config import load_line_config
 from tests.hmi.test_hmi_browser import Hmi, artifact, open_page, save_for_readme, served_line
 
 PRESSURE_FACTOR = 3.0  # the sim drifts between the page's sample and the gate's state; air stays air

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 
 import pytest
 
-from controller.actions import SetHeater, opens_or_starts
-from controller.config import load_line_config
-from controller.gate import CommandGate
-from controller.line_controller import LineController
-from controller.line_state import LineState
-from controller.poller import PollPlan, Priority
+from controller.config.line_config import load_line_config
+from controller.line.actions import SetHeater, opens_or_starts
+from controller.line.controller import LineController
+from controller.line.gate import CommandGate
+from controller.line.poller import PollPlan, Priority
+from controller.line.state import LineState
 from drivers.deposition_sources import STANDARD_LINE_SOURCES
 from sequences.plant_clock import PlantClock
 from sequences.process_steps import (

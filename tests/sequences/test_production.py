@@ -21,10 +21,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from controller.batch_run import run_batch, simulated_plan
-from controller.config import LineConfig, load_line_config
-from controller.historian import Historian
-from controller.service import bind_listener, url_of
+from controller.config.line_config import LineConfig, load_line_config
+from controller.historian.store import Historian
+from controller.service.batch_run import run_batch, simulated_plan
+from controller.service.line_service import bind_listener, url_of
 from sequences.batch import BatchResult
 from sequences.batch_queue import load_queue, shipped_recipe
 from sequences.batch_store import BatchStore, JobRow
@@ -282,7 +282,7 @@ async def test_a_gas_supply_outage_suspends_the_run_until_it_has_stayed_clear(ri
 
 
 def test_the_shipped_demo_queue_names_shipped_recipes() -> None:
-    from controller.demo import demo_queue_path
+    from controller.service.demo import demo_queue_path
 
     queue = load_queue(demo_queue_path())
     assert len(queue.jobs) == 3

@@ -13,13 +13,13 @@ from dataclasses import dataclass
 
 import pytest
 
-from controller.actions import SetValve
-from controller.atmosphere import Atmosphere
-from controller.config import load_line_config
+from controller.config.line_config import load_line_config
 from controller.errors import ControllerError
-from controller.line_controller import LineController
-from controller.line_state import LineState
-from controller.poller import PollPlan, Priority
+from controller.line.actions import SetValve
+from controller.line.atmosphere import Atmosphere
+from controller.line.controller import LineController
+from controller.line.poller import PollPlan, Priority
+from controller.line.state import LineState
 from sequences.plant_clock import PlantClock
 from sequences.space_operations import OperationRefused, OperationView, SpaceOperations, UnknownSpace
 from sequences.steps import wait_for

@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from controller.config import load_line_config
-from controller.devices import LineDevices, build_line_devices
+from controller.config.line_config import load_line_config
+from controller.line.devices import LineDevices, build_line_devices
 from drivers.thickness_monitor import FilmParameters, ThicknessMonitor
 from sim_hardware.line import SimLine
 from sim_hardware.plant import Plant, standard_line_spec

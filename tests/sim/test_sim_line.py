@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from controller.config import load_line_config
-from controller.devices import LineDevices, build_line_devices
+from controller.config.line_config import load_line_config
 from controller.errors import ConfigFileError
+from controller.line.devices import LineDevices, build_line_devices
 from drivers.dewpoint_transmitter import DewPointTransmitter
 from drivers.errors import DeviceRefused, DeviceTimeout, LinkDown, ProtocolError
 from drivers.reading import Quality, Reading

@@ -1,6 +1,6 @@
-"""The Alembic environment: always online, always async, configured by `controller.historian`.
+"""The Alembic environment: always online, always async, configured by `controller.historian.upgrade`.
 
-Alembic calls this module in whatever thread ran the command. `controller.historian.upgrade` runs the
+Alembic calls this module in whatever thread ran the command. `controller.historian.upgrade.upgrade` runs the
 command in a worker thread, so `asyncio.run` below gets that thread's own event loop and the
 controller's loop never waits on migration I/O. The URL comes from `config.attributes["url"]` rather
 than an ini option, so passwords with `%` need no escaping. SQLite cannot ALTER most things in place:
@@ -15,7 +15,7 @@ from alembic import context
 from sqlalchemy import pool
 from sqlalchemy.engine import Connection
 
-from controller.historian_schema import make_engine, metadata
+from controller.historian.schema import make_engine, metadata
 
 config = context.config
 
@@ -44,7 +44,7 @@ def _url() -> str:
     url = config.attributes.get("url") or config.get_main_option("sqlalchemy.url")
     if not url:
         raise RuntimeError(
-            "no database URL: build the Alembic config with controller.historian.alembic_config"
+            "no database URL: build the Alembic config with controller.historian.upgrade.alembic_config"
         )
     return str(url)
 
