@@ -54,7 +54,10 @@ from bench.report import add_output_options, machine, parse_args, percentile, pu
 from controller.config.line_config import MqttConfig, load_line_config
 from controller.line.controller import LineController
 from controller.line.poller import Sample, Subscription
-from controller.mqtt.bridge import QOS, BridgeOptions, MqttBridge, Topics, encode, telemetry_payload
+from controller.mqtt.bridge import QOS, MqttBridge
+from controller.mqtt.options import BridgeOptions
+from controller.mqtt.payloads import encode, telemetry_payload
+from controller.mqtt.topics import Topics
 from drivers.reading import Quality, Reading
 
 log = logging.getLogger("bench.mqtt")

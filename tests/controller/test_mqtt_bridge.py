@@ -32,20 +32,18 @@ from controller.line.actions import SetPort, SetValve
 from controller.line.alarms import AlarmDefinition, Severity
 from controller.line.controller import LineController
 from controller.line.poller import Poller, PollPlan, Priority, Sample
-from controller.mqtt.bridge import (
+from controller.mqtt.bridge import MqttBridge
+from controller.mqtt.commands import (
     OUTCOME_INVALID,
     OUTCOME_REJECTED,
-    BridgeOptions,
     CommandRejected,
-    Lane,
-    MqttBridge,
-    Outbox,
-    Outgoing,
-    Topics,
     decode_action,
     parse_command,
-    telemetry_payload,
 )
+from controller.mqtt.options import BridgeOptions
+from controller.mqtt.outbox import Lane, Outbox, Outgoing
+from controller.mqtt.payloads import telemetry_payload
+from controller.mqtt.topics import Topics
 from drivers.reading import Quality, Reading
 from sim_hardware.line import SimLine
 

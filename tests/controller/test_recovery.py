@@ -31,7 +31,7 @@ from controller.line.interlocks import Refusal, Verdict
 from controller.line.items import Item, ItemKind
 from controller.line.ledger import LedgerEntry, exposure_from_entries
 from controller.line.poller import PollPlan, Priority, Sample
-from controller.mqtt.bridge import SampleArchive
+from controller.mqtt.options import SampleArchive
 from controller.service.line_service import ControllerService, HttpServer, bind_listener
 from drivers.reading import Quality, Reading
 from sim_hardware.line import SimLine
