@@ -16,7 +16,9 @@ from fastapi.responses import Response
 from controller.api.context import Ctx
 from controller.errors import UserError
 from controller.historian.store import HistorianUnavailable
-from controller.reports.certificate import gather_report, render_html, render_pdf
+from controller.reports.gather import gather_report
+from controller.reports.html_page import render_html
+from controller.reports.pdf import render_pdf
 
 router = APIRouter()
 MEDIA_TYPES = {"html": "text/html; charset=utf-8", "pdf": "application/pdf"}

@@ -1,9 +1,10 @@
 """`depline report RUN`: the exposure certificate of a production job or batch.
 
-The CLI layer of `controller.reports.certificate`: it reads the records through a `Historian.reader` (which
-never migrates the schema or closes a live controller's run, so a report can be printed while the
-line runs), prints the text certificate, and writes the HTML and PDF ones where asked. User errors
-(unknown run, missing database, old schema, unwritable file) are one `UserError` line, exit 2.
+The CLI layer of `controller.reports.gather` and its renderers: it reads the records through a
+`Historian.reader` (which never migrates the schema or closes a live controller's run, so a report
+can be printed while the line runs), prints the text certificate, and writes the HTML and PDF ones
+where asked. User errors (unknown run, missing database, old schema, unwritable file) are one
+`UserError` line, exit 2.
 """
 
 from __future__ import annotations
@@ -16,14 +17,11 @@ from pathlib import Path
 from controller.config.line_config import LineConfig
 from controller.errors import UserError
 from controller.historian.store import Historian, HistorianUnavailable
-from controller.reports.certificate import (
-    RunReport,
-    gather_report,
-    render_html,
-    render_pdf,
-    render_text,
-    shown_url,
-)
+from controller.reports.gather import gather_report, shown_url
+from controller.reports.html_page import render_html
+from controller.reports.pdf import render_pdf
+from controller.reports.record import RunReport
+from controller.reports.text import render_text
 
 READ_TIMEOUT_S = 30.0
 

@@ -30,8 +30,9 @@ from controller.line.controller import LineController
 from controller.line.items import ItemKind
 from controller.line.ledger import LedgerEntry
 from controller.line.poller import PollPlan, Priority
-from controller.reports.certificate import PLOT_POINTS, RunReport, gather_report, non_inert_episodes
 from controller.reports.command import add_report_command, read_report
+from controller.reports.gather import PLOT_POINTS, gather_report, non_inert_episodes
+from controller.reports.record import RunReport
 from sequences.batch_queue import parse_queue
 from sequences.batch_store import BatchStore
 from sequences.steps import pump_purge, submit, wait_for

@@ -1,0 +1,164 @@
+"""What a certificate shows, gathered once (`controller.reports.gather`) into frozen dataclasses.
+
+Every rendering (text, HTML, PDF) is a function of one `RunReport`: what the records said is read
+once, so the three outputs cannot disagree and none of them touches the database.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from controller.line.ledger import LedgerEntry, Stay
+
+Quantity = Literal["pressure", "frost_point", "substrate_temp"]
+
+
+@dataclass(frozen=True, slots=True)
+class Confirmation:
+    """An operator confirmation the job waited for (a "confirm" job event)."""
+
+    prompt: str
+    user: str
+    via: str  # where it was confirmed: "terminal", "hmi", ...
+    asked_at: float | None
+    confirmed_at: float | None
+    waited_s: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class JobEvent:
+    """A checkpoint or state change of the job, shown as one line."""
+
+    ts: float
+    kind: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Handling:
+    """A done registration, move or seal change naming the item (what a container's record is)."""
+
+    ts: float
+    user: str
+    what: str
+
+
+@dataclass(frozen=True, slots=True)
+class Episode:
+    """A time the item was out of a sealed container in an atmosphere not shown to be inert."""
+
+    since_ts: float
+    until_ts: float
+    space: str
+    atmosphere: str
+    evidence: dict[str, float | str]
+    open_at_end: bool  # still so at the item's last entry: counted to the end of the report's window
+
+    @property
+    def duration_s(self) -> float:
+        return max(0.0, self.until_ts - self.since_ts)
+
+
+@dataclass(frozen=True, slots=True)
+class ItemReport:
+    role: str  # "electrode (base)", "container in", "container out", "target T1"
+    item: str
+    kind: str | None  # None: the item was never registered
+    material: str | None
+    air_sensitive: bool
+    entries: tuple[LedgerEntry, ...]
+    handling: tuple[Handling, ...]
+    path: tuple[Stay, ...]
+    exposed_s: float  # out of a sealed container, wherever
+    worst_frost_point_c: float | None
+    worst_o2_ppmv: float | None
+    episodes: tuple[Episode, ...]
+    verdict: str
+    good: bool
+
+    @property
+    def non_inert_s(self) -> float:
+        return sum(e.duration_s for e in self.episodes)
+
+
+@dataclass(frozen=True, slots=True)
+class Series:
+    """One channel's curve: (time, min, max) per bucket, oldest first."""
+
+    space: str
+    quantity: Quantity
+    label: str
+    points: tuple[tuple[float, float, float], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Move:
+    ts: float
+    space: str  # where the item went
+
+
+@dataclass(frozen=True, slots=True)
+class Plot:
+    item: str
+    since_ts: float
+    until_ts: float
+    spaces: tuple[str, ...]
+    series: tuple[Series, ...]
+    moves: tuple[Move, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class JobReport:
+    id: str
+    batch_id: str | None
+    position: int
+    name: str
+    recipe_path: str
+    state: str
+    outcome: str | None
+    message: str
+    started_at: float | None
+    ended_at: float | None
+    confirmations: tuple[Confirmation, ...]
+    events: tuple[JobEvent, ...]
+    items: tuple[ItemReport, ...]
+    plot: Plot | None
+
+    @property
+    def good(self) -> bool:
+        return self.outcome == "done" and all(i.good for i in self.items)
+
+    @property
+    def verdict(self) -> str:
+        bad = [i for i in self.items if not i.good]
+        if bad:
+            return "NOT CERTIFIED: " + "; ".join(f"{i.item}: {i.verdict}" for i in bad)
+        if self.outcome != "done":
+            return f"NOT CERTIFIED: the job is {self.outcome or 'not finished'} (no item was exposed to air)"
+        return "certified: no air-sensitive item of this job was exposed to a non-inert atmosphere"
+
+
+@dataclass(frozen=True, slots=True)
+class RunReport:
+    run: str
+    line: str
+    database: str
+    generated_at: float
+    batch: dict[str, Any] | None
+    jobs: tuple[JobReport, ...] = field(default=())
+
+
+__all__ = [
+    "Confirmation",
+    "Episode",
+    "Handling",
+    "ItemReport",
+    "JobEvent",
+    "JobReport",
+    "Move",
+    "Plot",
+    "Quantity",
+    "RunReport",
+    "Series",
+]
