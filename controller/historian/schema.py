@@ -14,7 +14,7 @@ Column conventions:
 - run ids are text (``20261121T210645Z-3fa2c1``) made by the historian itself, so a run can start and
   collect commands while the database is down and still be written, in order, when it comes back.
 
-The schema is created and changed only by the Alembic migrations in `controller/migrations`; a test
+The schema is created and changed only by the Alembic migrations in `controller/historian/migrations`; a test
 checks that the migrated database and this `MetaData` describe the same tables.
 """
 

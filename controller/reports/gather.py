@@ -43,7 +43,7 @@ from controller.reports.record import (
     RunReport,
     Series,
 )
-from controller.reports.wording import _duration, _evidence_text, _number, _utc
+from controller.reports.wording import as_number, duration, evidence_text, utc
 
 SAFE_ATMOSPHERES: Final = frozenset({"inert_in_spec", "vacuum", "process"})
 JUDGED_LIVE: Final = frozenset({"evacuating", "back_filling"})  # safe or not by provenance: the ledger says
@@ -154,9 +154,9 @@ def _confirmation(detail: Any) -> Confirmation:
         str(d.get("prompt", "")),
         str(d.get("user", "")),
         str(d.get("via", "")),
-        _number(d.get("asked_at")),
-        _number(d.get("confirmed_at")),
-        _number(d.get("waited_s")),
+        as_number(d.get("asked_at")),
+        as_number(d.get("confirmed_at")),
+        as_number(d.get("waited_s")),
     )
 
 
@@ -228,7 +228,7 @@ def non_inert_episodes(entries: Sequence[LedgerEntry], end_ts: float) -> list[Ep
         if start is None and unsafe:
             start = entry
             unwatched = (
-                _number(entry.evidence.get("unwatched_since_ts")) if entry.event == "restored" else None
+                as_number(entry.evidence.get("unwatched_since_ts")) if entry.event == "restored" else None
             )
             since = min(entry.ts, unwatched) if unwatched is not None else entry.ts
         elif start is not None and ends:
@@ -299,11 +299,11 @@ def _verdict(
         atmosphere = (
             "air" if first.atmosphere == ROOM else first.atmosphere
         )  # the ledger's name for the room's
-        found = "; ".join(t for t in (atmosphere, _evidence_text(first.evidence)) if t)
+        found = "; ".join(t for t in (atmosphere, evidence_text(first.evidence)) if t)
         still = ", still exposed at its last record" if episodes[-1].open_at_end else ""
         return (
-            f"EXPOSED to a non-inert atmosphere for {_duration(total)} in {len(episodes)} episode(s): "
-            f"first at {_utc(first.since_ts)} in {first.space} ({found}){still}",
+            f"EXPOSED to a non-inert atmosphere for {duration(total)} in {len(episodes)} episode(s): "
+            f"first at {utc(first.since_ts)} in {first.space} ({found}){still}",
             False,
         )
     if exposed_s <= 0.0:
@@ -314,7 +314,7 @@ def _verdict(
     ]
     shown = ", ".join(w for w in worst if w)
     return (
-        f"never exposed to air: {_duration(exposed_s)} out of a sealed container, always in inert gas or "
+        f"never exposed to air: {duration(exposed_s)} out of a sealed container, always in inert gas or "
         f"vacuum{f' ({shown})' if shown else ''}",
         True,
     )

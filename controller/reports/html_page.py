@@ -12,14 +12,14 @@ from typing import Final
 from controller.reports.plot import Shape, plot_shapes
 from controller.reports.record import ItemReport, JobReport, Plot, RunReport
 from controller.reports.wording import (
-    _batch_line,
-    _duration,
-    _evidence_text,
-    _job_times,
-    _outcome,
-    _path_text,
-    _utc,
-    _who,
+    batch_line,
+    confirmed_by,
+    duration,
+    evidence_text,
+    job_times,
+    outcome_text,
+    path_text,
+    utc,
 )
 
 
@@ -82,8 +82,8 @@ def render_html(report: RunReport) -> str:
     body = [
         f"<h1>Exposure certificate: {e(report.run)}</h1>",
         f"<p>Line {e(report.line)}, records in {e(report.database)}; "
-        f"generated {e(_utc(report.generated_at))}."
-        f"{(' ' + e(_batch_line(report)).capitalize() + '.') if report.batch else ''}</p>",
+        f"generated {e(utc(report.generated_at))}."
+        f"{(' ' + e(batch_line(report)).capitalize() + '.') if report.batch else ''}</p>",
     ]
     body += [_job_html(job) for job in report.jobs]
     return (
@@ -105,8 +105,8 @@ def _job_html(job: JobReport) -> str:
         f"<h2>Job {e(job.id)}: {e(job.name)}</h2>",
         "<table>",
         f"<tr><th>recipe</th><td>{e(job.recipe_path)}</td></tr>",
-        f"<tr><th>outcome</th><td>{e(_outcome(job))}</td></tr>",
-        f"<tr><th>times</th><td>{e(_job_times(job))}</td></tr>",
+        f"<tr><th>outcome</th><td>{e(outcome_text(job))}</td></tr>",
+        f"<tr><th>times</th><td>{e(job_times(job))}</td></tr>",
         *([f"<tr><th>message</th><td>{e(job.message)}</td></tr>"] if job.message else []),
         f"<tr><th>verdict</th><td>{_verdict_html(job.verdict, job.good)}</td></tr>",
         "</table>",
@@ -115,9 +115,9 @@ def _job_html(job: JobReport) -> str:
     if job.confirmations:
         parts.append("<table><tr><th>confirmed</th><th>by</th><th>prompt</th><th>waited</th></tr>")
         for c in job.confirmations:
-            waited = _duration(c.waited_s) if c.waited_s is not None else "?"
+            waited = duration(c.waited_s) if c.waited_s is not None else "?"
             parts.append(
-                f"<tr><td>{e(_utc(c.confirmed_at))}</td><td>{e(_who(c))}</td><td>{e(c.prompt)}</td>"
+                f"<tr><td>{e(utc(c.confirmed_at))}</td><td>{e(confirmed_by(c))}</td><td>{e(c.prompt)}</td>"
                 f"<td>{e(waited)}</td></tr>"
             )
         parts.append("</table>")
@@ -126,7 +126,7 @@ def _job_html(job: JobReport) -> str:
     if job.events:
         parts.append("<h3>Job events</h3><table><tr><th>time</th><th>kind</th><th>detail</th></tr>")
         parts += [
-            f"<tr><td>{e(_utc(ev.ts))}</td><td>{e(ev.kind)}</td><td>{e(ev.text)}</td></tr>"
+            f"<tr><td>{e(utc(ev.ts))}</td><td>{e(ev.kind)}</td><td>{e(ev.text)}</td></tr>"
             for ev in job.events
         ]
         parts.append("</table>")
@@ -146,8 +146,8 @@ def _item_html(item: ItemReport) -> str:
     ]
     if item.entries:
         parts.append(
-            f"<p>Time exposed to a non-inert atmosphere: <b>{e(_duration(item.non_inert_s))}</b>; out of a "
-            f"sealed container: {e(_duration(item.exposed_s))}. Path: {e(_path_text(item.path))}.</p>"
+            f"<p>Time exposed to a non-inert atmosphere: <b>{e(duration(item.non_inert_s))}</b>; out of a "
+            f"sealed container: {e(duration(item.exposed_s))}. Path: {e(path_text(item.path))}.</p>"
         )
         parts.append(
             "<table><tr><th>time</th><th>event</th><th>space</th><th>atmosphere</th><th>exposed</th>"
@@ -156,16 +156,16 @@ def _item_html(item: ItemReport) -> str:
         for entry in item.entries:
             cls = ' class="exposed"' if entry.exposed else ""
             parts.append(
-                f"<tr{cls}><td>{e(_utc(entry.ts, digits=1))}</td><td>{e(entry.event)}</td>"
+                f"<tr{cls}><td>{e(utc(entry.ts, digits=1))}</td><td>{e(entry.event)}</td>"
                 f"<td>{e(entry.space)}</td>"
                 f"<td>{e(entry.atmosphere)}</td><td>{'yes' if entry.exposed else 'no'}</td>"
-                f"<td>{e(_evidence_text(entry.evidence))}</td></tr>"
+                f"<td>{e(evidence_text(entry.evidence))}</td></tr>"
             )
         parts.append("</table>")
     if item.handling:
         parts.append("<table><tr><th>time</th><th>by</th><th>handling</th></tr>")
         parts += [
-            f"<tr><td>{e(_utc(h.ts, digits=1))}</td><td>{e(h.user)}</td><td>{e(h.what)}</td></tr>"
+            f"<tr><td>{e(utc(h.ts, digits=1))}</td><td>{e(h.user)}</td><td>{e(h.what)}</td></tr>"
             for h in item.handling
         ]
         parts.append("</table>")

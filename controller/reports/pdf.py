@@ -14,14 +14,14 @@ from typing import Any
 from controller.reports.plot import plot_shapes
 from controller.reports.record import Plot, RunReport
 from controller.reports.wording import (
-    _batch_line,
-    _duration,
-    _evidence_text,
-    _job_times,
-    _outcome,
-    _path_text,
-    _utc,
-    _who,
+    batch_line,
+    confirmed_by,
+    duration,
+    evidence_text,
+    job_times,
+    outcome_text,
+    path_text,
+    utc,
 )
 
 
@@ -75,13 +75,13 @@ def render_pdf(report: RunReport) -> bytes:
 
     story: list[Any] = [
         para(f"Exposure certificate: {report.run}", styles["Title"]),
-        para(f"Line {report.line}, records in {report.database}; generated {_utc(report.generated_at)}."),
+        para(f"Line {report.line}, records in {report.database}; generated {utc(report.generated_at)}."),
     ]
     if report.batch is not None:
-        story.append(para(_batch_line(report)))
+        story.append(para(batch_line(report)))
     for job in report.jobs:
         story += [Spacer(1, 4 * mm), para(f"Job {job.id}: {job.name}", styles["Heading2"])]
-        story.append(para(f"Recipe {job.recipe_path}. Outcome {_outcome(job)}; {_job_times(job)}."))
+        story.append(para(f"Recipe {job.recipe_path}. Outcome {outcome_text(job)}; {job_times(job)}."))
         if job.message:
             story.append(para(f"Message: {job.message}"))
         story.append(para(f"Verdict: {job.verdict}", styles["Heading4"]))
@@ -89,10 +89,10 @@ def render_pdf(report: RunReport) -> bytes:
             rows = [["confirmed", "by", "prompt", "waited"]]
             rows += [
                 [
-                    _utc(c.confirmed_at),
-                    _who(c),
+                    utc(c.confirmed_at),
+                    confirmed_by(c),
                     c.prompt,
-                    _duration(c.waited_s) if c.waited_s is not None else "?",
+                    duration(c.waited_s) if c.waited_s is not None else "?",
                 ]
                 for c in job.confirmations
             ]
@@ -101,7 +101,7 @@ def render_pdf(report: RunReport) -> bytes:
                 table(rows, [0.22, 0.1, 0.56, 0.12]),
             ]
         if job.events:
-            rows = [["time", "kind", "detail"]] + [[_utc(ev.ts), ev.kind, ev.text] for ev in job.events]
+            rows = [["time", "kind", "detail"]] + [[utc(ev.ts), ev.kind, ev.text] for ev in job.events]
             story += [para("Job events", styles["Heading4"]), table(rows, [0.25, 0.12, 0.63])]
         if job.plot is not None:
             story.append(_pdf_drawing(job.plot, width))
@@ -114,26 +114,26 @@ def render_pdf(report: RunReport) -> bytes:
             if item.entries:
                 story.append(
                     para(
-                        f"Time exposed to a non-inert atmosphere: {_duration(item.non_inert_s)}; out of a "
-                        f"sealed container: {_duration(item.exposed_s)}. Path: {_path_text(item.path)}."
+                        f"Time exposed to a non-inert atmosphere: {duration(item.non_inert_s)}; out of a "
+                        f"sealed container: {duration(item.exposed_s)}. Path: {path_text(item.path)}."
                     )
                 )
                 rows = [["time", "event", "space", "atmosphere", "exposed", "evidence"]]
                 rows += [
                     [
-                        _utc(entry.ts, digits=1),
+                        utc(entry.ts, digits=1),
                         entry.event,
                         entry.space,
                         entry.atmosphere,
                         "yes" if entry.exposed else "no",
-                        _evidence_text(entry.evidence),
+                        evidence_text(entry.evidence),
                     ]
                     for entry in item.entries
                 ]
                 story.append(table(rows, [0.2, 0.1, 0.09, 0.14, 0.08, 0.39]))
             if item.handling:
                 rows = [["time", "by", "handling"]] + [
-                    [_utc(h.ts, digits=1), h.user, h.what] for h in item.handling
+                    [utc(h.ts, digits=1), h.user, h.what] for h in item.handling
                 ]
                 story.append(table(rows, [0.25, 0.12, 0.63]))
     doc.build(story)

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 from controller.reports.record import ItemReport, JobReport, RunReport
 from controller.reports.wording import (
-    _batch_line,
-    _duration,
-    _evidence_text,
-    _job_times,
-    _outcome,
-    _path_text,
-    _utc,
-    _who,
+    batch_line,
+    confirmed_by,
+    duration,
+    evidence_text,
+    job_times,
+    outcome_text,
+    path_text,
+    utc,
 )
 
 
@@ -22,10 +22,10 @@ def render_text(report: RunReport) -> str:
     """The certificate as plain text, for the terminal (`depline report RUN`)."""
     lines = [
         f"depline exposure report for {report.run} (line {report.line}, {report.database})",
-        f"generated {_utc(report.generated_at)}; {len(report.jobs)} job(s)",
+        f"generated {utc(report.generated_at)}; {len(report.jobs)} job(s)",
     ]
     if report.batch is not None:
-        lines.append(_batch_line(report))
+        lines.append(batch_line(report))
     for job in report.jobs:
         lines += ["", *_job_text(job)]
     return "\n".join(lines) + "\n"
@@ -35,18 +35,18 @@ def _job_text(job: JobReport) -> list[str]:
     lines = [
         f"== job {job.id}: {job.name}",
         f"   recipe {job.recipe_path}",
-        f"   outcome {_outcome(job)}; {_job_times(job)}",
+        f"   outcome {outcome_text(job)}; {job_times(job)}",
     ]
     if job.message:
         lines.append(f"   message: {job.message}")
     lines.append(f"   verdict: {job.verdict}")
     lines.append("   operator confirmations:" + ("" if job.confirmations else " none"))
     for c in job.confirmations:
-        waited = f"waited {_duration(c.waited_s)}" if c.waited_s is not None else "wait unknown"
-        lines.append(f"     {_utc(c.confirmed_at)}  {_who(c)}: {c.prompt!r} ({waited})")
+        waited = f"waited {duration(c.waited_s)}" if c.waited_s is not None else "wait unknown"
+        lines.append(f"     {utc(c.confirmed_at)}  {confirmed_by(c)}: {c.prompt!r} ({waited})")
     if job.events:
         lines.append("   job events:")
-        lines += [f"     {_utc(e.ts)}  {e.kind}: {e.text}" for e in job.events]
+        lines += [f"     {utc(e.ts)}  {e.kind}: {e.text}" for e in job.events]
     for item in job.items:
         lines += ["", *_item_text(item)]
     return lines
@@ -60,27 +60,27 @@ def _item_text(item: ItemReport) -> list[str]:
     ]
     if item.entries:
         lines.append(
-            f"      time exposed to a non-inert atmosphere: {_duration(item.non_inert_s)}; "
-            f"out of a sealed container: {_duration(item.exposed_s)}"
+            f"      time exposed to a non-inert atmosphere: {duration(item.non_inert_s)}; "
+            f"out of a sealed container: {duration(item.exposed_s)}"
         )
-        lines.append(f"      path: {_path_text(item.path)}")
+        lines.append(f"      path: {path_text(item.path)}")
         lines.append("      ledger:")
         row = "        {:<25} {:<11} {:<8} {:<17} {:<7} {}"
         lines.append(row.format("TIME", "EVENT", "SPACE", "ATMOSPHERE", "EXPOSED", "EVIDENCE"))
         for e in item.entries:
             lines.append(
                 row.format(
-                    _utc(e.ts, digits=1),
+                    utc(e.ts, digits=1),
                     e.event,
                     e.space,
                     e.atmosphere,
                     "yes" if e.exposed else "no",
-                    _evidence_text(e.evidence),
+                    evidence_text(e.evidence),
                 ).rstrip()
             )
     if item.handling:
         lines.append("      handling:")
-        lines += [f"        {_utc(h.ts, digits=1)}  {h.user}: {h.what}" for h in item.handling]
+        lines += [f"        {utc(h.ts, digits=1)}  {h.user}: {h.what}" for h in item.handling]
     return lines
 
 

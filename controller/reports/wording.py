@@ -14,11 +14,11 @@ from controller.line.ledger import Stay
 from controller.reports.record import Confirmation, JobReport, RunReport
 
 
-def _number(value: object) -> float | None:
+def as_number(value: object) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
-def _utc(ts: float | None, *, digits: int = 0) -> str:
+def utc(ts: float | None, *, digits: int = 0) -> str:
     if ts is None:
         return "-"
     when = dt.datetime.fromtimestamp(ts, dt.UTC)
@@ -28,7 +28,7 @@ def _utc(ts: float | None, *, digits: int = 0) -> str:
     return text + " UTC"
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
     if seconds < 60:
         return f"{seconds:.1f} s"
     minutes = int(seconds // 60)
@@ -37,18 +37,18 @@ def _duration(seconds: float) -> str:
     return f"{minutes // 60} h {minutes % 60:02d} min"
 
 
-def _pressure(pa: float) -> str:
+def pressure(pa: float) -> str:
     return f"{pa / 1000:.1f} kPa" if pa >= 1000 else f"{pa:.3g} Pa"
 
 
-def _evidence_text(evidence: dict[str, float | str]) -> str:
+def evidence_text(evidence: dict[str, float | str]) -> str:
     parts: list[str] = []
     for key, value in evidence.items():
-        number = _number(value)
+        number = as_number(value)
         if number is None or not math.isfinite(number):
             parts.append(f"{key} {value}")
         elif key == "pressure_pa":
-            parts.append(f"p {_pressure(number)}")
+            parts.append(f"p {pressure(number)}")
         elif key == "frost_point_c":
             parts.append(f"frost point {number:.1f} °C")
         elif key == "o2_ppmv":
@@ -58,36 +58,36 @@ def _evidence_text(evidence: dict[str, float | str]) -> str:
         elif key == "air_fraction_bound":
             parts.append(f"air share <= {number:.2g}")
         elif key == "unwatched_since_ts":
-            parts.append(f"unwatched since {_utc(number)}")
+            parts.append(f"unwatched since {utc(number)}")
         else:
             parts.append(f"{key} {number:g}")
     return ", ".join(parts)
 
 
-def _path_text(path: Iterable[Stay]) -> str:
-    return " -> ".join(f"{s.space} ({_utc(s.since_ts)[11:19]})" for s in path)
+def path_text(path: Iterable[Stay]) -> str:
+    return " -> ".join(f"{s.space} ({utc(s.since_ts)[11:19]})" for s in path)
 
 
-def _who(c: Confirmation) -> str:
+def confirmed_by(c: Confirmation) -> str:
     return (c.user or "?") + (f" via {c.via}" if c.via else "")
 
 
-def _outcome(job: JobReport) -> str:
+def outcome_text(job: JobReport) -> str:
     return job.outcome or f"not finished (state {job.state})"
 
 
-def _job_times(job: JobReport) -> str:
-    text = f"started {_utc(job.started_at)}, ended {_utc(job.ended_at)}"
+def job_times(job: JobReport) -> str:
+    text = f"started {utc(job.started_at)}, ended {utc(job.ended_at)}"
     if job.started_at is not None and job.ended_at is not None:
-        text += f" ({_duration(job.ended_at - job.started_at)})"
+        text += f" ({duration(job.ended_at - job.started_at)})"
     return text
 
 
-def _batch_line(report: RunReport) -> str:
+def batch_line(report: RunReport) -> str:
     batch = report.batch
     if batch is None:
         return ""
     return (
         f"batch {batch['id']} from {batch['queue_path']}, by {batch['user']}, created "
-        f"{_utc(batch['created_at'])}, {batch['status']}"
+        f"{utc(batch['created_at'])}, {batch['status']}"
     )
