@@ -2,9 +2,13 @@
 
 Why it is shaped this way:
 
-- **No separate web server and no network at the line.** The page, its script and its style sheet are
-  package data (`controller/api/hmi/`), read once when this module loads and served from memory, so a
-  request never touches the disk while the event loop runs the plant.
+- **No separate web server and no network at the line.** The page, its scripts (native ES modules, one
+  per view, no build step) and its style sheet are package data (`controller/api/hmi/`), read once when
+  this module loads and served from memory, so a request never touches the disk while the event loop
+  runs the plant.
+- **Every file of the folder, typed by its suffix.** A browser refuses a module served with any type but
+  JavaScript's, so a script is served because it is in the folder, never because someone remembered to
+  list it; a file of any other kind is not served at all.
 - **Nothing from elsewhere.** A Content-Security-Policy of 'self' means the browser refuses any asset a
   later edit might pull from a CDN: the page works offline or not at all, and a test sees it.
 - **Always the current page.** `no-cache` makes a screen that stays open for a shift revalidate after a
@@ -14,16 +18,16 @@ Why it is shaped this way:
 from __future__ import annotations
 
 from importlib import resources
+from pathlib import PurePosixPath
 from typing import Final
 
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import Response
 
-ASSET_TYPES: Final = {
-    "index.html": "text/html; charset=utf-8",
-    "hmi.js": "text/javascript; charset=utf-8",
-    "operations.js": "text/javascript; charset=utf-8",
-    "hmi.css": "text/css; charset=utf-8",
+MEDIA_TYPES: Final = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
 }
 CONTENT_SECURITY_POLICY: Final = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -31,9 +35,14 @@ CONTENT_SECURITY_POLICY: Final = (
 )
 
 
-def _load_assets() -> dict[str, bytes]:
+def _load_assets() -> dict[str, tuple[bytes, str]]:
     folder = resources.files("controller.api") / "hmi"
-    return {name: (folder / name).read_bytes() for name in ASSET_TYPES}
+    assets: dict[str, tuple[bytes, str]] = {}
+    for entry in folder.iterdir():
+        media_type = MEDIA_TYPES.get(PurePosixPath(entry.name).suffix)
+        if media_type is not None and entry.is_file():
+            assets[entry.name] = (entry.read_bytes(), media_type)
+    return assets
 
 
 _ASSETS: Final = _load_assets()
@@ -41,15 +50,16 @@ router = APIRouter(include_in_schema=False)
 
 
 def _asset(name: str) -> Response:
-    body = _ASSETS.get(name)
-    if body is None:
+    asset = _ASSETS.get(name)
+    if asset is None:
         raise HTTPException(404, f"no HMI asset {name!r}")
+    body, media_type = asset
     headers = {
         "Cache-Control": "no-cache",
         "Content-Security-Policy": CONTENT_SECURITY_POLICY,
         "X-Content-Type-Options": "nosniff",
     }
-    return Response(body, media_type=ASSET_TYPES[name], headers=headers)
+    return Response(body, media_type=media_type, headers=headers)
 
 
 @router.get("/")

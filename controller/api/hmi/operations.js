@@ -1,9 +1,13 @@
 // Manual antechamber operations: one button each for Cycle (pump/purge), Fill with gas and Pump down,
 // run by the controller in the background in the logged-in person's name (GET /api/operations every
-// POLL_MS). Reuses hmi.js's globals: hmi, api(), may(). The fieldsets are built once per set of spaces
-// and permission, then only their texts and states change, so a poll never steals keyboard focus.
+// POLL_MS). The fieldsets are built once per set of spaces and permission, then only their texts and
+// states change, so a poll never steals keyboard focus.
 // Results are words ("done", "FAILED", "REFUSED"); colour only repeats them.
-"use strict";
+
+import { button } from "./dom.js";
+import { timeOfDay } from "./format.js";
+import { POLL_MS } from "./live.js";
+import { api, may } from "./session.js";
 
 const OPERATION_WORDS = { cycle: "Cycle", fill: "Fill with gas", pump_down: "Pump down" };
 const operations = { view: null, key: "", may: null };

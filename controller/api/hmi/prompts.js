@@ -1,0 +1,45 @@
+// The operator prompts: glove work the running sequence waits for, each confirmed by a person with command
+// permission. Polled every POLL_MS (the feed carries no prompt messages); the list is only rebuilt when
+// the prompts or the permission change, so a poll never steals keyboard focus.
+
+import { showError } from "./commands.js";
+import { button } from "./dom.js";
+import { timeOfDay } from "./format.js";
+import { refreshBatch } from "./run.js";
+import { api, may } from "./session.js";
+
+export async function refreshPrompts() {
+  const list = document.getElementById("prompts");
+  let prompts;
+  try {
+    prompts = await api("/api/prompts");
+  } catch (error) {
+    list.replaceChildren(Object.assign(document.createElement("li"), { textContent: `Prompts unavailable: ${error.message}` }));
+    return;
+  }
+  if (!prompts.length) {
+    list.replaceChildren(Object.assign(document.createElement("li"), { textContent: "No glove work asked for." }));
+    return;
+  }
+  const shown = [...list.querySelectorAll("li[data-prompt]")].map((li) => li.dataset.prompt).join("|");
+  if (shown === prompts.map((p) => p.key).join("|") && list.dataset.may === String(may("command"))) return;
+  list.dataset.may = String(may("command"));
+  list.replaceChildren(...prompts.map((prompt) => {
+    const li = document.createElement("li");
+    li.dataset.prompt = prompt.key;
+    li.appendChild(document.createTextNode(`${prompt.prompt} (asked ${timeOfDay(prompt.asked_at)}) `));
+    const confirm = button("Confirm done", () => confirmPrompt(prompt.key), { "aria-label": `Confirm: ${prompt.prompt}` });
+    confirm.disabled = !may("command");
+    li.appendChild(confirm);
+    return li;
+  }));
+}
+
+async function confirmPrompt(key) {
+  try {
+    await api(`/api/prompts/${encodeURIComponent(key)}/confirm`, { method: "POST" });
+  } catch (error) {
+    showError(`Confirm: ${error.message}`);
+  }
+  await Promise.all([refreshPrompts(), refreshBatch()]);
+}
