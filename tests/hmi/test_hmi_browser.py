@@ -181,9 +181,12 @@ async def test_operator_logs_in_sees_a_refused_gate_with_its_reason_and_acknowle
     await expect(result).not_to_contain_text("_pa")
     await expect(result).not_to_contain_text("type=")
     words = await page.evaluate(
-        """() => [evidenceText("pressure_pa", 101325), evidenceText("dp_pa", 250),
-                  evidenceText("limit_c", 179), evidenceText("predicted_o2_ppmv", 12.3456),
-                  evidenceText("items", ["E1", "E2"])]"""
+        """async () => {
+            const { evidenceText } = await import("/hmi/commands.js");  // the page's own instance
+            return [evidenceText("pressure_pa", 101325), evidenceText("dp_pa", 250),
+                    evidenceText("limit_c", 179), evidenceText("predicted_o2_ppmv", 12.3456),
+                    evidenceText("items", ["E1", "E2"])];
+        }"""
     )
     assert words == [
         "pressure: 101 kPa",

@@ -81,7 +81,9 @@ def _trusted_span_s(history: TrendHistory, space: str) -> float:
     return times[-1] - times[0] if times else 0.0
 
 
-POINT_TIMES = "(id) => trends.series.get(id).points.map((p) => p.t)"
+# the page's own module instances: a module imported again by its URL is the same one
+TRENDS = "(await import('/hmi/trends.js')).trends"
+POINT_TIMES = f"async (id) => {TRENDS}.series.get(id).points.map((p) => p.t)"
 
 
 async def test_a_page_opened_now_starts_with_the_history_recorded_before_it(line_with_history: Hmi) -> None:
@@ -113,11 +115,12 @@ async def test_a_page_opened_now_starts_with_the_history_recorded_before_it(line
     assert (await page.request.get(line.url + "/api/trends?window_s=10")).status == 422
 
     # after a reconnect the history fills the silence; the series stays in order
-    await page.evaluate("hmi.socket.close()")
+    await page.evaluate("async () => (await import('/hmi/live.js')).hmi.socket.close()")
     await expect(page.locator("#feed-status")).to_contain_text("DISCONNECTED")
     await expect(page.locator("#feed-status")).to_have_text("live feed: connected")
     await page.wait_for_function(
-        "(id) => trends.series.get(id).points.some((p) => p.h && p.t > trends.connectedMs - 3000)",
+        f"async (id) => {{ const trends = {TRENDS}; "
+        "return trends.series.get(id).points.some((p) => p.h && p.t > trends.connectedMs - 3000); }",
         arg="inlet:pressure",
     )
     times = await page.evaluate(POINT_TIMES, "inlet:pressure")

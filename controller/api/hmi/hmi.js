@@ -7,17 +7,13 @@
 // the last state is older than STALE_AFTER_S. Colour always repeats a word, never replaces it.
 
 import { refreshAlarms, setUpShelve } from "./alarms.js";
-import { evidenceText } from "./commands.js";
 import { setUpItems } from "./exposure.js";
 import { connect, hmi, POLL_MS } from "./live.js";
 import { refreshPrompts } from "./prompts.js";
 import { refreshBatch, setUpRunPanel } from "./run.js";
 import { login, logout, setSession } from "./session.js";
 import { renderAge } from "./synoptic.js";
-import { setUpTrends, trends } from "./trends.js";
-
-// A module's names are not the page's globals: the browser tests read these three by name.
-Object.assign(window, { hmi, trends, evidenceText });
+import { setUpTrends } from "./trends.js";
 
 function start() {
   document.getElementById("login-form").addEventListener("submit", login);
