@@ -38,10 +38,10 @@ from drivers.errors import DriverError
 from sequences.batch_store import BatchStore, JobItems, JobRow
 from sequences.operator_desk import OperatorDesk
 from sequences.plant_clock import PlantClock
-from sequences.process_steps import make_safe
 from sequences.production import JobContext, Phase, Route, plan, reject_plan, route_of
 from sequences.recipe import parse_recipe
 from sequences.run_state import RunState, RunStateMachine
+from sequences.safe_state import make_safe
 
 log = logging.getLogger(__name__)
 

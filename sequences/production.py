@@ -5,12 +5,13 @@ operator opens the containers → transfer in → [pump down → etch] → pump 
 fill → outlet prepared (its container placed in advance), purged → transfer out → operator seals the
 electrode → unload through the outer door.
 
-Each phase is small and composed of the step library (`sequences.steps`, `sequences.process_steps`);
-everything goes through the command gate. A phase is either *repeatable* (running it again from its
-start after an interruption is harmless: every action in it checks where things already are) or not
-(an etch, a layer, a heat treatment: repeating one would change the electrode). The runner resumes a
-repeatable phase and rejects the electrode of a job interrupted inside a non-repeatable one — it is
-then unloaded like any other, and its record says why it is not good.
+Each phase is small and composed of the step library (`sequences.steps`,
+`sequences.chamber_pressure`, `sequences.deposition_steps`); everything goes through the command
+gate. A phase is either *repeatable* (running it again from its start after an interruption is
+harmless: every action in it checks where things already are) or not (an etch, a layer, a heat
+treatment: repeating one would change the electrode). The runner resumes a repeatable phase and
+rejects the electrode of a job interrupted inside a non-repeatable one — it is then unloaded like any
+other, and its record says why it is not good.
 
 `reject_plan` is the path out of the line from wherever the electrode happens to be, used after a
 fault (the "skip" policy) and after an interruption that spoiled the job.
@@ -33,16 +34,10 @@ from controller.line.controller import LineController
 from controller.line.items import ItemKind, space_of
 from controller.line.state import LineState
 from sequences.batch_store import JobItems
+from sequences.chamber_pressure import fill_with_gas, pump_to_base
+from sequences.deposition_steps import anneal, deposit, etch, source_for
 from sequences.operator_desk import OperatorDesk
 from sequences.plant_clock import PlantClock
-from sequences.process_steps import (
-    anneal,
-    deposit,
-    etch,
-    fill_with_gas,
-    pump_to_base,
-    source_for,
-)
 from sequences.recipe import AnnealStep, DepositStep, EtchStep, Recipe
 from sequences.steps import pump_purge as pump_purge_cycles
 from sequences.steps import submit, wait_for
@@ -123,7 +118,7 @@ class JobContext:
 
     @property
     def step_timeout_s(self) -> float:
-        """Plant seconds, as the `process_steps` functions take them."""
+        """Plant seconds, as the process-chamber steps take them."""
         return self.config.sequence.step_timeout_s
 
 

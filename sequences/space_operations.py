@@ -32,7 +32,8 @@ from controller.line.controller import LineController
 from controller.line.state import LineState
 from drivers.errors import DriverError
 from sequences.plant_clock import PlantClock
-from sequences.process_steps import POLL_FLOOR_S, make_safe
+from sequences.safe_state import make_safe
+from sequences.step_budget import POLL_FLOOR_S
 from sequences.steps import StepFailed, pump_purge, submit, wait_for
 
 log = logging.getLogger(__name__)

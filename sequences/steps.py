@@ -3,7 +3,8 @@
 A step never drives hardware itself: it submits actions to the gate (which may refuse them) and
 watches the line state the gate sees. A refused or failed command ends the step with `StepFailed`
 naming the command and the gate's reason; a condition that does not arrive in time ends it with
-`StepTimeout`. Timeouts are in real seconds, because that is what the controller lives in.
+`StepTimeout`; a process step the line cannot carry on with (a source went out, a supply is missing)
+ends with `ProcessFault`. Timeouts are in real seconds, because that is what the controller lives in.
 """
 
 from __future__ import annotations
@@ -34,6 +35,11 @@ class StepFailed(ControllerError):
 
 class StepTimeout(ControllerError):
     """The line did not reach the state the step waits for."""
+
+
+class ProcessFault(ControllerError):
+    """The line cannot carry on with a step: a source went out, the turbo tripped, or the line lacks
+    what the step needs (a gas it has no supply for). The sequence treats it like `StepFailed`."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,11 +1,11 @@
 """Simulated Modbus slaves: a data model per unit, served on an RS-485 bus (RTU) or over Modbus TCP.
 
-The wire format is `drivers.modbus` in the device role; this module only holds the data and decides
-what a real slave would answer. Behaviour on the bus follows devices.md §9: a request with a bad
-CRC, for an absent unit, or a broadcast (unit 0) gets no reply at all; a function the unit does not
-implement gets exception 01, an address outside its declared ranges 02, a malformed quantity or value
-03. The plant model plugs in through `before_read` (refresh values just before they are read) and
-`on_write` (act on, or refuse, what the host writes).
+The wire format is `drivers.modbus_pdu` and `drivers.modbus_framing` in the device role; this module
+only holds the data and decides what a real slave would answer. Behaviour on the bus follows
+devices.md §9: a request with a bad CRC, for an absent unit, or a broadcast (unit 0) gets no reply at
+all; a function the unit does not implement gets exception 01, an address outside its declared ranges
+02, a malformed quantity or value 03. The plant model plugs in through `before_read` (refresh values
+just before they are read) and `on_write` (act on, or refuse, what the host writes).
 
 Build a bus and serve it::
 
@@ -25,16 +25,13 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Literal
 
-from drivers.modbus import (
+from drivers.modbus_framing import MbapRequestDecoder, RtuRequestDecoder, encode_mbap_frame, encode_rtu_frame
+from drivers.modbus_pdu import (
     ExceptionReply,
-    MbapRequestDecoder,
     Request,
-    RtuRequestDecoder,
     decode_request,
     encode_bits_reply,
-    encode_mbap_frame,
     encode_registers_reply,
-    encode_rtu_frame,
     encode_write_reply,
 )
 

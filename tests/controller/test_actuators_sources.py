@@ -25,8 +25,8 @@ from controller.line.interlocks import check, watch
 from controller.line.poller import PollPlan, Priority
 from controller.line.state import LineState
 from drivers.deposition_sources import STANDARD_LINE_SOURCES, SourceKind, SourceSpec
+from sequences.chamber_pressure import pump_to_base, set_process_pressure
 from sequences.plant_clock import PlantClock
-from sequences.process_steps import pump_to_base, set_process_pressure
 from sequences.steps import wait_for
 from sim_hardware.line import InitialAtmosphere, SimLine
 from tests.controller.linestate_builder import LineSpec, Space, build

@@ -14,25 +14,27 @@ import pytest
 from drivers.codec import NEED_DATA
 from drivers.errors import ChecksumError, DeviceRefused, DeviceTimeout, LinkDown, ProtocolError
 from drivers.link import Link
-from drivers.modbus import (
-    ExceptionReply,
+from drivers.modbus import ModbusClient
+from drivers.modbus_framing import (
     MbapFrame,
     MbapReplyDecoder,
     MbapRequestDecoder,
-    ModbusClient,
-    Request,
     RtuFrame,
     RtuReplyDecoder,
     RtuRequestDecoder,
-    check_write_reply,
     crc16_modbus,
+    encode_mbap_frame,
+    encode_rtu_frame,
+)
+from drivers.modbus_pdu import (
+    ExceptionReply,
+    Request,
+    check_write_reply,
     decode_bits_reply,
     decode_registers_reply,
     decode_request,
-    encode_mbap_frame,
     encode_read_request,
     encode_reply,
-    encode_rtu_frame,
     encode_write_coil_request,
     encode_write_coils_request,
     encode_write_register_request,

@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 
 from drivers.dewpoint_transmitter import dewpoint_map
 from drivers.errors import ConfigError, ProtocolError
-from drivers.modbus import (
+from drivers.modbus_framing import encode_rtu_frame
+from drivers.modbus_pdu import (
     encode_read_request,
     encode_registers_reply,
-    encode_rtu_frame,
     encode_write_register_request,
     encode_write_registers_request,
 )

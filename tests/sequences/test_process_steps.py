@@ -20,16 +20,10 @@ from controller.line.gate import CommandGate
 from controller.line.poller import PollPlan, Priority
 from controller.line.state import LineState
 from drivers.deposition_sources import STANDARD_LINE_SOURCES
+from sequences.chamber_pressure import fill_with_gas, pump_to_base
+from sequences.deposition_steps import anneal, deposit, source_for
 from sequences.plant_clock import PlantClock
-from sequences.process_steps import (
-    anneal,
-    deposit,
-    fill_with_gas,
-    make_safe,
-    pump_to_base,
-    safe_state_actions,
-    source_for,
-)
+from sequences.safe_state import make_safe, safe_state_actions
 from sequences.steps import StepTimeout, wait_for
 from sim_hardware.line import InitialAtmosphere, SimLine
 

@@ -1,0 +1,409 @@
+"""What the process chamber does to the substrate: ion-beam etch, deposit a layer, anneal.
+
+Like every step (steps.py) these operate the line only through the command gate and judge progress
+only from what the gate sees; times are plant seconds (step_budget.py). Heater, process gas, sources
+and shutters are switched off again however a step ends (safe_state.py). The chamber's pressure and
+process gas come from chamber_pressure.py.
+
+The QCM sees a source whatever its shutter does, so the rate is stabilised with the shutters closed
+and the film is the QCM thickness gained while they are open (the gate offers no "zero QCM").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from dataclasses import dataclass
+
+from controller.line.actions import SetHeater, SetShutter, SetSource
+from controller.line.gate import CommandGate
+from controller.line.state import LineState
+from sequences.chamber_pressure import _process_gas, set_process_pressure
+from sequences.chamber_readings import _below, _device, _fresh, _pressure, _reading
+from sequences.plant_clock import PlantClock
+from sequences.safe_state import _switch_off
+from sequences.step_budget import _Budget, _Stopwatch
+from sequences.steps import ProcessFault, submit
+
+log = logging.getLogger(__name__)
+
+POLL_S = 0.05  # wall seconds between looks at the line state
+HANDLING_TEMP_C = 40.0  # below this a substrate may be handled and counts as unheated (DESIGN §2)
+TEMP_TOLERANCE_C = 2.0
+PRESPUTTER_S = 60.0  # plant seconds a source runs on closed shutters before the rate is judged
+RATE_STABLE_FRACTION = 0.05
+
+SPUTTER_SOURCES = frozenset({"dc_sputter", "rf_sputter"})
+ION_SOURCE = "ion_source"
+# source powers for sensible rates on the standard line (sim_hardware/plant/spec.py):
+#   dc_sputter  0.004 nm/s/W      -> 2.0 nm/s (Li)
+#   rf_sputter  5e-4 nm/s/W       -> 0.2 nm/s (sulfide glass; fragile targets, RF 8x slower)
+#   evaporation 2e-3 nm/s/W > 50 W -> 1.0 nm/s
+#   pulsed_laser 3 W = 0.3 J x 10 Hz -> 0.5 nm/s; ion_source 250 W -> 0.5 nm/s etch
+DEFAULT_POWER_W: dict[str, float] = {
+    "dc_sputter": 500.0,
+    "rf_sputter": 400.0,
+    "evaporation": 550.0,
+    "pulsed_laser": 3.0,
+    ION_SOURCE: 250.0,
+}
+ION_ASSIST_POWER_W = 100.0
+
+
+# -- reports ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class EtchReport:
+    gas: str
+    power_w: float
+    flow_sccm: float
+    process_pressure_pa: float
+    substrate_temp_c: float
+    etch_s: float  # plant seconds with the ion source on and its shutter open
+    duration_s: float  # plant seconds, whole step
+
+
+@dataclass(frozen=True, slots=True)
+class DepositReport:
+    source: str
+    power_w: float
+    thickness_nm: float  # QCM thickness gained with the shutters open
+    deposition_s: float  # plant seconds with the shutters open
+    mean_rate_nm_s: float
+    stabilised_rate_nm_s: float  # QCM rate on closed shutters, before opening
+    flow_sccm: float
+    process_pressure_pa: float | None
+    substrate_temp_c: float | None
+    duration_s: float  # plant seconds, whole step (heating, gas, presputter included)
+
+
+@dataclass(frozen=True, slots=True)
+class AnnealReport:
+    temp_c: float
+    hold_min_c: float
+    hold_max_c: float
+    heat_s: float
+    hold_s: float
+    cool_s: float
+    final_temp_c: float | None
+
+
+# -- source choice ------------------------------------------------------------------------------
+
+
+def source_for(method: str, layer: str) -> str:
+    """The rack source that deposits a recipe layer by a method.
+
+    Lithium (and lithium-alloy "metal") sputters from the DC magnetron, the insulating sulfide
+    electrolyte needs the RF one. Ion plating is evaporation with the ion source assisting in Ar at
+    0.1–1 Pa, so its source is "evaporation" and `deposit(..., ion_assist=True)` adds the ion source
+    and the gas. On the standard line that cannot run today: the gate's pressure window for
+    evaporation is vacuum only (≤ 1e-2 Pa) and `SetSource` cannot command the ion source's beam
+    setpoints or plating mode, so an ion-plating deposit ends in `StepFailed` naming the refusal.
+    """
+    if method == "sputtering":
+        if layer in ("lithium", "metal"):
+            return "dc_sputter"
+        if layer == "electrolyte":
+            return "rf_sputter"
+        raise ValueError(f"no sputter source for a {layer!r} layer")
+    by_method = {"evaporation": "evaporation", "laser_ablation": "pulsed_laser", "ion_plating": "evaporation"}
+    if method not in by_method:
+        raise ValueError(f"unknown deposition method {method!r}")
+    return by_method[method]
+
+
+# -- heater -------------------------------------------------------------------------------------
+
+
+def _at_temperature(temp_c: float | None, setpoint_c: float) -> bool:
+    """Within tolerance of the setpoint; below `HANDLING_TEMP_C` anything under it counts as "unheated"."""
+    if temp_c is None:
+        return False
+    if setpoint_c < HANDLING_TEMP_C:
+        return temp_c < HANDLING_TEMP_C
+    return abs(temp_c - setpoint_c) <= TEMP_TOLERANCE_C
+
+
+async def _heat(gate: CommandGate, space: str, setpoint_c: float, user: str, budget: _Budget) -> float | None:
+    await submit(gate, SetHeater(space, "substrate", setpoint_c), user, f"substrate to {setpoint_c:g} °C")
+    state = await budget.wait(
+        gate,
+        lambda s: _at_temperature(s.spaces[space].substrate_temp_c, setpoint_c),
+        f"{space} substrate at {setpoint_c:g} °C",
+    )
+    return state.spaces[space].substrate_temp_c
+
+
+def _require_on(gate: CommandGate, space: str, sources: tuple[str, ...], step: str) -> None:
+    """The supervisor switches a source off when the chamber opens or the pressure leaves its window."""
+    on = gate.state().spaces[space].sources_on
+    missing = [s for s in sources if s not in on]
+    if missing:
+        raise ProcessFault(f"{step}: {', '.join(missing)} went off")
+
+
+async def _hold(
+    gate: CommandGate, space: str, sources: tuple[str, ...], plant_s: float, clock: PlantClock
+) -> None:
+    end = time.monotonic() + clock.wall_s(plant_s)
+    while (left := end - time.monotonic()) > 0:
+        _require_on(gate, space, sources, f"{space} hold")
+        await asyncio.sleep(min(POLL_S, left))
+    _require_on(gate, space, sources, f"{space} hold")
+
+
+# -- etch ---------------------------------------------------------------------------------------
+
+
+async def etch(
+    gate: CommandGate,
+    space: str,
+    *,
+    gas: str,
+    substrate_temp_c: float,
+    duration_s: float,
+    process_pressure_pa: float,
+    clock: PlantClock,
+    user: str = "sequence",
+    power_w: float | None = None,
+    timeout_s: float = 1800.0,
+) -> EtchReport:
+    """Ion-beam etch of the substrate: heater, gas, ion source on behind its open shutter for
+    `duration_s` plant seconds. `timeout_s` (plant) bounds heating and gas set-up, not the etch.
+
+    The gas must be the one the chamber's MFC delivers (Ar on the standard line; an H2 etch needs an
+    H2 line and raises `ProcessFault`). On the standard line `SetSource` cannot set the ion source's
+    beam voltage/current, so the gate reports the command failed (`StepFailed`); see the report.
+    """
+    supplied = _process_gas(gate, space)
+    if gas != supplied:
+        raise ProcessFault(f"{space} has no {gas} supply: its MFC delivers {supplied}")
+    power = DEFAULT_POWER_W[ION_SOURCE] if power_w is None else power_w
+    watch = _Stopwatch(clock)
+    budget = _Budget(clock, timeout_s, f"etch in {space}")
+    ok = False
+    try:
+        temp = await _heat(gate, space, substrate_temp_c, user, budget)
+        flow = await set_process_pressure(
+            gate,
+            space,
+            pressure_pa=process_pressure_pa,
+            clock=clock,
+            timeout_s=budget.left_plant_s(),
+            user=user,
+        )
+        await submit(gate, SetSource(space, ION_SOURCE, True, power), user, "etch: ion source on")
+        await submit(gate, SetShutter(space, "substrate", True), user, "etch: substrate shutter open")
+        await submit(gate, SetShutter(space, ION_SOURCE, True), user, "etch: ion source shutter open")
+        etching = _Stopwatch(clock)
+        await _hold(gate, space, (ION_SOURCE,), duration_s, clock)
+        etch_s = etching.plant_s()
+        pressure = _pressure(gate.state(), space)
+        ok = True
+    finally:
+        await _switch_off(gate, space, user, f"etch in {space}", strict=ok)
+    return EtchReport(gas, power, flow, pressure, math.nan if temp is None else temp, etch_s, watch.plant_s())
+
+
+# -- deposit ------------------------------------------------------------------------------------
+
+
+async def deposit(
+    gate: CommandGate,
+    space: str,
+    *,
+    source: str,
+    thickness_nm: float,
+    substrate_temp_c: float,
+    process_pressure_pa: float | None,
+    clock: PlantClock,
+    timeout_s: float,
+    user: str = "sequence",
+    power_w: float | None = None,
+    ion_assist: bool = False,
+) -> DepositReport:
+    """Grow `thickness_nm` (by the QCM) from `source` onto the substrate.
+
+    Heater to the setpoint first; process gas when the method needs it (sputtering, ion plating) or
+    the recipe asks for a background gas (the gate then judges whether the source may run in it);
+    the source presputters on closed shutters until the QCM rate is steady; the shutters open, and
+    close as soon as the QCM has gained `thickness_nm`. The QCM cannot be zeroed through the gate,
+    so the film is the thickness gained from the opening of the shutters. `timeout_s` (plant) bounds
+    the whole step. Whatever happens, sources, shutters, gas and heater are switched off at the end.
+    """
+    if source not in DEFAULT_POWER_W or source == ION_SOURCE:
+        raise ValueError(f"unknown deposition source {source!r}")
+    if not thickness_nm > 0.0:
+        raise ValueError(f"thickness must be > 0 nm, got {thickness_nm!r}")
+    if (source in SPUTTER_SOURCES or ion_assist) and process_pressure_pa is None:
+        raise ValueError(f"{source}{' with ion assist' if ion_assist else ''} needs a process pressure")
+    power = DEFAULT_POWER_W[source] if power_w is None else power_w
+    qcm = _device(gate, "thickness_monitor", space)
+    watch = _Stopwatch(clock)
+    budget = _Budget(clock, timeout_s, f"deposit {source} in {space}")
+    ok = False
+    try:
+        temp = await _heat(gate, space, substrate_temp_c, user, budget)
+        flow = 0.0
+        if process_pressure_pa is not None:
+            flow = await set_process_pressure(
+                gate,
+                space,
+                pressure_pa=process_pressure_pa,
+                clock=clock,
+                timeout_s=budget.left_plant_s(),
+                user=user,
+            )
+        running = (ION_SOURCE, source) if ion_assist else (source,)
+        if ion_assist:
+            await submit(gate, SetSource(space, ION_SOURCE, True, ION_ASSIST_POWER_W), user, "ion assist on")
+        await submit(gate, SetSource(space, source, True, power), user, f"deposit: {source} on")
+        rate = await _stabilised_rate(gate, space, qcm, running, budget, clock)
+        thickness, open_s = await _grow(gate, space, qcm, source, running, thickness_nm, user, budget, clock)
+        pressure = gate.state().spaces[space].pressure_pa if process_pressure_pa is not None else None
+        ok = True
+    finally:
+        await _switch_off(gate, space, user, f"deposit {source} in {space}", strict=ok)
+    report = DepositReport(
+        source,
+        power,
+        thickness,
+        open_s,
+        thickness / open_s if open_s > 0 else math.nan,
+        rate,
+        flow,
+        pressure,
+        temp,
+        watch.plant_s(),
+    )
+    log.info("deposited", extra={"space": space, "report": report})
+    return report
+
+
+async def _stabilised_rate(
+    gate: CommandGate, space: str, qcm: str, running: tuple[str, ...], budget: _Budget, clock: PlantClock
+) -> float:
+    """Presputter on closed shutters, then wait for two successive QCM rates to agree."""
+    await clock.sleep(PRESPUTTER_S)
+    previous: float | None = None
+    while True:
+        _require_on(gate, space, running, f"{space} presputter")
+        reading = await _fresh(
+            gate,
+            lambda: _reading(gate, qcm, "rate"),
+            time.monotonic(),
+            budget,
+            f"a steady {qcm} rate from {running[-1]}",
+        )
+        rate = reading.value
+        if rate > 0.0 and previous is not None and abs(rate - previous) <= RATE_STABLE_FRACTION * previous:
+            return rate
+        previous = rate
+
+
+async def _grow(
+    gate: CommandGate,
+    space: str,
+    qcm: str,
+    source: str,
+    running: tuple[str, ...],
+    thickness_nm: float,
+    user: str,
+    budget: _Budget,
+    clock: PlantClock,
+) -> tuple[float, float]:
+    """Open the shutters, wait for the QCM to gain `thickness_nm`, close them: (nm gained, plant s open)."""
+    before = await _fresh(
+        gate, lambda: _reading(gate, qcm, "thickness"), time.monotonic(), budget, f"{qcm} thickness"
+    )
+    await submit(gate, SetShutter(space, "substrate", True), user, "deposit: substrate shutter open")
+    await submit(gate, SetShutter(space, source, True), user, "deposit: source shutter open")
+    opened = _Stopwatch(clock)
+    estimate: list[float] = []
+
+    def grown(_: LineState) -> bool:
+        """The QCM's last thickness plus what its rate adds since that reading: at high plant speed a
+        poll is tens of plant seconds, and closing on the reading alone would overshoot by a poll.
+        (The QCM sees the source, not the shutter, so this estimate at closing is the film's.)"""
+        _require_on(gate, space, running, f"deposit {source}")
+        reading = _reading(gate, qcm, "thickness")
+        if reading is None:
+            return False
+        rate = _reading(gate, qcm, "rate")
+        since_s = clock.plant_s(max(0.0, time.monotonic() - reading.mono))
+        ahead = rate.value * since_s if rate is not None and rate.value > 0 else 0.0
+        estimate.append(reading.value - before.value + ahead)
+        return estimate[-1] >= thickness_nm
+
+    await budget.wait(gate, grown, f"{thickness_nm:g} nm on the QCM")
+    await submit(gate, SetShutter(space, source, False), user, "deposit: source shutter closed")
+    open_s = opened.plant_s()
+    await submit(gate, SetShutter(space, "substrate", False), user, "deposit: substrate shutter closed")
+    return estimate[-1], open_s
+
+
+# -- anneal -------------------------------------------------------------------------------------
+
+
+async def anneal(
+    gate: CommandGate,
+    space: str,
+    *,
+    temp_c: float,
+    duration_s: float,
+    clock: PlantClock,
+    user: str = "sequence",
+    cool_to_c: float | None = HANDLING_TEMP_C,
+    heat_timeout_s: float = 3600.0,
+    cool_timeout_s: float = 4 * 3600.0,
+) -> AnnealReport:
+    """Heat the substrate in place, hold `duration_s` plant seconds, heater back to safe, and wait for
+    it to cool below `cool_to_c` (None: do not wait, e.g. when an Ar back-fill follows and cools it
+    four times faster than vacuum does; see the report for figures)."""
+    heat = _Stopwatch(clock)
+    budget = _Budget(clock, heat_timeout_s, f"anneal in {space}")
+    ok = False
+    temps: list[float] = []
+    try:
+        await _heat(gate, space, temp_c, user, budget)
+        heat_s = heat.plant_s()
+        hold = _Stopwatch(clock)
+        await _hold_temperature(gate, space, duration_s, clock, temps)
+        hold_s = hold.plant_s()
+        ok = True
+    finally:
+        await _switch_off(gate, space, user, f"anneal in {space}", strict=ok)
+    cool = _Stopwatch(clock)
+    if cool_to_c is not None:
+        await _Budget(clock, cool_timeout_s, f"cool {space}").wait(
+            gate,
+            lambda s: _below(s.spaces[space].substrate_temp_c, cool_to_c),
+            f"{space} substrate below {cool_to_c:g} °C",
+        )
+    final = gate.state().spaces[space].substrate_temp_c
+    report = AnnealReport(
+        temp_c,
+        min(temps, default=math.nan),
+        max(temps, default=math.nan),
+        heat_s,
+        hold_s,
+        cool.plant_s(),
+        final,
+    )
+    log.info("annealed", extra={"space": space, "report": report})
+    return report
+
+
+async def _hold_temperature(
+    gate: CommandGate, space: str, plant_s: float, clock: PlantClock, temps: list[float]
+) -> None:
+    end = time.monotonic() + clock.wall_s(plant_s)
+    while (left := end - time.monotonic()) > 0:
+        temp = gate.state().spaces[space].substrate_temp_c
+        if temp is not None:
+            temps.append(temp)
+        await asyncio.sleep(min(POLL_S, left))
