@@ -25,7 +25,7 @@ from typing import NamedTuple
 
 from drivers.codec import NEED_DATA, NeedData
 from drivers.errors import ChecksumError, ProtocolError
-from drivers.modbus_pdu import _READS, _WRITES, reply_pdu_length
+from drivers.modbus_pdu import READ_FUNCTIONS, WRITE_FUNCTIONS, reply_pdu_length
 
 __all__ = [
     "MbapFrame",
@@ -126,10 +126,10 @@ class RtuReplyDecoder:
         fc = buf[1]
         if fc & 0x80:
             n = 5
-        elif fc in _READS:
+        elif fc in READ_FUNCTIONS:
             n = min(5 + buf[2], self._expected_len)
         else:
-            n = 8 if fc in _WRITES else self._expected_len
+            n = 8 if fc in WRITE_FUNCTIONS else self._expected_len
         if len(buf) < n:
             return NEED_DATA
         frame = bytes(buf[:n])

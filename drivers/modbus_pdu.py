@@ -90,11 +90,11 @@ EXCEPTION_TEXT: dict[int, str] = {
 
 _BIT_READS = frozenset({0x01, 0x02})
 _REGISTER_READS = frozenset({0x03, 0x04})
-_READS = _BIT_READS | _REGISTER_READS
+READ_FUNCTIONS = _BIT_READS | _REGISTER_READS
 _ECHO_WRITES = frozenset({0x05, 0x06})
 _MULTI_WRITES = frozenset({0x0F, 0x10})
-_WRITES = _ECHO_WRITES | _MULTI_WRITES
-_SUPPORTED = _READS | _WRITES
+WRITE_FUNCTIONS = _ECHO_WRITES | _MULTI_WRITES
+_SUPPORTED = READ_FUNCTIONS | WRITE_FUNCTIONS
 _COIL_ON = 0xFF00
 
 _ADDR_QTY = struct.Struct(">BHH")  # FC, address, quantity (or value)
@@ -251,12 +251,12 @@ class Request:
 
     @property
     def is_write(self) -> bool:
-        return self.function in _WRITES
+        return self.function in WRITE_FUNCTIONS
 
     def encode(self) -> bytes:
         """The host-role PDU for this request (validated as the client validates)."""
         fc = self.function
-        if fc in _READS:
+        if fc in READ_FUNCTIONS:
             return encode_read_request(fc, self.address, self.count)
         if fc == 0x05:
             return encode_write_coil_request(self.address, bool(self.values[0]))
@@ -284,7 +284,7 @@ def decode_request(pdu: bytes) -> Request | ExceptionReply:
     fc = pdu[0]
     if fc not in _SUPPORTED:
         return ExceptionReply(fc & 0x7F, 0x01)
-    if fc in _READS or fc in _ECHO_WRITES:
+    if fc in READ_FUNCTIONS or fc in _ECHO_WRITES:
         if len(pdu) != 5:
             return _illegal_value(fc)
         _, address, field = _ADDR_QTY.unpack(pdu)

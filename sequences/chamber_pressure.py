@@ -20,11 +20,17 @@ from controller.line.actions import SetGasFlow, SetPump, SetTurbo, SetValve
 from controller.line.gate import CommandGate
 from controller.line.state import LineState
 from drivers.reading import Quality
-from sequences.chamber_readings import _below, _device, _fresh, _pressure, _pressure_reading, _reading
+from sequences.chamber_readings import (
+    device_of,
+    fresh_reading,
+    is_below,
+    pressure_reading,
+    reading_of,
+)
 from sequences.plant_clock import PlantClock
 from sequences.safe_state import make_safe
-from sequences.step_budget import _Budget, _Stopwatch
-from sequences.steps import ProcessFault, StepTimeout, submit
+from sequences.step_budget import PlantStopwatch, StepBudget
+from sequences.steps import ProcessFault, StepTimeout, pressure_pa, submit
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +72,8 @@ async def pump_to_base(
     """
     if "turbo_gate" not in gate.state().spaces[space].valves:
         raise ProcessFault(f"{space} has no turbo: it cannot reach a deposition base pressure")
-    watch = _Stopwatch(clock)
-    budget = _Budget(clock, timeout_s, f"pump {space} to base")
+    watch = PlantStopwatch(clock)
+    budget = StepBudget(clock, timeout_s, f"pump {space} to base")
     try:
         await _close_inlets(gate, space, user, budget)
         rough_s = turbo_s = 0.0
@@ -81,21 +87,21 @@ async def pump_to_base(
                 lambda s: s.spaces[space].valves["turbo_gate"].confirmed_open,
                 f"{space} turbo gate open",
             )
-        high = _Stopwatch(clock)
+        high = PlantStopwatch(clock)
         state = await budget.wait(
             gate,
-            lambda s: _pressure(s, space) <= base_pressure_pa and s.spaces[space].base_pressure_reached,
+            lambda s: pressure_pa(s, space) <= base_pressure_pa and s.spaces[space].base_pressure_reached,
             f"{space} base pressure {base_pressure_pa:g} Pa",
         )
     except BaseException:
         await make_safe(gate, space, user=user)
         raise
-    report = BasePressureReport(_pressure(state, space), watch.plant_s(), rough_s, turbo_s, high.plant_s())
+    report = BasePressureReport(pressure_pa(state, space), watch.plant_s(), rough_s, turbo_s, high.plant_s())
     log.info("base pressure reached", extra={"space": space, "report": report})
     return report
 
 
-async def _close_inlets(gate: CommandGate, space: str, user: str, budget: _Budget) -> None:
+async def _close_inlets(gate: CommandGate, space: str, user: str, budget: StepBudget) -> None:
     await submit(gate, SetGasFlow(space, 0.0), user, "pump-down: process gas off")
     for valve in ("gas_fill", "vent"):
         await submit(gate, SetValve(space, valve, False), user, "pump-down: inlets closed")
@@ -114,11 +120,11 @@ def _turbo_pumping(state: LineState, space: str) -> bool:
         gate_valve is not None
         and gate_valve.confirmed_open
         and (s.turbo_speed_hz or 0.0) > 1.0
-        and _pressure(state, space) <= state.limits.turbo_gate_max_pa
+        and pressure_pa(state, space) <= state.limits.turbo_gate_max_pa
     )
 
 
-async def _rough(gate: CommandGate, space: str, user: str, budget: _Budget, clock: PlantClock) -> float:
+async def _rough(gate: CommandGate, space: str, user: str, budget: StepBudget, clock: PlantClock) -> float:
     """Rough to half the turbo-gate limit, with the turbo isolated (and coasted down) first."""
     await submit(gate, SetValve(space, "turbo_gate", False), user, "pump-down: isolate the turbo")
     await budget.wait(
@@ -127,18 +133,18 @@ async def _rough(gate: CommandGate, space: str, user: str, budget: _Budget, cloc
     await submit(gate, SetPump(space, True), user, "pump-down: backing pump")
     await budget.wait(gate, lambda s: s.spaces[space].pump_running is True, f"{space} pump running")
     target = ROUGH_TO_FRACTION * gate.state().limits.turbo_gate_max_pa
-    if _below(gate.state().spaces[space].pressure_pa, target):
+    if is_below(gate.state().spaces[space].pressure_pa, target):
         return 0.0  # held under rough vacuum: the turbo may take it from here
     await _turbo_coasted(gate, space, user, budget)
-    watch = _Stopwatch(clock)
+    watch = PlantStopwatch(clock)
     await submit(gate, SetValve(space, "rough", True), user, "pump-down: rough")
     await budget.wait(
-        gate, lambda s: _below(s.spaces[space].pressure_pa, target), f"{space} roughed to {target:g} Pa"
+        gate, lambda s: is_below(s.spaces[space].pressure_pa, target), f"{space} roughed to {target:g} Pa"
     )
     return watch.plant_s()
 
 
-async def _turbo_coasted(gate: CommandGate, space: str, user: str, budget: _Budget) -> None:
+async def _turbo_coasted(gate: CommandGate, space: str, user: str, budget: StepBudget) -> None:
     """The rough line shares the turbo's foreline: a spinning rotor would see atmosphere behind it."""
     speed = gate.state().spaces[space].turbo_speed_hz
     if speed is not None and speed <= TURBO_ROUGHING_MAX_HZ:
@@ -150,18 +156,18 @@ async def _turbo_coasted(gate: CommandGate, space: str, user: str, budget: _Budg
     await submit(gate, SetTurbo(space, False), user, "pump-down: turbo must coast down before roughing")
     await budget.wait(
         gate,
-        lambda s: _below(s.spaces[space].turbo_speed_hz, TURBO_ROUGHING_MAX_HZ),
+        lambda s: is_below(s.spaces[space].turbo_speed_hz, TURBO_ROUGHING_MAX_HZ),
         f"{space} turbo below {TURBO_ROUGHING_MAX_HZ:g} Hz",
     )
 
 
 async def _run_up_turbo(
-    gate: CommandGate, space: str, user: str, budget: _Budget, clock: PlantClock
+    gate: CommandGate, space: str, user: str, budget: StepBudget, clock: PlantClock
 ) -> float:
     turbo = gate.model.readings.turbo.get(space)
     if turbo is None:
         raise ProcessFault(f"{space} has no turbo pump")
-    watch = _Stopwatch(clock)
+    watch = PlantStopwatch(clock)
     started = time.monotonic()
     await submit(gate, SetTurbo(space, True), user, "pump-down: turbo on")
 
@@ -169,7 +175,7 @@ async def _run_up_turbo(
         error = gate.snapshot().get((turbo, "error_code"))
         if error is not None and error.mono > started and error.quality is Quality.ERROR:
             raise ProcessFault(f"{turbo} tripped with error {error.value:g} during run-up")
-        flag = _reading(gate, turbo, "set_speed_reached")
+        flag = reading_of(gate, turbo, "set_speed_reached")
         return flag is not None and flag.mono > started and flag.value >= 0.5
 
     await budget.wait(gate, at_speed, f"{turbo} at speed")
@@ -205,7 +211,7 @@ async def set_process_pressure(
     if not _turbo_pumping(gate.state(), space):
         raise ProcessFault(f"{space} is not pumped by its turbo: a process gas would just fill it")
     full_scale = _full_scale_sccm(gate, space)
-    budget = _Budget(clock, timeout_s, f"{space} process pressure {pressure_pa:g} Pa")
+    budget = StepBudget(clock, timeout_s, f"{space} process pressure {pressure_pa:g} Pa")
     flow = min(full_scale, pressure_pa * FLOW_GUESS_SCCM_PER_PA)
     for _ in range(MAX_FLOW_STEPS):
         measured = await _pressure_at_flow(gate, space, flow, user, budget, clock)
@@ -226,20 +232,20 @@ async def set_process_pressure(
 
 
 def _full_scale_sccm(gate: CommandGate, space: str) -> float:
-    name = _device(gate, "mass_flow_controller", space)
+    name = device_of(gate, "mass_flow_controller", space)
     device = next(d for d in gate.model.config.devices if d.name == name)
     value = device.params.get("full_scale_sccm", 100.0)
     return float(value) if isinstance(value, int | float) else 100.0
 
 
-def _process_gas(gate: CommandGate, space: str) -> str:
-    name = _device(gate, "mass_flow_controller", space)
+def process_gas(gate: CommandGate, space: str) -> str:
+    name = device_of(gate, "mass_flow_controller", space)
     device = next(d for d in gate.model.config.devices if d.name == name)
     return str(device.params.get("gas", "Ar"))
 
 
 async def _pressure_at_flow(
-    gate: CommandGate, space: str, flow: float, user: str, budget: _Budget, clock: PlantClock
+    gate: CommandGate, space: str, flow: float, user: str, budget: StepBudget, clock: PlantClock
 ) -> float:
     """The chamber pressure once the MFC reports the new flow and the chamber has settled on it.
 
@@ -247,17 +253,17 @@ async def _pressure_at_flow(
     pressure reading merely taken after the command can still show the old flow, and scaling the
     flow on it overshoots the source's pressure window."""
     await submit(gate, SetGasFlow(space, flow), user, f"process gas {flow:.3g} sccm")
-    mfc = _device(gate, "mass_flow_controller", space)
+    mfc = device_of(gate, "mass_flow_controller", space)
     commanded = time.monotonic()
 
     def flowing(_: LineState) -> bool:
-        reading = _reading(gate, mfc, "mass_flow")
+        reading = reading_of(gate, mfc, "mass_flow")
         return reading is not None and reading.mono > commanded and abs(reading.value - flow) <= 0.05 * flow
 
     await budget.wait(gate, flowing, f"{mfc} at {flow:.3g} sccm")
     await clock.sleep(SETTLE_S)
-    reading = await _fresh(
-        gate, lambda: _pressure_reading(gate, space), time.monotonic(), budget, f"{space} pressure reading"
+    reading = await fresh_reading(
+        gate, lambda: pressure_reading(gate, space), time.monotonic(), budget, f"{space} pressure reading"
     )
     return reading.value
 
@@ -282,7 +288,7 @@ async def fill_with_gas(
     rotor has coasted down, and the transfers that follow a fill give it that time.
     """
     target = gate.state().limits.room_pressure_pa if to_pa is None else to_pa
-    budget = _Budget(clock, timeout_s, f"fill {space}")
+    budget = StepBudget(clock, timeout_s, f"fill {space}")
     try:
         await submit(gate, SetGasFlow(space, 0.0), user, "fill: process gas off")
         for valve in ("rough", "vent"):
@@ -299,10 +305,10 @@ async def fill_with_gas(
             )
         await submit(gate, SetValve(space, "gas_fill", True), user, f"fill {space} to {target:g} Pa")
         state = await budget.wait(
-            gate, lambda s: _pressure(s, space) >= target, f"{space} filled to {target:g} Pa"
+            gate, lambda s: pressure_pa(s, space) >= target, f"{space} filled to {target:g} Pa"
         )
         await submit(gate, SetValve(space, "gas_fill", False), user, "fill: done")
     except BaseException:
         await make_safe(gate, space, user=user)
         raise
-    return _pressure(state, space)
+    return pressure_pa(state, space)

@@ -6,7 +6,6 @@ limits read so that an unknown value never passes for a good one.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 
@@ -14,27 +13,27 @@ from controller.line.atmosphere import usable
 from controller.line.gate import CommandGate
 from controller.line.state import LineState
 from drivers.reading import Reading
-from sequences.step_budget import _Budget
+from sequences.step_budget import StepBudget
 from sequences.steps import ProcessFault
 
 
-def _device(gate: CommandGate, family: str, space: str) -> str:
+def device_of(gate: CommandGate, family: str, space: str) -> str:
     name = next((d.name for d in gate.model.config.devices if d.family == family and d.space == space), None)
     if name is None:
         raise ProcessFault(f"{space} has no {family.replace('_', ' ')}")
     return name
 
 
-def _reading(gate: CommandGate, device: str, channel: str) -> Reading | None:
+def reading_of(gate: CommandGate, device: str, channel: str) -> Reading | None:
     return usable(gate.snapshot().get((device, channel)), time.monotonic(), gate.model.config.limits)
 
 
-def _pressure_reading(gate: CommandGate, space: str) -> Reading | None:
+def pressure_reading(gate: CommandGate, space: str) -> Reading | None:
     return gate.model.readings.pressure(gate.snapshot(), space, time.monotonic())
 
 
-async def _fresh(
-    gate: CommandGate, read: Callable[[], Reading | None], after_mono: float, budget: _Budget, what: str
+async def fresh_reading(
+    gate: CommandGate, read: Callable[[], Reading | None], after_mono: float, budget: StepBudget, what: str
 ) -> Reading:
     """The first usable reading taken after `after_mono` (one a command could already have changed)."""
     found: list[Reading] = []
@@ -50,11 +49,6 @@ async def _fresh(
     return found[-1]
 
 
-def _pressure(state: LineState, space: str) -> float:
-    p = state.spaces[space].pressure_pa
-    return math.nan if p is None else p
-
-
-def _below(value: float | None, limit: float) -> bool:
+def is_below(value: float | None, limit: float) -> bool:
     """An unknown value is never below a limit."""
     return value is not None and value <= limit

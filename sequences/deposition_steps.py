@@ -20,12 +20,12 @@ from dataclasses import dataclass
 from controller.line.actions import SetHeater, SetShutter, SetSource
 from controller.line.gate import CommandGate
 from controller.line.state import LineState
-from sequences.chamber_pressure import _process_gas, set_process_pressure
-from sequences.chamber_readings import _below, _device, _fresh, _pressure, _reading
+from sequences.chamber_pressure import process_gas, set_process_pressure
+from sequences.chamber_readings import device_of, fresh_reading, is_below, reading_of
 from sequences.plant_clock import PlantClock
-from sequences.safe_state import _switch_off
-from sequences.step_budget import _Budget, _Stopwatch
-from sequences.steps import ProcessFault, submit
+from sequences.safe_state import switch_off
+from sequences.step_budget import PlantStopwatch, StepBudget
+from sequences.steps import ProcessFault, pressure_pa, submit
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +128,9 @@ def _at_temperature(temp_c: float | None, setpoint_c: float) -> bool:
     return abs(temp_c - setpoint_c) <= TEMP_TOLERANCE_C
 
 
-async def _heat(gate: CommandGate, space: str, setpoint_c: float, user: str, budget: _Budget) -> float | None:
+async def _heat(
+    gate: CommandGate, space: str, setpoint_c: float, user: str, budget: StepBudget
+) -> float | None:
     await submit(gate, SetHeater(space, "substrate", setpoint_c), user, f"substrate to {setpoint_c:g} °C")
     state = await budget.wait(
         gate,
@@ -179,12 +181,12 @@ async def etch(
     H2 line and raises `ProcessFault`). On the standard line `SetSource` cannot set the ion source's
     beam voltage/current, so the gate reports the command failed (`StepFailed`); see the report.
     """
-    supplied = _process_gas(gate, space)
+    supplied = process_gas(gate, space)
     if gas != supplied:
         raise ProcessFault(f"{space} has no {gas} supply: its MFC delivers {supplied}")
     power = DEFAULT_POWER_W[ION_SOURCE] if power_w is None else power_w
-    watch = _Stopwatch(clock)
-    budget = _Budget(clock, timeout_s, f"etch in {space}")
+    watch = PlantStopwatch(clock)
+    budget = StepBudget(clock, timeout_s, f"etch in {space}")
     ok = False
     try:
         temp = await _heat(gate, space, substrate_temp_c, user, budget)
@@ -199,13 +201,13 @@ async def etch(
         await submit(gate, SetSource(space, ION_SOURCE, True, power), user, "etch: ion source on")
         await submit(gate, SetShutter(space, "substrate", True), user, "etch: substrate shutter open")
         await submit(gate, SetShutter(space, ION_SOURCE, True), user, "etch: ion source shutter open")
-        etching = _Stopwatch(clock)
+        etching = PlantStopwatch(clock)
         await _hold(gate, space, (ION_SOURCE,), duration_s, clock)
         etch_s = etching.plant_s()
-        pressure = _pressure(gate.state(), space)
+        pressure = pressure_pa(gate.state(), space)
         ok = True
     finally:
-        await _switch_off(gate, space, user, f"etch in {space}", strict=ok)
+        await switch_off(gate, space, user, f"etch in {space}", strict=ok)
     return EtchReport(gas, power, flow, pressure, math.nan if temp is None else temp, etch_s, watch.plant_s())
 
 
@@ -242,9 +244,9 @@ async def deposit(
     if (source in SPUTTER_SOURCES or ion_assist) and process_pressure_pa is None:
         raise ValueError(f"{source}{' with ion assist' if ion_assist else ''} needs a process pressure")
     power = DEFAULT_POWER_W[source] if power_w is None else power_w
-    qcm = _device(gate, "thickness_monitor", space)
-    watch = _Stopwatch(clock)
-    budget = _Budget(clock, timeout_s, f"deposit {source} in {space}")
+    qcm = device_of(gate, "thickness_monitor", space)
+    watch = PlantStopwatch(clock)
+    budget = StepBudget(clock, timeout_s, f"deposit {source} in {space}")
     ok = False
     try:
         temp = await _heat(gate, space, substrate_temp_c, user, budget)
@@ -267,7 +269,7 @@ async def deposit(
         pressure = gate.state().spaces[space].pressure_pa if process_pressure_pa is not None else None
         ok = True
     finally:
-        await _switch_off(gate, space, user, f"deposit {source} in {space}", strict=ok)
+        await switch_off(gate, space, user, f"deposit {source} in {space}", strict=ok)
     report = DepositReport(
         source,
         power,
@@ -285,16 +287,16 @@ async def deposit(
 
 
 async def _stabilised_rate(
-    gate: CommandGate, space: str, qcm: str, running: tuple[str, ...], budget: _Budget, clock: PlantClock
+    gate: CommandGate, space: str, qcm: str, running: tuple[str, ...], budget: StepBudget, clock: PlantClock
 ) -> float:
     """Presputter on closed shutters, then wait for two successive QCM rates to agree."""
     await clock.sleep(PRESPUTTER_S)
     previous: float | None = None
     while True:
         _require_on(gate, space, running, f"{space} presputter")
-        reading = await _fresh(
+        reading = await fresh_reading(
             gate,
-            lambda: _reading(gate, qcm, "rate"),
+            lambda: reading_of(gate, qcm, "rate"),
             time.monotonic(),
             budget,
             f"a steady {qcm} rate from {running[-1]}",
@@ -313,16 +315,16 @@ async def _grow(
     running: tuple[str, ...],
     thickness_nm: float,
     user: str,
-    budget: _Budget,
+    budget: StepBudget,
     clock: PlantClock,
 ) -> tuple[float, float]:
     """Open the shutters, wait for the QCM to gain `thickness_nm`, close them: (nm gained, plant s open)."""
-    before = await _fresh(
-        gate, lambda: _reading(gate, qcm, "thickness"), time.monotonic(), budget, f"{qcm} thickness"
+    before = await fresh_reading(
+        gate, lambda: reading_of(gate, qcm, "thickness"), time.monotonic(), budget, f"{qcm} thickness"
     )
     await submit(gate, SetShutter(space, "substrate", True), user, "deposit: substrate shutter open")
     await submit(gate, SetShutter(space, source, True), user, "deposit: source shutter open")
-    opened = _Stopwatch(clock)
+    opened = PlantStopwatch(clock)
     estimate: list[float] = []
 
     def grown(_: LineState) -> bool:
@@ -330,10 +332,10 @@ async def _grow(
         poll is tens of plant seconds, and closing on the reading alone would overshoot by a poll.
         (The QCM sees the source, not the shutter, so this estimate at closing is the film's.)"""
         _require_on(gate, space, running, f"deposit {source}")
-        reading = _reading(gate, qcm, "thickness")
+        reading = reading_of(gate, qcm, "thickness")
         if reading is None:
             return False
-        rate = _reading(gate, qcm, "rate")
+        rate = reading_of(gate, qcm, "rate")
         since_s = clock.plant_s(max(0.0, time.monotonic() - reading.mono))
         ahead = rate.value * since_s if rate is not None and rate.value > 0 else 0.0
         estimate.append(reading.value - before.value + ahead)
@@ -364,24 +366,24 @@ async def anneal(
     """Heat the substrate in place, hold `duration_s` plant seconds, heater back to safe, and wait for
     it to cool below `cool_to_c` (None: do not wait, e.g. when an Ar back-fill follows and cools it
     four times faster than vacuum does; see the report for figures)."""
-    heat = _Stopwatch(clock)
-    budget = _Budget(clock, heat_timeout_s, f"anneal in {space}")
+    heat = PlantStopwatch(clock)
+    budget = StepBudget(clock, heat_timeout_s, f"anneal in {space}")
     ok = False
     temps: list[float] = []
     try:
         await _heat(gate, space, temp_c, user, budget)
         heat_s = heat.plant_s()
-        hold = _Stopwatch(clock)
+        hold = PlantStopwatch(clock)
         await _hold_temperature(gate, space, duration_s, clock, temps)
         hold_s = hold.plant_s()
         ok = True
     finally:
-        await _switch_off(gate, space, user, f"anneal in {space}", strict=ok)
-    cool = _Stopwatch(clock)
+        await switch_off(gate, space, user, f"anneal in {space}", strict=ok)
+    cool = PlantStopwatch(clock)
     if cool_to_c is not None:
-        await _Budget(clock, cool_timeout_s, f"cool {space}").wait(
+        await StepBudget(clock, cool_timeout_s, f"cool {space}").wait(
             gate,
-            lambda s: _below(s.spaces[space].substrate_temp_c, cool_to_c),
+            lambda s: is_below(s.spaces[space].substrate_temp_c, cool_to_c),
             f"{space} substrate below {cool_to_c:g} °C",
         )
     final = gate.state().spaces[space].substrate_temp_c

@@ -111,7 +111,7 @@ async def make_safe(
     return await _shielded(_submit_all(gate, actions, user, f"{space}: safe state", timeout_s))
 
 
-async def _switch_off(gate: CommandGate, space: str, user: str, step: str, *, strict: bool) -> None:
+async def switch_off(gate: CommandGate, space: str, user: str, step: str, *, strict: bool) -> None:
     """A step's clean-up; `strict` (after a step that otherwise succeeded) raises if something stayed on."""
     actions = _energy_off_actions(gate, space)
     records = await _shielded(_submit_all(gate, actions, user, f"{step}: switch off", SAFE_EXIT_TIMEOUT_S))

@@ -29,12 +29,11 @@ from typing import Final, Literal, cast, get_args
 from controller.errors import ControllerError
 from controller.line.actions import SetPump, SetValve
 from controller.line.controller import LineController
-from controller.line.state import LineState
 from drivers.errors import DriverError
 from sequences.plant_clock import PlantClock
 from sequences.safe_state import make_safe
 from sequences.step_budget import POLL_FLOOR_S
-from sequences.steps import StepFailed, pump_purge, submit, wait_for
+from sequences.steps import StepFailed, pressure_pa, pump_purge, submit, wait_for
 
 log = logging.getLogger(__name__)
 
@@ -294,11 +293,11 @@ class SpaceOperations:
         op.step = "back-filling"
         await submit(gate, SetValve(space, "gas_fill", True), op.user, f"fill {space} to {room_pa:g} Pa")
         state = await wait_for(
-            gate, lambda s: _pressure(s, space) >= room_pa, self._timeout_wall_s(), f"{space} back-fill"
+            gate, lambda s: pressure_pa(s, space) >= room_pa, self._timeout_wall_s(), f"{space} back-fill"
         )
         op.step = "closing the fill valve"
         await submit(gate, SetValve(space, "gas_fill", False), op.user, "fill: done")
-        op.message = f"filled to {_pressure(state, space):.0f} Pa"
+        op.message = f"filled to {pressure_pa(state, space):.0f} Pa"
 
     async def _pump_down(self, op: _Operation) -> None:
         gate, space = self.ctl.gate, op.space
@@ -313,11 +312,11 @@ class SpaceOperations:
         op.step = "evacuating"
         await submit(gate, SetValve(space, "rough", True), op.user, f"pump down {space} to {target_pa:g} Pa")
         state = await wait_for(
-            gate, lambda s: _pressure(s, space) <= target_pa, self._timeout_wall_s(), f"{space} evacuation"
+            gate, lambda s: pressure_pa(s, space) <= target_pa, self._timeout_wall_s(), f"{space} evacuation"
         )
         op.step = "closing the rough valve"
         await submit(gate, SetValve(space, "rough", False), op.user, "pump down: hold with the valve closed")
-        op.message = f"evacuated to {_pressure(state, space):.3g} Pa; holding with the rough valve closed"
+        op.message = f"evacuated to {pressure_pa(state, space):.3g} Pa; holding with the rough valve closed"
 
     # -- what the HMI shows ---------------------------------------------------------------------------
 
@@ -345,7 +344,7 @@ class SpaceOperations:
         pressure how far along it is."""
         state = self.ctl.gate.state()
         space = state.spaces[op.space]
-        p = _pressure(state, op.space)
+        p = pressure_pa(state, op.space)
         room_pa, target_pa = state.limits.room_pressure_pa, self.sequence.purge_evacuate_to_pa
         down = _log_share(room_pa, target_pa, p)
         up = 0.0 if math.isnan(p) else min(1.0, max(0.0, p / room_pa))
@@ -368,11 +367,6 @@ class SpaceOperations:
         if op.kind == "pump_down" and op.step == "evacuating":
             return op.step, down
         return op.step, op.fraction
-
-
-def _pressure(state: LineState, space: str) -> float:
-    p = state.spaces[space].pressure_pa
-    return float("nan") if p is None else p
 
 
 def _log_share(start_pa: float, target_pa: float, p: float) -> float:

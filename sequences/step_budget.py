@@ -18,7 +18,7 @@ from sequences.steps import StepTimeout, wait_for
 POLL_FLOOR_S = 3.0  # wall seconds added to every timeout: a reading arrives one poll after the fact
 
 
-class _Stopwatch:
+class PlantStopwatch:
     def __init__(self, clock: PlantClock) -> None:
         self.clock = clock
         self.start = time.monotonic()
@@ -27,7 +27,7 @@ class _Stopwatch:
         return self.clock.plant_s(time.monotonic() - self.start)
 
 
-class _Budget:
+class StepBudget:
     """One timeout in plant seconds, spent across the waits of a step."""
 
     def __init__(self, clock: PlantClock, timeout_s: float, step: str) -> None:

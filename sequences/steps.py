@@ -74,7 +74,9 @@ async def wait_for(
         await asyncio.sleep(POLL_S)
 
 
-def _pressure(state: LineState, space: str) -> float:
+def pressure_pa(state: LineState, space: str) -> float:
+    """The space's pressure, NaN when unknown: every comparison with NaN is false, so unknown never
+    counts as reached."""
     p = state.spaces[space].pressure_pa
     return float("nan") if p is None else p
 
@@ -103,16 +105,16 @@ async def pump_purge(
         start = time.monotonic()
         await submit(gate, SetValve(space, "rough", True), user, f"purge cycle {cycle}: evacuate")
         state = await wait_for(
-            gate, lambda s: _pressure(s, space) <= evacuate_to_pa, timeout_s, f"{space} evacuation"
+            gate, lambda s: pressure_pa(s, space) <= evacuate_to_pa, timeout_s, f"{space} evacuation"
         )
-        evacuated, evacuate_s = _pressure(state, space), time.monotonic() - start
+        evacuated, evacuate_s = pressure_pa(state, space), time.monotonic() - start
         await submit(gate, SetValve(space, "rough", False), user, f"purge cycle {cycle}: isolate")
         start = time.monotonic()
         await submit(gate, SetValve(space, "gas_fill", True), user, f"purge cycle {cycle}: back-fill")
         state = await wait_for(
-            gate, lambda s: _pressure(s, space) >= fill_to_pa, timeout_s, f"{space} back-fill"
+            gate, lambda s: pressure_pa(s, space) >= fill_to_pa, timeout_s, f"{space} back-fill"
         )
-        filled, fill_s = _pressure(state, space), time.monotonic() - start
+        filled, fill_s = pressure_pa(state, space), time.monotonic() - start
         await submit(gate, SetValve(space, "gas_fill", False), user, f"purge cycle {cycle}: filled")
         await wait_for(  # judge the atmosphere once the space is static again
             gate, lambda s: s.spaces[space].atmosphere not in _MOVING, timeout_s, f"{space} settled"
