@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import signal
+import socket
 import sqlite3
 import sys
 from pathlib import Path
@@ -12,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from controller.config.line_config import load_line_config
 from tests.sequences.test_production import THIN_ANNEALED
 from tests.test_cli import ROOT, depline
 
@@ -168,3 +171,30 @@ async def _first_prompt(http: httpx.AsyncClient) -> str:
             return str(prompts[0]["key"])
         await asyncio.sleep(0.1)
     raise AssertionError("no glove-work prompt within 60 s of the start")
+
+
+async def test_the_demo_serves_on_a_free_port_when_its_configured_one_is_taken(tmp_path: Path) -> None:
+    """The README's promise: a dev machine with something on the configured port still runs the demo."""
+    config = load_line_config()
+    taken = socket.socket()
+    taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    with contextlib.suppress(OSError):  # already taken by someone else: just as good for this test
+        taken.bind((config.hmi.host, config.hmi.port))
+        taken.listen()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "controller.cli", "demo", "--operator", "hmi",
+        "--database", f"sqlite:///{tmp_path / 'demo.db'}",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=ROOT,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    try:
+        banner = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode()
+        found = re.search(r"the HMI is at http://127\.0\.0\.1:(\d+)/", banner)
+        assert found, banner
+        assert int(found.group(1)) != config.hmi.port
+    finally:
+        taken.close()
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err.decode()

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
@@ -21,9 +20,8 @@ from importlib import resources
 from pathlib import Path
 
 from controller.config.line_config import LineConfig
-from controller.errors import UserError
 from controller.service.batch_run import run_batch, simulated_plan
-from controller.service.line_service import bind_listener, serve_line, stop_on_signals
+from controller.service.line_service import PortInUse, bind_listener, serve_line, stop_on_signals
 from sequences.batch_queue import load_queue
 from sequences.operator_desk import OperatorDesk
 from sequences.plant_clock import PlantClock
@@ -54,9 +52,7 @@ def _api_listener(config: LineConfig) -> socket.socket:
     """The configured HMI address, or a free port beside it when that one is taken (a dev machine)."""
     try:
         return bind_listener(config.hmi.host, config.hmi.port)
-    except OSError as exc:
-        if exc.errno != errno.EADDRINUSE:
-            raise
+    except PortInUse:  # the demo is a convenience: any free port will do, and the banner prints it
         return bind_listener(config.hmi.host, 0)
 
 
@@ -69,10 +65,7 @@ async def run_demo(config: LineConfig, *, speed: float, queue_path: Path | None 
         f"{len(queue.jobs)} jobs from {queue.path}; records in {config.database.url}; "
         "a simulated operator answers the glove-work prompts"
     )
-    try:
-        listener = _api_listener(config)
-    except OSError as exc:
-        raise UserError(f"demo: cannot serve the API on {config.hmi.host}: {exc.strerror}") from None
+    listener = _api_listener(config)  # names host and port when it cannot
     try:
         result = await run_batch(
             config,
@@ -97,10 +90,7 @@ async def serve_demo(config: LineConfig, *, speed: float) -> int:
     then shows the end-of-run record. Serves until SIGINT/SIGTERM (exit 0)."""
     stop = asyncio.Event()
     with stop_on_signals(stop):
-        try:
-            listener = _api_listener(config)
-        except OSError as exc:
-            raise UserError(f"demo: cannot serve the HMI on {config.hmi.host}: {exc.strerror}") from None
+        listener = _api_listener(config)  # names host and port when it cannot
 
         def announce(url: str) -> None:
             print(

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import gc
 import logging
 import signal
@@ -201,6 +202,10 @@ class ControllerService:
 # HTTP
 
 
+class PortInUse(UserError):
+    """The API's port is taken (another controller, or another program)."""
+
+
 def bind_listener(host: str, port: int) -> socket.socket:
     """The listening socket for the API, bound now so a busy port fails before anything starts."""
     try:
@@ -208,7 +213,8 @@ def bind_listener(host: str, port: int) -> socket.socket:
         family, _, _, _, address = infos[0]
         return socket.create_server(address[:2], family=family)
     except OSError as exc:
-        raise UserError(f"cannot serve HTTP on {host}:{port}: {exc.strerror or exc}") from None
+        error = PortInUse if exc.errno == errno.EADDRINUSE else UserError
+        raise error(f"cannot serve HTTP on {host}:{port}: {exc.strerror or exc}") from None
 
 
 def url_of(listener: socket.socket) -> str:
