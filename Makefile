@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# the suite waits on simulated plants and browsers far more than it computes: 4 workers on 2 cores
+PYTEST_WORKERS ?= 4
 # "how to tell it is there:Debian package" -- initdb is not on PATH on Debian
 SYSTEM_CHECKS := socat:socat mbpoll:mbpoll mosquitto:mosquitto mosquitto_passwd:mosquitto-clients \
 	/usr/lib/postgresql/*/bin/initdb:postgresql /usr/bin/chromium:chromium
@@ -44,7 +46,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 pytest: $(STAMP) system-packages
-	$(BIN)/pytest -q -p no:cacheprovider
+	$(BIN)/pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS)
 
 test: lint typecheck pytest
 

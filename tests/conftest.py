@@ -45,3 +45,9 @@ async def no_leaked_tasks() -> AsyncIterator[None]:
     await asyncio.sleep(0)
     leftover = [t for t in asyncio.all_tasks() if t is not current and not t.done()]
     assert not leftover, f"test leaked tasks: {[t.get_name() for t in leftover]}"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked `heavy` run first: with workers in parallel (`-n`), a test that runs for minutes
+    overlaps everything else instead of starting last and keeping the whole suite waiting for it."""
+    items.sort(key=lambda item: item.get_closest_marker("heavy") is None)  # stable: order kept otherwise

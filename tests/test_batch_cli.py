@@ -46,6 +46,7 @@ def checkpoint(db: Path) -> tuple[str, int]:
     return rows[0][0], sum(outcome is not None for _, outcome in rows)
 
 
+@pytest.mark.heavy
 async def test_a_batch_killed_with_sigkill_resumes_and_finishes(tmp_path: Path) -> None:
     (tmp_path / "thin.toml").write_text(THIN)
     queue = tmp_path / "queue.toml"
@@ -110,6 +111,7 @@ async def test_bad_batch_input_exits_2_with_one_line(tmp_path: Path) -> None:
     assert "no such database file" in err
 
 
+@pytest.mark.heavy
 async def test_the_demo_runs_three_shipped_recipes_and_prints_the_records(tmp_path: Path) -> None:
     code, out, err = await depline("demo", "--database", f"sqlite:///{tmp_path / 'demo.db'}", timeout_s=500)
     assert code == 0, out[-3000:] + err[-3000:]

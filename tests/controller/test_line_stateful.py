@@ -264,7 +264,7 @@ def _both_compatible(a: Atmosphere, b: Atmosphere) -> bool:
 
 LONG = os.environ.get("HYPOTHESIS_PROFILE") == "long"
 TestLine = LineMachine.TestCase
-TestLine = pytest.mark.timeout(3600 if LONG else 900)(TestLine)
+TestLine = pytest.mark.heavy(pytest.mark.timeout(3600 if LONG else 900)(TestLine))
 TestLine.settings = settings(
     max_examples=100 if LONG else 10,  # x 50 steps: 500 per CI run, 5000 on demand
     stateful_step_count=50,

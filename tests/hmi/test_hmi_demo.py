@@ -19,7 +19,7 @@ from playwright.async_api import Page, async_playwright, expect
 from tests.hmi.test_hmi_browser import CHROMIUM, CHROMIUM_ARGS, VIEWPORT, WAIT_MS, artifact, log_in
 from tests.test_cli import ROOT
 
-pytestmark = pytest.mark.timeout(420)
+pytestmark = [pytest.mark.timeout(420), pytest.mark.heavy]
 SPEED = "1000"
 PROMPT_WAIT_MS = 120_000  # the longest stretch without glove work (a pump-down and two layers) at 1000x
 JOBS = 3
