@@ -15,7 +15,7 @@ from fastapi.responses import Response
 
 from controller.api.context import Ctx
 from controller.errors import UserError
-from controller.historian.store import HistorianUnavailable
+from controller.historian.errors import HistorianUnavailable
 from controller.reports.certificate import gather_report, render_html, render_pdf
 
 router = APIRouter()

@@ -34,12 +34,9 @@ from typing import Any, Final
 
 from controller.config.line_config import ROOM, LineConfig
 from controller.errors import UserError
-from controller.historian.store import (
-    Historian,
-    HistorianUnavailable,
-    InterruptedRun,
-    RecoveredInventory,
-)
+from controller.historian.errors import HistorianUnavailable
+from controller.historian.recovery import InterruptedRun, RecoveredInventory
+from controller.historian.store import Historian
 from controller.line.alarms import AlarmDefinition, Severity, UnknownAlarm
 from controller.line.atmosphere import Atmosphere
 from controller.line.controller import LineController

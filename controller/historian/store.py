@@ -1,10 +1,11 @@
 """The historian: every sample, command, alarm event, transition and ledger entry, kept in SQL.
 
-This module is the writer; the historian's other concepts have modules of their own, and the names
-callers use are re-exported here: `controller.historian.upgrade` (the schema is Alembic's),
-`controller.historian.spill` (the row format and the spill files), `controller.historian.queries`
-(the read side, which `Historian` inherits), `controller.historian.recovery` (what a restart after a
-crash rebuilds: interrupted runs, the inventory), `controller.historian.errors`.
+This module is the writer; the historian's other concepts have modules of their own, and callers
+import each name from the module that defines it: `controller.historian.upgrade` (the schema is
+Alembic's), `controller.historian.spill` (the row format and the spill files),
+`controller.historian.queries` (the read side, which `Historian` inherits),
+`controller.historian.recovery` (what a restart after a crash rebuilds: interrupted runs, the
+inventory), `controller.historian.errors`.
 
 Why the writer is built this way:
 
@@ -74,14 +75,13 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.pool import NullPool
 
-from controller.historian.errors import HistorianError, HistorianUnavailable, SchemaOutdated, describe_error
+from controller.historian.errors import HistorianError, SchemaOutdated, describe_error
 from controller.historian.queries import HistorianQueries
 from controller.historian.recovery import (
     COAT_ITEM,
     INVENTORY_ACTIONS,
     REGISTER_ITEM,
     InterruptedRun,
-    RecoveredInventory,
     close_runs_started_before,
 )
 from controller.historian.schema import (
@@ -120,16 +120,7 @@ from controller.historian.spill import (
     write_lines,
     write_spill_file,
 )
-from controller.historian.upgrade import (
-    MIGRATIONS_DIR,
-    alembic_config,
-    current_revision,
-    ensure_schema,
-    head_revision,
-    prepare_sqlite_dir,
-    shown_url,
-    upgrade,
-)
+from controller.historian.upgrade import ensure_schema, prepare_sqlite_dir, shown_url
 from controller.line.alarms import AlarmRecord
 from controller.line.gate import GateRecord
 from controller.line.items import Item
@@ -1076,18 +1067,4 @@ def _channel_of(entry: Entry) -> tuple[str, str, str]:
     return str(device), str(channel), str(unit)
 
 
-__all__ = [
-    "MIGRATIONS_DIR",
-    "REGISTER_ITEM",
-    "Historian",
-    "HistorianError",
-    "HistorianStats",
-    "HistorianUnavailable",
-    "InterruptedRun",
-    "RecoveredInventory",
-    "SchemaOutdated",
-    "alembic_config",
-    "current_revision",
-    "head_revision",
-    "upgrade",
-]
+__all__ = ["Historian", "HistorianStats"]

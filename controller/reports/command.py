@@ -15,7 +15,8 @@ from pathlib import Path
 
 from controller.config.line_config import LineConfig
 from controller.errors import UserError
-from controller.historian.store import Historian, HistorianUnavailable
+from controller.historian.errors import HistorianUnavailable
+from controller.historian.store import Historian
 from controller.reports.certificate import (
     RunReport,
     gather_report,
