@@ -587,6 +587,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("alembic").setLevel(logging.WARNING)
     for name in (
         "controller.historian.store",
+        "controller.historian.recording",
+        "controller.historian.commit",
+        "controller.historian.spiller",
+        "controller.historian.health",
         "controller.historian.upgrade",
         "controller.historian.queries",
     ):
