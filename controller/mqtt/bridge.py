@@ -90,7 +90,8 @@ import aiomqtt
 from controller.config.line_config import LineConfig, MqttConfig
 from controller.errors import ConfigFileError
 from controller.line.actions import Action, Command
-from controller.line.alarms import AlarmRecord, AlarmState
+from controller.line.alarm_states import AlarmState
+from controller.line.alarms import AlarmRecord
 from controller.line.controller import LineController
 from controller.line.gate import GateRecord
 from controller.line.poller import PollEvent, Sample, Subscription, SubscriptionClosed
