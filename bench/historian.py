@@ -42,7 +42,8 @@ import sqlalchemy
 
 from bench.postgres_cluster import PgCluster, unavailable_reason
 from bench.report import add_output_options, machine, parse_args, percentile, publish, update_section
-from controller.historian.store import Historian, upgrade
+from controller.historian.store import Historian
+from controller.historian.upgrade import upgrade
 from controller.line.poller import Sample
 from drivers.reading import Quality, Reading
 
@@ -586,6 +587,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("alembic").setLevel(logging.WARNING)
     for name in (
         "controller.historian.store",
+        "controller.historian.recording",
+        "controller.historian.commit",
+        "controller.historian.spiller",
+        "controller.historian.health",
         "controller.historian.upgrade",
         "controller.historian.queries",
     ):

@@ -131,7 +131,7 @@ def _with_database(config: LineConfig, url: str | None) -> LineConfig:
 
 def _cmd_db_upgrade(args: argparse.Namespace) -> int:
     from controller.config.line_config import load_line_config
-    from controller.historian.store import current_revision, upgrade
+    from controller.historian.upgrade import current_revision, upgrade
 
     config = _with_database(load_line_config(args.config), args.database)
     url = config.database.url

@@ -29,7 +29,8 @@ from pathlib import Path
 from types import TracebackType
 
 from controller.errors import ControllerError, UserError
-from controller.line.alarms import AlarmDefinition, Severity
+from controller.line.alarm_states import Severity
+from controller.line.alarms import AlarmDefinition
 from controller.line.controller import LineController
 from sequences.batch import BatchResult, BatchRunner
 from sequences.batch_queue import BatchQueue, load_queue

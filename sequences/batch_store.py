@@ -22,7 +22,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from controller.historian.schema import batches, job_events, jobs, make_engine
-from controller.historian.store import upgrade
+from controller.historian.upgrade import upgrade
 from sequences.batch_queue import BatchQueue
 
 DB_TIMEOUT_S = 15.0

@@ -84,7 +84,8 @@ from controller.api.views import (
     state_view,
 )
 from controller.errors import UserError
-from controller.historian.store import Historian, HistorianUnavailable
+from controller.historian.errors import HistorianUnavailable
+from controller.historian.store import Historian
 from controller.line.actions import Command
 from controller.line.alarms import AlarmActionRefused, UnknownAlarm
 from controller.line.poller import PollerFailure

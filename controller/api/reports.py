@@ -15,7 +15,7 @@ from fastapi.responses import Response
 
 from controller.api.context import Ctx
 from controller.errors import UserError
-from controller.historian.store import HistorianUnavailable
+from controller.historian.errors import HistorianUnavailable
 from controller.reports.gather import gather_report
 from controller.reports.html_page import render_html
 from controller.reports.pdf import render_pdf

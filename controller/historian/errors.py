@@ -1,8 +1,8 @@
 """What the historian raises, in a module of its own.
 
 The writer, the migrations and the queries live in separate modules and all raise these, so the
-classes cannot live in any one of them without the others importing it for nothing else; they are
-re-exported by `controller.historian.store`, where callers import them from.
+classes cannot live in any one of them without the others importing it for nothing else; callers
+import them from here.
 """
 
 from __future__ import annotations

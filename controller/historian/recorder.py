@@ -34,13 +34,11 @@ from typing import Any, Final
 
 from controller.config.line_config import ROOM, LineConfig
 from controller.errors import UserError
-from controller.historian.store import (
-    Historian,
-    HistorianUnavailable,
-    InterruptedRun,
-    RecoveredInventory,
-)
-from controller.line.alarms import AlarmDefinition, Severity, UnknownAlarm
+from controller.historian.errors import HistorianUnavailable
+from controller.historian.recovery import InterruptedRun, RecoveredInventory
+from controller.historian.store import Historian
+from controller.line.alarm_states import Severity
+from controller.line.alarms import AlarmDefinition, UnknownAlarm
 from controller.line.atmosphere import Atmosphere
 from controller.line.controller import LineController
 from controller.line.items import is_exposed, space_of

@@ -22,7 +22,8 @@ import time
 from dataclasses import dataclass
 
 from controller.line.actions import Command, MoveItem, SetContainer, SetPort, SetValve
-from controller.line.alarms import AlarmBoard, AlarmDefinition, Severity, UnknownAlarm
+from controller.line.alarm_states import Severity
+from controller.line.alarms import AlarmBoard, AlarmDefinition, UnknownAlarm
 from controller.line.gate import CommandGate, GateRecord
 from controller.line.interlocks import SafeAction, watch
 from controller.line.ledger import ExposureLedger

@@ -39,7 +39,8 @@ import aiomqtt
 from controller.config.line_config import LineConfig
 from controller.errors import ConfigFileError
 from controller.line.actions import Command
-from controller.line.alarms import AlarmRecord, AlarmState
+from controller.line.alarm_states import AlarmState
+from controller.line.alarms import AlarmRecord
 from controller.line.controller import LineController
 from controller.line.gate import GateRecord
 from controller.line.poller import PollEvent, Sample, Subscription, SubscriptionClosed

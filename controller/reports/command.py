@@ -16,7 +16,8 @@ from pathlib import Path
 
 from controller.config.line_config import LineConfig
 from controller.errors import UserError
-from controller.historian.store import Historian, HistorianUnavailable
+from controller.historian.errors import HistorianUnavailable
+from controller.historian.store import Historian
 from controller.reports.gather import gather_report, shown_url
 from controller.reports.html_page import render_html
 from controller.reports.pdf import render_pdf

@@ -48,7 +48,8 @@ from controller.config.line_config import LineConfig
 from controller.errors import ControllerError, UserError
 from controller.historian.recorder import Recorder
 from controller.historian.store import Historian
-from controller.line.alarms import AlarmDefinition, AlarmRecord, Severity, UnknownAlarm
+from controller.line.alarm_states import Severity
+from controller.line.alarms import AlarmDefinition, AlarmRecord, UnknownAlarm
 from controller.line.controller import LineController
 from controller.line.gate import GateRecord
 from controller.line.poller import (

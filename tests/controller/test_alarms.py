@@ -19,20 +19,22 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
 from controller.errors import UserError
-from controller.line.alarms import (
+from controller.line.alarm_states import (
     OPERATOR_EVENTS,
     TRANSITIONS,
     UNACKED_STATES,
+    AlarmEvent,
+    AlarmState,
+    Severity,
+    transition_table_mermaid,
+)
+from controller.line.alarms import (
     AlarmActionRefused,
     AlarmBoard,
     AlarmDefinition,
     AlarmDefinitionError,
-    AlarmEvent,
     AlarmRecord,
-    AlarmState,
-    Severity,
     UnknownAlarm,
-    transition_table_mermaid,
 )
 
 T0 = 1_700_000_000.0

@@ -20,7 +20,8 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from controller.api.app import ACTION_REQUESTS, ACTION_TYPES, LiveFeed, TelemetryHistory
 from controller.config.line_config import ROLES, UserConfig, load_line_config
-from controller.line.alarms import AlarmDefinition, Severity
+from controller.line.alarm_states import Severity
+from controller.line.alarms import AlarmDefinition
 from controller.line.controller import LineController
 from controller.line.poller import PollPlan, Priority
 from controller.service.line_service import ControllerService, HttpServer, bind_listener

@@ -23,7 +23,8 @@ import pytest
 from controller.config.line_config import load_line_config
 from controller.errors import UserError
 from controller.historian.recorder import Recorder
-from controller.historian.store import Historian, upgrade
+from controller.historian.store import Historian
+from controller.historian.upgrade import upgrade
 from controller.line.actions import MoveItem, SetContainer, SetPort
 from controller.line.atmosphere import Atmosphere
 from controller.line.controller import LineController

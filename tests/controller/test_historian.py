@@ -27,19 +27,13 @@ from sqlalchemy import Connection, text
 from sqlalchemy.pool import NullPool
 
 from bench.postgres_cluster import PgCluster, unavailable_reason
+from controller.historian.errors import HistorianUnavailable, SchemaOutdated
 from controller.historian.schema import make_engine, metadata
-from controller.historian.store import (
-    Historian,
-    HistorianStats,
-    HistorianUnavailable,
-    SchemaOutdated,
-    alembic_config,
-    current_revision,
-    head_revision,
-    upgrade,
-)
+from controller.historian.store import Historian, HistorianStats
+from controller.historian.upgrade import alembic_config, current_revision, head_revision, upgrade
 from controller.line.actions import Command, SetPort, SetValve
-from controller.line.alarms import AlarmBoard, AlarmDefinition, Severity
+from controller.line.alarm_states import Severity
+from controller.line.alarms import AlarmBoard, AlarmDefinition
 from controller.line.gate import GateRecord
 from controller.line.interlocks import Refusal, Verdict
 from controller.line.items import Item, ItemKind

@@ -29,7 +29,8 @@ from bench.mosquitto_broker import MosquittoBroker, line_acl
 from controller.config.line_config import LineConfig, MqttConfig, load_line_config
 from controller.errors import ConfigFileError
 from controller.line.actions import SetPort, SetValve
-from controller.line.alarms import AlarmDefinition, Severity
+from controller.line.alarm_states import Severity
+from controller.line.alarms import AlarmDefinition
 from controller.line.controller import LineController
 from controller.line.poller import Poller, PollPlan, Priority, Sample
 from controller.mqtt.bridge import MqttBridge

@@ -23,7 +23,8 @@ import pytest
 
 from controller.config.line_config import LineConfig, load_line_config
 from controller.historian.recorder import Recorder, RecoveryError
-from controller.historian.store import Historian, RecoveredInventory
+from controller.historian.recovery import RecoveredInventory
+from controller.historian.store import Historian
 from controller.line.actions import Command, MoveItem, SetContainer, SetPump
 from controller.line.controller import LineController
 from controller.line.gate import GateRecord

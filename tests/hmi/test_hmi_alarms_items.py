@@ -11,7 +11,8 @@ import time
 
 from playwright.async_api import Page, expect
 
-from controller.line.alarms import AlarmDefinition, Severity
+from controller.line.alarm_states import Severity
+from controller.line.alarms import AlarmDefinition
 from tests.hmi import test_hmi_browser as browser_tests
 from tests.hmi.test_hmi_browser import Hmi, open_page, save_for_readme
 

@@ -21,7 +21,8 @@ from playwright.async_api import Browser, Locator, Page, ViewportSize, async_pla
 
 from controller.api.trend_history import TrendHistory
 from controller.config.line_config import LineConfig, load_line_config
-from controller.line.alarms import AlarmDefinition, Severity
+from controller.line.alarm_states import Severity
+from controller.line.alarms import AlarmDefinition
 from controller.line.controller import LineController
 from controller.line.poller import PollPlan, Priority
 from controller.service.line_service import ControllerService, HttpServer, bind_listener
