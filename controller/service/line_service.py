@@ -62,6 +62,7 @@ from controller.line.poller import (
 )
 from controller.mqtt.bridge import MqttBridge
 from controller.users.auth import DEFAULT_TTL_S, TokenStore
+from controller.users.login_throttle import LoginThrottle
 from sequences.batch_host import BatchHost
 from sequences.operator_desk import OperatorDesk
 from sequences.plant_clock import PlantClock
@@ -98,6 +99,7 @@ class ControllerService:
         history_points: int = 2400,
         client_queue: int = 256,
         max_clients: int = 32,
+        login_throttle: LoginThrottle | None = None,
     ) -> None:
         if not (state_interval_s > 0 and telemetry_interval_s > 0):
             raise ValueError("state_interval_s and telemetry_interval_s must be > 0 s")
@@ -109,6 +111,8 @@ class ControllerService:
             controller, self.tokens, self.history, self.feed, historian, desk, batches=batches
         )
         self.context.operations = operations
+        if login_throttle is not None:
+            self.context.login_throttle = login_throttle
         self.trends = trends if trends is not None else TrendHistory()
         self.context.trends = self.trends
         self.app: FastAPI = create_app(self.context)
