@@ -75,6 +75,7 @@ PUMP_WAKE_S: Final = 1.0
 HEALTH_CHECK_S: Final = 1.0
 HTTP_START_TIMEOUT_S: Final = 10.0
 HTTP_STOP_TIMEOUT_S: Final = 10.0
+WS_MAX_MESSAGE_BYTES: Final = 64 * 1024  # a live client sends only its token (uvicorn would take 16 MiB)
 
 
 class ServiceError(ControllerError):
@@ -248,6 +249,7 @@ class HttpServer:
             log_config=None,  # the process's logging stays as the CLI set it up
             access_log=False,
             timeout_graceful_shutdown=graceful_s,
+            ws_max_size=WS_MAX_MESSAGE_BYTES,
         )
         self._server = _EmbeddedServer(config)
         self._task: asyncio.Task[None] | None = None
