@@ -10,7 +10,12 @@ with a `LineController` (the shipped poll plan) and, per configuration, a measur
 - **0, 1, 8, 32**: `ControllerService` + `HttpServer` (uvicorn, in the same event loop) on 127.0.0.1
   with that many real WebSocket clients (the `websockets` package) connected to `/ws`.
 
-The clients run in a child process (`python -m bench.hmi_feed --watch ...`), so the bench process's
+Every client logs in as a screen would (the feed serves logged-in screens only, at most 8 per user): the
+bench issues one session per 8 clients in-process (`bench0`, `bench1`, ... operators; no password check,
+so no PBKDF2 in the measured process) and hands the tokens to the child on its stdin, never on its
+command line.
+
+The clients run in a child process (`python -m bench.hmi_feed_clients ...`), so the bench process's
 `time.process_time()` over the window is the controller's CPU, the simulator's included (it runs in the
 same process and loop in every configuration, the baseline too). Each client counts the messages and
 bytes it receives per kind; the child reports them with its own CPU time. In the bench process, a 0.1 s
@@ -47,7 +52,7 @@ from websockets.version import version as websockets_version
 from bench.acquisition import DOCS_PATH
 from bench.hmi_feed_clients import CONNECT_TIMEOUT_S, READY, SETTLE_S, ClientCounts
 from bench.report import add_output_options, machine, parse_args, percentile, publish, update_section
-from controller.config.line_config import load_line_config
+from controller.config.line_config import UserConfig, load_line_config
 from controller.line.controller import LineController
 from controller.line.poller import Poller, Priority
 from controller.service.line_service import (
@@ -64,6 +69,7 @@ TICK_S = 0.1
 BASELINE = "none"
 REPORT_MARGIN_S = 30.0
 REPO_ROOT = Path(__file__).resolve().parent.parent
+BENCH_PASSWORD_HASH = "pbkdf2_sha256$1$AA==$AA=="  # never checked: the bench issues its sessions itself
 
 
 class BenchError(RuntimeError):
@@ -291,8 +297,19 @@ async def _quiet_window(ctl: LineController, label: str, window_s: float) -> Win
     return Window(label, time.monotonic() - t0, time.process_time() - cpu0, probed, None)
 
 
-async def _watched_window(ctl: LineController, url: str, clients: int, window_s: float) -> Window:
+def _tokens(service: ControllerService, clients: int) -> list[str]:
+    """One token per client: a session for every `max_per_user` clients, as that many users would hold."""
+    per_user = service.feed.max_per_user
+    sessions = [
+        service.tokens.issue(UserConfig(f"bench{n}", "operator", BENCH_PASSWORD_HASH))[0]
+        for n in range(math.ceil(clients / per_user))
+    ]
+    return [sessions[i // per_user] for i in range(clients)]
+
+
+async def _watched_window(ctl: LineController, url: str, tokens: Sequence[str], window_s: float) -> Window:
     """The window opens when the child says its clients are ready and closes when it reports."""
+    clients = len(tokens)
     probe = LoopProbe(ctl.poller)
     child = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -301,12 +318,16 @@ async def _watched_window(ctl: LineController, url: str, clients: int, window_s:
         url,
         str(clients),
         str(window_s),
+        stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         cwd=REPO_ROOT,
     )
     try:
-        if child.stdout is None:
-            raise BenchError("the clients' process has no stdout")
+        if child.stdout is None or child.stdin is None:
+            raise BenchError("the clients' process has no stdin or stdout")
+        child.stdin.write("".join(f"{token}\n" for token in tokens).encode())
+        await child.stdin.drain()
+        child.stdin.close()
         ready = await _read_line(child.stdout, CONNECT_TIMEOUT_S + SETTLE_S + 10, "being ready")
         if ready.strip().decode() != READY:
             raise BenchError(f"the clients said {ready!r} instead of {READY!r}")
@@ -333,7 +354,7 @@ async def _served_window(ctl: LineController, clients: int, window_s: float) -> 
     ):
         url = http.url.replace("http://", "ws://") + "/ws"
         if clients:
-            window = await _watched_window(ctl, url, clients, window_s)
+            window = await _watched_window(ctl, url, _tokens(service, clients), window_s)
         else:
             window = await _quiet_window(ctl, "0", window_s)
         if service.feed.dropped:

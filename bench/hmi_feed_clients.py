@@ -1,11 +1,12 @@
 """The watching HMI clients of `bench.hmi_feed`, run in a child process of their own.
 
 A module apart so that the child imports only `websockets` (no controller, no simulator): it starts
-in a tenth of a second, and its CPU never counts as the controller's. Protocol on stdout: one line
-"ready" once every client is connected, has had its first message and a settling second, then one JSON
-line with the `ClientCounts` of the window.
+in a tenth of a second, and its CPU never counts as the controller's. Protocol: on stdin, one session
+token per client, one a line (each client sends its token as its first message, as the HMI page does);
+on stdout, one line "ready" once every client is connected, has had its first message and a settling
+second, then one JSON line with the `ClientCounts` of the window.
 
-    python -m bench.hmi_feed_clients URL CLIENTS WINDOW_S
+    python -m bench.hmi_feed_clients URL CLIENTS WINDOW_S  < tokens
 """
 
 from __future__ import annotations
@@ -85,15 +86,18 @@ async def _count(
         sizes[kind] += len(data)
 
 
-async def watch(url: str, clients: int, window_s: float) -> ClientCounts:
-    """Connect `clients` to `url`, let them settle, announce READY, count for `window_s`."""
+async def watch(url: str, tokens: Sequence[str], window_s: float) -> ClientCounts:
+    """Connect a client per token to `url`, let them settle, announce READY, count for `window_s`."""
+    clients = len(tokens)
     async with contextlib.AsyncExitStack() as stack:
         sockets: list[ClientConnection] = []
-        for _ in range(clients):
+        for token in tokens:
             connecting = connect(
                 url, open_timeout=CONNECT_TIMEOUT_S, close_timeout=5, max_size=MAX_MESSAGE_BYTES
             )
-            sockets.append(await stack.enter_async_context(connecting))
+            ws = await stack.enter_async_context(connecting)
+            await ws.send(json.dumps({"type": "auth", "token": token}))
+            sockets.append(ws)
         async with asyncio.timeout(CONNECT_TIMEOUT_S):
             for ws in sockets:
                 await ws.recv(decode=False)  # the state a new screen gets on connecting
@@ -109,7 +113,11 @@ async def watch(url: str, clients: int, window_s: float) -> ClientCounts:
 
 def main(argv: Sequence[str] | None = None) -> int:
     url, clients, window_s = list(sys.argv[1:] if argv is None else argv)
-    counts = asyncio.run(watch(url, int(clients), float(window_s)))
+    tokens = [sys.stdin.readline().strip() for _ in range(int(clients))]
+    if not all(tokens):
+        sys.stderr.write(f"expected {clients} tokens on stdin, one a line\n")
+        return 2
+    counts = asyncio.run(watch(url, tokens, float(window_s)))
     sys.stdout.write(counts.to_json() + "\n")
     return 0
 

@@ -7,16 +7,17 @@ Why it is shaped this way:
 - **One concept per module.** Request bodies are in `controller.api.requests`, response bodies and their
   builders in `controller.api.views`, the in-memory telemetry history and the live feed in
   `controller.api.live_feed`, the context and the auth dependencies every route takes in
-  `controller.api.context`, the WebSocket at /ws in `controller.api.live`. This module keeps the core
-  routes (state, telemetry, alarms, items, commands, runs, health, session) and re-exports the names
-  tests and older callers import from here (`__all__`).
+  `controller.api.context`, the WebSocket at /ws in `controller.api.live`, log-in, log-out and the
+  unlock of a locked-out login in `controller.api.session`. This module keeps the core routes (state,
+  telemetry, alarms, items, commands, runs, health) and re-exports the names tests and older callers
+  import from here (`__all__`).
 - **One door for commands.** `POST /api/commands` turns the JSON body into the same `Action` dataclass
   any other origin builds and hands it to `CommandGate.submit` with the logged-in user and origin "hmi".
   The API judges nothing itself: a refusal is an ordinary answer (200, outcome "refused", with the
   invariants that spoke), not an HTTP error, because the request was well formed and was recorded.
-- **Reading is open, acting needs a token** (`controller.api.context.require`): 401 without a valid
-  session, 403 when the role may not. Alarm actions the alarm board refuses answer 409 with the
-  board's sentence.
+- **Reading over HTTP is open, acting needs a token** (`controller.api.context.require`): 401 without a
+  valid session, 403 when the role may not. The live WebSocket needs a token too (`controller.api.live`).
+  Alarm actions the alarm board refuses answer 409 with the board's sentence.
 - **The past comes from the historian** (`ApiContext.historian`, None when the controller runs without
   one: those routes answer 503): runs with their commands, alarm events and ledger entries, and the
   exposure record of an item this process has no record of. Only committed rows are seen (a row
@@ -33,14 +34,13 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Annotated, Final, TypeVar
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
+from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.security import HTTPAuthorizationCredentials
 
 from controller.api.batch import router as batch_router
-from controller.api.context import ApiContext, Ctx, bearer, require
+from controller.api.context import ApiContext, Ctx, require
 from controller.api.live import router as live_router
 from controller.api.live_feed import LiveFeed, TelemetryHistory
 from controller.api.operations import router as operations_router
@@ -52,9 +52,9 @@ from controller.api.requests import (
     ACTION_TYPES,
     ActionRequest,
     ItemRequest,
-    LoginRequest,
     ShelveRequest,
 )
+from controller.api.session import router as session_router
 from controller.api.trends import router as trends_router
 from controller.api.views import (
     AlarmRecordView,
@@ -66,7 +66,6 @@ from controller.api.views import (
     HistoryView,
     ItemView,
     LedgerView,
-    LoginResponse,
     RunCommandView,
     RunLedgerEntryView,
     RunSummaryView,
@@ -89,8 +88,7 @@ from controller.historian.store import Historian
 from controller.line.actions import Command
 from controller.line.alarms import AlarmActionRefused, UnknownAlarm
 from controller.line.poller import PollerFailure
-from controller.users.auth import PERMISSIONS, Permission, Session
-from controller.users.passwords import authenticate
+from controller.users.auth import Permission, Session
 
 __all__ = [
     "ACTION_REQUESTS",
@@ -106,7 +104,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 API_VERSION: Final = "1"
-LOGIN_QUEUE_TIMEOUT_S: Final = 5.0
 MAX_LIST: Final = 1000
 _T = TypeVar("_T")
 
@@ -270,40 +267,6 @@ async def get_health(ctx: Ctx) -> HealthView:
     )
 
 
-@router.post("/api/login", response_model=LoginResponse, tags=["session"])
-async def login(ctx: Ctx, body: LoginRequest) -> LoginResponse:
-    config = ctx.controller.config
-    try:
-        async with asyncio.timeout(LOGIN_QUEUE_TIMEOUT_S):
-            await ctx.login_slots.acquire()
-    except TimeoutError:
-        raise HTTPException(503, "too many logins at once; try again") from None
-    try:  # PBKDF2 is CPU work: off the event loop, or acquisition and interlocks would wait for it
-        user = await asyncio.to_thread(authenticate, config, body.user, body.password)
-    finally:
-        ctx.login_slots.release()
-    if user is None:
-        log.warning("login refused", extra={"user": body.user})
-        raise HTTPException(401, "unknown user or wrong password", headers={"WWW-Authenticate": "Bearer"})
-    token, session = ctx.tokens.issue(user)
-    log.info("login", extra={"user": user.name, "role": user.role})
-    return LoginResponse(
-        token=token,
-        user=session.user,
-        role=session.role,
-        expires_at=session.expires_at,
-        permissions=sorted(p.value for p in PERMISSIONS[session.role]),
-    )
-
-
-@router.post("/api/logout", status_code=204, tags=["session"])
-async def logout(
-    ctx: Ctx, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
-) -> None:
-    if credentials is not None:
-        ctx.tokens.revoke(credentials.credentials)
-
-
 @router.post("/api/commands", response_model=CommandView, tags=["act"])
 async def post_command(
     ctx: Ctx, body: ActionRequest, session: Annotated[Session, require(Permission.COMMAND)]
@@ -388,10 +351,14 @@ def create_app(context: ApiContext) -> FastAPI:
     app = FastAPI(
         title=f"depline controller: line {context.controller.config.name!r}",
         version=API_VERSION,
-        description="Read the line freely; log in (POST /api/login) to command it or act on alarms.",
+        description=(
+            "Read the line freely over HTTP; log in (POST /api/login) to command it, act on alarms or "
+            "watch the live WebSocket /ws (the token is its first message)."
+        ),
     )
     app.state.depline = context
     app.include_router(router)
+    app.include_router(session_router)
     app.include_router(live_router)
     app.include_router(prompts_router)
     app.include_router(batch_router)

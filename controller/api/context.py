@@ -4,8 +4,9 @@ Why it is shaped this way:
 
 - **Route modules import this, never `controller.api.app`**: `controller.api.app` includes their routers, so
   the context and the auth dependencies live below both, and no route group imports another.
-- **Reading is open, acting needs a token** (`controller.users.auth`): `require(permission)` answers 401
-  without a valid session and 403 when the role may not; a route that acts takes its session from it.
+- **Reading over HTTP is open, acting needs a token** (`controller.users.auth`): `require(permission)`
+  answers 401 without a valid session and 403 when the role may not; a route that acts takes its session
+  from it. The live WebSocket checks its token itself (`controller.api.live`).
 - **The past comes from the historian** (`ApiContext.historian`, None when the controller runs without
   one: those routes answer 503), and the optional parts (desk, batches, operations, trends) are None
   when this process does not offer them.
@@ -26,6 +27,7 @@ from controller.api.trend_history import TrendHistory
 from controller.historian.store import Historian
 from controller.line.controller import LineController
 from controller.users.auth import Permission, Session, TokenStore
+from controller.users.login_throttle import LoginThrottle
 from sequences.batch_host import BatchHost
 from sequences.operator_desk import OperatorDesk
 from sequences.space_operations import SpaceOperations
@@ -47,6 +49,7 @@ class ApiContext:
     operations: SpaceOperations | None = None  # manual antechamber operations, when offered here
     trends: TrendHistory | None = None  # what the HMI trends plot, recorded whether or not anyone watches
     login_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(LOGIN_SLOTS))
+    login_throttle: LoginThrottle = field(default_factory=LoginThrottle)  # in memory: a restart clears it
 
 
 def context_of(connection: HTTPConnection) -> ApiContext:

@@ -10,6 +10,12 @@ Why it is shaped this way:
   every client.
 - **Telemetry history here is short and in memory** (`TelemetryHistory`, a ring buffer per channel fed
   from a poller subscription); the historian serves anything longer.
+- **The 32 slots are for logged-in screens.** A client takes a slot only once its token is checked
+  (`connect(user)`); until then it waits in a bounded lobby of its own (`awaiting_token`), so anonymous
+  sockets can never crowd out an operator. One user holds at most `max_per_user` slots: a screen more
+  supersedes that user's oldest (a person at one desk, or a login shared by a panel, cannot take the
+  whole feed, and a browser that reopened its tab gets its feed back without waiting for the old one
+  to time out).
 - Both are plain objects with no web framework in them: the line service feeds them, the routes
   (`controller.api.app`, `controller.api.live`) read them.
 """
@@ -20,6 +26,7 @@ import asyncio
 import collections
 import contextlib
 import json
+from collections.abc import Iterator
 
 from pydantic import BaseModel
 
@@ -66,12 +73,14 @@ class FeedFull(ControllerError):
 
 
 class FeedClient:
-    """One WebSocket client's bounded outbox of encoded messages."""
+    """One logged-in WebSocket client's bounded outbox of encoded messages."""
 
-    def __init__(self, maxsize: int) -> None:
+    def __init__(self, maxsize: int, user: str) -> None:
         self.maxsize = maxsize
+        self.user = user
         self.dropped = 0
         self.closed = False
+        self.superseded = False  # closed because its user opened more than their share of screens
         self._queue: collections.deque[str] = collections.deque()
         self._ready = asyncio.Event()
 
@@ -96,7 +105,8 @@ class FeedClient:
                     await self._ready.wait()
         return self._queue.popleft() if self._queue and not self.closed else None
 
-    def close(self) -> None:
+    def close(self, *, superseded: bool = False) -> None:
+        self.superseded = self.superseded or superseded
         self.closed = True
         self._queue.clear()
         self._ready.set()
@@ -110,12 +120,25 @@ def encode(kind: str, payload: BaseModel) -> str:
 class LiveFeed:
     """Fans encoded messages out to WebSocket clients; never waits, whatever the clients do."""
 
-    def __init__(self, *, client_queue: int = 256, max_clients: int = 32) -> None:
-        if client_queue < 1 or max_clients < 1:
-            raise ValueError("client_queue and max_clients must be >= 1")
+    def __init__(
+        self,
+        *,
+        client_queue: int = 256,
+        max_clients: int = 32,
+        max_per_user: int = 8,
+        max_waiting: int = 32,
+        max_waiting_per_address: int = 8,
+    ) -> None:
+        limits = (client_queue, max_clients, max_per_user, max_waiting, max_waiting_per_address)
+        if min(limits) < 1:
+            raise ValueError(f"every client limit must be >= 1, got {limits}")
         self.client_queue = client_queue
         self.max_clients = max_clients
-        self._clients: set[FeedClient] = set()
+        self.max_per_user = max_per_user
+        self.max_waiting = max_waiting
+        self.max_waiting_per_address = max_waiting_per_address
+        self._waiting: collections.Counter[str] = collections.Counter()
+        self._clients: dict[FeedClient, None] = {}  # oldest first
         self._pending: dict[tuple[str, str], Reading] = {}
         self._dropped_gone = 0
 
@@ -128,18 +151,49 @@ class LiveFeed:
         """Messages lost to slow clients, since start (clients gone included)."""
         return self._dropped_gone + sum(c.dropped for c in self._clients)
 
-    def connect(self) -> FeedClient:
+    def users(self) -> dict[str, int]:
+        """How many clients each logged-in user holds."""
+        return dict(collections.Counter(c.user for c in self._clients))
+
+    @property
+    def waiting(self) -> int:
+        """Connections accepted that have not yet shown a token."""
+        return sum(self._waiting.values())
+
+    @contextlib.contextmanager
+    def awaiting_token(self, address: str) -> Iterator[None]:
+        """The lobby: a connection holds a place here, not a slot, until its token is checked.
+
+        Bounded in all and per client address, so one machine opening sockets it never logs in on cannot
+        keep everybody else's screens out of the lobby either."""
+        if self.waiting >= self.max_waiting:
+            raise FeedFull(f"{self.max_waiting} live connections already waiting for their token")
+        if self._waiting[address] >= self.max_waiting_per_address:
+            raise FeedFull(f"{self.max_waiting_per_address} live connections from {address} already waiting")
+        self._waiting[address] += 1
+        try:
+            yield
+        finally:
+            self._waiting[address] -= 1
+            if not self._waiting[address]:
+                del self._waiting[address]
+
+    def connect(self, user: str) -> FeedClient:
+        """A slot for a logged-in `user`; their oldest screens close if they would hold too many."""
+        mine = [c for c in self._clients if c.user == user]
+        for oldest in mine[: max(0, len(mine) + 1 - self.max_per_user)]:
+            self.disconnect(oldest, superseded=True)
         if len(self._clients) >= self.max_clients:
             raise FeedFull(f"{self.max_clients} live clients already connected")
-        client = FeedClient(self.client_queue)
-        self._clients.add(client)
+        client = FeedClient(self.client_queue, user)
+        self._clients[client] = None
         return client
 
-    def disconnect(self, client: FeedClient) -> None:
+    def disconnect(self, client: FeedClient, *, superseded: bool = False) -> None:
         if client in self._clients:
-            self._clients.discard(client)
+            del self._clients[client]
             self._dropped_gone += client.dropped
-        client.close()
+        client.close(superseded=superseded)
 
     def publish(self, kind: str, payload: BaseModel) -> None:
         if not self._clients:

@@ -62,6 +62,7 @@ from controller.line.poller import (
 )
 from controller.mqtt.bridge import MqttBridge
 from controller.users.auth import DEFAULT_TTL_S, TokenStore
+from controller.users.login_throttle import LoginThrottle
 from sequences.batch_host import BatchHost
 from sequences.operator_desk import OperatorDesk
 from sequences.plant_clock import PlantClock
@@ -74,6 +75,7 @@ PUMP_WAKE_S: Final = 1.0
 HEALTH_CHECK_S: Final = 1.0
 HTTP_START_TIMEOUT_S: Final = 10.0
 HTTP_STOP_TIMEOUT_S: Final = 10.0
+WS_MAX_MESSAGE_BYTES: Final = 64 * 1024  # a live client sends only its token (uvicorn would take 16 MiB)
 
 
 class ServiceError(ControllerError):
@@ -98,6 +100,7 @@ class ControllerService:
         history_points: int = 2400,
         client_queue: int = 256,
         max_clients: int = 32,
+        login_throttle: LoginThrottle | None = None,
     ) -> None:
         if not (state_interval_s > 0 and telemetry_interval_s > 0):
             raise ValueError("state_interval_s and telemetry_interval_s must be > 0 s")
@@ -109,6 +112,8 @@ class ControllerService:
             controller, self.tokens, self.history, self.feed, historian, desk, batches=batches
         )
         self.context.operations = operations
+        if login_throttle is not None:
+            self.context.login_throttle = login_throttle
         self.trends = trends if trends is not None else TrendHistory()
         self.context.trends = self.trends
         self.app: FastAPI = create_app(self.context)
@@ -244,6 +249,7 @@ class HttpServer:
             log_config=None,  # the process's logging stays as the CLI set it up
             access_log=False,
             timeout_graceful_shutdown=graceful_s,
+            ws_max_size=WS_MAX_MESSAGE_BYTES,
         )
         self._server = _EmbeddedServer(config)
         self._task: asyncio.Task[None] | None = None

@@ -38,6 +38,7 @@ class Permission(enum.StrEnum):
     SHELVE_ALARM = "alarm.shelve"  # hiding an alarm is a judgement about the plant: engineers and up
     UNSHELVE_ALARM = "alarm.unshelve"
     REGISTER_ITEM = "item.register"  # creates records the exposure ledger must later prove
+    UNLOCK_LOGIN = "login.unlock"  # lifts a lockout after wrong passwords: someone must have looked into it
 
 
 _OPERATOR: Final = frozenset({Permission.COMMAND, Permission.ACKNOWLEDGE_ALARM})
@@ -45,6 +46,7 @@ _ENGINEER: Final = _OPERATOR | {
     Permission.SHELVE_ALARM,
     Permission.UNSHELVE_ALARM,
     Permission.REGISTER_ITEM,
+    Permission.UNLOCK_LOGIN,
 }
 
 PERMISSIONS: Final[Mapping[str, frozenset[Permission]]] = MappingProxyType(

@@ -351,6 +351,7 @@ async def test_websocket_streams_state_telemetry_alarms_and_command_records(serv
     headers = await login(served, "op1")
     ws_url = served.url.replace("http://", "ws://") + "/ws"
     async with connect(ws_url, open_timeout=10, close_timeout=5) as ws:
+        await ws.send(json.dumps({"type": "auth", "token": headers["Authorization"].removeprefix("Bearer ")}))
         first = json.loads(await asyncio.wait_for(ws.recv(), WAIT_S))
         assert first["type"] == "state"
         assert {s["name"] for s in first["data"]["spaces"]} == {"inlet", "process", "outlet"}
@@ -418,8 +419,8 @@ def test_tokens_expire_and_the_store_stays_bounded() -> None:
 
 async def test_a_slow_client_loses_its_oldest_messages_and_never_blocks_publishing() -> None:
     feed = LiveFeed(client_queue=3)
-    slow = feed.connect()
-    fast = feed.connect()
+    slow = feed.connect("op1")
+    fast = feed.connect("op2")
     history = TelemetryHistory(points_per_channel=5)
     for i in range(10):
         reading = Reading.now(float(i), "Pa")

@@ -8,6 +8,7 @@ bounded auto-wait (`expect(...)`, WAIT_MS), never a sleep-and-hope.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import math
@@ -127,9 +128,12 @@ async def register_items(page: Page, hmi: Hmi) -> None:
         assert response.status == 201, await response.text()
 
 
+READING_STATUS = "reading the line every 1 s (log in for the live feed)"
+
+
 async def test_synoptic_shows_every_space_with_its_atmosphere_in_words_and_live_values(hmi: Hmi) -> None:
     page = await open_page(hmi)
-    await expect(page.locator("#feed-status")).to_have_text("live feed: connected")
+    await expect(page.locator("#feed-status")).to_have_text(READING_STATUS)  # nobody logged in yet
     for space in hmi.ctl.config.spaces:
         await expect(page.locator(f'[data-space="{space.name}"]')).to_be_visible()
     for port in hmi.ctl.config.ports:
@@ -155,6 +159,34 @@ async def test_synoptic_shows_every_space_with_its_atmosphere_in_words_and_live_
     await expect(page.locator("#login-user")).to_be_visible()
     await page.screenshot(path=artifact("hmi-synoptic.png"), full_page=True)
     await save_for_readme(page, "hmi-synoptic.png")
+
+
+async def test_the_page_reads_the_line_for_anybody_and_gets_the_live_feed_once_somebody_logs_in(
+    chromium_path: str,
+) -> None:
+    async with served_line(chromium_path, load_line_config()) as (line, service):
+        page = await open_page(line)
+        status = page.locator("#feed-status")
+        await expect(status).to_have_text(READING_STATUS)
+        await expect(page.locator('[data-atmosphere="inlet"]')).to_have_text("AIR")  # read over HTTP
+        assert service.feed.clients == 0
+
+        await log_in(page, "op1", "op1-demo")
+        await expect(status).to_have_text("live feed: connected")
+        async with asyncio.timeout(WAIT_MS / 1000):
+            while service.feed.users() != {"op1": 1}:  # noqa: ASYNC110 (the feed has no event to wait on)
+                await asyncio.sleep(0.05)
+        # the feed keeps the page current: state messages arrive at the service's rate (0.2 s here)
+        received = "async () => (await import('/hmi/live.js')).hmi.stateReceivedMs"
+        first = await page.evaluate(received)
+        await page.wait_for_function(f"async () => ({received})() > {first} + 500")
+        await expect(page.locator('[data-space="inlet"]')).not_to_contain_text("STALE")
+
+        await page.get_by_role("button", name="Log out").click()
+        await expect(status).to_have_text(READING_STATUS)
+        async with asyncio.timeout(WAIT_MS / 1000):
+            while service.feed.clients:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
 
 
 async def test_operator_logs_in_sees_a_refused_gate_with_its_reason_and_acknowledges_an_alarm(

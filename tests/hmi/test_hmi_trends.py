@@ -1,8 +1,9 @@
 """The HMI's live trends in a real browser, against a real controller and the simulated line.
 
-The charts are fed by the page's own WebSocket state messages; the test reads what an operator reads (the
-axis label and the latest value text) and compares it with the controller's own state. A page opened
-later starts with the controller's trend history (GET /api/trends), recorded while nobody watched.
+The charts are fed by the states the page reads (over HTTP until somebody logs in, then from the
+WebSocket); the test reads what an operator reads (the axis label and the latest value text) and
+compares it with the controller's own state. A page opened later starts with the controller's trend
+history (GET /api/trends), recorded while nobody watched.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from playwright.async_api import expect
 
 from controller.api.trend_history import TrendHistory
 from controller.config.line_config import load_line_config
-from tests.hmi.test_hmi_browser import Hmi, artifact, open_page, save_for_readme, served_line
+from tests.hmi.test_hmi_browser import Hmi, artifact, log_in, open_page, save_for_readme, served_line
 
 PRESSURE_FACTOR = 3.0  # the sim drifts between the page's sample and the gate's state; air stays air
 LATEST = re.compile(r"latest: ([-+0-9.e]+) Pa$")
@@ -114,7 +115,10 @@ async def test_a_page_opened_now_starts_with_the_history_recorded_before_it(line
     assert all(len(s["points"]) <= 300 for s in body["series"])  # downsampled for the window
     assert (await page.request.get(line.url + "/api/trends?window_s=10")).status == 422
 
-    # after a reconnect the history fills the silence; the series stays in order
+    # after a reconnect of the live feed (a logged-in page's) the history fills the silence; the series
+    # stays in order
+    await log_in(page, "op1", "op1-demo")
+    await expect(page.locator("#feed-status")).to_have_text("live feed: connected")
     await page.evaluate("async () => (await import('/hmi/live.js')).hmi.socket.close()")
     await expect(page.locator("#feed-status")).to_contain_text("DISCONNECTED")
     await expect(page.locator("#feed-status")).to_have_text("live feed: connected")

@@ -1,10 +1,11 @@
 // Who is logged in, and every call to the controller's API in their name: the token rides on each
 // request, a 401 ends the session on screen, and a log-in or log-out redraws what the person may do
-// (commands, alarm actions, prompts, the run panel) at once instead of at the next poll.
+// (commands, alarm actions, prompts, the run panel) at once instead of at the next poll, and switches the
+// page between the live feed (logged in) and reading the line over HTTP (nobody logged in).
 
 import { refreshAlarms } from "./alarms.js";
 import { forgetControls } from "./commands.js";
-import { hmi } from "./live.js";
+import { follow, hmi } from "./live.js";
 import { refreshPrompts } from "./prompts.js";
 import { refreshBatch } from "./run.js";
 import { renderSynoptic } from "./synoptic.js";
@@ -36,6 +37,7 @@ export function setSession(token, session) {
   document.getElementById("logged-in").hidden = !token;
   document.getElementById("who").textContent = session ? `Logged in: ${session.user} (${session.role})` : "";
   forgetControls();
+  follow(token, () => setSession(null, null));
   if (hmi.state) renderSynoptic();
   refreshAlarms();
   refreshPrompts();
