@@ -5,9 +5,9 @@ again finds its unfinished batch (same content hash, status running) and continu
 stay finished, the interrupted job resumes from its last checkpoint (see `JobRunner`).
 
 Failure policy per job: "stop" ends the queue with the line safe and the electrode where it is (a
-person decides); "skip" takes the electrode out as a reject and goes on with the next job, as long
-as the reject path itself works — if it does not, the queue stops. A safety trip (ABORTED) always
-stops the queue.
+person decides); "skip" takes the electrode out as a reject (the job ends REJECTED) and goes on with
+the next job, as long as the reject path itself works — if it does not, the queue stops. A safety
+trip (ABORTED) and a job that cannot tell where it stands (it needs a person) always stop the queue.
 """
 
 from __future__ import annotations
@@ -135,11 +135,11 @@ class BatchRunner:
         try:
             outcome = await runner.run()
             if outcome.outcome != "held":
-                return outcome, False
+                return outcome, outcome.needs_person
             if job.on_failure == "skip" and not self._stop.is_set():
                 outcome = await runner.unhold_and_reject()
                 if outcome.outcome != "held":
-                    return outcome, False
+                    return outcome, outcome.needs_person
             return await runner.stop_held(), True
         finally:
             self.current = None

@@ -566,21 +566,28 @@ async def return_to_room(ctx: JobContext) -> None:
     await _set_port(ctx, r.inlet_door, False, "reject: close the inlet outer door")
 
 
-def reject_plan(ctx: JobContext) -> list[Phase]:
-    """The way out from wherever the electrode is now (after a fault or a spoiling interruption)."""
+def electrode_space(ctx: JobContext) -> str | None:
+    """Where the job's electrode is now (None when it was never registered: nothing to take out)."""
     state = ctx.state()
-    base = ctx.items.base
-    if base not in state.items:
+    return space_of(ctx.items.base, state.items) if ctx.items.base in state.items else None
+
+
+def reject_plan(route: Route, where: str | None) -> list[Phase]:
+    """The way out from `where` the electrode was when it was rejected.
+
+    A pure function of the route and that space, both on record: a resume rebuilds the very plan
+    that wrote the checkpoint, whatever has moved since. Its phases have names of their own
+    (`reject_...`), so a reject-path checkpoint can never be mistaken for one of the normal plan's.
+    Every phase checks where things already are, so running one again is harmless.
+    """
+    if where is None or where == ROOM:
         return []
-    where = space_of(base, state.items)
-    if where == ROOM:
-        return []
-    if where == ctx.route.inlet and ctx.route.inlet != ctx.route.outlet:
+    if where == route.inlet and route.inlet != route.outlet:
         return [Phase("reject_return", "return to the room through the inlet", True, GLOVE_S, return_to_room)]
     phases = unload_phases()
-    if where == ctx.route.outlet:
+    if where == route.outlet:
         phases = [p for p in phases if p.name not in ("fill_process", "transfer_out")]
-    return phases
+    return [dataclasses.replace(p, name=f"reject_{p.name}", title=f"reject: {p.title}") for p in phases]
 
 
 def _coat(ctx: JobContext, layer_material: str) -> None:

@@ -227,14 +227,45 @@ async def test_a_stop_inside_a_layer_resumes_by_rejecting_the_electrode(rig: Rig
     assert resumed.resumed
     assert resumed.batch.id == stopped.batch.id
     [job] = resumed.jobs
-    assert job.outcome == "failed"
+    assert job.outcome == "rejected"
     assert "deposit_1" in job.message
     assert job.attempts == 2
     assert resumed.exit_code == 1
     events = await rig.events(job)
     assert kinds(events, "rejected")[0]["phase"] == "deposit_1"
+    assert kinds(events, "rejected")[0]["from"] == "process"
     done = [d["phase"] for d in kinds(events, "checkpoint") if d["status"] == "done"]
-    assert done[-4:] == ["purge_outlet", "transfer_out", "seal", "unload"]  # it left the line sealed
+    # it left the line sealed, along the reject path's own phases
+    assert done[-4:] == ["reject_purge_outlet", "reject_transfer_out", "reject_seal", "reject_unload"]
+
+
+async def stop_when(rig: Rig, task: asyncio.Task[BatchResult], checkpoint: str) -> BatchResult:
+    """Ctrl-C on `depline batch` once the first job's checkpoint reads `checkpoint`."""
+    await wait_for_job(rig, task, lambda rows: rows[0]["checkpoint"] == checkpoint)
+    os.kill(os.getpid(), signal.SIGINT)
+    stopped = await asyncio.wait_for(task, 120)
+    assert stopped.status == "stopped", stopped
+    return stopped
+
+
+async def test_a_second_interruption_on_the_reject_path_never_turns_a_rejection_into_done(rig: Rig) -> None:
+    """The reject path reuses the unload's steps: a resume must find its checkpoint in the reject path's
+    own plan (before, `fill_process:started` was looked up in the normal plan and the job ended done)."""
+    queue = rig.queue('[[jobs]]\nrecipe = "thin.toml"\n')
+    await stop_when(rig, asyncio.create_task(rig.run(queue)), "deposit_1:started")
+    await stop_when(rig, asyncio.create_task(rig.run(queue)), "reject_fill_process:started")
+    result = await rig.run(queue)
+    [job] = result.jobs
+    assert (job.outcome, job.attempts) == ("rejected", 3)
+    assert result.exit_code == 1
+    events = await rig.events(job)
+    phases = [str(d["phase"]) for d in kinds(events, "checkpoint") if d["status"] == "started"]
+    after_rejection = phases[phases.index("deposit_1") + 1 :]
+    assert after_rejection
+    assert all(p.startswith("reject_") for p in after_rejection), after_rejection
+    assert len(kinds(events, "rejected")) == 1  # decided once, carried across the second interruption
+    seals = [d for d in kinds(events, "confirm") if "close it" in str(d.get("prompt"))]
+    assert len(seals) == 1  # the electrode was sealed once, not asked for again
 
 
 async def test_a_failed_job_is_rejected_and_the_queue_goes_on_with_the_next(rig: Rig) -> None:
@@ -252,7 +283,7 @@ async def test_a_failed_job_is_rejected_and_the_queue_goes_on_with_the_next(rig:
     repair()
     result = await asyncio.wait_for(task, 240)
     first, second = result.jobs
-    assert first.outcome == "failed"
+    assert first.outcome == "rejected"
     assert "turbo" in first.message.lower()
     assert second.outcome == "done"
     assert result.exit_code == 1
@@ -299,7 +330,7 @@ async def test_an_antechamber_that_does_not_dry_is_a_purge_fault_not_an_endless_
     inject(rig.sim, Fault("leak", space="inlet", rate_pa_m3_s=2e-3))
     result = await asyncio.wait_for(task, 240)
     [job] = result.jobs
-    assert job.outcome == "failed"
+    assert job.outcome == "rejected"
     assert "not converging" in job.message or "not in spec after" in job.message
     events = await rig.events(job)
     cycles = kinds(events, "purge_cycle")
