@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from controller.line.controller import LineController
 from sequences.batch_queue import BatchQueue
 from sequences.batch_store import BatchRow, BatchStore, JobRow
-from sequences.job_runner import JobOutcome, JobRunner, Progress
+from sequences.job_runner import JobOutcome, JobRunner, Progress, RecordsDurable
 from sequences.operator_desk import OperatorDesk
 from sequences.plant_clock import PlantClock
 
@@ -52,8 +52,10 @@ class BatchRunner:
         on_progress: Callable[[Progress, int, int], None] | None = None,
         on_job_end: Callable[[JobRow, JobOutcome], None] | None = None,
         on_start: Callable[[BatchRow, list[JobRow], bool], None] | None = None,
+        durable: RecordsDurable | None = None,
     ) -> None:
         self.ctl = ctl
+        self.durable = durable
         self.store = store
         self.queue = queue
         self.clock = clock
@@ -130,7 +132,15 @@ class BatchRunner:
             if self.on_progress is not None:
                 self.on_progress(p, position, total)
 
-        runner = JobRunner(self.ctl, self.store, job, clock=self.clock, desk=self.desk, on_progress=progress)
+        runner = JobRunner(
+            self.ctl,
+            self.store,
+            job,
+            clock=self.clock,
+            desk=self.desk,
+            on_progress=progress,
+            durable=self.durable,
+        )
         self.current = runner
         try:
             outcome = await runner.run()

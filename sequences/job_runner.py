@@ -33,7 +33,7 @@ import dataclasses
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,6 +58,11 @@ SUSPEND_POLL_S = 0.2
 MAX_SUSPEND_S = 4 * 3600.0  # plant seconds suspended before it becomes a fault that needs a person
 HOLD_RECHECK_S = 5.0  # a held run re-reads its flags at least this often (wall s), even unwoken
 PHASE_FAILURES = (ControllerError, DriverError, TimeoutError, OSError)
+RecordsDurable = Callable[[], Awaitable[bool]]  # True once every line record so far is on disk
+
+
+class RecordsNotDurable(ControllerError):
+    """The historian could not confirm the line's records before a checkpoint: the checkpoint waits."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,8 +111,10 @@ class JobRunner:
         desk: OperatorDesk,
         user: str = "sequence",
         on_progress: Callable[[Progress], None] | None = None,
+        durable: RecordsDurable | None = None,
     ) -> None:
         self.ctl = ctl
+        self.durable = durable
         self.store = store
         self.job = job
         self.clock = clock
@@ -204,7 +211,9 @@ class JobRunner:
         await self.store.update_job(
             job.id, attempts=job.attempts + 1, started_at=job.started_at or time.time()
         )
-        self._decision_events = [e for e in await self.store.events(job.id) if e["kind"] in DECISION_KINDS]
+        events = await self.store.events(job.id)
+        self._decision_events = [e for e in events if e["kind"] in DECISION_KINDS]
+        self.ctx.carried_confirmations = confirmations_since_checkpoint(events)
         self.machine.fire("start")
         self.machine.fire("sc")
         decided = self.decided
@@ -252,15 +261,21 @@ class JobRunner:
             ended = await self._before_phase(phase)
             if ended is not None:
                 return ended
-            await self.store.update_job(self.job.id, checkpoint=f"{phase.name}:started")
-            await self._record("checkpoint", {"phase": phase.name, "status": "started"})
+            await self._checkpoint(phase, "started")
             failure = await self._run_phase(phase)
             if failure is not None:
                 return await self._after_failure(phase, failure)
-            await self.store.update_job(self.job.id, checkpoint=f"{phase.name}:done")
-            await self._record("checkpoint", {"phase": phase.name, "status": "done"})
+            await self._checkpoint(phase, "done")
         self._progress(len(phases), len(phases), "done", 1.0)
         return None
+
+    async def _checkpoint(self, phase: Phase, status: str) -> None:
+        """The checkpoint goes on disk only after what the line recorded before it (a move, a seal):
+        a resume must never find a phase done whose item moves the inventory has lost."""
+        if self.durable is not None and not await self.durable():
+            raise RecordsNotDurable(f"the historian did not confirm the records before {phase.name}:{status}")
+        await self.store.update_job(self.job.id, checkpoint=f"{phase.name}:{status}")
+        await self._record("checkpoint", {"phase": phase.name, "status": status})
 
     async def _before_phase(self, phase: Phase) -> JobOutcome | None:
         if self._trip is not None:
@@ -513,3 +528,14 @@ def checkpoint_in(
     if status == "done":
         return index + 1, None
     return (index, None) if phases[index].repeatable else (index, name)
+
+
+def confirmations_since_checkpoint(events: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The confirmations an interrupted attempt recorded after its last checkpoint, by prompt key:
+    given inside the phase that will now run again."""
+    last = max((i for i, e in enumerate(events) if e["kind"] == "checkpoint"), default=-1)
+    return {
+        str(e["detail"]["key"]): e["detail"]
+        for e in events[last + 1 :]
+        if e["kind"] == "confirm" and isinstance(e["detail"], dict) and "key" in e["detail"]
+    }

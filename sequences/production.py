@@ -105,6 +105,9 @@ class JobContext:
     save_items: Callable[[JobItems], Awaitable[None]]
     user: str = "sequence"
     notes: dict[str, Any] = field(default_factory=dict)
+    # confirmations recorded inside the phase an earlier attempt was interrupted in, by prompt key:
+    # the glove work was done, so the resumed phase uses them instead of asking the person again
+    carried_confirmations: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def config(self) -> LineConfig:
@@ -138,7 +141,15 @@ class Phase:
 
 
 async def _confirm(ctx: JobContext, key: str, prompt: str) -> str:
-    """Ask the operator, record the answer and the wait; returns who confirmed."""
+    """Ask the operator, record the answer and the wait; returns who confirmed.
+
+    A confirmation already on record for this prompt in the interrupted phase is used once instead:
+    the person did the glove work before the controller stopped, and asking again would both repeat
+    the question and put a second confirmation of one action on the record."""
+    carried = ctx.carried_confirmations.pop(f"{ctx.job_id}:{key}", None)
+    if carried is not None:
+        log.info("confirmation carried over", extra={"job": ctx.job_id, "key": key, "user": carried["user"]})
+        return str(carried["user"])
     confirmation = await ctx.desk.confirm(
         f"{ctx.job_id}:{key}", prompt, timeout_s=ctx.wall(CONFIRM_TIMEOUT_S)
     )

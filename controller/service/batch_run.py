@@ -173,6 +173,7 @@ async def run_batch(
                         on_start=board.start,
                         on_progress=board.update,
                         on_job_end=board.job_end,
+                        durable=recorder.historian.flush,
                     )
                 )
                 if api_listener is not None:
