@@ -319,6 +319,8 @@ class JobRunner:
 
     async def _run_phase(self, phase: Phase) -> BaseException | None:
         self._phase_task = asyncio.create_task(phase.run(self.ctx), name=f"job:{self.job.id}:{phase.name}")
+        if self._stop.is_set() or self._trip is not None:
+            self._phase_task.cancel()  # asked for while its checkpoint was being written: not after it
         try:
             await self._phase_task
         except asyncio.CancelledError:

@@ -28,7 +28,7 @@ from controller.service.line_service import bind_listener, url_of
 from sequences.batch import BatchResult
 from sequences.batch_queue import load_queue, shipped_recipe
 from sequences.batch_store import BatchStore, JobRow
-from sequences.operator_desk import OperatorDesk
+from sequences.operator_desk import OperatorDesk, Request
 from sequences.plant_clock import PlantClock
 from sim_hardware.faults import Fault, inject
 from sim_hardware.line import InitialAtmosphere, SimLine
@@ -70,12 +70,21 @@ duration_s = 300.0
 """
 
 
+# The same job with a layer five times thicker: a stop aimed at the layer has seconds to land in it,
+# not a fraction of one, however loaded the machine running the tests is.
+THICK_ANNEALED = THIN_ANNEALED.replace("thickness_um = 0.05", "thickness_um = 0.25")
+PromptAction = Callable[[Request], None]
+
+
 @dataclasses.dataclass
 class Rig:
     config: LineConfig
     folder: Path
     sim: SimLine | None = None
     started: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+    # called when the line asks for glove work whose key ends with the given name: a test acts at a
+    # known point of the sequence (the job waits on the prompt), never on a race with wall time
+    on_prompt: dict[str, PromptAction] = dataclasses.field(default_factory=dict)
 
     def line(self) -> Callable[[], AbstractAsyncContextManager[LineConfig]]:
         @contextlib.asynccontextmanager
@@ -93,12 +102,14 @@ class Rig:
 
     def queue(self, jobs: str, name: str = "queue.toml") -> Path:
         (self.folder / "thin.toml").write_text(THIN_ANNEALED, encoding="utf-8")
+        (self.folder / "thick.toml").write_text(THICK_ANNEALED, encoding="utf-8")
         path = self.folder / name
         path.write_text(jobs, encoding="utf-8")
         return path
 
     async def run(self, queue: Path, out: io.StringIO | None = None) -> BatchResult:
         desk = OperatorDesk(clock=CLOCK, simulated_glove_work_s=60.0)
+        desk.listeners.append(self._prompted)
         return await run_batch(
             self.config,
             load_queue(queue),
@@ -108,6 +119,11 @@ class Rig:
             out=out or io.StringIO(),
             plan=simulated_plan(self.config),
         )
+
+    def _prompted(self, request: Request) -> None:
+        action = self.on_prompt.pop(request.key.rsplit(":", 1)[-1], None)
+        if action is not None:
+            action(request)
 
     async def events(self, job: JobRow) -> list[dict[str, object]]:
         async with BatchStore(self.config.database.url) as store:
@@ -212,7 +228,7 @@ async def test_a_job_runs_every_phase_and_its_electrode_never_sees_air(rig: Rig)
 
 
 async def test_a_stop_inside_a_layer_resumes_by_rejecting_the_electrode(rig: Rig) -> None:
-    queue = rig.queue('[[jobs]]\nrecipe = "thin.toml"\n')
+    queue = rig.queue('[[jobs]]\nrecipe = "thick.toml"\n')
     first = asyncio.create_task(rig.run(queue))
     # the operator stops the batch once the layer is being deposited
     await wait_for_job(rig, first, lambda rows: rows[0]["checkpoint"] == "deposit_1:started")
@@ -239,21 +255,27 @@ async def test_a_stop_inside_a_layer_resumes_by_rejecting_the_electrode(rig: Rig
     assert done[-4:] == ["reject_purge_outlet", "reject_transfer_out", "reject_seal", "reject_unload"]
 
 
-async def stop_when(rig: Rig, task: asyncio.Task[BatchResult], checkpoint: str) -> BatchResult:
-    """Ctrl-C on `depline batch` once the first job's checkpoint reads `checkpoint`."""
-    await wait_for_job(rig, task, lambda rows: rows[0]["checkpoint"] == checkpoint)
-    os.kill(os.getpid(), signal.SIGINT)
-    stopped = await asyncio.wait_for(task, 120)
-    assert stopped.status == "stopped", stopped
-    return stopped
+def ctrl_c(_: Request | None = None) -> None:
+    os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C on `depline batch` does
+
+
+async def until_stopped(task: asyncio.Task[BatchResult], checkpoint: str) -> BatchResult:
+    result = await asyncio.wait_for(task, 120)
+    assert result.status == "stopped", result
+    assert result.jobs[0].checkpoint == checkpoint
+    return result
 
 
 async def test_a_second_interruption_on_the_reject_path_never_turns_a_rejection_into_done(rig: Rig) -> None:
     """The reject path reuses the unload's steps: a resume must find its checkpoint in the reject path's
-    own plan (before, `fill_process:started` was looked up in the normal plan and the job ended done)."""
-    queue = rig.queue('[[jobs]]\nrecipe = "thin.toml"\n')
-    await stop_when(rig, asyncio.create_task(rig.run(queue)), "deposit_1:started")
-    await stop_when(rig, asyncio.create_task(rig.run(queue)), "reject_fill_process:started")
+    own plan (before, `prepare_outlet:started` was looked up in the normal plan and the job ended done)."""
+    queue = rig.queue('[[jobs]]\nrecipe = "thick.toml"\n')
+    first = asyncio.create_task(rig.run(queue))
+    await wait_for_job(rig, first, lambda rows: rows[0]["checkpoint"] == "deposit_1:started")
+    ctrl_c()
+    await until_stopped(first, "deposit_1:started")
+    rig.on_prompt["place_out_container"] = ctrl_c  # the reject path waits for the outlet container
+    await until_stopped(asyncio.create_task(rig.run(queue)), "reject_prepare_outlet:started")
     result = await rig.run(queue)
     [job] = result.jobs
     assert (job.outcome, job.attempts) == ("rejected", 3)
@@ -277,10 +299,9 @@ async def test_a_failed_job_is_rejected_and_the_queue_goes_on_with_the_next(rig:
     await asyncio.wait_for(rig.started.wait(), 60)
     assert rig.sim is not None
     repair = inject(rig.sim, Fault("pump_failure", pump="process.turbo"))
-    # repaired while job 1 is still on its way out (the reject path needs no turbo), never after job 2 may
-    # have reached its own pump-down: a slow machine must not turn this into a second failure
-    await wait_for_job(rig, task, lambda rows: str(rows[0]["checkpoint"]).startswith("reject_return:"))
-    repair()
+    # repaired while job 1 is on its way out (the reject path needs no turbo), at its prompt to take the
+    # container back, so job 2 can never reach its own pump-down first, however slow the machine
+    rig.on_prompt["take_back"] = lambda _: repair()
     result = await asyncio.wait_for(task, 240)
     first, second = result.jobs
     assert first.outcome == "rejected"
@@ -341,7 +362,7 @@ async def test_an_antechamber_that_does_not_dry_is_a_purge_fault_not_an_endless_
 async def test_a_forced_interlock_action_during_a_layer_aborts_the_run_and_stops_the_queue(rig: Rig) -> None:
     """A leak during the deposition pushes the chamber out of the source's pressure window: the
     supervisor switches the source off through the gate, which is a safety trip: ABORTED, queue over."""
-    queue = rig.queue('on_failure = "skip"\n[[jobs]]\nrecipe = "thin.toml"\ncount = 2\n')
+    queue = rig.queue('on_failure = "skip"\n[[jobs]]\nrecipe = "thick.toml"\ncount = 2\n')
     task = asyncio.create_task(rig.run(queue))
     await wait_for_job(rig, task, lambda rows: rows[0]["checkpoint"] == "deposit_1:started")
     assert rig.sim is not None
