@@ -46,7 +46,16 @@ from sequences.batch_store import BatchStore, JobItems, JobRow
 from sequences.job_record import DECISION_KINDS, Decisions, decisions, worst
 from sequences.operator_desk import OperatorDesk
 from sequences.plant_clock import PlantClock
-from sequences.production import JobContext, Phase, Route, electrode_space, plan, reject_plan, route_of
+from sequences.production import (
+    JobContext,
+    Phase,
+    Route,
+    electrode_space,
+    plan,
+    recover_partial_layer,
+    reject_plan,
+    route_of,
+)
 from sequences.recipe import parse_recipe
 from sequences.run_state import RunState, RunStateMachine
 from sequences.safe_state import make_safe
@@ -227,6 +236,8 @@ class JobRunner:
             )
         start, spoiled = checkpoint
         if spoiled:
+            if spoiled.startswith("deposit_"):
+                await recover_partial_layer(self.ctx, events, spoiled, self.store.last_sample)
             self.message = f"interrupted during {spoiled}, which cannot be repeated: electrode rejected"
             await self._decide_reject({"phase": spoiled, "why": self.message})
             return await self._reject()

@@ -23,7 +23,7 @@ import dataclasses
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,7 +35,15 @@ from controller.line.items import ItemKind, space_of
 from controller.line.state import LineState
 from sequences.batch_store import JobItems
 from sequences.chamber_pressure import fill_with_gas, pump_to_base
-from sequences.deposition_steps import anneal, deposit, etch, source_for
+from sequences.chamber_readings import reading_of
+from sequences.deposition_steps import (
+    DepositReport,
+    ShuttersOpening,
+    anneal,
+    deposit,
+    etch,
+    source_for,
+)
 from sequences.operator_desk import OperatorDesk
 from sequences.plant_clock import PlantClock
 from sequences.recipe import AnnealStep, DepositStep, EtchStep, Recipe
@@ -404,28 +412,100 @@ def _etch(step: EtchStep) -> PhaseBody:
     return run
 
 
-def _deposit(step: DepositStep) -> PhaseBody:
+def _deposit(step: DepositStep, phase: str) -> PhaseBody:
     async def run(ctx: JobContext) -> None:
-        report = await deposit(
-            ctx.ctl.gate,
-            ctx.route.process,
-            source=source_for(step.method, step.layer),
-            ion_assist=step.method == "ion_plating",
-            thickness_nm=step.thickness_um * 1000.0,
-            substrate_temp_c=step.substrate_temp_c,
-            process_pressure_pa=step.process_pressure_pa,
-            clock=ctx.clock,
-            timeout_s=ctx.step_timeout_s * 4,
-            user=ctx.user,
-        )
-        _coat(ctx, ctx.recipe.target(step.target).material)
+        material = ctx.recipe.target(step.target).material
+        target_nm = step.thickness_um * 1000.0
+
+        async def opening(monitor: str, monitor_nm: float) -> None:
+            opened = {"phase": phase, "layer": step.layer, "material": material, "monitor": monitor}
+            ctx.notes["layer_open"] = {**opened, "monitor_nm": monitor_nm, "target_nm": target_nm}
+            await ctx.record("layer_open", ctx.notes["layer_open"])  # a stop may land in this await
+
+        try:
+            report = await _deposit_layer(ctx, step, opening)
+        except BaseException:
+            opened = ctx.notes.pop("layer_open", None)
+            if opened is not None:  # the shutters had opened: whatever the monitor gained is on it
+                reading = reading_of(ctx.ctl.gate, str(opened["monitor"]), "thickness")
+                await record_partial_layer(ctx, opened, None if reading is None else reading.value, "live")
+            raise
+        ctx.notes.pop("layer_open", None)
+        _coat(ctx, material)
         detail = {"step": "deposit", "layer": step.layer, "method": step.method, "target": step.target}
         await ctx.record(
             "step_report",
-            {**detail, "target_thickness_nm": step.thickness_um * 1000.0, **dataclasses.asdict(report)},
+            {**detail, "target_thickness_nm": target_nm, **dataclasses.asdict(report)},
         )
 
     return run
+
+
+async def _deposit_layer(ctx: JobContext, step: DepositStep, opening: ShuttersOpening) -> DepositReport:
+    return await deposit(
+        ctx.ctl.gate,
+        ctx.route.process,
+        source=source_for(step.method, step.layer),
+        ion_assist=step.method == "ion_plating",
+        thickness_nm=step.thickness_um * 1000.0,
+        substrate_temp_c=step.substrate_temp_c,
+        process_pressure_pa=step.process_pressure_pa,
+        clock=ctx.clock,
+        timeout_s=ctx.step_timeout_s * 4,
+        user=ctx.user,
+        on_open=opening,
+    )
+
+
+async def record_partial_layer(
+    ctx: JobContext, opened: Mapping[str, Any], monitor_nm: float | None, source: str
+) -> None:
+    """A layer interrupted after its shutters opened is a layer: the electrode is recorded as carrying
+    what the monitor gained since the opening (unknown when no reading survived), never as bare."""
+    start = float(opened["monitor_nm"])
+    gained = None if monitor_nm is None or not math.isfinite(monitor_nm) else max(0.0, monitor_nm - start)
+    if gained == 0.0:
+        if source == "live":
+            return  # read as the layer stopped: the film had not started, nothing is on it
+        gained = None  # the last recorded sample may predate growth nobody recorded: unknown, not none
+    _coat(ctx, str(opened["material"]))
+    await ctx.record(
+        "partial_layer",
+        {
+            "phase": opened.get("phase"),
+            "layer": opened.get("layer"),
+            "material": opened["material"],
+            "thickness_nm": "unknown" if gained is None else round(gained, 2),
+            "target_nm": opened.get("target_nm"),
+            "measured": source,  # "live": the monitor as the layer stopped; "recorded": its last sample
+        },
+    )
+
+
+# device, channel, since ts, until ts -> the newest value recorded in between
+LastSample = Callable[[str, str, float, float], Awaitable[float | None]]
+
+
+async def recover_partial_layer(
+    ctx: JobContext, events: list[dict[str, Any]], phase: str, last_sample: LastSample
+) -> None:
+    """After a restart inside the deposit `phase`: what the interrupted layer left on the electrode is
+    on record, from the monitor's last recorded sample since the shutters opened when the process
+    died before it could say (kill -9, power cut)."""
+    for event in reversed(events):
+        detail = event["detail"] if isinstance(event["detail"], dict) else {}
+        if detail.get("phase") != phase:
+            continue
+        if event["kind"] == "partial_layer":
+            material = str(detail["material"])
+            if not ctx.ctl.model.items[ctx.items.base].material.startswith(f"{material}/"):
+                _coat(ctx, material)  # the coating's own record did not survive the stop: again
+            return
+        if event["kind"] == "layer_open":
+            until = ctx.ctl.started_ts or time.time()  # later readings are this process's, not the layer's
+            measured = await last_sample(str(detail["monitor"]), "thickness", float(event["ts"]), until)
+            await record_partial_layer(ctx, detail, measured, "recorded")
+            return
 
 
 def _anneal(step: AnnealStep) -> PhaseBody:
@@ -542,7 +622,7 @@ def plan(recipe: Recipe) -> list[Phase]:
                 phases.append(Phase(f"pump_down_{n}", title, True, 1800.0, _pump_down(step.base_pressure_pa)))
                 estimate = step.thickness_um * 1000.0 / 0.3 + 300.0
                 title = f"deposit {step.layer} by {step.method.replace('_', ' ')}"
-                phases.append(Phase(f"deposit_{n}", title, False, estimate, _deposit(step)))
+                phases.append(Phase(f"deposit_{n}", title, False, estimate, _deposit(step, f"deposit_{n}")))
             case AnnealStep():
                 title = f"anneal at {step.temp_c:g} °C"
                 phases.append(Phase(f"anneal_{n}", title, False, step.duration_s + 900.0, _anneal(step)))

@@ -85,24 +85,30 @@ class Sweep:
         return args
 
     def checkpoint(self) -> str:
+        """The job's checkpoint, followed by ' layer_open' once a layer's shutters have opened."""
         if not self.db.exists():
             return ""
         with sqlite3.connect(self.db) as conn:
             try:
-                row = conn.execute("SELECT checkpoint FROM jobs ORDER BY position LIMIT 1").fetchone()
+                row = conn.execute(
+                    "SELECT checkpoint, EXISTS (SELECT 1 FROM job_events WHERE kind = 'layer_open' "
+                    "AND job_id = jobs.id) FROM jobs ORDER BY position LIMIT 1"
+                ).fetchone()
             except sqlite3.OperationalError:  # the schema is not there yet
                 return ""
-        return str(row[0]) if row else ""
+        return (str(row[0]) + (" layer_open" if row[1] else "")) if row else ""
 
     async def kill_at(self, phase: str, scenario: str | None = None) -> None:
-        """Run the batch and SIGKILL it the moment `phase` has started."""
+        """Run the batch and SIGKILL it the moment `phase` has started (`deposit_1 layer_open`: once the
+        layer's shutters have opened)."""
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "controller.cli", *self.args(scenario),
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, cwd=ROOT,
         )  # fmt: skip
         try:
+            wanted = phase.replace(" ", ":started ", 1) if " " in phase else f"{phase}:started"
             async with asyncio.timeout(KILL_WAIT_S):
-                while self.checkpoint() != f"{phase}:started":
+                while self.checkpoint() != wanted:
                     assert proc.returncode is None, f"the batch ended before {phase} started"
                     await asyncio.sleep(0.01)
         finally:
@@ -128,6 +134,10 @@ class Sweep:
 def phase_before_containers_open(kills: list[str]) -> bool:
     """Every air-sensitive item still sealed at each kill: nothing was exposed while nobody watched."""
     return all(k in ("load", "purge_inlet", "prepare_process", "open_containers") for k in kills)
+
+
+def partial_layers(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [e["detail"] for e in events if e["kind"] == "partial_layer"]
 
 
 def expected_outcome(kills: list[str], scenario: str | None) -> str:
@@ -163,10 +173,10 @@ async def sweep(folder: Path, kills: list[str], scenario: str | None = None, spe
     else:
         assert verdicts[0].startswith("NOT CERTIFIED"), report
         assert "rejected" in verdicts[0]
-    await _every_item_is_out_and_located(run, job_id)
+    await _every_item_is_out_and_located(run, job_id, events)
 
 
-async def _every_item_is_out_and_located(run: Sweep, job_id: str) -> None:
+async def _every_item_is_out_and_located(run: Sweep, job_id: str, events: list[dict[str, Any]]) -> None:
     historian = Historian(f"sqlite:///{run.db}", spill_dir=run.folder / "spill")
     await historian.start()
     try:
@@ -177,6 +187,8 @@ async def _every_item_is_out_and_located(run: Sweep, job_id: str) -> None:
     box = inventory[base.location]
     assert box.sealed, (base, box)
     assert box.location == "room", box
+    for partial in partial_layers(events):  # an interrupted layer is on it: judged as the stack
+        assert base.material.startswith(f"{partial['material']}/"), (base, partial)
     assert all(item.location for item in inventory.values())
 
 
@@ -193,6 +205,16 @@ async def test_a_kill_during_reject_return_never_restarts_the_job_from_load(tmp_
     there used to restart the whole recipe and certify the electrode. (At 100x: the way back through the
     inlet is a short phase, and the fault comes early, so the slower clock costs little.)"""
     await sweep(tmp_path, ["reject_return"], scenario=TURBO_DEAD_AT_START, speed=100.0)
+
+
+async def test_a_layer_killed_after_its_shutters_opened_is_on_record_from_the_monitors_samples(
+    tmp_path: Path,
+) -> None:
+    await sweep(tmp_path, ["deposit_1 layer_open"])
+    _, outcome, events = Sweep(tmp_path).job()
+    [partial] = partial_layers(events)
+    assert (outcome, partial["measured"], partial["layer"]) == ("rejected", "recorded", "electrolyte")
+    assert partial["thickness_nm"] == "unknown" or 0.0 <= float(partial["thickness_nm"]) <= 50.0
 
 
 async def test_a_kill_in_a_repeatable_phase_resumes_it_and_certifies_the_electrode(tmp_path: Path) -> None:

@@ -150,7 +150,10 @@ def _job_rows(db: Path) -> list[dict[str, object]]:
     with sqlite3.connect(db) as conn:
         conn.row_factory = sqlite3.Row
         try:
-            rows = conn.execute("SELECT checkpoint, outcome, state FROM jobs ORDER BY position").fetchall()
+            rows = conn.execute(
+                "SELECT checkpoint, outcome, state, (SELECT group_concat(kind, ' ') FROM job_events "
+                "WHERE job_events.job_id = jobs.id) AS events FROM jobs ORDER BY position"
+            ).fetchall()
         except sqlite3.OperationalError:  # the schema is not there yet
             return []
     return [dict(r) for r in rows]
@@ -264,6 +267,30 @@ async def until_stopped(task: asyncio.Task[BatchResult], checkpoint: str) -> Bat
     assert result.status == "stopped", result
     assert result.jobs[0].checkpoint == checkpoint
     return result
+
+
+async def test_a_layer_stopped_after_its_shutters_opened_is_recorded_as_a_layer(rig: Rig) -> None:
+    """The electrode carries what the monitor measured before the stop, and is judged as that stack."""
+    queue = rig.queue('[[jobs]]\nrecipe = "thick.toml"\n')
+    first = asyncio.create_task(rig.run(queue))
+    await wait_for_job(rig, first, lambda rows: "layer_open" in str(rows[0]["events"]))
+    ctrl_c()
+    await until_stopped(first, "deposit_1:started")
+    result = await rig.run(queue)
+    [job] = result.jobs
+    assert job.outcome == "rejected"
+    events = await rig.events(job)
+    [partial] = kinds(events, "partial_layer")
+    assert partial["measured"] == "live"
+    assert 0.0 < float(str(partial["thickness_nm"])) < 250.0
+    assert (partial["layer"], partial["target_nm"]) == ("electrolyte", 250.0)
+    historian = Historian(rig.config.database.url, spill_dir=rig.folder / "spill")
+    await historian.start()
+    try:
+        final = {item.id: item for item in (await historian.inventory()).items}
+    finally:
+        await historian.stop()
+    assert final[job.items.base].material == "57Li2S-38SiS2-5Li3PO4/Li/Cu"  # not the bare foil
 
 
 async def test_a_second_interruption_on_the_reject_path_never_turns_a_rejection_into_done(rig: Rig) -> None:
