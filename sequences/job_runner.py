@@ -54,6 +54,7 @@ from sequences.production import (
     plan,
     recover_partial_layer,
     reject_plan,
+    restore_inert,
     route_of,
 )
 from sequences.recipe import parse_recipe
@@ -427,6 +428,7 @@ class JobRunner:
         if self.machine.current not in (RunState.ABORTING, RunState.ABORTED):
             self.machine.fire("abort")
         await self._make_line_safe(why)
+        await restore_inert(self.ctx, why)  # an unsealed item is not left in a space out of spec
         self.machine.fire("sc")
         if not recorded:
             await self._record("abort", {"why": why})

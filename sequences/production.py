@@ -31,7 +31,7 @@ from controller.config.line_config import LineConfig
 from controller.errors import ControllerError, UserError
 from controller.line.actions import MoveItem, SetContainer, SetPort, SetValve, ValveName
 from controller.line.controller import LineController
-from controller.line.items import ItemKind, space_of
+from controller.line.items import ItemKind, exposed_in, space_of
 from controller.line.state import LineState
 from sequences.batch_store import JobItems
 from sequences.chamber_pressure import fill_with_gas, pump_to_base
@@ -47,6 +47,7 @@ from sequences.deposition_steps import (
 from sequences.operator_desk import OperatorDesk
 from sequences.plant_clock import PlantClock
 from sequences.recipe import AnnealStep, DepositStep, EtchStep, Recipe
+from sequences.safe_state import make_safe
 from sequences.steps import pump_purge as pump_purge_cycles
 from sequences.steps import submit, wait_for
 
@@ -328,6 +329,38 @@ async def purge_inlet(ctx: JobContext) -> None:
         return
     await purge_until_in_spec(ctx, ctx.route.inlet)
     ctx.notes["inlet_purged"] = True
+
+
+async def restore_inert(ctx: JobContext, why: str) -> list[str]:
+    """After an abort: every space of the route where an unsealed air-sensitive item sits in an
+    atmosphere not in spec is brought back to inert gas by itself (antechambers by pump/purge cycles,
+    the process chamber evacuated and back-filled), rather than left to wait for a person while the
+    item degrades. Each attempt is recorded with its result; one that fails leaves the space isolated
+    (its safe state) and says why. Returns the spaces restored."""
+    restored: list[str] = []
+    route = ctx.route
+    for space in dict.fromkeys([route.inlet, route.process, route.outlet]):
+        state = ctx.state()
+        if state.spaces[space].safe_for_exposed or not exposed_in(space, state.items):
+            continue
+        items = [i.id for i in exposed_in(space, state.items)]
+        before = state.spaces[space].atmosphere.value
+        try:
+            if space == route.process:
+                await prepare_process(ctx)
+            else:
+                await purge_until_in_spec(ctx, space)
+        except (ControllerError, TimeoutError, OSError) as exc:
+            await make_safe(ctx.ctl.gate, space, user=ctx.user)
+            detail = {"space": space, "items": items, "why": why, "from": before, "error": str(exc)}
+            await ctx.record("restore_inert_failed", detail)
+            continue
+        after = ctx.state().spaces[space].atmosphere.value
+        await ctx.record(
+            "restored_inert", {"space": space, "items": items, "why": why, "from": before, "to": after}
+        )
+        restored.append(space)
+    return restored
 
 
 async def prepare_process(ctx: JobContext) -> None:

@@ -453,3 +453,66 @@ async def test_an_operator_confirms_glove_work_through_the_api_and_the_record_na
     records = kinds(await rig.events(job), "confirm")
     assert [r["key"] for r in records] == confirmed
     assert all(r["user"] == "op1" and r["via"] == "hmi" for r in records)
+
+
+async def test_after_an_abort_an_unsealed_electrode_in_an_out_of_spec_outlet_is_purged_back_to_spec(
+    rig: Rig,
+) -> None:
+    """While the electrode waits, unsealed, in the outlet for the operator to seal it, a leak spoils the
+    outlet and the run is aborted: the abort's safe state purges the outlet back to inert gas by
+    itself and the record says so (it used to leave the electrode there until a person came)."""
+    queue = load_queue(rig.queue('[[jobs]]\nrecipe = "thin.toml"\n'))
+    desk = OperatorDesk(clock=CLOCK)  # glove work answered here, except the seal
+    listener = bind_listener("127.0.0.1", 0)
+    aborted = asyncio.Event()
+
+    async def leak_then_abort() -> None:
+        assert rig.sim is not None
+        heal = inject(rig.sim, Fault("leak", space="outlet", rate_pa_m3_s=2e-3))
+        async with httpx.AsyncClient(base_url=url_of(listener), timeout=10.0) as http:
+
+            async def outlet() -> str:
+                spaces = (await http.get("/api/state")).json()["spaces"]
+                return str(next(s["atmosphere"] for s in spaces if s["name"] == "outlet"))
+
+            while await outlet() == "inert_in_spec":  # noqa: ASYNC110 (the line's state, read over HTTP)
+                await asyncio.sleep(0.02)
+            heal()  # the leak is found and fixed; the moisture it let in is still there
+            login = await http.post("/api/login", json={"user": "op1", "password": "op1-demo"})
+            headers = {"Authorization": f"Bearer {login.json()['token']}"}
+            assert (await http.post("/api/batch/abort", headers=headers)).status_code == 202
+        aborted.set()
+
+    helpers: list[asyncio.Task[None]] = []
+
+    def glove_work(request: Request) -> None:
+        if request.key.endswith(":seal"):
+            helpers.append(asyncio.create_task(leak_then_abort()))
+        else:
+            desk.answer(request.key, "op1", "test")
+
+    desk.listeners.append(glove_work)
+    try:
+        result = await run_batch(
+            rig.config,
+            queue,
+            rig.line(),
+            clock=CLOCK,
+            desk=desk,
+            out=io.StringIO(),
+            plan=simulated_plan(rig.config),
+            api_listener=listener,
+        )
+    finally:
+        listener.close()
+    await asyncio.gather(*helpers)
+    assert aborted.is_set()
+    [job] = result.jobs
+    assert job.outcome == "aborted"
+    events = await rig.events(job)
+    [restored] = kinds(events, "restored_inert")
+    assert restored["space"] == "outlet"
+    assert restored["items"] == [job.items.base]
+    assert restored["from"] != "inert_in_spec"
+    assert restored["to"] == "inert_in_spec"
+    assert kinds(events, "purge_cycle")[-1]["space"] == "outlet"
