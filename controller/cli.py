@@ -64,9 +64,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     if args.operator == "hmi":
         if args.queue:
             raise UserError("demo: --queue is not used with --operator hmi (the operator picks the queue)")
-        return asyncio.run(serve_demo(config, speed=args.speed))
+        return asyncio.run(serve_demo(config, speed=args.speed, scenario=args.scenario))
     queue = Path(args.queue) if args.queue else None
-    return asyncio.run(run_demo(config, speed=args.speed, queue_path=queue))
+    return asyncio.run(run_demo(config, speed=args.speed, queue_path=queue, scenario=args.scenario))
 
 
 def _cmd_config_check(args: argparse.Namespace) -> int:
@@ -151,13 +151,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     if args.speed is not None and not args.sim:
         raise UserError("run: --speed sets the simulated plant's clock; it needs --sim")
+    if args.scenario is not None and not args.sim:
+        raise UserError("run: --scenario injects faults into the simulated line; it needs --sim")
     config = _with_database(load_line_config(args.config), args.database)
     host = args.host if args.host is not None else config.hmi.host
     port = args.port if args.port is not None else config.hmi.port
     from controller.service.line_service import ServiceError
 
     try:
-        asyncio.run(_run_line(config, host, port, sim=args.sim, speed=args.speed or 1.0))
+        asyncio.run(
+            _run_line(config, host, port, sim=args.sim, speed=args.speed or 1.0, scenario=args.scenario)
+        )
     except ServiceError as exc:  # not the user's fault, but one line says more than a traceback here
         log.error("the HMI server failed", exc_info=exc)
         print(f"depline: {exc}", file=sys.stderr)
@@ -165,7 +169,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _run_line(config: LineConfig, host: str, port: int, *, sim: bool, speed: float) -> None:
+async def _run_line(
+    config: LineConfig, host: str, port: int, *, sim: bool, speed: float, scenario: str | None
+) -> None:
     """The wiring `depline run` needs: signals first, the port bound, the simulator if asked, then serve."""
     from controller.service.line_service import bind_listener, serve_line, stop_on_signals
     from sequences.plant_clock import PlantClock
@@ -177,9 +183,13 @@ async def _run_line(config: LineConfig, host: str, port: int, *, sim: bool, spee
             async with contextlib.AsyncExitStack() as stack:
                 line = config
                 if sim:
+                    from sim_hardware.faults import load_scenario, scenario_running
                     from sim_hardware.line import SimLine
 
-                    simulated = await stack.enter_async_context(SimLine(config, speed=speed))
+                    simulated = SimLine(config, speed=speed)
+                    events = load_scenario(scenario, simulated) if scenario else []
+                    await stack.enter_async_context(simulated)
+                    await stack.enter_async_context(scenario_running(simulated, events))
                     line = simulated.simulated_config()
                 if stop.is_set():
                     return
@@ -200,6 +210,8 @@ def _cmd_batch(args: argparse.Namespace) -> int:
 
     if args.speed is not None and not args.sim:
         raise UserError("batch: --speed sets the simulated plant's clock; it needs --sim")
+    if args.scenario is not None and not args.sim:
+        raise UserError("batch: --scenario injects faults into the simulated line; it needs --sim")
     queue = load_queue(args.queue)  # every recipe validated before anything moves
     config = _with_database(load_line_config(args.config), args.database)
     operator = args.operator or ("simulated" if args.sim else "terminal")
@@ -207,11 +219,15 @@ def _cmd_batch(args: argparse.Namespace) -> int:
         raise UserError("batch: --operator simulated answers glove-work prompts by itself; it needs --sim")
     if operator == "terminal" and not sys.stdin.isatty():
         raise UserError("batch: --operator terminal needs an interactive terminal on stdin")
-    result = asyncio.run(_run_batch(config, queue, sim=args.sim, speed=args.speed or 1.0, operator=operator))
-    return result
+    line = _line_factory(config, args.sim, args.speed or 1.0, args.scenario)
+    return asyncio.run(
+        _run_batch(config, queue, line, sim=args.sim, speed=args.speed or 1.0, operator=operator)
+    )
 
 
-async def _run_batch(config: LineConfig, queue: Any, *, sim: bool, speed: float, operator: str) -> int:
+async def _run_batch(
+    config: LineConfig, queue: Any, line: Callable[[], Any], *, sim: bool, speed: float, operator: str
+) -> int:
     from controller.service.batch_run import run_batch, simulated_plan
     from controller.service.demo import SIMULATED_GLOVE_WORK_S
     from controller.service.line_service import bind_listener
@@ -224,7 +240,7 @@ async def _run_batch(config: LineConfig, queue: Any, *, sim: bool, speed: float,
     result = await run_batch(
         config,
         queue,
-        _line_factory(config, sim, speed),
+        line,
         clock=clock,
         desk=desk,
         terminal=operator == "terminal",
@@ -234,12 +250,12 @@ async def _run_batch(config: LineConfig, queue: Any, *, sim: bool, speed: float,
     return result.exit_code
 
 
-def _line_factory(config: LineConfig, sim: bool, speed: float) -> Callable[[], Any]:
+def _line_factory(config: LineConfig, sim: bool, speed: float, scenario: str | None) -> Callable[[], Any]:
     """The line the batch controls: the configured one, or the simulated line started in-process."""
     if sim:
         from controller.service.demo import simulated_line
 
-        return simulated_line(config, speed)
+        return simulated_line(config, speed, scenario)
 
     @contextlib.asynccontextmanager
     async def line() -> Any:
@@ -397,6 +413,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="simulated (default): the batch runs by itself; hmi: serve the HMI and wait for a person to "
         "log in, start the demo queue and answer the glove-work prompts in the browser",
     )
+    demo.add_argument(
+        "--scenario",
+        help="The simulator's fault-scenario TOML (times in plant seconds from the start)",
+    )
     demo.set_defaults(handler=_cmd_demo)
 
     sim = sub.add_parser(
@@ -430,6 +450,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--database", help="SQLAlchemy URL overriding [database] url (e.g. sqlite:///tmp/line.db)"
     )
+    run.add_argument(
+        "--scenario",
+        help="with --sim: the simulator's fault-scenario TOML (times in plant seconds from the start)",
+    )
     run.set_defaults(handler=_cmd_run)
 
     batch = sub.add_parser(
@@ -454,6 +478,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="who answers glove-work prompts: a person at this terminal (default), a logged-in operator "
         "through the API served on the [hmi] address (GET /api/prompts, POST /api/prompts/KEY/confirm), "
         "or, with --sim, a simulated operator (recorded as such)",
+    )
+    batch.add_argument(
+        "--scenario",
+        help="with --sim: the simulator's fault-scenario TOML (times in plant seconds from the start)",
     )
     batch.set_defaults(handler=_cmd_batch)
 

@@ -5,9 +5,9 @@ again finds its unfinished batch (same content hash, status running) and continu
 stay finished, the interrupted job resumes from its last checkpoint (see `JobRunner`).
 
 Failure policy per job: "stop" ends the queue with the line safe and the electrode where it is (a
-person decides); "skip" takes the electrode out as a reject and goes on with the next job, as long
-as the reject path itself works — if it does not, the queue stops. A safety trip (ABORTED) always
-stops the queue.
+person decides); "skip" takes the electrode out as a reject (the job ends REJECTED) and goes on with
+the next job, as long as the reject path itself works — if it does not, the queue stops. A safety
+trip (ABORTED) and a job that cannot tell where it stands (it needs a person) always stop the queue.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from controller.line.controller import LineController
 from sequences.batch_queue import BatchQueue
 from sequences.batch_store import BatchRow, BatchStore, JobRow
-from sequences.job_runner import JobOutcome, JobRunner, Progress
+from sequences.job_runner import JobOutcome, JobRunner, Progress, RecordsDurable
 from sequences.operator_desk import OperatorDesk
 from sequences.plant_clock import PlantClock
 
@@ -52,8 +52,10 @@ class BatchRunner:
         on_progress: Callable[[Progress, int, int], None] | None = None,
         on_job_end: Callable[[JobRow, JobOutcome], None] | None = None,
         on_start: Callable[[BatchRow, list[JobRow], bool], None] | None = None,
+        durable: RecordsDurable | None = None,
     ) -> None:
         self.ctl = ctl
+        self.durable = durable
         self.store = store
         self.queue = queue
         self.clock = clock
@@ -130,16 +132,24 @@ class BatchRunner:
             if self.on_progress is not None:
                 self.on_progress(p, position, total)
 
-        runner = JobRunner(self.ctl, self.store, job, clock=self.clock, desk=self.desk, on_progress=progress)
+        runner = JobRunner(
+            self.ctl,
+            self.store,
+            job,
+            clock=self.clock,
+            desk=self.desk,
+            on_progress=progress,
+            durable=self.durable,
+        )
         self.current = runner
         try:
             outcome = await runner.run()
             if outcome.outcome != "held":
-                return outcome, False
+                return outcome, outcome.needs_person
             if job.on_failure == "skip" and not self._stop.is_set():
                 outcome = await runner.unhold_and_reject()
                 if outcome.outcome != "held":
-                    return outcome, False
+                    return outcome, outcome.needs_person
             return await runner.stop_held(), True
         finally:
             self.current = None

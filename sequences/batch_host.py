@@ -35,7 +35,7 @@ from controller.line.controller import LineController
 from sequences.batch import BatchResult, BatchRunner
 from sequences.batch_queue import BatchQueue, load_queue
 from sequences.batch_store import BatchRow, BatchStore, JobRow
-from sequences.job_runner import JobOutcome, JobRunner, Progress
+from sequences.job_runner import JobOutcome, JobRunner, Progress, RecordsDurable
 from sequences.operator_desk import OperatorDesk
 from sequences.plant_clock import PlantClock
 
@@ -77,8 +77,10 @@ class BatchHost:
         on_start: Callable[[BatchRow, list[JobRow], bool], None] | None = None,
         on_progress: Callable[[Progress, int, int], None] | None = None,
         on_job_end: Callable[[JobRow, JobOutcome], None] | None = None,
+        durable: RecordsDurable | None = None,
     ) -> None:
         self.ctl = ctl
+        self.durable = durable  # the historian's flush: a checkpoint never gets ahead of the records
         self.clock = clock
         self.desk = desk
         self.store = BatchStore(url)
@@ -194,6 +196,7 @@ class BatchHost:
             on_progress=self._progressed,
             on_job_end=self._on_job_end,
             on_start=self._batch_started,
+            durable=self.durable,
         )
         self.row, self.progress, self.result, self.failure = None, None, None, None
         self.started_by = user

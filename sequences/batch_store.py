@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from controller.historian.schema import batches, job_events, jobs, make_engine
+from controller.historian.schema import batches, channels, job_events, jobs, make_engine, samples
 from controller.historian.upgrade import upgrade
 from sequences.batch_queue import BatchQueue
 
@@ -215,6 +215,20 @@ class BatchStore:
             "detail": json.dumps(dict(detail), sort_keys=True, default=str),
         }
         await self._execute(insert(job_events), [row])
+
+    async def last_sample(self, device: str, channel: str, since_ts: float, until_ts: float) -> float | None:
+        """The newest value of one instrument channel recorded in [since_ts, until_ts) (None if none)."""
+        statement = (
+            select(samples.c.value)
+            .join(channels, channels.c.id == samples.c.channel_id)
+            .where(channels.c.device == device, channels.c.channel == channel)
+            .where(samples.c.ts >= since_ts, samples.c.ts < until_ts)
+            .where(samples.c.value.is_not(None))
+            .order_by(samples.c.ts.desc())
+            .limit(1)
+        )
+        found = await self._rows(statement)
+        return float(found[0]["value"]) if found else None
 
     async def events(self, job_id: str) -> list[dict[str, Any]]:
         rows = await self._rows(

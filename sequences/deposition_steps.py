@@ -15,6 +15,7 @@ import asyncio
 import logging
 import math
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from controller.line.actions import SetHeater, SetShutter, SetSource
@@ -50,6 +51,7 @@ DEFAULT_POWER_W: dict[str, float] = {
     ION_SOURCE: 250.0,
 }
 ION_ASSIST_POWER_W = 100.0
+ShuttersOpening = Callable[[str, float], Awaitable[None]]  # (monitor device, its thickness nm) at opening
 
 
 # -- reports ------------------------------------------------------------------------------------
@@ -227,8 +229,13 @@ async def deposit(
     user: str = "sequence",
     power_w: float | None = None,
     ion_assist: bool = False,
+    on_open: ShuttersOpening | None = None,
 ) -> DepositReport:
     """Grow `thickness_nm` (by the QCM) from `source` onto the substrate.
+
+    `on_open(monitor, thickness_nm)` is awaited just before the shutters open, with the monitor's
+    reading then: from that moment an interruption leaves a partial layer, and the caller's record of
+    where the monitor stood is what its thickness is measured from.
 
     Heater to the setpoint first; process gas when the method needs it (sputtering, ion plating) or
     the recipe asks for a background gas (the gate then judges whether the source may run in it);
@@ -265,7 +272,9 @@ async def deposit(
             await submit(gate, SetSource(space, ION_SOURCE, True, ION_ASSIST_POWER_W), user, "ion assist on")
         await submit(gate, SetSource(space, source, True, power), user, f"deposit: {source} on")
         rate = await _stabilised_rate(gate, space, qcm, running, budget, clock)
-        thickness, open_s = await _grow(gate, space, qcm, source, running, thickness_nm, user, budget, clock)
+        thickness, open_s = await _grow(
+            gate, space, qcm, source, running, thickness_nm, user, budget, clock, on_open
+        )
         pressure = gate.state().spaces[space].pressure_pa if process_pressure_pa is not None else None
         ok = True
     finally:
@@ -317,11 +326,14 @@ async def _grow(
     user: str,
     budget: StepBudget,
     clock: PlantClock,
+    on_open: ShuttersOpening | None = None,
 ) -> tuple[float, float]:
     """Open the shutters, wait for the QCM to gain `thickness_nm`, close them: (nm gained, plant s open)."""
     before = await fresh_reading(
         gate, lambda: reading_of(gate, qcm, "thickness"), time.monotonic(), budget, f"{qcm} thickness"
     )
+    if on_open is not None:
+        await on_open(qcm, before.value)
     await submit(gate, SetShutter(space, "substrate", True), user, "deposit: substrate shutter open")
     await submit(gate, SetShutter(space, source, True), user, "deposit: source shutter open")
     opened = PlantStopwatch(clock)

@@ -7,6 +7,12 @@ ever races another.
 - A phase's start and end are written to the batch store *before* the runner goes on, so after a
   kill -9 the job resumes at the phase that was running: again from its start if it is repeatable,
   otherwise the electrode is rejected (it is unloaded, and its record says why).
+- Decisions are durable and monotone (`sequences.job_record`): a rejection, a fault and an abort are
+  written into the job's events before the runner acts on them, and a resume reads them back before
+  it looks at the checkpoint. A rejected job goes on along its reject path — whose phases have names
+  of their own, rebuilt from where the electrode was when it was rejected — and ends REJECTED at
+  best, never DONE. A checkpoint that is not in the plan that must have written it is not guessed
+  at: the line is made safe and the job stops for a person (it never restarts from `load`).
 - A failing phase holds the run: the line is made safe (`make_safe` on every station of the route)
   and the run waits in HELD for a decision — `unhold_and_reject` (the "skip" policy: unload the
   electrode through its reject path) or `stop`.
@@ -23,10 +29,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,9 +43,20 @@ from controller.line.gate import GateRecord
 from controller.line.state import LineState
 from drivers.errors import DriverError
 from sequences.batch_store import BatchStore, JobItems, JobRow
+from sequences.job_record import DECISION_KINDS, Decisions, decisions, worst
 from sequences.operator_desk import OperatorDesk
 from sequences.plant_clock import PlantClock
-from sequences.production import JobContext, Phase, Route, plan, reject_plan, route_of
+from sequences.production import (
+    JobContext,
+    Phase,
+    Route,
+    electrode_space,
+    plan,
+    recover_partial_layer,
+    reject_plan,
+    restore_inert,
+    route_of,
+)
 from sequences.recipe import parse_recipe
 from sequences.run_state import RunState, RunStateMachine
 from sequences.safe_state import make_safe
@@ -50,6 +68,11 @@ SUSPEND_POLL_S = 0.2
 MAX_SUSPEND_S = 4 * 3600.0  # plant seconds suspended before it becomes a fault that needs a person
 HOLD_RECHECK_S = 5.0  # a held run re-reads its flags at least this often (wall s), even unwoken
 PHASE_FAILURES = (ControllerError, DriverError, TimeoutError, OSError)
+RecordsDurable = Callable[[], Awaitable[bool]]  # True once every line record so far is on disk
+
+
+class RecordsNotDurable(ControllerError):
+    """The historian could not confirm the line's records before a checkpoint: the checkpoint waits."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,8 +87,11 @@ class Progress:
 
 @dataclass(frozen=True, slots=True)
 class JobOutcome:
-    outcome: str  # "done", "failed", "aborted", "stopped" (unfinished; resumable), "held"
+    # "done", "rejected" (taken out, not good), "failed", "aborted", "stopped" (unfinished;
+    # resumable), "held" (waiting for the failure policy)
+    outcome: str
     message: str
+    needs_person: bool = False  # the job cannot go on by itself: the queue stops here
 
 
 class StopRequested(Exception):
@@ -95,8 +121,10 @@ class JobRunner:
         desk: OperatorDesk,
         user: str = "sequence",
         on_progress: Callable[[Progress], None] | None = None,
+        durable: RecordsDurable | None = None,
     ) -> None:
         self.ctl = ctl
+        self.durable = durable
         self.store = store
         self.job = job
         self.clock = clock
@@ -129,6 +157,7 @@ class JobRunner:
         self._trip: str | None = None
         self._phase_task: asyncio.Task[None] | None = None
         self._gloveboxes = [d.name for d in ctl.config.devices if d.family == "glovebox_controller"]
+        self._decision_events: list[dict[str, Any]] = []  # the record's rejections, faults, aborts
 
     # -- outside requests ---------------------------------------------------------------------------
 
@@ -183,17 +212,35 @@ class JobRunner:
             self.ctl.gate.unsubscribe(self._on_gate)
             await self._flush_states()
 
+    @property
+    def decided(self) -> Decisions:
+        return decisions(self._decision_events)
+
     async def _run(self) -> JobOutcome:
         job = self.job
         await self.store.update_job(
             job.id, attempts=job.attempts + 1, started_at=job.started_at or time.time()
         )
+        events = await self.store.events(job.id)
+        self._decision_events = [e for e in events if e["kind"] in DECISION_KINDS]
+        self.ctx.carried_confirmations = confirmations_since_checkpoint(events)
         self.machine.fire("start")
-        start, spoiled = self._resume_point()
         self.machine.fire("sc")
+        decided = self.decided
+        if decided.any:
+            return await self._resume_decided(decided)
+        checkpoint = checkpoint_in(self.phases, self.job.checkpoint)
+        if checkpoint is None:
+            return await self._needs_person(
+                f"checkpoint {self.job.checkpoint!r} is not in this job's plan: where the job stands is "
+                "not known, so nothing is repeated or skipped"
+            )
+        start, spoiled = checkpoint
         if spoiled:
+            if spoiled.startswith("deposit_"):
+                await recover_partial_layer(self.ctx, events, spoiled, self.store.last_sample)
             self.message = f"interrupted during {spoiled}, which cannot be repeated: electrode rejected"
-            await self._record("rejected", {"phase": spoiled, "why": "interrupted, not repeatable"})
+            await self._decide_reject({"phase": spoiled, "why": self.message})
             return await self._reject()
         outcome = await self._run_phases(self.phases, start)
         if outcome is not None:
@@ -202,20 +249,20 @@ class JobRunner:
         self.machine.fire("sc")
         return await self._finish("done", "complete")
 
-    def _resume_point(self) -> tuple[int, str | None]:
-        """Where to (re)start: (phase index, the spoiled non-repeatable phase or None)."""
-        name, _, status = self.job.checkpoint.partition(":")
-        if not name:
-            return 0, None
-        names = [p.name for p in self.phases]
-        if name not in names:
-            return 0, None
-        index = names.index(name)
-        if status == "done":
-            return index + 1, None
-        if self.phases[index].repeatable:
-            return index, None
-        return index, name
+    async def _resume_decided(self, decided: Decisions) -> JobOutcome:
+        """Go on from the decisions an earlier attempt took (and wrote down) before it ended."""
+        if decided.aborted is not None:
+            return await self._abort(decided.aborted, recorded=True)
+        if decided.fault is not None:
+            fault = decided.fault
+            self.message = f"{fault.get('phase', '?')} failed: {fault.get('error', '?')}"
+            if decided.rejected is not None:  # the reject path itself failed: that needs a person
+                return await self._needs_person(f"the reject path failed ({self.message})")
+            self.machine.fire("hold")  # held on the fault when the process ended: still held
+            await self._make_line_safe(f"resumed held: {self.message}")
+            self.machine.fire("sc")
+            return JobOutcome("held", self.message)
+        return await self._reject()
 
     async def _run_phases(self, phases: list[Phase], start: int) -> JobOutcome | None:
         total = sum(p.estimate_s for p in phases) or 1.0
@@ -226,15 +273,21 @@ class JobRunner:
             ended = await self._before_phase(phase)
             if ended is not None:
                 return ended
-            await self.store.update_job(self.job.id, checkpoint=f"{phase.name}:started")
-            await self._record("checkpoint", {"phase": phase.name, "status": "started"})
+            await self._checkpoint(phase, "started")
             failure = await self._run_phase(phase)
             if failure is not None:
                 return await self._after_failure(phase, failure)
-            await self.store.update_job(self.job.id, checkpoint=f"{phase.name}:done")
-            await self._record("checkpoint", {"phase": phase.name, "status": "done"})
+            await self._checkpoint(phase, "done")
         self._progress(len(phases), len(phases), "done", 1.0)
         return None
+
+    async def _checkpoint(self, phase: Phase, status: str) -> None:
+        """The checkpoint goes on disk only after what the line recorded before it (a move, a seal):
+        a resume must never find a phase done whose item moves the inventory has lost."""
+        if self.durable is not None and not await self.durable():
+            raise RecordsNotDurable(f"the historian did not confirm the records before {phase.name}:{status}")
+        await self.store.update_job(self.job.id, checkpoint=f"{phase.name}:{status}")
+        await self._record("checkpoint", {"phase": phase.name, "status": status})
 
     async def _before_phase(self, phase: Phase) -> JobOutcome | None:
         if self._trip is not None:
@@ -278,6 +331,8 @@ class JobRunner:
 
     async def _run_phase(self, phase: Phase) -> BaseException | None:
         self._phase_task = asyncio.create_task(phase.run(self.ctx), name=f"job:{self.job.id}:{phase.name}")
+        if self._stop.is_set() or self._trip is not None:
+            self._phase_task.cancel()  # asked for while its checkpoint was being written: not after it
         try:
             await self._phase_task
         except asyncio.CancelledError:
@@ -313,6 +368,7 @@ class JobRunner:
         try:
             self.machine.fire("unhold")
             self.machine.fire("sc")
+            await self._decide_reject({"why": self.message, "after": "fault", "policy": "skip"})
             return await self._reject()
         finally:
             self.ctl.gate.unsubscribe(self._on_gate)
@@ -324,15 +380,37 @@ class JobRunner:
         await self._flush_states()
         return outcome
 
+    async def _decide_reject(self, detail: dict[str, Any]) -> None:
+        """Write the rejection down, with where the electrode is, before the first step out."""
+        await self._record("rejected", {**detail, "from": electrode_space(self.ctx)})
+
     async def _reject(self) -> JobOutcome:
-        reason = self.message
-        outcome = await self._run_phases(reject_plan(self.ctx), 0)
+        """Take the rejected electrode out along the plan its rejection chose, from its checkpoint."""
+        rejected = self.decided.rejected or {}
+        reason = str(rejected.get("why") or self.message or "rejected")
+        where = rejected["from"] if "from" in rejected else electrode_space(self.ctx)  # older records
+        phases = reject_plan(self.route, None if where is None else str(where))
+        checkpoint = checkpoint_in(phases, self.job.checkpoint, own_prefix="reject_")
+        if checkpoint is None:
+            return await self._needs_person(
+                f"rejected, but checkpoint {self.job.checkpoint!r} is not on its reject path from {where}"
+            )
+        self.message = reason
+        outcome = await self._run_phases(phases, checkpoint[0])
         if outcome is not None:
             return outcome
         self.message = reason
         self.machine.fire("complete")
         self.machine.fire("sc")
-        return await self._finish("failed", reason)
+        return await self._finish("rejected", reason)
+
+    async def _needs_person(self, why: str) -> JobOutcome:
+        """Stop safe and leave the decision to a person: the queue ends here."""
+        self.message = why
+        log.error("job needs a person", extra={"job": self.job.id, "why": why})
+        await self._record("person_needed", {"why": why, "checkpoint": self.job.checkpoint})
+        outcome = await self._stop_run(why, outcome="failed")
+        return dataclasses.replace(outcome, needs_person=True)
 
     # -- end states ---------------------------------------------------------------------------------
 
@@ -345,16 +423,20 @@ class JobRunner:
             return JobOutcome("stopped", why)
         return await self._finish(outcome, why)
 
-    async def _abort(self, why: str) -> JobOutcome:
+    async def _abort(self, why: str, *, recorded: bool = False) -> JobOutcome:
         self.message = why
         if self.machine.current not in (RunState.ABORTING, RunState.ABORTED):
             self.machine.fire("abort")
         await self._make_line_safe(why)
+        await restore_inert(self.ctx, why)  # an unsealed item is not left in a space out of spec
         self.machine.fire("sc")
-        await self._record("abort", {"why": why})
+        if not recorded:
+            await self._record("abort", {"why": why})
         return await self._finish("aborted", why)
 
     async def _finish(self, outcome: str, message: str) -> JobOutcome:
+        """End the job: never better than the worst decision on its record."""
+        outcome = worst(outcome, self.decided.floor)
         await self._flush_states()
         await self.store.update_job(self.job.id, outcome=outcome, message=message, ended_at=time.time())
         return JobOutcome(outcome, message)
@@ -424,7 +506,10 @@ class JobRunner:
     async def _record(self, kind: str, detail: dict[str, Any]) -> None:
         if kind != "state":
             await self._flush_states()
-        await self.store.add_event(self.job.id, kind, json.loads(json.dumps(detail, default=str)))
+        plain = json.loads(json.dumps(detail, default=str))
+        await self.store.add_event(self.job.id, kind, plain)
+        if kind in DECISION_KINDS:  # on disk first, then acted on
+            self._decision_events.append({"kind": kind, "detail": plain})
 
     def _progress(self, index: int, phases: int, title: str, fraction: float) -> None:
         self._last_progress = (index, phases, title, fraction)
@@ -436,3 +521,36 @@ class JobRunner:
         if self.on_progress is not None and last is not None:
             index, phases, title, fraction = last
             self.on_progress(Progress(self.job, index, phases, title, fraction, state))
+
+
+def checkpoint_in(
+    phases: list[Phase], checkpoint: str, *, own_prefix: str = ""
+) -> tuple[int, str | None] | None:
+    """Where to (re)start in `phases` from a job's checkpoint ("name:started" or "name:done").
+
+    (index, the spoiled non-repeatable phase or None), or None when the checkpoint must have been
+    written by this plan (no checkpoint yet, or one of the other plan's names when `own_prefix` marks
+    this plan's) but is not in it: then where the job stands is unknown. A checkpoint of the normal
+    plan seen by the reject path is where the job was when it was rejected: the path starts at 0.
+    """
+    name, _, status = checkpoint.partition(":")
+    if not name or (own_prefix and not name.startswith(own_prefix)):
+        return 0, None
+    names = [p.name for p in phases]
+    if name not in names:
+        return None
+    index = names.index(name)
+    if status == "done":
+        return index + 1, None
+    return (index, None) if phases[index].repeatable else (index, name)
+
+
+def confirmations_since_checkpoint(events: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The confirmations an interrupted attempt recorded after its last checkpoint, by prompt key:
+    given inside the phase that will now run again."""
+    last = max((i for i, e in enumerate(events) if e["kind"] == "checkpoint"), default=-1)
+    return {
+        str(e["detail"]["key"]): e["detail"]
+        for e in events[last + 1 :]
+        if e["kind"] == "confirm" and isinstance(e["detail"], dict) and "key" in e["detail"]
+    }

@@ -23,7 +23,7 @@ import dataclasses
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,14 +31,23 @@ from controller.config.line_config import LineConfig
 from controller.errors import ControllerError, UserError
 from controller.line.actions import MoveItem, SetContainer, SetPort, SetValve, ValveName
 from controller.line.controller import LineController
-from controller.line.items import ItemKind, space_of
+from controller.line.items import ItemKind, exposed_in, space_of
 from controller.line.state import LineState
 from sequences.batch_store import JobItems
 from sequences.chamber_pressure import fill_with_gas, pump_to_base
-from sequences.deposition_steps import anneal, deposit, etch, source_for
+from sequences.chamber_readings import reading_of
+from sequences.deposition_steps import (
+    DepositReport,
+    ShuttersOpening,
+    anneal,
+    deposit,
+    etch,
+    source_for,
+)
 from sequences.operator_desk import OperatorDesk
 from sequences.plant_clock import PlantClock
 from sequences.recipe import AnnealStep, DepositStep, EtchStep, Recipe
+from sequences.safe_state import make_safe
 from sequences.steps import pump_purge as pump_purge_cycles
 from sequences.steps import submit, wait_for
 
@@ -105,6 +114,9 @@ class JobContext:
     save_items: Callable[[JobItems], Awaitable[None]]
     user: str = "sequence"
     notes: dict[str, Any] = field(default_factory=dict)
+    # confirmations recorded inside the phase an earlier attempt was interrupted in, by prompt key:
+    # the glove work was done, so the resumed phase uses them instead of asking the person again
+    carried_confirmations: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def config(self) -> LineConfig:
@@ -138,7 +150,15 @@ class Phase:
 
 
 async def _confirm(ctx: JobContext, key: str, prompt: str) -> str:
-    """Ask the operator, record the answer and the wait; returns who confirmed."""
+    """Ask the operator, record the answer and the wait; returns who confirmed.
+
+    A confirmation already on record for this prompt in the interrupted phase is used once instead:
+    the person did the glove work before the controller stopped, and asking again would both repeat
+    the question and put a second confirmation of one action on the record."""
+    carried = ctx.carried_confirmations.pop(f"{ctx.job_id}:{key}", None)
+    if carried is not None:
+        log.info("confirmation carried over", extra={"job": ctx.job_id, "key": key, "user": carried["user"]})
+        return str(carried["user"])
     confirmation = await ctx.desk.confirm(
         f"{ctx.job_id}:{key}", prompt, timeout_s=ctx.wall(CONFIRM_TIMEOUT_S)
     )
@@ -311,6 +331,38 @@ async def purge_inlet(ctx: JobContext) -> None:
     ctx.notes["inlet_purged"] = True
 
 
+async def restore_inert(ctx: JobContext, why: str) -> list[str]:
+    """After an abort: every space of the route where an unsealed air-sensitive item sits in an
+    atmosphere not in spec is brought back to inert gas by itself (antechambers by pump/purge cycles,
+    the process chamber evacuated and back-filled), rather than left to wait for a person while the
+    item degrades. Each attempt is recorded with its result; one that fails leaves the space isolated
+    (its safe state) and says why. Returns the spaces restored."""
+    restored: list[str] = []
+    route = ctx.route
+    for space in dict.fromkeys([route.inlet, route.process, route.outlet]):
+        state = ctx.state()
+        if state.spaces[space].safe_for_exposed or not exposed_in(space, state.items):
+            continue
+        items = [i.id for i in exposed_in(space, state.items)]
+        before = state.spaces[space].atmosphere.value
+        try:
+            if space == route.process:
+                await prepare_process(ctx)
+            else:
+                await purge_until_in_spec(ctx, space)
+        except (ControllerError, TimeoutError, OSError) as exc:
+            await make_safe(ctx.ctl.gate, space, user=ctx.user)
+            detail = {"space": space, "items": items, "why": why, "from": before, "error": str(exc)}
+            await ctx.record("restore_inert_failed", detail)
+            continue
+        after = ctx.state().spaces[space].atmosphere.value
+        await ctx.record(
+            "restored_inert", {"space": space, "items": items, "why": why, "from": before, "to": after}
+        )
+        restored.append(space)
+    return restored
+
+
 async def prepare_process(ctx: JobContext) -> None:
     """The process chamber filled with the line's gas at atmosphere, like the inlet (DESIGN §1 step 2).
 
@@ -393,28 +445,100 @@ def _etch(step: EtchStep) -> PhaseBody:
     return run
 
 
-def _deposit(step: DepositStep) -> PhaseBody:
+def _deposit(step: DepositStep, phase: str) -> PhaseBody:
     async def run(ctx: JobContext) -> None:
-        report = await deposit(
-            ctx.ctl.gate,
-            ctx.route.process,
-            source=source_for(step.method, step.layer),
-            ion_assist=step.method == "ion_plating",
-            thickness_nm=step.thickness_um * 1000.0,
-            substrate_temp_c=step.substrate_temp_c,
-            process_pressure_pa=step.process_pressure_pa,
-            clock=ctx.clock,
-            timeout_s=ctx.step_timeout_s * 4,
-            user=ctx.user,
-        )
-        _coat(ctx, ctx.recipe.target(step.target).material)
+        material = ctx.recipe.target(step.target).material
+        target_nm = step.thickness_um * 1000.0
+
+        async def opening(monitor: str, monitor_nm: float) -> None:
+            opened = {"phase": phase, "layer": step.layer, "material": material, "monitor": monitor}
+            ctx.notes["layer_open"] = {**opened, "monitor_nm": monitor_nm, "target_nm": target_nm}
+            await ctx.record("layer_open", ctx.notes["layer_open"])  # a stop may land in this await
+
+        try:
+            report = await _deposit_layer(ctx, step, opening)
+        except BaseException:
+            opened = ctx.notes.pop("layer_open", None)
+            if opened is not None:  # the shutters had opened: whatever the monitor gained is on it
+                reading = reading_of(ctx.ctl.gate, str(opened["monitor"]), "thickness")
+                await record_partial_layer(ctx, opened, None if reading is None else reading.value, "live")
+            raise
+        ctx.notes.pop("layer_open", None)
+        _coat(ctx, material)
         detail = {"step": "deposit", "layer": step.layer, "method": step.method, "target": step.target}
         await ctx.record(
             "step_report",
-            {**detail, "target_thickness_nm": step.thickness_um * 1000.0, **dataclasses.asdict(report)},
+            {**detail, "target_thickness_nm": target_nm, **dataclasses.asdict(report)},
         )
 
     return run
+
+
+async def _deposit_layer(ctx: JobContext, step: DepositStep, opening: ShuttersOpening) -> DepositReport:
+    return await deposit(
+        ctx.ctl.gate,
+        ctx.route.process,
+        source=source_for(step.method, step.layer),
+        ion_assist=step.method == "ion_plating",
+        thickness_nm=step.thickness_um * 1000.0,
+        substrate_temp_c=step.substrate_temp_c,
+        process_pressure_pa=step.process_pressure_pa,
+        clock=ctx.clock,
+        timeout_s=ctx.step_timeout_s * 4,
+        user=ctx.user,
+        on_open=opening,
+    )
+
+
+async def record_partial_layer(
+    ctx: JobContext, opened: Mapping[str, Any], monitor_nm: float | None, source: str
+) -> None:
+    """A layer interrupted after its shutters opened is a layer: the electrode is recorded as carrying
+    what the monitor gained since the opening (unknown when no reading survived), never as bare."""
+    start = float(opened["monitor_nm"])
+    gained = None if monitor_nm is None or not math.isfinite(monitor_nm) else max(0.0, monitor_nm - start)
+    if gained == 0.0:
+        if source == "live":
+            return  # read as the layer stopped: the film had not started, nothing is on it
+        gained = None  # the last recorded sample may predate growth nobody recorded: unknown, not none
+    _coat(ctx, str(opened["material"]))
+    await ctx.record(
+        "partial_layer",
+        {
+            "phase": opened.get("phase"),
+            "layer": opened.get("layer"),
+            "material": opened["material"],
+            "thickness_nm": "unknown" if gained is None else round(gained, 2),
+            "target_nm": opened.get("target_nm"),
+            "measured": source,  # "live": the monitor as the layer stopped; "recorded": its last sample
+        },
+    )
+
+
+# device, channel, since ts, until ts -> the newest value recorded in between
+LastSample = Callable[[str, str, float, float], Awaitable[float | None]]
+
+
+async def recover_partial_layer(
+    ctx: JobContext, events: list[dict[str, Any]], phase: str, last_sample: LastSample
+) -> None:
+    """After a restart inside the deposit `phase`: what the interrupted layer left on the electrode is
+    on record, from the monitor's last recorded sample since the shutters opened when the process
+    died before it could say (kill -9, power cut)."""
+    for event in reversed(events):
+        detail = event["detail"] if isinstance(event["detail"], dict) else {}
+        if detail.get("phase") != phase:
+            continue
+        if event["kind"] == "partial_layer":
+            material = str(detail["material"])
+            if not ctx.ctl.model.items[ctx.items.base].material.startswith(f"{material}/"):
+                _coat(ctx, material)  # the coating's own record did not survive the stop: again
+            return
+        if event["kind"] == "layer_open":
+            until = ctx.ctl.started_ts or time.time()  # later readings are this process's, not the layer's
+            measured = await last_sample(str(detail["monitor"]), "thickness", float(event["ts"]), until)
+            await record_partial_layer(ctx, detail, measured, "recorded")
+            return
 
 
 def _anneal(step: AnnealStep) -> PhaseBody:
@@ -531,7 +655,7 @@ def plan(recipe: Recipe) -> list[Phase]:
                 phases.append(Phase(f"pump_down_{n}", title, True, 1800.0, _pump_down(step.base_pressure_pa)))
                 estimate = step.thickness_um * 1000.0 / 0.3 + 300.0
                 title = f"deposit {step.layer} by {step.method.replace('_', ' ')}"
-                phases.append(Phase(f"deposit_{n}", title, False, estimate, _deposit(step)))
+                phases.append(Phase(f"deposit_{n}", title, False, estimate, _deposit(step, f"deposit_{n}")))
             case AnnealStep():
                 title = f"anneal at {step.temp_c:g} °C"
                 phases.append(Phase(f"anneal_{n}", title, False, step.duration_s + 900.0, _anneal(step)))
@@ -566,21 +690,28 @@ async def return_to_room(ctx: JobContext) -> None:
     await _set_port(ctx, r.inlet_door, False, "reject: close the inlet outer door")
 
 
-def reject_plan(ctx: JobContext) -> list[Phase]:
-    """The way out from wherever the electrode is now (after a fault or a spoiling interruption)."""
+def electrode_space(ctx: JobContext) -> str | None:
+    """Where the job's electrode is now (None when it was never registered: nothing to take out)."""
     state = ctx.state()
-    base = ctx.items.base
-    if base not in state.items:
+    return space_of(ctx.items.base, state.items) if ctx.items.base in state.items else None
+
+
+def reject_plan(route: Route, where: str | None) -> list[Phase]:
+    """The way out from `where` the electrode was when it was rejected.
+
+    A pure function of the route and that space, both on record: a resume rebuilds the very plan
+    that wrote the checkpoint, whatever has moved since. Its phases have names of their own
+    (`reject_...`), so a reject-path checkpoint can never be mistaken for one of the normal plan's.
+    Every phase checks where things already are, so running one again is harmless.
+    """
+    if where is None or where == ROOM:
         return []
-    where = space_of(base, state.items)
-    if where == ROOM:
-        return []
-    if where == ctx.route.inlet and ctx.route.inlet != ctx.route.outlet:
+    if where == route.inlet and route.inlet != route.outlet:
         return [Phase("reject_return", "return to the room through the inlet", True, GLOVE_S, return_to_room)]
     phases = unload_phases()
-    if where == ctx.route.outlet:
+    if where == route.outlet:
         phases = [p for p in phases if p.name not in ("fill_process", "transfer_out")]
-    return phases
+    return [dataclasses.replace(p, name=f"reject_{p.name}", title=f"reject: {p.title}") for p in phases]
 
 
 def _coat(ctx: JobContext, layer_material: str) -> None:

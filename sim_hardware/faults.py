@@ -18,9 +18,10 @@ device_power_cycle.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import tomllib
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -287,6 +288,25 @@ async def run_scenario(sim: SimLine, events: list[ScenarioEvent]) -> None:
         while (wait_s := at_s - sim.plant.time_s) > 0:  # noqa: ASYNC110
             await asyncio.sleep(min(1.0, max(0.01, wait_s / sim.clock.speed)))
         action()
+
+
+@contextlib.asynccontextmanager
+async def scenario_running(sim: SimLine, events: list[ScenarioEvent]) -> AsyncIterator[asyncio.Task[None]]:
+    """Play `events` beside whatever the caller does with the line. A failed injection is logged when
+    it happens and raised when the block ends; leaving the block ends the scenario."""
+    task = asyncio.create_task(run_scenario(sim, events), name="sim-scenario")
+    task.add_done_callback(_log_failure)
+    try:
+        yield task
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("scenario injection failed", exc_info=task.exception())
 
 
 def _apply_later(

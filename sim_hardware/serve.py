@@ -10,7 +10,7 @@ import signal
 import sys
 
 from controller.config.line_config import LineConfig
-from sim_hardware.faults import load_scenario, run_scenario
+from sim_hardware.faults import load_scenario, scenario_running
 from sim_hardware.line import SimLine
 
 log = logging.getLogger(__name__)
@@ -28,15 +28,10 @@ async def serve_line(config: LineConfig, *, speed: float, pace: bool, scenario: 
         for record in sim.endpoint_records():
             sys.stdout.write(json.dumps(record) + "\n")
         sys.stdout.flush()
-        scenario_task = asyncio.create_task(run_scenario(sim, events), name="sim-scenario")
-        try:
+        async with scenario_running(sim, events) as scenario_task:
             while not stop.is_set():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), HEALTH_CHECK_S)
                 sim.runner.check()  # a plant that raised stops the simulator loudly
                 if scenario_task.done() and not scenario_task.cancelled():
                     scenario_task.result()  # surfaces a failed injection
-        finally:
-            scenario_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await scenario_task

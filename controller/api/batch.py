@@ -53,7 +53,7 @@ class BatchJobView(BaseModel):
     recipe: str = Field(description="the recipe's name")
     electrode: str = Field(description="the base item's id")
     state: str = Field(description="PackML run state: live for the current job, else the last recorded")
-    outcome: str | None = Field(description='"done", "failed", "aborted"; null while unfinished')
+    outcome: str | None = Field(description='"done", "rejected", "failed", "aborted"; null while unfinished')
     message: str = Field(description="why it failed or stopped; empty when done")
     checkpoint: str = Field(description="<phase>:started|done, where a restart resumes")
     plant_hours: float | None = Field(description="plant hours from start to end; null until it ended")

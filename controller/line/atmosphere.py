@@ -21,6 +21,7 @@ from controller.config.line_config import Limits
 from drivers.reading import Quality, Reading
 
 AIR_O2_PPMV = 209_460.0
+ASSUMED_AIR = "assumed air: nothing seen of its gas since the controller started"
 AIR_H2O_PPMV_WORST = 23_000.0  # saturated air at 20 °C: the wettest room air the line will meet
 PROCESS_MAX_PA = 10.0  # above this a gas flow into a pumped chamber is a back-fill, not a process
 
@@ -62,10 +63,18 @@ class Provenance:
     air_fraction: float = 1.0
     fill_start_pa: float | None = None
     fill_start_fraction: float = 1.0
+    # nothing has been seen of this space's gas since the controller started: the air fraction of 1 is
+    # the safe assumption, not a finding, and a space judged by it alone is unknown, never "air"
+    assumed: bool = False
 
     @property
     def o2_estimate_ppmv(self) -> float:
         return self.air_fraction * AIR_O2_PPMV
+
+    @classmethod
+    def assumed_air(cls) -> Provenance:
+        """What a controller knows of a space's gas at start-up: nothing (bounded by air)."""
+        return cls(1.0, assumed=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,9 +113,10 @@ def track(prev: Provenance, pressure_pa: float | None, activity: SpaceActivity) 
         if pressure_pa is None or not math.isfinite(prev.fill_start_pa):
             return prev  # no pressure, no credit for dilution
         diluted = prev.fill_start_fraction * prev.fill_start_pa / max(pressure_pa, prev.fill_start_pa)
-        return replace(prev, air_fraction=min(prev.fill_start_fraction, diluted))
+        bounded = min(prev.fill_start_fraction, diluted)  # a bound from the gas history seen since
+        return replace(prev, air_fraction=bounded, assumed=prev.assumed and bounded >= prev.air_fraction)
     if prev.fill_start_pa is not None:
-        return Provenance(prev.air_fraction)
+        return Provenance(prev.air_fraction, assumed=prev.assumed)
     return prev
 
 
@@ -190,6 +200,11 @@ def _static(
         o2_ok = o2.value <= limits.max_o2_ppmv
     if not (sensors.has_frost_sensor and sensors.has_o2_sensor):
         estimate_ok = _estimate_in_spec(provenance, limits)
+        if provenance.assumed and not estimate_ok:
+            evidence["o2_basis"] = ASSUMED_AIR
+            return Classification(
+                Atmosphere.UNKNOWN, f"no O2 or frost-point sensor: {ASSUMED_AIR}", False, evidence
+            )
         evidence["o2_estimate_ppmv"] = provenance.o2_estimate_ppmv
         frost_ok = frost_ok and (sensors.has_frost_sensor or estimate_ok)
         o2_ok = o2_ok and (sensors.has_o2_sensor or estimate_ok)

@@ -6,6 +6,7 @@ through `gate.submit`; everything that watches goes through the poller's fan-out
 
 from __future__ import annotations
 
+import time
 from types import TracebackType
 
 from controller.config.line_config import LineConfig
@@ -33,8 +34,12 @@ class LineController:
         self.supervisor = Supervisor(
             self.gate, self.poller, self.alarms, self.ledger, travel_timeout_s=travel_timeout_s
         )
+        # wall time this controller began reading the line: every recorded reading before it is an
+        # earlier process's (what a restart reads of an interrupted run ends here)
+        self.started_ts: float | None = None
 
     async def start(self) -> None:
+        self.started_ts = time.time()
         await self.poller.start()
         await self.supervisor.start()
 

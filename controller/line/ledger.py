@@ -157,7 +157,7 @@ class ExposureLedger:
             record.worst_frost_point_c is None or frost > record.worst_frost_point_c
         ):
             record.worst_frost_point_c = frost
-        o2 = evidence.get("o2_ppmv", evidence.get("o2_estimate_ppmv"))
+        o2 = evidence.get("o2_ppmv")  # measured only: an estimate or an assumption is not a reading
         if isinstance(o2, float) and (record.worst_o2_ppmv is None or o2 > record.worst_o2_ppmv):
             record.worst_o2_ppmv = o2
 

@@ -130,7 +130,7 @@ class LineState:
 class SpaceMemory:
     """What the controller carries between snapshots for one space."""
 
-    provenance: Provenance = field(default_factory=Provenance)
+    provenance: Provenance = field(default_factory=Provenance.assumed_air)
     base_pressure_reached: bool = False
 
 
@@ -314,10 +314,11 @@ def _mix_through_open_ports(
         if all(p is not None and p.value > limits.vacuum_below_pa for p in pressures):
             continue
         sides = [memory.setdefault(name, SpaceMemory()) for name in port.between]
-        worst = max(side.provenance.air_fraction for side in sides)
+        worst = max(sides, key=lambda side: side.provenance.air_fraction).provenance
         for side in sides:
-            if side.provenance.air_fraction < worst:
-                side.provenance = Provenance(worst)  # a fill under way restarts its credit from here
+            if side.provenance.air_fraction < worst.air_fraction:
+                # a fill under way restarts its credit from here; an assumption stays an assumption
+                side.provenance = Provenance(worst.air_fraction, assumed=worst.assumed)
 
 
 def _port_valve(snapshot: Snapshot, io: str | None, port: str, limits: Limits, now: float) -> ValveState:

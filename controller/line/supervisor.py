@@ -215,6 +215,8 @@ class Supervisor:
             return
         if record.outcome != "done":
             return
+        # the device did what it was told this time: the earlier disagreement on this target is gone
+        self._clear(f"command.{_target(action)}")
         if isinstance(action, SetPort):
             self._positions[action.port] = _PositionCheck(
                 action.port, action.open, time.monotonic() + self.travel_timeout_s, True
@@ -267,10 +269,16 @@ class Supervisor:
 
 
 def _target(action: object) -> str:
+    """What a command acts on, as an alarm id part: the port, item or container, else the space's
+    valve, source, shutter or heater (one alarm each, so one success clears only its own failure)."""
     for attr in ("port", "item", "container"):
         if hasattr(action, attr):
             return str(getattr(action, attr))
-    return f"{getattr(action, 'space', 'line')}.{type(action).__name__}"
+    space = getattr(action, "space", "line")
+    for attr in ("valve", "source", "shutter", "heater"):
+        if hasattr(action, attr):
+            return f"{space}.{getattr(action, attr)}"
+    return f"{space}.{type(action).__name__}"
 
 
 def _first_words(alarm_id: str) -> str:

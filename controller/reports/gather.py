@@ -44,6 +44,7 @@ from controller.reports.record import (
     Series,
 )
 from controller.reports.wording import as_number, duration, evidence_text, utc
+from sequences.job_record import record_findings
 
 SAFE_ATMOSPHERES: Final = frozenset({"inert_in_spec", "vacuum", "process"})
 JUDGED_LIVE: Final = frozenset({"evacuating", "back_filling"})  # safe or not by provenance: the ledger says
@@ -145,6 +146,7 @@ async def _job_report(
         ),
         items=tuple(reports),
         plot=plot,
+        findings=tuple(record_findings(events)),
     )
 
 

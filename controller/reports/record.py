@@ -124,18 +124,23 @@ class JobReport:
     events: tuple[JobEvent, ...]
     items: tuple[ItemReport, ...]
     plot: Plot | None
+    # every rejection, fault, abort, interrupted layer and stop-for-a-person in the job's own events
+    # (`sequences.job_record.record_findings`): any one of them withholds the certificate, whatever
+    # the outcome field says
+    findings: tuple[str, ...] = ()
 
     @property
     def good(self) -> bool:
-        return self.outcome == "done" and all(i.good for i in self.items)
+        return self.outcome == "done" and not self.findings and all(i.good for i in self.items)
 
     @property
     def verdict(self) -> str:
-        bad = [i for i in self.items if not i.good]
-        if bad:
-            return "NOT CERTIFIED: " + "; ".join(f"{i.item}: {i.verdict}" for i in bad)
+        reasons = [f"{i.item}: {i.verdict}" for i in self.items if not i.good]
+        reasons += [f"the record says {finding}" for finding in self.findings]
         if self.outcome != "done":
-            return f"NOT CERTIFIED: the job is {self.outcome or 'not finished'} (no item was exposed to air)"
+            reasons.insert(0, f"the job is {self.outcome or 'not finished'}")
+        if reasons:
+            return "NOT CERTIFIED: " + "; ".join(reasons)
         return "certified: no air-sensitive item of this job was exposed to a non-inert atmosphere"
 
 

@@ -45,7 +45,11 @@ def evidence_text(evidence: dict[str, float | str]) -> str:
     parts: list[str] = []
     for key, value in evidence.items():
         number = as_number(value)
-        if number is None or not math.isfinite(number):
+        if key == "o2_basis":
+            parts.append(str(value))  # an assumption in words, never dressed as a reading
+        elif key == "air_fraction_bound" and "o2_basis" in evidence:
+            continue  # "air share <= 1" says nothing the assumption does not
+        elif number is None or not math.isfinite(number):
             parts.append(f"{key} {value}")
         elif key == "pressure_pa":
             parts.append(f"p {pressure(number)}")

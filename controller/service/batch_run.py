@@ -113,7 +113,7 @@ def summary_lines(
         lines.append(row.format(job.position, job.id, job.name[:48], outcome, hours, job.message[:60]))
     counts = {
         o: sum((j.outcome or "not run") == o for j in result.jobs)
-        for o in ("done", "failed", "aborted", "not run")
+        for o in ("done", "rejected", "failed", "aborted", "not run")
     }
     lines.append("totals: " + ", ".join(f"{n} {o}" for o, n in counts.items() if n))
     lines.append("")
@@ -173,6 +173,7 @@ async def run_batch(
                         on_start=board.start,
                         on_progress=board.update,
                         on_job_end=board.job_end,
+                        durable=recorder.historian.flush,
                     )
                 )
                 if api_listener is not None:

@@ -25,6 +25,7 @@ from controller.service.line_service import PortInUse, bind_listener, serve_line
 from sequences.batch_queue import load_queue
 from sequences.operator_desk import OperatorDesk
 from sequences.plant_clock import PlantClock
+from sim_hardware.faults import load_scenario, scenario_running
 from sim_hardware.line import InitialAtmosphere, SimLine
 
 SIMULATED_GLOVE_WORK_S = 120.0  # plant seconds a simulated operator takes for each glove-work prompt
@@ -35,14 +36,24 @@ def demo_queue_path() -> Path:
     return Path(str(resources.files("sequences").joinpath("queues", "demo.toml")))
 
 
-def simulated_line(config: LineConfig, speed: float) -> Callable[[], AbstractAsyncContextManager[LineConfig]]:
-    """The simulated line as the batch runner takes it: started on entry, its endpoints' config yielded."""
+def simulated_line(
+    config: LineConfig, speed: float, scenario: str | None = None
+) -> Callable[[], AbstractAsyncContextManager[LineConfig]]:
+    """The simulated line as the batch runner takes it: started on entry, its endpoints' config yielded.
+
+    `scenario` is the simulator's fault-scenario file (times in plant seconds from the line's start),
+    so a fault can be rehearsed at speed from the command line; a bad file fails before the line starts.
+    """
+    over_room_pa = config.limits.room_pressure_pa + 300.0  # a glovebox runs a little above the room
+    initial = {s.name: InitialAtmosphere("ar", over_room_pa, KEPT_DRY_S) for s in config.spaces}
+    if scenario is not None:
+        load_scenario(scenario, SimLine(config, speed=speed, initial=initial))  # checked before anything runs
 
     @contextlib.asynccontextmanager
     async def line() -> AsyncIterator[LineConfig]:
-        over_room_pa = config.limits.room_pressure_pa + 300.0  # a glovebox runs a little above the room
-        initial = {s.name: InitialAtmosphere("ar", over_room_pa, KEPT_DRY_S) for s in config.spaces}
-        async with SimLine(config, speed=speed, initial=initial) as simulated:
+        simulated = SimLine(config, speed=speed, initial=initial)
+        events = load_scenario(scenario, simulated) if scenario is not None else []
+        async with simulated, scenario_running(simulated, events):
             yield simulated.simulated_config()
 
     return line
@@ -56,7 +67,9 @@ def _api_listener(config: LineConfig) -> socket.socket:
         return bind_listener(config.hmi.host, 0)
 
 
-async def run_demo(config: LineConfig, *, speed: float, queue_path: Path | None = None) -> int:
+async def run_demo(
+    config: LineConfig, *, speed: float, queue_path: Path | None = None, scenario: str | None = None
+) -> int:
     queue = load_queue(queue_path or demo_queue_path())
     clock = PlantClock(speed)
     desk = OperatorDesk(clock=clock, simulated_glove_work_s=SIMULATED_GLOVE_WORK_S)
@@ -70,7 +83,7 @@ async def run_demo(config: LineConfig, *, speed: float, queue_path: Path | None 
         result = await run_batch(
             config,
             queue,
-            simulated_line(config, speed),
+            simulated_line(config, speed, scenario),
             clock=clock,
             desk=desk,
             api_listener=listener,
@@ -82,7 +95,7 @@ async def run_demo(config: LineConfig, *, speed: float, queue_path: Path | None 
     return result.exit_code
 
 
-async def serve_demo(config: LineConfig, *, speed: float) -> int:
+async def serve_demo(config: LineConfig, *, speed: float, scenario: str | None = None) -> int:
     """The demo with a person at the HMI: the same simulated line, nothing started by itself.
 
     The operator opens the printed address, logs in, starts the demo queue from the run panel and
@@ -101,7 +114,7 @@ async def serve_demo(config: LineConfig, *, speed: float) -> int:
             )
 
         try:
-            async with simulated_line(config, speed)() as line:
+            async with simulated_line(config, speed, scenario)() as line:
                 clock = PlantClock(speed)
                 await serve_line(
                     line, listener, stop, announce=announce, plan=simulated_plan(line), clock=clock

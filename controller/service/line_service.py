@@ -352,7 +352,12 @@ async def serve_line(
             ctl,
             MqttBridge(config, ctl, archive=recorder.historian, on_health=_mqtt_alarm(ctl)),
             BatchHost(
-                ctl, config.database.url, clock=clock, desk=desk, queue_folders=_queue_folders(config)
+                ctl,
+                config.database.url,
+                clock=clock,
+                desk=desk,
+                queue_folders=_queue_folders(config),
+                durable=recorder.historian.flush,
             ) as batches,
             # cancelled and made safe on the way out, while the controller still runs
             contextlib.aclosing(SpaceOperations(ctl, clock, busy=batches.busy)) as operations,

@@ -519,3 +519,36 @@ def test_a_vacuum_transfer_from_a_purged_antechamber_keeps_the_chamber_inert() -
     )
     assert memory["process"].provenance.air_fraction == 1e-9  # the worse of the two was the chamber's own
     assert memory["inlet"].provenance.air_fraction == 1e-9
+
+
+# -- an assumption is not a reading --------------------------------------------------------------
+
+
+def test_a_sensorless_chamber_nothing_was_seen_of_is_unknown_with_the_assumption_named() -> None:
+    """After a restart the process chamber's gas is not known: "air" would read as a finding."""
+    chamber = sensors(ROOM_PA, None, None, has_frost=False, has_o2=False)
+    found = classify_now(chamber, provenance=Provenance.assumed_air())
+    assert found.atmosphere is Atmosphere.UNKNOWN
+    assert not found.safe_for_exposed
+    assert "assumed air" in found.reason
+    assert "o2_estimate_ppmv" not in found.evidence  # no O2 figure to be mistaken for a measurement
+    assert str(found.evidence["o2_basis"]).startswith("assumed air")
+    # the same chamber seen open to air is air: a finding, not an assumption
+    vented = classify_now(chamber, SpaceActivity(open_to_air=True), Provenance.assumed_air())
+    assert vented.atmosphere is Atmosphere.AIR
+
+
+def test_a_back_fill_after_start_up_turns_the_assumption_into_a_bound() -> None:
+    evacuated = track(Provenance.assumed_air(), 0.01, SpaceActivity(gas_filling=True))  # fill from 0.01 Pa
+    filled = track(evacuated, ROOM_PA, SpaceActivity(gas_filling=True))
+    done = track(filled, ROOM_PA, STATIC)
+    assert not done.assumed
+    assert done.air_fraction <= 0.01 / ROOM_PA * 1.01
+    found = classify_now(sensors(ROOM_PA, None, None, has_frost=False, has_o2=False), provenance=done)
+    assert found.atmosphere is Atmosphere.INERT_IN_SPEC
+    assert "o2_basis" not in found.evidence
+
+
+def test_a_start_up_space_memory_assumes_nothing_is_known() -> None:
+    assert SpaceMemory().provenance.assumed
+    assert SpaceMemory().provenance.air_fraction == 1.0

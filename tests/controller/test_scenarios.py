@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from controller.config.line_config import load_line_config
-from controller.line.actions import Command, MoveItem, SetContainer, SetPort
+from controller.line.actions import Command, MoveItem, SetContainer, SetPort, SetValve
+from controller.line.alarm_states import AlarmState
 from controller.line.atmosphere import Atmosphere
 from controller.line.controller import LineController
 from controller.line.items import ItemKind
@@ -90,3 +91,21 @@ async def test_stuck_door_raises_a_position_alarm(line: tuple[SimLine, LineContr
     status = ctl.alarms.get("position.inlet.outer")
     assert status.evidence["closed_ls"] == "True"  # commanded open, still reported closed
     assert not sim.plant.doors["inlet.outer"].is_open
+
+
+async def test_a_command_failure_alarm_clears_once_the_device_does_what_it_is_told(
+    line: tuple[SimLine, LineController],
+) -> None:
+    """The remote I/O answers a Modbus exception: the vent command fails and alarms; once the fault is
+    gone, the same command succeeds and the alarm clears (it used to stay active for ever)."""
+    sim, ctl = line
+    await until(ctl, lambda s: s.spaces["inlet"].pressure_pa is not None)
+    heal = inject(sim, Fault("modbus_exception", device="remote_io", code=4))
+    failed = await ctl.gate.submit(Command(SetValve("inlet", "vent", False), "op1", "test"))
+    assert failed.outcome == "failed"
+    assert "command.inlet.vent" in [a.definition.id for a in ctl.alarms.active()]
+    heal()
+    done = await ctl.gate.submit(Command(SetValve("inlet", "vent", False), "op1", "test"))
+    assert done.outcome == "done"
+    # the condition is gone; the alarm stays on display, unacknowledged, until someone has seen it
+    assert ctl.alarms.get("command.inlet.vent").state is AlarmState.CLEARED_UNACKED

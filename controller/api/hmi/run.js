@@ -29,7 +29,7 @@ const RUN_STATE_WORDS = {
   clearing: "CLEARING",
   resetting: "RESETTING",
 };
-const OUTCOME_WORDS = { done: "done", failed: "FAILED", aborted: "ABORTED" };
+const OUTCOME_WORDS = { done: "done", rejected: "REJECTED", failed: "FAILED", aborted: "ABORTED" };
 const BATCH_STATUS_WORDS = {
   running: "running",
   complete: "COMPLETE — every job done",
