@@ -200,8 +200,9 @@ def _cmd_batch(args: argparse.Namespace) -> int:
 
     if args.speed is not None and not args.sim:
         raise UserError("batch: --speed sets the simulated plant's clock; it needs --sim")
-    queue = load_queue(args.queue)  # every recipe validated before anything moves
     config = _with_database(load_line_config(args.config), args.database)
+    spaces = [s.name for s in config.spaces]
+    queue = load_queue(args.queue, spaces=spaces)  # every recipe and item id validated before anything moves
     operator = args.operator or ("simulated" if args.sim else "terminal")
     if operator == "simulated" and not args.sim:
         raise UserError("batch: --operator simulated answers glove-work prompts by itself; it needs --sim")

@@ -9,14 +9,12 @@ to build the plant and the device simulators it answers for.
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from controller.config.reader import TableReader
-from controller.errors import ConfigFileError
+from controller.config.reader import TableReader, file_text, toml_table
 from drivers.deposition_sources import STANDARD_LINE_SOURCES
 from drivers.errors import ConfigError
 from drivers.remote_io import IoPoints, line_points
@@ -211,20 +209,14 @@ def load_line_config(path: str | Path | None = None) -> LineConfig:
         shown = f"<embedded {STANDARD_LINE}>"
     else:
         shown = str(path)
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigFileError(shown, "(file)", str(path), f"cannot be read: {exc.strerror}") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigFileError(shown, "(syntax)", "", f"is not valid TOML: {exc}") from None
+        text = file_text(path, shown)
+    data = toml_table(text, shown)
     return dataclasses.replace(_parse(TableReader(shown, data)), text=text)
 
 
 def _parse(root: TableReader) -> LineConfig:
     line = root.table_reader("line", required=True)
-    name = line.text("name")
+    name = _name(line, "name")  # it names the spill folder and the MQTT topics: no path, no wildcard
     line.finish()
     limits = _limits(root.table_reader("limits"))
     spaces = tuple(_space(t) for t in root.table_list("spaces"))
@@ -357,10 +349,24 @@ def _space(t: TableReader) -> SpaceConfig:
     return space
 
 
+NAME_MAX_CHARS = 64
+
+
 def _name(t: TableReader, key: str) -> str:
+    """A name other things are made from (file names, topics, item locations): nothing that could
+    climb out of a folder ("..", "/"), hide in a listing (a leading "."), or be mistaken for the room."""
     value = t.text(key)
-    if not value or not all(c.isalnum() or c in "_-." for c in value) or value == ROOM:
-        raise t.fail(key, value, "letters, digits, '_', '-', '.', and not 'room'")
+    if (
+        not 0 < len(value) <= NAME_MAX_CHARS
+        or not all(c.isalnum() or c in "_-." for c in value)
+        or value.startswith(".")
+        or value == ROOM
+    ):
+        raise t.fail(
+            key,
+            value,
+            f"1..{NAME_MAX_CHARS} letters, digits, '_', '-', '.', not starting with '.', not 'room'",
+        )
     return value
 
 

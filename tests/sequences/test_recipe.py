@@ -280,10 +280,12 @@ def test_bad_mole_ratios_say_why(text: str, message: str) -> None:
 
 
 def test_bad_toml_and_missing_file_are_one_line() -> None:
-    assert violations("name = ")[0].startswith(f"{FILE}: not valid TOML")
+    assert violations("name = ")[0].startswith(f"{FILE}: (syntax) = '': is not valid TOML")
     with pytest.raises(RecipeError) as info:
         load_recipe("/nonexistent/recipe.toml")
-    assert info.value.violations[0].startswith("/nonexistent/recipe.toml: cannot read")
+    assert info.value.violations == (
+        "/nonexistent/recipe.toml: (file) = '/nonexistent/recipe.toml': cannot be read: No such file or directory",
+    )
 
 
 def _depline(*args: str) -> subprocess.CompletedProcess[str]:
