@@ -8,12 +8,14 @@ to build the plant and the device simulators it answers for.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from controller.config.device_params import channel_keys, read_address, read_params
 from controller.config.reader import TableReader, file_text, toml_table
 from drivers.deposition_sources import STANDARD_LINE_SOURCES
 from drivers.errors import ConfigError
@@ -296,12 +298,35 @@ def _user(t: TableReader) -> UserConfig:
     name = _name(t, "name")
     role = t.text("role", choices=ROLES)
     password_hash = t.text("password_hash")
-    if password_hash.count("$") != 3 or not password_hash.startswith("pbkdf2_sha256$"):
+    if not _well_formed_hash(password_hash):
+        low, high = HASH_ITERATIONS
         raise t.fail(
-            "password_hash", "<hidden>", "pbkdf2_sha256$<iterations>$<salt>$<hash> (depline user hash)"
+            "password_hash",
+            "<hidden>",
+            f"pbkdf2_sha256$<iterations {low}..{high}>$<base64 salt>$<base64 32-byte hash>, "
+            "as `depline user hash` prints it",
         )
     t.finish()
     return UserConfig(name, role, password_hash)
+
+
+HASH_ITERATIONS = (10_000, 2_000_000)  # below: guessable offline; above: a login takes seconds of CPU
+
+
+def _well_formed_hash(text: str) -> bool:
+    """A hash a login can be checked against: otherwise the user silently could never log in."""
+    parts = text.split("$")
+    if len(parts) != 4 or parts[0] != "pbkdf2_sha256":
+        return False
+    if not (parts[1].isascii() and parts[1].isdigit() and len(parts[1]) <= 9):
+        return False
+    try:
+        salt = base64.b64decode(parts[2], validate=True)
+        digest = base64.b64decode(parts[3], validate=True)
+    except ValueError:  # binascii.Error
+        return False
+    low, high = HASH_ITERATIONS
+    return low <= int(parts[1]) <= high and 8 <= len(salt) <= 64 and len(digest) == 32
 
 
 def _unique(root: TableReader, key: str, names: list[str]) -> None:
@@ -397,13 +422,15 @@ def _device(t: TableReader, spaces: list[str], links: dict[str, LinkConfig]) -> 
     name = _name(t, "name")
     family = t.text("family", choices=FAMILIES)
     link = t.text("link", choices=list(links))
-    address: int | str | None = None
-    if t.has("address"):
-        raw = t.table["address"]
-        address = t.text("address") if isinstance(raw, str) else t.integer("address", min=0, max=255)
+    address = read_address(family, t, family in MODBUS_FAMILIES)
     space = t.text("space", choices=spaces) if t.has("space") else None
+    params = read_params(family, t.table_reader("params"))
     channels_reader = t.table_reader("channels")
+    keys = channel_keys(family, len(params.get("gauge_types", ())))
+    for key in channels_reader.table:
+        if key not in keys:
+            allowed = f"one of {', '.join(keys)}" if keys else f"a {family} has no channels: give its `space`"
+            raise channels_reader.fail(key, channels_reader.table[key], allowed)
     channels = {key: channels_reader.text(key, choices=spaces) for key in list(channels_reader.table)}
-    params = t.raw_table("params")
     t.finish()
     return DeviceConfig(name, family, link, address, space, channels, params)
