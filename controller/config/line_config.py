@@ -48,6 +48,13 @@ MODBUS_FAMILIES = frozenset(
 STANDARD_LINE = "standard_line.toml"
 
 
+# The production method's atmosphere window (DESIGN.md §2): frost point at most -50 °C, and an O2 limit
+# from glovebox practice (< 1-10 ppm), of which 10 ppm is the loosest. A line whose limits are looser
+# certifies electrodes the method would not: refused unless `[line] not_for_production = true`.
+METHOD_MAX_FROST_POINT_C = -50.0
+METHOD_MAX_O2_PPMV = 10.0
+
+
 @dataclass(frozen=True, slots=True)
 class Limits:
     """Atmosphere and vacuum limits the classification and the interlocks use (DESIGN.md §2, §4)."""
@@ -183,6 +190,7 @@ class LineConfig:
     users: tuple[UserConfig, ...] = ()
     sequence: SequenceConfig = field(default_factory=SequenceConfig)
     text: str = field(default="", repr=False)  # the file as read: each run records it (content hash)
+    not_for_production: bool = False  # a test or commissioning line: limits looser than the method's
 
     def space(self, name: str) -> SpaceConfig:
         return next(s for s in self.spaces if s.name == name)
@@ -219,8 +227,9 @@ def load_line_config(path: str | Path | None = None) -> LineConfig:
 def _parse(root: TableReader) -> LineConfig:
     line = root.table_reader("line", required=True)
     name = _name(line, "name")  # it names the spill folder and the MQTT topics: no path, no wildcard
+    not_for_production = line.flag("not_for_production", False)
     line.finish()
-    limits = _limits(root.table_reader("limits"))
+    limits = _limits(root.table_reader("limits"), not_for_production)
     spaces = tuple(_space(t) for t in root.table_list("spaces"))
     space_names = [s.name for s in spaces]
     _unique(root, "spaces", space_names)
@@ -241,8 +250,9 @@ def _parse(root: TableReader) -> LineConfig:
     sequence = _sequence(root.table_reader("sequence"))
     root.finish()
     return LineConfig(
-        root.path, name, limits, spaces, ports, links, devices, database, mqtt, hmi, users, sequence
-    )
+        root.path, name, limits, spaces, ports, links, devices, database, mqtt, hmi, users, sequence,
+        not_for_production=not_for_production,
+    )  # fmt: skip
 
 
 def _sequence(t: TableReader) -> SequenceConfig:
@@ -335,7 +345,7 @@ def _unique(root: TableReader, key: str, names: list[str]) -> None:
         raise root.fail(key, dupes[0], "names must be unique")
 
 
-def _limits(t: TableReader) -> Limits:
+def _limits(t: TableReader, not_for_production: bool) -> Limits:
     d = Limits()
     limits = Limits(
         max_frost_point_c=t.number("max_frost_point_c", d.max_frost_point_c, min=-100.0, max=-20.0),
@@ -354,6 +364,14 @@ def _limits(t: TableReader) -> Limits:
         inert_purge_margin=t.number("inert_purge_margin", d.inert_purge_margin, min=1.0, max=1e6),
     )
     t.finish()
+    if not not_for_production:
+        why = "looser than the production method's window; set [line] not_for_production = true to allow it"
+        if limits.max_frost_point_c > METHOD_MAX_FROST_POINT_C:
+            raise t.fail(
+                "max_frost_point_c", limits.max_frost_point_c, f"<= {METHOD_MAX_FROST_POINT_C:g}: {why}"
+            )
+        if limits.max_o2_ppmv > METHOD_MAX_O2_PPMV:
+            raise t.fail("max_o2_ppmv", limits.max_o2_ppmv, f"<= {METHOD_MAX_O2_PPMV:g}: {why}")
     return limits
 
 

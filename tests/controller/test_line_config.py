@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
-from controller.config.line_config import load_line_config
+from controller.config.line_config import UserConfig, load_line_config
 from controller.errors import ConfigFileError
+from controller.line.sensor_coverage import atmosphere_blind_spots
+from controller.users.demo_passwords import refuse_demo_passwords_beyond_loopback, users_with_demo_passwords
+from controller.users.passwords import hash_password
 
 ROOT = Path(__file__).resolve().parents[2]
 STANDARD = (ROOT / "controller" / "config" / "standard_line.toml").read_text(encoding="utf-8")
@@ -128,3 +132,77 @@ def test_a_malformed_password_hash_is_refused_not_a_silent_lockout(tmp_path: Pat
     message = refused(tmp_path, edited(old, hash_text))
     assert message.startswith("users[0].password_hash = '<hidden>': pbkdf2_sha256$<iterations")
     assert hash_text not in message
+
+
+# -- unsafe configurations ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "field"),
+    [
+        ("max_frost_point_c = -50.0", "max_frost_point_c = -45.0", "limits.max_frost_point_c"),
+        ("max_o2_ppmv = 10.0", "max_o2_ppmv = 10.5", "limits.max_o2_ppmv"),
+    ],
+)
+def test_limits_looser_than_the_method_need_not_for_production(
+    tmp_path: Path, old: str, new: str, field: str
+) -> None:
+    message = refused(tmp_path, edited(old, new))
+    assert message.startswith(f"{field} = ")
+    assert "not_for_production = true" in message
+    allowed = load_line_config(write(tmp_path, edited(old, new).replace(NAME, NAME + NOT_FOR_PRODUCTION)))
+    assert allowed.not_for_production
+    assert load_line_config().not_for_production is False
+
+
+def test_tighter_limits_are_always_allowed(tmp_path: Path) -> None:
+    text = edited("max_frost_point_c = -50.0", "max_frost_point_c = -60.0")
+    config = load_line_config(write(tmp_path, text.replace("max_o2_ppmv = 10.0", "max_o2_ppmv = 1.0")))
+    assert (config.limits.max_frost_point_c, config.limits.max_o2_ppmv) == (-60.0, 1.0)
+
+
+NAME = 'name = "line1"'
+NOT_FOR_PRODUCTION = "\nnot_for_production = true"
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "localhost", "LOCALHOST"])
+def test_demo_passwords_may_serve_on_loopback(host: str) -> None:
+    refuse_demo_passwords_beyond_loopback(load_line_config(), host)
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.10.5", "", "controller.plant.example"])
+def test_demo_passwords_refuse_any_other_address(host: str) -> None:
+    config = load_line_config()
+    with pytest.raises(ConfigFileError) as info:
+        refuse_demo_passwords_beyond_loopback(config, host)
+    assert str(info.value).startswith(f"<embedded standard_line.toml>: hmi.host = {host!r}: ")
+    assert "op1, eng1, maint1" in str(info.value)
+
+
+def test_a_demo_password_under_a_new_salt_or_name_is_still_a_demo_password(tmp_path: Path) -> None:
+    config = load_line_config()
+    rehashed = UserConfig("alice", "operator", hash_password("eng1-demo", iterations=10_000))
+    own = UserConfig("bob", "engineer", hash_password("a site's own secret", iterations=10_000))
+    assert users_with_demo_passwords(dataclasses.replace(config, users=(rehashed, own))) == ["alice"]
+    refuse_demo_passwords_beyond_loopback(dataclasses.replace(config, users=(own,)), "0.0.0.0")
+
+
+def test_the_shipped_configurations_have_no_blind_spots() -> None:
+    for path in [None, *sorted((ROOT / "deploy" / "lines").glob("*.toml"))]:
+        assert atmosphere_blind_spots(load_line_config(path)) == []
+
+
+def test_spaces_the_sensors_can_never_judge_are_named(tmp_path: Path) -> None:
+    no_outlet_gauge = edited(
+        'channels = { pressure_ch1 = "inlet", pressure_ch2 = "outlet" }',
+        'channels = { pressure_ch1 = "inlet" }',
+    ).replace(
+        'link = "outlet_glovebox"\naddress = 1\nspace = "outlet"', 'link = "outlet_glovebox"\naddress = 1'
+    )
+    blocks = no_outlet_gauge.split("[[devices]]")
+    text = "[[devices]]".join(b for b in blocks if 'name = "inlet_dewpoint"' not in b)
+    path = write(tmp_path, text)
+    spots = atmosphere_blind_spots(load_line_config(path))
+    assert len(spots) == 2
+    assert spots[0].startswith(f"{path}: spaces[0] 'inlet': containers are opened here but no dew-point")
+    assert spots[1].startswith(f"{path}: spaces[2] 'outlet': no gauge reads its pressure")
