@@ -326,7 +326,14 @@ class JobRunner:
 
     async def _reject(self) -> JobOutcome:
         reason = self.message
-        outcome = await self._run_phases(reject_plan(self.ctx), 0)
+        try:
+            phases = reject_plan(self.ctx)
+        except PHASE_FAILURES as exc:  # no way out can be planned (an inventory that does not add up)
+            self.message = f"{reason}; the reject path cannot be planned: {exc}"
+            self.machine.fire("hold")
+            self.machine.fire("sc")
+            return JobOutcome("held", self.message)  # the batch stops the queue: a person decides
+        outcome = await self._run_phases(phases, 0)
         if outcome is not None:
             return outcome
         self.message = reason
