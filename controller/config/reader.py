@@ -9,6 +9,7 @@ not UTF-8, not TOML, nested too deep or holding an unreadable number fails the s
 from __future__ import annotations
 
 import math
+import re
 import tomllib
 from collections.abc import Iterable
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 
 from controller.errors import MISSING, ConfigFileError
 
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 MAX_FILE_BYTES = 1_000_000  # the largest shipped file is ~10 kB; a bigger one is a mistake (or /dev/zero)
 
 
@@ -66,7 +68,8 @@ class TableReader:
         self._seen: set[str] = set()
 
     def field(self, key: str) -> str:
-        return f"{self.prefix}.{key}" if self.prefix else key
+        shown = key if _BARE_KEY.fullmatch(key) else f'"{key}"'  # as TOML spells it: "" or "a.b" quoted
+        return f"{self.prefix}.{shown}" if self.prefix else shown
 
     def fail(self, key: str, value: Any, allowed: str) -> ConfigFileError:
         return ConfigFileError(self.path, self.field(key), value, allowed)
@@ -154,12 +157,6 @@ class TableReader:
         if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
             raise self.fail(key, value, "must be an array of tables ([[" + self.field(key) + "]])")
         return [TableReader(self.path, v, f"{self.field(key)}[{i}]") for i, v in enumerate(value)]
-
-    def raw_table(self, key: str) -> dict[str, Any]:
-        value = self._get(key, {})
-        if not isinstance(value, dict):
-            raise self.fail(key, value, "must be a table")
-        return dict(value)
 
     def finish(self) -> None:
         """Refuse unknown keys: a misspelt limit must never silently fall back to its default."""

@@ -109,7 +109,7 @@ def test_a_huge_value_is_quoted_short(tmp_path: Path) -> None:
 
 def test_a_control_character_in_a_key_cannot_split_the_line(tmp_path: Path) -> None:
     message = refused(tmp_path, edited("[hmi]\n", '[hmi]\n"evil\\nkey" = 1\n'))
-    assert "hmi.evil\\nkey = 1: unknown field" in message
+    assert 'hmi."evil\\nkey" = 1: unknown field' in message
 
 
 @pytest.mark.parametrize(
