@@ -56,11 +56,26 @@ def _cmd_sim(args: argparse.Namespace) -> int:
     return 0
 
 
+def _vetted(config: LineConfig, serve_on: str | None, field: str = "hmi.host") -> LineConfig:
+    """What start-up checks beyond the file's own rules: the HMI about to serve on `serve_on` (None: no
+    HMI) while a published demo password is in force is refused; spaces whose atmosphere the configured
+    sensors can never judge are warned about (stderr, through logging; the exit code does not change)."""
+    from controller.line.sensor_coverage import atmosphere_blind_spots
+    from controller.users.demo_passwords import refuse_demo_passwords_beyond_loopback
+
+    if serve_on is not None:
+        refuse_demo_passwords_beyond_loopback(config, serve_on, field)
+    for warning in atmosphere_blind_spots(config):
+        log.warning(warning, extra={"config": config.path})
+    return config
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from controller.config.line_config import load_line_config
     from controller.service.demo import run_demo, serve_demo
 
     config = _with_database(load_line_config(args.config), args.database)
+    _vetted(config, config.hmi.host)  # both ways the demo serves the API on [hmi] host
     if args.operator == "hmi":
         if args.queue:
             raise UserError("demo: --queue is not used with --operator hmi (the operator picks the queue)")
@@ -74,6 +89,7 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
 
     for path in args.files:
         config = load_line_config(path)
+        _vetted(config, config.hmi.host)  # what `depline run` would refuse or warn about
         print(
             f"{path}: ok: line {config.name!r}, {len(config.spaces)} spaces, {len(config.ports)} ports, "
             f"{len(config.links)} links, {len(config.devices)} devices"
@@ -156,6 +172,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     config = _with_database(load_line_config(args.config), args.database)
     host = args.host if args.host is not None else config.hmi.host
     port = args.port if args.port is not None else config.hmi.port
+    _vetted(config, host, "hmi.host" if args.host is None else "--host")
     from controller.service.line_service import ServiceError
 
     try:
@@ -212,9 +229,15 @@ def _cmd_batch(args: argparse.Namespace) -> int:
         raise UserError("batch: --speed sets the simulated plant's clock; it needs --sim")
     if args.scenario is not None and not args.sim:
         raise UserError("batch: --scenario injects faults into the simulated line; it needs --sim")
-    queue = load_queue(args.queue)  # every recipe validated before anything moves
     config = _with_database(load_line_config(args.config), args.database)
+    spaces = [s.name for s in config.spaces]
+    queue = load_queue(args.queue, spaces=spaces)  # every recipe and item id validated before anything moves
     operator = args.operator or ("simulated" if args.sim else "terminal")
+    _vetted(config, config.hmi.host if operator == "hmi" else None)
+    if args.check:
+        recipes = ", ".join(dict.fromkeys(job.recipe.name for job in queue.jobs))
+        print(f"{args.queue}: ok: {len(queue.jobs)} jobs on line {config.name!r} ({recipes})")
+        return 0
     if operator == "simulated" and not args.sim:
         raise UserError("batch: --operator simulated answers glove-work prompts by itself; it needs --sim")
     if operator == "terminal" and not sys.stdin.isatty():
@@ -469,6 +492,11 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--config", help="line configuration TOML (default: the embedded standard line)")
     batch.add_argument("--database", help="SQLAlchemy URL overriding [database] url")
     batch.add_argument("--sim", action="store_true", help="run on the simulated line started in-process")
+    batch.add_argument(
+        "--check",
+        action="store_true",
+        help="only validate: the queue, its recipes and item ids against the configured line; nothing moves",
+    )
     batch.add_argument(
         "--speed", type=_positive_speed, help="simulated plant clock speed factor (with --sim; default 1)"
     )

@@ -25,8 +25,32 @@ class ConfigFileError(UserError):
         self.field = field
         self.value = value
         self.allowed = allowed
-        shown = "missing" if value is _MISSING else repr(value)
-        super().__init__(f"{path}: {field} = {shown}: {allowed}")
+        shown = "missing" if value is _MISSING else shown_value(value)
+        super().__init__(f"{one_line(path)}: {one_line(field)} = {shown}: {one_line(allowed)}")
+
+
+SHOWN_VALUE_CHARS = 80
+
+
+def one_line(text: str) -> str:
+    """`text` with every non-printable character escaped: a hostile key or file name cannot split the
+    one-line message (or forge a second one) in an operator's terminal or a log."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
+def shown_value(value: Any) -> str:
+    """A value as the message quotes it: its repr, cut short, so a megabyte string or an array nested a
+    thousand deep still gives one readable line (repr escapes control characters itself)."""
+    try:
+        text = repr(value)
+    except (RecursionError, ValueError):  # nested too deep; an int beyond the digit limit
+        text = f"<{type(value).__name__} too large to show>"
+    text = one_line(text)
+    if len(text) > SHOWN_VALUE_CHARS:
+        text = text[: SHOWN_VALUE_CHARS - 3] + "..."
+    return text
 
 
 class _Missing:

@@ -71,7 +71,10 @@ def _int_param(url: str, params: dict[str, list[str]], name: str, default: int) 
 
 def parse_url(url: str, *, default_serial: SerialSettings | None = None) -> Endpoint:
     """Parse a transport URL; every malformed part raises `ConfigError` naming the URL and field."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # "Invalid IPv6 URL", a character NFKC turns into a separator
+        raise ConfigError(f"{url}: not a URL ({exc})") from None
     scheme = parts.scheme.lower()
     if scheme in _TCP_SCHEMES:
         if not parts.hostname:

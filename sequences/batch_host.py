@@ -99,6 +99,7 @@ class BatchHost:
         self._reported: set[tuple[Path, int]] = set()
         # why a batch must not start now although none runs (a manual operation owns a space), or None
         self.blocked_by: Callable[[], str | None] = lambda: None
+        self._spaces = tuple(s.name for s in ctl.config.spaces)  # no queue item id may name one
 
     async def __aenter__(self) -> BatchHost:
         await self.store.__aenter__()
@@ -125,7 +126,7 @@ class BatchHost:
                 if path.stem in found:
                     continue  # the shipped folder comes first: a site file cannot shadow it
                 try:
-                    queue = load_queue(path)
+                    queue = load_queue(path, spaces=self._spaces)
                 except UserError as exc:
                     self._report_invalid(path, exc)
                     continue
@@ -164,7 +165,7 @@ class BatchHost:
         choice = next((c for c in await self.choices() if c.name == name), None)
         if choice is None:
             raise BatchRefused(f"no queue {name!r} among the queue files this controller may start")
-        queue = await asyncio.to_thread(load_queue, choice.path)
+        queue = await asyncio.to_thread(load_queue, choice.path, spaces=self._spaces)
         self._launch(queue, user)
         task = self._task
         assert task is not None

@@ -8,26 +8,30 @@ on_failure = "skip"            # default policy: "stop" the queue, or "skip" to 
 recipe = "ex2-sputter-rt-then-anneal-LiSiPO-on-Li-foil.toml"   # next to the queue file, or a shipped recipe
 count = 2                      # the same job, N times (each its own items)
 on_failure = "stop"            # this job's policy
-base = "FOIL-0042"             # optional item ids; default ids are made from the batch and the position
+base = "FOIL-0042"             # optional item ids: up to 64 printable characters, no '/' or '\\', not
+                               # a space's name or "room"; default ids are made from the batch and position
 container = "BOX-0042"         # the closed container the base arrives in
 out_container = "BOX-0142"     # the container the electrode leaves in (placed in the outlet in advance)
 ```
 
 Every recipe is loaded and validated when the queue is read, so a typo in job 17 is an exit-2 error
-before the first door opens, not a failure at three in the morning.
+before the first door opens, not a failure at three in the morning. So are the item ids: given the
+names of the line's spaces, an id that would make an item's location ambiguous is refused here, where
+the person who wrote it can fix it, not by the inventory in the middle of a reject.
 """
 
 from __future__ import annotations
 
 import hashlib
-import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-from controller.config.reader import TableReader
+from controller.config.reader import TableReader, file_text, toml_table
 from controller.errors import ConfigFileError
+from controller.line.items import ITEM_ID_RULE, valid_item_id
 from sequences.recipe import Recipe, RecipeError, parse_recipe
 
 Policy = Literal["stop", "skip"]
@@ -71,20 +75,14 @@ def shipped_recipe(name: str) -> Path | None:
     return None
 
 
-def load_queue(path: str | Path) -> BatchQueue:
+def load_queue(path: str | Path, *, spaces: Iterable[str] = ()) -> BatchQueue:
+    """Read and validate a queue; `spaces` are the names of the line it will run on."""
     shown = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigFileError(shown, "(file)", shown, f"cannot be read: {exc.strerror}") from None
-    return parse_queue(text, shown, Path(path).parent)
+    return parse_queue(file_text(path, shown), shown, Path(path).parent, spaces=spaces)
 
 
-def parse_queue(text: str, shown: str, folder: Path) -> BatchQueue:
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigFileError(shown, "(syntax)", "", f"is not valid TOML: {exc}") from None
+def parse_queue(text: str, shown: str, folder: Path, *, spaces: Iterable[str] = ()) -> BatchQueue:
+    data = toml_table(text, shown)
     root = TableReader(shown, data)
     name = root.text("name", Path(shown).stem)
     default_policy: Policy = _policy(root, "skip")
@@ -92,8 +90,9 @@ def parse_queue(text: str, shown: str, folder: Path) -> BatchQueue:
     tables = root.table_list("jobs")
     if not tables:
         raise root.fail("jobs", [], "at least one [[jobs]] table")
+    space_names = tuple(spaces)
     for table in tables:
-        jobs.extend(_jobs(table, folder, default_policy))
+        jobs.extend(_jobs(table, folder, default_policy, space_names))
     root.finish()
     if len(jobs) > MAX_JOBS:
         raise root.fail("jobs", len(jobs), f"at most {MAX_JOBS} jobs in one queue (count included)")
@@ -106,19 +105,21 @@ def _policy(t: TableReader, default: Policy) -> Policy:
     return "stop" if value == "stop" else "skip"
 
 
-def _jobs(t: TableReader, folder: Path, default_policy: Policy) -> list[JobSpec]:
+def _jobs(t: TableReader, folder: Path, default_policy: Policy, spaces: tuple[str, ...]) -> list[JobSpec]:
     reference = t.text("recipe")
     recipe_path = _recipe_path(t, reference, folder)
     count = t.integer("count", 1, min=1, max=MAX_JOBS)
     policy = _policy(t, default_policy)
-    ids = {key: t.text(key) if t.has(key) else None for key in ("base", "container", "out_container")}
+    ids = {key: _item_id(t, key, spaces) for key in ("base", "container", "out_container")}
     if count > 1 and any(ids.values()):
         given = next(k for k, v in ids.items() if v)
         raise t.fail(given, ids[given], "explicit item ids need count = 1 (each job has its own items)")
     t.finish()
-    recipe_text = recipe_path.read_text(encoding="utf-8")
     try:
+        recipe_text = file_text(recipe_path)
         recipe = parse_recipe(recipe_text, str(recipe_path))
+    except ConfigFileError as exc:
+        raise t.fail("recipe", reference, exc.allowed) from None
     except RecipeError as exc:
         head = f"{t.path}: {t.field('recipe')} = {reference!r}: is not a valid recipe"
         raise RecipeError([head, *exc.violations]) from None
@@ -130,13 +131,26 @@ def _jobs(t: TableReader, folder: Path, default_policy: Policy) -> list[JobSpec]
     ]
 
 
+def _item_id(t: TableReader, key: str, spaces: tuple[str, ...]) -> str | None:
+    if not t.has(key):
+        return None
+    value = t.text(key)
+    if not valid_item_id(value, spaces):
+        names = f" ({', '.join(spaces)})" if spaces else ""
+        raise t.fail(key, value, ITEM_ID_RULE + names)
+    return value
+
+
 def _recipe_path(t: TableReader, reference: str, folder: Path) -> Path:
-    local = folder / reference
-    if local.is_file():
-        return local
-    shipped = shipped_recipe(reference)
-    if shipped is not None:
-        return shipped
+    try:
+        local = folder / reference
+        if local.is_file():
+            return local
+        shipped = shipped_recipe(reference)
+        if shipped is not None:
+            return shipped
+    except (OSError, ValueError):  # a name too long for the file system, a NUL in it
+        pass
     raise t.fail("recipe", reference, "a recipe file next to the queue, or a shipped recipe name")
 
 

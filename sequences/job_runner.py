@@ -381,14 +381,25 @@ class JobRunner:
         return outcome
 
     async def _decide_reject(self, detail: dict[str, Any]) -> None:
-        """Write the rejection down, with where the electrode is, before the first step out."""
-        await self._record("rejected", {**detail, "from": electrode_space(self.ctx)})
+        """Write the rejection down, with where the electrode is, before the first step out (an
+        inventory that cannot place it is written down too: the reject path then says why it stops)."""
+        try:
+            where: dict[str, Any] = {"from": electrode_space(self.ctx)}
+        except PHASE_FAILURES as exc:
+            where = {"from_unknown": str(exc)}
+        await self._record("rejected", {**detail, **where})
 
     async def _reject(self) -> JobOutcome:
         """Take the rejected electrode out along the plan its rejection chose, from its checkpoint."""
         rejected = self.decided.rejected or {}
         reason = str(rejected.get("why") or self.message or "rejected")
-        where = rejected["from"] if "from" in rejected else electrode_space(self.ctx)  # older records
+        try:
+            where = rejected["from"] if "from" in rejected else electrode_space(self.ctx)  # older records
+        except PHASE_FAILURES as exc:  # no way out can be planned (an inventory that does not add up)
+            self.message = f"{reason}; the reject path cannot be planned: {exc}"
+            self.machine.fire("hold")
+            self.machine.fire("sc")
+            return JobOutcome("held", self.message)  # the batch stops the queue: a person decides
         phases = reject_plan(self.route, None if where is None else str(where))
         checkpoint = checkpoint_in(phases, self.job.checkpoint, own_prefix="reject_")
         if checkpoint is None:

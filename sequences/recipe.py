@@ -19,15 +19,15 @@ from __future__ import annotations
 
 import math
 import re
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from controller.config.reader import TableReader
+from controller.config.reader import TableReader, file_text, toml_table
 from controller.errors import MISSING, ConfigFileError, UserError
+from controller.line.items import ITEM_ID_RULE, valid_item_id
 from controller.line.materials import LITHIUM_MAX_TEMP_C, MaterialError, material
 
 T = TypeVar("T")
@@ -233,17 +233,17 @@ def load_recipe(path: str | Path) -> Recipe:
     """Read and validate a recipe file; RecipeError lists every violation."""
     name = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise RecipeError([f"{name}: cannot read: {exc.strerror or exc}"]) from None
+        text = file_text(path, name)
+    except ConfigFileError as exc:
+        raise RecipeError([str(exc)]) from None
     return parse_recipe(text, name)
 
 
 def parse_recipe(text: str, path: str = "<recipe>") -> Recipe:
     try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise RecipeError([f"{path}: not valid TOML: {exc}"]) from None
+        data = toml_table(text, path)
+    except ConfigFileError as exc:
+        raise RecipeError([str(exc)]) from None
     out = _Violations(path)
     top = TableReader(path, data)
     name = out.get(lambda: top.text("name"))
@@ -318,6 +318,9 @@ def _read_targets(top: TableReader, out: _Violations, seen: set[str]) -> list[Ta
         if target_id is None:
             continue
         seen.add(target_id)
+        if not valid_item_id(target_id):  # it becomes part of the target's item id
+            out.add(reader.field("id"), target_id, ITEM_ID_RULE)
+            continue
         if formula is None:
             continue
         target = _target(reader, out, target_id, formula)
@@ -467,6 +470,8 @@ def _check_temperatures(
     lithium_from = f"the base {base.material}" if base is not None and _base_has_lithium(base) else None
     for reader, _ in steps:
         kind = reader.table.get("kind")
+        if not isinstance(kind, str):
+            continue  # a wrong type: already reported by the reader
         if kind == "deposit" and reader.table.get("layer") == "lithium" and lithium_from is None:
             lithium_from = f"the lithium layer of {reader.prefix}"
         if kind not in TEMPERATURE_WINDOWS:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from controller.config.line_config import DeviceConfig, LineConfig
+from controller.errors import UserError
 from drivers.deposition_sources import STANDARD_LINE_SOURCES, SourceKind
 from drivers.mass_flow_controller import PSI_PA, gas_index
 from drivers.thickness_monitor import FilmParameters
@@ -39,8 +40,9 @@ def _reader(obj: Any, attribute: str) -> Callable[[], float]:
     return lambda: float(getattr(obj, attribute))
 
 
-class BindingError(ValueError):
-    """A device names something the simulated plant does not have."""
+class BindingError(UserError, ValueError):
+    """A device names something the simulated plant does not have: the configuration's fault, so the
+    CLI reports it in one line and exits 2."""
 
 
 @dataclass

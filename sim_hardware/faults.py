@@ -20,14 +20,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import tomllib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from controller.config.reader import TableReader
-from controller.errors import ConfigFileError
+from controller.config.reader import TableReader, read_toml
 
 if TYPE_CHECKING:
     from sim_hardware.line import SimLine
@@ -239,12 +237,7 @@ _HANDLERS: dict[str, Callable[[SimLine, Fault], Undo]] = {
 def load_scenario(path: str | Path, sim: SimLine) -> list[ScenarioEvent]:
     """Read and check a scenario against the line it will run on; errors name file and field."""
     shown = str(path)
-    try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigFileError(shown, "(file)", shown, f"cannot be read: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigFileError(shown, "(syntax)", "", f"is not valid TOML: {exc}") from None
+    _, data = read_toml(path, shown)
     root = TableReader(shown, data)
     events = [_event(t, sim) for t in root.table_list("events")]
     root.finish()

@@ -8,15 +8,15 @@ to build the plant and the device simulators it answers for.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
-import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from controller.config.reader import TableReader
-from controller.errors import ConfigFileError
+from controller.config.device_params import channel_keys, read_address, read_params
+from controller.config.reader import TableReader, file_text, toml_table
 from drivers.deposition_sources import STANDARD_LINE_SOURCES
 from drivers.errors import ConfigError
 from drivers.remote_io import IoPoints, line_points
@@ -46,6 +46,13 @@ MODBUS_FAMILIES = frozenset(
     }
 )
 STANDARD_LINE = "standard_line.toml"
+
+
+# The production method's atmosphere window (DESIGN.md §2): frost point at most -50 °C, and an O2 limit
+# from glovebox practice (< 1-10 ppm), of which 10 ppm is the loosest. A line whose limits are looser
+# certifies electrodes the method would not: refused unless `[line] not_for_production = true`.
+METHOD_MAX_FROST_POINT_C = -50.0
+METHOD_MAX_O2_PPMV = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +190,7 @@ class LineConfig:
     users: tuple[UserConfig, ...] = ()
     sequence: SequenceConfig = field(default_factory=SequenceConfig)
     text: str = field(default="", repr=False)  # the file as read: each run records it (content hash)
+    not_for_production: bool = False  # a test or commissioning line: limits looser than the method's
 
     def space(self, name: str) -> SpaceConfig:
         return next(s for s in self.spaces if s.name == name)
@@ -211,22 +219,17 @@ def load_line_config(path: str | Path | None = None) -> LineConfig:
         shown = f"<embedded {STANDARD_LINE}>"
     else:
         shown = str(path)
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigFileError(shown, "(file)", str(path), f"cannot be read: {exc.strerror}") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigFileError(shown, "(syntax)", "", f"is not valid TOML: {exc}") from None
+        text = file_text(path, shown)
+    data = toml_table(text, shown)
     return dataclasses.replace(_parse(TableReader(shown, data)), text=text)
 
 
 def _parse(root: TableReader) -> LineConfig:
     line = root.table_reader("line", required=True)
-    name = line.text("name")
+    name = _name(line, "name")  # it names the spill folder and the MQTT topics: no path, no wildcard
+    not_for_production = line.flag("not_for_production", False)
     line.finish()
-    limits = _limits(root.table_reader("limits"))
+    limits = _limits(root.table_reader("limits"), not_for_production)
     spaces = tuple(_space(t) for t in root.table_list("spaces"))
     space_names = [s.name for s in spaces]
     _unique(root, "spaces", space_names)
@@ -247,8 +250,9 @@ def _parse(root: TableReader) -> LineConfig:
     sequence = _sequence(root.table_reader("sequence"))
     root.finish()
     return LineConfig(
-        root.path, name, limits, spaces, ports, links, devices, database, mqtt, hmi, users, sequence
-    )
+        root.path, name, limits, spaces, ports, links, devices, database, mqtt, hmi, users, sequence,
+        not_for_production=not_for_production,
+    )  # fmt: skip
 
 
 def _sequence(t: TableReader) -> SequenceConfig:
@@ -304,12 +308,35 @@ def _user(t: TableReader) -> UserConfig:
     name = _name(t, "name")
     role = t.text("role", choices=ROLES)
     password_hash = t.text("password_hash")
-    if password_hash.count("$") != 3 or not password_hash.startswith("pbkdf2_sha256$"):
+    if not _well_formed_hash(password_hash):
+        low, high = HASH_ITERATIONS
         raise t.fail(
-            "password_hash", "<hidden>", "pbkdf2_sha256$<iterations>$<salt>$<hash> (depline user hash)"
+            "password_hash",
+            "<hidden>",
+            f"pbkdf2_sha256$<iterations {low}..{high}>$<base64 salt>$<base64 32-byte hash>, "
+            "as `depline user hash` prints it",
         )
     t.finish()
     return UserConfig(name, role, password_hash)
+
+
+HASH_ITERATIONS = (10_000, 2_000_000)  # below: guessable offline; above: a login takes seconds of CPU
+
+
+def _well_formed_hash(text: str) -> bool:
+    """A hash a login can be checked against: otherwise the user silently could never log in."""
+    parts = text.split("$")
+    if len(parts) != 4 or parts[0] != "pbkdf2_sha256":
+        return False
+    if not (parts[1].isascii() and parts[1].isdigit() and len(parts[1]) <= 9):
+        return False
+    try:
+        salt = base64.b64decode(parts[2], validate=True)
+        digest = base64.b64decode(parts[3], validate=True)
+    except ValueError:  # binascii.Error
+        return False
+    low, high = HASH_ITERATIONS
+    return low <= int(parts[1]) <= high and 8 <= len(salt) <= 64 and len(digest) == 32
 
 
 def _unique(root: TableReader, key: str, names: list[str]) -> None:
@@ -318,7 +345,7 @@ def _unique(root: TableReader, key: str, names: list[str]) -> None:
         raise root.fail(key, dupes[0], "names must be unique")
 
 
-def _limits(t: TableReader) -> Limits:
+def _limits(t: TableReader, not_for_production: bool) -> Limits:
     d = Limits()
     limits = Limits(
         max_frost_point_c=t.number("max_frost_point_c", d.max_frost_point_c, min=-100.0, max=-20.0),
@@ -337,6 +364,14 @@ def _limits(t: TableReader) -> Limits:
         inert_purge_margin=t.number("inert_purge_margin", d.inert_purge_margin, min=1.0, max=1e6),
     )
     t.finish()
+    if not not_for_production:
+        why = "looser than the production method's window; set [line] not_for_production = true to allow it"
+        if limits.max_frost_point_c > METHOD_MAX_FROST_POINT_C:
+            raise t.fail(
+                "max_frost_point_c", limits.max_frost_point_c, f"<= {METHOD_MAX_FROST_POINT_C:g}: {why}"
+            )
+        if limits.max_o2_ppmv > METHOD_MAX_O2_PPMV:
+            raise t.fail("max_o2_ppmv", limits.max_o2_ppmv, f"<= {METHOD_MAX_O2_PPMV:g}: {why}")
     return limits
 
 
@@ -357,10 +392,24 @@ def _space(t: TableReader) -> SpaceConfig:
     return space
 
 
+NAME_MAX_CHARS = 64
+
+
 def _name(t: TableReader, key: str) -> str:
+    """A name other things are made from (file names, topics, item locations): nothing that could
+    climb out of a folder ("..", "/"), hide in a listing (a leading "."), or be mistaken for the room."""
     value = t.text(key)
-    if not value or not all(c.isalnum() or c in "_-." for c in value) or value == ROOM:
-        raise t.fail(key, value, "letters, digits, '_', '-', '.', and not 'room'")
+    if (
+        not 0 < len(value) <= NAME_MAX_CHARS
+        or not all(c.isalnum() or c in "_-." for c in value)
+        or value.startswith(".")
+        or value == ROOM
+    ):
+        raise t.fail(
+            key,
+            value,
+            f"1..{NAME_MAX_CHARS} letters, digits, '_', '-', '.', not starting with '.', not 'room'",
+        )
     return value
 
 
@@ -391,13 +440,15 @@ def _device(t: TableReader, spaces: list[str], links: dict[str, LinkConfig]) -> 
     name = _name(t, "name")
     family = t.text("family", choices=FAMILIES)
     link = t.text("link", choices=list(links))
-    address: int | str | None = None
-    if t.has("address"):
-        raw = t.table["address"]
-        address = t.text("address") if isinstance(raw, str) else t.integer("address", min=0, max=255)
+    address = read_address(family, t, family in MODBUS_FAMILIES)
     space = t.text("space", choices=spaces) if t.has("space") else None
+    params = read_params(family, t.table_reader("params"))
     channels_reader = t.table_reader("channels")
+    keys = channel_keys(family, len(params.get("gauge_types", ())))
+    for key in channels_reader.table:
+        if key not in keys:
+            allowed = f"one of {', '.join(keys)}" if keys else f"a {family} has no channels: give its `space`"
+            raise channels_reader.fail(key, channels_reader.table[key], allowed)
     channels = {key: channels_reader.text(key, choices=spaces) for key in list(channels_reader.table)}
-    params = t.raw_table("params")
     t.finish()
     return DeviceConfig(name, family, link, address, space, channels, params)

@@ -1,16 +1,63 @@
 """Typed field access over a parsed TOML table, so every bad value is reported the same way.
 
 Each accessor knows the dotted path of the field it reads; a wrong type, a value out of range or an
-unknown key raises `ConfigFileError` naming file, field, value and what is allowed.
+unknown key raises `ConfigFileError` naming file, field, value and what is allowed. `read_toml` is the
+one way the line configuration, recipes, queues and scenarios are read, so a file that is not text,
+not UTF-8, not TOML, nested too deep or holding an unreadable number fails the same one-line way.
 """
 
 from __future__ import annotations
 
 import math
+import re
+import tomllib
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from controller.errors import MISSING, ConfigFileError
+
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+MAX_FILE_BYTES = 1_000_000  # the largest shipped file is ~10 kB; a bigger one is a mistake (or /dev/zero)
+
+
+def file_text(path: str | Path, shown: str | None = None) -> str:
+    """The file as UTF-8 text; unreadable, too large or not UTF-8 is a ConfigFileError naming the file."""
+    shown = str(path) if shown is None else shown
+    try:
+        with open(path, "rb") as stream:
+            data = stream.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise ConfigFileError(shown, "(file)", shown, f"cannot be read: {exc.strerror or exc}") from None
+    except ValueError:  # a NUL in the path
+        raise ConfigFileError(shown, "(file)", shown, "cannot be read: not a valid path") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise ConfigFileError(shown, "(file)", shown, f"larger than {MAX_FILE_BYTES} bytes")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        where = f"byte 0x{data[exc.start]:02x} on line {line}"
+        raise ConfigFileError(shown, "(file)", shown, f"is not UTF-8 text ({where})") from None
+
+
+def toml_table(text: str, shown: str) -> dict[str, Any]:
+    """The parsed document; every way `tomllib` can refuse it is a ConfigFileError, never a traceback."""
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigFileError(shown, "(syntax)", "", f"is not valid TOML: {exc}") from None
+    except RecursionError:  # tomllib recurses once per level of [[...]] or {...}
+        raise ConfigFileError(shown, "(syntax)", "", "arrays or inline tables nested too deeply") from None
+    except ValueError:  # an integer beyond Python's digit limit (4300 digits)
+        raise ConfigFileError(shown, "(syntax)", "", "a number too long to read") from None
+
+
+def read_toml(path: str | Path, shown: str | None = None) -> tuple[str, dict[str, Any]]:
+    """The file's text (runs record it) and its parsed document."""
+    shown = str(path) if shown is None else shown
+    text = file_text(path, shown)
+    return text, toml_table(text, shown)
 
 
 class TableReader:
@@ -21,7 +68,8 @@ class TableReader:
         self._seen: set[str] = set()
 
     def field(self, key: str) -> str:
-        return f"{self.prefix}.{key}" if self.prefix else key
+        shown = key if _BARE_KEY.fullmatch(key) else f'"{key}"'  # as TOML spells it: "" or "a.b" quoted
+        return f"{self.prefix}.{shown}" if self.prefix else shown
 
     def fail(self, key: str, value: Any, allowed: str) -> ConfigFileError:
         return ConfigFileError(self.path, self.field(key), value, allowed)
@@ -109,12 +157,6 @@ class TableReader:
         if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
             raise self.fail(key, value, "must be an array of tables ([[" + self.field(key) + "]])")
         return [TableReader(self.path, v, f"{self.field(key)}[{i}]") for i, v in enumerate(value)]
-
-    def raw_table(self, key: str) -> dict[str, Any]:
-        value = self._get(key, {})
-        if not isinstance(value, dict):
-            raise self.fail(key, value, "must be a table")
-        return dict(value)
 
     def finish(self) -> None:
         """Refuse unknown keys: a misspelt limit must never silently fall back to its default."""

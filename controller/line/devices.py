@@ -2,7 +2,8 @@
 
 One `Link` per configured link, shared by every device on it (an RS-485 bus is one link whatever the
 number of devices), and one `ModbusClient` per Modbus link. Family-specific settings in
-``[devices.params]`` are checked here, with errors that name the field.
+``[devices.params]`` and the addresses were checked when the configuration was read
+(`controller.config.device_params`), defaults filled in: the builders take them as given.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from controller.config.line_config import MODBUS_FAMILIES, DeviceConfig, LineConfig
-from controller.config.reader import TableReader
 from drivers.deposition_sources import DepositionSources
 from drivers.dewpoint_transmitter import DewPointTransmitter
 from drivers.glovebox_controller import GloveboxController
@@ -71,20 +71,8 @@ def build_line_devices(config: LineConfig, *, modbus_timeout_s: float = 0.5) -> 
     return devices
 
 
-def _params(config: LineConfig, device: DeviceConfig) -> TableReader:
-    index = next(i for i, d in enumerate(config.devices) if d.name == device.name)
-    return TableReader(config.path, device.params, f"devices[{index}].params")
-
-
-def _unit(config: LineConfig, device: DeviceConfig, default: int) -> int:
-    if device.address is None:
-        return default
-    if isinstance(device.address, str):
-        index = next(i for i, d in enumerate(config.devices) if d.name == device.name)
-        raise TableReader(config.path, {}, f"devices[{index}]").fail(
-            "address", device.address, "a Modbus unit number 1..247"
-        )
-    return device.address
+def _unit(device: DeviceConfig, default: int) -> int:
+    return device.address if isinstance(device.address, int) else default
 
 
 def _modbus(client: ModbusClient | None) -> ModbusClient:
@@ -93,69 +81,48 @@ def _modbus(client: ModbusClient | None) -> ModbusClient:
 
 
 def _tpg(config: LineConfig, device: DeviceConfig, link: Link, _: ModbusClient | None) -> Driver:
-    p = _params(config, device)
-    gauge_types = p.text_list("gauge_types", ["PKR", "PKR"])
-    p.finish()
+    gauge_types = device.params["gauge_types"]
     return Tpg36x(link, name=device.name, channels=max(len(gauge_types), len(device.channels), 1))
 
 
 def _turbo(config: LineConfig, device: DeviceConfig, link: Link, _: ModbusClient | None) -> Driver:
-    _params(config, device).finish()
     address = device.address if isinstance(device.address, int) else 1
     return TurboPump(link, name=device.name, address=address)
 
 
 def _dewpoint(config: LineConfig, device: DeviceConfig, link: Link, client: ModbusClient | None) -> Driver:
-    p = _params(config, device)
-    order = p.text("word_order", "little", choices=("little", "big"))
-    p.finish()
-    word_order: Any = order
+    word_order: Any = device.params["word_order"]
     return DewPointTransmitter(
-        _modbus(client), name=device.name, unit=_unit(config, device, 240), word_order=word_order
+        _modbus(client), name=device.name, unit=_unit(device, 240), word_order=word_order
     )
 
 
 def _heater(config: LineConfig, device: DeviceConfig, link: Link, client: ModbusClient | None) -> Driver:
-    p = _params(config, device)
-    p.text("heater")
-    p.finish()
-    return TemperatureController(_modbus(client), name=device.name, unit=_unit(config, device, 1))
+    return TemperatureController(_modbus(client), name=device.name, unit=_unit(device, 1))
 
 
 def _mfc(config: LineConfig, device: DeviceConfig, link: Link, _: ModbusClient | None) -> Driver:
-    p = _params(config, device)
-    full_scale = p.number("full_scale_sccm", 100.0, min=1.0, max=100000.0)
-    p.text("gas", "Ar")
-    p.finish()
     unit_id = device.address if isinstance(device.address, str) else "A"
-    if len(unit_id) != 1 or not unit_id.isalpha() or not unit_id.isupper():
-        index = next(i for i, d in enumerate(config.devices) if d.name == device.name)
-        raise TableReader(config.path, {}, f"devices[{index}]").fail("address", unit_id, "one letter A..Z")
+    full_scale = device.params["full_scale_sccm"]
     return MassFlowController(link, name=device.name, unit_id=unit_id, full_scale_sccm=full_scale)
 
 
 def _qcm(config: LineConfig, device: DeviceConfig, link: Link, _: ModbusClient | None) -> Driver:
-    p = _params(config, device)
-    channel = p.integer("channel", 1, min=1, max=6)
-    p.finish()
-    return ThicknessMonitor(link, name=device.name, channel=channel)
+    return ThicknessMonitor(link, name=device.name, channel=device.params["channel"])
 
 
 def _glovebox(config: LineConfig, device: DeviceConfig, link: Link, client: ModbusClient | None) -> Driver:
-    _params(config, device).finish()
-    return GloveboxController(_modbus(client), name=device.name, unit=_unit(config, device, 1))
+    return GloveboxController(_modbus(client), name=device.name, unit=_unit(device, 1))
 
 
 def _remote_io(config: LineConfig, device: DeviceConfig, link: Link, client: ModbusClient | None) -> Driver:
-    _params(config, device).finish()
     return RemoteIo(
-        _modbus(client), name=device.name, unit=_unit(config, device, 1), points=config.remote_io_points()
+        _modbus(client), name=device.name, unit=_unit(device, 1), points=config.remote_io_points()
     )
 
 
 def _sources(config: LineConfig, device: DeviceConfig, link: Link, client: ModbusClient | None) -> Driver:
-    _params(config, device).finish()
-    return DepositionSources(_modbus(client), name=device.name, unit=_unit(config, device, 1))
+    return DepositionSources(_modbus(client), name=device.name, unit=_unit(device, 1))
 
 
 _BUILDERS: dict[str, Callable[[LineConfig, DeviceConfig, Link, ModbusClient | None], Driver]] = {

@@ -11,8 +11,12 @@ import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 
+from controller.config.line_config import ROOM
 from controller.errors import UserError
 from controller.line.materials import Material, material
+
+ITEM_ID_MAX_CHARS = 64
+ITEM_ID_RULE = f"1..{ITEM_ID_MAX_CHARS} printable characters, no '/' or '\\', not a space's name or {ROOM!r}"
 
 
 class ItemKind(enum.StrEnum):
@@ -46,6 +50,22 @@ class Item:
 
 
 Inventory = Mapping[str, Item]
+
+
+def valid_item_id(item_id: str, spaces: Iterable[str] = ()) -> bool:
+    """Whether a person may give an item this id (see ITEM_ID_RULE).
+
+    An item's location is a space name or a container id, so an id equal to a space name (or "room")
+    makes "where is it" ambiguous, and a container called "room" sits in a cycle of itself. Ids are
+    also written into records and reports: no control characters, path separators or padding."""
+    return (
+        0 < len(item_id) <= ITEM_ID_MAX_CHARS
+        and item_id.isprintable()
+        and item_id.strip() == item_id
+        and not any(c in item_id for c in "/\\")
+        and item_id.strip(".") != ""
+        and item_id not in (ROOM, *spaces)
+    )
 
 
 def space_of(item_id: str, items: Inventory) -> str:

@@ -82,3 +82,57 @@ def test_a_bad_recipe_in_a_queue_lists_its_violations_under_the_queue_field(tmp_
 def test_an_unreadable_queue_is_a_file_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigFileError, match="cannot be read"):
         load_queue(tmp_path / "missing.toml")
+
+
+@pytest.mark.parametrize(
+    ("item_id", "allowed"),
+    [
+        ('""', "1..64"),
+        ('"room"', "'room'"),
+        ('"inlet"', "(inlet, process, outlet)"),
+        ('"BOX\\u0000"', "printable"),
+        ('"../BOX"', "no '/'"),
+        ('"BOX\\\\1"', "no '/' or '\\'"),
+        ('" BOX"', "printable"),
+        ('".."', "1..64"),
+        (f'"{"B" * 65}"', "1..64"),
+        ("{}", "must be a string"),
+        ("inf", "must be a string"),
+    ],
+)
+@pytest.mark.parametrize("key", ["base", "container", "out_container"])
+def test_item_ids_that_would_confuse_the_inventory_are_refused(
+    tmp_path: Path, key: str, item_id: str, allowed: str
+) -> None:
+    text = f'[[jobs]]\nrecipe = "{EX1}"\n{key} = {item_id}\n'
+    with pytest.raises(ConfigFileError) as info:
+        load_queue(write(tmp_path, text), spaces=["inlet", "process", "outlet"])
+    assert info.value.field == f"jobs[0].{key}"
+    assert allowed in info.value.allowed
+    assert "\n" not in str(info.value)
+
+
+def test_plain_item_ids_pass(tmp_path: Path) -> None:
+    text = f'[[jobs]]\nrecipe = "{EX1}"\nbase = "FOIL-0042"\ncontainer = "Box 42.a"\nout_container = "B#7"\n'
+    queue = load_queue(write(tmp_path, text), spaces=["inlet", "process", "outlet"])
+    assert (queue.jobs[0].base, queue.jobs[0].container) == ("FOIL-0042", "Box 42.a")
+
+
+@pytest.mark.parametrize(
+    ("recipe", "allowed"),
+    [
+        ("x" * 5000, "shipped recipe"),
+        ("a\u0000b", "shipped recipe"),
+        ("binary.toml", "is not UTF-8 text"),
+    ],
+    ids=["long", "nul", "binary"],
+)
+def test_a_recipe_reference_that_cannot_be_read_names_the_queue_field(
+    tmp_path: Path, recipe: str, allowed: str
+) -> None:
+    (tmp_path / "binary.toml").write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe")
+    escaped = recipe.replace("\u0000", "\\u0000")
+    with pytest.raises(ConfigFileError) as info:
+        load_queue(write(tmp_path, f'[[jobs]]\nrecipe = "{escaped}"\n'))
+    assert info.value.field == "jobs[0].recipe"
+    assert allowed in info.value.allowed

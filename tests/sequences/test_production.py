@@ -516,3 +516,23 @@ async def test_after_an_abort_an_unsealed_electrode_in_an_out_of_spec_outlet_is_
     assert restored["from"] != "inert_in_spec"
     assert restored["to"] == "inert_in_spec"
     assert kinds(events, "purge_cycle")[-1]["space"] == "outlet"
+
+
+async def test_a_reject_path_that_cannot_be_planned_fails_the_job_and_ends_the_batch(rig: Rig) -> None:
+    """A container id the inventory cannot place ("room": the container sits in a cycle of itself) is
+    refused when a queue file is read; a queue built past that check still must not leave its batch
+    "running" with every rerun crashing the same way: the job ends FAILED saying why, the batch FAILED."""
+    queue = load_queue(rig.queue('on_failure = "skip"\n[[jobs]]\nrecipe = "thin.toml"\n'))
+    hostile = dataclasses.replace(queue, jobs=(dataclasses.replace(queue.jobs[0], container="room"),))
+    desk = OperatorDesk(clock=CLOCK, simulated_glove_work_s=60.0)
+    result = await run_batch(
+        rig.config, hostile, rig.line(), clock=CLOCK, desk=desk, out=io.StringIO(),
+        plan=simulated_plan(rig.config),
+    )  # fmt: skip
+    (job,) = result.jobs
+    assert job.outcome == "failed"
+    assert "the reject path cannot be planned" in job.message
+    assert "cycle of containers" in job.message
+    assert result.status == "failed"
+    assert result.batch.status == "failed"
+    assert result.exit_code == 1

@@ -280,10 +280,13 @@ def test_bad_mole_ratios_say_why(text: str, message: str) -> None:
 
 
 def test_bad_toml_and_missing_file_are_one_line() -> None:
-    assert violations("name = ")[0].startswith(f"{FILE}: not valid TOML")
+    assert violations("name = ")[0].startswith(f"{FILE}: (syntax) = '': is not valid TOML")
     with pytest.raises(RecipeError) as info:
         load_recipe("/nonexistent/recipe.toml")
-    assert info.value.violations[0].startswith("/nonexistent/recipe.toml: cannot read")
+    missing = "/nonexistent/recipe.toml"
+    assert info.value.violations == (
+        f"{missing}: (file) = '{missing}': cannot be read: No such file or directory",
+    )
 
 
 def _depline(*args: str) -> subprocess.CompletedProcess[str]:
@@ -314,3 +317,38 @@ def test_cli_rejects_a_bad_recipe_with_exit_2_and_no_traceback(tmp_path: Path) -
         f"{bad}: steps[3].temp_c = 185.0: must be below 179 °C: lithium is present "
         "(from the lithium layer of steps[1])",
     ]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "field", "allowed"),
+    [
+        ('kind = "etch"', "kind = {}", "steps[0].kind", "must be a string"),
+        ('kind = "anneal"', "kind = [1, 2]", "steps[3].kind", "must be a string"),
+        ("temp_c = 130.0", "temp_c = nan", "steps[3].temp_c", "finite"),
+        ("thickness_um = 10.0", "thickness_um = -inf", "base.thickness_um", "finite"),
+        ('id = "T1"', 'id = "a/b"', "targets[0].id", "no '/'"),
+        ('id = "T1"', 'id = ""', "targets[0].id", "1..64"),
+        ('id = "T1"', f'id = "{"T" * 65}"', "targets[0].id", "1..64"),
+        ('id = "T1"', 'id = "T\\u0000"', "targets[0].id", "printable"),
+    ],
+)
+def test_hostile_values_are_violations_not_tracebacks(old: str, new: str, field: str, allowed: str) -> None:
+    lines = violations(GOOD.replace(old, new, 1))
+    line = next(v for v in lines if v.startswith(f"{FILE}: {field} = "))
+    assert allowed in line
+    assert all("\n" not in v for v in lines)
+
+
+def test_hostile_files_are_one_violation_naming_the_file(tmp_path: Path) -> None:
+    cases = {
+        "bytes.toml": b'name = "x\xfe"\n',
+        "deep.toml": ("x = " + "[" * 3000 + "]" * 3000 + "\n").encode(),
+        "digits.toml": ("x = " + "7" * 5000 + "\n").encode(),
+    }
+    for name, data in cases.items():
+        path = tmp_path / name
+        path.write_bytes(data)
+        with pytest.raises(RecipeError) as info:
+            load_recipe(path)
+        assert len(info.value.violations) == 1
+        assert info.value.violations[0].startswith(f"{path}: (")
