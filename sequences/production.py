@@ -494,13 +494,12 @@ async def record_partial_layer(
     ctx: JobContext, opened: Mapping[str, Any], monitor_nm: float | None, source: str
 ) -> None:
     """A layer interrupted after its shutters opened is a layer: the electrode is recorded as carrying
-    what the monitor gained since the opening (unknown when no reading survived), never as bare."""
+    what the monitor gained since the opening (unknown when no later reading shows growth: the monitor
+    is polled, the shutters were open), never as bare."""
     start = float(opened["monitor_nm"])
     gained = None if monitor_nm is None or not math.isfinite(monitor_nm) else max(0.0, monitor_nm - start)
     if gained == 0.0:
-        if source == "live":
-            return  # read as the layer stopped: the film had not started, nothing is on it
-        gained = None  # the last recorded sample may predate growth nobody recorded: unknown, not none
+        gained = None  # a reading from before the growth reached it: unknown, never "nothing"
     _coat(ctx, str(opened["material"]))
     await ctx.record(
         "partial_layer",
