@@ -152,7 +152,10 @@ class LineMachine(RuleBasedStateMachine):
         ctl.model.register("C2", ItemKind.CONTAINER, "SUS", "inlet", sealed=True)
         ctl.model.register("T1", ItemKind.TARGET, "57Li2S-38SiS2-5Li3PO4", "C2")
         ctl.model.register("C3", ItemKind.CONTAINER, "SUS", "outlet", sealed=False)
-        await asyncio.sleep(0.5)  # first readings in
+        # first readings in and the supervisor armed, so the ledger has seen every item (on a loaded
+        # machine a fixed pause was not always enough)
+        while not (ctl.supervisor.ready() and ctl.ledger.complete(ctl.gate.state()) == []):
+            await asyncio.sleep(0.05)
         return sim, ctl
 
     def teardown(self) -> None:
