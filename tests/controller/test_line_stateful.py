@@ -154,7 +154,7 @@ class LineMachine(RuleBasedStateMachine):
         ctl.model.register("C3", ItemKind.CONTAINER, "SUS", "outlet", sealed=False)
         # first readings in and the supervisor armed, so the ledger has seen every item (on a loaded
         # machine a fixed pause was not always enough)
-        while not (ctl.supervisor.ready() and ctl.ledger.complete(ctl.gate.state()) == []):
+        while not (ctl.supervisor.ready() and ctl.ledger.complete(ctl.gate.state()) == []):  # noqa: ASYNC110
             await asyncio.sleep(0.05)
         return sim, ctl
 
