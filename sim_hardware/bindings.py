@@ -104,7 +104,7 @@ def _tpg(ctx: BindContext, device: DeviceConfig) -> Bound:
         space = ctx.lookup(ctx.plant.spaces, space_name, "space", device)
         source = ctx.signal(device, f"pressure_ch{index}", _reader(space, "pressure_pa"))
         channels.append(TpgChannel(gauge, source))
-    return Bound(tpg_state=Tpg36xState(channels))
+    return Bound(tpg_state=Tpg36xState(channels, clock=ctx.now_s))
 
 
 def _turbo(ctx: BindContext, device: DeviceConfig) -> Bound:
