@@ -111,7 +111,9 @@ def _turbo(ctx: BindContext, device: DeviceConfig) -> Bound:
     space = ctx.space_of(device)
     turbo = ctx.lookup(ctx.plant.turbos, f"{space}.turbo", "turbo", device)
     address = device.address if isinstance(device.address, int) else 1
-    return Bound(turbo=TurboPumpDevice(turbo, address=address))
+    chamber = ctx.plant.spaces[space]
+    gauge = ctx.signal(device, "pressure", _reader(chamber, "pressure_pa"))  # the PKR on the drive's input
+    return Bound(turbo=TurboPumpDevice(turbo, address=address, gauge_pa=gauge, clock=ctx.now_s))
 
 
 def _dewpoint(ctx: BindContext, device: DeviceConfig) -> Bound:
