@@ -234,7 +234,7 @@ class Tpg36xState:
     ethernet: tuple[int, str, str, str] = (0, "192.168.001.100", "255.255.255.000", "192.168.001.001")
     io_test: tuple[int, int] = (0, 0)
     filtered: list[tuple[float, float] | None] = field(default_factory=list)
-    _started: float = math.nan
+    _started: float = field(init=False, default=math.nan)
 
     def __post_init__(self) -> None:
         self._started = self.clock()

@@ -218,12 +218,18 @@ def test_meter_frame_has_no_setpoint() -> None:
 
 
 def test_refusal_is_a_value() -> None:
+    """Both forms: the primer's bare ``?`` and the unit-id form ``A ?`` units send."""
     decoder = DataFrameDecoder("A")
-    decoder.feed(b"?\r")
+    decoder.feed(b"?\rA ?\r")
+    assert decoder.next_frame() == Refusal()
     assert decoder.next_frame() == Refusal()
     registers = RegisterDecoder("A")
-    registers.feed(b"?\r")
+    registers.feed(b"?\rA ?\r")
     assert registers.next_frame() == Refusal()
+    assert registers.next_frame() == Refusal()
+    assert encode_refusal("A") == b"A ?\r"
+    with pytest.raises(ProtocolError, match="unit 'B'"):
+        parse_data_frame("B ?", "A")  # another unit's refusal is not ours
 
 
 @pytest.mark.parametrize(
