@@ -10,7 +10,8 @@ addressed by one letter ``A``-``Z`` (default ``A``); several units can share one
     AS10.00<CR>         setpoint         the same data frame, setpoint field updated
     A$$R46<CR>          read register    A 046 = 8<CR>          [U] layout; parsed by token
     A$$W46=8<CR>        write register   A 046 = 8<CR>          [U] the register after the write
-    (not understood)                     ?<CR>
+    (not understood)                     A ?<CR>                the unit id, then ``?``; a bare ``?``
+                                                                 is accepted too (older firmware, DV)
 
 Data frame, space separated (runs of spaces allowed):
 
@@ -24,7 +25,12 @@ setpoint in sccm (standard conditions as set in the unit), totaliser in scc [U].
 SLPM or with other pressure units needs a different scale; this module does not guess one. The full
 scale is per unit (its ordered range) and is a driver option, `full_scale_sccm`.
 
-Numbers may come unsigned (an older manual's example prints the setpoint as ``2.004``).
+Numbers may come unsigned (an older manual's example prints the setpoint as ``2.004``). The device
+role prints the layout a real MC-series unit declares in its ``??D*`` table and prints in a poll
+(hardware captures of a 10v20 MC-500SCCM-D kept in alicatlib's test fixtures): every number ``s
+decimal 7/2`` (``+014.62``), the gas right-aligned in 6 characters (``    N2``).
+
+Commands are not case-sensitive on real units, so the device role takes ``a$$r46`` as ``A$$R46``.
 
 Status tokens: ``MOV``/``VOV``/``POV``/``TOV`` mass flow / volumetric flow / pressure / temperature
 over range, ``LCK`` front panel locked [V]; ``HLD`` valve hold, ``EXH`` exhaust [U]. Tokens not in
@@ -35,6 +41,7 @@ Gas select: register 46, low 9 bits = index into `GASES` (Ar = 1, N2 = 8) [V].
 
 from __future__ import annotations
 
+import enum
 import math
 import re
 from dataclasses import dataclass
@@ -62,6 +69,7 @@ _UNIT_IDS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)")
 _STATUS = re.compile(r"[A-Z]{2,4}")
 _REGISTER_CMD = re.compile(r"(\$\$)?([RW])(\d{1,4})(?:=(-?\d+))?", re.IGNORECASE)
+_SETPOINT_CMD = re.compile(r"S\s*([+-]?(?:\d+\.?\d*|\.\d+))")
 
 T = TypeVar("T")
 
@@ -173,6 +181,11 @@ def _number(token: str, what: str, line: str) -> float:
     return float(token)
 
 
+def is_refusal(tokens: list[str], unit_id: str) -> bool:
+    """``A ?`` (the unit id, then ``?``) or a bare ``?``: both forms are in use."""
+    return tokens in ([REFUSAL_TEXT], [unit_id, REFUSAL_TEXT])
+
+
 def parse_data_frame(
     line: str, unit_id: str, *, controller: bool = True, totaliser: bool = False
 ) -> DataFrame | Refusal:
@@ -183,7 +196,7 @@ def parse_data_frame(
     (``+002.004`` -> ``+0 2.004``), since the protocol has no checksum.
     """
     tokens = line.split()
-    if tokens == [REFUSAL_TEXT]:
+    if is_refusal(tokens, unit_id):
         return Refusal()
     if not tokens or tokens[0] != unit_id:
         got = tokens[0] if tokens else ""
@@ -221,7 +234,7 @@ def parse_data_frame(
 def parse_register_reply(line: str, unit_id: str) -> RegisterValue | Refusal:
     """``A 046 = 8`` (spacing varies between firmware, so the fields are taken by token)."""
     tokens = line.replace("=", " = ").split()
-    if tokens == [REFUSAL_TEXT]:
+    if is_refusal(tokens, unit_id):
         return Refusal()
     if not tokens or tokens[0] != unit_id:
         got = tokens[0] if tokens else ""
@@ -307,19 +320,51 @@ class UnknownCommand:
     text: str
 
 
-Command = Poll | SetSetpoint | ReadRegister | WriteRegister | UnknownCommand
+class Verb(enum.Enum):
+    """Commands beyond polling, setpoint and registers, by their (upper-case) text."""
+
+    FIRMWARE = "VE"
+    DATA_FRAME_FORMAT = "??D*"
+    MANUFACTURING_INFO = "??M*"
+    GAS_LIST = "??G*"
+    LOCK = "$$L"
+    UNLOCK = "$$U"
+    TARE_FLOW = "$$V"
+    TARE_PRESSURE = "$$PC"
+    HOLD = "$$H"
+    CANCEL_HOLD = "$$C"
+    RESET_TOTALISER = "T"
+    SELECT_GAS = "G"
+    LOOP_SETPOINT = "LS"
+    LOOP_VARIABLE = "LV"
+
+
+_VERB_ALIASES = {"V": Verb.TARE_FLOW, "PC": Verb.TARE_PRESSURE}
+_VERB_ARGUMENT = re.compile(r"(\?\?[DMG]\*|\$\$[A-Z]+|[A-Z]+)\s*(.*)")
+
+
+@dataclass(frozen=True, slots=True)
+class Instruction:
+    """A command of `Verb` with its argument text ("" when it has none)."""
+
+    unit_id: str
+    verb: Verb
+    argument: str = ""
+
+
+Command = Poll | SetSetpoint | ReadRegister | WriteRegister | Instruction | UnknownCommand
 
 
 def parse_command(line: str) -> Command:
-    """Device-side parse of one command line (without its CR)."""
+    """Device-side parse of one command line (without its CR); letter case does not matter."""
     line = line.strip()
-    if not line or line[0] not in _UNIT_IDS:
+    if not line or line[0].upper() not in _UNIT_IDS:
         return UnknownCommand("", line)
-    unit_id, body = line[0], line[1:]
+    unit_id, body = line[0].upper(), line[1:].strip().upper()
     if body == "":
         return Poll(unit_id)
-    if body[0] == "S" and _NUMBER.fullmatch(body[1:]):
-        return SetSetpoint(unit_id, float(body[1:]))
+    if (setpoint := _SETPOINT_CMD.fullmatch(body)) is not None:
+        return SetSetpoint(unit_id, float(setpoint[1]))
     match = _REGISTER_CMD.fullmatch(body)
     if match is not None:
         _, op, register, value = match.groups()
@@ -327,7 +372,13 @@ def parse_command(line: str) -> Command:
             return ReadRegister(unit_id, int(register))
         if op.upper() == "W" and value is not None:
             return WriteRegister(unit_id, int(register), int(value))
-    return UnknownCommand(unit_id, body)
+    instruction = _VERB_ARGUMENT.fullmatch(body)
+    if instruction is not None:
+        word, argument = instruction.groups()
+        verb = _VERB_ALIASES.get(word) or next((v for v in Verb if v.value == word), None)
+        if verb is not None:
+            return Instruction(unit_id, verb, argument.strip())
+    return UnknownCommand(unit_id, line[1:])
 
 
 class CommandDecoder:
@@ -345,19 +396,14 @@ class CommandDecoder:
 
 
 def encode_data_frame(frame: DataFrame) -> bytes:
-    """The data line as a unit prints it (field widths of the public reply examples)."""
-    fields = [
-        frame.unit_id,
-        f"{frame.pressure_psia:+07.2f}",
-        f"{frame.temperature_c:+07.2f}",
-        f"{frame.volumetric_flow_ccm:+08.3f}",
-        f"{frame.mass_flow_sccm:+08.3f}",
-    ]
+    """The data line as an MC unit prints it: ``s decimal 7/2`` numbers, the gas in 6 characters."""
+    numbers = [frame.pressure_psia, frame.temperature_c, frame.volumetric_flow_ccm, frame.mass_flow_sccm]
     if frame.setpoint_sccm is not None:
-        fields.append(f"{frame.setpoint_sccm:+08.3f}")
+        numbers.append(frame.setpoint_sccm)
+    fields = [frame.unit_id, *(f"{n:+07.2f}" for n in numbers)]
     if frame.total_scc is not None:
         fields.append(f"{frame.total_scc:+010.1f}")
-    fields.append(frame.gas)
+    fields.append(f"{frame.gas:>6}")
     fields.extend(frame.status)
     return (" ".join(fields) + "\r").encode("ascii")
 
@@ -366,8 +412,10 @@ def encode_register_reply(value: RegisterValue) -> bytes:
     return f"{value.unit_id} {value.register:03d} = {value.value}\r".encode("ascii")
 
 
-def encode_refusal() -> bytes:
-    return f"{REFUSAL_TEXT}\r".encode("ascii")
+def encode_refusal(unit_id: str = "") -> bytes:
+    """``A ?``; without a unit id the bare ``?``."""
+    text = f"{unit_id} {REFUSAL_TEXT}" if unit_id else REFUSAL_TEXT
+    return f"{text}\r".encode("ascii")
 
 
 # ---------------------------------------------------------------------------------------------------

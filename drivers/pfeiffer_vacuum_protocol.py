@@ -292,11 +292,12 @@ class Parameter:
 
 
 _P = Parameter
-_BOOL, _UINT, _UREAL, _STR, _SHORT, _EXPO = (
+_BOOL, _UINT, _UREAL, _STR, _BOOL1, _SHORT, _EXPO = (
     DataType.BOOLEAN_OLD,
     DataType.U_INTEGER,
     DataType.U_REAL,
     DataType.STRING,
+    DataType.BOOLEAN_NEW,
     DataType.U_SHORT_INT,
     DataType.U_EXPO_NEW,
 )
@@ -304,15 +305,44 @@ _R, _W, _RW = Access.R, Access.W, Access.RW
 PARAMETERS: dict[int, Parameter] = {
     p.number: p
     for p in (
+        # control commands 0xx (TC 110) and the TPG 36x controller/channel settings
         _P(1, "Heating", _BOOL, _RW),
         _P(2, "Standby", _BOOL, _RW),
+        _P(4, "RUTimeCtrl", _BOOL, _RW),
+        _P(8, "KeysLocked", _BOOL, _RW),  # TPG 36x
         _P(9, "ErrorAckn", _BOOL, _W),
         _P(10, "PumpgStatn", _BOOL, _RW),
         _P(12, "EnableVent", _BOOL, _RW),
+        _P(17, "CfgSpdSwPt", _SHORT, _RW, minimum=0, maximum=1),
+        _P(19, "Cfg DO2", _SHORT, _RW, minimum=0, maximum=22),
         _P(23, "MotorPump", _BOOL, _RW),
+        _P(24, "Cfg DO1", _SHORT, _RW, minimum=0, maximum=22),
+        _P(25, "OpMode BKP", _SHORT, _RW, minimum=0, maximum=3),
+        _P(26, "SpdSetMode", _SHORT, _RW, minimum=0, maximum=1),
         _P(27, "GasMode", _SHORT, _RW, minimum=0, maximum=2),
         _P(30, "VentMode", _SHORT, _RW, minimum=0, maximum=2),
+        _P(35, "Cfg Acc A1", _SHORT, _RW, minimum=0, maximum=13),
+        _P(36, "Cfg Acc B1", _SHORT, _RW, minimum=0, maximum=13),
+        _P(37, "Cfg Acc A2", _SHORT, _RW, minimum=0, maximum=13),
+        _P(38, "Cfg Acc B2", _SHORT, _RW, minimum=0, maximum=13),
+        _P(40, "DeGas", _BOOL1, _RW),  # TPG 36x channel
+        _P(41, "Press1HVen", _SHORT, _RW, minimum=0, maximum=3),  # TPG 36x channel: SensEnable
+        _P(45, "Cfg Rel R1", _SHORT, _RW, minimum=9, maximum=20),  # TPG 36x
+        _P(46, "Cfg Rel R2", _SHORT, _RW, minimum=9, maximum=20),
+        _P(47, "Cfg Rel R3", _SHORT, _RW, minimum=9, maximum=20),
+        _P(48, "Cfg Rel R4", _SHORT, _RW, minimum=9, maximum=20),
+        _P(50, "SealingGas", _BOOL, _RW),
+        _P(55, "Cfg AO1", _SHORT, _RW, minimum=0, maximum=8),
+        _P(60, "CtrlViaInt", _SHORT, _RW, minimum=1, maximum=255),
+        _P(61, "IntSelLckd", _BOOL, _RW),
+        _P(62, "Cfg DI1", _SHORT, _RW, minimum=0, maximum=7),
+        _P(63, "Cfg DI2", _SHORT, _RW, minimum=0, maximum=7),
+        # status requests 3xx
+        _P(300, "RemotePrio", _BOOL, _R),
+        _P(302, "SpdSwPtAtt", _BOOL, _R),
         _P(303, "Error code", _STR, _R),
+        _P(304, "OvTempElec", _BOOL, _R),
+        _P(305, "OvTempPump", _BOOL, _R),
         _P(306, "SetSpdAtt", _BOOL, _R),
         _P(307, "PumpAccel", _BOOL, _R),
         _P(308, "SetRotSpd", _UINT, _R, "Hz"),
@@ -321,28 +351,49 @@ PARAMETERS: dict[int, Parameter] = {
         _P(311, "OpHrsPump", _UINT, _R, "h"),
         _P(312, "Fw version", _STR, _R),
         _P(313, "DrvVoltage", _UREAL, _R, "V"),
+        _P(314, "OpHrsElec", _UINT, _R, "h"),
         _P(315, "Nominal Spd", _UINT, _R, "Hz"),
         _P(316, "DrvPower", _UINT, _R, "W"),
+        _P(319, "PumpCycles", _UINT, _R),
         _P(326, "TempElec", _UINT, _R, "degC"),
         _P(330, "TempPmpBot", _UINT, _R, "degC"),
+        _P(336, "AccelDecel", _UINT, _R, "rpm/s"),
         _P(342, "TempBearng", _UINT, _R, "degC"),
         _P(346, "TempMotor", _UINT, _R, "degC"),
         _P(349, "ElecName", _STR, _R),
+        _P(354, "HW Version", _STR, _R),
+        *(_P(360 + i, f"ErrHist{i + 1}", _STR, _R) for i in range(10)),
         _P(397, "SetRotSpd", _UINT, _R, "rpm"),
         _P(398, "ActualSpd", _UINT, _R, "rpm"),
         _P(399, "NominalSpd", _UINT, _R, "rpm"),
+        # set values 7xx
         _P(700, "RUTimeSVal", _UINT, _RW, "min", 1, 120),
         _P(701, "SpdSwPt1", _UINT, _RW, "%", 50, 97),
         _P(707, "SpdSVal", _UREAL, _RW, "%", 20, 100),
+        _P(708, "PwrSVal", _SHORT, _RW, "%", 10, 100),
+        _P(710, "Swoff BKP", _UINT, _RW, "W", 0, 1000),
+        _P(711, "SwOn BKP", _UINT, _RW, "W", 0, 1000),
+        _P(717, "StdbySVal", _UREAL, _RW, "%", 20, 100),
+        _P(719, "SpdSwPt2", _UINT, _RW, "%", 5, 97),
         _P(720, "VentSpd", _SHORT, _RW, "%", 40, 98),
         _P(721, "VentTime", _UINT, _RW, "s", 6, 3600),
-        _P(740, "Pressure", _EXPO, _R, "hPa"),
+        _P(730, "PrsSwPt 1", _EXPO, _RW, "hPa"),
+        _P(732, "PrsSwPt 2", _EXPO, _RW, "hPa"),
+        _P(739, "PrsSn1Name", _STR, _R),
+        _P(740, "Pressure", _EXPO, _RW, "hPa"),
         _P(742, "PrsCorrPi", _UREAL, _RW, "", 0.1, 10.0),
+        _P(749, "PrsSn2Name", _STR, _R),
+        _P(750, "Pressure 2", _EXPO, _RW, "hPa"),
+        _P(752, "PrsCorrPi 2", _UREAL, _RW, "", 0.1, 10.0),
+        _P(777, "NomSpdConf", _UINT, _RW, "Hz", 0, 1500),
         _P(797, "RS485Adr", _UINT, _RW, "", 1, 255),
     )
 }
-"""TC 110 / gauge parameters [V types and access; U ranges of 700-742]. P:740 is writable on a TPG
-(an offset); it is listed read-only because no driver here writes it."""
+"""The TC 110 parameter set (its operating instructions' "Parameter set" tables: control commands,
+status requests, set values; a public transcription and a public parameter dict agree on numbers,
+types and access) plus the TPG 36x parameters of BG 5510 BEN §2.4 (008, 040, 041, 045-048). Ranges
+are the TC 110's, except P:742/752, which take the TPG 36x range 0.10-10.00 (a TC 110 stops at 8.0:
+its simulator narrows it). Writing P:740 sets an offset (BG 5510 BEN §2.4)."""
 
 
 def parameter(number: int) -> Parameter:

@@ -104,14 +104,16 @@ def _tpg(ctx: BindContext, device: DeviceConfig) -> Bound:
         space = ctx.lookup(ctx.plant.spaces, space_name, "space", device)
         source = ctx.signal(device, f"pressure_ch{index}", _reader(space, "pressure_pa"))
         channels.append(TpgChannel(gauge, source))
-    return Bound(tpg_state=Tpg36xState(channels))
+    return Bound(tpg_state=Tpg36xState(channels, clock=ctx.now_s))
 
 
 def _turbo(ctx: BindContext, device: DeviceConfig) -> Bound:
     space = ctx.space_of(device)
     turbo = ctx.lookup(ctx.plant.turbos, f"{space}.turbo", "turbo", device)
     address = device.address if isinstance(device.address, int) else 1
-    return Bound(turbo=TurboPumpDevice(turbo, address=address))
+    chamber = ctx.plant.spaces[space]
+    gauge = ctx.signal(device, "pressure", _reader(chamber, "pressure_pa"))  # the PKR on the drive's input
+    return Bound(turbo=TurboPumpDevice(turbo, address=address, gauge_pa=gauge, clock=ctx.now_s))
 
 
 def _dewpoint(ctx: BindContext, device: DeviceConfig) -> Bound:

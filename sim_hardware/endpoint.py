@@ -44,6 +44,16 @@ class StreamingSession(Protocol):
         ...
 
 
+@runtime_checkable
+class RateSettingSession(Protocol):
+    """A session whose device can change its own baud rate (a TPG 36x's ``BAU``)."""
+
+    @property
+    def baudrate(self) -> int: ...
+
+    def receive(self, data: bytes) -> bytes: ...
+
+
 SessionFactory = Callable[[], DeviceSession]
 
 
@@ -128,6 +138,14 @@ class PtyEndpoint:
             f"&parity={s.parity}&stopbits={s.stopbits}"
         )
 
+    @property
+    def char_time_s(self) -> float:
+        """Wire time of one character at the rate the device runs at now (its own setting, if it has one)."""
+        session = self.session
+        if isinstance(session, RateSettingSession):
+            return self.serial.bits_per_char / session.baudrate
+        return self.serial.char_time_s
+
     async def start(self) -> None:
         self._master, self._slave = os.openpty()
         tty.setraw(self._slave)
@@ -175,7 +193,7 @@ class PtyEndpoint:
             self._deliver(data)
             return
         now = time.monotonic()
-        self._rx_free_at = max(now, self._rx_free_at) + len(data) * self.serial.char_time_s
+        self._rx_free_at = max(now, self._rx_free_at) + len(data) * self.char_time_s
         self._later(self._rx_free_at - now, self._deliver, data)
 
     def _deliver(self, data: bytes) -> None:
@@ -188,7 +206,7 @@ class PtyEndpoint:
         if self.pace:
             now = time.monotonic()
             start = max(now + delay, self._tx_free_at)
-            self._tx_free_at = start + len(reply) * self.serial.char_time_s
+            self._tx_free_at = start + len(reply) * self.char_time_s
             delay = self._tx_free_at - now
         if delay > 0:
             self._later(delay, self._send, reply)

@@ -161,6 +161,9 @@ class SimLine:
         factory = self._session_factory(family, devices)
         if endpoint.is_serial:
             assert endpoint.serial is not None
+            for device in devices:
+                if (state := self.bound[device.name].tpg_state) is not None:
+                    state.commission_baudrate(endpoint.serial.baudrate)
             pty = PtyEndpoint(name, factory, endpoint.serial, scheme=endpoint.scheme, pace=self.pace)
             return SimLink(name, pty, protocol, devices)
         return SimLink(name, TcpEndpoint(name, factory), protocol, devices)

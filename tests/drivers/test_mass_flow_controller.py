@@ -23,6 +23,7 @@ from drivers.mass_flow_controller import (
     CommandDecoder,
     DataFrame,
     DataFrameDecoder,
+    Instruction,
     MassFlowController,
     Poll,
     ReadRegister,
@@ -31,6 +32,7 @@ from drivers.mass_flow_controller import (
     RegisterValue,
     SetSetpoint,
     UnknownCommand,
+    Verb,
     WriteRegister,
     encode_data_frame,
     encode_poll,
@@ -49,6 +51,8 @@ from sim_hardware.devices.mass_flow_controller import MassFlowControllerSession,
 from sim_hardware.endpoint import PtyEndpoint, WireFaults
 
 GOLDEN_POLL_REPLY = b"A +014.70 +025.00 +002.004 +002.004 +002.004 N2\r"
+# a 10v20 MC-500SCCM-D's poll, captured on hardware (alicatlib tests/fixtures/responses/poll_mc.txt)
+CAPTURED_POLL_REPLY = b"A +014.62 +021.89 +000.00 +000.00 +078.95     N2\r"
 LINE = SerialSettings(19200, 8, "N", 1)
 STANDARD_P_PSIA = 14.696
 STANDARD_T_K = 298.15
@@ -164,8 +168,11 @@ def test_golden_poll_reply_decodes_and_reencodes_byte_exact() -> None:
     frame = decoder.next_frame()
     assert frame == DataFrame("A", 14.70, 25.00, 2.004, 2.004, 2.004, None, "N2")
     assert decoder.next_frame() is NEED_DATA
+    decoder.feed(CAPTURED_POLL_REPLY)
+    frame = decoder.next_frame()
+    assert frame == DataFrame("A", 14.62, 21.89, 0.0, 0.0, 78.95, None, "N2")
     assert isinstance(frame, DataFrame)
-    assert encode_data_frame(frame) == GOLDEN_POLL_REPLY
+    assert encode_data_frame(frame) == CAPTURED_POLL_REPLY  # the device role prints what a unit prints
 
 
 def test_decoder_reassembles_a_line_fed_byte_by_byte() -> None:
@@ -211,12 +218,18 @@ def test_meter_frame_has_no_setpoint() -> None:
 
 
 def test_refusal_is_a_value() -> None:
+    """Both forms: the primer's bare ``?`` and the unit-id form ``A ?`` units send."""
     decoder = DataFrameDecoder("A")
-    decoder.feed(b"?\r")
+    decoder.feed(b"?\rA ?\r")
+    assert decoder.next_frame() == Refusal()
     assert decoder.next_frame() == Refusal()
     registers = RegisterDecoder("A")
-    registers.feed(b"?\r")
+    registers.feed(b"?\rA ?\r")
     assert registers.next_frame() == Refusal()
+    assert registers.next_frame() == Refusal()
+    assert encode_refusal("A") == b"A ?\r"
+    with pytest.raises(ProtocolError, match="unit 'B'"):
+        parse_data_frame("B ?", "A")  # another unit's refusal is not ours
 
 
 @pytest.mark.parametrize(
@@ -287,7 +300,7 @@ def test_device_role_parses_what_the_host_encodes() -> None:
         + encode_register_write("Z", 46, 1)
         + b"AR122\r"
         + b"AVE\r"
-        + b"hello\r"
+        + b"#hello\r"
     )
     commands = []
     while (command := decoder.next_frame()) is not NEED_DATA:
@@ -298,9 +311,16 @@ def test_device_role_parses_what_the_host_encodes() -> None:
         ReadRegister("A", 46),
         WriteRegister("Z", 46, 1),
         ReadRegister("A", 122),
-        UnknownCommand("A", "VE"),
-        UnknownCommand("", "hello"),
+        Instruction("A", Verb.FIRMWARE),
+        UnknownCommand("", "#hello"),
     ]
+    assert parse_command("hello") == UnknownCommand("H", "ello")  # unit H: letter case does not matter
+    assert parse_command("a$$r46") == ReadRegister("A", 46)  # not case-sensitive
+    assert parse_command("aS 12.5") == SetSetpoint("A", 12.5)
+    assert parse_command("A??d*") == Instruction("A", Verb.DATA_FRAME_FORMAT)
+    assert parse_command("AG 8") == Instruction("A", Verb.SELECT_GAS, "8")
+    assert parse_command("AV") == Instruction("A", Verb.TARE_FLOW)
+    assert parse_command("ALS 10.0") == Instruction("A", Verb.LOOP_SETPOINT, "10.0")
     assert parse_command("AS") == UnknownCommand("A", "S")
     assert parse_command("A$$R46=3") == UnknownCommand("A", "$$R46=3")
 
@@ -308,9 +328,9 @@ def test_device_role_parses_what_the_host_encodes() -> None:
 @pytest.mark.parametrize(
     "frame",
     [
-        DataFrame("A", 14.7, 25.0, 2.004, 2.004, 2.004, None, "N2"),
-        DataFrame("Q", 29.95, -5.5, 0.0, -0.125, 50.0, 12345.6, "Ar", ("MOV", "LCK")),
-        DataFrame("A", 0.01, 21.12, 1234.567, 99.999, 100.0, None, "n-C4H10"),
+        DataFrame("A", 14.7, 25.0, 2.0, 2.01, 2.0, None, "N2"),
+        DataFrame("Q", 29.95, -5.5, 0.0, -0.12, 50.0, 12345.6, "Ar", ("MOV", "LCK")),
+        DataFrame("A", 0.01, 21.12, 1234.57, 99.99, 100.0, None, "n-C4H10"),
     ],
 )
 def test_data_frame_round_trip(frame: DataFrame) -> None:
@@ -327,10 +347,10 @@ def test_session_answers_only_its_own_unit_and_refuses_unknown_commands() -> Non
     model = FirstOrderFlow()
     session = MassFlowControllerSession("B", _backend(model))
     assert session.receive(b"A\r") == b""
-    assert session.receive(b"BVE\r") == b"?\r"
-    assert session.receive(b"BS1000\r") == b"?\r"  # beyond full scale
-    assert session.receive(b"B$$R999\r") == b"?\r"
-    assert session.receive(b"B$$W46=200\r") == b"?\r"  # past the gas table, not a mix slot
+    assert session.receive(b"BXX\r") == b"B ?\r"
+    assert session.receive(b"BS1000\r") == b"B ?\r"  # beyond full scale
+    assert session.receive(b"B$$R999\r") == b"B ?\r"
+    assert session.receive(b"B$$W46=200\r") == b"B ?\r"  # past the gas table, not a mix slot
     assert session.receive(b"BR122\r") == b"B 122 = 37\r"  # loop on mass flow (0x25)
     reply = session.receive(b"B")
     assert reply == b""  # no CR yet

@@ -391,7 +391,8 @@ def test_bus_answers_only_the_addressed_device() -> None:
         (encode_write(1, 10, "123456"), "_RANGE"),  # not a boolean_old
         (encode_write(1, 27, "5"), "_RANGE"),  # wrong width
         (encode_read(1, 888), "NO_DEF"),
-        (encode_read(1, 740), "NO_DEF"),  # a turbo has no pressure
+        (encode_read(1, 340), "NO_DEF"),  # a display unit's pressure, not the drive's
+        (encode_write(1, 742, "000900"), "_RANGE"),  # a TC 110 takes 0.1-8.0
     ],
 )
 def test_turbo_refusals(request_bytes: bytes, word: str) -> None:
