@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import pytest
 
 from drivers.deposition_sources import DepositionSources, FaultCode, SourceStatus
-from drivers.dewpoint_transmitter import DEFAULT_SERIAL, DewPointTransmitter
+from drivers.dewpoint_status import DeviceStatus, MeasurementStatus
+from drivers.dewpoint_transmitter import DEFAULT_SERIAL, DewPointTransmitter, TransmitterIdentity
 from drivers.errors import ConfigError, DeviceRefused, DeviceTimeout
 from drivers.glovebox_controller import GloveboxController, GloveboxStatus, RegenerationStep
 from drivers.link import Link
@@ -115,18 +116,53 @@ async def test_dewpoint_poll_on_the_shared_bus(bus: Bus) -> None:
     assert await misconfigured.check_word_order() == "little"
 
 
+async def test_healthy_transmitter_reads_healthy_in_the_manuals_polarity(bus: Bus) -> None:
+    """HMP4 User Guide Table 78: 0x0200 reads 0001 with no errors, 0x0201 0001 with online data."""
+    raw = await bus.client.read_holding_registers(240, 0x0200, 11)
+    assert raw[:2] == [0x0001, 0x0001]
+    assert raw[7:] == [0, 0, 0, 0]  # RH, T, Td/f measurement status and device status: OK
+    inlet = DewPointTransmitter(bus.client, name="inlet_dewpoint", unit=240)
+    assert all(r.ok for r in (await inlet.poll()).values())
+    status = await inlet.read_status()
+    assert (status.errors_active, status.online, status.faults()) == (False, True, ())
+    bus.inlet.sensor_failed = True
+    raw = await bus.client.read_holding_registers(240, 0x0200, 11)
+    assert raw[0] == 0x0000  # "one or more errors active"
+    assert raw[9] & 0x0080  # Td/f: sensor failure
+    assert (await inlet.read_frost_point()).quality is Quality.ERROR
+
+
 async def test_dewpoint_faults_become_quality_and_typed_errors(bus: Bus) -> None:
     inlet = DewPointTransmitter(bus.client, name="inlet_dewpoint", unit=240)
     bus.inlet.warming_up = True
     r = await inlet.poll()
     assert math.isnan(r["frost_point"].value)
     assert r["frost_point"].quality is Quality.SENSOR_OFF
+    assert inlet.status is not None
+    assert "Td/f: not ready" in inlet.status.faults()
     bus.inlet.warming_up = False
     bus.inlet.sensor_failed = True
     assert (await inlet.read_frost_point()).quality is Quality.ERROR
-    assert (await inlet.read_status()).error
-    assert await inlet.read_error_code() == 1
+    status = await inlet.read_status()
+    assert status.errors_active
+    assert MeasurementStatus.SENSOR_FAILURE in status.measurement["dew_frost_point"]
+    assert DeviceStatus.CRITICAL in status.device
+    assert status.faults()[:2] == (
+        "errors active (error code 0x00000004)",
+        "device: critical error, maintenance needed",
+    )
+    assert await inlet.read_error_code() == 0x0004
     bus.inlet.sensor_failed = False
+    assert (await inlet.read_frost_point()).ok
+    bus.inlet.output_locked = True  # purge / autocalibration: the output holds its last value
+    bus.plant.frost_point_c = -30.0
+    held = await inlet.read_frost_point()
+    assert (held.value, held.quality) == (-60.0, Quality.STALE)
+    bus.inlet.output_locked = False
+    bus.inlet.measurement_flags["dew_frost_point"] = MeasurementStatus.UNDER_RANGE
+    assert (await inlet.read_h2o()).quality is Quality.UNDER_RANGE
+    bus.inlet.measurement_flags.clear()
+    bus.plant.frost_point_c = -60.0
     bus.inlet.mapped.stick("frost_point")
     bus.plant.frost_point_c = -20.0
     assert (await inlet.read_frost_point()).value == -60.0  # a frozen output looks healthy
@@ -146,10 +182,41 @@ async def test_dewpoint_faults_become_quality_and_typed_errors(bus: Bus) -> None
     assert (await inlet.read_h2o()).ok
 
 
+async def test_dewpoint_identifies_itself_and_refuses_undocumented_functions(bus: Bus) -> None:
+    """DMT143 User Guide Table 31 objects over FC 43/14; anything but 03/16/43 is exception 01."""
+    inlet = DewPointTransmitter(bus.client, name="inlet_dewpoint", unit=240)
+    identity = await inlet.identify()
+    assert identity == TransmitterIdentity(
+        vendor="Vaisala",
+        product_code="DMT143",
+        firmware="1.4.2",
+        product_name="Vaisala DRYCAP(R) Dewpoint Transmitter DMT143",
+        model="G1A1A1A0A0ASX",
+        serial_number="S0000240",
+        calibration_date="",
+        calibration_text="",
+    )
+    for call in (
+        bus.client.write_register(240, 0x0600, 240),
+        bus.client.read_input_registers(240, 0x0008, 2),
+        bus.client.read_coils(240, 0, 1),
+        bus.client.read_exception_status(240),
+    ):
+        with pytest.raises(DeviceRefused) as refused:
+            await call
+        assert refused.value.code == "01"
+    # the test block of Table 30, the text included
+    assert await bus.client.read_holding_registers(240, 0x1F00, 7) == [
+        0xCFC7, 0xE666, 0xC2F6, 0x2D31, 0x3233, 0x2E34, 0x3500
+    ]  # fmt: skip
+
+
 async def test_dewpoint_pressure_compensation_round_trip(bus: Bus) -> None:
     inlet = DewPointTransmitter(bus.client, name="inlet_dewpoint", unit=240)
+    hash_before = (await inlet.read_status()).security_hash
     await inlet.set_pressure_compensation_pa(50_000.0)
     assert bus.inlet.pressure_compensation_pa == 50_000.0
+    assert (await inlet.read_status()).security_hash != hash_before
     assert (await inlet.poll())["frost_point_atm"].value > -60.0  # more water per volume at 1 atm
     with pytest.raises(DeviceRefused) as refused:
         await inlet.set_pressure_compensation_pa(-5.0)
