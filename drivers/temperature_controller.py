@@ -79,7 +79,7 @@ PV_INVALID = ControllerStatus.SENSOR_BREAK | ControllerStatus.PV_OUT_OF_RANGE
 _PARAMETERS: tuple[tuple[str, int, str, Access, str], ...] = (
     ("pv", 1, "degC", Access.R, "process variable PV.IN"),
     ("target_sp", 2, "degC", Access.RW, "target setpoint TG.SP"),
-    ("manual_output", 3, "%", Access.RW, "manual output level (used in manual mode) [U]"),
+    ("manual_output", 3, "%", Access.RW, "manual output value MAN.OP (used in manual mode)"),
     ("working_output", 4, "%", Access.R, "working output WRK.OP"),
     ("working_sp", 5, "degC", Access.R, "working setpoint WRK.SP (ramps towards the target)"),
     ("remote_sp", 26, "degC", Access.RW, "comms remote setpoint"),
