@@ -1,27 +1,34 @@
-"""Dew-point transmitter with the Vaisala-style Modbus RTU map (DMT143 / DMT152 class), devices.md §4.
+"""Dew-point transmitter with the Vaisala Modbus RTU map (DMT143 / DMT152 class), devices.md §4.
 
-The map is the generic Vaisala one (code-verified for HMP/Indigo probes; that the DMT143/DMT152
-use it is [U]), so the word order is a parameter: LSW first by default, as that client decodes.
-Defaults: unit 240, 19200 baud 8N2, FC03 holding registers.
+References: DMT143 User Guide M211435EN-J, Appendix A (§A.4.4 Table 30 test registers, §A.4.5 Table 31
+device identification objects); the status block as in the HMP4 User Guide, Appendix A §A.4.3 Table 78
+(`drivers.dewpoint_status`); the function codes as DPT145/DPT146 User's Guides M211371EN-D /
+M211372EN-D Table 20/21 list them for this transmitter generation: 03 read holding registers, 16 write
+multiple registers, 43/14 read device identification, and nothing else (so one-register writes go out
+as FC 16 too). The measurement map is the generic Vaisala one (code-verified for HMP/Indigo probes;
+that the DMT143/DMT152 use every address is [U]), so the word order is a parameter: LSW first by
+default. Defaults: unit 240, 19200 baud 8N2.
 
 A float read, frost point -60.0 degC, LSW first (golden frame, devices.md §4)::
 
     host    F0 03 00 08 00 02 50 E8        unit 240, FC03, 2 registers from 0x0008, CRC
     device  F0 03 04 00 00 C2 70 4A 78     4 bytes: LSW 0x0000, MSW 0xC270 (= 0xC2700000), CRC
 
-Quality: a NaN value (the transmitter's "unavailable") is SENSOR_OFF while the device reports
-itself not online (start-up, [U] meaning of online status 0), ERROR otherwise; a non-zero error
-status makes every value ERROR. The per-quantity status registers 0x0207..0x020A are not mapped:
-their bit meanings are not known [U].
+Every poll reads the whole status block with the values (one more request) and grades each value by
+it (`TransmitterStatus.quality`); `status` keeps the last decoded block so an alarm can name the fault.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from typing import Protocol
 
+from drivers.dewpoint_status import STATUS_FIELDS, TransmitterStatus
 from drivers.errors import ProtocolError
-from drivers.reading import Quality, Reading
+from drivers.modbus import DeviceIdentification
+from drivers.modbus_pdu import ReadDeviceIdCode
+from drivers.reading import Reading
 from drivers.register_map import (
     Access,
     DataType,
@@ -38,6 +45,9 @@ DEFAULT_UNIT = 240
 DEFAULT_SERIAL = SerialSettings(baudrate=19200, bytesize=8, parity="N", stopbits=2)
 SELF_TEST_INT = -12345
 SELF_TEST_FLOAT = -123.45
+SELF_TEST_TEXT = b"-123.45"
+STATUS_BLOCK = range(0x0200, 0x020B)
+TEST_BLOCK = range(0x1F00, 0x1F07)
 INT16_UNAVAILABLE = 0x8000
 
 # name, float address, SI unit, wire unit, scale, description, int16 mirror scale (None: no mirror)
@@ -92,28 +102,8 @@ def dewpoint_map(word_order: WordOrder = "little") -> RegisterMap:
                     unavailable=INT16_UNAVAILABLE,
                 )
             )
+    fields += _status_fields()
     fields += [
-        Field(
-            "error_status",
-            Table.HOLDING,
-            0x0200,
-            DataType.UINT16,
-            description="0 = no errors, 1 = error active",
-        ),
-        Field(
-            "online_status",
-            Table.HOLDING,
-            0x0201,
-            DataType.UINT16,
-            description="1 = measurement data available, 0 = not yet (start-up) [U]",
-        ),
-        Field(
-            "error_code",
-            Table.HOLDING,
-            0x0203,
-            DataType.UINT32,
-            description="error bit mask [U: bit meanings]; bit 0 sensor, bit 1 temperature, bit 2 memory",
-        ),
         Field(
             "pressure_compensation",
             Table.HOLDING,
@@ -167,28 +157,122 @@ def dewpoint_map(word_order: WordOrder = "little") -> RegisterMap:
         word_order=word_order,
         title="Dew-point transmitter (Vaisala-style, Modbus RTU)",
         notes=(
-            f"devices.md §4. FC03 holding registers; unit 240 / 241, 19200 8N2. Floats {order} "
-            "(configurable per device: `params.word_order`). The int16 registers at 0x0100 + n mirror "
-            "the float at address 2n; 0x8000 = unavailable."
+            f"devices.md §4; DMT143 User Guide M211435EN-J Appendix A. Functions 03, 16 and 43/14 (read "
+            "device identification: VendorName, ProductCode, MajorMinorVersion, VendorUrl, ProductName, "
+            "ModelName, SerialNumber 0x80, CalibrationDate 0x81, CalibrationText 0x82); any other "
+            f"function is exception 01. Unit 240 / 241, 19200 8N2. Floats {order} (configurable per "
+            "device: `params.word_order`). The int16 registers at 0x0100 + n mirror the float at address "
+            "2n; 0x8000 = unavailable. **Status polarity: 0x0200 reads 1 when there are no errors and 0 "
+            "when errors are active; 0x0201 reads 1 when online data is available and 0 when the output "
+            "is locked** (HMP4 User Guide Table 78, DMT340 User's Guide). The status block 0x0200..0x020A "
+            'and the test block 0x1F00..0x1F06 (0x1F03..0x1F06: the text "-123.45") are read whole.'
         ),
+        blocks={Table.HOLDING: [STATUS_BLOCK, TEST_BLOCK]},
+        single_register_writes=False,
     )
+
+
+_MEASUREMENT_STATUS_TEXT = (
+    "0 OK; bits: 1 not available, 2 not reliable, 4 under range, 8 over range, 0x20 value locked, "
+    "0x80 sensor failure, 0x100 not ready"
+)
+
+
+def _status_fields() -> list[Field]:
+    """The status block, in the transmitter's own polarity (see `drivers.dewpoint_status`)."""
+    h = Table.HOLDING
+    return [
+        Field("error_status", h, 0x0200, DataType.UINT16, description="1 = no errors, 0 = errors active"),
+        Field(
+            "online_status",
+            h,
+            0x0201,
+            DataType.UINT16,
+            description="1 = online data available, 0 = output locked",
+        ),
+        Field(
+            "error_code",
+            h,
+            0x0203,
+            DataType.UINT32,
+            description="sum of the active error codes (the transmitter's error table)",
+        ),
+        Field(
+            "security_hash",
+            h,
+            0x0205,
+            DataType.UINT32,
+            description="changes with any change of device settings or adjustments",
+        ),
+        Field(
+            "rh_status",
+            h,
+            0x0207,
+            DataType.UINT16,
+            description=f"RH measurement status: {_MEASUREMENT_STATUS_TEXT}",
+        ),
+        Field(
+            "temperature_status",
+            h,
+            0x0208,
+            DataType.UINT16,
+            description="T measurement status, bits as RH",
+        ),
+        Field(
+            "dew_frost_point_status",
+            h,
+            0x0209,
+            DataType.UINT16,
+            description="Td/f measurement status, bits as RH (covers every Td/f-derived quantity)",
+        ),
+        Field(
+            "device_status",
+            h,
+            0x020A,
+            DataType.UINT16,
+            description="0 OK; bits: 1 critical error, 2 error (may recover), 4 warning, 8 notification, "
+            "0x10 calibration mode",
+        ),
+    ]
 
 
 _ORDERS: tuple[WordOrder, ...] = ("little", "big")
 POLL_CHANNELS = ("temperature", "frost_point", "frost_point_atm", "h2o")
 
 
-@dataclass(frozen=True, slots=True)
-class TransmitterStatus:
-    error: bool
-    online: bool
+class IdentifyingClient(RegisterClient, Protocol):
+    """A register client that also reads FC 43/14 (`drivers.modbus.ModbusClient` does)."""
 
-    def quality(self, value: float) -> Quality:
-        if self.error:
-            return Quality.ERROR
-        if math.isnan(value):
-            return Quality.ERROR if self.online else Quality.SENSOR_OFF
-        return Quality.OK
+    async def read_device_identification(
+        self, unit: int, read_code: int = ReadDeviceIdCode.BASIC, object_id: int = 0
+    ) -> DeviceIdentification: ...
+
+
+@dataclass(frozen=True, slots=True)
+class TransmitterIdentity:
+    """What the transmitter says it is (DMT143 User Guide Table 31)."""
+
+    vendor: str
+    product_code: str
+    firmware: str
+    product_name: str
+    model: str
+    serial_number: str
+    calibration_date: str
+    calibration_text: str
+
+    @classmethod
+    def from_identification(cls, ident: DeviceIdentification) -> TransmitterIdentity:
+        return cls(
+            vendor=ident.vendor_name,
+            product_code=ident.product_code,
+            firmware=ident.revision,
+            product_name=ident.text(0x04),
+            model=ident.text(0x05),
+            serial_number=ident.text(0x80),
+            calibration_date=ident.text(0x81),
+            calibration_text=ident.text(0x82),
+        )
 
 
 class DewPointTransmitter:
@@ -196,22 +280,31 @@ class DewPointTransmitter:
 
     def __init__(
         self,
-        client: RegisterClient,
+        client: IdentifyingClient,
         *,
         name: str,
         unit: int = DEFAULT_UNIT,
         word_order: WordOrder = "little",
     ) -> None:
         self.name = name
+        self.client = client
+        self.unit = unit
         self.regmap = dewpoint_map(word_order)
         self.device = MappedDevice(client, self.regmap, unit)
+        self.status: TransmitterStatus | None = None
+        """The status block as last read: what an alarm quotes (`faults()`)."""
 
     async def read_status(self) -> TransmitterStatus:
-        values = await self.device.read(("error_status", "online_status"))
-        return TransmitterStatus(error=values["error_status"] != 0, online=values["online_status"] != 0)
+        self.status = TransmitterStatus.from_values(await self.device.read(STATUS_FIELDS))
+        return self.status
 
     async def read_error_code(self) -> int:
         return int(await self.device.read_value("error_code"))
+
+    async def identify(self) -> TransmitterIdentity:
+        """FC 43/14, extended stream: vendor, product, firmware, serial number, calibration."""
+        ident = await self.client.read_device_identification(self.unit, ReadDeviceIdCode.EXTENDED)
+        return TransmitterIdentity.from_identification(ident)
 
     async def read_frost_point(self) -> Reading:
         return (await self._read(("frost_point",)))["frost_point"]
@@ -240,10 +333,10 @@ class DewPointTransmitter:
         return await self._read(POLL_CHANNELS)
 
     async def _read(self, names: tuple[str, ...]) -> dict[str, Reading]:
-        values = await self.device.read((*names, "error_status", "online_status"))
-        status = TransmitterStatus(error=values["error_status"] != 0, online=values["online_status"] != 0)
+        values = await self.device.read((*names, *STATUS_FIELDS))
+        status = self.status = TransmitterStatus.from_values(values)
         out: dict[str, Reading] = {}
         for n in names:
             value = float(values[n])
-            out[n] = Reading.now(value, self.regmap[n].unit, status.quality(value))
+            out[n] = Reading.now(value, self.regmap[n].unit, status.quality(n, value))
         return out

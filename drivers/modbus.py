@@ -4,14 +4,18 @@ The wire is pure codec, shared with the device role that `sim_hardware.modbus_de
 PDU in modbus_pdu.py, its RTU and MBAP framing in modbus_framing.py. The client chooses the framing
 from the link's endpoint, refuses a unit the framing cannot address, sends an RTU write to unit 0 as
 a broadcast nobody answers, and turns a device's exception reply into `DeviceRefused`.
+
+Beyond the data tables it speaks the functions real instruments document for commissioning: FC 07
+(exception status byte), FC 08 sub-function 0 (loopback) and FC 43/14 (device identification).
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
+from dataclasses import dataclass
 
-from drivers.errors import DeviceRefused
+from drivers.errors import DeviceRefused, ProtocolError
 from drivers.link import Link
 from drivers.modbus_framing import (
     MAX_RTU_UNIT,
@@ -22,9 +26,17 @@ from drivers.modbus_framing import (
     encode_rtu_frame,
 )
 from drivers.modbus_pdu import (
+    DIAGNOSTIC_RETURN_QUERY_DATA,
     EXCEPTION_TEXT,
+    DeviceIdRequest,
+    DiagnosticRequest,
+    ExceptionStatusRequest,
+    ReadDeviceIdCode,
+    check_diagnostic_reply,
     check_write_reply,
     decode_bits_reply,
+    decode_device_id_reply,
+    decode_exception_status_reply,
     decode_registers_reply,
     encode_read_request,
     encode_write_coil_request,
@@ -34,7 +46,42 @@ from drivers.modbus_pdu import (
     reply_pdu_length,
 )
 
-__all__ = ["ModbusClient"]
+__all__ = ["DeviceIdentification", "ModbusClient"]
+
+OBJECT_NAMES = {
+    0x00: "VendorName",
+    0x01: "ProductCode",
+    0x02: "MajorMinorRevision",
+    0x03: "VendorUrl",
+    0x04: "ProductName",
+    0x05: "ModelName",
+    0x06: "UserApplicationName",
+}
+"""The standard objects of FC 43/14 (Modbus Application Protocol V1.1b3 §6.21); 0x80.. are the vendor's."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceIdentification:
+    """What a device says it is: its conformity level and its objects as sent (ASCII by the spec)."""
+
+    conformity: int
+    objects: dict[int, bytes]
+
+    def text(self, object_id: int) -> str:
+        """An object as text ("" when the device has no such object)."""
+        return self.objects.get(object_id, b"").decode("ascii", errors="replace")
+
+    @property
+    def vendor_name(self) -> str:
+        return self.text(0x00)
+
+    @property
+    def product_code(self) -> str:
+        return self.text(0x01)
+
+    @property
+    def revision(self) -> str:
+        return self.text(0x02)
 
 
 class ModbusClient:
@@ -78,6 +125,36 @@ class ModbusClient:
 
     async def write_coils(self, unit: int, address: int, values: Sequence[bool]) -> None:
         await self._write(unit, encode_write_coils_request(address, values))
+
+    async def read_exception_status(self, unit: int) -> int:
+        """FC 07 (serial line): eight status bits, whose meaning is the device's own."""
+        pdu = await self._request(unit, ExceptionStatusRequest().encode(), 0)
+        return decode_exception_status_reply(pdu)
+
+    async def loopback(self, unit: int, data: bytes) -> None:
+        """FC 08 sub-function 0: the device returns the request unchanged, or the link is not sound."""
+        request = DiagnosticRequest(DIAGNOSTIC_RETURN_QUERY_DATA, data).encode()
+        check_diagnostic_reply(request, await self._request(unit, request, len(data)))
+
+    async def read_device_identification(
+        self, unit: int, read_code: int = ReadDeviceIdCode.BASIC, object_id: int = 0
+    ) -> DeviceIdentification:
+        """FC 43/14: the whole stream of objects (one transaction per PDU-full), or one object (code 4)."""
+        objects: dict[int, bytes] = {}
+        next_id = object_id
+        while True:
+            request = DeviceIdRequest(read_code, next_id).encode()
+            reply = decode_device_id_reply(await self._request(unit, request, 0))
+            if reply.read_code != read_code:
+                raise ProtocolError(
+                    f"{self.link.name}/{unit}: identification reply for code {reply.read_code}"
+                )
+            objects.update(reply.objects)
+            if not reply.more_follows:
+                return DeviceIdentification(reply.conformity, objects)
+            if reply.next_object_id in objects or not reply.objects:
+                raise ProtocolError(f"{self.link.name}/{unit}: identification stream does not advance")
+            next_id = reply.next_object_id
 
     async def _write(self, unit: int, request: bytes) -> None:
         if unit == 0 and self._rtu:  # broadcast: every device obeys, none answers

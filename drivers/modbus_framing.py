@@ -25,7 +25,7 @@ from typing import NamedTuple
 
 from drivers.codec import NEED_DATA, NeedData
 from drivers.errors import ChecksumError, ProtocolError
-from drivers.modbus_pdu import READ_FUNCTIONS, WRITE_FUNCTIONS, reply_pdu_length
+from drivers.modbus_pdu import READ_FUNCTIONS, WRITE_FUNCTIONS, device_id_reply_length, reply_pdu_length
 
 __all__ = [
     "MbapFrame",
@@ -103,9 +103,10 @@ class RtuReplyDecoder:
     """Host role: one RTU reply to a known request (`unit`, `function`, `count`).
 
     The frame length comes from the reply's own header (exception: 5 bytes; reads: 5 + byte count;
-    writes: 8) but never exceeds what our request can get back, so a corrupted header ends in a CRC
-    error rather than a wait for bytes that never come. The CRC is checked before the unit and
-    function, because nothing in a frame with a bad CRC can be trusted.
+    writes: 8; device identification: its objects' lengths) but never exceeds what our request can
+    get back, so a corrupted header ends in a CRC error rather than a wait for bytes that never come.
+    The CRC is checked before the unit and function, because nothing in a frame with a bad CRC can be
+    trusted. `count` is what `reply_pdu_length` takes (registers, bits, or FC 08 data bytes).
     """
 
     __slots__ = ("_buf", "_expected_len", "function", "unit")
@@ -123,14 +124,8 @@ class RtuReplyDecoder:
         buf = self._buf
         if len(buf) < 5:  # the shortest reply: unit, FC|0x80, code, CRC
             return NEED_DATA
-        fc = buf[1]
-        if fc & 0x80:
-            n = 5
-        elif fc in READ_FUNCTIONS:
-            n = min(5 + buf[2], self._expected_len)
-        else:
-            n = 8 if fc in WRITE_FUNCTIONS else self._expected_len
-        if len(buf) < n:
+        n = self._frame_length(buf)
+        if n is None or len(buf) < n:
             return NEED_DATA
         frame = bytes(buf[:n])
         buf.clear()
@@ -138,8 +133,21 @@ class RtuReplyDecoder:
             raise ChecksumError(f"RTU reply {frame.hex(' ')}: CRC mismatch")
         if frame[0] != self.unit:
             raise ProtocolError(f"RTU reply from unit {frame[0]}, expected unit {self.unit}")
-        _check_reply_function(self.function, fc)
+        _check_reply_function(self.function, frame[1])
         return frame[1:-2]
+
+    def _frame_length(self, buf: bytearray) -> int | None:
+        fc = buf[1]
+        if fc & 0x80:
+            return 5
+        if fc in READ_FUNCTIONS:
+            return min(5 + buf[2], self._expected_len)
+        if fc in WRITE_FUNCTIONS:
+            return 8
+        if fc == 0x2B and self.function == 0x2B:
+            pdu_len = device_id_reply_length(buf[1:])
+            return None if pdu_len is None else min(pdu_len + 3, self._expected_len)
+        return self._expected_len
 
 
 class MbapReplyDecoder:

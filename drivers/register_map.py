@@ -28,7 +28,7 @@ from __future__ import annotations
 import enum
 import math
 import struct
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal, Protocol
 
@@ -275,6 +275,9 @@ class RegisterMap:
 
     `max_gap` lets block reads bridge unused addresses: a project-defined device declares whole
     blocks (reserved registers read 0), a vendor map (max_gap 0) only bridges over its own fields.
+    `blocks` are address spans the vendor documents as readable whole (a status block with an unused
+    register inside); reads may span them and a simulated device answers all of them.
+    `single_register_writes` False: the device has no FC 06, so one-register fields go out as FC 16.
     """
 
     def __init__(
@@ -286,12 +289,16 @@ class RegisterMap:
         title: str = "",
         notes: str = "",
         max_gap: int = 0,
+        blocks: Mapping[Table, Iterable[range]] | None = None,
+        single_register_writes: bool = True,
     ) -> None:
         self.name = name
         self.title = title or name
         self.notes = notes
         self.word_order: WordOrder = word_order
         self.max_gap = max_gap
+        self.blocks = {table: tuple(spans) for table, spans in (blocks or {}).items()}
+        self.single_register_writes = single_register_writes
         resolved = [f if f.word_order else replace(f, word_order=word_order) for f in fields]
         self.fields: tuple[Field, ...] = tuple(
             sorted(resolved, key=lambda f: (_TABLE_ORDER[f.table], f.address))
@@ -330,12 +337,14 @@ class RegisterMap:
         return list(self._ranges[table])
 
     def _merge(self, table: Table) -> list[range]:
+        pieces = [(f.address, f.end) for f in self.in_table(table)]
+        pieces += [(r.start, r.stop) for r in self.blocks.get(table, ()) if len(r)]
         spans: list[list[int]] = []
-        for f in self.in_table(table):
-            if spans and f.address - spans[-1][1] <= self.max_gap:
-                spans[-1][1] = max(spans[-1][1], f.end)
+        for start, end in sorted(pieces):
+            if spans and start - spans[-1][1] <= self.max_gap:
+                spans[-1][1] = max(spans[-1][1], end)
             else:
-                spans.append([f.address, f.end])
+                spans.append([start, end])
         return [range(a, b) for a, b in spans]
 
     def _readable_span(self, table: Table, start: int, stop: int) -> bool:
@@ -457,8 +466,8 @@ class RegisterClient(Protocol):
 class MappedDevice:
     """Reads and writes one unit's fields by name through a shared client.
 
-    Single-register fields are written with FC06, wider ones always with FC16 (a Eurotherm refuses
-    FC06 into its float region), coils with FC05.
+    Single-register fields are written with FC06 (FC16 on a map without it), wider ones always with
+    FC16 (a Eurotherm refuses FC06 into its float region), coils with FC05.
     """
 
     def __init__(self, client: RegisterClient, regmap: RegisterMap, unit: int) -> None:
@@ -496,7 +505,7 @@ class MappedDevice:
             await self.client.write_coil(self.unit, f.address, bool(value))
         elif f.table is not Table.HOLDING:
             raise ConfigError(f"{self.regmap.name}: {name} sits in a read-only table")
-        elif f.words == 1:
+        elif f.words == 1 and self.regmap.single_register_writes:
             await self.client.write_register(self.unit, f.address, f.to_words(value)[0])
         else:
             await self.client.write_registers(self.unit, f.address, f.to_words(value))

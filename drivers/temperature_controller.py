@@ -1,5 +1,11 @@
 """Eurotherm 3216-style temperature controller on Modbus RTU (devices.md §5).
 
+Reference: Eurotherm "2000 Series Communications" HA026230 issue 3 (the Modbus handbook the 3200 series
+shares: functions 01/02 read bits, 03/04 read words, 05 write a bit, 06 write a word, 07 fast status,
+08 loopback, 16 write words; exceptions 02 and 03 only; no reply at all to an unsupported function)
+and the 3200 Series User Manual HA028651 issue 7 §15.5 for the 3216's parameter addresses (1 PV.IN,
+2 TG.SP, 3 MAN.OP, 4 WRK.OP, 5 WKG.SP, 26 Rm.SP, 35 SP.RAT, 75 StAt).
+
 Values are read and written in the IEEE float region: address = 0x8000 + 2 x (parameter address),
 float32 MSW first, read with FC03 and written with FC16 only (the device refuses FC06 there, so
 `MappedDevice` never sends it for a two-register field). Status and mode parameters are read in the
@@ -12,16 +18,18 @@ Write the target setpoint 300.0 as a float (golden frame, devices.md §5)::
     host    01 10 80 04 00 02 04 43 96 00 00 66 32    unit 1, FC16, 0x8004 (= 0x8000 + 2 x 2), 2 regs, 4 bytes
     device  01 10 80 04 00 02 29 C9                   echo of address and count
 
-Summary status word (address 75): bit 0-3 alarm 1-4 active, 4 manual, 5 sensor break, 6 loop break,
-7 heater fail, 8 tune active, 9 ramp/program complete, 10 PV out of range, 12 new alarm, 13 ramp
-running, 14 remote SP fail. A sensor break or PV out of range makes the PV reading ERROR.
-Addresses 3 (manual output), 273 (auto/manual) and 531 (rate units) on a 3216 are [U] (2400 layout).
+Summary status word (address 75, HA028651 §15.5 "StAt"): bit 0-3 alarm 1-4 active, 4 manual, 5 sensor
+break, 6 loop break, 7 CT low load current, 8 CT high leakage current, 9 program end, 10 PV over-range,
+11 CT overcurrent, 12 new alarm, 13 timer/ramp running, 14 remote SP fail, 15 auto-tune active. A
+sensor break or PV out of range makes the PV reading ERROR. Setpoint-rate units (531): see
+`drivers.setpoint_rate_units`; a ramp is refused until the site has stated them.
 """
 
 from __future__ import annotations
 
 import enum
 
+from drivers.errors import ConfigError
 from drivers.reading import Quality, Reading
 from drivers.register_map import (
     Access,
@@ -32,12 +40,17 @@ from drivers.register_map import (
     RegisterMap,
     Table,
 )
+from drivers.setpoint_rate_units import RATE_UNIT_ORDERS, rate_unit
 
 DEFAULT_UNIT = 1
 FLOAT_REGION = 0x8000
+BIT_PARAMETERS = range(0, 16)
+"""The bit (coil) addresses read as one block; 2, 5 and 10 carry meaning (HA026230 §5.6)."""
 
 
 class ControllerStatus(enum.IntFlag):
+    """The 3216's instrument status word "StAt" (HA028651 §15.5, address 75); 1 = active."""
+
     ALARM_1 = 1 << 0
     ALARM_2 = 1 << 1
     ALARM_3 = 1 << 2
@@ -45,13 +58,15 @@ class ControllerStatus(enum.IntFlag):
     MANUAL = 1 << 4
     SENSOR_BREAK = 1 << 5
     LOOP_BREAK = 1 << 6
-    HEATER_FAIL = 1 << 7
-    TUNE_ACTIVE = 1 << 8
-    RAMP_COMPLETE = 1 << 9
+    LOAD_CURRENT_LOW = 1 << 7
+    LEAKAGE_CURRENT_HIGH = 1 << 8
+    PROGRAM_END = 1 << 9
     PV_OUT_OF_RANGE = 1 << 10
+    OVERCURRENT = 1 << 11
     NEW_ALARM = 1 << 12
     RAMP_RUNNING = 1 << 13
     REMOTE_SP_FAIL = 1 << 14
+    AUTOTUNE_ACTIVE = 1 << 15
 
 
 ANY_ALARM = (
@@ -60,23 +75,21 @@ ANY_ALARM = (
 PV_INVALID = ControllerStatus.SENSOR_BREAK | ControllerStatus.PV_OUT_OF_RANGE
 
 
-class RateUnits(enum.IntEnum):
-    PER_SECOND = 0
-    PER_MINUTE = 1
-    PER_HOUR = 2
-
-
-_MINUTES_PER = {RateUnits.PER_SECOND: 1 / 60, RateUnits.PER_MINUTE: 1.0, RateUnits.PER_HOUR: 60.0}
-
 # name, parameter address, SI unit, access, description
 _PARAMETERS: tuple[tuple[str, int, str, Access, str], ...] = (
     ("pv", 1, "degC", Access.R, "process variable PV.IN"),
     ("target_sp", 2, "degC", Access.RW, "target setpoint TG.SP"),
-    ("manual_output", 3, "%", Access.RW, "manual output level (used in manual mode) [U]"),
+    ("manual_output", 3, "%", Access.RW, "manual output value MAN.OP (used in manual mode)"),
     ("working_output", 4, "%", Access.R, "working output WRK.OP"),
     ("working_sp", 5, "degC", Access.R, "working setpoint WRK.SP (ramps towards the target)"),
     ("remote_sp", 26, "degC", Access.RW, "comms remote setpoint"),
-    ("sp_rate_limit", 35, "", Access.RW, "setpoint rate limit, degC per rate unit (address 531); 0 = off"),
+    (
+        "sp_rate_limit",
+        35,
+        "",
+        Access.RW,
+        "setpoint rate limit SP.RAT, degC per rate unit (address 531); 0 = off",
+    ),
 )
 
 
@@ -110,8 +123,9 @@ def eurotherm_map(decimal_places: int = 0) -> RegisterMap:
             Table.HOLDING,
             75,
             DataType.UINT16,
-            description="summary status word: bit 0-3 alarm 1-4, 4 manual, 5 sensor break, 6 loop break, "
-            "7 heater fail, 9 ramp complete, 10 PV out of range, 12 new alarm, 13 ramp running",
+            description="instrument status StAt: bit 0-3 alarm 1-4, 4 manual, 5 sensor break, 6 loop break, "
+            "7 CT low load current, 8 CT high leakage, 9 program end, 10 PV over-range (> 5 % of span), "
+            "11 CT overcurrent, 12 new alarm, 13 timer/ramp running, 14 remote SP fail, 15 auto-tune",
         ),
         Field(
             "auto_manual",
@@ -135,8 +149,13 @@ def eurotherm_map(decimal_places: int = 0) -> RegisterMap:
             531,
             DataType.UINT16,
             access=Access.RW,
-            description="rate-limit unit: 0 per s, 1 per min, 2 per h [U on a 3216]",
+            description="setpoint-rate units: enum NOT SETTLED for the 3216 (see the note above); "
+            "HA026230 (2000 series): 0 per s, 1 per min, 2 per h; a public 3200 driver: 0 per min, 1 per h, "
+            "2 per s",
         ),
+        Field("manual_bit", Table.COIL, 2, DataType.BOOL, access=Access.RW, description="0 auto, 1 manual"),
+        Field("alarm_1_bit", Table.COIL, 5, DataType.BOOL, description="1 = alarm 1 active"),
+        Field("sensor_break_bit", Table.COIL, 10, DataType.BOOL, description="1 = sensor break"),
     ]
     return RegisterMap(
         "eurotherm_3216",
@@ -144,10 +163,22 @@ def eurotherm_map(decimal_places: int = 0) -> RegisterMap:
         word_order="big",
         title="Temperature controller (Eurotherm 3216-style, Modbus RTU)",
         notes=(
-            "devices.md §5. FC03 reads, FC16 writes in the IEEE region (0x8000 + 2 x parameter address, "
-            "float32 MSW first); FC06 into that region is refused with exception 03. Units 1 and 2 on "
-            f"the shared 19200 8N2 bus. Integer region shown with {decimal_places} decimal place(s)."
+            "devices.md §5; Eurotherm HA026230 (2000 Series Communications) §3 and HA028651 (3200 Series "
+            "User Manual) §15.5. Functions 01/02 read bits (the same bits), 03/04 read words (the same "
+            "words), 05 write a bit (FF00 or 0100 = 1), 06 write a word, 07 fast status (the low byte of "
+            "the status word), 08 loopback (diagnostic code 0 only), 16 write words; no reply at all to "
+            "any other function; exceptions 02 and 03 only. FC03 reads, FC16 writes in the IEEE region "
+            "(0x8000 + 2 x parameter address, float32 MSW first); FC06 into that region is refused with "
+            "exception 03. Units 1 and 2 on the shared 19200 8N2 bus. Integer region shown with "
+            f"{decimal_places} decimal place(s).\n\n"
+            "**Setpoint-rate units (531) are not settled for the 3216.** The 2000-series handbook "
+            "HA026230 §5.7 lists rmP.V at 531 as 0 /s, 1 /min, 2 /h; a public 3200-series driver reads "
+            "0 /min, 1 /h, 2 /s; the page of the 3216's own address list (HA028651 §15.5) that holds "
+            "531 could not be reached. A wrong guess is a 60x ramp-rate error, so the driver reads 531 "
+            "back and refuses to ramp (`RateUnitsUnknown`) until `params.rate_units_order` "
+            "(`s-min-h` or `min-h-s`) states what the site has checked on its instrument."
         ),
+        blocks={Table.COIL: [BIT_PARAMETERS]},
     )
 
 
@@ -155,13 +186,28 @@ POLL_CHANNELS = ("pv", "target_sp", "working_output", "working_sp", "status")
 
 
 class TemperatureController:
-    """One heater loop: PV and setpoints in degC, output in %, alarms and sensor break as flags."""
+    """One heater loop: PV and setpoints in degC, output in %, alarms and sensor break as flags.
 
-    def __init__(self, client: RegisterClient, *, name: str, unit: int = DEFAULT_UNIT) -> None:
+    `rate_units_order` is the site's reading of the setpoint-rate units enum (`s-min-h` or `min-h-s`,
+    `drivers.setpoint_rate_units`); None refuses every ramp but "no limit".
+    """
+
+    def __init__(
+        self,
+        client: RegisterClient,
+        *,
+        name: str,
+        unit: int = DEFAULT_UNIT,
+        rate_units_order: str | None = None,
+    ) -> None:
+        if rate_units_order is not None and rate_units_order not in RATE_UNIT_ORDERS:
+            raise ConfigError(
+                f"{name}: rate_units_order {rate_units_order!r}: one of {', '.join(RATE_UNIT_ORDERS)}"
+            )
         self.name = name
         self.regmap = eurotherm_map()
         self.device = MappedDevice(client, self.regmap, unit)
-        self._rate_units: RateUnits | None = None
+        self.rate_units_order = rate_units_order
 
     async def read_pv(self) -> Reading:
         values = await self.device.read(("pv", "status"))
@@ -183,10 +229,17 @@ class TemperatureController:
         await self.device.write("target_sp", setpoint_c)
 
     async def set_rate_limit_c_per_min(self, rate_c_per_min: float) -> None:
-        """Limit how fast the working setpoint follows the target (0 = no limit)."""
-        if self._rate_units is None:
-            self._rate_units = RateUnits(int(await self.device.read_value("sp_rate_units")))
-        await self.device.write("sp_rate_limit", rate_c_per_min * _MINUTES_PER[self._rate_units])
+        """Limit how fast the working setpoint follows the target (0 = no limit).
+
+        The units are read back from the controller every time (a panel change must not turn 60 degC/min
+        into 60 degC/s); `RateUnitsUnknown` refuses the ramp while their meaning is not known.
+        """
+        if rate_c_per_min == 0:
+            await self.device.write("sp_rate_limit", 0.0)
+            return
+        code = int(await self.device.read_value("sp_rate_units"))
+        unit = rate_unit(self.name, code, self.rate_units_order)
+        await self.device.write("sp_rate_limit", rate_c_per_min * unit.seconds / 60.0)
 
     async def set_manual(self, manual: bool) -> None:
         await self.device.write("auto_manual", 1 if manual else 0)

@@ -135,7 +135,7 @@ def _heater(ctx: BindContext, device: DeviceConfig) -> Bound:
 
     def follow(sim: TemperatureControllerSim) -> None:
         heater.setpoint_c = sim.target_sp_c
-        heater.setpoint_rate_c_per_min = sim.rate_limit * {0: 60.0, 1: 1.0, 2: 1 / 60.0}[int(sim.rate_units)]
+        heater.setpoint_rate_c_per_min = sim.rate_limit_c_per_min()
         heater.manual = sim.manual
         heater.manual_output_pct = sim.manual_output_pct
 
@@ -146,6 +146,7 @@ def _heater(ctx: BindContext, device: DeviceConfig) -> Bound:
         clock=ctx.now_s,
         setpoint_c=float(heater.setpoint_c),
         sp_high_c=float(heater.over_temp_limit_c),
+        rate_units_order=device.params.get("rate_units_order") or "s-min-h",
         on_change=follow,
     )
     return Bound(unit=sim.unit, sim=sim, plant_name=name)

@@ -3,15 +3,19 @@
 The wire format is `drivers.modbus_pdu` and `drivers.modbus_framing` in the device role; this module
 only holds the data and decides what a real slave would answer. Behaviour on the bus follows
 devices.md §9: a request with a bad CRC, for an absent unit, or a broadcast (unit 0) gets no reply at
-all; a function the unit does not implement gets exception 01, an address outside its declared ranges
-02, a malformed quantity or value 03. The plant model plugs in through `before_read` (refresh values
-just before they are read) and `on_write` (act on, or refuse, what the host writes).
+all; a function the unit does not implement gets exception 01 (or silence, for instruments whose
+manual says so), an address outside its declared ranges 02, a malformed quantity or value 03. The
+plant model plugs in through `before_read` (refresh values just before they are read) and `on_write`
+(act on, or refuse, what the host writes). Per unit, as its manual documents: FC 02/04 may read the
+coil/holding tables (`read_aliases`), FC 07 answers `exception_status()`, FC 08 answers the
+sub-functions in `diagnostics`, FC 43/14 serves `identification`.
 
 Build a bus and serve it::
 
     vaisala = ModbusUnit(240, holding_registers=[range(0x0000, 0x0030)])
     eurotherm = ModbusUnit(1, holding_registers=[range(0, 600), range(0x8000, 0x8500)],
-                           functions=frozenset({1, 2, 3, 4, 5, 6, 16}))
+                           functions=frozenset({1, 2, 3, 4, 5, 6, 7, 8, 16}), unsupported="silent",
+                           read_aliases={"input_registers": "holding_registers"})
     units = {u.unit_id: u for u in (vaisala, eurotherm)}
     PtyEndpoint("bus1", lambda: ModbusRtuSession(units), SerialSettings(19200, stopbits=2), scheme="rtu")
     TcpEndpoint("gw1", lambda: ModbusTcpSession(units, gateway=True))
@@ -27,10 +31,18 @@ from typing import Literal
 
 from drivers.modbus_framing import MbapRequestDecoder, RtuRequestDecoder, encode_mbap_frame, encode_rtu_frame
 from drivers.modbus_pdu import (
+    COIL_ON_VALUES,
+    DIAGNOSTIC_RETURN_QUERY_DATA,
+    AnyRequest,
+    DeviceIdRequest,
+    DiagnosticRequest,
     ExceptionReply,
+    ExceptionStatusRequest,
     Request,
     decode_request,
     encode_bits_reply,
+    encode_device_id_reply,
+    encode_exception_status_reply,
     encode_registers_reply,
     encode_write_reply,
 )
@@ -54,6 +66,7 @@ _TABLE_OF: dict[int, Table] = {
 }
 _BIT_TABLES = frozenset({"coils", "discrete_inputs"})
 _SERVER_DEVICE_FAILURE = 0x04
+_EXTENDED_STREAM_AND_SINGLE = 0x83
 
 
 class _Space:
@@ -90,6 +103,13 @@ class ModbusUnit:
 
     `forced_exception` answers every request with that exception code (fault injection); `silent`
     makes the unit ignore the bus, as a powered-off device on a shared RS-485 line does.
+
+    What the instrument's manual documents beyond the data tables: `unsupported` is how it meets a
+    function it lacks ("exception" 01, or "silent": no reply at all); `read_aliases` lets FC 02 / 04
+    read the coil / holding table where the manual makes them one ("01 or 02", "03 or 04");
+    `coil_on` is what FC 05 takes as "on"; `exception_status` gives the FC 07 byte; `diagnostics`
+    the FC 08 sub-functions it answers (others: 03); `identification` the FC 43/14 objects, served at
+    `conformity` (0x83: extended, stream and single access).
     """
 
     def __init__(
@@ -101,11 +121,23 @@ class ModbusUnit:
         holding_registers: Iterable[range] = (),
         input_registers: Iterable[range] = (),
         functions: frozenset[int] | None = None,
+        unsupported: Literal["exception", "silent"] = "exception",
+        read_aliases: Mapping[Table, Table] | None = None,
+        coil_on: frozenset[int] = COIL_ON_VALUES,
+        identification: Mapping[int, bytes] | None = None,
+        conformity: int = _EXTENDED_STREAM_AND_SINGLE,
     ) -> None:
         if not 0 <= unit_id <= 255:
             raise ValueError(f"Modbus unit id {unit_id} outside 0..255")
         self.unit_id = unit_id
         self.functions = ALL_FUNCTIONS if functions is None else functions
+        self.unsupported = unsupported
+        self.read_aliases: dict[Table, Table] = dict(read_aliases or {})
+        self.coil_on = coil_on
+        self.identification = _checked_objects(identification)
+        self.conformity = conformity
+        self.exception_status: Callable[[], int] | None = None
+        self.diagnostics: frozenset[int] = frozenset({DIAGNOSTIC_RETURN_QUERY_DATA})
         self.forced_exception: int | None = None
         self.silent = False
         self.before_read: ReadHook | None = None
@@ -156,15 +188,15 @@ class ModbusUnit:
 
     # --- the bus's side --------------------------------------------------------------------------
 
-    def handle(self, pdu: bytes) -> bytes:
-        """Answer one request PDU with the reply PDU a real slave would send."""
+    def handle(self, pdu: bytes) -> bytes | None:
+        """Answer one request PDU with the reply PDU a real slave would send; None: it stays silent."""
         self.requests += 1
         fc = pdu[0] & 0x7F if pdu else 0
         if self.forced_exception is not None:
             return ExceptionReply(fc, self.forced_exception).encode()
         if fc not in self.functions:
-            return ExceptionReply(fc, 0x01).encode()
-        request = decode_request(pdu)
+            return None if self.unsupported == "silent" else ExceptionReply(fc, 0x01).encode()
+        request = decode_request(pdu, coil_on=self.coil_on)
         if isinstance(request, ExceptionReply):
             return request.encode()
         try:
@@ -173,9 +205,28 @@ class ModbusUnit:
             log.exception("modbus hook failed", extra={"unit": self.unit_id, "function": fc})
             return ExceptionReply(fc, _SERVER_DEVICE_FAILURE).encode()
 
-    def _execute(self, request: Request) -> bytes:
+    def _execute(self, request: AnyRequest) -> bytes:
+        if isinstance(request, Request):
+            return self._access(request)
+        if isinstance(request, ExceptionStatusRequest):
+            status = self.exception_status() if self.exception_status is not None else 0
+            return encode_exception_status_reply(status)
+        if isinstance(request, DiagnosticRequest):
+            if request.subfunction not in self.diagnostics:
+                return ExceptionReply(request.function, 0x03).encode()
+            return request.encode()  # return query data: the request comes back unchanged
+        return self._identify(request)
+
+    def _identify(self, request: DeviceIdRequest) -> bytes:
+        if self.identification is None:
+            return ExceptionReply(request.function, 0x01).encode()
+        return encode_device_id_reply(request, self.identification, self.conformity)
+
+    def _access(self, request: Request) -> bytes:
         fc = request.function
         table = _TABLE_OF[fc]
+        if not request.is_write:
+            table = self.read_aliases.get(table, table)
         found = self._spaces[table].locate(request.address, request.count)
         if found is None:
             return ExceptionReply(fc, 0x02).encode()
@@ -196,6 +247,16 @@ class ModbusUnit:
         if table in _BIT_TABLES:
             return encode_bits_reply(fc, [bool(v) for v in data])
         return encode_registers_reply(fc, data)
+
+
+def _checked_objects(objects: Mapping[int, bytes] | None) -> dict[int, bytes] | None:
+    """Identification objects as served: ids 0..255, each short enough to fit one reply PDU."""
+    if objects is None:
+        return None
+    for oid, value in objects.items():
+        if not 0 <= oid <= 0xFF or len(value) > 244:
+            raise ValueError(f"identification object {oid:#04x}: id 0..255 and at most 244 bytes")
+    return dict(objects)
 
 
 class ModbusRtuSession:
@@ -228,7 +289,9 @@ class ModbusRtuSession:
             unit = self.units.get(frame.unit)
             if unit is None or unit.silent:
                 continue
-            replies += encode_rtu_frame(frame.unit, unit.handle(frame.pdu))
+            reply = unit.handle(frame.pdu)
+            if reply is not None:
+                replies += encode_rtu_frame(frame.unit, reply)
 
     def _broadcast(self, pdu: bytes) -> None:
         if not pdu or pdu[0] not in (0x05, 0x06, 0x0F, 0x10):
@@ -261,9 +324,10 @@ class ModbusTcpSession:
 
     def _answer(self, tid: int, unit_id: int, pdu: bytes) -> bytes:
         unit = self.units.get(unit_id)
-        if unit is None or unit.silent:
+        reply = None if unit is None or unit.silent else unit.handle(pdu)
+        if reply is None:
             if unit is not None and not self.gateway:
-                return b""  # a hung native TCP device: the host times out
-            refusal = ExceptionReply(pdu[0] & 0x7F, 0x0B if self.gateway else 0x0A)
+                return b""  # a hung (or unanswering) native TCP device: the host times out
+            refusal = ExceptionReply(pdu[0] & 0x7F if pdu else 0, 0x0B if self.gateway else 0x0A)
             return encode_mbap_frame(tid, unit_id, refusal.encode())
-        return encode_mbap_frame(tid, unit_id, unit.handle(pdu))
+        return encode_mbap_frame(tid, unit_id, reply)

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from controller.config.reader import TableReader
+from drivers.setpoint_rate_units import RATE_UNIT_ORDERS
 
 MODBUS_UNIT = (1, 247)  # a Modbus RTU/TCP server address (0 is broadcast, 248.. are reserved)
 GAUGE_CHANNELS = 6  # a TPG 366 has six; a TPG 361/362 one or two
@@ -71,7 +72,9 @@ def _dewpoint(t: TableReader) -> dict[str, Any]:
 
 
 def _heater(t: TableReader) -> dict[str, Any]:
-    return {"heater": t.text("heater", "substrate", choices=HEATERS)}
+    """`rate_units_order` is left out until a site has checked it on its instrument: no ramps till then."""
+    order = t.text("rate_units_order", choices=RATE_UNIT_ORDERS) if t.has("rate_units_order") else None
+    return {"heater": t.text("heater", "substrate", choices=HEATERS), "rate_units_order": order}
 
 
 def _mfc(t: TableReader) -> dict[str, Any]:

@@ -98,7 +98,10 @@ def _dewpoint(config: LineConfig, device: DeviceConfig, link: Link, client: Modb
 
 
 def _heater(config: LineConfig, device: DeviceConfig, link: Link, client: ModbusClient | None) -> Driver:
-    return TemperatureController(_modbus(client), name=device.name, unit=_unit(device, 1))
+    order = device.params.get("rate_units_order")
+    return TemperatureController(
+        _modbus(client), name=device.name, unit=_unit(device, 1), rate_units_order=order
+    )
 
 
 def _mfc(config: LineConfig, device: DeviceConfig, link: Link, _: ModbusClient | None) -> Driver:

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
+from typing import Literal
 
 from drivers.errors import ConfigError
+from drivers.modbus_pdu import COIL_ON_VALUES
 from drivers.register_map import RegisterMap, RejectedWrite, Table, UnitTable, Value
 from sim_hardware.modbus_device import ModbusUnit
 
@@ -27,7 +29,8 @@ class MappedUnit:
     `values()` returns the current SI values by field name (fields it omits keep what was stored);
     `on_write(decoded)` acts on a host write and returns None to accept it or an exception code.
     Fault hooks: `stuck` (field -> value held whatever the plant says), `unavailable` (fields that
-    read NaN / their sentinel, a broken sensor channel) and `unit.forced_exception`.
+    read NaN / their sentinel, a broken sensor channel) and `unit.forced_exception`. The remaining
+    options are the instrument's documented behaviour beyond the tables (see `ModbusUnit`).
     """
 
     def __init__(
@@ -38,6 +41,10 @@ class MappedUnit:
         values: ValuesSource | None = None,
         on_write: WriteHandler | None = None,
         functions: frozenset[int] | None = None,
+        unsupported: Literal["exception", "silent"] = "exception",
+        read_aliases: Mapping[UnitTable, UnitTable] | None = None,
+        coil_on: frozenset[int] = COIL_ON_VALUES,
+        identification: Mapping[int, bytes] | None = None,
     ) -> None:
         self.regmap = regmap
         self.values = values
@@ -51,6 +58,10 @@ class MappedUnit:
             holding_registers=regmap.declared_ranges(Table.HOLDING),
             input_registers=regmap.declared_ranges(Table.INPUT),
             functions=functions,
+            unsupported=unsupported,
+            read_aliases=read_aliases,
+            coil_on=coil_on,
+            identification=identification,
         )
         self.unit.before_read = self._before_read
         self.unit.on_write = self._on_write

@@ -1,9 +1,24 @@
-"""Simulated Vaisala-style dew-point transmitter: the driver's map served in the device role.
+"""Simulated Vaisala dew-point transmitter (DMT143 class): the driver's map served in the device role.
+
+Manuals followed: DMT143 User Guide M211435EN-J, Appendix A (§A.4.4 Table 30 test registers: -12345,
+-123.45 and the text "-123.45"; §A.4.5 Table 31 device identification objects); the status block
+0x0200..0x020A in the polarity of the HMP4 User Guide, Appendix A §A.4.3 Table 78 (error status 1 = no
+errors, online status 1 = online data available; per-quantity and device status bits); the function
+codes and exceptions of the transmitter generation (DPT145/DPT146 User's Guides M211371EN-D /
+M211372EN-D, Table 20/21: 03, 16, 43/14; DMT340 User's Guide: exception 01 for an unsupported function,
+02 outside the register blocks, 03 otherwise).
 
 The plant supplies the frost point and H2O ppmv (and the gas temperature); the other humidity
-quantities are derived with the Magnus formulas (Sonntag constants), good to a few tenths of a
-degree, which is all the map's secondary quantities are used for. Wet-bulb temperature and relative
+quantities are derived with the plant's vapour-pressure curves, good to a few tenths of a degree,
+which is all the map's secondary quantities are used for. Wet-bulb temperature and relative
 saturation are not modelled and read NaN (the device's "unavailable").
+
+Not implemented, and why: the serial-line (ASCII) command set of the manual's chapter 5 (this line
+runs the transmitter in Modbus mode); the configuration registers beyond pressure compensation and the
+communication settings (purge interval, molecular weight: nothing here uses them); the error-code
+bit table of the DMT143 itself (not reached: a sensor failure sets 0x0004, "humidity sensor failure"
+in the HMDW110 table of the same generation [U]); which measurement-status register the DMT143 uses
+for which quantity beyond HMP4's RH / T / Td/f [U].
 
 Build one on the shared RS-485 bus::
 
@@ -14,9 +29,18 @@ Build one on the shared RS-485 bus::
 from __future__ import annotations
 
 import math
+import struct
+import zlib
 from collections.abc import Callable
 
-from drivers.dewpoint_transmitter import DEFAULT_UNIT, SELF_TEST_FLOAT, SELF_TEST_INT, dewpoint_map
+from drivers.dewpoint_status import NO_ERRORS, ONLINE, DeviceStatus, MeasurementStatus
+from drivers.dewpoint_transmitter import (
+    DEFAULT_UNIT,
+    SELF_TEST_FLOAT,
+    SELF_TEST_INT,
+    SELF_TEST_TEXT,
+    dewpoint_map,
+)
 from drivers.register_map import Value, WordOrder
 from sim_hardware.devices import MappedUnit
 from sim_hardware.plant.humidity import dew_frost_point_c, ice_vapour_pressure_pa, water_vapour_pressure_pa
@@ -41,6 +65,10 @@ _MEASURED = (
     "rh_dew_frost",
 )
 _MIRRORED = ("rh", "temperature", "dew_point", "frost_point", "frost_point_atm", "dew_point_atm", "h2o")
+_QUANTITIES = ("rh", "temperature", "dew_frost_point")
+HUMIDITY_SENSOR_FAILURE = 0x0004
+FIRMWARE = "1.4.2"
+FUNCTIONS = frozenset({0x03, 0x10, 0x2B})
 
 
 def _vapour_pa(tdf_c: float) -> float:
@@ -85,12 +113,35 @@ def humidity_values(tdf_c: float, h2o_ppmv: float, temp_c: float, pressure_pa: f
     }
 
 
+def identification_objects(unit_id: int, firmware: str = FIRMWARE) -> dict[int, bytes]:
+    """FC 43/14 objects as DMT143 User Guide Table 31 lists them (the guide's example contents)."""
+    return {
+        0x00: b"Vaisala",
+        0x01: b"DMT143",
+        0x02: firmware.encode(),
+        0x03: b"http://www.vaisala.com/",
+        0x04: b"Vaisala DRYCAP(R) Dewpoint Transmitter DMT143",
+        0x05: b"G1A1A1A0A0ASX",
+        0x80: f"S{unit_id:07d}".encode(),  # a per-unit serial in the guide's 8-character form
+        0x81: b"",  # "Empty string if not set/valid": a simulated probe was never calibrated
+        0x82: b"",
+    }
+
+
+def _text_registers(text: bytes, count: int) -> list[int]:
+    """ASCII two characters per register, high byte first, NUL-padded (the 0x1F03 test string)."""
+    return list(struct.unpack(f">{count}H", text.ljust(2 * count, b"\0")))
+
+
 class DewPointTransmitterSim:
     """One transmitter; `.unit` goes on a `ModbusRtuSession` (or a TCP gateway session).
 
-    Faults: `sensor_failed` (error status 1, error code bit 0, measurements NaN), `warming_up`
-    (online status 0, measurements NaN), plus `mapped.stuck` / `mapped.unavailable` per field and
-    `unit.forced_exception`.
+    Faults, each shown the way the manual's status block shows it: `sensor_failed` (errors active,
+    error code 0x0004, Td/f and derived values NaN with "sensor failure", device status critical),
+    `warming_up` (every quantity "not ready", values NaN), `output_locked` (online status 0: the
+    values hold where they were, "value locked"), `measurement_flags` (extra status bits per quantity:
+    "rh", "temperature", "dew_frost_point", e.g. under range), plus `mapped.stuck` /
+    `mapped.unavailable` per field and `unit.forced_exception`.
     """
 
     def __init__(
@@ -108,36 +159,70 @@ class DewPointTransmitterSim:
         self.pressure_compensation_pa = ATM_PA
         self.sensor_failed = False
         self.warming_up = False
+        self.output_locked = False
+        self.measurement_flags: dict[str, MeasurementStatus] = {}
+        self.device_flags = DeviceStatus(0)
+        self._held: dict[str, float] | None = None
         self.mapped = MappedUnit(
             dewpoint_map(word_order),
             unit_id,
             values=self.values,
             on_write=self._on_write,
-            functions=frozenset({0x03, 0x06, 0x10}),
+            functions=FUNCTIONS,
+            identification=identification_objects(unit_id),
         )
         self.unit = self.mapped.unit
         self.mapped.store({"modbus_address": unit_id, "bit_rate": 3, "serial_format": 0, "response_delay": 0})
+        self.unit.set_registers("holding_registers", 0x1F03, _text_registers(SELF_TEST_TEXT, 4))
         self.mapped.refresh()
 
+    def measured(self) -> dict[str, float]:
+        """The float quantities as the output shows them now (NaN where the transmitter has none)."""
+        if self.output_locked and self._held is not None:
+            return dict(self._held)
+        if self.warming_up:
+            return dict.fromkeys(_MEASURED, math.nan)
+        values = humidity_values(
+            self.frost_point_c(), self.h2o_ppmv(), self.temperature_c(), self.pressure_compensation_pa
+        )
+        if self.sensor_failed:  # the Td/f sensor: T is a separate element and still reads
+            values = {k: (v if k == "temperature" else math.nan) for k, v in values.items()}
+        self._held = values
+        return dict(values)
+
+    def measurement_status(self) -> dict[str, MeasurementStatus]:
+        status = {q: MeasurementStatus(self.measurement_flags.get(q, 0)) for q in _QUANTITIES}
+        for quantity in _QUANTITIES:
+            if self.warming_up:
+                status[quantity] |= MeasurementStatus.NOT_READY
+            if self.output_locked:
+                status[quantity] |= MeasurementStatus.LOCKED
+            if self.sensor_failed and quantity != "temperature":
+                status[quantity] |= MeasurementStatus.SENSOR_FAILURE
+        return status
+
     def values(self) -> dict[str, Value]:
-        measured: dict[str, float]
-        if self.sensor_failed or self.warming_up:
-            measured = dict.fromkeys(_MEASURED, math.nan)
-        else:
-            measured = humidity_values(
-                self.frost_point_c(), self.h2o_ppmv(), self.temperature_c(), self.pressure_compensation_pa
-            )
+        measured = self.measured()
         out: dict[str, Value] = dict(measured)
         out.update({f"{n}_i16": measured[n] for n in _MIRRORED})
+        out.update({f"{q}_status": int(flags) for q, flags in self.measurement_status().items()})
+        device = self.device_flags | (DeviceStatus.CRITICAL if self.sensor_failed else 0)
         out.update(
-            error_status=1 if self.sensor_failed else 0,
-            online_status=0 if self.warming_up else 1,
-            error_code=1 if self.sensor_failed else 0,
+            error_status=0 if self.sensor_failed else NO_ERRORS,
+            online_status=0 if self.output_locked else ONLINE,
+            error_code=HUMIDITY_SENSOR_FAILURE if self.sensor_failed else 0,
+            security_hash=self.security_hash(),
+            device_status=int(device),
             pressure_compensation=self.pressure_compensation_pa,
             self_test_int=SELF_TEST_INT,
             self_test_float=SELF_TEST_FLOAT,
         )
         return out
+
+    def security_hash(self) -> int:
+        """Changes whenever a setting changes, as the manual's hash does (its algorithm is Vaisala's)."""
+        settings = self.mapped.unit.get_registers("holding_registers", 0x0600, 4)
+        return zlib.crc32(repr((self.pressure_compensation_pa, settings)).encode())
 
     def _on_write(self, values: dict[str, Value]) -> int | None:
         pressure = values.get("pressure_compensation")

@@ -1,13 +1,30 @@
 """Simulated Eurotherm 3216-style controller: the driver's map in the device role, plus a loop.
 
+Manuals followed: Eurotherm "2000 Series Communications" HA026230 issue 3, §3.12-3.21 (the Modbus the
+3200 series shares): FC 01/02 read n bits (the same bits; coil 2 auto/manual, 5 alarm 1, 10 sensor
+break, §5.6), FC 03/04 read n words (the same words), FC 05 write a bit (FF00 or 0100 = 1, the reply
+echoes the command), FC 06 write a word, FC 07 fast read of status (the low byte of the status word,
+§3.17), FC 08 loopback (diagnostic code 0 only, §3.18), FC 16 write n words; "will not reply if they
+receive a request including an unsupported function code" (§3.12), so any other function gets
+silence; error responses 02 and 03 only (§3.20). Parameter addresses and the status word as the 3200
+Series User Manual HA028651 issue 7 §15.5 lists them.
+
 The plant supplies the measured temperature; the controller keeps its setpoints, ramps the working
 setpoint at the rate limit on the supplied clock (the plant's virtual clock), and reports an output
 % from a supplied control law `output_pct(working_sp_c, pv_c)` (default: proportional band). The
 plant reads `output_pct()` back to heat its heater.
 
-Sensor break ([U] what a 3216 shows as PV then): the PV holds its last good value, the status word
-sets bit 5 and the output falls to 0 %. Setpoint writes outside `sp_low_c..sp_high_c` or NaN get
-exception 03, like an out-of-range value on the real instrument.
+Setpoint-rate units (531): the 3216's enum is not settled (`drivers.setpoint_rate_units`); a simulated
+controller uses the order it is built with (`rate_units_order`, default the 2000-series handbook's
+`s-min-h`), so a test can run the driver against either reading.
+
+Not implemented, and why: the configuration-mode parameters (instrument mode 199 = 2 and the
+HA026230 §5.7 list: nothing here reconfigures an instrument, and writing 199 wrongly can wipe a real
+one's calibration), the programmer, timers, PID tuning and alarm configuration (the line uses the
+loop, its setpoint, rate limit and alarms only). Sensor break ([U] what a 3216 shows as PV then):
+the PV holds its last good value, the status word sets bit 5 and the output falls to 0 %. Setpoint
+writes outside `sp_low_c..sp_high_c` or NaN get exception 03, like an out-of-range value on the real
+instrument.
 """
 
 from __future__ import annotations
@@ -17,11 +34,13 @@ import time
 from collections.abc import Callable
 
 from drivers.register_map import Value
-from drivers.temperature_controller import DEFAULT_UNIT, ControllerStatus, RateUnits, eurotherm_map
+from drivers.setpoint_rate_units import RATE_UNIT_ORDERS, RateUnit, rate_code
+from drivers.temperature_controller import DEFAULT_UNIT, ControllerStatus, eurotherm_map
 from sim_hardware.devices import MappedUnit
 
 _EXC_ILLEGAL_VALUE = 0x03
-_SECONDS_PER = {RateUnits.PER_SECOND: 1.0, RateUnits.PER_MINUTE: 60.0, RateUnits.PER_HOUR: 3600.0}
+FUNCTIONS = frozenset({0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x10})
+COIL_ON = frozenset({0xFF00, 0x0100})  # HA026230 §3.15: "either transmit 01h or FFh"
 
 
 def proportional_output(band_c: float) -> Callable[[float, float], float]:
@@ -43,8 +62,11 @@ class TemperatureControllerSim:
         sp_low_c: float = -50.0,
         sp_high_c: float = 400.0,
         decimal_places: int = 0,
+        rate_units_order: str = "s-min-h",
         on_change: Callable[[TemperatureControllerSim], None] | None = None,
     ) -> None:
+        if rate_units_order not in RATE_UNIT_ORDERS:
+            raise ValueError(f"rate_units_order {rate_units_order!r}: one of {', '.join(RATE_UNIT_ORDERS)}")
         self.pv_source = pv_c
         self.on_change = on_change
         self.control_law = output_pct or proportional_output(10.0)
@@ -55,7 +77,8 @@ class TemperatureControllerSim:
         self.remote_sp_c = setpoint_c
         self.working_sp_c = setpoint_c
         self.rate_limit = 0.0
-        self.rate_units = RateUnits.PER_MINUTE
+        self.rate_units_order = rate_units_order
+        self.rate_unit = RateUnit.PER_MINUTE
         self.manual = False
         self.manual_output_pct = 0.0
         self.alarm1_high_c: float | None = None
@@ -68,9 +91,13 @@ class TemperatureControllerSim:
             unit_id,
             values=self.values,
             on_write=self._on_write,
-            functions=frozenset({0x03, 0x06, 0x10}),
+            functions=FUNCTIONS,
+            unsupported="silent",
+            read_aliases={"input_registers": "holding_registers", "discrete_inputs": "coils"},
+            coil_on=COIL_ON,
         )
         self.unit = self.mapped.unit
+        self.unit.exception_status = lambda: int(self.status()) & 0xFF
         self.mapped.refresh()
 
     def pv_c(self) -> float:
@@ -109,7 +136,7 @@ class TemperatureControllerSim:
         if self.rate_limit <= 0:
             self.working_sp_c = self.target_sp_c
             return
-        step = self.rate_limit * dt / _SECONDS_PER[self.rate_units]
+        step = self.rate_limit * dt / self.rate_unit.seconds
         delta = self.target_sp_c - self.working_sp_c
         self.working_sp_c = (
             self.target_sp_c if abs(delta) <= step else self.working_sp_c + math.copysign(step, delta)
@@ -128,13 +155,21 @@ class TemperatureControllerSim:
         }
         out: dict[str, Value] = dict(params)
         out.update({f"{name}_i16": value for name, value in params.items()})
+        status = self.status()
         out.update(
-            status=int(self.status()),
+            status=int(status),
             auto_manual=1 if self.manual else 0,
             acknowledge_alarms=0,
-            sp_rate_units=int(self.rate_units),
+            sp_rate_units=rate_code(self.rate_units_order, self.rate_unit),
+            manual_bit=self.manual,
+            alarm_1_bit=ControllerStatus.ALARM_1 in status,
+            sensor_break_bit=self.sensor_break,
         )
         return out
+
+    def rate_limit_c_per_min(self) -> float:
+        """The rate limit as the heater sees it, whatever unit the controller counts it in."""
+        return self.rate_limit * 60.0 / self.rate_unit.seconds
 
     def _on_write(self, values: dict[str, Value]) -> int | None:
         self.advance()
@@ -161,12 +196,13 @@ class TemperatureControllerSim:
             if value < 0:
                 return _EXC_ILLEGAL_VALUE
             self.rate_limit = value
-        elif name == "auto_manual":
+        elif name in ("auto_manual", "manual_bit"):
             return self._set_manual(value)
         elif name == "sp_rate_units":
-            if value not in (0, 1, 2):
+            unit = RATE_UNIT_ORDERS[self.rate_units_order].get(int(value))
+            if unit is None or value != int(value):
                 return _EXC_ILLEGAL_VALUE
-            self.rate_units = RateUnits(int(value))
+            self.rate_unit = unit
         elif name == "acknowledge_alarms" and value == 1:
             self._new_alarm = False
         return None

@@ -83,6 +83,12 @@ def test_a_file_that_is_not_utf8_names_the_byte(tmp_path: Path) -> None:
         ('pressure_ch2 = "outlet"', 'pressure_ch3 = "outlet"', "devices[0].channels.pressure_ch3", "one of"),
         ('params = { word_order = "little" }', "params = { word_order = 1.5 }", "word_order", "string"),
         ('params = { heater = "substrate" }', 'params = { heater = "oven" }', "params.heater", "substrate"),
+        (
+            'params = { heater = "substrate" }',
+            'params = { heater = "substrate", rate_units_order = "per minute" }',
+            "params.rate_units_order",
+            "s-min-h, min-h-s",
+        ),
         ("full_scale_sccm = 100.0", "full_scale_sccm = -inf", "params.full_scale_sccm", "finite"),
         ("address = 240", "address = 0", "devices[3].address", "allowed range is 1 .. 247"),
         ('address = "A"', 'address = "AB"', "devices[7].address", "one letter A..Z"),

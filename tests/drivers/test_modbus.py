@@ -14,7 +14,7 @@ import pytest
 from drivers.codec import NEED_DATA
 from drivers.errors import ChecksumError, DeviceRefused, DeviceTimeout, LinkDown, ProtocolError
 from drivers.link import Link
-from drivers.modbus import ModbusClient
+from drivers.modbus import DeviceIdentification, ModbusClient
 from drivers.modbus_framing import (
     MbapFrame,
     MbapReplyDecoder,
@@ -27,10 +27,17 @@ from drivers.modbus_framing import (
     encode_rtu_frame,
 )
 from drivers.modbus_pdu import (
+    DeviceIdReply,
+    DeviceIdRequest,
+    DiagnosticRequest,
     ExceptionReply,
+    ExceptionStatusRequest,
     Request,
+    check_diagnostic_reply,
     check_write_reply,
     decode_bits_reply,
+    decode_device_id_reply,
+    decode_exception_status_reply,
     decode_registers_reply,
     decode_request,
     encode_read_request,
@@ -303,13 +310,152 @@ def test_host_refuses_out_of_limit_requests(call: Callable[[], object], limit: s
         ("0F 00 00 00 0A 01 FF", 3),  # 10 coils need 2 bytes
         ("03 00 00", 3),  # truncated
         ("03 FF FF 00 02", 2),  # runs past 65535
-        ("2B 0E 01 00", 1),  # read device identification: not implemented
-        ("07", 1),
+        ("2B 0D 01 00", 1),  # MEI type 13 (CANopen): only 14, device identification, exists here
+        ("2B 0E 05 00", 3),  # read device id code 05: "exception code 03 ... if illegal" (§6.21)
+        ("2B 0E 01", 3),  # truncated
+        ("07 00", 3),  # FC 07 has no fields
+        ("08 00 00 12", 3),  # FC 08 data is whole registers
+        ("11", 1),  # report server id: not a function this codec serves
     ],
 )
 def test_device_refuses_malformed_requests(pdu: str, code: int) -> None:
     reply = decode_request(H(pdu))
     assert reply == ExceptionReply(H(pdu)[0], code)
+
+
+# --- FC 07, FC 08, FC 43/14: the spec's and the Eurotherm manual's own frames ------------------------
+
+SPEC_DEVICE_ID_REQUEST = H("2B 0E 01 00")
+SPEC_DEVICE_ID_REPLY = (
+    H("2B 0E 01 01 00 00 03")
+    + H("00 16")
+    + b"Company identification"
+    + H("01 0F")
+    + b"Product code XX"
+    + H("02 05")
+    + b"V2.11"
+)
+"""Modbus Application Protocol V1.1b3 §6.21, "Basic device identification" example, field by field.
+
+The spec's table gives object 01 the length 0D for the 15-character "Product code XX": an erratum
+(0D would cut the value to "Product code "), so the length here is the value's own, 0F.
+"""
+SPEC_OBJECTS = {0x00: b"Company identification", 0x01: b"Product code XX", 0x02: b"V2.11"}
+
+
+def identified_unit(objects: dict[int, bytes], conformity: int) -> ModbusUnit:
+    return ModbusUnit(5, functions=frozenset({0x03, 0x2B}), identification=objects, conformity=conformity)
+
+
+def test_device_identification_follows_the_spec_example_in_both_roles() -> None:
+    assert DeviceIdRequest(1, 0).encode() == SPEC_DEVICE_ID_REQUEST
+    assert decode_request(SPEC_DEVICE_ID_REQUEST) == DeviceIdRequest(1, 0)
+    reply = decode_device_id_reply(SPEC_DEVICE_ID_REPLY)
+    assert reply == DeviceIdReply(1, 0x01, False, 0, tuple(SPEC_OBJECTS.items()))
+    assert reply.encode() == SPEC_DEVICE_ID_REPLY
+    unit = identified_unit(SPEC_OBJECTS, conformity=0x01)
+    assert unit.handle(SPEC_DEVICE_ID_REQUEST) == SPEC_DEVICE_ID_REPLY
+    # over RTU: the host finds the end of a reply that has no length field by walking the objects
+    request_frame = encode_rtu_frame(5, SPEC_DEVICE_ID_REQUEST)
+    rtu = RtuRequestDecoder()
+    rtu.feed(request_frame)
+    assert rtu.next_frame() == RtuFrame(5, SPEC_DEVICE_ID_REQUEST)
+    reply_frame = ModbusRtuSession({5: unit}).receive(request_frame)
+    assert reply_frame == encode_rtu_frame(5, SPEC_DEVICE_ID_REPLY)
+    decoder = RtuReplyDecoder(5, 0x2B)
+    for byte in reply_frame[:-1]:
+        decoder.feed(bytes([byte]))
+        assert decoder.next_frame() is NEED_DATA
+    decoder.feed(reply_frame[-1:])
+    assert decoder.next_frame() == SPEC_DEVICE_ID_REPLY
+
+
+def test_device_identification_access_rules_of_the_spec() -> None:
+    extended = {**SPEC_OBJECTS, 0x03: b"http://www.example.com/", 0x80: b"J1140501"}
+    unit = identified_unit(extended, conformity=0x83)
+
+    def ask(code: int, object_id: int) -> DeviceIdReply | ExceptionReply:
+        reply = unit.handle(DeviceIdRequest(code, object_id).encode())
+        assert reply is not None
+        return ExceptionReply.decode(reply) if reply[0] & 0x80 else decode_device_id_reply(reply)
+
+    basic = ask(1, 0)
+    assert isinstance(basic, DeviceIdReply)
+    assert [oid for oid, _ in basic.objects] == [0, 1, 2]
+    full = ask(3, 0)
+    assert isinstance(full, DeviceIdReply)
+    assert [oid for oid, _ in full.objects] == [0, 1, 2, 3, 0x80]
+    # a stream starting at an object the device does not have restarts at object 0
+    restarted = ask(2, 0x40)
+    assert isinstance(restarted, DeviceIdReply)
+    assert restarted.objects[0][0] == 0
+    # individual access: the object, or exception 02 for one that does not exist
+    assert ask(4, 0x80) == DeviceIdReply(4, 0x83, False, 0, ((0x80, b"J1140501"),))
+    assert ask(4, 0x81) == ExceptionReply(0x2B, 0x02)
+    # a stream-only basic device answers a higher level at its own level, and refuses single access
+    basic_only = identified_unit(SPEC_OBJECTS, conformity=0x01)
+    reply = basic_only.handle(DeviceIdRequest(3, 0).encode())
+    assert reply is not None
+    assert decode_device_id_reply(reply).objects == tuple(SPEC_OBJECTS.items())
+    assert basic_only.handle(DeviceIdRequest(4, 0).encode()) == H("AB 03")
+    # a unit without identification objects does not implement the function
+    assert ModbusUnit(6).handle(SPEC_DEVICE_ID_REQUEST) == H("AB 01")
+    with pytest.raises(ValueError, match=r"1\.\.4"):
+        DeviceIdRequest(5).encode()
+
+
+def test_device_identification_longer_than_one_pdu_is_split_and_reassembled() -> None:
+    objects = {0: b"V" * 100, 1: b"P" * 100, 2: b"R" * 100, 0x80: b"S" * 60}
+    unit = identified_unit(objects, conformity=0x83)
+    first = unit.handle(DeviceIdRequest(3, 0).encode())
+    assert first is not None
+    part = decode_device_id_reply(first)
+    assert (part.more_follows, part.next_object_id, [o for o, _ in part.objects]) == (True, 2, [0, 1])
+    second = unit.handle(DeviceIdRequest(3, part.next_object_id).encode())
+    assert second is not None
+    rest = decode_device_id_reply(second)
+    assert (rest.more_follows, [o for o, _ in rest.objects]) == (False, [2, 0x80])
+    with pytest.raises(ValueError, match="244 bytes"):
+        identified_unit({0: b"x" * 245}, conformity=0x81)
+
+
+def test_serial_line_diagnostics_golden_frames() -> None:
+    # Modbus spec §6.8.2: return query data, sub-function 0000, data A5 37, echoed whole
+    loopback = H("08 00 00 A5 37")
+    assert DiagnosticRequest(0, H("A5 37")).encode() == loopback
+    assert decode_request(loopback) == DiagnosticRequest(0, H("A5 37"))
+    unit = ModbusUnit(2, functions=frozenset({0x03, 0x07, 0x08}))
+    assert unit.handle(loopback) == loopback
+    check_diagnostic_reply(loopback, loopback)
+    with pytest.raises(ProtocolError, match="does not echo"):
+        check_diagnostic_reply(loopback, H("08 00 00 A5 36"))
+    assert unit.handle(H("08 00 0B")) == H("88 03")  # a sub-function this unit does not answer
+    # Modbus spec §6.7: read exception status -> 6D
+    assert ExceptionStatusRequest().encode() == H("07")
+    unit.exception_status = lambda: 0x6D
+    assert unit.handle(H("07")) == H("07 6D")
+    assert decode_exception_status_reply(H("07 6D")) == 0x6D
+    # Eurotherm HA026230 §3.17 and §3.18: the same two functions as whole RTU frames, unit 2
+    session = ModbusRtuSession({2: unit})
+    unit.exception_status = lambda: 0x30  # sensor break + manual
+    assert session.receive(H("02 07 41 12")) == H("02 07 30 D2 24")
+    assert session.receive(H("02 08 00 00 12 34 ED 4F")) == H("02 08 00 00 12 34 ED 4F")
+    decoder = RtuReplyDecoder(2, 0x07)
+    decoder.feed(H("02 07 30 D2 24"))
+    assert decoder.next_frame() == H("07 30")
+    decoder = RtuReplyDecoder(2, 0x08, 2)
+    decoder.feed(H("02 08 00 00 12 34 ED 4F"))
+    assert decoder.next_frame() == H("08 00 00 12 34")
+
+
+def test_unit_that_stays_silent_for_functions_it_lacks() -> None:
+    """HA026230 §3.12: a 2000-series instrument "will not reply" to an unsupported function code."""
+    quiet = ModbusUnit(1, holding_registers=[range(0, 4)], functions=frozenset({3}), unsupported="silent")
+    assert quiet.handle(encode_write_coils_request(0, [True])) is None
+    assert ModbusRtuSession({1: quiet}).receive(encode_rtu_frame(1, H("11"))) == b""
+    assert ModbusTcpSession({1: quiet}).receive(encode_mbap_frame(3, 1, H("11"))) == b""
+    gateway = ModbusTcpSession({1: quiet}, gateway=True)
+    assert gateway.receive(encode_mbap_frame(3, 1, H("11"))) == encode_mbap_frame(3, 1, H("91 0B"))
 
 
 # --- framing: streams, garbage, stale replies ------------------------------------------------------
@@ -555,6 +701,27 @@ async def test_client_on_modbus_tcp(
     await exercise_all_functions(client, units)
     results = await asyncio.gather(*(client.read_holding_registers(u, 8, 2) for u in (240, 241) * 5))
     assert results == [float_regs_lsw_first(-60.0)] * 10
+
+
+async def test_client_identifies_loops_back_and_reads_exception_status(
+    rtu_bus: tuple[PtyEndpoint, ModbusClient], units: dict[int, ModbusUnit]
+) -> None:
+    _ep, client = rtu_bus
+    long_objects = {0: b"Vendor " * 20, 1: b"Product " * 20, 2: b"1.4.2", 0x80: b"J1140501" * 10}
+    units[240].identification = long_objects
+    units[240].functions = units[240].functions | {0x2B}
+    identity = await client.read_device_identification(240, read_code=3)
+    assert identity == DeviceIdentification(0x83, long_objects)  # two transactions, one answer
+    assert identity.revision == "1.4.2"
+    single = await client.read_device_identification(240, read_code=4, object_id=0x80)
+    assert single.objects == {0x80: long_objects[0x80]}
+    units[2].functions = units[2].functions | {0x07, 0x08}
+    units[2].exception_status = lambda: 0x21
+    assert await client.read_exception_status(2) == 0x21
+    await client.loopback(2, H("12 34"))
+    with pytest.raises(DeviceRefused) as refused:
+        await client.read_device_identification(241)  # this unit has no identification objects
+    assert refused.value.code == "01"
 
 
 async def test_client_on_rtu_over_tcp(units: dict[int, ModbusUnit]) -> None:

@@ -14,13 +14,16 @@ from dataclasses import dataclass
 import pytest
 
 from drivers.deposition_sources import DepositionSources, FaultCode, SourceStatus
-from drivers.dewpoint_transmitter import DEFAULT_SERIAL, DewPointTransmitter
+from drivers.dewpoint_status import DeviceStatus, MeasurementStatus
+from drivers.dewpoint_transmitter import DEFAULT_SERIAL, DewPointTransmitter, TransmitterIdentity
 from drivers.errors import ConfigError, DeviceRefused, DeviceTimeout
 from drivers.glovebox_controller import GloveboxController, GloveboxStatus, RegenerationStep
 from drivers.link import Link
 from drivers.modbus import ModbusClient
+from drivers.modbus_framing import encode_rtu_frame
 from drivers.reading import Quality
 from drivers.remote_io import ModuleStatus, RemoteIo
+from drivers.setpoint_rate_units import RATE_UNIT_ORDERS, RateUnit, RateUnitsUnknown
 from drivers.temperature_controller import ControllerStatus, TemperatureController
 from sim_hardware.devices.deposition_sources import DepositionSourcesSim, IdealSourceBackend
 from sim_hardware.devices.dewpoint_transmitter import DewPointTransmitterSim
@@ -29,6 +32,8 @@ from sim_hardware.devices.remote_io import RemoteIoSim
 from sim_hardware.devices.temperature_controller import TemperatureControllerSim
 from sim_hardware.endpoint import PtyEndpoint, TcpEndpoint
 from sim_hardware.modbus_device import ModbusRtuSession, ModbusTcpSession, ModbusUnit
+
+H = bytes.fromhex
 
 
 class Clock:
@@ -115,18 +120,53 @@ async def test_dewpoint_poll_on_the_shared_bus(bus: Bus) -> None:
     assert await misconfigured.check_word_order() == "little"
 
 
+async def test_healthy_transmitter_reads_healthy_in_the_manuals_polarity(bus: Bus) -> None:
+    """HMP4 User Guide Table 78: 0x0200 reads 0001 with no errors, 0x0201 0001 with online data."""
+    raw = await bus.client.read_holding_registers(240, 0x0200, 11)
+    assert raw[:2] == [0x0001, 0x0001]
+    assert raw[7:] == [0, 0, 0, 0]  # RH, T, Td/f measurement status and device status: OK
+    inlet = DewPointTransmitter(bus.client, name="inlet_dewpoint", unit=240)
+    assert all(r.ok for r in (await inlet.poll()).values())
+    status = await inlet.read_status()
+    assert (status.errors_active, status.online, status.faults()) == (False, True, ())
+    bus.inlet.sensor_failed = True
+    raw = await bus.client.read_holding_registers(240, 0x0200, 11)
+    assert raw[0] == 0x0000  # "one or more errors active"
+    assert raw[9] & 0x0080  # Td/f: sensor failure
+    assert (await inlet.read_frost_point()).quality is Quality.ERROR
+
+
 async def test_dewpoint_faults_become_quality_and_typed_errors(bus: Bus) -> None:
     inlet = DewPointTransmitter(bus.client, name="inlet_dewpoint", unit=240)
     bus.inlet.warming_up = True
     r = await inlet.poll()
     assert math.isnan(r["frost_point"].value)
     assert r["frost_point"].quality is Quality.SENSOR_OFF
+    assert inlet.status is not None
+    assert "Td/f: not ready" in inlet.status.faults()
     bus.inlet.warming_up = False
     bus.inlet.sensor_failed = True
     assert (await inlet.read_frost_point()).quality is Quality.ERROR
-    assert (await inlet.read_status()).error
-    assert await inlet.read_error_code() == 1
+    status = await inlet.read_status()
+    assert status.errors_active
+    assert MeasurementStatus.SENSOR_FAILURE in status.measurement["dew_frost_point"]
+    assert DeviceStatus.CRITICAL in status.device
+    assert status.faults()[:2] == (
+        "errors active (error code 0x00000004)",
+        "device: critical error, maintenance needed",
+    )
+    assert await inlet.read_error_code() == 0x0004
     bus.inlet.sensor_failed = False
+    assert (await inlet.read_frost_point()).ok
+    bus.inlet.output_locked = True  # purge / autocalibration: the output holds its last value
+    bus.plant.frost_point_c = -30.0
+    held = await inlet.read_frost_point()
+    assert (held.value, held.quality) == (-60.0, Quality.STALE)
+    bus.inlet.output_locked = False
+    bus.inlet.measurement_flags["dew_frost_point"] = MeasurementStatus.UNDER_RANGE
+    assert (await inlet.read_h2o()).quality is Quality.UNDER_RANGE
+    bus.inlet.measurement_flags.clear()
+    bus.plant.frost_point_c = -60.0
     bus.inlet.mapped.stick("frost_point")
     bus.plant.frost_point_c = -20.0
     assert (await inlet.read_frost_point()).value == -60.0  # a frozen output looks healthy
@@ -146,10 +186,41 @@ async def test_dewpoint_faults_become_quality_and_typed_errors(bus: Bus) -> None
     assert (await inlet.read_h2o()).ok
 
 
+async def test_dewpoint_identifies_itself_and_refuses_undocumented_functions(bus: Bus) -> None:
+    """DMT143 User Guide Table 31 objects over FC 43/14; anything but 03/16/43 is exception 01."""
+    inlet = DewPointTransmitter(bus.client, name="inlet_dewpoint", unit=240)
+    identity = await inlet.identify()
+    assert identity == TransmitterIdentity(
+        vendor="Vaisala",
+        product_code="DMT143",
+        firmware="1.4.2",
+        product_name="Vaisala DRYCAP(R) Dewpoint Transmitter DMT143",
+        model="G1A1A1A0A0ASX",
+        serial_number="S0000240",
+        calibration_date="",
+        calibration_text="",
+    )
+    for call in (
+        bus.client.write_register(240, 0x0600, 240),
+        bus.client.read_input_registers(240, 0x0008, 2),
+        bus.client.read_coils(240, 0, 1),
+        bus.client.read_exception_status(240),
+    ):
+        with pytest.raises(DeviceRefused) as refused:
+            await call
+        assert refused.value.code == "01"
+    # the test block of Table 30, the text included
+    assert await bus.client.read_holding_registers(240, 0x1F00, 7) == [
+        0xCFC7, 0xE666, 0xC2F6, 0x2D31, 0x3233, 0x2E34, 0x3500
+    ]  # fmt: skip
+
+
 async def test_dewpoint_pressure_compensation_round_trip(bus: Bus) -> None:
     inlet = DewPointTransmitter(bus.client, name="inlet_dewpoint", unit=240)
+    hash_before = (await inlet.read_status()).security_hash
     await inlet.set_pressure_compensation_pa(50_000.0)
     assert bus.inlet.pressure_compensation_pa == 50_000.0
+    assert (await inlet.read_status()).security_hash != hash_before
     assert (await inlet.poll())["frost_point_atm"].value > -60.0  # more water per volume at 1 atm
     with pytest.raises(DeviceRefused) as refused:
         await inlet.set_pressure_compensation_pa(-5.0)
@@ -186,7 +257,7 @@ async def test_fc06_into_the_float_region_is_refused_on_the_wire(bus: Bus) -> No
 
 
 async def test_temperature_controller_rate_limit_manual_and_sensor_break(bus: Bus) -> None:
-    tc = TemperatureController(bus.client, name="substrate_heater", unit=1)
+    tc = TemperatureController(bus.client, name="substrate_heater", unit=1, rate_units_order="s-min-h")
     await tc.set_rate_limit_c_per_min(60.0)
     await tc.set_setpoint_c(80.0)
     assert ControllerStatus.RAMP_RUNNING in await tc.read_status()
@@ -210,6 +281,97 @@ async def test_temperature_controller_rate_limit_manual_and_sensor_break(bus: Bu
     await tc.acknowledge_alarms()
     assert ControllerStatus.NEW_ALARM not in await tc.read_status()
     assert (await tc.read_pv()).ok
+
+
+async def test_ramp_is_refused_while_the_rate_units_are_not_known(bus: Bus) -> None:
+    """The 3216's enum for 531 is not settled: without the site's reading a ramp is refused, typed."""
+    tc = TemperatureController(bus.client, name="substrate_heater", unit=1)
+    with pytest.raises(RateUnitsUnknown) as refused:
+        await tc.set_rate_limit_c_per_min(5.0)
+    assert refused.value.code == 1  # the simulated controller counts per minute, code 1 in its order
+    assert "s-min-h: per_minute, min-h-s: per_hour" in refused.value.reason
+    assert bus.heater.rate_limit == 0.0  # nothing was written
+    await tc.set_rate_limit_c_per_min(0.0)  # "no limit" needs no unit
+    with pytest.raises(ConfigError, match="s-min-h, min-h-s"):
+        TemperatureController(bus.client, name="substrate_heater", unit=1, rate_units_order="per minute")
+
+
+@pytest.mark.parametrize("order", sorted(RATE_UNIT_ORDERS))
+@pytest.mark.parametrize("unit", list(RateUnit))
+async def test_ramp_rate_lands_in_degrees_per_minute_for_either_reading(order: str, unit: RateUnit) -> None:
+    """Whatever the controller counts in, 60 degC/min moves the working setpoint 30 degC in 30 s.
+
+    A driver that guessed the enum instead of using the site's reading fails two of the three units
+    of one of the orders here: by 60x or 3600x.
+    """
+    clock = Clock()
+    sim = TemperatureControllerSim(1, pv_c=lambda: 25.0, clock=clock, rate_units_order=order)
+    sim.rate_unit = unit  # as set on the front panel
+    ep = PtyEndpoint("rs485", lambda: ModbusRtuSession({1: sim.unit}), DEFAULT_SERIAL, scheme="rtu")
+    await ep.start()
+    link = Link(ep.url, name="rs485")
+    try:
+        tc = TemperatureController(
+            ModbusClient(link, timeout_s=0.3), name="heater", unit=1, rate_units_order=order
+        )
+        await tc.set_rate_limit_c_per_min(60.0)
+        assert sim.rate_limit_c_per_min() == pytest.approx(60.0)
+        await tc.set_setpoint_c(80.0)
+        clock.t += 30.0
+        assert await tc.read_working_setpoint_c() == pytest.approx(50.0)
+    finally:
+        await link.close()
+        await ep.stop()
+
+
+def test_eurotherm_sim_answers_the_handbooks_own_frames() -> None:
+    """HA026230 §3.13-3.18 example frames, byte for byte (unit 19 for FC 01, unit 2 for the rest)."""
+    clock = Clock()
+    unit19 = TemperatureControllerSim(19, pv_c=lambda: 25.0, clock=clock)
+    unit19.manual, unit19.sensor_break = True, True
+    unit2 = TemperatureControllerSim(2, pv_c=lambda: 18.3, clock=clock, setpoint_c=21.6)
+    bus = ModbusRtuSession({19: unit19.unit, 2: unit2.unit})
+    # §3.13 read 14 bits from address 2: manual (bit 2) and sensor break (bit 10)
+    assert bus.receive(H("13 01 00 02 00 0E 1F 7C")) == H("13 01 02 01 01 C1 AF")
+    # "01 or 02": FC 02 reads the same bits
+    assert bus.receive(encode_rtu_frame(19, H("02 00 02 00 0E"))) == encode_rtu_frame(19, H("02 02 01 01"))
+    # §3.14 read PV and target SP in integer resolution: 18.3 and 21.6 -> 18, 22
+    assert bus.receive(H("02 03 00 01 00 02 95 F8")) == H("02 03 04 00 12 00 16 E8 F8")
+    # "03 or 04": FC 04 reads the same words
+    assert bus.receive(encode_rtu_frame(2, H("04 00 01 00 02"))) == encode_rtu_frame(
+        2, H("04 04 00 12 00 16")
+    )
+    # §3.15 write bit 2 with "01 00": manual mode; the reply is the command
+    assert bus.receive(H("02 05 00 02 01 00 6D A9")) == H("02 05 00 02 01 00 6D A9")
+    assert unit2.manual
+    # §3.17 fast status: 30h = sensor break + manual
+    unit2.sensor_break = True
+    assert bus.receive(H("02 07 41 12")) == H("02 07 30 D2 24")
+    # §3.18 loopback, diagnostic code 0 only
+    assert bus.receive(H("02 08 00 00 12 34 ED 4F")) == H("02 08 00 00 12 34 ED 4F")
+    assert bus.receive(encode_rtu_frame(2, H("08 00 01 00 00"))) == encode_rtu_frame(2, H("88 03"))
+    # §3.16 write SP 25.0 in full resolution (one decimal place): 250
+    full_resolution = TemperatureControllerSim(
+        2, pv_c=lambda: 17.8, clock=clock, setpoint_c=21.6, decimal_places=1
+    )
+    one_dp = ModbusRtuSession({2: full_resolution.unit})
+    # §3.14's full-resolution reply: its bytes (and CRC) say 178 = 17.8, whatever its caption says
+    assert one_dp.receive(H("02 03 00 01 00 02 95 F8")) == H("02 03 04 00 B2 00 D8 69 4E")
+    assert one_dp.receive(H("02 06 00 02 00 FA A8 7A")) == H("02 06 00 02 00 FA A8 7A")
+    assert full_resolution.target_sp_c == 25.0
+    # §3.12: no reply to a function the instrument lacks (15, 17, 23, 43 ...); §3.20: errors 02 / 03 only
+    for pdu in ("0F 00 00 00 01 01 01", "11", "2B 0E 01 00", "17 00 00 00 01 00 00 00 01 02 00 00"):
+        assert bus.receive(encode_rtu_frame(2, H(pdu))) == b""
+    assert bus.receive(encode_rtu_frame(2, H("03 40 00 00 01"))) == encode_rtu_frame(2, H("83 02"))
+
+
+async def test_undocumented_functions_time_out_on_the_wire(bus: Bus) -> None:
+    with pytest.raises(DeviceTimeout):
+        await bus.client.write_coils(1, 2, [True])
+    with pytest.raises(DeviceTimeout):
+        await bus.client.read_device_identification(1)
+    assert await bus.client.read_exception_status(1) == 0  # the bus is still in step
+    await bus.client.loopback(1, H("A5 37"))
 
 
 async def test_four_devices_polled_concurrently_on_one_bus(bus: Bus) -> None:

@@ -119,9 +119,9 @@ def test_eurotherm_sim_refuses_fc06_into_the_float_region_and_unknown_addresses(
     sim = TemperatureControllerSim(1, pv_c=lambda: 25.0)
     reply = sim.unit.handle(encode_write_register_request(0x8004, 0x4396))
     assert reply == bytes((0x86, EXC_ILLEGAL_VALUE))
-    assert encode_rtu_frame(1, sim.unit.handle(encode_read_request(3, 0x0200, 1))) == bytes.fromhex(
-        "01 83 02 C0 F1"
-    )
+    refused = sim.unit.handle(encode_read_request(3, 0x0200, 1))
+    assert refused is not None
+    assert encode_rtu_frame(1, refused) == bytes.fromhex("01 83 02 C0 F1")
     ok = sim.unit.handle(encode_write_registers_request(0x8004, [0x4396, 0x0000]))
     assert ok == bytes.fromhex("10 80 04 00 02")
     assert sim.target_sp_c == 300.0
