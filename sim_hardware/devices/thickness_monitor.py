@@ -162,7 +162,7 @@ class Sqm160:
         scale = self._tooling(channel) / self.active_film.density_g_cm3 * NM_PER_CM
         thickness = (self._areal_mass(f) - self._areal_mass(self._zero_hz[channel])) * scale
         slope = self.crystals.frequency_slope_hz_s(channel) if frequency > 0.0 else 0.0
-        rate = self._mass_slope(f) * slope * scale
+        rate = self._mass_slope(f) * slope * scale + 0.0  # no "-0.00" for a still crystal
         span = self.system.frequency_max_hz - self.system.frequency_min_hz
         life = 100.0 * (frequency - self.system.frequency_min_hz) / span if frequency > 0.0 else 0.0
         return _ChannelValues(rate, thickness, frequency, min(100.0, max(0.0, life)))
