@@ -34,8 +34,8 @@ computed with.
 Units on the wire: rate in Å/s [V, both public drivers] -> nm/s (÷10); frequency in Hz [V];
 crystal life in % [V]. Thickness is the uncertain one [U]: pymeasure reads it as Å, while the
 front panel shows kÅ and the pinned reply " 0.000 " has the three decimals of a kÅ display. The
-default here is kÅ (1 kÅ = 100 nm); pass ``thickness_unit="A"`` to read Å. The simulator session
-takes the same option, so both ends agree by construction.
+default here is kÅ (1 kÅ = 100 nm); pass ``thickness_unit="A"`` to read Å. The simulated monitor
+(`Sqm160`) takes the same option, so both ends agree by construction.
 """
 
 from __future__ import annotations

@@ -1,27 +1,29 @@
 """An INFICON SQM-160 rate/thickness monitor: its memory, its arithmetic, and its serial command set.
 
-Follows the SQM-160 Multi-Film Rate/Thickness Monitor operating manual (PN 074-511-P1D), chapter 8
-(computer interface), as far as it could be checked: the manual itself could not be read here, so
-its framing, CRC, status codes and example frames come from clients written against it (pymeasure's
-``sqm160`` and its tests, PyExpLabSys ``inficon_sqm160``, and a USB client that follows the manual's
-§8.4 command list), each field layout they do not fix is [U] and named in the drivers' codec
+Follows the SQM-160 Multi-Film Rate/Thickness Monitor operating manual (INFICON PN 074-511-P1D),
+chapter 8 (computer interface; its §8.4 command list, pp. 70-83 as the clients cite them), as far as it
+could be checked: the manual itself could not be read here, so framing, CRC, status codes and the
+example frames come from clients written against it (pymeasure's ``sqm160`` and its tests, PyExpLabSys
+``inficon_sqm160``, a USB client that follows §8.4 command by command, and one that quotes the
+manual's example frames); every field layout they do not fix is [U] and named in the drivers' codec
 (drivers/thickness_monitor.py, drivers/thickness_monitor_settings.py).
 
-Implemented, the manual's command letters as those clients use them: ``@`` model and version, ``A``
-film parameters (get/set), ``B`` system 1 parameters (get/set), ``C`` system 2 parameters (get/set),
-``D`` active film (get/select), ``J`` number of channels, ``L`` sensor rate, ``M`` average rate,
-``N`` sensor thickness, ``O`` average thickness, ``P`` sensor frequency, ``R`` crystal life, ``S``
-zero rate and thickness, ``T`` zero the timer, ``U`` shutter relay (``U1`` open, ``U0`` close, ``U?``),
-``W`` all sensors' rate, thickness and frequency, ``Y`` power-up reset flag, ``Z`` default film and
-system parameters. Any other letter is an invalid command and answers status ``C``, as the manual
-says the instrument does; a known letter with unusable data answers ``D``. Not implemented: the
-firmware-update and calibration service commands (not in the clients' command list, and nothing a
-host operates a line with); the shutter relay switches no simulated shutter (the line's shutters are
-remote I/O outputs). A frame whose CRC fails gets no reply (the host times out) [U].
+Implemented, every command letter those clients use: ``@`` model and version, ``A`` film parameters
+(get/set), ``B`` system 1 parameters (get/set), ``C`` system 2 parameters (get/set), ``D`` active film
+(get/select), ``J`` number of channels, ``L`` sensor rate, ``M`` average rate, ``N`` sensor thickness,
+``O`` average thickness, ``P`` sensor frequency, ``R`` crystal life, ``S`` zero rate and thickness,
+``T`` zero the timer, ``U`` shutter relay (``U1`` open, ``U0`` close, ``U?``), ``W`` every sensor's
+rate, thickness and frequency, ``Y`` power-up reset flag, ``Z`` default film and system parameters.
+Any other letter answers status ``C`` (invalid command), as the manual says the instrument does; a
+known letter with unusable data answers ``D``. Not implemented: whatever else the manual's list may
+hold could not be checked without the manual, so it answers ``C``; the shutter relay switches no
+simulated shutter (the line's shutters are remote I/O outputs). A frame whose CRC fails gets no
+reply (the host times out) [U].
 
 The monitor never knows what is deposited. It reads each crystal's frequency (and its rate of change)
 from a `CrystalBackend` and converts with the active film's density, Z-ratio and tooling and the
-sensor's crystal tooling, by the Z-match equation INFICON's manuals give for their monitors:
+sensor's crystal tooling, by the Z-match equation (Lu & Lewis 1972; INFICON's Z-match technique) [U:
+the SQM-160 manual's own statement of it was not read]:
 
     areal mass  m(f) = Zq / (2π·z·f) · arctan(z·tan(π·(F0 − f)/F0))        Zq = 8.834e5 g cm⁻² s⁻¹
     thickness   T = (m(f) − m(f_zero)) / ρ · film tooling · crystal tooling
