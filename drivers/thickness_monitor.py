@@ -14,35 +14,33 @@ here reads lines.
     example   !#@O7  ->  !0AMON Ver 4.13Uw            firmware
               !$P1Z\\x91  ->  !/A5875830.230:X        frequency of sensor 1, Hz
 
-Commands used: ``@`` firmware, ``J`` channel count, ``M`` average rate, ``O`` average thickness,
+Commands: ``@`` firmware, ``J`` channel count, ``M`` average rate, ``O`` average thickness,
 ``L<ch>?`` rate (PyExpLabSys sends ``L<ch>``; `rate_query_mark` picks), ``N<ch>`` thickness,
-``P<ch>`` frequency, ``R<ch>`` crystal life, ``S`` zero rate and thickness, ``T`` zero the timer,
-``Y`` power-up reset flag, ``A`` film parameters.
+``P<ch>`` frequency, ``R<ch>`` crystal life, ``W`` rate, thickness and frequency of every sensor at
+once, ``S`` zero rate and thickness, ``T`` zero the timer, ``Y`` power-up reset flag, ``Z`` reset the
+film and system parameters; films (``A``, ``D``) and system parameters (``B``, ``C``) are in
+thickness_monitor_settings.py. The golden frames ``!#J(79)(56)``, ``!#@(79)(55)``, ``!#W(143)(53)``
+and ``!%L1?(133)(123)`` are the manual's [V, quoted by a client written from it].
 
-Film parameters: the monitor turns crystal mass into thickness with the density, tooling and Z-ratio
-programmed for the film, so a wrong density scales every thickness and rate it reports (Li at the
-2.0 g/cm³ of another film reads 0.267x). That ``A<film>?`` reads a film's parameters is [V] (PyExpLabSys
-``show_film_parameters`` sends ``A1?``; devices.md §7 lists only ``Z``, which resets them). The
-argument layout is [U], from memory of the SQM-160 manual, not checked:
+``W`` reply [U, layout from the two clients that parse it]: a first field the clients skip ("00.00";
+taken here to be the timer ``T`` zeroes, minutes.seconds), then rate (Å/s, two decimals, padded to
+two integer digits), thickness and frequency (Hz) for each installed sensor, separated by spaces.
 
-    A<film>?                                   ->  A <label> <density> <tooling> <z-ratio> [more ...]
-    A<film> <label> <density> <tooling> <z>    ->  A
-
-density in g/cm³ (3 decimals), tooling in % (1 decimal), Z-ratio (3 decimals), separated by spaces;
-a real unit may send further fields (final thickness, set points, sensor average), which are ignored,
-and may want them on a write: it then answers ``D`` and `ThicknessMonitor.set_film` raises. Film 1 is
-taken to be the active film [U]; choosing another is not implemented. Confirm this layout against the
-manual before programming a real unit.
+The monitor never knows what it measures: it converts the crystal's frequency shift with the film
+parameters it was given (density, Z-ratio, tooling). `ThicknessMonitor.set_film` programs them and
+`poll` reads the active film's back with every cycle, so the record shows what each thickness was
+computed with.
 
 Units on the wire: rate in Å/s [V, both public drivers] -> nm/s (÷10); frequency in Hz [V];
 crystal life in % [V]. Thickness is the uncertain one [U]: pymeasure reads it as Å, while the
 front panel shows kÅ and the pinned reply " 0.000 " has the three decimals of a kÅ display. The
-default here is kÅ (1 kÅ = 100 nm); pass ``thickness_unit="A"`` to read Å. The simulator session
-takes the same option, so both ends agree by construction.
+default here is kÅ (1 kÅ = 100 nm); pass ``thickness_unit="A"`` to read Å. The simulated monitor
+(`Sqm160`) takes the same option, so both ends agree by construction.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import math
 from dataclasses import dataclass
@@ -52,6 +50,15 @@ from drivers.codec import NEED_DATA, NeedData
 from drivers.errors import ChecksumError, ConfigError, DeviceRefused, ProtocolError
 from drivers.link import Link
 from drivers.reading import Quality, Reading
+from drivers.thickness_monitor_settings import (
+    FilmParameters,
+    active_film_command,
+    check_film,
+    check_label,
+    film_query_command,
+    film_write_command,
+    parse_film_parameters,
+)
 
 SYNC: Final = 0x21  # '!'
 COMMAND_LEN_OFFSET: Final = 34
@@ -59,12 +66,7 @@ REPLY_LEN_OFFSET: Final = 35
 MAX_CHANNELS: Final = 6
 NM_PER_UNIT: Final[dict[str, float]] = {"kA": 100.0, "A": 0.1}
 MIN_OSCILLATING_HZ: Final = 1.0e6  # [U] below this no 5/6 MHz crystal is oscillating: sensor failed
-MAX_FILMS: Final = 99  # [U] film memories of an SQM-160
-ACTIVE_FILM: Final = 1  # [U] the film the simulator measures with; choosing another is not implemented
-DENSITY_RANGE_G_CM3: Final = (0.5, 99.99)  # [U] front-panel limits
-TOOLING_RANGE_PCT: Final = (10.0, 399.0)  # [U]
-Z_RATIO_RANGE: Final = (0.1, 10.0)  # [U]
-MAX_LABEL_CHARS: Final = 8  # [U]
+PROGRAMMED_FILM: Final = 1  # the film memory the controller programs and selects for every layer
 
 ThicknessUnit = Literal["kA", "A"]
 
@@ -234,77 +236,36 @@ def parse_number(data: bytes) -> float:
 
 
 @dataclass(frozen=True, slots=True)
-class FilmParameters:
-    """What the monitor needs to turn crystal mass into the film's thickness. Ranges are checked by
-    `check_film_parameters`, so a value can be parsed from a reply before it is judged."""
+class SensorValues:
+    """One sensor's group of a ``W`` reply, in the units on the wire."""
 
-    density_g_cm3: float
-    tooling_pct: float = 100.0
-    z_ratio: float = 1.0
-    label: str = "FILM1"
+    rate_a_s: float
+    thickness: float  # kÅ or Å, as `ThicknessUnit`
+    frequency_hz: float
 
 
-def check_film(film: int) -> int:
-    if not 1 <= film <= MAX_FILMS:
-        raise ConfigError(f"SQM-160 film number must be 1..{MAX_FILMS}, got {film!r}")
-    return film
+def format_timer(elapsed_s: float) -> bytes:
+    """The first field of a ``W`` reply [U]: minutes.seconds since ``T``, "00.00" after a zero."""
+    minutes, seconds = divmod(int(max(0.0, elapsed_s)), 60)
+    return f"{min(minutes, 99):02d}.{seconds:02d}".encode("ascii")
 
 
-def _check_range(name: str, value: float, limits: tuple[float, float]) -> None:
-    low, high = limits
-    if not (math.isfinite(value) and low <= value <= high):
-        raise ConfigError(f"film {name} must be {low:g}..{high:g}, got {value!r}")
+def format_all_sensors(elapsed_s: float, sensors: list[SensorValues], unit: ThicknessUnit = "kA") -> bytes:
+    """Device role: the data of a ``W`` reply."""
+    words = [format_timer(elapsed_s)]
+    for s in sensors:
+        thickness = f"{s.thickness:.3f}" if unit == "kA" else f"{s.thickness:.1f}"
+        words += [f"{s.rate_a_s:05.2f}".encode(), thickness.encode(), format_frequency(s.frequency_hz)]
+    return b" ".join(words)
 
 
-def check_film_parameters(params: FilmParameters) -> FilmParameters:
-    """Refuse what the instrument would refuse, before it goes on the wire (or, in the simulator,
-    before it is honoured)."""
-    _check_range("density (g/cm³)", params.density_g_cm3, DENSITY_RANGE_G_CM3)
-    _check_range("tooling (%)", params.tooling_pct, TOOLING_RANGE_PCT)
-    _check_range("Z-ratio", params.z_ratio, Z_RATIO_RANGE)
-    label = params.label
-    printable = label.isascii() and label.isprintable() and " " not in label
-    if not (printable and 1 <= len(label) <= MAX_LABEL_CHARS):
-        raise ConfigError(f"film label must be 1..{MAX_LABEL_CHARS} ASCII characters, no spaces: {label!r}")
-    return params
-
-
-def format_film_parameters(params: FilmParameters) -> bytes:
-    """The data of an ``A<film>?`` reply and the tail of an ``A<film> ...`` write [U]."""
-    return (
-        f"{params.label} {params.density_g_cm3:.3f} {params.tooling_pct:.1f} {params.z_ratio:.3f}"
-    ).encode("ascii")
-
-
-def parse_film_parameters(data: bytes) -> FilmParameters:
-    """Label, density, tooling, Z-ratio; further fields a real unit may send are ignored [U]."""
-    fields = data.split()
-    if len(fields) < 4:
-        raise ProtocolError(f"film parameters {data!r} need label, density, tooling and Z-ratio")
-    label = fields[0].decode("ascii", errors="replace")
-    density, tooling, z_ratio = (parse_number(f) for f in fields[1:4])
-    return FilmParameters(density, tooling, z_ratio, label)
-
-
-def film_query_command(film: int) -> bytes:
-    return f"A{check_film(film)}?".encode("ascii")
-
-
-def film_write_command(film: int, params: FilmParameters) -> bytes:
-    return f"A{check_film(film)} ".encode("ascii") + format_film_parameters(check_film_parameters(params))
-
-
-def parse_film_command(argument: bytes) -> tuple[int, FilmParameters | None]:
-    """Device role: the bytes after ``A`` as (film, None) for a query or (film, parameters) for a
-    write. Malformed or out-of-range input raises `ProtocolError` or `ConfigError` (status ``D``)."""
-    if argument.endswith(b"?"):
-        number, params = argument[:-1], None
-    else:
-        number, _, tail = argument.partition(b" ")
-        params = check_film_parameters(parse_film_parameters(tail))
-    if not number.isdigit():
-        raise ProtocolError(f"film number {number!r} is not a number")
-    return check_film(int(number)), params
+def parse_all_sensors(data: bytes) -> list[SensorValues]:
+    """Host role: the per-sensor groups of a ``W`` reply (the leading timer field is skipped)."""
+    words = data.split()
+    if not words or (len(words) - 1) % 3:
+        raise ProtocolError(f"W reply {data!r} is not a timer then rate, thickness, frequency per sensor")
+    values = [parse_number(w) for w in words[1:]]
+    return [SensorValues(*values[i : i + 3]) for i in range(0, len(values), 3)]
 
 
 def check_channel(channel: int) -> int:
@@ -386,27 +347,45 @@ class ThicknessMonitor:
     async def read_average_thickness(self) -> Reading:
         return Reading.now(await self._number("O") * NM_PER_UNIT[self.thickness_unit], "nm")
 
+    async def read_all_sensors(self) -> list[SensorValues]:
+        """Rate, thickness and frequency of every installed sensor in one exchange (``W``)."""
+        return parse_all_sensors(await self._ask("W"))
+
+    async def film_parameters(self, film: int = PROGRAMMED_FILM) -> FilmParameters:
+        """A film memory as the instrument holds it (``A<film>?``)."""
+        return parse_film_parameters(await self._ask(film_query_command(film).decode("ascii")))
+
+    async def active_film(self) -> int:
+        """The film the monitor converts every sensor with now (``D?``)."""
+        return int(await self._number(active_film_command().decode("ascii")))
+
     async def set_film(
         self,
         density_g_cm3: float,
         *,
+        z_ratio: float,
         tooling_pct: float = 100.0,
-        z_ratio: float = 1.0,
-        film: int = ACTIVE_FILM,
         label: str | None = None,
-    ) -> None:
-        """Program a film's density, tooling and Z-ratio (``A<film> ...``, layout [U]).
+        film: int = PROGRAMMED_FILM,
+    ) -> FilmParameters:
+        """Program a film's density, Z-ratio and tooling and make it the active film.
 
-        This is the instrument's setting, not this channel's: every sensor converts with it. Do it
-        for each film before it is deposited, or the thickness is off by the ratio of densities.
-        Out-of-range values raise `ConfigError` before anything is sent; a refusal raises
-        `DeviceRefused`."""
-        params = FilmParameters(density_g_cm3, tooling_pct, z_ratio, label or f"FILM{film}")
-        await self._ask(film_write_command(film, params).decode("ascii"))
-
-    async def film_parameters(self, film: int = ACTIVE_FILM) -> FilmParameters:
-        """The film's parameters as the instrument holds them (``A<film>?``)."""
-        return parse_film_parameters(await self._ask(film_query_command(film).decode("ascii")))
+        A film write carries every field of the memory, so the rest (final thickness, set points,
+        sensors averaged) is read first and written back as it was. Out-of-range values raise
+        `ConfigError` before anything is sent; a refusal raises `DeviceRefused`. Returns what was
+        written; reading it back is the caller's business (`film_parameters`, or `poll`)."""
+        check_film(film)
+        wanted = dataclasses.replace(
+            await self.film_parameters(film),
+            density_g_cm3=density_g_cm3,
+            z_ratio=z_ratio,
+            tooling_pct=tooling_pct,
+            label=check_label(label if label is not None else f"FILM{film}"),
+        )
+        command = film_write_command(film, wanted)  # range checks before anything is written
+        await self._ask(command.decode("ascii"))
+        await self._ask(active_film_command(film).decode("ascii"))
+        return wanted
 
     async def zero(self) -> None:
         """Zero rate and thickness (``S``), as at the start of a layer."""
@@ -416,7 +395,8 @@ class ThicknessMonitor:
         await self._ask("T")
 
     async def poll(self) -> dict[str, Reading]:
-        """All values of this channel; a crystal that stopped oscillating spoils rate and thickness too."""
+        """All values of this channel and the film they are computed with; a crystal that stopped
+        oscillating spoils rate and thickness too."""
         frequency = await self.read_frequency()
         rate = await self.read_rate()
         thickness = await self.read_thickness()
@@ -424,4 +404,15 @@ class ThicknessMonitor:
         if not frequency.ok:
             rate = Reading.now(rate.value, rate.unit, Quality.ERROR)
             thickness = Reading.now(thickness.value, thickness.unit, Quality.ERROR)
-        return {"rate": rate, "thickness": thickness, "frequency": frequency, "crystal_life": life}
+        active = await self.active_film()
+        film = await self.film_parameters(active)
+        return {
+            "rate": rate,
+            "thickness": thickness,
+            "frequency": frequency,
+            "crystal_life": life,
+            "active_film": Reading.now(float(active), "1"),
+            "film_density": Reading.now(film.density_g_cm3, "g/cm3"),
+            "film_z_ratio": Reading.now(film.z_ratio, "1"),
+            "film_tooling": Reading.now(film.tooling_pct, "%"),
+        }

@@ -7,6 +7,11 @@ process gas come from chamber_pressure.py.
 
 The QCM sees a source whatever its shutter does, so the rate is stabilised with the shutters closed
 and the film is the QCM thickness gained while they are open (the gate offers no "zero QCM").
+
+The QCM converts crystal mass into thickness with the film it was told, so every layer starts by
+programming the layer material's density and Z-ratio from the materials table (and the chamber's
+calibrated tooling) and reading them back from the monitor's own readings; a monitor that holds
+anything else is a `ProcessFault` naming the parameter, and the shutters do not open on it.
 """
 
 from __future__ import annotations
@@ -18,9 +23,12 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from controller.line.actions import SetHeater, SetShutter, SetSource
+from controller.line.actions import SetFilm, SetHeater, SetShutter, SetSource
 from controller.line.gate import CommandGate
+from controller.line.materials import MaterialError, film_properties
 from controller.line.state import LineState
+from drivers.thickness_monitor import PROGRAMMED_FILM
+from drivers.thickness_monitor_settings import FilmParameters, film_differences
 from sequences.chamber_pressure import process_gas, set_process_pressure
 from sequences.chamber_readings import device_of, fresh_reading, is_below, reading_of
 from sequences.plant_clock import PlantClock
@@ -221,6 +229,7 @@ async def deposit(
     space: str,
     *,
     source: str,
+    material: str,
     thickness_nm: float,
     substrate_temp_c: float,
     process_pressure_pa: float | None,
@@ -231,13 +240,14 @@ async def deposit(
     ion_assist: bool = False,
     on_open: ShuttersOpening | None = None,
 ) -> DepositReport:
-    """Grow `thickness_nm` (by the QCM) from `source` onto the substrate.
+    """Grow `thickness_nm` (by the QCM) of `material` from `source` onto the substrate.
 
     `on_open(monitor, thickness_nm)` is awaited just before the shutters open, with the monitor's
     reading then: from that moment an interruption leaves a partial layer, and the caller's record of
     where the monitor stood is what its thickness is measured from.
 
-    Heater to the setpoint first; process gas when the method needs it (sputtering, ion plating) or
+    The QCM is told the film first (`program_film`), before anything is heated or lit. Heater to the
+    setpoint then; process gas when the method needs it (sputtering, ion plating) or
     the recipe asks for a background gas (the gate then judges whether the source may run in it);
     the source presputters on closed shutters until the QCM rate is steady; the shutters open, and
     close as soon as the QCM has gained `thickness_nm`. The QCM cannot be zeroed through the gate,
@@ -256,6 +266,7 @@ async def deposit(
     budget = StepBudget(clock, timeout_s, f"deposit {source} in {space}")
     ok = False
     try:
+        film = await program_film(gate, space, material, user, budget)
         temp = await _heat(gate, space, substrate_temp_c, user, budget)
         flow = 0.0
         if process_pressure_pa is not None:
@@ -272,6 +283,7 @@ async def deposit(
             await submit(gate, SetSource(space, ION_SOURCE, True, ION_ASSIST_POWER_W), user, "ion assist on")
         await submit(gate, SetSource(space, source, True, power), user, f"deposit: {source} on")
         rate = await _stabilised_rate(gate, space, qcm, running, budget, clock)
+        _check_film(gate, qcm, material, film, f"before opening the shutters on {material}")
         thickness, open_s = await _grow(
             gate, space, qcm, source, running, thickness_nm, user, budget, clock, on_open
         )
@@ -293,6 +305,51 @@ async def deposit(
     )
     log.info("deposited", extra={"space": space, "report": report})
     return report
+
+
+FILM_CHANNELS = {"density_g_cm3": "film_density", "z_ratio": "film_z_ratio", "tooling_pct": "film_tooling"}
+
+
+async def program_film(
+    gate: CommandGate, space: str, material: str, user: str, budget: StepBudget
+) -> FilmParameters:
+    """Tell the chamber's QCM the layer's film (density and Z-ratio from the materials table, the
+    chamber's calibrated tooling) through the gate, then read it back from the first poll taken
+    after: what the monitor converts with is what the controller records. Returns the film asked for.
+    """
+    qcm = device_of(gate, "thickness_monitor", space)
+    try:
+        properties = film_properties(material)
+    except MaterialError as exc:
+        raise ProcessFault(f"{qcm} cannot be told what {material!r} is: {exc}") from None
+    params = next(d.params for d in gate.model.config.devices if d.name == qcm)
+    tooling = float(params.get("film_tooling_pct", 100.0))
+    action = SetFilm(space, material, properties.density_g_cm3, properties.z_ratio, tooling)
+    asked = time.monotonic()
+    await submit(gate, action, user, f"{qcm}: the film of {material} ({properties.source})")
+    wanted = FilmParameters(properties.density_g_cm3, tooling, properties.z_ratio)
+    await fresh_reading(
+        gate, lambda: reading_of(gate, qcm, "film_density"), asked, budget, f"{qcm}'s film read back"
+    )
+    _check_film(gate, qcm, material, wanted, "after programming it")
+    return wanted
+
+
+def _check_film(gate: CommandGate, qcm: str, material: str, wanted: FilmParameters, when: str) -> None:
+    """The monitor's film as last polled against `wanted`: a difference is a `ProcessFault` naming it."""
+    held: dict[str, float] = {}
+    for attribute, channel in (*FILM_CHANNELS.items(), ("active", "active_film")):
+        reading = reading_of(gate, qcm, channel)
+        if reading is None:
+            raise ProcessFault(f"{qcm} {when}: its {channel.replace('_', ' ')} is unknown")
+        held[attribute] = reading.value
+    wrong = film_differences(
+        FilmParameters(held["density_g_cm3"], held["tooling_pct"], held["z_ratio"]), wanted
+    )
+    if held["active"] != PROGRAMMED_FILM:
+        wrong.append(f"active film reads {held['active']:g}, commanded {PROGRAMMED_FILM}")
+    if wrong:
+        raise ProcessFault(f"{qcm} {when} holds another film than {material}'s: {'; '.join(wrong)}")
 
 
 async def _stabilised_rate(

@@ -479,6 +479,7 @@ async def _deposit_layer(ctx: JobContext, step: DepositStep, opening: ShuttersOp
         ctx.ctl.gate,
         ctx.route.process,
         source=source_for(step.method, step.layer),
+        material=ctx.recipe.target(step.target).material,
         ion_assist=step.method == "ion_plating",
         thickness_nm=step.thickness_um * 1000.0,
         substrate_temp_c=step.substrate_temp_c,

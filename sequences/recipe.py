@@ -7,7 +7,9 @@ operator fixing a recipe wants the whole list at once, not one round trip per mi
 Material limits come from the one materials table (`controller.line.materials`): whether a target is
 lithium (reacts with N2) or a sulfide (air-sensitive, no N2 reaction), and the temperatures nothing
 holding it may see. Lithium present — in the base or from an earlier (or the current) lithium
-layer — caps every temperature below 179 °C; without it each step keeps its own window.
+layer — caps every temperature below 179 °C; without it each step keeps its own window. A target
+must also have the film density the thickness monitor is programmed with: a shorthand without a
+composition ("LiSiPO") cannot be measured and is refused here, not at its deposit step.
 
 Choices marked [U] (not fixed by DESIGN.md): a "metal" layer is 0.01–100 µm; deposition substrate
 temperature floor is 0 °C; laser ablation may run with a background gas of at most 1 Pa; evaporation
@@ -18,7 +20,6 @@ lithium is bare in the gas: a lithium base at loading, or a lithium layer left u
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -27,8 +28,9 @@ from typing import Any, Literal, TypeVar
 
 from controller.config.reader import TableReader, file_text, toml_table
 from controller.errors import MISSING, ConfigFileError, UserError
+from controller.line.compositions import Component, is_mole_ratio, parse_mole_ratio
 from controller.line.items import ITEM_ID_RULE, valid_item_id
-from controller.line.materials import LITHIUM_MAX_TEMP_C, MaterialError, material
+from controller.line.materials import LITHIUM_MAX_TEMP_C, MaterialError, film_properties, material
 
 T = TypeVar("T")
 
@@ -48,7 +50,6 @@ BASE_THICKNESS_UM = (1.0, 100.0)
 ETCH_TEMP_C = (20.0, 250.0)
 DEPOSIT_TEMP_C = (0.0, 200.0)
 ANNEAL_TEMP_C = (40.0, 200.0)
-MOLE_PERCENT_TOLERANCE = 0.5
 TEMPERATURE_WINDOWS = {
     "etch": ("substrate_temp_c", ETCH_TEMP_C, "an etch"),
     "deposit": ("substrate_temp_c", DEPOSIT_TEMP_C, "deposition"),
@@ -62,16 +63,6 @@ class RecipeError(UserError):
     def __init__(self, violations: list[str]) -> None:
         self.violations = tuple(violations)
         super().__init__("\n".join(self.violations))
-
-
-class FormulaError(UserError):
-    """A target formula that is not valid mole-ratio notation."""
-
-
-@dataclass(frozen=True, slots=True)
-class Component:
-    formula: str
-    mole_percent: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,77 +126,6 @@ class Recipe:
 
     def target(self, target_id: str) -> TargetSpec:
         return next(t for t in self.targets if t.id == target_id)
-
-
-# ---------------------------------------------------------------------------------------------- formulas
-
-_COMPONENT = re.compile(r"(?P<coef>\d+(?:\.\d+)?)?(?P<formula>\(.+\)|[A-Z].*)")
-_COMPOUND = re.compile(r"(?:[A-Z][a-z]?\d*(?:\.\d+)?)+")
-
-
-def parse_mole_ratio(text: str) -> tuple[Component, ...]:
-    """Split "57Li2S-38SiS2-5(Li2O-P2O5)" into components with their mole percents.
-
-    A single compound without a coefficient is 100 %. With several parts every part needs its
-    coefficient and they must add up to 100 (± 0.5), since a typo in a coefficient silently
-    changes the film's composition.
-    """
-    parts = _split_top_level(text.strip())
-    if len(parts) == 1 and parts[0] and not parts[0][0].isdigit():
-        _check_compound(parts[0], text)
-        return (Component(parts[0], 100.0),)
-    components: list[Component] = []
-    for part in parts:
-        match = _COMPONENT.fullmatch(part)
-        if match is None or match.group("coef") is None:
-            raise FormulaError(
-                f"{part!r} in {text!r} needs a mole-percent coefficient and a formula, e.g. 57Li2S"
-            )
-        formula = match.group("formula")
-        inner = formula[1:-1] if formula.startswith("(") else formula
-        for compound in _split_top_level(inner):
-            _check_compound(compound, text)
-        components.append(Component(inner, float(match.group("coef"))))
-    total = sum(c.mole_percent for c in components)
-    if abs(total - 100.0) > MOLE_PERCENT_TOLERANCE:
-        raise FormulaError(
-            f"mole percents in {text!r} add up to {total:g}, not 100 (± {MOLE_PERCENT_TOLERANCE:g})"
-        )
-    return tuple(components)
-
-
-def _split_top_level(text: str) -> list[str]:
-    """Split on '-' outside parentheses."""
-    parts: list[str] = []
-    depth = 0
-    current = ""
-    for char in text:
-        if char == "(":
-            depth += 1
-        elif char == ")":
-            depth -= 1
-            if depth < 0:
-                raise FormulaError(f"unbalanced parentheses in {text!r}")
-        if char == "-" and depth == 0:
-            parts.append(current)
-            current = ""
-        else:
-            current += char
-    if depth != 0:
-        raise FormulaError(f"unbalanced parentheses in {text!r}")
-    parts.append(current)
-    if any(not p for p in parts):
-        raise FormulaError(f"empty component in {text!r}")
-    return parts
-
-
-def _check_compound(compound: str, text: str) -> None:
-    if _COMPOUND.fullmatch(compound) is None:
-        raise FormulaError(f"{compound!r} in {text!r} is not a chemical formula such as Li2S or SiS2")
-
-
-def _is_mole_ratio(text: str) -> bool:
-    return text[:1].isdigit() or "(" in text
 
 
 # ---------------------------------------------------------------------------------------------- parsing
@@ -331,8 +251,9 @@ def _read_targets(top: TableReader, out: _Violations, seen: set[str]) -> list[Ta
 
 def _target(reader: TableReader, out: _Violations, target_id: str, formula: str) -> TargetSpec | None:
     try:
-        components = parse_mole_ratio(formula) if _is_mole_ratio(formula) else (Component(formula, 100.0),)
+        components = parse_mole_ratio(formula) if is_mole_ratio(formula) else (Component(formula, 100.0),)
         limits = material(formula)
+        film_properties(formula)  # the thickness monitor must be told the film's density to measure it
     except UserError as exc:  # FormulaError or MaterialError
         out.add(reader.field("material"), formula, str(exc))
         return None

@@ -17,7 +17,7 @@ from controller.config.line_config import DeviceConfig, LineConfig
 from controller.errors import UserError
 from drivers.deposition_sources import STANDARD_LINE_SOURCES, SourceKind
 from drivers.mass_flow_controller import PSI_PA, gas_index
-from drivers.thickness_monitor import FilmParameters
+from drivers.thickness_monitor_settings import SensorParameters
 from sim_hardware.devices.deposition_sources import DepositionSourcesSim, IdealSourceBackend
 from sim_hardware.devices.dewpoint_transmitter import DewPointTransmitterSim
 from sim_hardware.devices.glovebox_controller import GloveboxControllerSim
@@ -25,11 +25,10 @@ from sim_hardware.devices.mass_flow_controller import MassFlowControllerSession
 from sim_hardware.devices.pfeiffer_vacuum_protocol import TurboPumpDevice
 from sim_hardware.devices.remote_io import RemoteIoSim
 from sim_hardware.devices.temperature_controller import TemperatureControllerSim
-from sim_hardware.devices.thickness_monitor import ThicknessMonitorSession
+from sim_hardware.devices.thickness_monitor import Sqm160, ThicknessMonitorSession, with_crystal_tooling
 from sim_hardware.devices.tpg36x import CMR_10MBAR, CMR_1000TORR, PKR, TPR, GaugeType, Tpg36xState, TpgChannel
 from sim_hardware.modbus_device import ModbusUnit
 from sim_hardware.plant import Mfc, Plant, Qcm
-from sim_hardware.plant.deposition import QcmFilm
 from sim_hardware.signal_faults import SignalFaults
 
 GAUGE_TYPES: dict[str, GaugeType] = {"PKR": PKR, "TPR": TPR, "CMR": CMR_10MBAR, "CMR1000": CMR_1000TORR}
@@ -204,55 +203,36 @@ def _mfc(ctx: BindContext, device: DeviceConfig) -> Bound:
     return Bound(session_factory=lambda: MassFlowControllerSession(unit_id, backend), sim=backend)
 
 
-class _QcmBackend:
+class _PlantCrystals:
+    """The plant's crystals as the monitor's oscillator sees them: a frequency (through `SignalFaults`,
+    so it can be stuck or drift), 0 Hz once a crystal stops oscillating, and its rate of change."""
+
     def __init__(self, qcm: Qcm, ctx: BindContext, device: DeviceConfig) -> None:
         self.qcm = qcm
-        self._rate = [ctx.signal(device, f"rate_ch{n}", _reader(c, "rate_nm_s")) for n, c in self._numbered()]
-        self._thickness = [
-            ctx.signal(device, f"thickness_ch{n}", _reader(c, "thickness_nm")) for n, c in self._numbered()
+        self._frequency = [
+            ctx.signal(device, f"frequency_ch{n}", _reader(c, "frequency_hz"))
+            for n, c in enumerate(qcm.channels, 1)
         ]
-
-    def _numbered(self) -> list[tuple[int, Any]]:
-        return [(n, self.qcm.channel(n)) for n in range(1, len(self.qcm.channels) + 1)]
 
     @property
     def channel_count(self) -> int:
         return len(self.qcm.channels)
 
-    def rate_nm_s(self, channel: int) -> float:
-        return self._rate[channel - 1]()
-
-    def thickness_nm(self, channel: int) -> float:
-        return self._thickness[channel - 1]()
-
     def frequency_hz(self, channel: int) -> float:
-        return float(self.qcm.channel(channel).frequency_hz)
+        return 0.0 if self.qcm.channel(channel).failed else self._frequency[channel - 1]()
 
-    def crystal_life_pct(self, channel: int) -> float:
-        return float(self.qcm.channel(channel).crystal_life_pct)
-
-    def zero(self) -> None:
-        for channel in self.qcm.channels:
-            channel.zero()
-
-    def film_parameters(self, film: int) -> FilmParameters:
-        f = self.qcm.film(film)
-        return FilmParameters(f.density_g_cm3, f.tooling_pct, f.z_ratio, f.label)
-
-    def program_film(self, film: int, params: FilmParameters) -> None:
-        self.qcm.program_film(
-            film, QcmFilm(params.density_g_cm3, params.tooling_pct, params.z_ratio, params.label)
-        )
-
-    def reset_films(self) -> None:
-        self.qcm.reset_films()
+    def frequency_slope_hz_s(self, channel: int) -> float:
+        return float(self.qcm.channel(channel).frequency_slope_hz_s)
 
 
 def _qcm(ctx: BindContext, device: DeviceConfig) -> Bound:
+    """The SQM-160 as commissioned: each sensor's crystal tooling makes up for its crystal's place
+    (100 / geometry ratio); no film is programmed (the controller does that for each layer)."""
     space = ctx.space_of(device)
     qcm = ctx.lookup(ctx.plant.qcms, ctx.chamber_prefix(space) + "qcm", "thickness monitor", device)
-    backend = _QcmBackend(qcm, ctx, device)
-    return Bound(session_factory=lambda: ThicknessMonitorSession(backend), sim=backend)
+    sensors = with_crystal_tooling(SensorParameters(), [100.0 / c.geometry_ratio for c in qcm.channels])
+    instrument = Sqm160(_PlantCrystals(qcm, ctx, device), sensors=sensors, clock=ctx.now_s)
+    return Bound(session_factory=lambda: ThicknessMonitorSession(instrument), sim=instrument)
 
 
 def _glovebox(ctx: BindContext, device: DeviceConfig) -> Bound:

@@ -92,6 +92,15 @@ class SetShutterRequest(_ActionRequest):
     open: bool
 
 
+class SetFilmRequest(_ActionRequest):
+    type: Literal["SetFilm"]
+    space: _Name
+    material: _Name
+    density_g_cm3: float
+    z_ratio: float
+    tooling_pct: float = 100.0
+
+
 class MoveItemRequest(_ActionRequest):
     type: Literal["MoveItem"]
     item: _Name
@@ -113,6 +122,7 @@ ActionRequest = Annotated[
     | SetHeaterRequest
     | SetSourceRequest
     | SetShutterRequest
+    | SetFilmRequest
     | MoveItemRequest
     | SetContainerRequest,
     Field(discriminator="type"),

@@ -85,7 +85,12 @@ def _mfc(t: TableReader) -> dict[str, Any]:
 
 
 def _qcm(t: TableReader) -> dict[str, Any]:
-    return {"channel": t.integer("channel", 1, min=1, max=QCM_CHANNELS)}
+    """`film_tooling_pct`: the chamber's source-to-substrate tooling found by calibration (thickness
+    measured on a substrate over thickness read), programmed into every layer's film."""
+    return {
+        "channel": t.integer("channel", 1, min=1, max=QCM_CHANNELS),
+        "film_tooling_pct": t.number("film_tooling_pct", 100.0, min=10.0, max=399.0),
+    }
 
 
 _PARAMS: dict[str, Callable[[TableReader], dict[str, Any]]] = {

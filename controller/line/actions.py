@@ -71,6 +71,18 @@ class SetShutter:
 
 
 @dataclass(frozen=True, slots=True)
+class SetFilm:
+    """Tell a chamber's thickness monitor what the next layer is: the density, Z-ratio and tooling it
+    converts crystal mass with (the monitor cannot know the material; told wrong, it reads wrong)."""
+
+    space: str
+    material: str
+    density_g_cm3: float
+    z_ratio: float
+    tooling_pct: float = 100.0
+
+
+@dataclass(frozen=True, slots=True)
 class MoveItem:
     """The operator moved an item (with the gloves, through an open port, or into a container)."""
 
@@ -93,6 +105,7 @@ Action = (
     | SetHeater
     | SetSource
     | SetShutter
+    | SetFilm
     | MoveItem
     | SetContainer
 )

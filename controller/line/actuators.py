@@ -2,7 +2,8 @@
 
 The gate calls `apply` only after the interlocks allowed an action. Every write is read back from the
 device (the remote I/O coil, the controller setpoint, the source output, the turbo's pumping
-station): a device that accepted a command but holds something else raises `ReadbackMismatch`.
+station, the thickness monitor's film): a device that accepted a command but holds something else
+raises `ReadbackMismatch`, naming what differs.
 Whether a door then actually *moved* is judged later from its limit switches (see gate.py).
 
 `SetSource` speaks watts for every source; `source_setpoints` is the one place that turns them into
@@ -22,6 +23,7 @@ from controller.line.actions import (
     Action,
     MoveItem,
     SetContainer,
+    SetFilm,
     SetGasFlow,
     SetHeater,
     SetPort,
@@ -39,6 +41,8 @@ from drivers.mass_flow_controller import MassFlowController
 from drivers.pfeiffer_vacuum_protocol import TurboPump
 from drivers.remote_io import RemoteIo
 from drivers.temperature_controller import TemperatureController
+from drivers.thickness_monitor import PROGRAMMED_FILM, ThicknessMonitor
+from drivers.thickness_monitor_settings import film_differences, film_label
 
 SETPOINT_TOLERANCE_C = 0.5
 SOURCE_SETPOINT_REL_TOLERANCE = 1e-5  # float32 on the wire keeps ~7 digits
@@ -190,6 +194,8 @@ class Actuators:
                     )
             case SetSource():
                 await self._source(action)
+            case SetFilm():
+                await self._film(action)
             case MoveItem(item=item, to=to):
                 self.model.move(item, to)
             case SetContainer(container=container, sealed=sealed):
@@ -224,6 +230,23 @@ class Actuators:
             raise ReadbackMismatch(
                 f"{rack.name}: {action.source} output is {'on' if state.output_on else 'off'}"
             )
+
+    async def _film(self, action: SetFilm) -> None:
+        """Program the film memory the controller owns, make it the active one, and read both back."""
+        qcm = self._device(action.space, "thickness_monitor", ThicknessMonitor)
+        wanted = await qcm.set_film(
+            action.density_g_cm3,
+            z_ratio=action.z_ratio,
+            tooling_pct=action.tooling_pct,
+            label=film_label(action.material),
+            film=PROGRAMMED_FILM,
+        )
+        wrong = film_differences(await qcm.film_parameters(PROGRAMMED_FILM), wanted)
+        active = await qcm.active_film()
+        if active != PROGRAMMED_FILM:
+            wrong.append(f"active film reads {active}, commanded {PROGRAMMED_FILM}")
+        if wrong:
+            raise ReadbackMismatch(f"{qcm.name}: {'; '.join(wrong)}")
 
 
 def _on(action: SetValve | SetPort | SetPump | SetShutter) -> bool:

@@ -19,6 +19,7 @@ from controller.line.actions import (
     Action,
     MoveItem,
     SetContainer,
+    SetFilm,
     SetGasFlow,
     SetHeater,
     SetPort,
@@ -410,6 +411,23 @@ def _shutter_rules(state: LineState, action: SetShutter) -> Iterator[Refusal]:
         yield _unknown("space", action.space)
 
 
+def _film_rules(state: LineState, action: SetFilm) -> Iterator[Refusal]:
+    """A film changed mid-layer would rescale the thickness already counted (and the rate a source is
+    being stabilised on): allowed only while no source of the chamber runs (unknown counts as running)."""
+    space = _space(state, action.space)
+    if space is None:
+        yield _unknown("space", action.space)
+        return
+    if space.sources_on:
+        yield Refusal(
+            "E",
+            "film-during-layer",
+            f"{', '.join(sorted(space.sources_on))} on in {space.name}: the thickness monitor's film "
+            "is not changed while a layer may be growing",
+            {"sources_on": sorted(space.sources_on)},
+        )
+
+
 def _move_rules(state: LineState, action: MoveItem) -> Iterator[Refusal]:
     items = state.items
     if action.item not in items:
@@ -493,6 +511,7 @@ _RULES: dict[type, Callable[[LineState, object], Iterator[Refusal]]] = {
     SetHeater: _heater_rules,  # type: ignore[dict-item]
     SetSource: _source_rules,  # type: ignore[dict-item]
     SetShutter: _shutter_rules,  # type: ignore[dict-item]
+    SetFilm: _film_rules,  # type: ignore[dict-item]
     MoveItem: _move_rules,  # type: ignore[dict-item]
     SetContainer: _container_rules,  # type: ignore[dict-item]
 }

@@ -16,30 +16,24 @@ source's shutter is open; the QCM crystals see the source whatever the shutter d
 rate is stabilised before the shutter opens), scaled by their geometry ratio. The ion source in etch
 mode removes material from the substrate (`Substrate.etched_nm`) at its rate and deposits nothing.
 
-QCM: frequency by the period (Z-match-free Sauerbrey) law f = f0·m_q/(m_q + m_film), m_q the quartz's
-areal mass for f0 (0.737 kg/m² at 6 MHz), so 1 nm of a 2 g/cm³ film lowers a 6 MHz crystal by 16 Hz.
-Crystal life falls linearly from 100 % at f0 to 0 % at the end-of-life frequency (5.0 MHz), where the
-crystal is `failed`.
+QCM: the crystal is a quartz plate loaded by the films on it, and its frequency is the resonance of
+that stack in the one-dimensional acoustic model (Lu & Lewis, J. Appl. Phys. 43, 4385 (1972)): with
+the load's acoustic reactance X seen at the quartz surface, Zq·tan(π f / f0) + X(f) = 0, where each
+layer of thickness t, density ρ and shear modulus G (impedance Z = √(ρG), velocity v = √(G/ρ)) turns the
+reactance above it, Xa, into Z·(Xa + Z·tan φ)/(Z − Xa·tan φ) with φ = 2π f t / v (a free surface is X = 0).
+For one film this is exactly the Z-match equation a monitor inverts; a stack of films (lithium, then
+the electrolyte) follows from the same law. Zq = 8.834e6 kg m⁻² s⁻¹ (AT-cut quartz), so 1 nm of a
+2 g/cm³ film lowers a 6 MHz crystal by 16 Hz. A crystal at or below its end-of-life frequency (5.0 MHz)
+no longer oscillates (`failed`).
 
-The instrument sees mass, never thickness: its thickness is film mass since the last zero / the film
-density programmed into it × film tooling/100 × sensor tooling/100. The sensor tooling defaults to the
-calibrated 100/geometry_ratio of each crystal. Programmed (`Qcm.program_film`, the SQM-160's ``A``
-command), the reading equals the substrate's thickness only when the density is the film's: Li
-(0.534 g/cm³) under a 2.0 g/cm³ setting reads 0.267x and a sequence that stops on it deposits 3.7x
-too much. The Z-ratio is held and reported but not applied: the crystal here follows the period law,
-which is the Z-match equation at Z = 1, so there is nothing for it to correct.
-
-Simulation convenience: until a film is programmed (and again after the ``Z`` reset), each increment
-of mass is converted with the density of the source film that deposits it (`SourceSpec.film_density_
-g_cm3`), so an unprogrammed monitor reads the true thickness of whatever the line grows, Li or the
-sulfide electrolyte, and keeps reading it across a change of source without a jump. No real monitor
-does this. A real site must program each film's density (and Z-ratio, and the tooling found by
-calibration) before depositing it, e.g. with `ThicknessMonitor.set_film`; the controller's readings
-are otherwise wrong by the ratio of densities.
+The crystal knows mass and the true material of each layer (from the source that deposits it), never
+a thickness reading: converting the frequency into a thickness is the monitor's business, with the
+film parameters it was told (sim_hardware/devices/thickness_monitor.py), right or wrong.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -56,9 +50,6 @@ DEFAULT_PRESSURE_WINDOWS_PA: dict[str, tuple[float, float]] = {
 }
 ION_PLATING_WINDOW_PA = (0.1, 1.0)
 
-QUARTZ_DENSITY_KG_M3 = 2648.0
-QUARTZ_SHEAR_VELOCITY_M_S = 3340.0
-UNPROGRAMMED_DENSITY_G_CM3 = 2.0  # what an unprogrammed monitor converts with before any film has deposited
 
 IonSourceMode = Literal["etch", "plating"]
 
@@ -177,107 +168,115 @@ class Substrate:
         self.layers_nm.clear()
 
 
-@dataclass(frozen=True)
-class QcmFilm:
-    """Film parameters programmed into the monitor (one of its film memories)."""
+QUARTZ_IMPEDANCE_KG_M2_S = 8.834e6  # sqrt(rho_q * mu_q) of AT-cut quartz
+# what an unknown earlier load is taken to be (a preloaded crystal): quartz-matched (Z-ratio 1)
+PRELOAD_DENSITY_KG_M3 = 2000.0
+PRELOAD_SHEAR_MODULUS_PA = QUARTZ_IMPEDANCE_KG_M2_S**2 / PRELOAD_DENSITY_KG_M3
 
-    density_g_cm3: float
-    tooling_pct: float = 100.0
-    z_ratio: float = 1.0
-    label: str = "FILM1"
+
+@dataclass
+class CrystalLayer:
+    """One film on a crystal: its true material (density, shear modulus) and how thick it has grown."""
+
+    density_kg_m3: float
+    shear_modulus_pa: float
+    thickness_m: float = 0.0
+
+    @property
+    def impedance_kg_m2_s(self) -> float:
+        return math.sqrt(self.density_kg_m3 * self.shear_modulus_pa)
+
+    @property
+    def velocity_m_s(self) -> float:
+        return math.sqrt(self.shear_modulus_pa / self.density_kg_m3)
 
 
 class QcmChannel:
-    """One crystal. `zero()` zeroes the displayed thickness (the film stays on the crystal);
-    `replace_crystal()` puts in a fresh one. `tooling_pct` is the sensor's tooling; `film` is the
-    monitor's active film (None: unprogrammed, converting with the depositing source's density)."""
+    """One crystal: its resonance frequency under the films deposited on it, and how fast that moves.
+
+    `replace_crystal()` puts in a fresh one. The frequency is solved anew only when mass arrives."""
 
     def __init__(
         self, index: int, spec: QcmChannelSpec, new_frequency_hz: float, end_of_life_hz: float
     ) -> None:
         self.index = index
         self.geometry_ratio = spec.geometry_ratio
-        self.tooling_pct = spec.tooling_pct if spec.tooling_pct is not None else 100.0 / spec.geometry_ratio
-        self.film: QcmFilm | None = None if spec.density_g_cm3 is None else QcmFilm(spec.density_g_cm3)
-        self.depositing_density_g_cm3 = UNPROGRAMMED_DENSITY_G_CM3
         self.new_frequency_hz = new_frequency_hz
         self.end_of_life_frequency_hz = end_of_life_hz
-        self.quartz_areal_mass_kg_m2 = (
-            QUARTZ_DENSITY_KG_M3 * QUARTZ_SHEAR_VELOCITY_M_S / (2.0 * new_frequency_hz)
-        )
+        self.layers: list[CrystalLayer] = []
+        self.frequency_hz = new_frequency_hz
+        self.frequency_slope_hz_s = 0.0
         start = min(spec.initial_frequency_hz, new_frequency_hz)
-        self.film_areal_mass_kg_m2 = self.quartz_areal_mass_kg_m2 * (new_frequency_hz / start - 1.0)
-        self._zero_mass_kg_m2 = self.film_areal_mass_kg_m2
-        self._mass_rate_kg_m2_s = 0.0
-        self._film_nm_since_zero = 0.0  # on the crystal, each increment at its own film's density
+        if start < new_frequency_hz:  # an earlier, unknown film: quartz-matched, so the period law holds
+            areal_mass = (
+                QUARTZ_IMPEDANCE_KG_M2_S * (new_frequency_hz - start) / (2.0 * start * new_frequency_hz)
+            )
+            self.layers.append(
+                CrystalLayer(
+                    PRELOAD_DENSITY_KG_M3, PRELOAD_SHEAR_MODULUS_PA, areal_mass / PRELOAD_DENSITY_KG_M3
+                )
+            )
+            self.frequency_hz = self._resonance(start)
 
     @property
-    def density_g_cm3(self) -> float:
-        """The density the monitor converts with now."""
-        return self.film.density_g_cm3 if self.film is not None else self.depositing_density_g_cm3
-
-    @density_g_cm3.setter
-    def density_g_cm3(self, value: float) -> None:
-        """Program the density, keeping the rest of the film's parameters."""
-        film = self.film if self.film is not None else QcmFilm(value)
-        self.film = QcmFilm(float(value), film.tooling_pct, film.z_ratio, film.label)
-
-    def _tooling(self) -> float:
-        film_tooling_pct = self.film.tooling_pct if self.film is not None else 100.0
-        return film_tooling_pct / 100.0 * self.tooling_pct / 100.0
-
-    @property
-    def frequency_hz(self) -> float:
-        mq = self.quartz_areal_mass_kg_m2
-        return self.new_frequency_hz * mq / (mq + self.film_areal_mass_kg_m2)
-
-    @property
-    def thickness_nm(self) -> float:
-        if self.film is None:
-            return self._film_nm_since_zero * self._tooling()
-        mass_kg_m2 = self.film_areal_mass_kg_m2 - self._zero_mass_kg_m2
-        return mass_kg_m2 / _kg_m3(self.film.density_g_cm3) * 1e9 * self._tooling()
-
-    @property
-    def rate_nm_s(self) -> float:
-        return self._mass_rate_kg_m2_s / _kg_m3(self.density_g_cm3) * 1e9 * self._tooling()
-
-    @property
-    def crystal_life_pct(self) -> float:
-        span = self.new_frequency_hz - self.end_of_life_frequency_hz
-        return min(100.0, max(0.0, 100.0 * (self.frequency_hz - self.end_of_life_frequency_hz) / span))
+    def film_areal_mass_kg_m2(self) -> float:
+        return sum(layer.density_kg_m3 * layer.thickness_m for layer in self.layers)
 
     @property
     def failed(self) -> bool:
         return self.frequency_hz <= self.end_of_life_frequency_hz
 
-    def zero(self) -> None:
-        self._zero_mass_kg_m2 = self.film_areal_mass_kg_m2
-        self._film_nm_since_zero = 0.0
-
     def replace_crystal(self) -> None:
-        self.film_areal_mass_kg_m2 = 0.0
-        self._zero_mass_kg_m2 = 0.0
-        self._film_nm_since_zero = 0.0
+        self.layers.clear()
+        self.frequency_hz = self.new_frequency_hz
+        self.frequency_slope_hz_s = 0.0
 
-    def deposit(self, mass_rate_kg_m2_s: float, dt_s: float, film_density_g_cm3: float | None = None) -> None:
-        """Add mass for `dt_s`. `film_density_g_cm3` is the depositing film's (None: the last one's)."""
-        if film_density_g_cm3 is not None:
-            self.depositing_density_g_cm3 = film_density_g_cm3
-        self._mass_rate_kg_m2_s = mass_rate_kg_m2_s
-        self.film_areal_mass_kg_m2 += mass_rate_kg_m2_s * dt_s
-        self._film_nm_since_zero += mass_rate_kg_m2_s * dt_s / _kg_m3(self.depositing_density_g_cm3) * 1e9
+    def deposit(
+        self,
+        mass_rate_kg_m2_s: float,
+        dt_s: float,
+        density_kg_m3: float = PRELOAD_DENSITY_KG_M3,
+        shear_modulus_pa: float = PRELOAD_SHEAR_MODULUS_PA,
+    ) -> None:
+        """Add mass of one material for `dt_s`; the frequency's rate of change follows."""
+        before = self.frequency_hz
+        self.add_film(mass_rate_kg_m2_s * dt_s, density_kg_m3, shear_modulus_pa)
+        self.frequency_slope_hz_s = (self.frequency_hz - before) / dt_s if dt_s > 0.0 else 0.0
 
+    def add_film(self, areal_mass_kg_m2: float, density_kg_m3: float, shear_modulus_pa: float) -> None:
+        """Mass of one material onto the crystal (a layer grows while its material stays the same)."""
+        if areal_mass_kg_m2 <= 0.0:
+            return
+        top = self.layers[-1] if self.layers else None
+        if top is None or (top.density_kg_m3, top.shear_modulus_pa) != (density_kg_m3, shear_modulus_pa):
+            top = CrystalLayer(density_kg_m3, shear_modulus_pa)
+            self.layers.append(top)
+        top.thickness_m += areal_mass_kg_m2 / density_kg_m3
+        self.frequency_hz = self._resonance(self.frequency_hz)
 
-def _kg_m3(density_g_cm3: float) -> float:
-    return density_g_cm3 * 1000.0
+    def _resonance(self, guess_hz: float) -> float:
+        """The root of Zq·tan(π f/f0) + X(f) nearest below `guess_hz` (Newton; a few steps at most)."""
+        f = guess_hz
+        for _ in range(50):
+            h = self._balance(f)
+            slope = (self._balance(f + 0.5) - self._balance(f - 0.5)) / 1.0
+            step = h / slope
+            f = min(max(f - step, 0.5 * self.new_frequency_hz), self.new_frequency_hz)
+            if abs(step) < 1e-7:
+                break
+        return f
+
+    def _balance(self, f: float) -> float:
+        reactance = 0.0  # a free surface
+        for layer in reversed(self.layers):
+            z = layer.impedance_kg_m2_s
+            tan_phi = math.tan(2.0 * math.pi * f * layer.thickness_m / layer.velocity_m_s)
+            reactance = z * (reactance + z * tan_phi) / (z - reactance * tan_phi)
+        return QUARTZ_IMPEDANCE_KG_M2_S * math.tan(math.pi * f / self.new_frequency_hz) + reactance
 
 
 class Qcm:
-    """A thickness monitor with one or more crystals in one chamber, and its film memories. The
-    active film's parameters (film 1 [U]) convert every crystal's mass to thickness."""
-
-    ACTIVE_FILM = 1
+    """The crystals of one thickness monitor in one chamber (the instrument itself is a device)."""
 
     def __init__(self, spec: QcmSpec, space: Space) -> None:
         self.name = spec.name
@@ -286,34 +285,10 @@ class Qcm:
             QcmChannel(i + 1, ch, spec.new_crystal_frequency_hz, spec.end_of_life_frequency_hz)
             for i, ch in enumerate(spec.channels)
         )
-        self._films: dict[int, QcmFilm] = {}
 
     def channel(self, number: int) -> QcmChannel:
         """Channel by its 1-based number, as the instrument counts them."""
         return self.channels[number - 1]
-
-    def zero(self) -> None:
-        for channel in self.channels:
-            channel.zero()
-
-    def program_film(self, number: int, film: QcmFilm) -> None:
-        self._films[number] = film
-        if number == self.ACTIVE_FILM:
-            for channel in self.channels:
-                channel.film = film
-
-    def film(self, number: int) -> QcmFilm:
-        """A film's parameters; an unprogrammed active film reports the density it converts with now."""
-        if number in self._films:
-            return self._films[number]
-        density = self.channels[0].density_g_cm3 if number == self.ACTIVE_FILM else UNPROGRAMMED_DENSITY_G_CM3
-        return QcmFilm(density, label=f"FILM{number}")
-
-    def reset_films(self) -> None:
-        """Forget every programmed film: back to the simulation's follow-the-source default."""
-        self._films.clear()
-        for channel in self.channels:
-            channel.film = None
 
 
 def advance_deposition(
@@ -321,16 +296,14 @@ def advance_deposition(
 ) -> None:
     """Grow (or etch) one chamber's substrate and crystals by one step."""
     plating = any(s.kind == "ion_source" and s.mode == "plating" and s.emitting for s in sources)
-    mass_flux_kg_m2_s = 0.0
-    film_flux_nm_s = 0.0
     rate_nm_s = 0.0
     etch_nm_s = 0.0
+    arriving: list[DepositionSource] = []
     for source in sources:
         source.plating_assist = plating
         flux = source.flux_rate_nm_s
         if flux > 0.0:
-            mass_flux_kg_m2_s += flux * 1e-9 * source.film_density_kg_m3
-            film_flux_nm_s += flux
+            arriving.append(source)
             if source.shutter_open:
                 rate_nm_s += flux
                 if substrate is not None:
@@ -342,10 +315,12 @@ def advance_deposition(
         substrate.rate_nm_s = rate_nm_s
         substrate.thickness_nm += rate_nm_s * dt_s
         substrate.etched_nm += etch_nm_s * dt_s
-    # the mean density of what arrives now (two sources may run at once); None keeps the last one
-    film_density_g_cm3 = (
-        mass_flux_kg_m2_s / (film_flux_nm_s * 1e-9) / 1000.0 if film_flux_nm_s > 0.0 else None
-    )
     for qcm in qcms:
         for channel in qcm.channels:
-            channel.deposit(mass_flux_kg_m2_s * channel.geometry_ratio, dt_s, film_density_g_cm3)
+            before = channel.frequency_hz
+            for source in arriving:  # the crystals see every source, whatever its shutter does
+                areal_mass = (
+                    source.flux_rate_nm_s * 1e-9 * source.film_density_kg_m3 * channel.geometry_ratio * dt_s
+                )
+                channel.add_film(areal_mass, source.film_density_kg_m3, source.spec.film_shear_modulus_pa)
+            channel.frequency_slope_hz_s = (channel.frequency_hz - before) / dt_s if dt_s > 0.0 else 0.0

@@ -185,11 +185,16 @@ class HeaterSpec:
     initial_temp_c: float | None = None
 
 
+LITHIUM_SHEAR_MODULUS_PA = 4.2e9
+
+
 @dataclass(frozen=True)
 class SourceSpec:
     """A deposition (or etch) source. `pressure_window_pa` None takes the kind's default window
     (deposition.py). Rate is `rate_nm_s_per_w`·(power − threshold) at the substrate; a pulsed laser
-    deposits `nm_per_pulse` at `nominal_pulse_energy_j`, scaled by pulse energy, times the rep rate."""
+    deposits `nm_per_pulse` at `nominal_pulse_energy_j`, scaled by pulse energy, times the rep rate.
+    The film's true density and shear modulus load the QCM crystals: lithium 0.534 g/cm³ and 4.2 GPa
+    (handbook values [U]), the sulfide glass 1.9 g/cm³ and 7 GPa (typical of Li2S-based glasses [U])."""
 
     name: str
     kind: SourceKind
@@ -199,6 +204,7 @@ class SourceSpec:
     rate_nm_s_per_w: float = 0.004
     threshold_w: float = 0.0
     film_density_g_cm3: float = 2.0
+    film_shear_modulus_pa: float = 7.0e9
     pressure_window_pa: tuple[float, float] | None = None
     nm_per_pulse: float = 0.05
     nominal_pulse_energy_j: float = 0.3
@@ -207,14 +213,11 @@ class SourceSpec:
 
 @dataclass(frozen=True)
 class QcmChannelSpec:
-    """One crystal. `geometry_ratio` is film on the crystal per film on the substrate; the
-    instrument's tooling factor defaults to the calibrated value 100/geometry_ratio.
-    `density_g_cm3` None leaves the monitor unprogrammed, converting with the density of the source
-    film that deposits (a simulation convenience, deposition.py); a number programs that density."""
+    """One crystal. `geometry_ratio` is film on the crystal per film on the substrate (the monitor's
+    crystal tooling, set at commissioning, makes up for it); `initial_frequency_hz` below the new
+    crystal's frequency is film left by earlier runs."""
 
     geometry_ratio: float = 1.0
-    tooling_pct: float | None = None
-    density_g_cm3: float | None = None
     initial_frequency_hz: float = 6.0e6
 
 
@@ -409,6 +412,7 @@ def process_chamber_parts(
                 max_power_w=1000.0,
                 rate_nm_s_per_w=0.004,
                 film_density_g_cm3=0.534,
+                film_shear_modulus_pa=LITHIUM_SHEAR_MODULUS_PA,
             ),
             SourceSpec(
                 f"{prefix}rf_sputter",
@@ -428,6 +432,7 @@ def process_chamber_parts(
                 rate_nm_s_per_w=2e-3,
                 threshold_w=50.0,
                 film_density_g_cm3=0.534,
+                film_shear_modulus_pa=LITHIUM_SHEAR_MODULUS_PA,
             ),
             SourceSpec(
                 f"{prefix}pulsed_laser",

@@ -25,6 +25,7 @@ from controller.line.actions import (
     Action,
     MoveItem,
     SetContainer,
+    SetFilm,
     SetGasFlow,
     SetHeater,
     SetPort,
@@ -417,6 +418,18 @@ def test_process_gas_never_flows_with_the_vent_open() -> None:
 def test_shutters_open_in_known_spaces() -> None:
     assert_allowed(build(LineSpec()), SetShutter("process", "substrate", True))
     assert_refused(build(LineSpec()), SetShutter("attic", "substrate", True), "E", "unknown-target")
+
+
+def test_the_film_is_set_only_while_no_source_of_the_chamber_runs() -> None:
+    lithium = SetFilm("process", "Li", 0.53, 5.9)
+    assert_allowed(build(LineSpec()), lithium)
+    assert_refused(
+        build(LineSpec(sources_on={"dc_sputter"})), lithium, "E", "film-during-layer", "dc_sputter"
+    )
+    # a source whose state is not known counts as on: the film is not changed into a growing layer
+    stale = build(LineSpec(stale={("sources", "dc_sputter.output_on")}))
+    assert_refused(stale, lithium, "E", "film-during-layer")
+    assert_refused(build(LineSpec()), SetFilm("attic", "Li", 0.53, 5.9), "E", "unknown-target")
 
 
 # -- heaters (invariant 5) -------------------------------------------------------------------------
@@ -1051,6 +1064,7 @@ actions: st.SearchStrategy[Action] = st.one_of(
     ),
     st.builds(SetSource, spaces_or_not, st.sampled_from(SOURCE_NAMES), opening, st.just(100.0)),
     st.builds(SetShutter, spaces_or_not, st.just("substrate"), st.booleans()),
+    st.builds(SetFilm, spaces_or_not, st.just("Li"), st.just(0.53), st.just(5.9)),
     st.builds(
         MoveItem,
         st.sampled_from([*ITEM_IDS, "ghost"]),

@@ -21,11 +21,14 @@ from controller.line.items import (
     space_of,
 )
 from controller.line.materials import (
+    INFICON_TABLE,
     LITHIUM_MAX_TEMP_C,
     SULFIDE_MAX_TEMP_C,
+    FilmProperties,
     Material,
     MaterialError,
     combine,
+    film_properties,
     material,
 )
 from tests.controller.linestate_builder import container, copper_foil, li_foil, sulfide_target
@@ -251,3 +254,59 @@ def test_common_sulfide_electrolytes_are_air_sensitive(formula: str) -> None:
 def test_silicon_and_tin_are_not_taken_for_sulfur(name: str) -> None:
     with pytest.raises(MaterialError):
         material(name)
+
+
+# -- film figures for the thickness monitor ---------------------------------------------------------
+
+
+def test_elements_take_inficons_table() -> None:
+    assert film_properties("Li") == FilmProperties(0.53, 5.900, INFICON_TABLE)
+    assert film_properties("Cu") == FilmProperties(8.93, 0.437, INFICON_TABLE)
+
+
+def test_a_sulfide_glass_density_is_estimated_from_its_composition() -> None:
+    # additive molar volumes of crystalline Li2S (1.66), SiS2 (2.02) and Li3PO4 (2.46 g/cm³), by hand
+    mass = 0.57 * 45.94 + 0.38 * 92.21 + 0.05 * 115.79
+    volume = 0.57 * 45.94 / 1.66 + 0.38 * 92.21 / 2.02 + 0.05 * 115.79 / 2.46
+    glass = film_properties("57Li2S-38SiS2-5Li3PO4")
+    assert glass.density_g_cm3 == pytest.approx(mass / volume, abs=0.002)
+    # Z = Zq / sqrt(rho G) with G = 7 GPa = 7e10 dyn/cm²
+    assert glass.z_ratio == pytest.approx(8.834e5 / (glass.density_g_cm3 * 7e10) ** 0.5, abs=0.002)
+    assert "estimate" in glass.source
+    # what a monitor left at the glass's density does to lithium: 3.5x too thin
+    assert glass.density_g_cm3 / film_properties("Li").density_g_cm3 == pytest.approx(3.56, abs=0.02)
+
+
+@pytest.mark.parametrize(
+    "formula",
+    ["57Li2S-38SiS2-5(Li2O-P2O5)", "57Li2S-38SiS2-5Li4SiO4", "60Li2S-39.5GeS2-0.5Li4SiO4", "60Li2S-40SiS2"],
+)
+def test_every_shipped_electrolyte_has_film_figures(formula: str) -> None:
+    glass = film_properties(formula)
+    assert 1.5 < glass.density_g_cm3 < 2.5
+    assert 2.0 < glass.z_ratio < 2.7
+
+
+@pytest.mark.parametrize(
+    ("alloy", "other_g_cm3"),
+    [("Li-In", 7.30), ("Li-Ti", 4.50), ("Li-Zn", 7.04), ("Li-Bi", 9.80), ("Li-Sn", 7.30)],
+)
+def test_lithium_alloys_are_estimated_between_their_elements(alloy: str, other_g_cm3: float) -> None:
+    film = film_properties(alloy)
+    assert 0.53 < film.density_g_cm3 < other_g_cm3
+    assert "equiatomic" in film.source
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("Li/Cu", "layer stack"),
+        ("SUS", "cannot measure it"),
+        ("LiSiPO", "cannot measure it"),
+        ("57Li2S-38SiS2-5Li3BO3", "no density for 'Li3BO3'"),
+        ("Unobtainium", "unknown material"),
+    ],
+)
+def test_materials_without_film_figures_are_refused(name: str, message: str) -> None:
+    with pytest.raises(MaterialError, match=message):
+        film_properties(name)

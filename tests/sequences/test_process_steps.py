@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pytest
 
 from controller.config.line_config import load_line_config
-from controller.line.actions import SetHeater, opens_or_starts
+from controller.line.actions import SetFilm, SetHeater, opens_or_starts
 from controller.line.controller import LineController
-from controller.line.gate import CommandGate
+from controller.line.gate import CommandGate, GateRecord
 from controller.line.poller import PollPlan, Priority
 from controller.line.state import LineState
 from drivers.deposition_sources import STANDARD_LINE_SOURCES
@@ -24,7 +24,7 @@ from sequences.chamber_pressure import fill_with_gas, pump_to_base
 from sequences.deposition_steps import anneal, deposit, source_for
 from sequences.plant_clock import PlantClock
 from sequences.safe_state import make_safe, safe_state_actions
-from sequences.steps import StepTimeout, wait_for
+from sequences.steps import ProcessFault, StepTimeout, wait_for
 from sim_hardware.line import InitialAtmosphere, SimLine
 
 SPEED = 500.0
@@ -32,6 +32,7 @@ CLOCK = PlantClock(SPEED)
 BASE_PA = 1.0e-4
 DRY_S = 7 * 24 * 3600.0  # walls kept under dry Ar for a week, as in production
 SPACE = "process"
+GLASS = "57Li2S-38SiS2-5Li3PO4"
 
 
 @dataclass
@@ -108,6 +109,7 @@ async def test_pump_deposit_anneal_fill_from_an_argon_filled_chamber(line: Line)
         gate,
         SPACE,
         source=source_for("sputtering", "electrolyte"),
+        material=GLASS,
         thickness_nm=50.0,
         substrate_temp_c=25.0,
         process_pressure_pa=0.5,
@@ -119,10 +121,12 @@ async def test_pump_deposit_anneal_fill_from_an_argon_filled_chamber(line: Line)
     assert film.process_pressure_pa == pytest.approx(0.5, rel=0.2)
     assert film.stabilised_rate_nm_s > 0
     assert film.mean_rate_nm_s > 0
-    # the QCM (tooling calibrated, film density 2.0 g/cm3 set for a 1.9 g/cm3 glass) against the plant;
-    # the shutter closes one QCM poll late, which at this speed is tens of plant seconds
+    # the QCM was told the glass from the materials table (1.889 g/cm3, the plant's is 1.9) and reads
+    # it back; the shutter closes one QCM poll late, which at this speed is tens of plant seconds
+    snapshot = gate.snapshot()
+    assert (snapshot[("qcm", "film_density")].value, snapshot[("qcm", "film_z_ratio")].value) == (1.89, 2.429)
     grown = line.sim.plant.substrates[SPACE].thickness_nm
-    assert grown == pytest.approx(film.thickness_nm * 2.0 / 1.9, rel=0.5)
+    assert grown == pytest.approx(film.thickness_nm * 1.889 / 1.9, rel=0.5)
     await assert_switched_off(gate)
 
     heat = await anneal(gate, SPACE, temp_c=45.0, duration_s=60.0, clock=CLOCK)
@@ -154,6 +158,7 @@ async def test_a_cancelled_deposit_still_switches_everything_off(line: Line) -> 
             gate,
             SPACE,
             source="dc_sputter",
+            material="Li",
             thickness_nm=5000.0,
             substrate_temp_c=25.0,
             process_pressure_pa=0.5,
@@ -171,6 +176,51 @@ async def test_a_cancelled_deposit_still_switches_everything_off(line: Line) -> 
     assert_sources_and_shutters_off(gate)  # at once: the clean-up finished before the cancellation went on
     await assert_switched_off(gate)  # and the next polls of the plant agree
     assert line.sim.plant.sources["dc_sputter"].enabled is False
+
+
+async def test_a_monitor_holding_another_film_stops_the_layer_before_its_shutters_open(line: Line) -> None:
+    """The film is read back from the monitor's own polled readings: someone changing it at the front
+    panel right after the controller programmed it (here, the moment the gate reports it done) is a
+    ProcessFault naming the parameter, and no film grows."""
+    gate = line.gate
+    await pump_to_base(gate, SPACE, base_pressure_pa=BASE_PA, clock=CLOCK, timeout_s=3600.0)
+    monitor = line.sim.bound["qcm"].sim
+
+    def front_panel(record: GateRecord) -> None:
+        if isinstance(record.command.action, SetFilm) and record.outcome == "done":
+            monitor.films[1] = replace(monitor.films[1], density_g_cm3=2.5)
+
+    gate.subscribe(front_panel)
+    with pytest.raises(ProcessFault, match=r"density \(g/cm³\) reads 2.50, commanded 0.53"):
+        await deposit(
+            gate,
+            SPACE,
+            source="dc_sputter",
+            material="Li",
+            thickness_nm=100.0,
+            substrate_temp_c=25.0,
+            process_pressure_pa=0.5,
+            clock=CLOCK,
+            timeout_s=3600.0,
+        )
+    gate.unsubscribe(front_panel)
+    assert line.sim.plant.substrates[SPACE].thickness_nm == 0.0
+    await assert_switched_off(gate)
+
+
+async def test_a_material_the_monitor_cannot_measure_is_a_process_fault(line: Line) -> None:
+    with pytest.raises(ProcessFault, match="cannot be told what 'LiSiPO' is"):
+        await deposit(
+            line.gate,
+            SPACE,
+            source="rf_sputter",
+            material="LiSiPO",
+            thickness_nm=100.0,
+            substrate_temp_c=25.0,
+            process_pressure_pa=0.5,
+            clock=CLOCK,
+            timeout_s=3600.0,
+        )
 
 
 async def test_a_base_pressure_timeout_raises_and_leaves_the_chamber_safe(line: Line) -> None:

@@ -8,15 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from sequences.recipe import (
-    Component,
-    DepositStep,
-    FormulaError,
-    RecipeError,
-    load_recipe,
-    parse_mole_ratio,
-    parse_recipe,
-)
+from controller.line.compositions import Component, FormulaError, parse_mole_ratio
+from sequences.recipe import DepositStep, RecipeError, load_recipe, parse_recipe
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = sorted((ROOT / "sequences" / "recipes").glob("*.toml"))
@@ -247,6 +240,12 @@ def test_bad_target_formula_is_one_line_on_the_target() -> None:
     line = only_violation(GOOD.replace("57Li2S-38SiS2-5Li3PO4", "57Li2S-38SiS2-15Li3PO4"))
     assert line.startswith(f"{FILE}: targets[1].material = '57Li2S-38SiS2-15Li3PO4': ")
     assert "add up to 110, not 100" in line
+
+
+def test_a_target_the_thickness_monitor_cannot_measure_is_refused() -> None:
+    line = only_violation(GOOD.replace("57Li2S-38SiS2-5Li3PO4", "LiSiPO"))
+    assert line.startswith(f"{FILE}: targets[1].material = 'LiSiPO': ")
+    assert "no film density" in line
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import pytest
 
@@ -217,7 +218,7 @@ def test_deposition_only_when_enabled_shutter_open_and_pressure_in_window(plant:
     assert substrate.thickness_nm == pytest.approx(30.0 * 1.2, rel=0.05)  # only while the Ar was in
 
 
-def test_thickness_grows_linearly_and_the_qcm_follows(plant: Plant) -> None:
+def test_thickness_grows_linearly_and_the_crystals_follow(plant: Plant) -> None:
     rough_then_turbo(plant)
     plant.advance(600.0)
     plant.mfc.setpoint_sccm = 20.0
@@ -226,10 +227,7 @@ def test_thickness_grows_linearly_and_the_qcm_follows(plant: Plant) -> None:
     rf.power_setpoint_w = 300.0
     rf.enabled = True
     qcm = plant.qcm
-    for channel in qcm.channels:
-        channel.density_g_cm3 = rf.spec.film_density_g_cm3
-    qcm.zero()
-    f_start = qcm.channels[0].frequency_hz
+    f_start = [c.frequency_hz for c in qcm.channels]
     rf.shutter_open = True
     substrate = plant.substrates["process"]
     plant.advance(600.0)
@@ -238,20 +236,32 @@ def test_thickness_grows_linearly_and_the_qcm_follows(plant: Plant) -> None:
     assert first == pytest.approx(90.0)  # RF: 0.15 nm/s at 300 W, 8x slower than DC
     assert substrate.thickness_nm == pytest.approx(2 * first)
     assert substrate.layers_nm == {rf.material: pytest.approx(180.0)}
-    for channel in qcm.channels:
-        # a correctly set tooling factor makes the monitor read the substrate's thickness
-        assert channel.thickness_nm == pytest.approx(substrate.thickness_nm)
-        assert channel.rate_nm_s == pytest.approx(0.15)
-    ch1 = qcm.channels[0]
-    # 180 nm x 0.8 geometry of 1.9 g/cm³ on a 6 MHz crystal: ~2.2 kHz
-    assert f_start - ch1.frequency_hz == pytest.approx(2230.0, rel=0.02)
-    assert 99.0 < ch1.crystal_life_pct < 100.0
-    ch1.zero()
-    assert ch1.thickness_nm == 0.0
-    assert ch1.frequency_hz < f_start
-    ch1.replace_crystal()
-    assert ch1.frequency_hz == 6.0e6
-    assert ch1.crystal_life_pct == 100.0
+    for channel, start in zip(qcm.channels, f_start, strict=True):
+        # Sauerbrey: Δf = 2 f0² m / Zq for 180 nm x geometry of 1.9 g/cm³ on a 6 MHz crystal
+        mass_kg_m2 = 180e-9 * 1900.0 * channel.geometry_ratio
+        assert start - channel.frequency_hz == pytest.approx(2 * 6.0e6**2 * mass_kg_m2 / 8.834e6, rel=1e-3)
+        slope = -2 * 6.0e6**2 * 0.15e-9 * 1900.0 * channel.geometry_ratio / 8.834e6
+        assert channel.frequency_slope_hz_s == pytest.approx(slope, rel=2e-3)  # f²/f0² lower by now
+    assert qcm.channels[0].film_areal_mass_kg_m2 == pytest.approx(180e-9 * 1900.0 * 0.8)
+    rf.enabled = False
+    plant.advance(1.0)
+    assert qcm.channels[0].frequency_slope_hz_s == 0.0
+    qcm.channels[0].replace_crystal()
+    assert qcm.channels[0].frequency_hz == 6.0e6
+
+
+def test_the_crystal_resonance_is_the_z_match_law_of_its_film() -> None:
+    """One film: Zq·tan(π f/f0) = -Zf·tan(2π f t/v), i.e. m = Zq/(2π z f)·atan(z·tan(π(f0-f)/f0))."""
+    plant = Plant.from_spec(standard_line_spec())
+    channel = plant.qcm.channel(1)
+    mass = 0.02  # kg/m² of lithium (37 µm): heavy enough for the Z-ratio to show
+    channel.deposit(mass, 1.0, 534.0, 4.2e9)
+    f, f0 = channel.frequency_hz, 6.0e6
+    z = 8.834e6 / (534.0 * 4.2e9) ** 0.5  # 5.9, lithium's Z-ratio
+    zmatch = 8.834e6 / (2 * math.pi * z * f) * math.atan(z * math.tan(math.pi * (f0 - f) / f0))
+    assert zmatch == pytest.approx(mass, rel=1e-9)
+    sauerbrey = 8.834e6 * (f0 - f) / (2 * f0**2)
+    assert abs(sauerbrey / mass - 1.0) > 0.01  # the Z-match correction matters at this load
 
 
 def test_crystal_reaches_end_of_life() -> None:
@@ -260,7 +270,6 @@ def test_crystal_reaches_end_of_life() -> None:
     channel.deposit(mass_rate_kg_m2_s=0.15, dt_s=1.0)  # 0.15 kg/m²: a thick film
     assert channel.frequency_hz < 5.0e6
     assert channel.failed
-    assert channel.crystal_life_pct == 0.0
 
 
 def test_evaporation_and_laser_need_high_vacuum(plant: Plant) -> None:
