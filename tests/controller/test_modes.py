@@ -64,7 +64,7 @@ def test_changes_go_through_manual_and_are_recorded_with_who_and_why() -> None:
     with pytest.raises(ModeRefused, match="start one"):
         board.change(UnitMode.PRODUCTION, "op1", "go")
     board.change(UnitMode.PRODUCTION, "op1", "batch started", owner="B1")
-    with pytest.raises(ModeRefused, match="manual only"):
+    with pytest.raises(ModeRefused, match="maintenance only through manual"):
         board.change(UnitMode.MAINTENANCE, "eng1", "fix the gauge")
     board.change(UnitMode.MANUAL, "op1", "batch held for a door check")
     assert [(c.previous, c.mode, c.user, c.owner) for c in seen] == [
