@@ -12,11 +12,12 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field
 
 from controller.api.context import ApiContext, Ctx, require
-from controller.line.modes import ModeRefused, ModeState, UnitMode
+from controller.historian.errors import HistorianUnavailable
+from controller.line.modes import ModeChange, ModeRefused, ModeState, UnitMode
 from controller.users.auth import Permission, Session
 from sequences.batch_host import BatchHost, BatchRefused
 
@@ -32,6 +33,17 @@ class ModeView(BaseModel):
     reason: str
     out_of_service: list[str] = Field(description="devices an engineer took out of service")
     words: str = Field(description="the mode as the HMI shows it")
+
+
+class ModeChangeView(BaseModel):
+    ts: float
+    mode: str
+    previous: str
+    user: str
+    reason: str
+    owner: str | None
+    device: str | None = Field(description="set when a device was taken out of or put back into service")
+    in_service: bool | None
 
 
 class ModeRequest(BaseModel):
@@ -60,6 +72,39 @@ def mode_view(state: ModeState) -> ModeView:
 async def get_mode(ctx: Ctx) -> ModeView:
     """The line's unit mode: production (a batch owns the actuators), manual or maintenance."""
     return mode_view(ctx.controller.modes.current)
+
+
+@router.get("/api/mode/journal", response_model=list[ModeChangeView], tags=["read"])
+async def get_mode_journal(
+    ctx: Ctx,
+    since: Annotated[float, Query(description="epoch seconds; only newer changes")] = 0.0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> list[ModeChangeView]:
+    """Who had the line when: every mode change and device service change, the processes before this
+    one's included (from the historian), oldest first."""
+    live = [_change_view(c) for c in ctx.controller.modes.journal if c.ts > since]
+    stored: list[ModeChangeView] = []
+    if ctx.historian is not None:
+        try:
+            stored = [ModeChangeView(**row) for row in await ctx.historian.mode_journal(since, limit)]
+        except HistorianUnavailable as exc:
+            log.warning("mode journal served from memory only", extra={"error": str(exc)})
+    seen = {(v.ts, v.mode, v.user) for v in stored}
+    merged = sorted(stored + [v for v in live if (v.ts, v.mode, v.user) not in seen], key=lambda v: v.ts)
+    return merged[-limit:]
+
+
+def _change_view(change: ModeChange) -> ModeChangeView:
+    return ModeChangeView(
+        ts=change.ts,
+        mode=change.mode.value,
+        previous=change.previous.value,
+        user=change.user,
+        reason=change.reason,
+        owner=change.owner,
+        device=change.device,
+        in_service=change.in_service,
+    )
 
 
 @router.post("/api/mode", response_model=ModeView, tags=["act"])
