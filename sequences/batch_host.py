@@ -59,6 +59,7 @@ class QueueChoice:
     path: Path
     jobs: int
     recipes: tuple[str, ...]  # each job's recipe name, in order
+    hash: str = ""  # of the queue file: a client can tell it holds the very same file
 
 
 def shipped_queue_folder() -> Path:
@@ -135,7 +136,9 @@ class BatchHost:
                     self._report_invalid(path, exc)
                     continue
                 recipes = tuple(job.recipe.name for job in queue.jobs)
-                found[path.stem] = QueueChoice(path.stem, queue.name, path, len(queue.jobs), recipes)
+                found[path.stem] = QueueChoice(
+                    path.stem, queue.name, path, len(queue.jobs), recipes, queue.hash
+                )
         return list(found.values())
 
     def _report_invalid(self, path: Path, exc: UserError) -> None:
