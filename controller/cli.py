@@ -195,15 +195,10 @@ async def _run_line(
         try:
             async with contextlib.AsyncExitStack() as stack:
                 line = config
-                if sim:
-                    from sim_hardware.faults import load_scenario, scenario_running
-                    from sim_hardware.line import SimLine
+                if sim:  # the same simulated line as the demo's: a glovebox line kept inert and dry
+                    from controller.service.demo import simulated_line
 
-                    simulated = SimLine(config, speed=speed)
-                    events = load_scenario(scenario, simulated) if scenario else []
-                    await stack.enter_async_context(simulated)
-                    await stack.enter_async_context(scenario_running(simulated, events))
-                    line = simulated.simulated_config()
+                    line = await stack.enter_async_context(simulated_line(config, speed, scenario)())
                 if stop.is_set():
                     return
                 what = f"line {config.name!r}" + (f", simulated at {speed:g}x" if sim else "")

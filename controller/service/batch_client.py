@@ -114,7 +114,7 @@ def _progress(view: dict[str, Any]) -> str:
         current["fraction"],
         current["state"],
         current["phase_title"],
-        0.0,
+        None,  # plant time is the service's: not known here
     )
 
 
