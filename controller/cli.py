@@ -11,19 +11,17 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
-import json
 import logging
 import os
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from controller.config.line_config import DatabaseConfig, LineConfig
 from controller.errors import UserError
+from controller.service.client import DEFAULT_URL
 from drivers.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -32,8 +30,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("depline")
 
 Handler = Callable[[argparse.Namespace], int]
-DEFAULT_API_URL = "http://127.0.0.1:8080"  # the embedded standard line's [hmi]
-API_TIMEOUT_S = 5.0
 DEMO_SPEED = 600.0
 
 
@@ -199,15 +195,10 @@ async def _run_line(
         try:
             async with contextlib.AsyncExitStack() as stack:
                 line = config
-                if sim:
-                    from sim_hardware.faults import load_scenario, scenario_running
-                    from sim_hardware.line import SimLine
+                if sim:  # the same simulated line as the demo's: a glovebox line kept inert and dry
+                    from controller.service.demo import simulated_line
 
-                    simulated = SimLine(config, speed=speed)
-                    events = load_scenario(scenario, simulated) if scenario else []
-                    await stack.enter_async_context(simulated)
-                    await stack.enter_async_context(scenario_running(simulated, events))
-                    line = simulated.simulated_config()
+                    line = await stack.enter_async_context(simulated_line(config, speed, scenario)())
                 if stop.is_set():
                     return
                 what = f"line {config.name!r}" + (f", simulated at {speed:g}x" if sim else "")
@@ -225,6 +216,12 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     from controller.config.line_config import load_line_config
     from sequences.batch_queue import load_queue
 
+    if args.url is not None and args.sim:
+        raise UserError("batch: --sim runs its own simulated line; --url submits to a running line service")
+    if args.attach or (args.queue is None):
+        if not args.attach:
+            raise UserError("batch: give a QUEUE file to run, or --attach to follow the running batch")
+        return _follow_service_batch(args, load_line_config(args.config), None)
     if args.speed is not None and not args.sim:
         raise UserError("batch: --speed sets the simulated plant's clock; it needs --sim")
     if args.scenario is not None and not args.sim:
@@ -240,12 +237,36 @@ def _cmd_batch(args: argparse.Namespace) -> int:
         return 0
     if operator == "simulated" and not args.sim:
         raise UserError("batch: --operator simulated answers glove-work prompts by itself; it needs --sim")
+    if not args.sim:  # the real line belongs to its line service: the batch runs there
+        return _follow_service_batch(args, config, Path(args.queue))
     if operator == "terminal" and not sys.stdin.isatty():
         raise UserError("batch: --operator terminal needs an interactive terminal on stdin")
     line = _line_factory(config, args.sim, args.speed or 1.0, args.scenario)
     return asyncio.run(
         _run_batch(config, queue, line, sim=args.sim, speed=args.speed or 1.0, operator=operator)
     )
+
+
+def _follow_service_batch(args: argparse.Namespace, config: LineConfig, queue: Path | None) -> int:
+    """Submit (or attach to) a batch in the running line service and follow it to its end."""
+    from controller.service.batch_client import follow, submit
+    from controller.service.client import ServiceClient
+
+    url = args.url or f"http://{config.hmi.host}:{config.hmi.port}"
+    client = ServiceClient(url)
+    if not client.reachable():
+        raise UserError(
+            f"batch: no line service answers at {url}: start it with `depline run"
+            f"{' --config ' + args.config if args.config else ''}` (the service owns the line), "
+            "or give its address with --url; `depline batch QUEUE --sim` runs on a simulated line instead"
+        )
+    terminal = sys.stdin.isatty() and args.operator in (None, "terminal")
+    if queue is not None or terminal:
+        client.log_in(Path(args.credentials) if args.credentials else None)
+    if queue is not None:
+        batch = submit(client, queue)
+        print(f"depline batch: submitted {queue} to the line service at {url}: batch {batch}", flush=True)
+    return follow(client, answer_prompts=terminal)
 
 
 async def _run_batch(
@@ -288,23 +309,10 @@ def _line_factory(config: LineConfig, sim: bool, speed: float, scenario: str | N
 
 
 def _api_get(url: str, path: str) -> Any:
-    """GET a JSON document from a running controller; every failure is one UserError line."""
-    if not url.startswith(("http://", "https://")):
-        raise UserError(f"--url {url!r}: give the controller's http:// address, e.g. {DEFAULT_API_URL}")
-    full = url.rstrip("/") + path
-    try:
-        with urllib.request.urlopen(full, timeout=API_TIMEOUT_S) as response:  # the scheme is checked above
-            return json.load(response)
-    except urllib.error.HTTPError as exc:
-        raise UserError(f"{full}: HTTP {exc.code} {exc.reason}") from None
-    except urllib.error.URLError as exc:
-        reason = exc.reason
-        text = reason.strerror if isinstance(reason, OSError) and reason.strerror else str(reason)
-        raise UserError(f"cannot reach the controller at {url}: {text}") from None
-    except TimeoutError:
-        raise UserError(f"the controller at {url} did not answer within {API_TIMEOUT_S:g} s") from None
-    except (OSError, ValueError) as exc:
-        raise UserError(f"{full}: unreadable answer: {exc}") from None
+    """GET a JSON document from a running line service; every failure is one UserError line."""
+    from controller.service.client import ServiceClient
+
+    return ServiceClient(url).get(path)
 
 
 def _pressure_text(pa: float | None) -> str:
@@ -485,10 +493,19 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the jobs of a queue TOML file one after the other through the production sequence "
         "(load, purge, transfer, etch, layers, anneal, transfer out, seal, unload), with progress on the "
         "terminal and a summary with every electrode's exposure record at the end. The batch is kept in the "
-        "historian database: running the same queue file again resumes it. Exit 0 when every job is done, "
-        "1 when some failed safe or the queue stopped, 2 for bad input.",
+        "historian database: running the same queue file again resumes it. Without --sim the batch runs "
+        "inside the running line service (`depline run`), which owns the line: the queue is submitted and "
+        "followed; Ctrl-C detaches and leaves it running. Exit 0 when every job is done, 1 when some failed "
+        "safe or the queue stopped, 2 for bad input.",
     )
-    batch.add_argument("queue", metavar="QUEUE", help="queue TOML file")
+    batch.add_argument("queue", metavar="QUEUE", nargs="?", help="queue TOML file")
+    batch.add_argument(
+        "--url",
+        help="the running line service to run the batch in (default: the configured [hmi] address); "
+        "credentials from DEPLINE_USER/DEPLINE_PASSWORD, --credentials FILE or a prompt",
+    )
+    batch.add_argument("--attach", action="store_true", help="follow the batch running in the line service")
+    batch.add_argument("--credentials", help="TOML file with `user` and `password` for the line service")
     batch.add_argument("--config", help="line configuration TOML (default: the embedded standard line)")
     batch.add_argument("--database", help="SQLAlchemy URL overriding [database] url")
     batch.add_argument("--sim", action="store_true", help="run on the simulated line started in-process")
@@ -533,9 +550,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="print the line's state from a running controller",
         description="Read /api/state and /api/alarms of a running controller and print spaces, ports, items.",
     )
-    status.add_argument(
-        "--url", default=DEFAULT_API_URL, help=f"controller address (default {DEFAULT_API_URL})"
-    )
+    status.add_argument("--url", default=DEFAULT_URL, help=f"line service address (default {DEFAULT_URL})")
     status.set_defaults(handler=_cmd_status)
 
     alarms = sub.add_parser(
@@ -543,9 +558,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="print the active and shelved alarms of a running controller",
         description="Read /api/alarms of a running controller and print one line per alarm.",
     )
-    alarms.add_argument(
-        "--url", default=DEFAULT_API_URL, help=f"controller address (default {DEFAULT_API_URL})"
-    )
+    alarms.add_argument("--url", default=DEFAULT_URL, help=f"line service address (default {DEFAULT_URL})")
     alarms.set_defaults(handler=_cmd_alarms)
 
     config = sub.add_parser(

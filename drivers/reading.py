@@ -17,6 +17,7 @@ class Quality(enum.Enum):
     SENSOR_OFF = "sensor_off"
     ERROR = "error"
     STALE = "stale"
+    OUT_OF_SERVICE = "out_of_service"  # an engineer took the device out of service (maintenance)
 
 
 @dataclass(frozen=True, slots=True)

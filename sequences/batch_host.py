@@ -32,12 +32,14 @@ from controller.errors import ControllerError, UserError
 from controller.line.alarm_states import Severity
 from controller.line.alarms import AlarmDefinition
 from controller.line.controller import LineController
+from controller.line.modes import MANUAL_ORIGINS, ModeRefused, ModeState, UnitMode
 from sequences.batch import BatchResult, BatchRunner
 from sequences.batch_queue import BatchQueue, load_queue
 from sequences.batch_store import BatchRow, BatchStore, JobRow
 from sequences.job_runner import JobOutcome, JobRunner, Progress, RecordsDurable
 from sequences.operator_desk import OperatorDesk
 from sequences.plant_clock import PlantClock
+from sequences.run_state import RunState
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,7 @@ class QueueChoice:
     path: Path
     jobs: int
     recipes: tuple[str, ...]  # each job's recipe name, in order
+    hash: str = ""  # of the queue file: a client can tell it holds the very same file
 
 
 def shipped_queue_folder() -> Path:
@@ -100,6 +103,8 @@ class BatchHost:
         # why a batch must not start now although none runs (a manual operation owns a space), or None
         self.blocked_by: Callable[[], str | None] = lambda: None
         self._spaces = tuple(s.name for s in ctl.config.spaces)  # no queue item id may name one
+        self._ending = False  # the batch is handing the line back: its own mode change passes
+        ctl.modes.guards.append(self._mode_guard)
 
     async def __aenter__(self) -> BatchHost:
         await self.store.__aenter__()
@@ -131,7 +136,9 @@ class BatchHost:
                     self._report_invalid(path, exc)
                     continue
                 recipes = tuple(job.recipe.name for job in queue.jobs)
-                found[path.stem] = QueueChoice(path.stem, queue.name, path, len(queue.jobs), recipes)
+                found[path.stem] = QueueChoice(
+                    path.stem, queue.name, path, len(queue.jobs), recipes, queue.hash
+                )
         return list(found.values())
 
     def _report_invalid(self, path: Path, exc: UserError) -> None:
@@ -149,8 +156,9 @@ class BatchHost:
         return self._task is not None and not self._task.done()
 
     def busy(self) -> str | None:
-        """Why manual operations must wait, or None: a running batch owns the line."""
-        if not self.running:
+        """Why manual operations must wait, or None: a running batch owns the line (a held batch that
+        handed the line over to manual does not)."""
+        if not self.running or self.ctl.modes.current.mode is not UnitMode.PRODUCTION:
             return None
         which = self.row.id if self.row is not None else "starting"
         return f"batch {which} is running: manual operations wait until it ends or is stopped"
@@ -187,6 +195,15 @@ class BatchHost:
         return await self._task
 
     def _launch(self, queue: BatchQueue, user: str) -> None:
+        try:  # the batch takes the line: manual commands are refused from here on
+            self.ctl.modes.change(
+                UnitMode.PRODUCTION,
+                user,
+                f"queue {queue.name} started by {user}",
+                owner=f"queue {queue.name}",
+            )
+        except ModeRefused as exc:
+            raise BatchRefused(f"a batch cannot start: {exc}") from None
         self.runner = BatchRunner(
             self.ctl,
             self.store,
@@ -206,21 +223,87 @@ class BatchHost:
         self._task.add_done_callback(_observed)
 
     async def _supervised(self, runner: BatchRunner) -> BatchResult:
+        ended = "failed"
         try:
             result = await runner.run()
+            ended = result.status
         except asyncio.CancelledError:
+            ended = "cancelled"
             raise
         except Exception as exc:
             self.failure = f"the batch runner failed: {type(exc).__name__}: {exc}"
             log.exception("batch runner failed", extra={"batch": self.row.id if self.row else None})
             self._alarm(self.failure)
             raise
+        finally:
+            self._hand_back(ended)
         self.result = result
         self.row = result.batch
         return result
 
+    def _hand_back(self, ended: str) -> None:
+        """The batch is over in this process: the line returns to manual, still supervised."""
+        modes = self.ctl.modes
+        if modes.current.mode is not UnitMode.PRODUCTION:
+            return
+        which = self.row.id if self.row is not None else modes.current.owner
+        self._ending = True
+        try:
+            modes.change(UnitMode.MANUAL, self.started_by or "batch", f"batch {which} ended ({ended})")
+        except ModeRefused as exc:  # e.g. maintenance guards added later: say so, never hide it
+            log.error("the line could not be returned to manual", extra={"error": str(exc)})
+        finally:
+            self._ending = False
+
+    def _mode_guard(self, now: ModeState, to: UnitMode, owner: str | None) -> str | None:
+        """Leaving production needs the owning batch held, stopped or ended (not halfway through a step);
+        production is taken back only by the batch that holds it."""
+        if self._ending or not self.running:
+            return None
+        job = self.current()
+        state = job.machine.current if job is not None else None
+        leaving = now.mode is UnitMode.PRODUCTION and to is not UnitMode.PRODUCTION
+        if leaving and state not in (RunState.HELD, RunState.STOPPED):
+            doing = state.value if state is not None else "between jobs"
+            return f"batch {now.owner} is {doing}: hold it before switching the line to {to.value}"
+        if to is UnitMode.PRODUCTION and self.row is not None and owner not in (self.row.id, now.owner):
+            return f"batch {self.row.id} holds the line's production: only it can take the line back"
+        return None
+
+    async def reclaim(self, user: str, reason: str) -> ModeState:
+        """Back to production for the held batch, with every manual change since it let go on its record."""
+        job = self.current()
+        if job is None or self.row is None:
+            raise BatchRefused("no held batch to hand the line back to: start a queue instead")
+        blocked = self.blocked_by()
+        if blocked is not None:
+            raise BatchRefused(blocked)
+        modes = self.ctl.modes
+        since = next(
+            (c.ts for c in reversed(modes.journal) if c.previous is UnitMode.PRODUCTION and c.device is None),
+            None,
+        )
+        try:
+            state = modes.change(UnitMode.PRODUCTION, user, reason, owner=self.row.id)
+        except ModeRefused as exc:
+            raise BatchRefused(str(exc)) from None
+        changes = [
+            {"ts": r.ts, "user": r.command.user, "origin": r.command.origin, "action": str(r.command.action)}
+            for r in self.ctl.gate.records
+            if since is not None
+            and r.ts >= since
+            and r.command.origin in MANUAL_ORIGINS
+            and r.outcome == "done"
+        ]
+        await job.note("manual_changes", {"by": user, "reason": reason, "commands": changes})
+        return state
+
     def _batch_started(self, batch: BatchRow, jobs: list[JobRow], resumed: bool) -> None:
         self.row = batch
+        if self.ctl.modes.current.mode is UnitMode.PRODUCTION:  # the owner is now a batch id, not a queue
+            self.ctl.modes.change(
+                UnitMode.PRODUCTION, self.started_by or "batch", f"batch {batch.id} read", owner=batch.id
+            )
         self._started.set()
         if self._on_start is not None:
             self._on_start(batch, jobs, resumed)
@@ -262,6 +345,16 @@ class BatchHost:
         return self._job_request(lambda r: r.request_hold(user), "hold")
 
     def resume(self, user: str) -> JobRunner:
+        mode = self.ctl.modes.current
+        if (
+            self.running
+            and self.row is not None
+            and (mode.mode, mode.owner) != (UnitMode.PRODUCTION, self.row.id)
+        ):
+            raise BatchRefused(
+                f"the line is in {mode.words()}: switch it back to production first "
+                "(the held batch takes it, with every manual change since on its record)"
+            )
         return self._job_request(lambda r: r.request_unhold(user), "resume")
 
     def abort(self, user: str) -> JobRunner:

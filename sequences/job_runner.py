@@ -184,6 +184,10 @@ class JobRunner:
         self._wake.set()
         self._cancel_phase()
 
+    async def note(self, kind: str, detail: dict[str, Any]) -> None:
+        """Put something that happened around the job on its record (e.g. manual changes while held)."""
+        await self._record(kind, detail)
+
     @property
     def hold_requested_by(self) -> str | None:
         return self._hold_by

@@ -1,4 +1,6 @@
-"""Suite-wide fixtures: every test must give back the tasks, sockets and ptys it opened."""
+"""Suite-wide fixtures: every test must give back the tasks, sockets and ptys it opened; the one browser
+every HMI test drives is Debian's Chromium (Playwright's own download cannot be fetched on the line's
+machines)."""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ import asyncio
 import gc
 import os
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -51,3 +54,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests marked `heavy` run first: with workers in parallel (`-n`), a test that runs for minutes
     overlaps everything else instead of starting last and keeping the whole suite waiting for it."""
     items.sort(key=lambda item: item.get_closest_marker("heavy") is None)  # stable: order kept otherwise
+
+
+@pytest.fixture
+def chromium_path() -> str:
+    """Fail, never skip, without the browser: a skipped HMI test would pass `make test` untested."""
+    from tests.hmi.test_hmi_browser import CHROMIUM
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: `make system-packages` installs Debian's chromium")
+    return CHROMIUM

@@ -58,10 +58,11 @@ async def test_a_batch_killed_with_sigkill_resumes_and_finishes(tmp_path: Path) 
     )  # fmt: skip
     try:
         async with asyncio.timeout(240):
-            while checkpoint(db)[0] not in (
-                "open_containers:done",
+            while checkpoint(db)[0] not in (  # around the containers' opening (the transfer is short:
+                "open_containers:done",  # on a loaded machine the kill may land in the pump-down after it)
                 "transfer_in:started",
                 "transfer_in:done",
+                "pump_down_1:started",
             ):
                 assert proc.returncode is None, "the batch ended before it was killed"
                 await asyncio.sleep(0.02)

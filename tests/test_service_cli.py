@@ -92,7 +92,7 @@ async def test_status_of_a_controller_that_is_not_there_is_one_clear_line() -> N
     assert code == 2
     assert out == ""
     assert err.strip().splitlines() == [
-        f"depline: cannot reach the controller at http://127.0.0.1:{port}: Connection refused"
+        f"depline: cannot reach the line service at http://127.0.0.1:{port}: Connection refused"
     ]
 
 
@@ -101,7 +101,7 @@ async def test_status_of_a_controller_that_is_not_there_is_one_clear_line() -> N
     [
         (["run", "--speed", "5"], "--speed sets the simulated plant's clock; it needs --sim"),
         (["run", "--sim", "--port", "70000"], "--port 70000 outside 0 .. 65535"),
-        (["alarms", "--url", "file:///etc/passwd"], "give the controller's http:// address"),
+        (["alarms", "--url", "file:///etc/passwd"], "give the service's http:// address"),
     ],
 )
 async def test_bad_options_exit_2_with_the_reason(args: list[str], expected: str) -> None:

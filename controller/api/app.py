@@ -31,8 +31,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
-from typing import Annotated, Final, TypeVar
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from typing import Annotated, Any, Final, TypeVar
 
 from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
 from fastapi.encoders import jsonable_encoder
@@ -43,6 +43,7 @@ from controller.api.batch import router as batch_router
 from controller.api.context import ApiContext, Ctx, require
 from controller.api.live import router as live_router
 from controller.api.live_feed import LiveFeed, TelemetryHistory
+from controller.api.modes import router as modes_router
 from controller.api.operations import router as operations_router
 from controller.api.page import router as hmi_router
 from controller.api.prompts import router as prompts_router
@@ -73,8 +74,10 @@ from controller.api.views import (
     StateView,
     TelemetryView,
     alarm_record_view,
+    alarm_row_view,
     alarm_view,
     channel_view,
+    command_row_view,
     command_view,
     finite,
     item_views,
@@ -106,6 +109,7 @@ log = logging.getLogger(__name__)
 API_VERSION: Final = "1"
 MAX_LIST: Final = 1000
 _T = TypeVar("_T")
+_V = TypeVar("_V", AlarmRecordView, CommandView)  # a journal entry as the API shows it
 
 
 router = APIRouter()
@@ -157,8 +161,13 @@ async def get_alarm_journal(
     since: Annotated[float, Query(description="epoch seconds; only newer records")] = 0.0,
     limit: Annotated[int, Query(ge=1, le=MAX_LIST)] = 200,
 ) -> list[AlarmRecordView]:
-    records = _recent(ctx.controller.alarms.journal, lambda r: r.ts, since, limit)
-    return [alarm_record_view(r) for r in records]
+    """The alarm journal, from the historian (so last night's alarms and who acknowledged them survive a
+    restart), completed with this process's newest records the historian has not written yet."""
+    live = [
+        alarm_record_view(r) for r in _recent(ctx.controller.alarms.journal, lambda r: r.ts, since, limit)
+    ]
+    stored = await _stored(ctx, lambda h: h.alarm_journal(since, limit), alarm_row_view)
+    return _merged(stored, live, lambda v: (v.ts, v.alarm_id, v.event), limit)
 
 
 @router.get("/api/items", response_model=list[ItemView], tags=["read"])
@@ -188,7 +197,11 @@ async def get_commands(
     since: Annotated[float, Query(description="epoch seconds; only newer records")] = 0.0,
     limit: Annotated[int, Query(ge=1, le=MAX_LIST)] = 100,
 ) -> list[CommandView]:
-    return [command_view(r) for r in _recent(ctx.controller.gate.records, lambda r: r.ts, since, limit)]
+    """Every command the gate judged, from the historian (earlier processes' too), completed with this
+    process's newest records the historian has not written yet."""
+    live = [command_view(r) for r in _recent(ctx.controller.gate.records, lambda r: r.ts, since, limit)]
+    stored = await _stored(ctx, lambda h: h.command_records(since, limit), command_row_view)
+    return _merged(stored, live, lambda v: (v.ts, v.user, v.origin), limit)
 
 
 @router.get("/api/runs", response_model=list[RunSummaryView], tags=["read"])
@@ -271,7 +284,7 @@ async def get_health(ctx: Ctx) -> HealthView:
 async def post_command(
     ctx: Ctx, body: ActionRequest, session: Annotated[Session, require(Permission.COMMAND)]
 ) -> CommandView:
-    command = Command(body.to_action(), session.user, "hmi", body.reason)
+    command = Command(body.to_action(), session.user, "hmi", body.reason, meta={"role": session.role})
     # shielded: once the gate has it, the command completes and is recorded even if the client goes away
     record = await asyncio.shield(ctx.controller.gate.submit(command))
     return command_view(record)
@@ -340,6 +353,30 @@ def _alarm_errors() -> Iterator[None]:
         raise HTTPException(409, str(exc)) from None
 
 
+async def _stored(
+    ctx: ApiContext,
+    query: Callable[[Historian], Awaitable[list[dict[str, Any]]]],
+    view: Callable[[dict[str, Any]], _V],
+) -> list[_V]:
+    """Rows from the historian as views; none without one, or while it cannot answer (this process's
+    own records are still served then, and the log says why the older ones are missing)."""
+    if ctx.historian is None:
+        return []
+    try:
+        return [view(row) for row in await query(ctx.historian)]
+    except HistorianUnavailable as exc:
+        log.warning("journal served from memory only", extra={"error": str(exc)})
+        return []
+
+
+def _merged(stored: list[_V], live: list[_V], key: Callable[[_V], object], limit: int) -> list[_V]:
+    """Both sources in time order, each record once (the live one is also on its way to the historian)."""
+    seen = {key(v) for v in stored}
+    merged = stored + [v for v in live if key(v) not in seen]
+    merged.sort(key=lambda v: v.ts)
+    return merged[-limit:]
+
+
 def _recent(records: Iterable[_T], ts: Callable[[_T], float], since: float, limit: int) -> list[_T]:
     """Records newer than `since`, oldest first, at most the `limit` most recent of them."""
     newer = [r for r in records if ts(r) > since]
@@ -365,6 +402,7 @@ def create_app(context: ApiContext) -> FastAPI:
     app.include_router(reports_router)
     app.include_router(operations_router)
     app.include_router(trends_router)
+    app.include_router(modes_router)
     app.include_router(hmi_router)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     return app

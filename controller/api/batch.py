@@ -89,6 +89,7 @@ class QueueView(BaseModel):
     title: str
     jobs: int
     recipes: list[str]
+    hash: str = Field(description="SHA-256 of the queue file this service validated")
 
 
 class StartRequest(BaseModel):
@@ -201,7 +202,10 @@ def _current(host: BatchHost, current: JobRunner | None, jobs: int) -> CurrentJo
 async def get_queues(ctx: Ctx) -> list[QueueView]:
     """The queue files an operator may start here (shipped and configured; each validated)."""
     choices = await _host(ctx).choices()
-    return [QueueView(name=c.name, title=c.title, jobs=c.jobs, recipes=list(c.recipes)) for c in choices]
+    return [
+        QueueView(name=c.name, title=c.title, jobs=c.jobs, recipes=list(c.recipes), hash=c.hash)
+        for c in choices
+    ]
 
 
 @router.post("/api/batch/start", response_model=BatchInfo, status_code=201, tags=["act"])

@@ -443,6 +443,43 @@ def alarm_record_view(record: AlarmRecord) -> AlarmRecordView:
     )
 
 
+def alarm_row_view(row: dict[str, Any]) -> AlarmRecordView:
+    """A journal record as the historian keeps it (`Historian.alarm_journal`)."""
+    return AlarmRecordView(
+        **{k: row[k] for k in AlarmRecordView.model_fields if k != "evidence"},
+        evidence=_evidence(row["evidence"] if isinstance(row["evidence"], dict) else {}),
+    )
+
+
+def command_row_view(row: dict[str, Any]) -> CommandView:
+    """A gate record as the historian keeps it (`Historian.command_records`)."""
+    action = {k: v for k, v in row["action"].items() if k != "meta"}
+    refusals = row["refusals"] if isinstance(row["refusals"], list) else []
+    outcome: Literal["done", "refused", "failed"] = (
+        row["outcome"] if row["outcome"] in ("done", "refused", "failed") else "failed"
+    )
+    return CommandView(
+        ts=row["ts"],
+        user=row["user"],
+        origin=row["origin"],
+        action=action,
+        command_reason=row["request_reason"],
+        outcome=outcome,
+        reason=row["reason"],
+        refusals=[
+            RefusalView(
+                invariant=str(r.get("invariant", "")),
+                rule=str(r.get("rule", "")),
+                reason=str(r.get("reason", "")),
+                evidence=_evidence(r.get("evidence") or {}),
+            )
+            for r in refusals
+        ],
+        error=row["error"],
+        duration_s=row["duration_s"],
+    )
+
+
 def action_fields(action: Action) -> dict[str, Any]:
     """The action as POST /api/commands takes it: its dataclass fields plus `"type"`."""
     fields = {name: getattr(action, name) for name in action.__dataclass_fields__}

@@ -39,6 +39,7 @@ from controller.historian.schema import (
     commands,
     items,
     ledger,
+    mode_changes,
     runs,
     transitions,
     write_batches,
@@ -49,6 +50,7 @@ from controller.historian.spill import (
     K_COMMAND,
     K_ITEM,
     K_LEDGER,
+    K_MODE,
     K_RUN,
     K_RUN_END,
     K_SAMPLE,
@@ -71,6 +73,7 @@ _INSERT_TABLES: Final = {
     K_ALARM: alarm_events,
     K_LEDGER: ledger,
     K_TRANSITION: transitions,
+    K_MODE: mode_changes,
 }
 
 

@@ -51,6 +51,7 @@ from controller.historian.schema import (
     job_events,
     jobs,
     ledger,
+    mode_changes,
     runs,
     samples,
 )
@@ -108,6 +109,30 @@ class HistorianQueries:
             statement = statement.where(samples.c.ts >= since_ts)
         rows = await self._fetch(statement)
         return [_plain(r) for r in reversed(rows)]
+
+    async def alarm_journal(self, since_ts: float = 0.0, limit: int = 200) -> list[dict[str, Any]]:
+        """The newest `limit` alarm transitions after `since_ts`, oldest first, evidence decoded:
+        what the board journaled, including the processes before this one."""
+        return await self._newest(alarm_events, since_ts, limit, json_columns=("evidence",))
+
+    async def command_records(self, since_ts: float = 0.0, limit: int = 100) -> list[dict[str, Any]]:
+        """The newest `limit` gate records after `since_ts`, oldest first, action and refusals decoded."""
+        return await self._newest(commands, since_ts, limit, json_columns=("action", "refusals"))
+
+    async def mode_journal(self, since_ts: float = 0.0, limit: int = 200) -> list[dict[str, Any]]:
+        """The newest `limit` unit-mode changes after `since_ts`, oldest first."""
+        return await self._newest(mode_changes, since_ts, limit)
+
+    async def _newest(
+        self, table: Any, since_ts: float, limit: int, *, json_columns: tuple[str, ...] = ()
+    ) -> list[dict[str, Any]]:
+        statement = select(table).where(table.c.ts > since_ts).order_by(table.c.id.desc()).limit(limit)
+        rows = [_plain(r) for r in await self._fetch(statement)]
+        for row in rows:
+            for column in json_columns:
+                if isinstance(row.get(column), str):
+                    row[column] = json.loads(row[column])
+        return rows[::-1]
 
     async def runs(self, limit: int = 50) -> list[dict[str, Any]]:
         """The newest runs first, without their (large) config and recipe texts."""

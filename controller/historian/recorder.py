@@ -102,6 +102,7 @@ class Recorder:
         ctl.gate.subscribe(self.historian.record_command)
         self._unsubscribe_alarms = ctl.alarms.subscribe(self.historian.record_alarm)
         ctl.ledger.subscribers.append(self.historian.record_ledger)
+        ctl.modes.subscribers.append(self.historian.record_mode_change)
         for station in ctl.supervisor.stations.values():
             station.listeners.append(self._on_transition)
         ctl.model.on_register.append(self.historian.record_registration)
@@ -119,6 +120,8 @@ class Recorder:
             self._unsubscribe_alarms()
         with contextlib.suppress(ValueError):
             ctl.ledger.subscribers.remove(self.historian.record_ledger)
+        with contextlib.suppress(ValueError):
+            ctl.modes.subscribers.remove(self.historian.record_mode_change)
         for station in ctl.supervisor.stations.values():
             with contextlib.suppress(ValueError):
                 station.listeners.remove(self._on_transition)

@@ -32,6 +32,7 @@ from controller.historian.spill import (
     K_COMMAND,
     K_ITEM,
     K_LEDGER,
+    K_MODE,
     K_RUN,
     K_RUN_END,
     K_TRANSITION,
@@ -42,6 +43,7 @@ from controller.line.alarms import AlarmRecord
 from controller.line.gate import GateRecord
 from controller.line.items import Item
 from controller.line.ledger import LedgerEntry
+from controller.line.modes import ModeChange
 from controller.line.poller import Sample
 
 log = logging.getLogger(__name__)
@@ -125,6 +127,25 @@ class HistorianRecording:
                 record.until_s,
                 record.condition_active,
             ),
+        )
+
+    def record_mode_change(self, change: ModeChange) -> None:
+        """Who switched the line's mode (or took a device out of service), when and why: at once, like
+        the inventory, because a crash must not lose who had the line."""
+        self._append(
+            K_MODE,
+            (
+                change.ts,
+                self.current_run,
+                change.mode.value,
+                change.previous.value,
+                change.user,
+                change.reason,
+                change.owner,
+                change.device,
+                change.in_service,
+            ),
+            urgent=True,
         )
 
     def record_ledger(self, entry: LedgerEntry) -> None:

@@ -115,6 +115,22 @@ transitions = Table(
 Index(None, transitions.c.run_id)
 Index(None, transitions.c.ts)
 
+mode_changes = Table(
+    "mode_changes",
+    metadata,
+    Column("id", RowId, primary_key=True),
+    Column("ts", Double, nullable=False),
+    Column("run_id", Text, ForeignKey("runs.id")),
+    Column("mode", Text, nullable=False),
+    Column("previous", Text, nullable=False),
+    Column("user", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("owner", Text),  # the batch that took the line in production
+    Column("device", Text),  # set when a device was taken out of or put back into service
+    Column("in_service", Boolean),
+)
+Index(None, mode_changes.c.ts)
+
 alarm_events = Table(
     "alarm_events",
     metadata,

@@ -45,6 +45,7 @@ K_ALARM: Final = "alarm"
 K_ITEM: Final = "item"
 K_LEDGER: Final = "ledger"
 K_TRANSITION: Final = "tr"
+K_MODE: Final = "mode"
 COLUMNS: Final[dict[str, tuple[str, ...]]] = {
     K_SAMPLE: ("device", "channel", "unit", "ts", "value", "quality"),
     K_RUN: ("id", "started_at", "status", "config_hash", "config_text", "recipe_hash", "recipe_text", "user"),
@@ -80,6 +81,7 @@ COLUMNS: Final[dict[str, tuple[str, ...]]] = {
     K_ITEM: ("id", "kind", "material", "registered_at"),
     K_LEDGER: ("ts", "item", "event", "space", "atmosphere", "exposed", "evidence"),
     K_TRANSITION: ("ts", "run_id", "station", "source", "dest", "trigger", "reason"),
+    K_MODE: ("ts", "run_id", "mode", "previous", "user", "reason", "owner", "device", "in_service"),
 }
 
 Row = tuple[str, tuple[Any, ...]]
@@ -187,6 +189,7 @@ __all__ = [
     "K_COMMAND",
     "K_ITEM",
     "K_LEDGER",
+    "K_MODE",
     "K_RUN",
     "K_RUN_END",
     "K_SAMPLE",

@@ -22,6 +22,8 @@ from drivers.reading import Quality, Reading
 
 AIR_O2_PPMV = 209_460.0
 ASSUMED_AIR = "assumed air: nothing seen of its gas since the controller started"
+LEAK_WATCH_ABOVE_PA = 10_000.0  # near atmosphere, where an unsealed item meets the gas
+LEAK_RISE_FRACTION = 0.02  # a closed space may drift this much (a few kelvin) before gas counts as come in
 AIR_H2O_PPMV_WORST = 23_000.0  # saturated air at 20 °C: the wettest room air the line will meet
 PROCESS_MAX_PA = 10.0  # above this a gas flow into a pumped chamber is a back-fill, not a process
 
@@ -66,6 +68,9 @@ class Provenance:
     # nothing has been seen of this space's gas since the controller started: the air fraction of 1 is
     # the safe assumption, not a finding, and a space judged by it alone is unknown, never "air"
     assumed: bool = False
+    # the lowest pressure since the space was last closed near atmosphere: gas arriving above it with
+    # no fill open came from somewhere else (`track`)
+    settled_pa: float | None = None
 
     @property
     def o2_estimate_ppmv(self) -> float:
@@ -103,7 +108,14 @@ def usable(reading: Reading | None, now_mono: float, limits: Limits) -> Reading 
 
 
 def track(prev: Provenance, pressure_pa: float | None, activity: SpaceActivity) -> Provenance:
-    """Carry the air-share bound forward one observation."""
+    """Carry the air-share bound forward one observation.
+
+    A closed space near atmosphere whose pressure rises with no fill open is taking in gas from
+    outside it: a leak, so air. Without an O2 or frost-point sensor that rise is the only sign a
+    sensorless chamber gives, so the gas that came in counts as air in the bound; a drift of
+    `LEAK_RISE_FRACTION` (a few kelvin of warming) is tolerated first. In vacuum the pressure alone
+    classifies the space, and a later fill dilutes whatever crept in.
+    """
     if activity.open_to_air:
         return Provenance(1.0)
     if activity.gas_filling:
@@ -117,7 +129,20 @@ def track(prev: Provenance, pressure_pa: float | None, activity: SpaceActivity) 
         return replace(prev, air_fraction=bounded, assumed=prev.assumed and bounded >= prev.air_fraction)
     if prev.fill_start_pa is not None:
         return Provenance(prev.air_fraction, assumed=prev.assumed)
-    return prev
+    return _came_in(prev, pressure_pa, activity)
+
+
+def _came_in(prev: Provenance, pressure_pa: float | None, activity: SpaceActivity) -> Provenance:
+    """Count gas that arrived in a closed space near atmosphere without a fill as air."""
+    if activity.pumping or pressure_pa is None or pressure_pa < LEAK_WATCH_ABOVE_PA:
+        return replace(prev, settled_pa=None) if prev.settled_pa is not None else prev
+    settled = prev.settled_pa
+    if settled is None or pressure_pa < settled:
+        return replace(prev, settled_pa=pressure_pa)
+    if pressure_pa <= settled * (1.0 + LEAK_RISE_FRACTION):
+        return prev
+    with_air = (prev.air_fraction * settled + (pressure_pa - settled)) / pressure_pa
+    return replace(prev, air_fraction=max(prev.air_fraction, with_air), settled_pa=pressure_pa)
 
 
 def measured(prev: Provenance, o2_ppmv: float) -> Provenance:

@@ -16,6 +16,7 @@ from controller.line.devices import build_line_devices
 from controller.line.gate import CommandGate
 from controller.line.ledger import ExposureLedger
 from controller.line.model import LineModel
+from controller.line.modes import ModeBoard
 from controller.line.poller import Poller, PollPlan
 from controller.line.supervisor import Supervisor
 
@@ -28,7 +29,10 @@ class LineController:
         self.devices = build_line_devices(config)
         self.model = LineModel(config)
         self.poller = Poller(config, self.devices, plan=plan)
-        self.gate = CommandGate(self.model, Actuators(config, self.devices, self.model), self.poller.snapshot)
+        self.modes = ModeBoard()
+        self.gate = CommandGate(
+            self.model, Actuators(config, self.devices, self.model), self.poller.snapshot, self.modes
+        )
         self.alarms = AlarmBoard([])
         self.ledger = ExposureLedger()
         self.supervisor = Supervisor(

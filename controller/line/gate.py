@@ -14,13 +14,14 @@ import collections
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from controller.errors import ControllerError
 from controller.line.actions import Action, Command, SetPort, SetPump, SetShutter, SetSource, SetValve
 from controller.line.actuators import Actuators, io_point
 from controller.line.interlocks import Verdict, check
 from controller.line.model import LineModel
+from controller.line.modes import ModeBoard, mode_refusal
 from controller.line.state import LineState, Snapshot
 from drivers.errors import DriverError
 from drivers.reading import Quality, Reading
@@ -54,9 +55,11 @@ class CommandGate:
         model: LineModel,
         actuators: Actuators,
         snapshot: Callable[[], Snapshot],
+        modes: ModeBoard | None = None,
     ) -> None:
         self.model = model
         self.actuators = actuators
+        self.modes = modes or ModeBoard()
         self._snapshot = snapshot
         self._lock = asyncio.Lock()
         self._overlay: dict[tuple[str, str], Reading] = {}
@@ -78,6 +81,11 @@ class CommandGate:
             polled = merged.get(key)
             if polled is None or polled.mono < written.mono:
                 merged[key] = written
+        out = self.modes.current.out_of_service
+        if out:  # never usable: what such a device reads is not evidence of anything
+            for key, reading in merged.items():
+                if key[0] in out:
+                    merged[key] = replace(reading, quality=Quality.OUT_OF_SERVICE)
         return merged
 
     def state(self) -> LineState:
@@ -92,7 +100,8 @@ class CommandGate:
             verdict = Verdict(False)
             return self._record(command, verdict, False, "gate busy: another command did not finish", start)
         try:
-            verdict = check(self.state(), command.action)
+            by_mode = mode_refusal(self.modes.current, command)  # before the interlocks, in every mode
+            verdict = Verdict(False, (by_mode,)) if by_mode else check(self.state(), command.action)
             if not verdict.allowed:
                 log.info("command refused", extra={"command": str(command.action), "reason": verdict.reason})
                 return self._record(command, verdict, False, "", start)

@@ -96,6 +96,7 @@ class MqttBridge:
         self.config = config
         self.mqtt = config.mqtt
         self.controller = controller
+        self._roles = {u.name: u.role for u in config.users}  # a command user who is a line user has a role
         self.archive = archive
         self.on_health = on_health
         self.options = options if options is not None else BridgeOptions()
@@ -398,7 +399,7 @@ class MqttBridge:
                     command = await self._commands.get()
             except TimeoutError:
                 continue
-            meta = {"topic": self.topics.command(command.name)}
+            meta = {"topic": self.topics.command(command.name), "role": self._roles.get(command.user, "")}
             if command.request_id is not None:
                 meta["id"] = str(command.request_id)
             # the gate bounds its own lock wait and execution; an outer timeout here would cancel an

@@ -24,6 +24,8 @@ from controller.historian.recorder import Recorder
 from controller.line.controller import LineController
 from controller.line.ledger import ExposureRecord, exposure_line
 from controller.line.poller import PollPlan, Priority
+from controller.service.batch_report import JobLine, job_end_line, progress_line
+from controller.service.batch_report import summary_lines as report_lines
 from controller.service.line_service import (
     ControllerService,
     HttpServer,
@@ -39,17 +41,11 @@ from sequences.operator_desk import OperatorDesk, TerminalAnswers
 from sequences.plant_clock import PlantClock
 from sequences.steps import StepTimeout, wait_for
 
-BAR_WIDTH = 24
 # Poll periods for a simulated line running faster than real time: a wait for a fresh reading costs
 # a poll, and at 1000x a 1 s poll is 17 plant minutes. The simulator's ptys are not baud-paced.
 SIMULATED_LINE_PERIODS_S = {Priority.INTERLOCK: 0.1, Priority.PROCESS: 0.2}
 FIRST_READINGS_TIMEOUT_S = 60.0
 LineFactory = Callable[[], AbstractAsyncContextManager[LineConfig]]
-
-
-def bar(fraction: float, width: int = BAR_WIDTH) -> str:
-    filled = round(max(0.0, min(1.0, fraction)) * width)
-    return "█" * filled + "░" * (width - filled)
 
 
 class ProgressBoard:
@@ -76,12 +72,8 @@ class ProgressBoard:
         if key == self._last_key and not self.tty:
             return
         self._last_key = key
-        queue_fraction = (position - 1 + p.fraction) / total
         plant_h = self.clock.plant_s(time.monotonic() - self._started) / 3600.0
-        line = (
-            f"job {position}/{total} {bar(p.fraction)} {p.fraction:4.0%}  queue {bar(queue_fraction, 12)} "
-            f"{queue_fraction:4.0%}  [{p.state.value}] {p.title} (plant {plant_h:4.1f} h)"
-        )
+        line = progress_line(position, total, p.fraction, p.state.value, p.title, plant_h)
         if self.tty:
             print(f"\r\033[K{line}", end="", file=self.out, flush=True)
         else:
@@ -90,38 +82,28 @@ class ProgressBoard:
     def job_end(self, job: JobRow, outcome: JobOutcome) -> None:
         if self.tty:
             print(file=self.out)
-        text = f"  -> job {job.position} {job.id} {job.name}: {outcome.outcome.upper()}"
-        if outcome.message and outcome.outcome != "done":
-            text += f" ({outcome.message})"
-        print(text, file=self.out, flush=True)
+        line = job_end_line(job.position, job.id, job.name, outcome.outcome, outcome.message)
+        print(line, file=self.out, flush=True)
 
 
 def summary_lines(
     result: BatchResult, exposures: dict[str, ExposureRecord | None], clock: PlantClock
 ) -> list[str]:
-    lines = [
-        "",
-        f"batch {result.batch.id}: {result.status.upper()}" + (" (resumed)" if result.resumed else ""),
+    jobs = [
+        JobLine(
+            job.position,
+            job.id,
+            job.name,
+            job.outcome,
+            None
+            if job.started_at is None or job.ended_at is None
+            else clock.plant_s(job.ended_at - job.started_at) / 3600.0,
+            job.message,
+        )
+        for job in result.jobs
     ]
-    row = "{:>3}  {:<28} {:<48} {:<8} {:>9}  {}"
-    lines.append(row.format("#", "JOB", "RECIPE", "OUTCOME", "PLANT h", "NOTE"))
-    for job in result.jobs:
-        hours = ""
-        if job.started_at is not None and job.ended_at is not None:
-            hours = f"{clock.plant_s(job.ended_at - job.started_at) / 3600.0:.2f}"
-        outcome = job.outcome or "not run"
-        lines.append(row.format(job.position, job.id, job.name[:48], outcome, hours, job.message[:60]))
-    counts = {
-        o: sum((j.outcome or "not run") == o for j in result.jobs)
-        for o in ("done", "rejected", "failed", "aborted", "not run")
-    }
-    lines.append("totals: " + ", ".join(f"{n} {o}" for o, n in counts.items() if n))
-    lines.append("")
-    lines.append("exposure records (every electrode's path; 'never exposed' means only inert or vacuum):")
-    for job in result.jobs:
-        record = exposures.get(job.items.base)
-        lines.append(f"  {job.items.base}: {exposure_line(record)}")
-    return lines
+    records = [(job.items.base, exposure_line(exposures.get(job.items.base))) for job in result.jobs]
+    return report_lines(result.batch.id, result.status, result.resumed, jobs, records)
 
 
 @contextlib.contextmanager

@@ -39,10 +39,13 @@ class Permission(enum.StrEnum):
     UNSHELVE_ALARM = "alarm.unshelve"
     REGISTER_ITEM = "item.register"  # creates records the exposure ledger must later prove
     UNLOCK_LOGIN = "login.unlock"  # lifts a lockout after wrong passwords: someone must have looked into it
+    CHANGE_MODE = "mode.change"  # manual <-> production for a held batch
+    MAINTAIN = "mode.maintenance"  # maintenance mode and devices out of service: engineers and up
 
 
-_OPERATOR: Final = frozenset({Permission.COMMAND, Permission.ACKNOWLEDGE_ALARM})
+_OPERATOR: Final = frozenset({Permission.COMMAND, Permission.ACKNOWLEDGE_ALARM, Permission.CHANGE_MODE})
 _ENGINEER: Final = _OPERATOR | {
+    Permission.MAINTAIN,
     Permission.SHELVE_ALARM,
     Permission.UNSHELVE_ALARM,
     Permission.REGISTER_ITEM,

@@ -552,3 +552,22 @@ def test_a_back_fill_after_start_up_turns_the_assumption_into_a_bound() -> None:
 def test_a_start_up_space_memory_assumes_nothing_is_known() -> None:
     assert SpaceMemory().provenance.assumed
     assert SpaceMemory().provenance.air_fraction == 1.0
+
+
+def test_gas_arriving_in_a_closed_sensorless_chamber_without_a_fill_counts_as_air() -> None:
+    """The only sign a leak gives in a chamber with no O2 or frost sensor is its pressure rising."""
+    inert = Provenance(1e-9)
+    settled = track(inert, ROOM_PA, STATIC)
+    warmed = track(settled, ROOM_PA * 1.015, STATIC)  # a few kelvin of warming: tolerated
+    assert warmed.air_fraction == inert.air_fraction
+    leaked = track(warmed, ROOM_PA * 1.03, STATIC)
+    assert leaked.air_fraction == pytest.approx(0.03 / 1.03, rel=1e-3)
+    found = classify_now(
+        sensors(ROOM_PA * 1.03, None, None, has_frost=False, has_o2=False), provenance=leaked
+    )
+    assert found.atmosphere is Atmosphere.INERT_OUT_OF_SPEC
+    # a fill raises the pressure too: that gas is the line's, counted by dilution, not as a leak
+    filling = track(settled, ROOM_PA * 1.03, SpaceActivity(gas_filling=True))
+    assert filling.air_fraction <= inert.air_fraction * 1.0001
+    # in vacuum the pressure classifies the space; a later fill dilutes what crept in
+    assert track(Provenance(1e-9), 1.0, STATIC).air_fraction == 1e-9

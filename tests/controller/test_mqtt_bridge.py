@@ -551,7 +551,8 @@ async def test_an_allowed_user_commands_through_the_gate_and_gets_a_reply(rig: R
     record = next(r for r in rig.ctl.gate.records if r.command.origin == "mqtt")
     assert record.command.user == "op1"
     assert record.command.reason == "start the inlet pump"
-    assert record.command.meta == {"topic": topics.command("set_pump"), "id": "c1"}
+    # the command user is a line user: the gate learns the role (maintenance mode admits engineers only)
+    assert record.command.meta == {"topic": topics.command("set_pump"), "id": "c1", "role": "operator"}
     event = next(m.body for m in op1.messages if m.topic == topics.event and m.body["origin"] == "mqtt")
     assert event["command"] == {"type": "SetPump", "space": "inlet", "running": True}
     assert (event["user"], event["outcome"], event["reason"]) == ("op1", "done", "")
