@@ -61,6 +61,7 @@ from controller.line.poller import (
     SubscriptionClosed,
 )
 from controller.mqtt.bridge import MqttBridge
+from controller.service.systemd_notify import SystemdNotifier
 from controller.users.auth import DEFAULT_TTL_S, TokenStore
 from controller.users.login_throttle import LoginThrottle
 from sequences.batch_host import BatchHost
@@ -344,6 +345,7 @@ async def serve_line(
     """
     clock = clock or PlantClock(1.0)
     desk = OperatorDesk(clock=clock)
+    notifier = SystemdNotifier()  # inert unless systemd started us (Type=notify, WatchdogSec)
     try:
         spill_dir = await asyncio.to_thread(prepare_data_dirs, config)
         ctl = LineController(config, plan=plan)  # builds drivers only; nothing is opened or polled yet
@@ -370,7 +372,8 @@ async def serve_line(
             freeze_startup_objects()
             announce(http.url)
             log.info("serving", extra={"url": http.url, "line": config.name})
-            await _watch(ctl, http, stop)
+            await _watch(ctl, http, stop, notifier)
+            notifier.stopping()
     finally:
         listener.close()
 
@@ -436,12 +439,20 @@ def _mqtt_alarm(ctl: LineController) -> Callable[[bool, str], None]:
     return on_health
 
 
-async def _watch(ctl: LineController, http: HttpServer, stop: asyncio.Event) -> None:
-    """Wait for `stop`; meanwhile report (once per change) an acquisition that keeps crashing."""
+async def _watch(
+    ctl: LineController, http: HttpServer, stop: asyncio.Event, notifier: SystemdNotifier
+) -> None:
+    """Wait for `stop`; meanwhile report (once per change) an acquisition that keeps crashing, tell
+    systemd the service is ready once every device has answered or is faulted (the first complete
+    poll), and keep its watchdog from this loop: an event loop that stalls stops the pings."""
     reported = ""
+    period_s = min(HEALTH_CHECK_S, notifier.ping_interval_s or HEALTH_CHECK_S)
     while not stop.is_set():
+        notifier.keep_alive()
+        if not notifier.ready_sent and ctl.supervisor.ready():
+            notifier.ready(f"line {ctl.config.name!r}: every device polled once; serving {http.url}")
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), HEALTH_CHECK_S)
+            await asyncio.wait_for(stop.wait(), period_s)
         http.check()
         try:
             ctl.poller.check()

@@ -1,0 +1,100 @@
+"""The systemd side of a site: the templated unit passes `systemd-analyze verify`, and the line service
+tells a real $NOTIFY_SOCKET (a datagram socket of the test's) READY=1 after its first complete poll and
+then WATCHDOG=1 from its event loop."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+UNIT = REPO / "deploy" / "systemd" / "depline@.service"
+INSTALLED_BINARY = "/opt/depline/venv/bin/depline"
+
+
+def test_the_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze not installed (Debian package systemd; `make system-packages`)")
+    # verify checks that ExecStart exists: point it at this checkout's depline instead of the /opt
+    # install, and instantiate the template for a line, as `systemctl start depline@line1` does
+    depline = Path(sys.executable).with_name("depline")
+    assert depline.exists(), depline
+    text = UNIT.read_text(encoding="utf-8")
+    assert INSTALLED_BINARY in text
+    instance = tmp_path / "depline@line1.service"
+    instance.write_text(text.replace(INSTALLED_BINARY, str(depline)), encoding="utf-8")
+    done = subprocess.run(
+        [analyze, "verify", "--man=no", str(instance)], capture_output=True, text=True, timeout=60
+    )
+    # an unknown or misspelt key is only a warning (exit 0): any output is a failure here
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip() == "", done.stderr
+
+
+def test_the_service_sends_ready_then_watchdog_to_notify_socket(tmp_path: Path) -> None:
+    address = str(tmp_path / "notify.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(address)
+        sock.settimeout(1.0)
+        env = {**os.environ, "NOTIFY_SOCKET": address, "WATCHDOG_USEC": "1000000"}
+        env.pop("WATCHDOG_PID", None)
+        database = f"sqlite:///{tmp_path / 'line.db'}"
+        args = ["run", "--sim", "--speed", "500", "--port", "0", "--database", database]
+        service = subprocess.Popen(
+            [sys.executable, "-m", "controller.cli", *args],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            messages = _receive(sock, service)
+        finally:
+            service.send_signal(signal.SIGTERM)
+            out, err = service.communicate(timeout=60)
+            messages += _drain(sock)
+    assert service.returncode == 0, err
+    ready = next(i for i, m in enumerate(messages) if "READY=1" in m.splitlines())
+    assert "STATUS=line 'line1': every device polled once" in messages[ready]
+    assert any(m == "WATCHDOG=1" for m in messages[ready + 1 :]), messages
+    assert messages[-1] == "STOPPING=1", messages
+    assert "serving http://" in out
+
+
+def _ready_then_watchdog(messages: list[str]) -> bool:
+    ready = [i for i, m in enumerate(messages) if "READY=1" in m.splitlines()]
+    return bool(ready) and "WATCHDOG=1" in messages[ready[0] + 1 :]
+
+
+def _receive(sock: socket.socket, service: subprocess.Popen[str]) -> list[str]:
+    messages: list[str] = []
+    deadline = time.monotonic() + 60.0
+    while time.monotonic() < deadline:
+        assert service.poll() is None, f"the service ended: {service.communicate()[1][-2000:]}"
+        try:
+            messages.append(sock.recv(4096).decode())
+        except TimeoutError:
+            continue
+        if _ready_then_watchdog(messages):
+            return messages
+    raise AssertionError(f"no READY=1 followed by WATCHDOG=1 within 60 s: {messages}")
+
+
+def _drain(sock: socket.socket) -> list[str]:
+    messages: list[str] = []
+    sock.settimeout(0.2)
+    while True:
+        try:
+            messages.append(sock.recv(4096).decode())
+        except TimeoutError:
+            return messages
