@@ -11,9 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import shutil
 import ssl
-import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -29,6 +27,7 @@ from controller.line.poller import PollPlan, Priority
 from controller.mqtt.bridge import MqttBridge
 from controller.mqtt.options import BridgeOptions
 from sim_hardware.line import SimLine
+from tests.throwaway_pki import Pki, make_pki
 
 PASSWORDS = {"bridge": "bridge-pw", "viewer": "viewer-pw"}
 WAIT_S = 20.0
@@ -43,53 +42,9 @@ FAST = BridgeOptions(
 )
 
 
-@dataclass(frozen=True)
-class Pki:
-    ca: Path
-    broker_cert: Path
-    broker_key: Path
-    client_cert: Path
-    client_key: Path
-    rogue_ca: Path
-
-
-def _openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=30)
-
-
-def _ca(name: str, cwd: Path) -> None:
-    _openssl(
-        "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-        "-keyout", f"{name}.key", "-out", f"{name}.crt", "-days", "2", "-subj", f"/CN={name}", cwd=cwd,
-    )  # fmt: skip
-
-
-def _signed(name: str, ca: str, cwd: Path, alt_names: str = "") -> None:
-    _openssl(
-        "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-        "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={name}", cwd=cwd,
-    )  # fmt: skip
-    ext = cwd / f"{name}.ext"
-    ext.write_text(f"subjectAltName={alt_names}\n" if alt_names else "basicConstraints=CA:FALSE\n")
-    _openssl(
-        "x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.crt", "-CAkey", f"{ca}.key", "-CAcreateserial",
-        "-out", f"{name}.crt", "-days", "2", "-extfile", ext.name, cwd=cwd,
-    )  # fmt: skip
-
-
 @pytest.fixture
 def pki(tmp_path: Path) -> Pki:
-    if shutil.which("openssl") is None:
-        pytest.fail("openssl is needed (Debian package openssl; `make system-packages`)")
-    d = tmp_path / "pki"
-    d.mkdir()
-    _ca("ca", d)
-    _ca("rogue", d)
-    _signed("broker", "ca", d, alt_names="DNS:localhost,IP:127.0.0.1")
-    _signed("bridge", "ca", d)
-    return Pki(
-        d / "ca.crt", d / "broker.crt", d / "broker.key", d / "bridge.crt", d / "bridge.key", d / "rogue.crt"
-    )
+    return make_pki(tmp_path / "pki")
 
 
 @dataclass(frozen=True)
