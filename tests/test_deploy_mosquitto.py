@@ -35,12 +35,12 @@ class SiteBroker:
 
 
 def _site_config(workdir: Path, pki: Pki, plain_port: int, tls_port: int) -> Path:
-    """The shipped file with the site's paths and ports replaced by the test's; nothing else changed."""
+    """The shipped file with the site's paths and ports replaced by the test's, nothing else changed, in
+    the conf.d of a main file laid out like Debian's."""
     text = (DEPLOY / "depline.conf").read_text(encoding="utf-8")
     moves = {
         "/etc/mosquitto/depline.passwd": str(workdir / "passwd"),
         "/etc/mosquitto/depline.acl": str(workdir / "acl"),
-        "/var/lib/mosquitto/": f"{workdir}/",
         "/etc/mosquitto/certs/broker.crt": str(pki.broker_cert),
         "/etc/mosquitto/certs/broker.key": str(pki.broker_key),
         "/etc/mosquitto/certs/ca.crt": str(pki.ca),
@@ -51,7 +51,6 @@ def _site_config(workdir: Path, pki: Pki, plain_port: int, tls_port: int) -> Pat
         text = text.replace(site, here)
     text, n = re.subn(r"^listener 8883$", f"listener {tls_port} 127.0.0.1", text, flags=re.MULTILINE)
     assert n == 1
-    text += f"\nuser {pwd.getpwuid(os.getuid()).pw_name}\nlog_dest file {workdir / 'log'}\n"
     (workdir / "acl").write_text((DEPLOY / "depline.acl").read_text(encoding="utf-8"), encoding="utf-8")
     passwd = workdir / "passwd"
     passwd.write_text("", encoding="utf-8")
@@ -59,8 +58,18 @@ def _site_config(workdir: Path, pki: Pki, plain_port: int, tls_port: int) -> Pat
         subprocess.run(
             [mosquitto_binary("mosquitto_passwd"), "-b", str(passwd), user, password], check=True, timeout=10
         )
+    (workdir / "conf.d").mkdir()
+    (workdir / "conf.d" / "depline.conf").write_text(text, encoding="utf-8")
+    # Debian's /etc/mosquitto/mosquitto.conf, which includes conf.d (it sets persistence: ours must not)
+    main = [
+        "persistence true",
+        f"persistence_location {workdir}/",
+        f"log_dest file {workdir / 'log'}",
+        f"include_dir {workdir / 'conf.d'}",
+        f"user {pwd.getpwuid(os.getuid()).pw_name}",
+    ]
     config = workdir / "mosquitto.conf"
-    config.write_text(text, encoding="utf-8")
+    config.write_text("\n".join(main) + "\n", encoding="utf-8")
     return config
 
 

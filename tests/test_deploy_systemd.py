@@ -98,3 +98,14 @@ def _drain(sock: socket.socket) -> list[str]:
             messages.append(sock.recv(4096).decode())
         except TimeoutError:
             return messages
+
+
+def test_the_install_script_is_sh_and_installs_where_the_unit_looks() -> None:
+    script = REPO / "deploy" / "install.sh"
+    done = subprocess.run(["sh", "-n", str(script)], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    text = script.read_text(encoding="utf-8")
+    assert "PREFIX=${PREFIX:-/opt/depline}" in text
+    assert 'mv -T "$PREFIX/venv.next" "$PREFIX/venv"' in text  # /opt/depline/venv -> the new venv
+    assert INSTALLED_BINARY == "/opt/depline/venv/bin/depline"
+    assert "deploy/udev/70-depline-serial.rules" in text
