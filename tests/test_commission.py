@@ -4,6 +4,8 @@ identity, points and readings; a silenced one is named; and nothing is ever writ
 from __future__ import annotations
 
 import json
+import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -85,14 +87,7 @@ def _depline(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_cli_json_all_answer_then_a_scenario_silences_one(tmp_path: Path) -> None:
-    done = _depline("commission", "--sim", "--json", cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
-    document = json.loads(done.stdout)
-    assert document["ok"] is True
-    assert document["silent"] == []
-    assert len(document["devices"]) == len(load_line_config().devices)
-
+def test_cli_names_the_device_a_scenario_silences(tmp_path: Path) -> None:
     scenario = tmp_path / "silence.toml"
     scenario.write_text('[[events]]\nat_s = 0.0\nfault = "no_reply"\ndevice = "turbo"\n', encoding="utf-8")
     done = _depline("commission", "--sim", "--scenario", str(scenario), "--timeout", "1", cwd=tmp_path)
@@ -101,3 +96,40 @@ def test_cli_json_all_answer_then_a_scenario_silences_one(tmp_path: Path) -> Non
     turbo_row = next(line for line in done.stdout.splitlines() if line.startswith("turbo "))
     assert " NO " in turbo_row
     assert "12 of 13 devices answer" in done.stdout
+
+
+def test_cli_commissions_a_line_file_pointing_at_a_running_depline_sim(tmp_path: Path) -> None:
+    """The site's path: a line file whose links are the endpoints `depline sim` prints, commissioned
+    from another process, as an engineer does with the real line's file."""
+    sim = subprocess.Popen(
+        [sys.executable, "-m", "controller.cli", "sim", "--speed", "500"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        config = load_line_config()
+        urls: dict[str, str] = {}
+        link_of = {d.name: d.link for d in config.devices}
+        assert sim.stdout is not None
+        while set(urls) != set(config.links):
+            line = sim.stdout.readline()
+            assert line, sim.stderr.read() if sim.stderr else "depline sim ended"
+            record = json.loads(line)
+            if record["protocol"] != "modbus-tcp-gateway":
+                urls[link_of[record["device"]]] = record["url"]
+        text = config.text
+        for link, url in urls.items():
+            text, n = re.subn(rf'(\[links\.{re.escape(link)}\]\nurl = )"[^"]*"', rf'\g<1>"{url}"', text)
+            assert n == 1, link
+        line_file = tmp_path / "line1.toml"
+        line_file.write_text(text, encoding="utf-8")
+        done = _depline("commission", "--config", str(line_file), "--json", cwd=tmp_path)
+    finally:
+        sim.send_signal(signal.SIGTERM)
+        sim.communicate(timeout=30)
+    assert done.returncode == 0, done.stderr
+    document = json.loads(done.stdout)
+    assert document["silent"] == []
+    assert {d["url"] for d in document["devices"]} == set(urls.values())

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from controller.service.systemd_notify import SystemdNotifier
+
 REPO = Path(__file__).resolve().parents[1]
 UNIT = REPO / "deploy" / "systemd" / "depline@.service"
 INSTALLED_BINARY = "/opt/depline/venv/bin/depline"
@@ -145,3 +147,29 @@ def test_the_install_script_is_sh_and_installs_where_the_unit_looks() -> None:
     assert 'mv -T "$PREFIX/venv.next" "$PREFIX/venv"' in text  # /opt/depline/venv -> the new venv
     assert INSTALLED_BINARY == "/opt/depline/venv/bin/depline"
     assert "deploy/udev/70-depline-serial.rules" in text
+
+
+def test_notifier_reaches_an_abstract_socket_and_keeps_to_its_own_watchdog() -> None:
+    """`@name` is an abstract socket (sd_notify(3)); a WATCHDOG_PID of another process means the
+    watchdog is not ours; without NOTIFY_SOCKET nothing is sent and nothing fails."""
+    name = f"depline-test-{os.getpid()}-{time.monotonic_ns()}"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind("\0" + name)
+        sock.settimeout(2.0)
+        ours = SystemdNotifier({"NOTIFY_SOCKET": f"@{name}", "WATCHDOG_USEC": "4000000"})
+        assert ours.ping_interval_s == 2.0
+        ours.ready("up")
+        ours.ready("up again")  # once only
+        ours.keep_alive(now_mono=100.0)
+        ours.keep_alive(now_mono=101.0)  # within half the period: no ping
+        ours.keep_alive(now_mono=102.0)
+        received = [sock.recv(4096).decode() for _ in range(3)]
+        sock.settimeout(0.2)
+        with pytest.raises(TimeoutError):
+            sock.recv(4096)
+    assert received == ["READY=1\nSTATUS=up", "WATCHDOG=1", "WATCHDOG=1"]
+    other = SystemdNotifier({"NOTIFY_SOCKET": f"@{name}", "WATCHDOG_USEC": "4000000", "WATCHDOG_PID": "1"})
+    assert other.watchdog_s is None
+    silent = SystemdNotifier({})
+    assert not silent.active
+    assert silent.notify(READY="1") is False
