@@ -346,6 +346,7 @@ async def serve_line(
     clock = clock or PlantClock(1.0)
     desk = OperatorDesk(clock=clock)
     notifier = SystemdNotifier()  # inert unless systemd started us (Type=notify, WatchdogSec)
+    watchdog = asyncio.create_task(notifier.keep_watchdog(), name="systemd-watchdog")  # start-up and stop too
     try:
         spill_dir = await asyncio.to_thread(prepare_data_dirs, config)
         ctl = LineController(config, plan=plan)  # builds drivers only; nothing is opened or polled yet
@@ -375,6 +376,9 @@ async def serve_line(
             await _watch(ctl, http, stop, notifier)
             notifier.stopping()
     finally:
+        watchdog.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watchdog
         listener.close()
 
 
@@ -442,17 +446,14 @@ def _mqtt_alarm(ctl: LineController) -> Callable[[bool, str], None]:
 async def _watch(
     ctl: LineController, http: HttpServer, stop: asyncio.Event, notifier: SystemdNotifier
 ) -> None:
-    """Wait for `stop`; meanwhile report (once per change) an acquisition that keeps crashing, tell
-    systemd the service is ready once every device has answered or is faulted (the first complete
-    poll), and keep its watchdog from this loop: an event loop that stalls stops the pings."""
+    """Wait for `stop`; meanwhile report (once per change) an acquisition that keeps crashing, and tell
+    systemd the service is ready once every device has answered or is faulted (the first complete poll)."""
     reported = ""
-    period_s = min(HEALTH_CHECK_S, notifier.ping_interval_s or HEALTH_CHECK_S)
     while not stop.is_set():
-        notifier.keep_alive()
         if not notifier.ready_sent and ctl.supervisor.ready():
             notifier.ready(f"line {ctl.config.name!r}: every device polled once; serving {http.url}")
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), period_s)
+            await asyncio.wait_for(stop.wait(), HEALTH_CHECK_S)
         http.check()
         try:
             ctl.poller.check()

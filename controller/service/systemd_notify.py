@@ -7,13 +7,14 @@ terminal, a test, the demo) every call does nothing.
 
 `Type=notify` units wait for ``READY=1``, which the service sends once the first complete poll is in
 (every device has answered or is faulted: the line is known, not assumed). With ``WatchdogSec=`` set,
-systemd passes ``$WATCHDOG_USEC``; the service's health loop, which runs on the same event loop as the
-poller and the interlocks, sends ``WATCHDOG=1`` at half that period, so a blocked event loop stops the
-pings and systemd restarts the service.
+systemd passes ``$WATCHDOG_USEC``; a task on the service's event loop, the loop that runs the poller and
+the interlocks, sends ``WATCHDOG=1`` at half that period, so a blocked event loop stops the pings and
+systemd restarts the service.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
@@ -63,6 +64,16 @@ class SystemdNotifier:
         if now - self._last_ping >= self.watchdog_s / 2:
             self._last_ping = now
             self.notify(WATCHDOG="1")
+
+    async def keep_watchdog(self) -> None:
+        """Ping at half the watchdog period for as long as the event loop runs this task: from start-up
+        (a database that takes its time to answer is not a hang) through the stop (batches made safe,
+        the historian flushed). Returns at once when systemd set no watchdog."""
+        if self.ping_interval_s is None:
+            return
+        while True:
+            self.keep_alive()
+            await asyncio.sleep(self.ping_interval_s)
 
     def stopping(self) -> None:
         self.notify(STOPPING="1")
