@@ -11,6 +11,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from controller.cli import main
 from controller.config.line_config import load_line_config
 from controller.service.commission import commission
 from sim_hardware.faults import Fault, inject
@@ -77,28 +80,21 @@ async def test_a_silenced_device_is_named_and_the_others_still_answer() -> None:
     assert result.as_json()["ok"] is False
 
 
-def _depline(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "controller.cli", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
-def test_cli_names_the_device_a_scenario_silences(tmp_path: Path) -> None:
+def test_cli_names_the_device_a_scenario_silences(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     scenario = tmp_path / "silence.toml"
     scenario.write_text('[[events]]\nat_s = 0.0\nfault = "no_reply"\ndevice = "turbo"\n', encoding="utf-8")
-    done = _depline("commission", "--sim", "--scenario", str(scenario), "--timeout", "1", cwd=tmp_path)
-    assert done.returncode == 1
-    assert "not answering: turbo" in done.stderr
-    turbo_row = next(line for line in done.stdout.splitlines() if line.startswith("turbo "))
+    code = main(["commission", "--sim", "--scenario", str(scenario), "--timeout", "1"])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert "not answering: turbo" in err
+    turbo_row = next(line for line in out.splitlines() if line.startswith("turbo "))
     assert " NO " in turbo_row
-    assert "12 of 13 devices answer" in done.stdout
+    assert "12 of 13 devices answer" in out
 
 
-def test_cli_commissions_a_line_file_pointing_at_a_running_depline_sim(tmp_path: Path) -> None:
+def test_cli_commissions_a_line_file_pointing_at_a_running_depline_sim(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """The site's path: a line file whose links are the endpoints `depline sim` prints, commissioned
     from another process, as an engineer does with the real line's file."""
     sim = subprocess.Popen(
@@ -125,11 +121,12 @@ def test_cli_commissions_a_line_file_pointing_at_a_running_depline_sim(tmp_path:
             assert n == 1, link
         line_file = tmp_path / "line1.toml"
         line_file.write_text(text, encoding="utf-8")
-        done = _depline("commission", "--config", str(line_file), "--json", cwd=tmp_path)
+        code = main(["commission", "--config", str(line_file), "--json"])
     finally:
         sim.send_signal(signal.SIGTERM)
         sim.communicate(timeout=30)
-    assert done.returncode == 0, done.stderr
-    document = json.loads(done.stdout)
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    document = json.loads(out)
     assert document["silent"] == []
     assert {d["url"] for d in document["devices"]} == set(urls.values())
