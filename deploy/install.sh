@@ -35,6 +35,11 @@ esac
 "$interpreter" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || die "depline needs Python >= 3.11"
 "$interpreter" -c 'import ensurepip, venv' 2>/dev/null || die "python3-venv missing: apt-get install python3-venv"
 
+# a running line service imports some modules late: it must not find a new version behind its venv
+if [ -d /run/systemd/system ] && [ -n "$(systemctl list-units 'depline@*' --state=active --no-legend)" ]; then
+    die "line services are running: systemctl stop 'depline@*' first (deploy/README.md, Upgrades)"
+fi
+
 # -- the service user -------------------------------------------------------------------------------
 getent group "$SERVICE_USER" >/dev/null || groupadd --system "$SERVICE_USER"
 if ! id -u "$SERVICE_USER" >/dev/null 2>&1; then
