@@ -288,6 +288,19 @@ MANUFACTURING_LINES: Final = 10  # ``??M*`` answers M00 .. M09, one line each
 _MANUFACTURING_LINE = re.compile(r"M(\d\d)\s?(.*)")
 
 
+IDENTITY_LABELS: Final = ("Model Number", "Serial Number", "Software Revision")
+
+
+def manufacturing_labels(texts: tuple[str, ...]) -> dict[str, str]:
+    """The identity lines of a ``??M*`` reply by their printed label (``Model Number MC-500SCCM-D``)."""
+    info: dict[str, str] = {}
+    for text in texts:
+        for label in IDENTITY_LABELS:
+            if text.startswith(label):
+                info[label] = text.removeprefix(label).strip()
+    return info
+
+
 class ManufacturingInfoDecoder:
     """Host-side decoder for ``??M*``: ten lines ``A M00 <text>`` .. ``A M09 <text>``, collected whole.
 
@@ -299,6 +312,7 @@ class ManufacturingInfoDecoder:
         self._lines = _LineBuffer()
         self._unit_id = unit_id
         self._texts: list[str] = []
+        self._first: int | None = None
 
     def feed(self, data: bytes) -> None:
         self._lines.feed(data)
@@ -311,8 +325,11 @@ class ManufacturingInfoDecoder:
             if len(tokens) != 2 or tokens[0] != self._unit_id:
                 raise ProtocolError(f"not a manufacturing-info line of unit {self._unit_id!r}: {line!r}")
             match = _MANUFACTURING_LINE.fullmatch(tokens[1].strip())
-            if match is None or int(match[1]) != len(self._texts):
-                raise ProtocolError(f"manufacturing-info line {len(self._texts):02d} expected: {line!r}")
+            if self._first is None and match is not None:
+                self._first = int(match[1])  # M00 on the units captured; M01 in older documentation
+            expected = (self._first or 0) + len(self._texts)
+            if match is None or int(match[1]) != expected or self._first not in (0, 1):
+                raise ProtocolError(f"manufacturing-info line M{expected:02d} expected: {line!r}")
             self._texts.append(match[2].strip())
             if len(self._texts) == MANUFACTURING_LINES:
                 return tuple(self._texts)
@@ -545,12 +562,7 @@ class MassFlowController:
         texts = await self.link.transact(request, decoder, timeout)
         if isinstance(texts, Refusal):
             raise DeviceRefused(self.name, texts.text, "command '??M*'")
-        info: dict[str, str] = {}
-        for text in texts:
-            for label in ("Model Number", "Serial Number", "Software Revision"):
-                if text.startswith(label):
-                    info[label] = text.removeprefix(label).strip()
-        return info
+        return manufacturing_labels(texts)
 
     async def read_gas(self) -> str:
         value = await self._ask(
