@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 PYTEST_WORKERS ?= 4
 # "how to tell it is there:Debian package" -- initdb is not on PATH on Debian
 SYSTEM_CHECKS := socat:socat mbpoll:mbpoll mosquitto:mosquitto mosquitto_passwd:mosquitto-clients \
-	/usr/lib/postgresql/*/bin/initdb:postgresql /usr/bin/chromium:chromium
+	/usr/lib/postgresql/*/bin/initdb:postgresql /usr/bin/chromium:chromium systemd-analyze:systemd openssl:openssl
 
 .PHONY: demo test lint typecheck pytest system-packages bench docs clean
 
@@ -20,7 +20,8 @@ $(STAMP): pyproject.toml
 
 # Debian packages the suite drives for real: socat (serial links), mbpoll (an independent Modbus
 # master), mosquitto (the MQTT broker), PostgreSQL (the production database) and chromium (the browser the
-# HMI tests drive through Playwright; Playwright's own browser download is never used).
+# HMI tests drive through Playwright; Playwright's own browser download is never used); systemd-analyze
+# verifies the site's service unit, openssl makes the throwaway CA of the MQTT TLS test.
 system-packages:
 	@missing=""; for pair in $(SYSTEM_CHECKS); do check=$${pair%%:*}; pkg=$${pair##*:}; \
 		if ! command -v $$check >/dev/null 2>&1 && ! ls $$check >/dev/null 2>&1; then missing="$$missing $$pkg"; fi; \

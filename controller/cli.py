@@ -534,6 +534,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_report_command(sub)
 
+    from controller.service.commission import add_commission_command
+
+    add_commission_command(sub)
+
     db = sub.add_parser("db", help="database tools", description="Historian database tools.")
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     upgrade = db_sub.add_parser(

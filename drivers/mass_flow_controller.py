@@ -284,6 +284,58 @@ class RegisterDecoder:
         return parse_register_reply(line, self._unit_id)
 
 
+MANUFACTURING_LINES: Final = 10  # ``??M*`` answers M00 .. M09, one line each
+_MANUFACTURING_LINE = re.compile(r"M(\d\d)\s?(.*)")
+
+
+IDENTITY_LABELS: Final = ("Model Number", "Serial Number", "Software Revision")
+
+
+def manufacturing_labels(texts: tuple[str, ...]) -> dict[str, str]:
+    """The identity lines of a ``??M*`` reply by their printed label (``Model Number MC-500SCCM-D``)."""
+    info: dict[str, str] = {}
+    for text in texts:
+        for label in IDENTITY_LABELS:
+            if text.startswith(label):
+                info[label] = text.removeprefix(label).strip()
+    return info
+
+
+class ManufacturingInfoDecoder:
+    """Host-side decoder for ``??M*``: ten lines ``A M00 <text>`` .. ``A M09 <text>``, collected whole.
+
+    Why a decoder of its own: it is the only reply of several lines, and the identity a commissioning
+    engineer writes down (model, serial number, software revision) is only in it.
+    """
+
+    def __init__(self, unit_id: str) -> None:
+        self._lines = _LineBuffer()
+        self._unit_id = unit_id
+        self._texts: list[str] = []
+        self._first: int | None = None
+
+    def feed(self, data: bytes) -> None:
+        self._lines.feed(data)
+
+    def next_frame(self) -> tuple[str, ...] | Refusal | NeedData:
+        while (line := self._lines.next_line()) is not None:
+            tokens = line.split(maxsplit=1)
+            if is_refusal(line.split(), self._unit_id):
+                return Refusal()
+            if len(tokens) != 2 or tokens[0] != self._unit_id:
+                raise ProtocolError(f"not a manufacturing-info line of unit {self._unit_id!r}: {line!r}")
+            match = _MANUFACTURING_LINE.fullmatch(tokens[1].strip())
+            if self._first is None and match is not None:
+                self._first = int(match[1])  # M00 on the units captured; M01 in older documentation
+            expected = (self._first or 0) + len(self._texts)
+            if match is None or int(match[1]) != expected or self._first not in (0, 1):
+                raise ProtocolError(f"manufacturing-info line M{expected:02d} expected: {line!r}")
+            self._texts.append(match[2].strip())
+            if len(self._texts) == MANUFACTURING_LINES:
+                return tuple(self._texts)
+        return NEED_DATA
+
+
 # ---------------------------------------------------------------------------------------------------
 # Device role: decode commands, encode replies
 
@@ -498,6 +550,19 @@ class MassFlowController:
                 f"{self.name}: sent setpoint {sent:g} sccm, unit reports {frame.setpoint_sccm!r}"
             )
         return frame
+
+    async def read_manufacturing_info(self) -> dict[str, str]:
+        """``??M*``: maker, model number, serial number, dates and software revision, by label.
+
+        Each line is ``<label> <value>``; the labels are the ones the unit prints ("Model Number",
+        "Serial Number", "Software Revision"), kept as printed so nothing is lost to our naming."""
+        request = f"{self.unit_id}{Verb.MANUFACTURING_INFO.value}\r".encode("ascii")
+        timeout = self._timeout(request) + MANUFACTURING_LINES * _REPLY_CHARS * self.link.char_time_s
+        decoder: FrameDecoder[tuple[str, ...] | Refusal] = ManufacturingInfoDecoder(self.unit_id)
+        texts = await self.link.transact(request, decoder, timeout)
+        if isinstance(texts, Refusal):
+            raise DeviceRefused(self.name, texts.text, "command '??M*'")
+        return manufacturing_labels(texts)
 
     async def read_gas(self) -> str:
         value = await self._ask(

@@ -143,6 +143,9 @@ class ModbusUnit:
         self.before_read: ReadHook | None = None
         self.on_write: WriteHook | None = None
         self.requests = 0
+        # every write the host sent (table, address, values), accepted or not: what a read-only tool
+        # (`depline commission`) is held to leave empty
+        self.writes: list[tuple[Table, int, list[int] | list[bool]]] = []
         self._spaces: dict[Table, _Space] = {
             "coils": _Space(coils, False),
             "discrete_inputs": _Space(discrete_inputs, False),
@@ -235,6 +238,7 @@ class ModbusUnit:
             values: list[int] | list[bool] = (
                 [bool(v) for v in request.values] if table in _BIT_TABLES else list(request.values)
             )
+            self.writes.append((table, request.address, values))
             code = self.on_write(table, request.address, values) if self.on_write else None
             if code:
                 return ExceptionReply(fc, code).encode()

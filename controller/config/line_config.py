@@ -15,6 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from controller.config.broker_tls import BrokerTls, BrokerTlsError, broker_tls_context
 from controller.config.device_params import channel_keys, read_address, read_params
 from controller.config.reader import TableReader, file_text, toml_table
 from drivers.deposition_sources import STANDARD_LINE_SOURCES
@@ -137,6 +138,7 @@ class MqttConfig:
     topic_prefix: str = "depline"
     command_users: tuple[str, ...] = ()  # broker users whose commands are accepted
     commands: tuple[str, ...] = ()  # command names accepted over MQTT (empty: none)
+    tls: BrokerTls | None = None  # None: plain TCP (loopback or a closed plant network only)
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,17 +287,39 @@ def _database(t: TableReader) -> DatabaseConfig:
 
 
 def _mqtt(t: TableReader) -> MqttConfig:
+    tls = _broker_tls(t)
     config = MqttConfig(
         host=t.text("host"),
-        port=t.integer("port", 1883, min=1, max=65535),
+        port=t.integer("port", 1883 if tls is None else 8883, min=1, max=65535),
         username=t.text("username", ""),
         password=t.text("password", ""),
         topic_prefix=t.text("topic_prefix", "depline"),
         command_users=tuple(t.text_list("command_users", [])),
         commands=tuple(t.text_list("commands", [])),
+        tls=tls,
     )
     t.finish()
     return config
+
+
+def _broker_tls(t: TableReader) -> BrokerTls | None:
+    """`tls = true` (implied by any of the files): verify the broker against `ca_file` (or the system
+    store) and, with `cert_file` and `key_file`, present a client certificate. The files are loaded
+    here, so a bad one is refused with its field's name when the file is read."""
+    files = BrokerTls(t.text("ca_file", ""), t.text("cert_file", ""), t.text("key_file", ""))
+    given = any((files.ca_file, files.cert_file, files.key_file))
+    if not t.flag("tls", given):
+        if given:
+            raise t.fail("tls", False, "true when ca_file, cert_file or key_file is given")
+        return None
+    if bool(files.cert_file) != bool(files.key_file):
+        missing = "key_file" if files.cert_file else "cert_file"
+        raise t.fail(missing, "", "cert_file and key_file go together (the client certificate and its key)")
+    try:
+        broker_tls_context(files)
+    except BrokerTlsError as exc:
+        raise t.fail(exc.field, exc.value, str(exc)) from None
+    return files
 
 
 def _hmi(t: TableReader) -> HmiConfig:

@@ -29,6 +29,7 @@ import dataclasses
 import logging
 import math
 import socket
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from typing import Final
 
 import aiomqtt
 
+from controller.config.broker_tls import BrokerTls, BrokerTlsError, broker_tls_context
 from controller.config.line_config import LineConfig
 from controller.errors import ConfigFileError
 from controller.line.actions import Command
@@ -81,6 +83,17 @@ def _same_value(a: Reading, b: Reading) -> bool:
 # -- the bridge ----------------------------------------------------------------------------------------------
 
 
+def _tls_context(config: LineConfig, tls: BrokerTls | None) -> ssl.SSLContext | None:
+    """Built again here (the files were checked when the configuration was read, but may have changed
+    since): one context for every connection attempt."""
+    if tls is None:
+        return None
+    try:
+        return broker_tls_context(tls)
+    except BrokerTlsError as exc:
+        raise ConfigFileError(config.path, f"mqtt.{exc.field}", exc.value, str(exc)) from None
+
+
 class MqttBridge:
     """See the module docstring. `start()`/`stop()`, or `async with`; nothing happens without `[mqtt]`."""
 
@@ -103,6 +116,7 @@ class MqttBridge:
         self.stats = BridgeStats()
         self.health: tuple[bool | None, str] = (None, "not started")
         self.topics = Topics.for_line(config, self.mqtt) if self.mqtt is not None else Topics("")
+        self._tls_context = _tls_context(config, self.mqtt.tls) if self.mqtt is not None else None
         if self.mqtt is not None:
             unknown = [n for n in self.mqtt.commands if n not in COMMAND_TYPES]
             if unknown:
@@ -438,6 +452,7 @@ class MqttBridge:
             password=mqtt.password or None,
             identifier=self.options.client_id or f"depline-{self.config.name}-bridge",
             will=will,
+            tls_context=self._tls_context,
             keepalive=self.options.keepalive_s,
             timeout=self.options.operation_timeout_s,
             logger=logging.getLogger(f"{__name__}.client"),

@@ -61,6 +61,7 @@ from controller.line.poller import (
     SubscriptionClosed,
 )
 from controller.mqtt.bridge import MqttBridge
+from controller.service.systemd_notify import SystemdNotifier
 from controller.users.auth import DEFAULT_TTL_S, TokenStore
 from controller.users.login_throttle import LoginThrottle
 from sequences.batch_host import BatchHost
@@ -344,6 +345,8 @@ async def serve_line(
     """
     clock = clock or PlantClock(1.0)
     desk = OperatorDesk(clock=clock)
+    notifier = SystemdNotifier()  # inert unless systemd started us (Type=notify, WatchdogSec)
+    watchdog = asyncio.create_task(notifier.keep_watchdog(), name="systemd-watchdog")  # start-up and stop too
     try:
         spill_dir = await asyncio.to_thread(prepare_data_dirs, config)
         ctl = LineController(config, plan=plan)  # builds drivers only; nothing is opened or polled yet
@@ -370,8 +373,12 @@ async def serve_line(
             freeze_startup_objects()
             announce(http.url)
             log.info("serving", extra={"url": http.url, "line": config.name})
-            await _watch(ctl, http, stop)
+            await _watch(ctl, http, stop, notifier)
+            notifier.stopping()
     finally:
+        watchdog.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watchdog
         listener.close()
 
 
@@ -436,10 +443,15 @@ def _mqtt_alarm(ctl: LineController) -> Callable[[bool, str], None]:
     return on_health
 
 
-async def _watch(ctl: LineController, http: HttpServer, stop: asyncio.Event) -> None:
-    """Wait for `stop`; meanwhile report (once per change) an acquisition that keeps crashing."""
+async def _watch(
+    ctl: LineController, http: HttpServer, stop: asyncio.Event, notifier: SystemdNotifier
+) -> None:
+    """Wait for `stop`; meanwhile report (once per change) an acquisition that keeps crashing, and tell
+    systemd the service is ready once every device has answered or is faulted (the first complete poll)."""
     reported = ""
     while not stop.is_set():
+        if not notifier.ready_sent and ctl.supervisor.ready():
+            notifier.ready(f"line {ctl.config.name!r}: every device polled once; serving {http.url}")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), HEALTH_CHECK_S)
         http.check()

@@ -12,9 +12,15 @@ import re
 
 import pytest
 
-from drivers.errors import DeviceRefused
+from drivers.errors import DeviceRefused, ProtocolError
 from drivers.link import Link
-from drivers.mass_flow_controller import MassFlowController, parse_data_frame
+from drivers.mass_flow_controller import (
+    ManufacturingInfoDecoder,
+    MassFlowController,
+    Refusal,
+    manufacturing_labels,
+    parse_data_frame,
+)
 from drivers.transport import SerialSettings
 from sim_hardware.devices.mass_flow_controller import MassFlowControllerSession
 from sim_hardware.endpoint import PtyEndpoint
@@ -185,3 +191,63 @@ async def test_the_driver_takes_both_refusal_forms() -> None:
         finally:
             await link.close()
             await endpoint.stop()
+
+
+# ``??M*`` as two real units answered it (alicatlib tests/fixtures/responses/manufacturing_info_mc.txt:
+# MC-500SCCM-D 10v20.0-R24; manufacturing_info_v8.txt: MCR-200SLPM-D 8v17.0-R23, unit B)
+CAPTURED_MANUFACTURING_INFO = {
+    "A": (
+        "A  M00 ALICAT SCIENTIFIC\r",
+        "A  M01 www.alicat.com\r",
+        "A  M02 Ph   520-290-6060\r",
+        "A  M03 info@alicat.com\r",
+        "A  M04 Model Number MC-500SCCM-D\r",
+        "A  M05 Serial Number 521641\r",
+        "A  M06 Date Manufactured 03/02/2025\r",
+        "A  M07 Date Calibrated   03/02/2025\r",
+        "A  M08 Calibrated By     BL\r",
+        "A  M09 Software Revision 10v20.0-R24\r",
+    ),
+    "B": (
+        "B  M00 ALICAT SCIENTIFIC\r",
+        "B  M01 www.alicat.com\r",
+        "B  M02 Ph   520-290-6060\r",
+        "B  M03 Fax  520-290-0109\r",
+        "B  M04 Model Number MCR-200SLPM-D\r",
+        "B  M05 Serial Number 225873\r",
+        "B  M06 Date Manufactured 01/20/2020\r",
+        "B  M07 Date Calibrated   01/20/2020\r",
+        "B  M08 Calibrated By     BL\r",
+        "B  M09 Software Revision 8v17.0-R23\r",
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("unit", "model", "serial", "software"),
+    [("A", "MC-500SCCM-D", "521641", "10v20.0-R24"), ("B", "MCR-200SLPM-D", "225873", "8v17.0-R23")],
+)
+def test_manufacturing_info_of_captured_units(unit: str, model: str, serial: str, software: str) -> None:
+    decoder = ManufacturingInfoDecoder(unit)
+    lines = CAPTURED_MANUFACTURING_INFO[unit]
+    for line in lines[:-1]:  # in pieces, as a serial port delivers them: nothing until the tenth line
+        decoder.feed(line.encode("ascii"))
+        assert not isinstance(decoder.next_frame(), tuple)
+    decoder.feed(lines[-1].encode("ascii"))
+    texts = decoder.next_frame()
+    assert isinstance(texts, tuple)
+    assert manufacturing_labels(texts) == {
+        "Model Number": model,
+        "Serial Number": serial,
+        "Software Revision": software,
+    }
+
+
+def test_manufacturing_info_refused_or_out_of_order() -> None:
+    refused = ManufacturingInfoDecoder("A")
+    refused.feed(b"A ?\r")
+    assert isinstance(refused.next_frame(), Refusal)
+    skipped = ManufacturingInfoDecoder("A")
+    skipped.feed(b"A  M00 ALICAT SCIENTIFIC\rA  M02 Ph   520-290-6060\r")
+    with pytest.raises(ProtocolError, match="M01 expected"):
+        skipped.next_frame()
