@@ -15,7 +15,7 @@ import re
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,10 +40,17 @@ MQTT_PASSWORDS = {"bridge": "bridge-pw", "op1": "op1-mqtt-pw"}
 
 @contextlib.asynccontextmanager
 async def service(
-    folder: Path, *, scenario: str | None = None, speed: float = 200.0, broker: MosquittoBroker | None = None
+    folder: Path,
+    *,
+    scenario: str | None = None,
+    speed: float = 200.0,
+    broker: MosquittoBroker | None = None,
+    run_args: Sequence[str] = (),
+    stderr: list[str] | None = None,
 ) -> AsyncIterator[httpx.AsyncClient]:
     """`depline run --sim` on the folder's line (its database and queue folder), until SIGTERM; with a
-    broker, the line's MQTT bridge connects to it and accepts op1's valve and port commands."""
+    broker, the line's MQTT bridge connects to it and accepts op1's valve and port commands. `run_args`
+    go to `depline run`; what it wrote to stderr is appended to `stderr` when it has stopped."""
     config = folder / "line.toml"
     if not config.exists():
         queues = folder / "queues"
@@ -59,7 +66,7 @@ async def service(
                 'commands = ["set_valve", "set_port"]\n'
             )
         config.write_text(text)
-    args = ["run", "--sim", "--config", str(config), "--port", "0", "--speed", f"{speed:g}"]
+    args = ["run", "--sim", "--config", str(config), "--port", "0", "--speed", f"{speed:g}", *run_args]
     if scenario is not None:
         (folder / "scenario.toml").write_text(scenario)
         args += ["--scenario", str(folder / "scenario.toml")]
@@ -78,6 +85,8 @@ async def service(
         if proc.returncode is None:
             proc.send_signal(signal.SIGTERM)
         _, err = await asyncio.wait_for(proc.communicate(), 120.0)
+        if stderr is not None:
+            stderr.append(err.decode())
         assert b"Traceback" not in err, err.decode()[-3000:]
 
 
