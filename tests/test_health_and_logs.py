@@ -8,6 +8,7 @@ import json
 import logging
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,11 @@ import pytest
 from controller.config.line_config import load_line_config
 from controller.config.secrets import mask_secrets
 from controller.errors import ConfigFileError
+from controller.line.alarm_states import Severity
+from controller.line.alarms import AlarmDefinition
 from controller.service.log_lines import FieldsFormatter, JsonFormatter
+from sim_hardware.faults import Fault, inject
+from tests.controller.test_api import Served, served  # noqa: F401 (the fixture)
 from tests.test_line_service import STANDARD_LINE, service, until
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,6 +54,32 @@ async def test_health_is_degraded_naming_the_silent_device_and_the_json_log_name
     assert all(entry["device"] and entry["link"] for entry in silent)  # every one names its device
     dewpoint_log = next(entry for entry in silent if entry["device"] == "inlet_dewpoint")
     assert {"ts", "time", "level", "logger", "error"} <= dewpoint_log.keys()
+
+
+async def test_health_fails_with_503_when_no_device_answers_and_a_lost_broker_only_degrades(
+    served: Served,  # noqa: F811 (the fixture)
+) -> None:
+    http, ctl = served.http, served.ctl
+    await until(http, "/api/health", lambda h: h["status"] == "ok")
+    ctl.alarms.define(AlarmDefinition("mqtt.broker", Severity.MEDIUM, "MQTT broker unreachable", "guidance"))
+    ctl.alarms.raise_alarm("mqtt.broker", time.time(), {"text": "lost at connect: refused"})
+    broker = (await http.get("/api/health")).json()
+    assert (broker["status"], [r["kind"] for r in broker["reasons"]]) == ("degraded", ["broker"])
+    assert "refused" in broker["reasons"][0]["text"]
+    ctl.alarms.clear("mqtt.broker", time.time())
+
+    wakes = [inject(served.sim, Fault("no_reply", device=d.name)) for d in served.sim.config.devices]
+    try:
+        await until(http, "/api/health", lambda h: h["status"] == "failed")
+        answer = await http.get("/api/health")
+        assert answer.status_code == 503
+        reasons = answer.json()["reasons"]
+        assert {r["subject"] for r in reasons} == {d.name for d in served.sim.config.devices}
+        assert {r["level"] for r in reasons} == {"failed"}  # the line is blind
+    finally:
+        for wake in wakes:
+            wake()
+    await until(http, "/api/health", lambda h: h["status"] == "ok")
 
 
 def _line_with_database(folder: Path, url: str, extra: str = "") -> Path:
