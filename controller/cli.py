@@ -20,14 +20,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from controller.config.line_config import DatabaseConfig, LineConfig
+from controller.config.secrets import mask_secrets
 from controller.errors import UserError
 from controller.service.client import DEFAULT_URL
+from controller.service.log_lines import FORMATS, configure_logging
 from drivers.errors import ConfigError
 
 if TYPE_CHECKING:
     from controller.config.line_config import LineConfig
 
 log = logging.getLogger("depline")
+LOG_FORMAT_HELP = "stderr log lines: text with key=value fields, or one JSON object per line"
 
 Handler = Callable[[argparse.Namespace], int]
 DEMO_SPEED = 600.0
@@ -154,7 +157,7 @@ def _cmd_db_upgrade(args: argparse.Namespace) -> int:
         await upgrade(url)
         return await current_revision(url)
 
-    print(f"{url}: schema at revision {asyncio.run(run())}")
+    print(f"{mask_secrets(url)}: schema at revision {asyncio.run(run())}")
     return 0
 
 
@@ -177,7 +180,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         )
     except ServiceError as exc:  # not the user's fault, but one line says more than a traceback here
         log.error("the HMI server failed", exc_info=exc)
-        print(f"depline: {exc}", file=sys.stderr)
+        print(f"depline: {mask_secrets(str(exc))}", file=sys.stderr)
         return 1
     return 0
 
@@ -418,6 +421,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         help="stderr log level",
     )
+    parser.add_argument("--log-format", choices=FORMATS, default="text", help=LOG_FORMAT_HELP)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     demo = sub.add_parser(
@@ -485,6 +489,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--scenario",
         help="with --sim: the simulator's fault-scenario TOML (times in plant seconds from the start)",
     )
+    run.add_argument("--log-format", choices=FORMATS, default=argparse.SUPPRESS, help=LOG_FORMAT_HELP)
     run.set_defaults(handler=_cmd_run)
 
     batch = sub.add_parser(
@@ -601,20 +606,21 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=getattr(logging, args.log_level), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(args.log_level, args.log_format)
     handler: Handler = args.handler
     try:
         return handler(args)
     except (UserError, ConfigError) as exc:
-        print(f"depline: {exc}", file=sys.stderr)
+        print(f"depline: {mask_secrets(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # the reader went away (`depline alarms | head`): not a failure of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         return 0
+    except Exception:  # a bug or an unreadable database: the traceback, through the masking formatter
+        log.critical("depline stopped by an unexpected error", exc_info=True)
+        return 1
 
 
 if __name__ == "__main__":

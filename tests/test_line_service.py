@@ -9,19 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import re
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import aiomqtt
 import httpx
 import pytest
 from playwright.async_api import async_playwright, expect
 
+from bench.mosquitto_broker import MosquittoBroker, line_acl
 from tests.hmi.test_hmi_browser import CHROMIUM_ARGS, VIEWPORT, WAIT_MS, artifact, log_in
 from tests.sequences.test_production import THIN_ANNEALED
 
@@ -32,11 +35,22 @@ WAIT_S = 120.0
 pytestmark = pytest.mark.timeout(600)
 
 
+MQTT_PASSWORDS = {"bridge": "bridge-pw", "op1": "op1-mqtt-pw"}
+
+
 @contextlib.asynccontextmanager
 async def service(
-    folder: Path, *, scenario: str | None = None, speed: float = 200.0
+    folder: Path,
+    *,
+    scenario: str | None = None,
+    speed: float = 200.0,
+    broker: MosquittoBroker | None = None,
+    run_args: Sequence[str] = (),
+    stderr: list[str] | None = None,
 ) -> AsyncIterator[httpx.AsyncClient]:
-    """`depline run --sim` on the folder's line (its database and queue folder), until SIGTERM."""
+    """`depline run --sim` on the folder's line (its database and queue folder), until SIGTERM; with a
+    broker, the line's MQTT bridge connects to it and accepts op1's valve and port commands. `run_args`
+    go to `depline run`; what it wrote to stderr is appended to `stderr` when it has stopped."""
     config = folder / "line.toml"
     if not config.exists():
         queues = folder / "queues"
@@ -44,10 +58,15 @@ async def service(
         (queues / "thin.toml").write_text(THIN_ANNEALED)
         (queues / "one-thin.toml").write_text('name = "one thin"\n[[jobs]]\nrecipe = "thin.toml"\n')
         text = STANDARD_LINE.read_text().replace('queue_dir = "queues"', f'queue_dir = "{queues}"')
-        config.write_text(
-            text.replace('url = "sqlite:///data/line1.db"', f'url = "sqlite:///{folder}/line.db"')
-        )
-    args = ["run", "--sim", "--config", str(config), "--port", "0", "--speed", f"{speed:g}"]
+        text = text.replace('url = "sqlite:///data/line1.db"', f'url = "sqlite:///{folder}/line.db"')
+        if broker is not None:
+            text += (
+                f'\n[mqtt]\nhost = "{broker.host}"\nport = {broker.port}\nusername = "bridge"\n'
+                f'password = "{MQTT_PASSWORDS["bridge"]}"\ncommand_users = ["op1"]\n'
+                'commands = ["set_valve", "set_port"]\n'
+            )
+        config.write_text(text)
+    args = ["run", "--sim", "--config", str(config), "--port", "0", "--speed", f"{speed:g}", *run_args]
     if scenario is not None:
         (folder / "scenario.toml").write_text(scenario)
         args += ["--scenario", str(folder / "scenario.toml")]
@@ -66,6 +85,8 @@ async def service(
         if proc.returncode is None:
             proc.send_signal(signal.SIGTERM)
         _, err = await asyncio.wait_for(proc.communicate(), 120.0)
+        if stderr is not None:
+            stderr.append(err.decode())
         assert b"Traceback" not in err, err.decode()[-3000:]
 
 
@@ -94,12 +115,64 @@ async def answer_prompt(http: httpx.AsyncClient, headers: dict[str, str], suffix
 
 
 VENT_CLOSED = {"type": "SetValve", "space": "outlet", "valve": "vent", "open": False}
+OUTER_CLOSED = {"type": "SetPort", "port": "outlet.outer", "open": False}
+
+
+@contextlib.asynccontextmanager
+async def plant_broker(folder: Path) -> AsyncIterator[MosquittoBroker]:
+    """Debian's mosquitto with the line's ACL: the bridge writes the line's tree, op1 its commands."""
+    acl = line_acl("depline", "line1", bridge="bridge", commanders=["op1"], viewers=[])
+    async with MosquittoBroker(folder / "broker", users=MQTT_PASSWORDS, acl=acl) as broker:
+        yield broker
+
+
+class MqttOperator:
+    """op1 at a plant client: publishes a command and waits for the bridge's reply to it."""
+
+    def __init__(self, client: aiomqtt.Client) -> None:
+        self.client = client
+        self.sent = 0
+
+    async def command(self, name: str, action: dict[str, object], reason: str) -> dict[str, Any]:
+        self.sent += 1
+        request = f"r{self.sent}"
+        payload = json.dumps({"user": "op1", "action": action, "id": request, "reason": reason})
+        await self.client.publish(f"depline/line1/cmd/{name}", payload, qos=1)
+        async with asyncio.timeout(WAIT_S):
+            async for message in self.client.messages:
+                body = json.loads(message.payload) if isinstance(message.payload, bytes) else {}
+                if message.topic.matches(f"depline/line1/cmd/{name}/reply") and body.get("id") == request:
+                    assert isinstance(body, dict)
+                    return body
+        raise AssertionError(f"no reply to {request}")
+
+
+@contextlib.asynccontextmanager
+async def mqtt_operator(broker: MosquittoBroker) -> AsyncIterator[MqttOperator]:
+    """Connected and subscribed to the replies once the bridge says it is online (its retained status)."""
+    async with aiomqtt.Client(
+        broker.host, broker.port, username="op1", password=MQTT_PASSWORDS["op1"], timeout=5.0
+    ) as client:
+        await client.subscribe("depline/line1/cmd/+/reply", qos=1)
+        await client.subscribe("depline/line1/status", qos=1)
+        async with asyncio.timeout(WAIT_S):
+            async for message in client.messages:
+                status = message.topic.matches("depline/line1/status")
+                if status and json.loads(bytes(message.payload or b"{}")).get("state") == "online":
+                    break
+        yield MqttOperator(client)
 
 
 async def test_a_manual_command_during_a_batch_is_refused_until_the_batch_is_held_and_the_line_is_manual(
     tmp_path: Path,
 ) -> None:
-    async with service(tmp_path) as http:
+    """From the API (the HMI's path) and from MQTT alike: refused while the batch owns the line, allowed
+    once it is held and the line is manual, and every attempt is in the command record."""
+    async with (
+        plant_broker(tmp_path) as broker,
+        service(tmp_path, broker=broker) as http,
+        mqtt_operator(broker) as plant,
+    ):
         op1 = await login(http, "op1")
         assert (await http.get("/api/mode")).json()["mode"] == "manual"
         started = await http.post("/api/batch/start", json={"queue": "one-thin"}, headers=op1)
@@ -107,13 +180,14 @@ async def test_a_manual_command_during_a_batch_is_refused_until_the_batch_is_hel
         batch = started.json()["id"]
         mode = (await http.get("/api/mode")).json()
         assert (mode["mode"], mode["owner"]) == ("production", batch)
+        owned = f"[MODE production] batch {batch} owns the line: hold it and switch to manual"
 
         refused = (await http.post("/api/commands", json=VENT_CLOSED, headers=op1)).json()
         assert refused["outcome"] == "refused"
-        assert (
-            refused["reason"]
-            == f"[MODE production] batch {batch} owns the line: hold it and switch to manual"
-        )
+        assert refused["reason"] == owned
+        for name, action in (("set_valve", VENT_CLOSED), ("set_port", OUTER_CLOSED)):
+            over_mqtt = await plant.command(name, action, "during the batch")
+            assert (over_mqtt["outcome"], over_mqtt["reason"]) == ("refused", owned), over_mqtt
         early = await http.post("/api/mode", json={"mode": "manual", "reason": "a look"}, headers=op1)
         assert early.status_code == 409
         assert "hold it before switching" in early.json()["detail"]
@@ -129,6 +203,10 @@ async def test_a_manual_command_during_a_batch_is_refused_until_the_batch_is_hel
         assert (await http.post("/api/batch/resume", headers=op1)).status_code == 409  # not in production
         done = (await http.post("/api/commands", json=VENT_CLOSED, headers=op1)).json()
         assert done["outcome"] == "done", done
+        for name, action in (("set_valve", VENT_CLOSED), ("set_port", OUTER_CLOSED)):
+            over_mqtt = await plant.command(name, action, "held and manual")
+            assert over_mqtt["outcome"] == "done", over_mqtt
+        assert (await http.post("/api/batch/resume", headers=op1)).status_code == 409  # still manual
 
         back = await http.post(
             "/api/mode", json={"mode": "production", "reason": "vent checked"}, headers=op1
@@ -141,6 +219,10 @@ async def test_a_manual_command_during_a_batch_is_refused_until_the_batch_is_hel
         commands = (await http.get("/api/commands", params={"limit": 500})).json()
         mine = [c for c in commands if c["origin"] == "hmi" and c["action"] == VENT_CLOSED]
         assert [c["outcome"] for c in mine] == ["refused", "done"]
+        for action in (VENT_CLOSED, OUTER_CLOSED):
+            remote = [c for c in commands if c["origin"] == "mqtt" and c["action"] == action]
+            assert [(c["outcome"], c["user"]) for c in remote] == [("refused", "op1"), ("done", "op1")]
+            assert remote[0]["reason"] == owned
         changes = (await http.get("/api/mode/journal")).json()
         assert [(c["mode"], c["user"]) for c in changes][-3:] == [
             ("production", "op1"),  # the batch took the line (its id once its rows were read)

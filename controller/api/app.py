@@ -8,9 +8,10 @@ Why it is shaped this way:
   builders in `controller.api.views`, the in-memory telemetry history and the live feed in
   `controller.api.live_feed`, the context and the auth dependencies every route takes in
   `controller.api.context`, the WebSocket at /ws in `controller.api.live`, log-in, log-out and the
-  unlock of a locked-out login in `controller.api.session`. This module keeps the core routes (state,
-  telemetry, alarms, items, commands, runs, health) and re-exports the names tests and older callers
-  import from here (`__all__`).
+  unlock of a locked-out login in `controller.api.session`, the service's health (ok, degraded, failed,
+  with the reasons) in `controller.api.health`. This module keeps the core routes (state, telemetry,
+  alarms, items, commands, runs) and re-exports the names tests and older callers import from here
+  (`__all__`).
 - **One door for commands.** `POST /api/commands` turns the JSON body into the same `Action` dataclass
   any other origin builds and hands it to `CommandGate.submit` with the logged-in user and origin "hmi".
   The API judges nothing itself: a refusal is an ordinary answer (200, outcome "refused", with the
@@ -41,6 +42,7 @@ from fastapi.responses import JSONResponse
 
 from controller.api.batch import router as batch_router
 from controller.api.context import ApiContext, Ctx, require
+from controller.api.health import router as health_router
 from controller.api.live import router as live_router
 from controller.api.live_feed import LiveFeed, TelemetryHistory
 from controller.api.modes import router as modes_router
@@ -61,8 +63,6 @@ from controller.api.views import (
     AlarmRecordView,
     AlarmsView,
     CommandView,
-    DeviceHealthView,
-    HealthView,
     HistoryPoint,
     HistoryView,
     ItemView,
@@ -90,7 +90,6 @@ from controller.historian.errors import HistorianUnavailable
 from controller.historian.store import Historian
 from controller.line.actions import Command
 from controller.line.alarms import AlarmActionRefused, UnknownAlarm
-from controller.line.poller import PollerFailure
 from controller.users.auth import Permission, Session
 
 __all__ = [
@@ -252,34 +251,6 @@ def _historian_errors() -> Iterator[None]:
         raise HTTPException(503, str(exc)) from None
 
 
-@router.get("/api/health", response_model=HealthView, tags=["read"])
-async def get_health(ctx: Ctx) -> HealthView:
-    poller = ctx.controller.poller
-    problem = ""
-    try:
-        poller.check()
-    except PollerFailure as exc:
-        problem = str(exc)
-    devices = [
-        DeviceHealthView(
-            device=h.device,
-            link=h.link,
-            faulted=h.faulted,
-            consecutive_failures=h.consecutive_failures,
-            last_error=h.last_error,
-            last_success_ts=h.last_success_ts,
-        )
-        for h in poller.health().values()
-    ]
-    return HealthView(
-        ok=not problem,
-        problem=problem,
-        devices=devices,
-        ws_clients=ctx.feed.clients,
-        ws_dropped=ctx.feed.dropped,
-    )
-
-
 @router.post("/api/commands", response_model=CommandView, tags=["act"])
 async def post_command(
     ctx: Ctx, body: ActionRequest, session: Annotated[Session, require(Permission.COMMAND)]
@@ -403,6 +374,7 @@ def create_app(context: ApiContext) -> FastAPI:
     app.include_router(operations_router)
     app.include_router(trends_router)
     app.include_router(modes_router)
+    app.include_router(health_router)
     app.include_router(hmi_router)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     return app

@@ -275,9 +275,20 @@ class DeviceHealthView(BaseModel):
     last_success_ts: float | None
 
 
+class HealthReasonView(BaseModel):
+    level: Literal["degraded", "failed"]
+    kind: Literal["acquisition", "device", "historian", "broker"]
+    subject: str = Field(description="what it is about: a device's name, the historian, the broker")
+    text: str
+
+
 class HealthView(BaseModel):
-    ok: bool
-    problem: str
+    status: Literal["ok", "degraded", "failed"] = Field(
+        description="HTTP 200 for ok and degraded (the line runs and its HMI must stay reachable), 503 failed"
+    )
+    reasons: list[HealthReasonView]
+    ok: bool = Field(description="status is ok")
+    problem: str = Field(description="why acquisition is failing, or empty")
     devices: list[DeviceHealthView]
     ws_clients: int
     ws_dropped: int

@@ -18,6 +18,7 @@ from typing import Any
 from controller.config.broker_tls import BrokerTls, BrokerTlsError, broker_tls_context
 from controller.config.device_params import channel_keys, read_address, read_params
 from controller.config.reader import TableReader, file_text, toml_table
+from controller.config.secrets import mask_secrets, read_password, url_with_password
 from drivers.deposition_sources import STANDARD_LINE_SOURCES
 from drivers.errors import ConfigError
 from drivers.remote_io import IoPoints, line_points
@@ -280,8 +281,13 @@ def _database(t: TableReader) -> DatabaseConfig:
     url = t.text("url", DEFAULT_DATABASE_URL)
     if "://" not in url:
         raise t.fail(
-            "url", url, "an SQLAlchemy URL such as sqlite:///data/line.db or postgresql://user@host/db"
+            "url",
+            mask_secrets(url),
+            "an SQLAlchemy URL such as sqlite:///data/line.db or postgresql://user@host/db",
         )
+    password = read_password(t)  # from a file or a systemd credential, never shown
+    if password is not None:
+        url = url_with_password(t, url, password)
     t.finish()
     return DatabaseConfig(url)
 
@@ -292,7 +298,7 @@ def _mqtt(t: TableReader) -> MqttConfig:
         host=t.text("host"),
         port=t.integer("port", 1883 if tls is None else 8883, min=1, max=65535),
         username=t.text("username", ""),
-        password=t.text("password", ""),
+        password=_mqtt_password(t),
         topic_prefix=t.text("topic_prefix", "depline"),
         command_users=tuple(t.text_list("command_users", [])),
         commands=tuple(t.text_list("commands", [])),
@@ -320,6 +326,13 @@ def _broker_tls(t: TableReader) -> BrokerTls | None:
     except BrokerTlsError as exc:
         raise t.fail(exc.field, exc.value, str(exc)) from None
     return files
+
+
+def _mqtt_password(t: TableReader) -> str:
+    from_file = read_password(t)
+    if from_file is not None and t.has("password"):
+        raise t.fail("password", "<hidden>", "give password or password_file/password_credential, not both")
+    return from_file if from_file is not None else t.text("password", "")
 
 
 def _hmi(t: TableReader) -> HmiConfig:

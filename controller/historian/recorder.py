@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from controller.config.line_config import ROOM, LineConfig
+from controller.config.secrets import mask_secrets
 from controller.errors import UserError
 from controller.historian.errors import HistorianUnavailable
 from controller.historian.recovery import InterruptedRun, RecoveredInventory
@@ -141,7 +142,8 @@ class Recorder:
         historian = self.historian
         if not await historian.flush(self.recovery_timeout_s):
             raise RecoveryError(
-                f"cannot read the line's records from {historian.url} within {self.recovery_timeout_s:g} s "
+                f"cannot read the line's records from {mask_secrets(historian.url)} "
+                f"within {self.recovery_timeout_s:g} s "
                 f"({historian.stats.detail}); the controller does not start without knowing where every "
                 "item is: make the database reachable and start again"
             )

@@ -41,6 +41,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from controller.config.secrets import mask_secrets
 from drivers.errors import ConfigError
 
 RUN_STATUSES: Final = ("running", "complete", "incomplete")
@@ -273,13 +274,16 @@ def async_url(url: str) -> URL:
     try:
         parsed = make_url(url)
     except Exception as exc:  # sqlalchemy raises ArgumentError, but a bad port raises ValueError
-        raise ConfigError(f"database url {url!r} is not an SQLAlchemy URL: {exc}") from exc
+        # the parser's message quotes the URL: masked whole, and not chained (a traceback would show it)
+        raise ConfigError(mask_secrets(f"database url {url!r} is not an SQLAlchemy URL: {exc}")) from None
     backend = parsed.get_backend_name()
     if backend == "sqlite":
         return parsed.set(drivername="sqlite+aiosqlite")
     if backend in ("postgresql", "postgres"):
         return parsed.set(drivername="postgresql+asyncpg")
-    raise ConfigError(f"database url {url!r}: the historian supports sqlite:/// and postgresql:// only")
+    raise ConfigError(
+        mask_secrets(f"database url {url!r}: the historian supports sqlite:/// and postgresql:// only")
+    )
 
 
 def sqlite_busy_timeout_ms(timeout_s: float) -> int:

@@ -45,8 +45,8 @@ class ServiceClient:
         return self._call("POST", path, body)
 
     def reachable(self) -> bool:
-        try:
-            self.get("/api/health")
+        try:  # not /api/health: a failed line answers it 503, and is still there to be talked to
+            self.get("/api/mode")
         except UserError:
             return False
         return True

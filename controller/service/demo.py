@@ -20,6 +20,7 @@ from importlib import resources
 from pathlib import Path
 
 from controller.config.line_config import LineConfig
+from controller.config.secrets import mask_secrets
 from controller.service.batch_run import run_batch, simulated_plan
 from controller.service.line_service import PortInUse, bind_listener, serve_line, stop_on_signals
 from sequences.batch_queue import load_queue
@@ -75,7 +76,7 @@ async def run_demo(
     desk = OperatorDesk(clock=clock, simulated_glove_work_s=SIMULATED_GLOVE_WORK_S)
     print(
         f"depline demo: line {config.name!r} simulated at {speed:g}x over its real protocols; "
-        f"{len(queue.jobs)} jobs from {queue.path}; records in {config.database.url}; "
+        f"{len(queue.jobs)} jobs from {queue.path}; records in {mask_secrets(config.database.url)}; "
         "a simulated operator answers the glove-work prompts"
     )
     listener = _api_listener(config)  # names host and port when it cannot

@@ -6,6 +6,14 @@ the simulator. After every step the line is given a moment to react, then the in
 and the ledger is checked to be complete. Commands alone must never expose an item: exposure may only
 follow an injected fault, and then the ledger and an alarm must say so.
 
+The unit mode is part of the game: batches take the line (production, owned by the batch), are held
+and resumed, the line is switched between production, manual and maintenance, and manual commands
+(HMI, CLI, MQTT origins, operator or engineer) arrive at any time. The machine plays the batch host's
+part of the mode protocol (a batch takes production when it starts, lets go only when held, hands the
+line back when it ends; `sequences.batch_host` has its own tests), so the gate is judged on a line whose
+mode is changed under it. Whatever the steps, no manual command executes while a batch owns the line:
+the gate refuses it with the mode's reason and the plant's actuators do not move.
+
 CI runs the "ci" profile (≥ 500 steps); `HYPOTHESIS_PROFILE=long` runs ten times more.
 """
 
@@ -15,12 +23,12 @@ import asyncio
 import dataclasses
 import os
 from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from controller.config.line_config import load_line_config
 from controller.line.actions import (
@@ -37,7 +45,9 @@ from controller.line.actions import (
 )
 from controller.line.atmosphere import Atmosphere
 from controller.line.controller import LineController
+from controller.line.gate import GateRecord
 from controller.line.items import ItemKind, materials_in, space_of
+from controller.line.modes import MANUAL_ORIGINS, TRANSITIONS, ModeRefused, ModeState, UnitMode
 from controller.line.poller import PollPlan, Priority
 from sim_hardware.faults import Fault, inject
 from sim_hardware.line import InitialAtmosphere, SimLine
@@ -102,6 +112,11 @@ faults = st.one_of(
 )
 
 
+ManualOrigin = Literal["hmi", "cli", "mqtt"]
+manual_origins: st.SearchStrategy[ManualOrigin] = st.sampled_from(["hmi", "cli", "mqtt"])
+roles = st.sampled_from(["operator", "engineer"])
+
+
 def _fault_spaces(fault: Fault) -> set[str]:
     """Spaces whose atmosphere (or its evidence) a fault can spoil."""
     by_device = {
@@ -128,7 +143,14 @@ class LineMachine(RuleBasedStateMachine):
         self.undo: list[Callable[[], None]] = []
         self.faulted: set[str] = set()
         self.io_faulted = False
+        self.batch: str | None = None  # the batch that holds the line's production (held or not)
+        self.held = False
+        self.batches = 0
+        self.ending = False
+        self.judged: list[tuple[GateRecord, ModeState]] = []  # every gate record, with the mode it met
         self.sim, self.ctl = self.run(self._start(), 30.0)
+        self.ctl.modes.guards.append(self._batch_guard)
+        self.ctl.gate.subscribe(lambda record: self.judged.append((record, self.ctl.modes.current)))
 
     def run(self, coro: Coroutine[Any, Any, T], timeout_s: float = 20.0) -> T:
         return self.loop.run_until_complete(asyncio.wait_for(coro, timeout_s))
@@ -176,6 +198,104 @@ class LineMachine(RuleBasedStateMachine):
         self.run(self.ctl.gate.submit(Command(action, "property", "test")))
         self.settle()
 
+    # -- the unit mode: batches own the line, people switch it, manual commands arrive ----------------
+
+    def _batch_guard(self, now: ModeState, to: UnitMode, owner: str | None) -> str | None:
+        """The batch host's rule: a running batch lets go of production only when held (or ending)."""
+        if self.batch is None or self.ending:
+            return None
+        if now.mode is UnitMode.PRODUCTION and to is not UnitMode.PRODUCTION and not self.held:
+            return f"batch {self.batch} is running: hold it first"
+        if to is UnitMode.PRODUCTION and owner != self.batch:
+            return f"batch {self.batch} holds the line's production"
+        return None
+
+    @initialize(action=actions, origin=manual_origins, role=roles)
+    def a_batch_runs(self, action: Any, origin: ManualOrigin, role: str) -> None:
+        """Every example starts with a batch owning the line: the rules then hold, switch and end it."""
+        self.start_batch(action, origin, role)
+
+    @precondition(lambda self: self.batch is None and self.ctl.modes.current.mode is UnitMode.MANUAL)
+    @rule(action=actions, origin=manual_origins, role=roles)
+    def start_batch(self, action: Any, origin: ManualOrigin, role: str) -> None:
+        """A batch takes the line, and somebody tries a manual command at once (the moment it matters)."""
+        self.batches += 1
+        self.batch, self.held = f"B{self.batches}", False
+        state = self.ctl.modes.change(UnitMode.PRODUCTION, "op1", "queue started", owner=self.batch)
+        assert (state.mode, state.owner) == (UnitMode.PRODUCTION, self.batch)
+        self.manual_command(action, origin, role)
+
+    @precondition(lambda self: self.batch is not None and not self.held)
+    @rule()
+    def hold_batch(self) -> None:
+        self.held = True
+
+    @precondition(lambda self: self.batch is not None and self.held)
+    @rule()
+    def resume_batch(self) -> None:
+        """Resuming needs the line back in production, owned by the batch (the host refuses otherwise)."""
+        if self.ctl.modes.current.mode is UnitMode.PRODUCTION and self.ctl.modes.current.owner == self.batch:
+            self.held = False
+
+    @precondition(lambda self: self.batch is not None)
+    @rule()
+    def end_batch(self) -> None:
+        """The batch ended (done, aborted): the line is handed back to manual, still supervised."""
+        self.ending = True
+        try:
+            if self.ctl.modes.current.mode is UnitMode.PRODUCTION:
+                self.ctl.modes.change(UnitMode.MANUAL, "op1", f"batch {self.batch} ended")
+        finally:
+            self.ending = False
+        self.batch, self.held = None, False
+
+    @rule(to=st.sampled_from(list(UnitMode)), action=actions, origin=manual_origins, role=roles)
+    def switch_mode(self, to: UnitMode, action: Any, origin: ManualOrigin, role: str) -> None:
+        """A switch (allowed or refused as the rules say), then a manual command in whatever mode it left."""
+        self._switch(to)
+        self.manual_command(action, origin, role)
+
+    def _switch(self, to: UnitMode) -> None:
+        now = self.ctl.modes.current
+        owner = self.batch if to is UnitMode.PRODUCTION else None
+        allowed = (to is now.mode and owner == now.owner) or (
+            (to is now.mode or to in TRANSITIONS[now.mode])
+            and (to is not UnitMode.PRODUCTION or self.batch is not None)
+            and (now.mode is not UnitMode.PRODUCTION or to is UnitMode.PRODUCTION or self.held)
+        )
+        why = ""
+        try:
+            self.ctl.modes.change(to, "eng1", "the test switches", owner=owner)
+        except ModeRefused as refused:
+            why = str(refused)
+        if why:
+            assert not allowed, f"{now.words()} -> {to.value} refused: {why}"
+            assert self.ctl.modes.current == now
+            return
+        assert allowed, f"{now.words()} -> {to.value} was allowed"
+        assert self.ctl.modes.current.mode is to
+
+    @rule(action=actions, origin=manual_origins, role=roles)
+    def manual_command(self, action: Any, origin: ManualOrigin, role: str) -> None:
+        mode = self.ctl.modes.current.mode
+        before = self._commanded()
+        mark = len(self.judged)
+        record = self.run(self.ctl.gate.submit(Command(action, "op1", origin, "by hand", {"role": role})))
+        if mode is UnitMode.PRODUCTION:
+            assert record.outcome == "refused", record
+            assert [r.invariant for r in record.verdict.refusals] == ["MODE"]
+            assert "owns the line: hold it and switch to manual" in record.verdict.reason
+            others = [r for r, _ in self.judged[mark:] if r is not record and r.executed]
+            if not others:  # nobody else (the supervisor) acted meanwhile: the plant's outputs did not move
+                assert self._commanded() == before, action
+        elif mode is UnitMode.MAINTENANCE and role == "operator":
+            assert [r.invariant for r in record.verdict.refusals] == ["MODE"], record
+        self.settle()
+
+    def _commanded(self) -> dict[str, bool]:
+        plant = self.sim.plant
+        return {name: a.open for name, a in [*plant.valves.items(), *plant.doors.items()]}
+
     @rule(fault=faults)
     def fault(self, fault: Fault) -> None:
         self.undo.append(inject(self.sim, fault))
@@ -201,6 +321,22 @@ class LineMachine(RuleBasedStateMachine):
         task = self.ctl.supervisor._task
         assert task is not None
         assert not task.done(), task
+
+    @invariant()
+    def no_manual_command_executes_while_a_batch_owns_the_line(self) -> None:
+        for record, mode in self.judged:
+            if record.command.origin in MANUAL_ORIGINS and mode.mode is UnitMode.PRODUCTION:
+                assert not record.executed, record
+                assert record.verdict.reason.startswith("[MODE production]"), record
+        self.judged.clear()
+
+    @invariant()
+    def the_mode_follows_the_batch(self) -> None:
+        now = self.ctl.modes.current
+        if self.batch is None:
+            assert now.mode is not UnitMode.PRODUCTION
+        elif not self.held:
+            assert (now.mode, now.owner) == (UnitMode.PRODUCTION, self.batch)
 
     @invariant()
     def valve_combinations_never_occur(self) -> None:
