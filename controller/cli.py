@@ -530,9 +530,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     batch.set_defaults(handler=_cmd_batch)
 
+    from controller.flight_recorder.commands import add_flight_recorder_commands
     from controller.reports.command import add_report_command
 
     add_report_command(sub)
+    add_flight_recorder_commands(sub)
 
     db = sub.add_parser("db", help="database tools", description="Historian database tools.")
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")

@@ -225,6 +225,8 @@ class JobRunner:
         await self.store.update_job(
             job.id, attempts=job.attempts + 1, started_at=job.started_at or time.time()
         )
+        # what the flight recorder needs to state plant hours: the speed the plant ran at this attempt
+        await self._record("attempt", {"n": job.attempts + 1, "plant_speed": self.clock.speed})
         events = await self.store.events(job.id)
         self._decision_events = [e for e in events if e["kind"] in DECISION_KINDS]
         self.ctx.carried_confirmations = confirmations_since_checkpoint(events)

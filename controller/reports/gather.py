@@ -126,7 +126,11 @@ async def _job_report(
         for role, item in roles
     ]
     base = roles[0][1]
-    plot = await _plot(historian, readings, base, entries[base], started, ended, now, plot_points)
+    plot = (
+        await _plot(historian, readings, base, entries[base], started, ended, now, plot_points)
+        if plot_points > 0  # a listing of many jobs wants their verdicts, not their curves
+        else None
+    )
     return JobReport(
         id=str(row["id"]),
         batch_id=row["batch_id"],

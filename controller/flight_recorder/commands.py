@@ -1,0 +1,171 @@
+"""The flight recorder's command line: `depline history` and `depline samples`.
+
+Both read a historian database (the line's, from `--config`, or any with `--database`) and change
+nothing in it; bad input (unknown item, range with no data, a database that is not a depline historian
+or is from a newer depline) is one line naming what and why, exit 2, and nothing is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TypeAlias, TypeVar
+
+from controller.config.line_config import LineConfig, load_line_config
+from controller.errors import UserError
+from controller.flight_recorder.history import JOB_OUTCOMES, HistoryFilter, find_history, render_history
+from controller.flight_recorder.sample_export import FORMATS, Channel, select_channels, write_samples
+from controller.flight_recorder.time_range import parse_instant
+from controller.historian.errors import HistorianUnavailable
+from controller.historian.store import Historian
+from controller.historian.upgrade import require_readable
+from controller.reports.command import require_database_file
+from controller.reports.gather import shown_url
+
+READ_TIMEOUT_S = 60.0
+T = TypeVar("T")
+
+Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+
+def add_flight_recorder_commands(sub: Subparsers) -> None:
+    _add_history(sub)
+    _add_samples(sub)
+
+
+def _database_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="line configuration TOML (default: the embedded standard line)")
+    parser.add_argument("--database", help="SQLAlchemy URL overriding [database] url")
+
+
+def _add_history(sub: Subparsers) -> None:
+    history = sub.add_parser(
+        "history",
+        help="list the batches and jobs that ran, newest first, with each electrode's verdict",
+        description="List batches and their jobs, newest first: recipe, start and end, outcome, wall and "
+        "plant time, the electrode and its certificate verdict, and the service runs that executed the job. "
+        "Times are ISO 8601 (UTC unless an offset is given) or epoch seconds. Reads the records only.",
+    )
+    _database_options(history)
+    history.add_argument("--since", help="batches created at or after this time")
+    history.add_argument("--until", help="batches created at or before this time")
+    history.add_argument("--outcome", choices=JOB_OUTCOMES, help="only jobs that ended so")
+    history.add_argument("--recipe", help="only jobs whose recipe path contains this text")
+    history.add_argument(
+        "--item", help="every job and batch this item (electrode, container, target) went through"
+    )
+    history.add_argument("--limit", type=int, default=50, help="at most this many batches (default 50)")
+    history.add_argument("--json", action="store_true", help="JSON for scripts instead of the table")
+    history.set_defaults(handler=_cmd_history)
+
+
+def _add_samples(sub: Subparsers) -> None:
+    samples = sub.add_parser(
+        "samples",
+        help="export every recorded reading of a space or a channel over a time range (CSV or JSON lines)",
+        description="Write every recorded reading in [--from, --to] of a space (all its instruments) or of "
+        "one channel (DEVICE.CHANNEL), oldest first, with its unit and quality, to standard output or -o "
+        "FILE. Times are ISO 8601 (UTC unless an offset is given) or epoch seconds.",
+    )
+    _database_options(samples)
+    samples.add_argument("--from", dest="since", required=True, help="start of the range")
+    samples.add_argument("--to", dest="until", required=True, help="end of the range")
+    which = samples.add_mutually_exclusive_group(required=True)
+    which.add_argument("--space", help="a space of the line: all its instruments")
+    which.add_argument("--channel", help="one channel, as DEVICE.CHANNEL (e.g. pc_gauge.pressure_ch1)")
+    samples.add_argument("--format", choices=FORMATS, default="csv", help="csv (default) or jsonl")
+    samples.add_argument("-o", "--output", help="write to this file instead of standard output")
+    samples.set_defaults(handler=_cmd_samples)
+
+
+def _database(args: argparse.Namespace) -> tuple[LineConfig, str]:
+    config = load_line_config(args.config)
+    url = config.database.url if args.database is None else args.database
+    if "://" not in url:
+        raise UserError(f"--database {url!r}: an SQLAlchemy URL such as sqlite:///data/line.db is expected")
+    require_database_file(url)
+    return config, url
+
+
+def _cmd_history(args: argparse.Namespace) -> int:
+    config, url = _database(args)
+    if args.limit < 1:
+        raise UserError(f"--limit {args.limit}: must be at least 1")
+    wanted = HistoryFilter(
+        since_ts=None if args.since is None else parse_instant("--since", args.since),
+        until_ts=None if args.until is None else parse_instant("--until", args.until),
+        outcome=args.outcome,
+        recipe=args.recipe,
+        item=args.item,
+        limit=args.limit,
+    )
+    found = asyncio.run(_read(url, lambda h: find_history(h, config, wanted)))
+    if args.json:
+        json.dump([b.as_json() for b in found], sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(render_history(found))
+    return 0
+
+
+def _cmd_samples(args: argparse.Namespace) -> int:
+    config, url = _database(args)
+    since = parse_instant("--from", args.since)
+    until = parse_instant("--to", args.until)
+    if until <= since:
+        raise UserError(f"--to {args.until}: must be after --from {args.since}")
+    output = None if args.output is None else Path(args.output)
+    if output is not None and not output.parent.is_dir():
+        raise UserError(f"-o {output}: the directory {output.parent} does not exist")
+
+    async def export(historian: Historian) -> int:
+        chosen = await select_channels(historian, config, space=args.space, channel=args.channel)
+        if output is None:
+            return await write_samples(historian, chosen, since, until, args.format, sys.stdout)
+        return await _export_to_file(historian, chosen, since, until, args.format, output)
+
+    count = asyncio.run(_read(url, export))
+    if count == 0:
+        raise UserError(
+            f"samples: {shown_url(url)} holds no reading of "
+            f"{'space ' + args.space if args.space else 'channel ' + args.channel} "
+            f"between {args.since} and {args.until}"
+        )
+    print(
+        f"depline: {count} samples{'' if output is None else ' written to ' + str(output)}", file=sys.stderr
+    )
+    return 0
+
+
+async def _export_to_file(
+    historian: Historian, chosen: list[Channel], since: float, until: float, fmt: str, output: Path
+) -> int:
+    """Written beside the target and renamed when complete: an interrupted or empty export leaves no
+    file that looks whole."""
+    partial = output.with_name(output.name + ".partial")
+    out = await asyncio.to_thread(partial.open, "w", encoding="utf-8", newline="")
+    try:
+        count = await write_samples(historian, chosen, since, until, fmt, out)
+    except BaseException:
+        await asyncio.to_thread(out.close)
+        partial.unlink(missing_ok=True)
+        raise
+    await asyncio.to_thread(out.close)
+    if count:
+        partial.replace(output)
+    else:
+        partial.unlink(missing_ok=True)
+    return count
+
+
+async def _read(url: str, query: Callable[[Historian], Awaitable[T]]) -> T:
+    await require_readable(url, timeout_s=READ_TIMEOUT_S)
+    async with Historian.reader(url, timeout_s=READ_TIMEOUT_S) as historian:
+        try:
+            return await query(historian)
+        except HistorianUnavailable as exc:
+            raise UserError(f"cannot read the records in {shown_url(url)}: {exc}") from None

@@ -1,0 +1,109 @@
+"""The flight recorder's read side: finding batches and jobs, and paging through raw samples.
+
+Why it is built this way:
+
+- **Beside the certificate's queries, not inside them.** `HistorianQueries` answers what a running
+  line and a certificate ask; these answer what a maintenance engineer asks afterwards ("which jobs
+  ran last night", "every reading of the process chamber from 02:00 to 02:10"). `Historian` inherits
+  both, so a `Historian.reader` serves them with the same timeout and error mapping.
+- **Samples are paged, never loaded whole.** 24 h of one channel at the line's rate is ~250 k rows and
+  a space's instruments several times that: `sample_pages` walks the (channel, ts) index in pages
+  keyed on (ts, id), so memory stays at one page whatever the range holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, Final
+
+from sqlalchemy import and_, or_, select
+
+from controller.historian.queries import IN_CHUNK, HistorianQueries
+from controller.historian.queries import _plain as plain_row  # the same row decoding (NaN, JSON columns)
+from controller.historian.schema import batches, channels, jobs, samples
+
+SAMPLE_PAGE: Final = 20_000
+
+
+class RecordSearch(HistorianQueries):
+    """Queries for finding what ran and exporting what was measured."""
+
+    async def batch_rows(
+        self, since_ts: float | None = None, until_ts: float | None = None, limit: int = 200
+    ) -> list[dict[str, Any]]:
+        """Batches created in [since, until], newest first, without their queue text."""
+        statement = select(*(c for c in batches.c if c.name != "queue_text"))
+        if since_ts is not None:
+            statement = statement.where(batches.c.created_at >= since_ts)
+        if until_ts is not None:
+            statement = statement.where(batches.c.created_at <= until_ts)
+        statement = statement.order_by(batches.c.created_at.desc(), batches.c.id.desc()).limit(limit)
+        return [plain_row(r) for r in await self._fetch(statement)]
+
+    async def batch_rows_by_id(self, batch_ids: Sequence[str]) -> list[dict[str, Any]]:
+        """These batches (unknown ids left out), newest first."""
+        out: list[dict[str, Any]] = []
+        columns = [c for c in batches.c if c.name != "queue_text"]
+        for start in range(0, len(batch_ids), IN_CHUNK):
+            chunk = list(batch_ids[start : start + IN_CHUNK])
+            out += [plain_row(r) for r in await self._fetch(select(*columns).where(batches.c.id.in_(chunk)))]
+        return sorted(out, key=lambda b: (b["created_at"], b["id"]), reverse=True)
+
+    async def jobs_of_batches(self, batch_ids: Sequence[str]) -> list[dict[str, Any]]:
+        """The jobs of these batches in queue order, `items` decoded, without recipe texts."""
+        out: list[dict[str, Any]] = []
+        columns = [c for c in jobs.c if c.name != "recipe_text"]
+        for start in range(0, len(batch_ids), IN_CHUNK):
+            chunk = list(batch_ids[start : start + IN_CHUNK])
+            statement = select(*columns).where(jobs.c.batch_id.in_(chunk))
+            out += [plain_row(r, json_columns=("items",)) for r in await self._fetch(statement)]
+        return sorted(out, key=lambda j: (str(j["batch_id"]), int(j["position"])))
+
+    async def batches_naming_item(self, item: str) -> list[str]:
+        """Ids of the batches with a job that names `item` (electrode, container or target).
+
+        The items column holds JSON; a LIKE on the quoted id narrows it in the database and the decoded
+        JSON decides, so an id that is a substring of another never matches it."""
+        pattern = '%"' + item.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + '"%'
+        statement = select(jobs.c.batch_id, jobs.c["items"]).where(jobs.c["items"].like(pattern, escape="\\"))
+        found = []
+        for row in await self._fetch(statement):
+            decoded = plain_row(row, json_columns=("items",))["items"]
+            if item in _item_ids(decoded):
+                found.append(str(row["batch_id"]))
+        return list(dict.fromkeys(found))
+
+    async def channel_rows(self) -> list[dict[str, Any]]:
+        """Every recorded channel: id, device, channel, unit."""
+        return [plain_row(r) for r in await self._fetch(select(channels).order_by(channels.c.id))]
+
+    async def sample_pages(
+        self, channel_ids: Sequence[int], since_ts: float, until_ts: float, *, page: int = SAMPLE_PAGE
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """Every sample of these channels in [since, until], oldest first, `page` rows at a time."""
+        last: tuple[float, int] | None = None
+        while True:
+            statement = select(samples).where(
+                samples.c.channel_id.in_(list(channel_ids)),
+                samples.c.ts >= since_ts,
+                samples.c.ts <= until_ts,
+            )
+            if last is not None:
+                after = or_(samples.c.ts > last[0], and_(samples.c.ts == last[0], samples.c.id > last[1]))
+                statement = statement.where(after)
+            statement = statement.order_by(samples.c.ts, samples.c.id).limit(page)
+            rows = [plain_row(r) for r in await self._fetch(statement)]
+            if not rows:
+                return
+            yield rows
+            if len(rows) < page:
+                return
+            last = (float(rows[-1]["ts"]), int(rows[-1]["id"]))
+
+
+def _item_ids(items: Any) -> set[str]:
+    if not isinstance(items, dict):
+        return set()
+    ids = {str(items.get(k)) for k in ("base", "container", "out_container") if items.get(k)}
+    targets = items.get("targets") or {}
+    return ids | {str(v) for v in targets.values()} if isinstance(targets, dict) else ids
