@@ -195,3 +195,45 @@ def test_bad_questions_are_one_line_and_write_nothing(night: Path, tmp_path: Pat
     got = cli("history", *db_args(newer))
     assert got.returncode == 2, got.stderr
     assert "newer depline" in got.stderr
+
+
+@pytest.mark.heavy
+def test_the_timeline_of_a_job_interleaves_every_record_of_its_window(night: Path) -> None:
+    before = digest(night)
+    job_id, _batch, started, ended, electrode = job_row(night)
+    got = cli("timeline", *db_args(night), job_id, "--json")
+    assert got.returncode == 0, got.stderr
+    entries = [json.loads(line) for line in got.stdout.splitlines()]
+    with sqlite3.connect(night) as conn:  # what plain SQL finds in the same window, table by table
+        counted = {
+            source: conn.execute(
+                f"SELECT count(*) FROM {table} WHERE ts BETWEEN ? AND ?", (started, ended)
+            ).fetchone()[0]
+            for source, table in (("job", "job_events"), ("command", "commands"), ("item", "ledger"))
+        }
+    for source, count in counted.items():
+        assert count > 0
+        assert sum(e["source"] == source for e in entries) == count, source
+    assert [e["ts"] for e in entries] == sorted(e["ts"] for e in entries)
+    assert entries[-1]["plant_s"] == pytest.approx(1000 * (entries[-1]["ts"] - started))
+    assert any(e["source"] == "item" and electrode in e["text"] for e in entries)
+    inlet = [
+        json.loads(line)
+        for line in cli("timeline", *db_args(night), job_id, "--space", "inlet", "--json").stdout.splitlines()
+    ]
+    assert 0 < len(inlet) < len(entries)
+    assert all("inlet" in json.dumps(e["detail"]) for e in inlet)
+    table = cli("timeline", *db_args(night), job_id)
+    assert table.returncode == 0
+    assert "(plant time at 1000x)" in table.stdout
+    assert digest(night) == before
+
+
+@pytest.mark.heavy
+def test_a_timeline_of_nothing_known_is_one_line(night: Path) -> None:
+    unknown = cli("timeline", *db_args(night), "B19990101T000000Z-0000")
+    assert unknown.returncode == 2
+    assert "no job, batch or service run" in unknown.stderr
+    half = cli("timeline", *db_args(night), "--from", "2026-01-01")
+    assert half.returncode == 2
+    assert half.stderr.count("\n") == 1

@@ -20,6 +20,7 @@ from controller.errors import UserError
 from controller.flight_recorder.history import JOB_OUTCOMES, HistoryFilter, find_history, render_history
 from controller.flight_recorder.sample_export import FORMATS, Channel, select_channels, write_samples
 from controller.flight_recorder.time_range import parse_instant
+from controller.flight_recorder.timeline import Entry, Window, render_timeline, timeline, window_of_run
 from controller.historian.errors import HistorianUnavailable
 from controller.historian.store import Historian
 from controller.historian.upgrade import require_readable
@@ -34,6 +35,7 @@ Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 def add_flight_recorder_commands(sub: Subparsers) -> None:
     _add_history(sub)
+    _add_timeline(sub)
     _add_samples(sub)
 
 
@@ -61,6 +63,24 @@ def _add_history(sub: Subparsers) -> None:
     history.add_argument("--limit", type=int, default=50, help="at most this many batches (default 50)")
     history.add_argument("--json", action="store_true", help="JSON for scripts instead of the table")
     history.set_defaults(handler=_cmd_history)
+
+
+def _add_timeline(sub: Subparsers) -> None:
+    timeline = sub.add_parser(
+        "timeline",
+        help="every recorded event of a job, batch or service run (or a time range) in one time order",
+        description="Merge, in one time order with wall and plant time, the job and phase events, alarms "
+        "(raised, acknowledged, shelved, cleared, with who; first-out marked), every command (origin, user, "
+        "verdict, the refusal's invariant and reason), station transitions, mode changes and item moves of "
+        "RUN (a job, batch or service-run id) or of [--from, --to].",
+    )
+    _database_options(timeline)
+    timeline.add_argument("run", metavar="RUN", nargs="?", help="a job, batch or service-run id")
+    timeline.add_argument("--from", dest="since", help="start of the range (instead of RUN)")
+    timeline.add_argument("--to", dest="until", help="end of the range (instead of RUN)")
+    timeline.add_argument("--space", help="only the events that name this space")
+    timeline.add_argument("--json", action="store_true", help="JSON lines for scripts instead of the table")
+    timeline.set_defaults(handler=_cmd_timeline)
 
 
 def _add_samples(sub: Subparsers) -> None:
@@ -109,6 +129,32 @@ def _cmd_history(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
     else:
         sys.stdout.write(render_history(found))
+    return 0
+
+
+def _cmd_timeline(args: argparse.Namespace) -> int:
+    config, url = _database(args)
+    if (args.run is None) == (args.since is None or args.until is None):
+        raise UserError("timeline: give either RUN or both --from and --to")
+    if args.space is not None and args.space not in [s.name for s in config.spaces]:
+        names = ", ".join(s.name for s in config.spaces)
+        raise UserError(f"--space {args.space!r}: not a space of line {config.name!r} (spaces: {names})")
+
+    async def read(historian: Historian) -> tuple[Window, list[Entry]]:
+        if args.run is not None:
+            window = await window_of_run(historian, args.run)
+        else:
+            since, until = parse_instant("--from", args.since), parse_instant("--to", args.until)
+            if until <= since:
+                raise UserError(f"--to {args.until}: must be after --from {args.since}")
+            window = Window(since, until, 1.0, "range")
+        return window, await timeline(historian, window, space=args.space)
+
+    window, entries = asyncio.run(_read(url, read))
+    if args.json:
+        sys.stdout.write("".join(json.dumps(e.as_json()) + "\n" for e in entries))
+    else:
+        sys.stdout.write(render_timeline(window, entries))
     return 0
 
 

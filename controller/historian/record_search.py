@@ -20,9 +20,29 @@ from sqlalchemy import and_, or_, select
 
 from controller.historian.queries import IN_CHUNK, HistorianQueries
 from controller.historian.queries import _plain as plain_row  # the same row decoding (NaN, JSON columns)
-from controller.historian.schema import batches, channels, jobs, samples
+from controller.historian.schema import (
+    alarm_events,
+    batches,
+    channels,
+    commands,
+    job_events,
+    jobs,
+    ledger,
+    mode_changes,
+    samples,
+    transitions,
+)
 
 SAMPLE_PAGE: Final = 20_000
+TIMELINE_TABLES: Final = {
+    "job": job_events,
+    "alarm": alarm_events,
+    "command": commands,
+    "station": transitions,
+    "mode": mode_changes,
+    "item": ledger,
+}
+JSON_COLUMNS: Final = {"job": ("detail",), "command": ("action", "refusals")}
 
 
 class RecordSearch(HistorianQueries):
@@ -99,6 +119,25 @@ class RecordSearch(HistorianQueries):
             if len(rows) < page:
                 return
             last = (float(rows[-1]["ts"]), int(rows[-1]["id"]))
+
+
+    async def timeline_rows(
+        self, since_ts: float, until_ts: float, *, limit: int = 200_000
+    ) -> dict[str, list[dict[str, Any]]]:
+        """The rows of every event table in [since, until], per source ("job", "alarm", "command",
+        "station", "mode", "item"), each oldest first. The ledger and job events are indexed by item
+        and job, not by time, so their range scans grow with the table (issue 12's speed part adds them)."""
+        out: dict[str, list[dict[str, Any]]] = {}
+        for source, table in TIMELINE_TABLES.items():
+            statement = (
+                select(table)
+                .where(table.c.ts >= since_ts, table.c.ts <= until_ts)
+                .order_by(table.c.ts, table.c.id)
+                .limit(limit)
+            )
+            json_columns = JSON_COLUMNS.get(source, ())
+            out[source] = [plain_row(r, json_columns=json_columns) for r in await self._fetch(statement)]
+        return out
 
 
 def _item_ids(items: Any) -> set[str]:
