@@ -237,3 +237,37 @@ def test_a_timeline_of_nothing_known_is_one_line(night: Path) -> None:
     half = cli("timeline", *db_args(night), "--from", "2026-01-01")
     assert half.returncode == 2
     assert half.stderr.count("\n") == 1
+
+
+@pytest.mark.heavy
+def test_rejudged_with_the_rules_it_ran_under_the_night_agrees_with_its_record(night: Path) -> None:
+    before = digest(night)
+    job_id, *_rest = job_row(night)
+    got = cli("rejudge", *db_args(night), job_id, "--json")
+    assert got.returncode == 0, got.stdout + got.stderr
+    body = json.loads(got.stdout)
+    assert body["disagreements"] == []
+    assert body["commands_judged"] > 50  # every door, valve, move and seal of the job was judged again
+    assert body["samples_replayed"] > 1000
+    assert digest(night) == before
+
+
+@pytest.mark.heavy
+def test_a_stricter_frost_point_limit_rejudged_lists_what_it_would_have_refused(
+    night: Path, tmp_path: Path
+) -> None:
+    """The use of rejudge: a rule change checked against a recorded night before it is deployed."""
+    job_id, *_rest = job_row(night)
+    standard = (ROOT / "controller" / "config" / "standard_line.toml").read_text()
+    assert "max_frost_point_c = -50.0" in standard
+    stricter = tmp_path / "stricter.toml"
+    stricter.write_text(standard.replace("max_frost_point_c = -50.0", "max_frost_point_c = -70.0"))
+    got = cli("rejudge", "--config", str(stricter), *db_args(night), job_id, "--json")
+    assert got.returncode == 1, got.stdout + got.stderr
+    refused = [d for d in json.loads(got.stdout)["disagreements"] if d["kind"] == "allowed_then_refused_now"]
+    assert refused
+    assert all(d["then"] == "done" for d in refused)
+    assert any("I1" in d["now"] or "I2" in d["now"] for d in refused), refused
+    table = cli("rejudge", "--config", str(stricter), *db_args(night), job_id)
+    assert table.returncode == 1
+    assert "allowed_then_refused_now" in table.stdout

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import sys
 from collections.abc import Awaitable, Callable
@@ -18,6 +19,7 @@ from typing import TypeAlias, TypeVar
 from controller.config.line_config import LineConfig, load_line_config
 from controller.errors import UserError
 from controller.flight_recorder.history import JOB_OUTCOMES, HistoryFilter, find_history, render_history
+from controller.flight_recorder.rejudge import Rejudgement, rejudge, render_rejudgement
 from controller.flight_recorder.sample_export import FORMATS, Channel, select_channels, write_samples
 from controller.flight_recorder.time_range import parse_instant
 from controller.flight_recorder.timeline import Entry, Window, render_timeline, timeline, window_of_run
@@ -37,6 +39,7 @@ def add_flight_recorder_commands(sub: Subparsers) -> None:
     _add_history(sub)
     _add_timeline(sub)
     _add_samples(sub)
+    _add_rejudge(sub)
 
 
 def _database_options(parser: argparse.ArgumentParser) -> None:
@@ -102,6 +105,28 @@ def _add_samples(sub: Subparsers) -> None:
     samples.set_defaults(handler=_cmd_samples)
 
 
+def _add_rejudge(sub: Subparsers) -> None:
+    rejudge = sub.add_parser(
+        "rejudge",
+        help="judge a recorded job, batch or run again with today's interlocks and list the disagreements",
+        description="Replay the recorded samples and commands of RUN through today's pure atmosphere "
+        "classification and interlocks (with --config's line and limits) and list every instant where they "
+        "disagree with the record: a command allowed then and refused now or the reverse, a safe action the "
+        "supervisor would have sent earlier, later, or not at all. Exit 0 when all agree, 1 when some "
+        "disagree, 2 for bad input. Reads the records only.",
+    )
+    _database_options(rejudge)
+    rejudge.add_argument("run", metavar="RUN", help="a job, batch or service-run id")
+    rejudge.add_argument(
+        "--step",
+        type=float,
+        default=0.25,
+        help="wall seconds between watched instants (default 0.25: the interlock poll period)",
+    )
+    rejudge.add_argument("--json", action="store_true", help="JSON for scripts instead of the listing")
+    rejudge.set_defaults(handler=_cmd_rejudge)
+
+
 def _database(args: argparse.Namespace) -> tuple[LineConfig, str]:
     config = load_line_config(args.config)
     url = config.database.url if args.database is None else args.database
@@ -156,6 +181,31 @@ def _cmd_timeline(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(render_timeline(window, entries))
     return 0
+
+
+def _cmd_rejudge(args: argparse.Namespace) -> int:
+    config, url = _database(args)
+    if not 0.05 <= args.step <= 60.0:
+        raise UserError(f"--step {args.step}: must be between 0.05 and 60 seconds")
+
+    async def read(historian: Historian) -> Rejudgement:
+        window = await window_of_run(historian, args.run)
+        return await rejudge(historian, config, window, step_s=args.step)
+
+    result = asyncio.run(_read(url, read))
+    if args.json:
+        body = {
+            "run": args.run,
+            "commands_judged": result.commands_judged,
+            "instants_watched": result.instants_watched,
+            "samples_replayed": result.samples_replayed,
+            "disagreements": [dataclasses.asdict(d) for d in result.disagreements],
+        }
+        json.dump(body, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(render_rejudgement(result))
+    return 1 if result.disagreements else 0
 
 
 def _cmd_samples(args: argparse.Namespace) -> int:

@@ -20,6 +20,7 @@ from sqlalchemy import and_, or_, select
 
 from controller.historian.queries import IN_CHUNK, HistorianQueries
 from controller.historian.queries import _plain as plain_row  # the same row decoding (NaN, JSON columns)
+from controller.historian.recovery import INVENTORY_ACTIONS
 from controller.historian.schema import (
     alarm_events,
     batches,
@@ -120,7 +121,6 @@ class RecordSearch(HistorianQueries):
                 return
             last = (float(rows[-1]["ts"]), int(rows[-1]["id"]))
 
-
     async def timeline_rows(
         self, since_ts: float, until_ts: float, *, limit: int = 200_000
     ) -> dict[str, list[dict[str, Any]]]:
@@ -138,6 +138,17 @@ class RecordSearch(HistorianQueries):
             json_columns = JSON_COLUMNS.get(source, ())
             out[source] = [plain_row(r, json_columns=json_columns) for r in await self._fetch(statement)]
         return out
+
+    async def inventory_actions_until(self, until_ts: float) -> list[dict[str, Any]]:
+        """Every done registration, move, seal change and coating up to `until`, oldest first, with its
+        time: what the inventory was at any instant before it is folded from these."""
+        kinds = or_(*(commands.c.action.like(f'{{"type":"{name}",%') for name in INVENTORY_ACTIONS))
+        statement = (
+            select(commands.c.ts, commands.c.action)
+            .where(commands.c.ts <= until_ts, commands.c.outcome == "done", kinds)
+            .order_by(commands.c.ts, commands.c.id)
+        )
+        return [plain_row(r, json_columns=("action",)) for r in await self._fetch(statement)]
 
 
 def _item_ids(items: Any) -> set[str]:
