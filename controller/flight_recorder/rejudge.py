@@ -22,6 +22,7 @@ from __future__ import annotations
 import bisect
 import collections
 import json
+import math
 import time
 import typing
 from collections.abc import AsyncIterator, Iterator
@@ -30,6 +31,7 @@ from typing import Any, Final
 
 from controller.config.line_config import LineConfig
 from controller.flight_recorder.timeline import Window
+from controller.historian.record_search import SampleRow
 from controller.historian.recovery import fold_inventory
 from controller.historian.store import Historian
 from controller.line.actions import Action
@@ -101,19 +103,15 @@ class Replay:
         self.channels = channels
         self.snapshot: dict[tuple[str, str], Reading] = {}
         self.overlay: dict[tuple[str, str], Reading] = {}
+        self.qualities = {q.value: q for q in Quality}
 
-    def apply_sample(self, row: dict[str, Any]) -> None:
-        device, channel, unit = self.channels.get(int(row["channel_id"]), ("", "", ""))
+    def apply_sample(self, row: SampleRow) -> None:
+        device, channel, unit = self.channels.get(row.channel_id, ("", "", ""))
         if not device:
             return
-        ts = float(row["ts"])
-        value = row["value"]
-        try:
-            quality = Quality(row["quality"])
-        except ValueError:
-            quality = Quality.ERROR
-        number = float("nan") if value is None else float(value)
-        self.snapshot[(device, channel)] = Reading(number, unit, quality, ts, ts)
+        quality = self.qualities.get(row.quality, Quality.ERROR)
+        number = math.nan if row.value is None else row.value
+        self.snapshot[(device, channel)] = Reading(number, unit, quality, row.ts, row.ts)
 
     def apply_command(self, ts: float, action: Action) -> None:
         self.overlay.update(written_outputs(self.model, self.io, action, ts, ts))
@@ -201,20 +199,20 @@ async def _replay_start(historian: Historian, since_ts: float) -> float:
 class _SampleFeed:
     """The recorded samples handed to the replay in time order, a page at a time."""
 
-    def __init__(self, pages: AsyncIterator[list[dict[str, Any]]]) -> None:
+    def __init__(self, pages: AsyncIterator[list[SampleRow]]) -> None:
         self.pages = pages
-        self.pending: collections.deque[dict[str, Any]] = collections.deque()
+        self.pending: collections.deque[SampleRow] = collections.deque()
         self.exhausted = False
 
     async def until(self, ts: float, replay: Replay) -> int:
-        while not self.exhausted and (not self.pending or float(self.pending[-1]["ts"]) <= ts):
+        while not self.exhausted and (not self.pending or self.pending[-1].ts <= ts):
             page = await anext(self.pages, None)
             if page is None:
                 self.exhausted = True
             else:
                 self.pending.extend(page)
         applied = 0
-        while self.pending and float(self.pending[0]["ts"]) <= ts:
+        while self.pending and self.pending[0].ts <= ts:
             replay.apply_sample(self.pending.popleft())
             applied += 1
         return applied

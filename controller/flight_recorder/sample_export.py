@@ -24,6 +24,7 @@ from typing import Any, Final, TextIO
 
 from controller.config.line_config import LineConfig
 from controller.errors import UserError
+from controller.historian.record_search import SampleRow
 from controller.historian.store import Historian
 from controller.reports.gather import shown_url
 from controller.reports.wording import utc
@@ -100,7 +101,7 @@ async def write_samples(
     by_id = {c.id: c for c in chosen}
     count = 0
     async for page in historian.sample_pages(list(by_id), since_ts, until_ts):
-        records = [_record(row, by_id[int(row["channel_id"])]) for row in page]
+        records = [_record(row, by_id[row.channel_id]) for row in page]
         text = _csv_text(records, header=count == 0) if fmt == "csv" else _jsonl_text(records)
         await asyncio.to_thread(out.write, text)
         count += len(page)
@@ -120,15 +121,15 @@ def _jsonl_text(records: Sequence[dict[str, Any]]) -> str:
     return "".join(json.dumps(r) + "\n" for r in records)
 
 
-def _record(row: dict[str, Any], channel: Channel) -> dict[str, Any]:
-    value = row["value"]
+def _record(row: SampleRow, channel: Channel) -> dict[str, Any]:
+    value = row.value
     return {
-        "ts": float(row["ts"]),
-        "time_utc": utc(float(row["ts"]), digits=3),
+        "ts": row.ts,
+        "time_utc": utc(row.ts, digits=3),
         "device": channel.device,
         "channel": channel.channel,
         "space": channel.space,
-        "value": None if value is None or (isinstance(value, float) and math.isnan(value)) else value,
+        "value": None if value is None or math.isnan(value) else value,
         "unit": channel.unit,
-        "quality": row["quality"],
+        "quality": row.quality,
     }

@@ -14,7 +14,7 @@ Why it is built this way:
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from sqlalchemy import and_, or_, select
 
@@ -35,6 +35,16 @@ from controller.historian.schema import (
 )
 
 SAMPLE_PAGE: Final = 20_000
+
+
+class SampleRow(NamedTuple):
+    id: int
+    ts: float
+    channel_id: int
+    value: float | None  # None where the reading was not a number (SQLite keeps NaN as NULL)
+    quality: str
+
+
 TIMELINE_TABLES: Final = {
     "job": job_events,
     "alarm": alarm_events,
@@ -100,11 +110,14 @@ class RecordSearch(HistorianQueries):
 
     async def sample_pages(
         self, channel_ids: Sequence[int], since_ts: float, until_ts: float, *, page: int = SAMPLE_PAGE
-    ) -> AsyncIterator[list[dict[str, Any]]]:
-        """Every sample of these channels in [since, until], oldest first, `page` rows at a time."""
+    ) -> AsyncIterator[list[SampleRow]]:
+        """Every sample of these channels in [since, until], oldest first, `page` rows at a time, as
+        plain tuples: an export or a replay handles hundreds of thousands, and a dict per row was most
+        of a replay's time."""
         last: tuple[float, int] | None = None
+        columns = (samples.c.id, samples.c.ts, samples.c.channel_id, samples.c.value, samples.c.quality)
         while True:
-            statement = select(samples).where(
+            statement = select(*columns).where(
                 samples.c.channel_id.in_(list(channel_ids)),
                 samples.c.ts >= since_ts,
                 samples.c.ts <= until_ts,
@@ -113,13 +126,14 @@ class RecordSearch(HistorianQueries):
                 after = or_(samples.c.ts > last[0], and_(samples.c.ts == last[0], samples.c.id > last[1]))
                 statement = statement.where(after)
             statement = statement.order_by(samples.c.ts, samples.c.id).limit(page)
-            rows = [plain_row(r) for r in await self._fetch(statement)]
+            async with self._reading() as conn:
+                rows = [SampleRow(*r) for r in (await conn.execute(statement)).all()]
             if not rows:
                 return
             yield rows
             if len(rows) < page:
                 return
-            last = (float(rows[-1]["ts"]), int(rows[-1]["id"]))
+            last = (rows[-1].ts, rows[-1].id)
 
     async def timeline_rows(
         self, since_ts: float, until_ts: float, *, limit: int = 200_000
