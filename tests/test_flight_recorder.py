@@ -271,3 +271,27 @@ def test_a_stricter_frost_point_limit_rejudged_lists_what_it_would_have_refused(
     table = cli("rejudge", "--config", str(stricter), *db_args(night), job_id)
     assert table.returncode == 1
     assert "allowed_then_refused_now" in table.stdout
+
+
+@pytest.mark.heavy
+def test_compare_lists_phases_in_plant_time_and_overlays_a_pump_down(night: Path, tmp_path: Path) -> None:
+    job_id, *_rest = job_row(night)
+    with sqlite3.connect(night) as conn:  # the first pump-down's start and end, read from its checkpoints
+        events = conn.execute(
+            "SELECT ts, detail FROM job_events WHERE kind = 'checkpoint' ORDER BY id"
+        ).fetchall()
+    marks = {(d["phase"], d["status"]): ts for ts, d in ((ts, json.loads(d)) for ts, d in events)}
+    plant_s = 1000 * (marks[("pump_down_1", "done")] - marks[("pump_down_1", "started")])
+    page = tmp_path / "compare.html"
+    got = cli("compare", *db_args(night), job_id, job_id, "--html", str(page))
+    assert got.returncode == 0, got.stderr
+    [row] = [line for line in got.stdout.splitlines() if line.startswith("pump_down_1 ")]
+    hours, minutes = divmod(int(plant_s // 60), 60)
+    assert f"{hours} h {minutes:02d} min" in row if hours else f"{minutes} min" in row
+    assert row.rstrip().endswith("+0.0 s")
+    svg = page.read_text()
+    assert "<svg" in svg
+    assert svg.count('class="trace"') >= 2  # both jobs drawn
+    unknown = cli("compare", *db_args(night), job_id, "B19990101T000000Z-0000-J01")
+    assert unknown.returncode == 2
+    assert "no production job" in unknown.stderr

@@ -18,6 +18,7 @@ from typing import TypeAlias, TypeVar
 
 from controller.config.line_config import LineConfig, load_line_config
 from controller.errors import UserError
+from controller.flight_recorder.compare import Comparison, compare, render_comparison, render_comparison_html
 from controller.flight_recorder.history import JOB_OUTCOMES, HistoryFilter, find_history, render_history
 from controller.flight_recorder.rejudge import Rejudgement, rejudge, render_rejudgement
 from controller.flight_recorder.sample_export import FORMATS, Channel, select_channels, write_samples
@@ -40,6 +41,7 @@ def add_flight_recorder_commands(sub: Subparsers) -> None:
     _add_timeline(sub)
     _add_samples(sub)
     _add_rejudge(sub)
+    _add_compare(sub)
 
 
 def _database_options(parser: argparse.ArgumentParser) -> None:
@@ -127,6 +129,25 @@ def _add_rejudge(sub: Subparsers) -> None:
     rejudge.set_defaults(handler=_cmd_rejudge)
 
 
+def _add_compare(sub: Subparsers) -> None:
+    compare = sub.add_parser(
+        "compare",
+        help="two jobs side by side: phase durations, step figures, one phase's curves overlaid",
+        description="List JOB_A's and JOB_B's phase durations in plant time with the difference, their step "
+        "reports figure by figure, and with --html overlay the pressure and frost point of --space over "
+        "--phase (default: the first pump-down both ran) on one plant-time axis.",
+    )
+    _database_options(compare)
+    compare.add_argument("job_a", metavar="JOB_A")
+    compare.add_argument("job_b", metavar="JOB_B")
+    compare.add_argument("--phase", help="the phase whose curves are overlaid (e.g. pump_down_1)")
+    compare.add_argument(
+        "--space", default="process", help="the space whose curves are overlaid (default process)"
+    )
+    compare.add_argument("--html", metavar="FILE", help="also write the comparison with the overlay plot")
+    compare.set_defaults(handler=_cmd_compare)
+
+
 def _database(args: argparse.Namespace) -> tuple[LineConfig, str]:
     config = load_line_config(args.config)
     url = config.database.url if args.database is None else args.database
@@ -206,6 +227,29 @@ def _cmd_rejudge(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(render_rejudgement(result))
     return 1 if result.disagreements else 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    config, url = _database(args)
+    if args.space not in [s.name for s in config.spaces]:
+        names = ", ".join(s.name for s in config.spaces)
+        raise UserError(f"--space {args.space!r}: not a space of line {config.name!r} (spaces: {names})")
+    output = None if args.html is None else Path(args.html)
+    if output is not None and not output.parent.is_dir():
+        raise UserError(f"--html {output}: the directory {output.parent} does not exist")
+
+    async def read(historian: Historian) -> Comparison:
+        return await compare(historian, config, args.job_a, args.job_b, phase=args.phase, space=args.space)
+
+    result = asyncio.run(_read(url, read))
+    sys.stdout.write(render_comparison(result))
+    if output is not None:
+        try:
+            output.write_text(render_comparison_html(result), encoding="utf-8")
+        except OSError as exc:
+            raise UserError(f"--html {output}: cannot write: {exc.strerror}") from None
+        print(f"depline: wrote {output}", file=sys.stderr)
+    return 0
 
 
 def _cmd_samples(args: argparse.Namespace) -> int:

@@ -60,7 +60,7 @@ async def window_of_run(historian: Historian, run: str) -> Window:
     if rows and started:
         ended = [float(r["ended_at"]) for r in rows if r["ended_at"] is not None]
         until = max(ended) if len(ended) == len(rows) else float("inf")
-        speed = await _plant_speed(historian, [str(r["id"]) for r in rows])
+        speed = await plant_speed_of(historian, [str(r["id"]) for r in rows])
         what = f"job {run}" if len(rows) == 1 and rows[0]["id"] == run else f"batch {run}"
         return Window(min(started), until, speed, what)
     if rows:
@@ -74,7 +74,7 @@ async def window_of_run(historian: Historian, run: str) -> Window:
     raise UserError(f"timeline: {shown_url(historian.url)} has no job, batch or service run {run!r}")
 
 
-async def _plant_speed(historian: Historian, job_ids: Sequence[str]) -> float:
+async def plant_speed_of(historian: Historian, job_ids: Sequence[str]) -> float:
     for job_id in job_ids:
         for event in reversed(await historian.job_events(job_id)):
             speed = event["detail"].get("plant_speed") if isinstance(event["detail"], dict) else None
