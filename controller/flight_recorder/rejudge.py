@@ -92,6 +92,20 @@ def _fields(action: Action) -> Iterator[tuple[str, Any]]:
         yield name, getattr(action, name)
 
 
+def channels_read(config: LineConfig) -> list[tuple[str, str]]:
+    """Every (device, channel) a line state of this line reads, found by asking a snapshot that
+    records what it is asked for: the replay then reads only those samples from the database."""
+    asked: list[tuple[str, str]] = []
+
+    class Recording(dict[tuple[str, str], Reading]):
+        def get(self, key: tuple[str, str], default: Any = None) -> Any:
+            asked.append(key)
+            return super().get(key, default)
+
+    LineModel(config).state(Recording(), now_mono=0.0)
+    return list(dict.fromkeys(asked))
+
+
 class Replay:
     """The line as the records show it at an instant: a snapshot of the latest samples with the outputs
     each recorded command wrote laid over it (as the live gate does), the inventory folded from the
@@ -136,9 +150,11 @@ async def rejudge(
     the window's instants are compared."""
     until = min(window.until_ts, time.time())
     start = await _replay_start(historian, window.since_ts)
+    read = set(channels_read(config))
     channels = {
         int(r["id"]): (str(r["device"]), str(r["channel"]), str(r["unit"]))
         for r in await historian.channel_rows()
+        if (r["device"], r["channel"]) in read  # what the rules never read need not be replayed
     }
     replay = Replay(config, channels)
     known = [
