@@ -11,6 +11,7 @@ import csv
 import hashlib
 import io
 import json
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -20,6 +21,7 @@ import pytest
 
 from tests.sequences.test_production import THIN_ANNEALED
 from tests.test_cli import ROOT
+from tests.test_line_service import service
 
 # one worker runs the module, so the night is run once (`--dist loadgroup` in the Makefile)
 pytestmark = [pytest.mark.timeout(600), pytest.mark.xdist_group("flight_recorder")]
@@ -295,3 +297,30 @@ def test_compare_lists_phases_in_plant_time_and_overlays_a_pump_down(night: Path
     unknown = cli("compare", *db_args(night), job_id, "B19990101T000000Z-0000-J01")
     assert unknown.returncode == 2
     assert "no production job" in unknown.stderr
+
+
+@pytest.mark.heavy
+async def test_the_api_answers_the_same_questions_as_the_command_line(night: Path, tmp_path: Path) -> None:
+    """A running service on (a copy of) the night's database serves history, timeline, samples and
+    rejudge over HTTP from the same queries the CLI runs; the answers agree."""
+    job_id, batch_id, started, ended, _electrode = job_row(night)
+    shutil.copy(night, tmp_path / "line.db")
+    window = ["--from", str(started), "--to", str(ended)]
+    cli_timeline = cli("timeline", *db_args(night), job_id, "--json").stdout.splitlines()
+    cli_samples = cli("samples", *db_args(night), "--space", "process", *window, "--format", "jsonl")
+    params = {"from": str(started), "to": str(ended), "space": "process", "format": "jsonl"}
+    async with service(tmp_path) as http:
+        history = (await http.get("/api/history")).json()
+        timeline = (await http.get("/api/timeline", params={"run": job_id})).json()
+        samples = (await http.get("/api/samples", params=params)).text.splitlines()
+        judged = (await http.get(f"/api/rejudge/{job_id}")).json()
+        assert (await http.get("/api/timeline", params={"run": "nothing"})).status_code == 404
+        assert (await http.get("/api/samples", params={**params, "space": "attic"})).status_code == 404
+    assert [b["id"] for b in history] == [batch_id]
+    assert history[0]["jobs"][0]["certified"] is True, history[0]["jobs"][0]["verdict"]
+    assert [json.dumps(e) for e in timeline["entries"]] == [
+        json.dumps(json.loads(line)) for line in cli_timeline
+    ]
+    assert samples == cli_samples.stdout.splitlines()
+    config = str(tmp_path / "line.toml")  # the service's own rules (its line file) give the CLI's answer
+    assert judged == json.loads(cli("rejudge", "--config", config, *db_args(night), job_id, "--json").stdout)

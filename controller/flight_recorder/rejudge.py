@@ -14,7 +14,11 @@ want. What is listed is every disagreement with the record:
 
 Why this can be trusted only so far: the live gate also saw the outputs it had just written before
 the next poll read them back, and it judged at the poller's instants; the replay sees the recorded
-samples and judges on its own grid (`step_s`). Disagreements within one step are not reported.
+samples and judges on its own grid (`step_s`). Disagreements within one step are not reported. On
+the simulated line at a high plant speed one step of wall time is minutes of plant time: a chamber
+evacuated and back-filled within one step is then not seen evacuated by the replay, and its
+atmosphere memory (a sensorless chamber's provenance) can differ from the live one's — a false
+disagreement that a smaller `--step` removes.
 """
 
 from __future__ import annotations

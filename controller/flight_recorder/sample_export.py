@@ -101,14 +101,14 @@ async def write_samples(
     by_id = {c.id: c for c in chosen}
     count = 0
     async for page in historian.sample_pages(list(by_id), since_ts, until_ts):
-        records = [_record(row, by_id[row.channel_id]) for row in page]
-        text = _csv_text(records, header=count == 0) if fmt == "csv" else _jsonl_text(records)
+        records = [sample_record(row, by_id[row.channel_id]) for row in page]
+        text = csv_text(records, header=count == 0) if fmt == "csv" else jsonl_text(records)
         await asyncio.to_thread(out.write, text)
         count += len(page)
     return count
 
 
-def _csv_text(records: Sequence[dict[str, Any]], *, header: bool) -> str:
+def csv_text(records: Sequence[dict[str, Any]], *, header: bool) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     if header:
@@ -117,11 +117,11 @@ def _csv_text(records: Sequence[dict[str, Any]], *, header: bool) -> str:
     return buffer.getvalue()
 
 
-def _jsonl_text(records: Sequence[dict[str, Any]]) -> str:
+def jsonl_text(records: Sequence[dict[str, Any]]) -> str:
     return "".join(json.dumps(r) + "\n" for r in records)
 
 
-def _record(row: SampleRow, channel: Channel) -> dict[str, Any]:
+def sample_record(row: SampleRow, channel: Channel) -> dict[str, Any]:
     value = row.value
     return {
         "ts": row.ts,
