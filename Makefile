@@ -47,7 +47,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 pytest: $(STAMP) system-packages
-	$(BIN)/pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) --durations=15
+	$(BIN)/pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) --dist loadgroup --durations=15
 
 test: lint typecheck pytest
 

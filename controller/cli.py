@@ -535,9 +535,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     batch.set_defaults(handler=_cmd_batch)
 
+    from controller.flight_recorder.commands import add_flight_recorder_commands
     from controller.reports.command import add_report_command
 
     add_report_command(sub)
+    add_flight_recorder_commands(sub)
 
     from controller.service.commission import add_commission_command
 

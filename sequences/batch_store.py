@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import logging
 import secrets
 import time
 from collections.abc import Mapping, Sequence
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -26,6 +28,10 @@ from controller.historian.upgrade import upgrade
 from sequences.batch_queue import BatchQueue
 
 DB_TIMEOUT_S = 15.0
+LOCKED_RETRIES = 5  # each after SQLite's own busy timeout (5 s): about half a minute of a held lock
+LOCKED_PAUSE_S = 0.5
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,8 +121,27 @@ class BatchStore:
         return self._engine
 
     async def _execute(self, statement: Any, params: Sequence[Mapping[str, Any]] | None = None) -> None:
-        async with asyncio.timeout(self.timeout_s), self._require().begin() as conn:
-            await conn.execute(statement, params) if params is not None else await conn.execute(statement)
+        await self._transaction([(statement, params)])
+
+    async def _transaction(
+        self, statements: Sequence[tuple[Any, Sequence[Mapping[str, Any]] | None]]
+    ) -> None:
+        """The statements in one transaction, tried again while SQLite says another writer (the
+        historian's) holds the lock longer than its busy timeout: on a loaded machine a telemetry batch
+        can, and a batch record must not be lost, nor the batch crash, for that."""
+        for attempt in range(1, LOCKED_RETRIES + 2):
+            try:
+                async with asyncio.timeout(self.timeout_s), self._require().begin() as conn:
+                    for statement, params in statements:
+                        await conn.execute(statement, params) if params is not None else await conn.execute(
+                            statement
+                        )
+                return
+            except sa_exc.OperationalError as exc:
+                if "database is locked" not in str(exc) or attempt > LOCKED_RETRIES:
+                    raise
+                log.warning("database locked by another writer: trying again", extra={"attempt": attempt})
+                await asyncio.sleep(LOCKED_PAUSE_S * attempt)
 
     async def _rows(self, statement: Any) -> list[Any]:
         async with asyncio.timeout(self.timeout_s), self._require().connect() as conn:
@@ -164,9 +189,7 @@ class BatchStore:
             "status": "running",
             "user": user,
         }
-        async with asyncio.timeout(self.timeout_s), self._require().begin() as conn:
-            await conn.execute(insert(batches), [batch])
-            await conn.execute(insert(jobs), job_rows)
+        await self._transaction([(insert(batches), [batch]), (insert(jobs), job_rows)])
         return BatchRow(batch_id, queue.path, queue.hash, queue.name, now, None, "running", user)
 
     async def unfinished_batch(self, queue_hash: str) -> BatchRow | None:

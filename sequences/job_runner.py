@@ -69,6 +69,9 @@ MAX_SUSPEND_S = 4 * 3600.0  # plant seconds suspended before it becomes a fault 
 HOLD_RECHECK_S = 5.0  # a held run re-reads its flags at least this often (wall s), even unwoken
 PHASE_FAILURES = (ControllerError, DriverError, TimeoutError, OSError)
 RecordsDurable = Callable[[], Awaitable[bool]]  # True once every line record so far is on disk
+# each wait is the historian's flush (10 s by default): a database slower than this for a minute is a
+# fault that holds the job, not a crash of the batch (seen on a machine loaded 7x over its cores)
+DURABLE_ATTEMPTS = 6
 
 
 class RecordsNotDurable(ControllerError):
@@ -225,6 +228,8 @@ class JobRunner:
         await self.store.update_job(
             job.id, attempts=job.attempts + 1, started_at=job.started_at or time.time()
         )
+        # what the flight recorder needs to state plant hours: the speed the plant ran at this attempt
+        await self._record("attempt", {"n": job.attempts + 1, "plant_speed": self.clock.speed})
         events = await self.store.events(job.id)
         self._decision_events = [e for e in events if e["kind"] in DECISION_KINDS]
         self.ctx.carried_confirmations = confirmations_since_checkpoint(events)
@@ -277,21 +282,43 @@ class JobRunner:
             ended = await self._before_phase(phase)
             if ended is not None:
                 return ended
-            await self._checkpoint(phase, "started")
+            try:
+                await self._checkpoint(phase, "started")
+            except RecordsNotDurable as exc:
+                return await self._after_failure(phase, exc)
             failure = await self._run_phase(phase)
+            if failure is None:
+                try:
+                    await self._checkpoint(phase, "done")
+                except RecordsNotDurable as exc:
+                    failure = exc
             if failure is not None:
                 return await self._after_failure(phase, failure)
-            await self._checkpoint(phase, "done")
         self._progress(len(phases), len(phases), "done", 1.0)
         return None
 
     async def _checkpoint(self, phase: Phase, status: str) -> None:
         """The checkpoint goes on disk only after what the line recorded before it (a move, a seal):
         a resume must never find a phase done whose item moves the inventory has lost."""
-        if self.durable is not None and not await self.durable():
-            raise RecordsNotDurable(f"the historian did not confirm the records before {phase.name}:{status}")
+        await self._wait_durable(phase, status)
         await self.store.update_job(self.job.id, checkpoint=f"{phase.name}:{status}")
         await self._record("checkpoint", {"phase": phase.name, "status": status})
+
+    async def _wait_durable(self, phase: Phase, status: str) -> None:
+        if self.durable is None:
+            return
+        for attempt in range(1, DURABLE_ATTEMPTS + 1):
+            if await self.durable():
+                return
+            log.warning(
+                "records not yet on disk before a checkpoint: waiting",
+                extra={"job": self.job.id, "phase": phase.name, "status": status, "attempt": attempt},
+            )
+        # a database this slow for this long is a fault: the job holds with the line safe
+        raise RecordsNotDurable(
+            f"the historian did not confirm the records before {phase.name}:{status} "
+            f"({DURABLE_ATTEMPTS} waits)"
+        )
 
     async def _before_phase(self, phase: Phase) -> JobOutcome | None:
         if self._trip is not None:

@@ -42,6 +42,7 @@ from fastapi.responses import JSONResponse
 
 from controller.api.batch import router as batch_router
 from controller.api.context import ApiContext, Ctx, require
+from controller.api.flight_record import router as flight_record_router
 from controller.api.health import router as health_router
 from controller.api.live import router as live_router
 from controller.api.live_feed import LiveFeed, TelemetryHistory
@@ -371,6 +372,7 @@ def create_app(context: ApiContext) -> FastAPI:
     app.include_router(prompts_router)
     app.include_router(batch_router)
     app.include_router(reports_router)
+    app.include_router(flight_record_router)
     app.include_router(operations_router)
     app.include_router(trends_router)
     app.include_router(modes_router)

@@ -58,7 +58,7 @@ from sqlalchemy.pool import NullPool
 from controller.historian.commit import DATA_ERRORS, Batch, BatchCommitter
 from controller.historian.errors import HistorianError, SchemaOutdated, describe_error
 from controller.historian.health import HealthCallback, HistorianHealth
-from controller.historian.queries import HistorianQueries
+from controller.historian.record_search import RecordSearch
 from controller.historian.recording import HistorianRecording
 from controller.historian.recovery import InterruptedRun, close_runs_started_before
 from controller.historian.schema import async_url, make_engine
@@ -94,7 +94,7 @@ class HistorianStats:
 # --- the historian ----------------------------------------------------------------------------------
 
 
-class Historian(HistorianRecording, HistorianQueries):
+class Historian(HistorianRecording, RecordSearch):
     """See the module docstring. Build, `await start()`, record, `await stop()`; query (inherited).
 
     `batch_s` is the longest a recorded row waits in memory while the database is healthy;

@@ -156,3 +156,31 @@ __all__ = [
     "shown_url",
     "upgrade",
 ]
+
+
+async def require_readable(url: str, *, timeout_s: float = 30.0) -> None:
+    """Refuse, with what to do, a database the read-only tools cannot trust their queries on: one that
+    is not a depline historian, one at an older revision (upgrade it), one from a newer depline.
+
+    Unlike `ensure_schema` this never creates or migrates anything: a replay or an export must leave the
+    database it reads as it found it."""
+    shown = shown_url(url)
+    head, known = await asyncio.wait_for(asyncio.to_thread(_script_revisions, url), timeout_s)
+    engine = make_engine(url, timeout_s=timeout_s, poolclass=NullPool)
+    try:
+        async with asyncio.timeout(timeout_s), engine.connect() as conn:
+            current, tables = await conn.run_sync(_revision_and_tables)
+    finally:
+        await asyncio.wait_for(engine.dispose(), timeout_s)
+    if current is None or not HISTORIAN_TABLES & tables:
+        raise SchemaOutdated(f"{shown} is not a depline historian (no depline schema revision in it)")
+    if current not in known:
+        raise SchemaOutdated(
+            f"{shown} is at schema revision {current}, which this depline does not know (its head is "
+            f"{head}): it was written by a newer depline"
+        )
+    if current != head:
+        raise SchemaOutdated(
+            f"{shown} is at schema revision {current}, this depline reads {head}: run `depline db upgrade "
+            "--database URL` on it (or on a copy) first"
+        )

@@ -17,12 +17,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from controller.errors import ControllerError
-from controller.line.actions import Action, Command, SetPort, SetPump, SetShutter, SetSource, SetValve
-from controller.line.actuators import Actuators, io_point
+from controller.line.actions import Action, Command
+from controller.line.actuators import Actuators
 from controller.line.interlocks import Verdict, check
 from controller.line.model import LineModel
 from controller.line.modes import ModeBoard, mode_refusal
 from controller.line.state import LineState, Snapshot
+from controller.line.written_outputs import written_outputs
 from drivers.errors import DriverError
 from drivers.reading import Quality, Reading
 
@@ -119,22 +120,8 @@ class CommandGate:
 
     def _remember(self, action: Action) -> None:
         """Outputs just written and read back count until a newer poll shows them."""
-        now = time.monotonic()
-        match action:
-            case SetValve() | SetPort() | SetPump() | SetShutter():
-                if self.actuators.io is not None:
-                    point = io_point(self.model.config, action)
-                    on = action.running if isinstance(action, SetPump) else action.open
-                    self._overlay[(self.actuators.io, point)] = Reading(
-                        float(on), "bool", Quality.OK, time.time(), now
-                    )
-            case SetSource(space=space, source=source, enabled=enabled):
-                rack = self.model.readings.sources.get(space)
-                if rack is not None:
-                    value = Reading(float(enabled), "bool", Quality.OK, time.time(), now)
-                    self._overlay[(rack, f"{source}.output_on")] = value
-            case _:
-                pass
+        written = written_outputs(self.model, self.actuators.io, action, time.time(), time.monotonic())
+        self._overlay.update(written)
 
     def _record(
         self, command: Command, verdict: Verdict, executed: bool, error: str, start: float

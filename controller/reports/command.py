@@ -52,7 +52,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     url = config.database.url if args.database is None else args.database
     if "://" not in url:
         raise UserError(f"--database {url!r}: an SQLAlchemy URL such as sqlite:///data/line.db is expected")
-    _require_database_file(url)
+    require_database_file(url)
     outputs = [(option, Path(name)) for option, name in (("--html", args.html), ("--pdf", args.pdf)) if name]
     for option, path in outputs:
         if not path.parent.is_dir():
@@ -79,7 +79,7 @@ async def read_report(url: str, config: LineConfig, run: str) -> RunReport:
             raise UserError(f"cannot read the records in {shown_url(url)}: {exc}") from None
 
 
-def _require_database_file(url: str) -> None:
+def require_database_file(url: str) -> None:
     """SQLite would make an empty file for a mistyped path; a report must say it is not there."""
     if not url.startswith("sqlite:///"):
         return

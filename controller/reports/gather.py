@@ -108,10 +108,13 @@ async def _job_report(
 ) -> JobReport:
     roles = _roles(row["items"])
     ids = list(dict.fromkeys(item for _role, item in roles))
-    entries = await historian.ledger_entries(ids)
-    known = await historian.items_by_id(ids)
     started, ended = row["started_at"], row["ended_at"]
     end_ts = ended if ended is not None else now
+    entries = await historian.ledger_entries(ids)
+    if ended is not None:  # what happened to a target left in the line after the job is not this job's:
+        # a certificate printed a year later must say what it said at the end of the job
+        entries = {item: [e for e in found if e.ts <= ended] for item, found in entries.items()}
+    known = await historian.items_by_id(ids)
     times = [t for t in (started, ended) if t is not None]
     times += [e.ts for found in entries.values() for e in found]
     times += [float(r["registered_at"]) for r in known.values()]
@@ -126,7 +129,11 @@ async def _job_report(
         for role, item in roles
     ]
     base = roles[0][1]
-    plot = await _plot(historian, readings, base, entries[base], started, ended, now, plot_points)
+    plot = (
+        await _plot(historian, readings, base, entries[base], started, ended, now, plot_points)
+        if plot_points > 0  # a listing of many jobs wants their verdicts, not their curves
+        else None
+    )
     return JobReport(
         id=str(row["id"]),
         batch_id=row["batch_id"],

@@ -201,7 +201,10 @@ def _time_axis(plot: Plot, x0: float, x1: float, bottom: float, x_of: Any) -> li
         shapes.append(Shape("text", ((x, bottom + 14),), "#000000", "tick", label, 8, "middle"))
         ts += step
     day = dt.datetime.fromtimestamp(plot.since_ts, dt.UTC).strftime("%Y-%m-%d")
-    caption = f"time (UTC, from {day}); dashed lines: {plot.item} moved to the space named above"
+    caption = (
+        plot.time_caption
+        or f"time (UTC, from {day}); dashed lines: {plot.item} moved to the space named above"
+    )
     shapes.append(Shape("text", (((x0 + x1) / 2, bottom + 30),), "#000000", "axis", caption, 9, "middle"))
     return shapes
 

@@ -106,6 +106,8 @@ class Plot:
     spaces: tuple[str, ...]
     series: tuple[Series, ...]
     moves: tuple[Move, ...]
+    # set where the axis is not wall time (a comparison of two jobs plots plant time since a phase began)
+    time_caption: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,7 @@ def utc(ts: float | None, *, digits: int = 0) -> str:
     when = dt.datetime.fromtimestamp(ts, dt.UTC)
     text = when.strftime("%Y-%m-%d %H:%M:%S")
     if digits:
-        text += f"{when.microsecond / 1e6:.{digits}f}"[1:]
+        text += f".{when.microsecond // 10 ** (6 - digits):0{digits}d}"  # truncated: 15.96 s is second 15
     return text + " UTC"
 
 

@@ -1,0 +1,343 @@
+"""`depline rejudge`: the recorded readings and commands fed through today's pure rules.
+
+The interlocks and the atmosphere classification are pure functions of readings, items and the
+request (`controller.line.interlocks`, `controller.line.state`), so a recorded night can be judged
+again: the samples are replayed in time order into a snapshot, the inventory is folded from the
+recorded registrations, moves and seal changes, and at every recorded command the gate's check is
+asked again; on a grid of instants the supervisor's `watch` says which safe actions today's rules
+want. What is listed is every disagreement with the record:
+
+- a command allowed then and refused now, or refused then by an interlock and allowed now (a refusal
+  by the unit mode or a busy gate is not an interlock verdict, so it is not re-judged);
+- a safe action today's rules want that the supervisor did not send, sent later or earlier than
+  today's rules would (beyond the grid's resolution), or sent when today's rules want nothing.
+
+Why this can be trusted only so far: the live gate also saw the outputs it had just written before
+the next poll read them back, and it judged at the poller's instants; the replay sees the recorded
+samples and judges on its own grid (`step_s`). Disagreements within one step are not reported. On
+the simulated line at a high plant speed one step of wall time is minutes of plant time: a chamber
+evacuated and back-filled within one step is then not seen evacuated by the replay, and its
+atmosphere memory (a sensorless chamber's provenance) can differ from the live one's — a false
+disagreement that a smaller `--step` removes.
+"""
+
+from __future__ import annotations
+
+import bisect
+import collections
+import json
+import math
+import time
+import typing
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from controller.config.line_config import LineConfig
+from controller.flight_recorder.timeline import Window
+from controller.historian.record_search import SampleRow
+from controller.historian.recovery import fold_inventory
+from controller.historian.store import Historian
+from controller.line.actions import Action
+from controller.line.interlocks import check, watch
+from controller.line.items import Item
+from controller.line.model import LineModel
+from controller.line.state import LineState
+from controller.line.written_outputs import written_outputs
+from controller.reports.wording import utc
+from drivers.reading import Quality, Reading
+
+ACTION_TYPES: Final = {cls.__name__: cls for cls in typing.get_args(Action)}
+MATCH_WINDOW_S: Final = 120.0  # a safe action sent this close to today's wish is "earlier/later", not missing
+PRELOAD_S: Final = 30.0  # samples before the window that set the snapshot it starts from
+
+
+@dataclass(frozen=True, slots=True)
+class Disagreement:
+    ts: float
+    kind: str  # allowed_then_refused_now | refused_then_allowed_now | safe_action_not_sent |
+    # safe_action_sent_earlier | safe_action_sent_later | safe_action_not_wanted_now
+    action: str
+    then: str
+    now: str
+
+
+@dataclass(slots=True)
+class Rejudgement:
+    window: Window
+    commands_judged: int = 0
+    instants_watched: int = 0
+    samples_replayed: int = 0
+    disagreements: list[Disagreement] = field(default_factory=list)
+
+
+def decode_action(recorded: Any) -> Action | None:
+    """The recorded JSON of a gate command back as the action it was; None for records that are not
+    gate actions (inventory registrations) or that no longer decode (a field renamed since)."""
+    if not isinstance(recorded, dict):
+        return None
+    cls = ACTION_TYPES.get(str(recorded.get("type")))
+    if cls is None:
+        return None
+    fields = {k: v for k, v in recorded.items() if k != "type"}
+    try:
+        action: Action = cls(**fields)
+    except TypeError:
+        return None
+    return action
+
+
+def action_key(action: Action) -> str:
+    return f"{type(action).__name__} " + " ".join(f"{k}={v}" for k, v in _fields(action))
+
+
+def _fields(action: Action) -> Iterator[tuple[str, Any]]:
+    for name in action.__slots__:
+        yield name, getattr(action, name)
+
+
+def channels_read(config: LineConfig) -> list[tuple[str, str]]:
+    """Every (device, channel) a line state of this line reads, found by asking a snapshot that
+    records what it is asked for: the replay then reads only those samples from the database."""
+    asked: list[tuple[str, str]] = []
+
+    class Recording(dict[tuple[str, str], Reading]):
+        def get(self, key: tuple[str, str], default: Any = None) -> Any:
+            asked.append(key)
+            return super().get(key, default)
+
+    LineModel(config).state(Recording(), now_mono=0.0)
+    return list(dict.fromkeys(asked))
+
+
+class Replay:
+    """The line as the records show it at an instant: a snapshot of the latest samples with the outputs
+    each recorded command wrote laid over it (as the live gate does), the inventory folded from the
+    recorded commands, and the atmosphere memory the classification keeps."""
+
+    def __init__(self, config: LineConfig, channels: dict[int, tuple[str, str, str]]) -> None:
+        self.model = LineModel(config)
+        self.io = self.model.readings.io
+        self.channels = channels
+        self.snapshot: dict[tuple[str, str], Reading] = {}
+        self.overlay: dict[tuple[str, str], Reading] = {}
+        self.qualities = {q.value: q for q in Quality}
+
+    def apply_sample(self, row: SampleRow) -> None:
+        device, channel, unit = self.channels.get(row.channel_id, ("", "", ""))
+        if not device:
+            return
+        quality = self.qualities.get(row.quality, Quality.ERROR)
+        number = math.nan if row.value is None else row.value
+        self.snapshot[(device, channel)] = Reading(number, unit, quality, row.ts, row.ts)
+
+    def apply_command(self, ts: float, action: Action) -> None:
+        self.overlay.update(written_outputs(self.model, self.io, action, ts, ts))
+
+    def set_items(self, items: dict[str, Item]) -> None:
+        self.model.items = dict(items)
+
+    def state(self, ts: float) -> LineState:
+        merged = dict(self.snapshot)
+        for key, written in self.overlay.items():  # the gate's rule: the newer of poll and write
+            polled = merged.get(key)
+            if polled is None or polled.mono < written.mono:
+                merged[key] = written
+        return self.model.state(merged, now_mono=ts)
+
+
+async def rejudge(
+    historian: Historian, config: LineConfig, window: Window, *, step_s: float = 0.25
+) -> Rejudgement:
+    """Judge `window` again. The replay starts where the live controller started (the service run the
+    window begins in), so the atmosphere memory it judges with has seen what the live one saw; only
+    the window's instants are compared."""
+    until = min(window.until_ts, time.time())
+    start = await _replay_start(historian, window.since_ts)
+    read = set(channels_read(config))
+    channels = {
+        int(r["id"]): (str(r["device"]), str(r["channel"]), str(r["unit"]))
+        for r in await historian.channel_rows()
+        if (r["device"], r["channel"]) in read  # what the rules never read need not be replayed
+    }
+    replay = Replay(config, channels)
+    known = [
+        (str(r["id"]), str(r["kind"]), str(r["material"])) for r in await historian.items(limit=1_000_000)
+    ]
+    folded = _InventoryAt(known, await historian.inventory_actions_until(until))
+    commands = (await historian.timeline_rows(start, until))["command"]
+    result = Rejudgement(window)
+    wanted_since: dict[str, float] = {}
+    wishes: list[tuple[float, str, str]] = []  # (rising edge, key, today's reason)
+    samples = _SampleFeed(historian.sample_pages(list(channels), start - PRELOAD_S, until))
+    for ts, command in _instants(start, until, step_s, commands):
+        result.samples_replayed += await samples.until(ts, replay)
+        replay.set_items(folded.at(ts))
+        state = replay.state(ts)
+        judged = ts >= window.since_ts
+        if command is not None:
+            action = decode_action(command["action"])
+            if action is None:
+                continue
+            if judged:
+                _judge_command(result, state, command, action)
+            if command["outcome"] == "done":
+                replay.apply_command(ts, action)
+            continue
+        now_wanted = {action_key(s.action): f"[{s.invariant}] {s.reason}" for s in watch(state)}
+        if not judged:
+            wanted_since = dict.fromkeys(now_wanted, ts)
+            continue
+        result.instants_watched += 1
+        for key, reason in now_wanted.items():
+            if key not in wanted_since:
+                wanted_since[key] = ts
+                wishes.append((ts, key, reason))
+        wanted_since = {k: v for k, v in wanted_since.items() if k in now_wanted}
+    sent = [
+        (float(c["ts"]), action_key(a))
+        for c in commands
+        if c["origin"] == "interlock"
+        and float(c["ts"]) >= window.since_ts
+        and (a := decode_action(c["action"]))
+    ]
+    result.disagreements += _safe_action_disagreements(wishes, sent, step_s)
+    result.disagreements.sort(key=lambda d: d.ts)
+    return result
+
+
+async def _replay_start(historian: Historian, since_ts: float) -> float:
+    runs = await historian.runs(limit=100_000)
+    containing = [
+        float(r["started_at"])
+        for r in runs
+        if float(r["started_at"]) <= since_ts and (r["ended_at"] is None or float(r["ended_at"]) >= since_ts)
+    ]
+    return max(containing) if containing else since_ts - PRELOAD_S
+
+
+class _SampleFeed:
+    """The recorded samples handed to the replay in time order, a page at a time."""
+
+    def __init__(self, pages: AsyncIterator[list[SampleRow]]) -> None:
+        self.pages = pages
+        self.pending: collections.deque[SampleRow] = collections.deque()
+        self.exhausted = False
+
+    async def until(self, ts: float, replay: Replay) -> int:
+        while not self.exhausted and (not self.pending or self.pending[-1].ts <= ts):
+            page = await anext(self.pages, None)
+            if page is None:
+                self.exhausted = True
+            else:
+                self.pending.extend(page)
+        applied = 0
+        while self.pending and self.pending[0].ts <= ts:
+            replay.apply_sample(self.pending.popleft())
+            applied += 1
+        return applied
+
+
+def _instants(
+    since: float, until: float, step_s: float, commands: list[dict[str, Any]]
+) -> list[tuple[float, dict[str, Any] | None]]:
+    """The grid ticks and the commands' own instants, in time order (a command just before a tick)."""
+    ticks: list[tuple[float, dict[str, Any] | None]] = []
+    n = int((until - since) / step_s)
+    ticks += [(since + i * step_s, None) for i in range(n + 1)]
+    ticks += [(float(c["ts"]), c) for c in commands]
+    return sorted(ticks, key=lambda t: (t[0], t[1] is None))
+
+
+class _InventoryAt:
+    """The inventory folded from the recorded actions before an instant; refolded only when an action
+    was passed since the last instant asked (instants come in time order)."""
+
+    def __init__(self, known: list[tuple[str, str, str]], actions: list[dict[str, Any]]) -> None:
+        self.known = known
+        self.actions = actions
+        self.times = [float(row["ts"]) for row in actions]
+        self.passed = -1
+        self.items: dict[str, Item] = {}
+
+    def at(self, ts: float) -> dict[str, Item]:
+        passed = bisect.bisect_left(self.times, ts)
+        if passed != self.passed:
+            self.passed = passed
+            self.items = fold_inventory(self.known, (row["action"] for row in self.actions[:passed]))
+        return self.items
+
+
+def _judge_command(result: Rejudgement, state: LineState, row: dict[str, Any], action: Action) -> None:
+    if row["origin"] == "interlock":  # the supervisor's safe actions are compared as such, below
+        return
+    then = str(row["outcome"])
+    refusals = row.get("refusals")
+    refused_by_interlock = then == "refused" and bool(refusals) and not _refused_by_mode(refusals)
+    if then not in ("done", "failed") and not refused_by_interlock:
+        return
+    result.commands_judged += 1
+    verdict = check(state, action)
+    allowed_then = then in ("done", "failed")
+    if allowed_then and not verdict.allowed:
+        result.disagreements.append(
+            Disagreement(
+                float(row["ts"]), "allowed_then_refused_now", action_key(action), then, verdict.reason
+            )
+        )
+    elif not allowed_then and verdict.allowed:
+        result.disagreements.append(
+            Disagreement(
+                float(row["ts"]),
+                "refused_then_allowed_now",
+                action_key(action),
+                str(row["reason"]),
+                "allowed",
+            )
+        )
+
+
+def _refused_by_mode(refusals: Any) -> bool:
+    text = json.dumps(refusals)
+    return '"mode"' in text or "owns the line" in text
+
+
+def _safe_action_disagreements(
+    wishes: list[tuple[float, str, str]], sent: list[tuple[float, str]], step_s: float
+) -> list[Disagreement]:
+    out: list[Disagreement] = []
+    unmatched = list(sent)
+    tolerance = 2 * step_s
+    for wished_ts, key, reason in wishes:
+        near = [s for s in unmatched if s[1] == key and abs(s[0] - wished_ts) <= MATCH_WINDOW_S]
+        if not near:
+            out.append(Disagreement(wished_ts, "safe_action_not_sent", key, "not sent", reason))
+            continue
+        best = min(near, key=lambda s: abs(s[0] - wished_ts))
+        unmatched.remove(best)
+        delta = best[0] - wished_ts
+        if delta > tolerance:
+            out.append(
+                Disagreement(wished_ts, "safe_action_sent_later", key, f"sent {delta:.1f} s later", reason)
+            )
+        elif delta < -tolerance:
+            out.append(
+                Disagreement(best[0], "safe_action_sent_earlier", key, f"sent {-delta:.1f} s earlier", reason)
+            )
+    out += [
+        Disagreement(ts, "safe_action_not_wanted_now", key, "sent", "not wanted") for ts, key in unmatched
+    ]
+    return out
+
+
+def render_rejudgement(result: Rejudgement) -> str:
+    w = result.window
+    lines = [
+        f"rejudged {w.what} with today's rules: {result.commands_judged} commands, "
+        f"{result.instants_watched} instants watched, {result.samples_replayed} samples replayed",
+    ]
+    if not result.disagreements:
+        lines.append("today's rules agree with every recorded verdict and safe action")
+    for d in result.disagreements:
+        lines.append(f"{utc(d.ts, digits=1)}  {d.kind}: {d.action}; then: {d.then}; now: {d.now}")
+    return "\n".join(lines) + "\n"
