@@ -64,8 +64,10 @@ async def test_health_fails_with_503_when_no_device_answers_and_a_lost_broker_on
     ctl.alarms.define(AlarmDefinition("mqtt.broker", Severity.MEDIUM, "MQTT broker unreachable", "guidance"))
     ctl.alarms.raise_alarm("mqtt.broker", time.time(), {"text": "lost at connect: refused"})
     broker = (await http.get("/api/health")).json()
-    assert (broker["status"], [r["kind"] for r in broker["reasons"]]) == ("degraded", ["broker"])
-    assert "refused" in broker["reasons"][0]["text"]
+    assert broker["status"] == "degraded"  # a lost broker degrades, never fails, the line
+    # on a loaded machine a device may also miss a poll here; the broker's reason must be there whatever
+    [lost] = [r for r in broker["reasons"] if r["kind"] == "broker"]
+    assert "refused" in lost["text"]
     ctl.alarms.clear("mqtt.broker", time.time())
 
     wakes = [inject(served.sim, Fault("no_reply", device=d.name)) for d in served.sim.config.devices]
