@@ -39,6 +39,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from controller.api.availability import router as availability_router
 from controller.api.batch import router as batch_router
 from controller.api.context import ApiContext, Ctx, require
 from controller.api.live import router as live_router
@@ -56,6 +57,7 @@ from controller.api.requests import (
     ShelveRequest,
 )
 from controller.api.session import router as session_router
+from controller.api.topology import router as topology_router
 from controller.api.trends import router as trends_router
 from controller.api.views import (
     AlarmRecordView,
@@ -394,6 +396,7 @@ def create_app(context: ApiContext) -> FastAPI:
         ),
     )
     app.state.depline = context
+    app.include_router(availability_router)  # before /api/commands/... routes could shadow it
     app.include_router(router)
     app.include_router(session_router)
     app.include_router(live_router)
@@ -403,6 +406,7 @@ def create_app(context: ApiContext) -> FastAPI:
     app.include_router(operations_router)
     app.include_router(trends_router)
     app.include_router(modes_router)
+    app.include_router(topology_router)
     app.include_router(hmi_router)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     return app

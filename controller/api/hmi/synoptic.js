@@ -2,7 +2,8 @@
 // valves and items, and the ports between them with commanded and measured positions. Redrawn on every
 // "state" message; once the last state is older than STALE_AFTER_S every value says STALE.
 
-import { renderControls } from "./commands.js";
+import { refreshAvailability } from "./commands.js";
+import { refreshMode } from "./statusbar.js";
 import { svg } from "./dom.js";
 import {
   ATMOSPHERE_WORDS, commandedPosition, disagrees, engineering, measuredPosition, readingText, timeOfDay,
@@ -147,7 +148,8 @@ export function renderSynoptic() {
     if (again) again.focus();
   }
   document.getElementById("line-name").textContent = state.line;
-  renderControls(spaces, state.ports);
+  refreshAvailability(false);
+  refreshMode(false);
 }
 
 export function renderAge() {
