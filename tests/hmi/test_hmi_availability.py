@@ -64,6 +64,24 @@ async def test_a_refused_command_is_disabled_with_the_gates_reason_and_a_dry_run
     assert [r.reason for r in record.verdict.refusals] == [r.reason for r in verdict.refusals]
     await page.screenshot(path=artifact("hmi-availability.png"), full_page=True)
 
+    # the gate valve's faceplate, opened from its symbol with the keyboard: its readings, and its open
+    # command disabled with the same reasons beside it
+    await page.locator('#synoptic [data-port="inlet_gate"]').focus()
+    await page.keyboard.press("Enter")
+    faceplate = page.locator("#faceplate")
+    await expect(faceplate).to_be_visible()
+    await expect(page.locator("#faceplate-title")).to_have_text("inlet_gate (gate valve)")
+    await expect(page.locator("#faceplate-readings")).to_contain_text("position: ")
+    disabled = faceplate.locator('[data-faceplate-command="port:inlet_gate:open"]')
+    await expect(disabled).to_be_disabled()
+    for refusal in verdict.refusals:
+        await expect(disabled.locator("xpath=following-sibling::span")).to_contain_text(refusal.reason)
+    await expect(faceplate.locator('[data-faceplate-command="port:inlet_gate:close"]')).to_be_enabled()
+    await faceplate.screenshot(path=artifact("hmi-faceplate.png"))
+    await page.keyboard.press("Escape")  # the focus is in the picture, not the faceplate: it stays
+    await page.get_by_role("button", name="Close faceplate").click()
+    await expect(faceplate).to_be_hidden()
+
 
 async def test_maintenance_greys_out_every_command_for_an_operator_with_the_modes_reason_once(
     hmi: Hmi,

@@ -34,7 +34,7 @@ from tests.sequences.test_production import CLOCK, Rig, kinds
 pytestmark = pytest.mark.timeout(240)
 PROMPT_WAIT_MS = 90_000  # the plant time between two prompts (pump-down, layer, anneal) at 500x
 SERVE_TIMEOUT_S = 60.0
-EXPOSED = "EXPOSED TO NON-INERT"
+EXPOSED = "UNSEALED IN A NON-INERT ATMOSPHERE"  # what the process picture says of such an item
 RUN_HELD = "HELD — waiting for a person to resume, stop or abort"
 QUEUE = "thin-job"
 # every prompt of a fresh one-job run, in order, with the title of the phase that asks it
@@ -161,6 +161,10 @@ async def test_an_operator_starts_holds_resumes_and_finishes_a_job_from_the_brow
     for step, title in PROMPTED_PHASES:
         prompt = page.locator(f'#prompts li[data-prompt$=":{step}"]')
         await expect(prompt).to_be_visible(timeout=PROMPT_WAIT_MS)
+        # at 1280x800 the prompt is on screen without scrolling, and the page itself cannot scroll
+        await expect(prompt).to_be_in_viewport()
+        assert await page.evaluate("() => document.scrollingElement.scrollHeight <= window.innerHeight")
+        await expect(page.locator("#prompts-title")).to_have_text("The line is waiting for you")
         assert await exposures_seen(page) == []
         # the run panel shows the phase that waits for the glove work, running, further along each time
         await expect(phase).to_contain_text(title)

@@ -6,6 +6,7 @@
 // right after a command. The gate still judges whatever is sent.
 
 import { button } from "./dom.js";
+import { renderFaceplate } from "./faceplate.js";
 import { engineering } from "./format.js";
 import { hmi } from "./live.js";
 import { api } from "./session.js";
@@ -29,6 +30,7 @@ export async function refreshAvailability(force) {
   try {
     hmi.availability = await api("/api/commands/availability");
     renderControls();
+    renderFaceplate();
   } catch {
     // the next state message asks again; the buttons keep their last verdicts meanwhile
   } finally {

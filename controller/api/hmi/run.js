@@ -53,7 +53,9 @@ function queueRow(job, currentId) {
   row.classList.toggle("current", job.id === currentId);
   row.appendChild(cell(String(job.position)));
   row.appendChild(cell(job.recipe));
-  row.appendChild(cell(runStateWords(job.state)));
+  // a finished job's run state is where its state machine stopped (COMPLETE after a failure, too); beside
+  // its outcome it would contradict it, so a finished job says "ended" and the outcome says how
+  row.appendChild(cell(job.outcome ? "ended" : runStateWords(job.state)));
   const outcome = job.outcome ? OUTCOME_WORDS[job.outcome] || job.outcome : job.id === currentId ? "running" : "not finished";
   const last = cell(job.message && job.outcome !== "done" ? `${outcome}: ${job.message}` : outcome,
     job.outcome ? `outcome-${job.outcome}` : "");
