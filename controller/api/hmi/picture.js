@@ -231,7 +231,6 @@ export function renderPicture() {
     "aria-label": `Process picture of line ${state.line}: ` +
       spaces.map((s) => `${s.name} ${atmosphereWords(s, topologyOf(s.name)).word}`).join(", "),
   });
-  root.appendChild(svg("text", { x: 8, y: 16, class: "title" }, `line ${state.line}`));
   const portAt = (a, b) => state.ports.find((p) => p.between.includes(a) && p.between.includes(b));
   const midY = VESSEL_TOP + height / 2;
   let x = PORT_GAP;
