@@ -266,6 +266,13 @@ async def test_stop_asks_first_a_restart_resumes_and_abort_ends_the_queue(batch_
     await start_queue(page)
     load = page.locator('#prompts li[data-prompt$=":load"]')
     await expect(load).to_be_visible(timeout=PROMPT_WAIT_MS)
+    # 1280x800: the prompt panel is on screen without scrolling, the page itself cannot scroll
+    await expect(load).to_be_in_viewport()
+    assert await page.evaluate("() => document.scrollingElement.scrollHeight <= window.innerHeight")
+    await expect(page.locator("#prompts-title")).to_have_text("The line is waiting for you")
+    await expect(load.locator(".prompt-job")).to_contain_text("step load")
+    await expect(load).to_contain_text("put the closed container box-in into inlet")  # no batch id in it
+    await page.screenshot(path=artifact("hmi-prompt-1280x800.png"))
     await a_batch_owns_the_line(page, batch_hmi)
     confirm = page.locator("#stop-confirm")
     await page.locator("#stop-batch").click()

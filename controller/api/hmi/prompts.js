@@ -45,7 +45,10 @@ export async function refreshPrompts() {
     const li = document.createElement("li");
     li.dataset.prompt = prompt.key;
     li.title = prompt.key;
-    li.appendChild(document.createTextNode(prompt.prompt));
+    // the job's items are named "<job id>-box-in": the job is said beside the prompt, so its long id
+    // is left out of the sentence ("put the closed container box-in into inlet")
+    const jobId = prompt.key.split(":")[0];
+    li.appendChild(document.createTextNode(prompt.prompt.replaceAll(`${jobId}-`, "")));
     li.appendChild(Object.assign(document.createElement("span"), { className: "prompt-job",
       textContent: `${promptOrigin(prompt.key)}, asked ${timeOfDay(prompt.asked_at)}` }));
     const confirm = button("Confirm done", () => confirmPrompt(prompt.key), { "aria-label": `Confirm: ${prompt.prompt}` });
