@@ -40,6 +40,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from controller.api.availability import router as availability_router
 from controller.api.batch import router as batch_router
 from controller.api.context import ApiContext, Ctx, require
 from controller.api.flight_record import router as flight_record_router
@@ -59,6 +60,7 @@ from controller.api.requests import (
     ShelveRequest,
 )
 from controller.api.session import router as session_router
+from controller.api.topology import router as topology_router
 from controller.api.trends import router as trends_router
 from controller.api.views import (
     AlarmRecordView,
@@ -366,6 +368,7 @@ def create_app(context: ApiContext) -> FastAPI:
         ),
     )
     app.state.depline = context
+    app.include_router(availability_router)  # before /api/commands/... routes could shadow it
     app.include_router(router)
     app.include_router(session_router)
     app.include_router(live_router)
@@ -377,6 +380,7 @@ def create_app(context: ApiContext) -> FastAPI:
     app.include_router(trends_router)
     app.include_router(modes_router)
     app.include_router(health_router)
+    app.include_router(topology_router)
     app.include_router(hmi_router)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     return app

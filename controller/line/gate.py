@@ -92,6 +92,15 @@ class CommandGate:
     def state(self) -> LineState:
         return self.model.state(self.snapshot())
 
+    def judge(self, command: Command, state: LineState | None = None) -> Verdict:
+        """The gate's verdict on `command` now, with nothing done and nothing recorded: what `submit`
+        judges, so a screen can grey out a button with the very reason the gate would give. A dry run is
+        no promise (the line moves before the command is sent): `submit` judges every command again."""
+        by_mode = mode_refusal(self.modes.current, command)  # before the interlocks, in every mode
+        if by_mode:
+            return Verdict(False, (by_mode,))
+        return check(state if state is not None else self.state(), command.action)
+
     async def submit(self, command: Command) -> GateRecord:
         start = time.monotonic()
         try:
@@ -101,8 +110,7 @@ class CommandGate:
             verdict = Verdict(False)
             return self._record(command, verdict, False, "gate busy: another command did not finish", start)
         try:
-            by_mode = mode_refusal(self.modes.current, command)  # before the interlocks, in every mode
-            verdict = Verdict(False, (by_mode,)) if by_mode else check(self.state(), command.action)
+            verdict = self.judge(command)
             if not verdict.allowed:
                 log.info("command refused", extra={"command": str(command.action), "reason": verdict.reason})
                 return self._record(command, verdict, False, "", start)

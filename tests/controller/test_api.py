@@ -438,3 +438,58 @@ async def test_a_slow_client_loses_its_oldest_messages_and_never_blocks_publishi
     feed.close()
     assert feed.clients == 0
     assert await slow.next(0.01) is None
+
+
+# -- command availability and topology (what the HMI draws and greys out) -----------------------------
+
+
+async def test_availability_is_the_gates_verdict_for_the_caller_and_records_nothing(served: Served) -> None:
+    operator, engineer = await login(served, "op1"), await login(served, "eng1")
+    changed = await served.http.post(
+        "/api/mode", json={"mode": "maintenance", "reason": "test"}, headers=engineer
+    )
+    assert changed.status_code == 200, changed.text
+    before = len(served.ctl.gate.records)
+
+    async def verdicts(headers: dict[str, str]) -> dict[str, dict[str, Any]]:
+        answer = await served.http.get("/api/commands/availability", headers=headers)
+        assert answer.status_code == 200, answer.text
+        return {c["key"]: c for c in answer.json()["commands"]}
+
+    as_operator, as_engineer = await verdicts(operator), await verdicts(engineer)
+    assert set(as_operator) == set(as_engineer)
+    assert {
+        "port:inlet_gate:open",
+        "pump:inlet:on",
+        "turbo:process:on",
+        "valve:process:turbo_gate:open",
+    } <= set(as_operator)
+    assert "turbo:inlet:on" not in as_operator  # only the chamber has a turbo
+    assert all(not c["allowed"] for c in as_operator.values())  # maintenance: engineers only
+    assert {c["reason"] for c in as_operator.values()} == {"the line is in maintenance: engineers only"}
+    assert as_engineer["port:inlet_gate:close"]["allowed"]  # the engineer: only the interlocks judge
+    refused = as_engineer["port:inlet_gate:open"]
+    assert not refused["allowed"]
+    assert refused["refusals"][0]["invariant"] != "MODE"
+    # the real command is judged the same way, and only that one is on record
+    sent = await served.http.post(
+        "/api/commands", json={"type": "SetPort", "port": "inlet_gate", "open": True}, headers=engineer
+    )
+    assert [r["reason"] for r in sent.json()["refusals"]] == [r["reason"] for r in refused["refusals"]]
+    assert len(served.ctl.gate.records) == before + 1
+
+
+async def test_topology_says_what_each_space_has_for_the_process_picture(served: Served) -> None:
+    topology = (await served.http.get("/api/topology")).json()
+    spaces = {s["name"]: s for s in topology["spaces"]}
+    assert spaces["inlet"]["label"] == "inlet antechamber"
+    assert spaces["process"]["label"] == "process chamber"
+    assert (spaces["process"]["pump"], spaces["process"]["turbo"]) == ("backing", True)
+    assert spaces["process"]["valves"] == ["rough", "vent", "gas_fill", "turbo_gate"]
+    assert not spaces["process"]["frost_sensor"]
+    assert not spaces["process"]["o2_sensor"]
+    assert spaces["inlet"]["frost_sensor"]
+    assert spaces["inlet"]["o2_sensor"]
+    assert [g["head"] for g in spaces["process"]["gauges"]] == ["PKR", "CMR1000"]
+    assert topology["travel_timeout_s"] == 5.0
+    assert [p["label"] for p in topology["ports"]][:2] == ["inlet outer door", "gate valve inlet–process"]

@@ -34,7 +34,7 @@ from tests.sequences.test_production import CLOCK, Rig, kinds
 pytestmark = pytest.mark.timeout(240)
 PROMPT_WAIT_MS = 90_000  # the plant time between two prompts (pump-down, layer, anneal) at 500x
 SERVE_TIMEOUT_S = 60.0
-EXPOSED = "EXPOSED TO NON-INERT"
+EXPOSED = "UNSEALED IN A NON-INERT ATMOSPHERE"  # what the process picture says of such an item
 RUN_HELD = "HELD — waiting for a person to resume, stop or abort"
 QUEUE = "thin-job"
 # every prompt of a fresh one-job run, in order, with the title of the phase that asks it
@@ -161,6 +161,10 @@ async def test_an_operator_starts_holds_resumes_and_finishes_a_job_from_the_brow
     for step, title in PROMPTED_PHASES:
         prompt = page.locator(f'#prompts li[data-prompt$=":{step}"]')
         await expect(prompt).to_be_visible(timeout=PROMPT_WAIT_MS)
+        # at 1280x800 the prompt is on screen without scrolling, and the page itself cannot scroll
+        await expect(prompt).to_be_in_viewport()
+        assert await page.evaluate("() => document.scrollingElement.scrollHeight <= window.innerHeight")
+        await expect(page.locator("#prompts-title")).to_have_text("The line is waiting for you")
         assert await exposures_seen(page) == []
         # the run panel shows the phase that waits for the glove work, running, further along each time
         await expect(phase).to_contain_text(title)
@@ -224,6 +228,36 @@ async def test_an_operator_starts_holds_resumes_and_finishes_a_job_from_the_brow
     assert kinds(events, "safe_state") == []  # an operator's hold at a phase boundary needs no safe state
 
 
+async def a_batch_owns_the_line(page: Page, hmi: BatchHmi) -> None:
+    """While the batch runs: the mode says production and which batch, every manual command button is
+    disabled with the mode's reason, and one sent anyway from the page is refused with it, on record."""
+    [batch_id] = await hmi.rig.batches()
+    mode = page.get_by_test_id("mode")
+    await expect(mode.locator(".mode-word")).to_have_text(f"PRODUCTION (batch {batch_id})")
+    await expect(page.get_by_test_id("batch-state")).to_contain_text(
+        f"Batch {batch_id}: RUNNING — job 1 of 1"
+    )
+    reason = f"batch {batch_id} owns the line: hold it and switch to manual"
+    await expect(page.locator("#controls-mode")).to_have_text(f"Manual commands refused now: {reason}")
+    outer = page.locator('[data-command="port:outlet.outer:open"]')
+    await expect(outer).to_be_disabled()
+    await expect(outer).to_have_attribute("title", reason)
+    sent = await page.evaluate(
+        """async () => (await import("/hmi/commands.js")).sendCommand(
+            { type: "SetPort", port: "outlet.outer", open: true })"""
+    )
+    assert sent is None
+    await expect(page.locator("#command-result")).to_contain_text("REFUSED: open outlet.outer (by op1)")
+    await expect(page.locator("#command-result")).to_contain_text(reason)
+    records = await page.request.get(hmi.url + "/api/commands")
+    mine = [
+        r for r in await records.json() if r["user"] == "op1" and r["action"].get("port") == "outlet.outer"
+    ]
+    assert [(r["outcome"], r["origin"], r["reason"]) for r in mine] == [
+        ("refused", "hmi", f"[MODE production] {reason}")
+    ]
+
+
 async def test_stop_asks_first_a_restart_resumes_and_abort_ends_the_queue(batch_hmi: BatchHmi) -> None:
     page = await open_hmi(batch_hmi)
     await log_in(page, "op1", "op1-demo")
@@ -232,6 +266,14 @@ async def test_stop_asks_first_a_restart_resumes_and_abort_ends_the_queue(batch_
     await start_queue(page)
     load = page.locator('#prompts li[data-prompt$=":load"]')
     await expect(load).to_be_visible(timeout=PROMPT_WAIT_MS)
+    # 1280x800: the prompt panel is on screen without scrolling, the page itself cannot scroll
+    await expect(load).to_be_in_viewport()
+    assert await page.evaluate("() => document.scrollingElement.scrollHeight <= window.innerHeight")
+    await expect(page.locator("#prompts-title")).to_have_text("The line is waiting for you")
+    await expect(load.locator(".prompt-job")).to_contain_text("step load")
+    await expect(load).to_contain_text("put the closed container box-in into inlet")  # no batch id in it
+    await page.screenshot(path=artifact("hmi-prompt-1280x800.png"))
+    await a_batch_owns_the_line(page, batch_hmi)
     confirm = page.locator("#stop-confirm")
     await page.locator("#stop-batch").click()
     await expect(confirm).to_be_visible()

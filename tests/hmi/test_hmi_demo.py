@@ -14,15 +14,23 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Page, async_playwright, expect
+from playwright.async_api import Page, ViewportSize, async_playwright, expect
 
-from tests.hmi.test_hmi_browser import CHROMIUM, CHROMIUM_ARGS, VIEWPORT, WAIT_MS, artifact, log_in
+from tests.hmi.test_hmi_browser import CHROMIUM, CHROMIUM_ARGS, WAIT_MS, artifact, log_in
 from tests.test_cli import ROOT
 
 pytestmark = [pytest.mark.timeout(420), pytest.mark.heavy]
 SPEED = "1000"
 PROMPT_WAIT_MS = 120_000  # the longest stretch without glove work (a pump-down and two layers) at 1000x
 JOBS = 3
+FULL_HD: ViewportSize = {"width": 1920, "height": 1080}
+# the furthest the page itself was ever scrolled (a panel scrolling inside itself is not the page)
+WATCH_SCROLL = """() => {
+  window.__scrolledTo = 0;
+  const note = () => { window.__scrolledTo = Math.max(window.__scrolledTo, window.scrollY, window.scrollX); };
+  window.addEventListener("scroll", note);
+  note();
+}"""
 PROMPTS_PER_JOB = 5  # load, open, place the outlet container, seal, unload
 
 
@@ -52,6 +60,7 @@ async def demo_url(tmp_path: Path, chromium_path: str) -> AsyncIterator[str]:
 async def answer_next_prompt(page: Page) -> str:
     prompt = page.locator("#prompts li[data-prompt]").first
     await expect(prompt).to_be_visible(timeout=PROMPT_WAIT_MS)
+    await expect(prompt).to_be_in_viewport()  # the panel under the banners, never below the fold
     key = await prompt.get_attribute("data-prompt")
     assert key is not None
     await prompt.get_by_role("button", name="Confirm").click()
@@ -63,9 +72,10 @@ async def test_an_operator_runs_the_demo_batch_from_the_browser_alone(demo_url: 
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            page = await browser.new_page(viewport=VIEWPORT)
+            page = await browser.new_page(viewport=FULL_HD)
             page.set_default_timeout(WAIT_MS)
             await page.goto(demo_url + "/")
+            await page.evaluate(WATCH_SCROLL)
             await log_in(page, "op1", "op1-demo")
             await page.locator("#queue-select").select_option("demo")
             await page.locator("#start-batch").click()
@@ -82,7 +92,9 @@ async def test_an_operator_runs_the_demo_batch_from_the_browser_alone(demo_url: 
                 await expect(page.locator("#run-queue td[data-exposed]").nth(index)).to_have_attribute(
                     "data-exposed", "false"
                 )
-            await page.screenshot(path=artifact("hmi-demo-end-of-run.png"), full_page=True)
+            await page.screenshot(path=artifact("hmi-demo-end-of-run.png"))
+            # one screen: the whole batch was driven with the page itself never scrolled
+            assert await page.evaluate("() => window.__scrolledTo") == 0
             assert await page.locator("#prompts li[data-prompt]").count() == 0
             # the last job's certificate, one click away: its electrode left the line in a sealed container
             async with page.expect_popup() as opened:

@@ -18,6 +18,7 @@ from playwright.async_api import expect
 
 from controller.api.trend_history import TrendHistory
 from controller.config.line_config import load_line_config
+from sim_hardware.faults import Fault, inject
 from tests.hmi.test_hmi_browser import Hmi, artifact, log_in, open_page, save_for_readme, served_line
 
 PRESSURE_FACTOR = 3.0  # the sim drifts between the page's sample and the gate's state; air stays air
@@ -130,3 +131,61 @@ async def test_a_page_opened_now_starts_with_the_history_recorded_before_it(line
     times = await page.evaluate(POINT_TIMES, "inlet:pressure")
     assert times[0] < opened_ms
     assert all(a < b for a, b in itertools.pairwise(times))
+
+
+FROST = re.compile(r"latest: (-?[0-9.]+) °C$")
+CURSOR = re.compile(r"^at [^:]+:[^:]+:[^:]+: (-?[0-9.]+) °C$")
+STEP_C = 30.0
+
+
+async def test_the_trend_cursor_reads_a_known_injected_step_at_the_instant_it_is_put(line: Hmi) -> None:
+    page = await open_page(line)
+    latest = page.locator('[data-trend-latest="inlet:frost"]')
+    await expect(latest).to_have_text(FROST)
+    before = FROST.search(await latest.inner_text())
+    assert before is not None
+    before_c = float(before.group(1))
+    await asyncio.sleep(1.5)  # a few samples of the level before the step
+    before_ms: float = await page.evaluate("() => Date.now()")
+    inject(line.sim, Fault("offset_sensor", device="inlet_dewpoint", channel="frost_point", offset=STEP_C))
+    await expect(latest).to_have_text(re.compile(r"latest: -?[0-9.]+ °C$"))
+    async with asyncio.timeout(20):
+        while True:
+            after = FROST.search(await latest.inner_text())
+            if after is not None and float(after.group(1)) > before_c + STEP_C * 0.8:
+                break
+            await asyncio.sleep(0.2)
+    after_c = float(after.group(1))
+    await asyncio.sleep(1.5)  # the new level for a few samples
+    after_ms: float = await page.evaluate("() => Date.now() - 1000")
+    cursor = page.locator('[data-trend-cursor="inlet:frost"]')
+
+    async def read_at(ms: float) -> float:
+        await page.evaluate("async (ms) => (await import('/hmi/trends.js')).setTrendCursor(ms)", ms)
+        await expect(cursor).to_have_text(CURSOR)
+        found = CURSOR.search(await cursor.inner_text())
+        assert found is not None
+        return float(found.group(1))
+
+    assert abs(await read_at(before_ms - 500) - before_c) < 1.0  # the level before the step
+    assert abs(await read_at(after_ms) - after_c) < 1.0  # and after it, on the same chart
+    # zoomed in on the last half minute, a click on a chart puts the cursor there, reading every trace
+    await page.locator("#trend-cursor-clear").click()
+    chart = page.locator('[data-trend="inlet:pressure"] svg')
+    await page.locator("#trend-zoom-in").click()
+    await expect(chart).to_have_attribute("aria-label", re.compile(r"last 150 s$"))
+    for _ in range(3):
+        await page.locator("#trend-zoom-in").click()
+    await expect(chart).to_have_attribute("aria-label", re.compile(r"last 30 s$"))
+    box = await chart.bounding_box()
+    assert box is not None
+    await chart.click(position={"x": box["width"] * 0.95, "y": box["height"] / 2})  # a moment ago
+    readouts = page.locator("[data-trend-cursor]")
+    for index in range(await readouts.count()):  # one cursor, every trace read at its instant
+        await expect(readouts.nth(index)).to_have_text(re.compile(r"^at \d"))
+    await expect(cursor).to_have_text(CURSOR)
+    clicked = CURSOR.search(await cursor.inner_text())
+    assert clicked is not None
+    assert abs(float(clicked.group(1)) - after_c) < 1.0  # a moment ago: the level after the step
+    await expect(page.locator("#trend-cursor-time")).to_contain_text("cursor at ")
+    await page.screenshot(path=artifact("hmi-trend-cursor.png"))

@@ -4,9 +4,11 @@
 import { showError } from "./commands.js";
 import { button } from "./dom.js";
 import { timeOfDay } from "./format.js";
+import { hmi } from "./live.js";
 import { api, may } from "./session.js";
 
 function renderAlarms(alarms) {
+  hmi.alarms = alarms; // the process picture draws a door whose position alarm is up as disagreeing
   const banner = document.getElementById("alarm-banner");
   const active = alarms.active;
   const unacked = active.filter((a) => a.unacknowledged).length;
@@ -15,9 +17,13 @@ function renderAlarms(alarms) {
     banner.textContent = alarms.shelved.length ? `No active alarms (${alarms.shelved.length} shelved)` : "No active alarms";
   } else {
     banner.className = `banner ${unacked ? "banner-unacked" : "banner-alarm"}`;
-    const top = active[0];
+    // the first-out alarm of a cascade leads (when the board marks one), else the newest/worst first
+    const first = active.find((a) => a.first_out);
+    const top = first || active[0];
+    const lead = first ? "FIRST OUT " : "";
     banner.textContent = `ALARM: ${active.length} active, ${unacked} unacknowledged — ` +
-      `${top.severity.toUpperCase()}: ${top.text}`;
+      `${lead}${top.severity.toUpperCase()}: ${top.text}${top.detail ? ` (${top.detail})` : ""}`;
+    banner.dataset.firstOut = first ? first.id : "";
   }
   const body = document.querySelector("#alarms tbody");
   if (!active.length) {
@@ -30,7 +36,7 @@ function renderAlarms(alarms) {
     const row = document.createElement("tr");
     row.dataset.alarm = alarm.id;
     const cell = (text, cls) => Object.assign(document.createElement("td"), { textContent: text, className: cls || "" });
-    row.appendChild(cell(alarm.severity.toUpperCase(), `sev-${alarm.severity}`));
+    row.appendChild(cell(alarm.severity.toUpperCase() + (alarm.first_out ? " — FIRST OUT" : ""), `sev-${alarm.severity}`));
     const gone = alarm.condition_active || alarm.state.startsWith("cleared") ? "" : " (condition gone)";
     row.appendChild(cell(alarm.state.replaceAll("_", " ") + gone));
     row.appendChild(cell(timeOfDay(alarm.raised_at_s)));

@@ -1,59 +1,115 @@
-// The command buttons (one group per port and per space, enabled only for a session with command
-// permission) and the last command's result: done, or refused with the readings behind the refusal in the
-// operator's words, or failed.
+// The command buttons (one group per port and per space) and the last command's result: done, or refused
+// with the readings behind the refusal in the operator's words, or failed.
+// The buttons are the commands GET /api/commands/availability lists, each enabled only when the gate would
+// allow it now (its dry run: the mode, then the interlocks) and the session may command; a disabled button
+// has the reason next to it. The list is re-read at most every AVAILABILITY_MS while states arrive, and
+// right after a command. The gate still judges whatever is sent.
 
 import { button } from "./dom.js";
+import { renderFaceplate } from "./faceplate.js";
 import { engineering } from "./format.js";
 import { hmi } from "./live.js";
 import { api } from "./session.js";
 
+const AVAILABILITY_MS = 1000;
 let controlsKey = "";
+let asked = 0; // when the availability was last asked for (ms)
+let asking = false;
 
 // The controls are rebuilt at the next state message: a new session may command differently.
 export function forgetControls() {
   controlsKey = "";
+  asked = 0;
 }
 
-export function renderControls(spaces, ports) {
+// Called at every state message; reads the availability when the last reading is old enough.
+export async function refreshAvailability(force) {
+  if (asking || (!force && Date.now() - asked < AVAILABILITY_MS)) return;
+  asking = true;
+  asked = Date.now();
+  try {
+    hmi.availability = await api("/api/commands/availability");
+    renderControls();
+    renderFaceplate();
+  } catch {
+    // the next state message asks again; the buttons keep their last verdicts meanwhile
+  } finally {
+    asking = false;
+  }
+}
+
+const COMMAND_WORDS = {
+  SetPort: (a) => `${a.open ? "Open" : "Close"} ${a.port}`,
+  SetValve: (a) => `${a.open ? "Open" : "Close"} ${a.valve.replaceAll("_", " ")}`,
+  SetPump: (a) => `Pump ${a.running ? "on" : "off"}`,
+  SetTurbo: (a) => `Turbo ${a.running ? "on" : "off"}`,
+};
+
+function groupOf(action) {
+  return action.port !== undefined ? `Port ${action.port}` : `Space ${action.space}`;
+}
+
+// Why a command cannot be sent now, or "" when it can: the session first, then the gate's dry run.
+export function whyNot(entry) {
   const may = Boolean(hmi.session && hmi.session.permissions.includes("command"));
-  const key = JSON.stringify([may, spaces.map((s) => [s.name, Object.keys(s.valves), s.pump_running !== null]),
-    ports.map((p) => p.name)]);
-  if (key === controlsKey) return; // rebuilding would steal keyboard focus twice a second
-  controlsKey = key;
-  document.getElementById("controls-hint").hidden = may;
+  if (!may) return (hmi.availability && hmi.availability.login) || "log in to command the line";
+  return entry.allowed ? "" : entry.reason;
+}
+
+export function renderControls() {
+  const availability = hmi.availability;
+  if (!availability) return;
   const holder = document.getElementById("controls");
-  const groups = [];
-  for (const port of ports) {
-    const set = document.createElement("fieldset");
-    set.appendChild(Object.assign(document.createElement("legend"), { textContent: `Port ${port.name}` }));
-    for (const open of [true, false]) {
-      const verb = open ? "Open" : "Close";
-      set.appendChild(button(`${verb} ${port.name}`, () => sendCommand({ type: "SetPort", port: port.name, open }),
-        { "data-command": `port:${port.name}:${open ? "open" : "close"}` }));
-    }
-    groups.push(set);
-  }
-  for (const space of spaces) {
-    const set = document.createElement("fieldset");
-    set.appendChild(Object.assign(document.createElement("legend"), { textContent: `Space ${space.name}` }));
-    if (space.pump_running !== null) {
-      for (const running of [true, false]) {
-        set.appendChild(button(`Pump ${running ? "on" : "off"}`,
-          () => sendCommand({ type: "SetPump", space: space.name, running }),
-          { "data-command": `pump:${space.name}:${running ? "on" : "off"}` }));
+  const may = Boolean(hmi.session && hmi.session.permissions.includes("command"));
+  document.getElementById("controls-hint").hidden = may;
+  const key = JSON.stringify(availability.commands.map((c) => c.key));
+  if (key !== controlsKey) { // rebuilt only when the set of commands changes: a rebuild steals focus
+    controlsKey = key;
+    const groups = new Map();
+    for (const entry of availability.commands) {
+      const name = groupOf(entry.action);
+      if (!groups.has(name)) {
+        const set = document.createElement("fieldset");
+        set.appendChild(Object.assign(document.createElement("legend"), { textContent: name }));
+        groups.set(name, set);
       }
+      const line = document.createElement("div");
+      line.className = "command";
+      const words = COMMAND_WORDS[entry.action.type];
+      const action = entry.action;
+      line.appendChild(button(words ? words(action) : entry.key, () => sendCommand(action),
+        { "data-command": entry.key, "aria-describedby": `why-${entry.key}` }));
+      line.appendChild(Object.assign(document.createElement("span"),
+        { className: "why", id: `why-${entry.key}` }));
+      line.lastChild.setAttribute("data-why", entry.key);
+      groups.get(name).appendChild(line);
     }
-    for (const valve of Object.keys(space.valves)) {
-      for (const open of [true, false]) {
-        set.appendChild(button(`${open ? "Open" : "Close"} ${valve.replace("_", " ")}`,
-          () => sendCommand({ type: "SetValve", space: space.name, valve, open }),
-          { "data-command": `valve:${space.name}:${valve}:${open ? "open" : "close"}` }));
-      }
-    }
-    groups.push(set);
+    holder.replaceChildren(...groups.values());
   }
-  for (const node of groups) for (const b of node.querySelectorAll("button")) b.disabled = !may;
-  holder.replaceChildren(...groups);
+  // a reason every command shares (the mode's, or the session's) is said once above the buttons
+  const shared = may ? sharedReason(availability.commands) : "";
+  const top = document.getElementById("controls-mode");
+  top.textContent = shared ? `Manual commands refused now: ${shared}` : "";
+  top.hidden = !shared;
+  for (const entry of availability.commands) {
+    const node = holder.querySelector(`[data-command="${CSS.escape(entry.key)}"]`);
+    const why = holder.querySelector(`[data-why="${CSS.escape(entry.key)}"]`);
+    if (!node || !why) continue;
+    const reason = whyNot(entry);
+    node.disabled = Boolean(reason);
+    node.title = reason;
+    const said = !may ? "controls-hint" : shared ? "controls-mode" : `why-${entry.key}`;
+    node.setAttribute("aria-describedby", said);
+    why.textContent = said === `why-${entry.key}` ? reason : "";
+  }
+}
+
+// A reason every command shares (the mode's, or the session's): shown once above the buttons.
+function sharedReason(commands) {
+  const reasons = new Set(commands.map(whyNot));
+  if (reasons.size !== 1) return "";
+  const [only] = reasons;
+  return only;
 }
 
 // A command and the readings behind a refusal, in the operator's words: "open inlet_gate", "pressure:
@@ -117,10 +173,11 @@ export function showError(text) {
   box.textContent = text;
 }
 
-async function sendCommand(action) {
+export async function sendCommand(action) {
   try {
     const record = await api("/api/commands", { method: "POST", body: JSON.stringify(action) });
     showResult(record);
+    refreshAvailability(true);
   } catch (error) {
     showError(`Not sent: ${error.message}`);
   }

@@ -8,11 +8,12 @@
 
 import { refreshAlarms, setUpShelve } from "./alarms.js";
 import { setUpItems } from "./exposure.js";
+import { setUpFaceplates } from "./faceplate.js";
 import { hmi, POLL_MS } from "./live.js";
 import { refreshPrompts } from "./prompts.js";
 import { refreshBatch, setUpRunPanel } from "./run.js";
 import { login, logout, setSession } from "./session.js";
-import { renderAge } from "./synoptic.js";
+import { renderAge } from "./picture.js";
 import { setUpTrends } from "./trends.js";
 
 function start() {
@@ -23,6 +24,7 @@ function start() {
   setUpRunPanel();
   setUpShelve();
   setUpItems();
+  setUpFaceplates();
   setUpTrends();
   setInterval(() => { refreshAlarms(); refreshPrompts(); refreshBatch(); }, POLL_MS);
 }

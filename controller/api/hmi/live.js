@@ -7,7 +7,7 @@
 // and says why); any other close says so on screen and reconnects after RECONNECT_MS.
 
 import { refreshAlarms } from "./alarms.js";
-import { renderAge, renderSynoptic } from "./synoptic.js";
+import { renderAge, renderPicture } from "./picture.js";
 import { loadTrendHistory, recordTrends, trends } from "./trends.js";
 
 export const STALE_AFTER_S = 3;
@@ -39,7 +39,7 @@ function showState(state) {
   hmi.state = state;
   hmi.stateReceivedMs = Date.now();
   recordTrends(hmi.state, hmi.stateReceivedMs);
-  renderSynoptic();
+  renderPicture();
   renderAge();
 }
 

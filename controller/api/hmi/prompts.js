@@ -1,12 +1,28 @@
 // The operator prompts: glove work the running sequence waits for, each confirmed by a person with command
-// permission. Polled every POLL_MS (the feed carries no prompt messages); the list is only rebuilt when
-// the prompts or the permission change, so a poll never steals keyboard focus.
+// permission. They sit in a panel under the alarm banner that never scrolls away and grows loud while the
+// line waits; each says what to do in the sequence's words and which job asks, by its short name ("job
+// J01, step load") rather than the batch's long id. Polled every POLL_MS (the feed carries no prompt
+// messages); the list is only rebuilt when the prompts or the permission change, so a poll never steals
+// keyboard focus.
 
 import { showError } from "./commands.js";
 import { button } from "./dom.js";
 import { timeOfDay } from "./format.js";
 import { refreshBatch } from "./run.js";
 import { api, may } from "./session.js";
+
+// "B20261206T183028Z-24c1-J01:box-in" -> "job J01, step box in" (the full key stays in the title)
+export function promptOrigin(key) {
+  const [job, ...step] = key.split(":");
+  const short = job.split("-").pop();
+  return `job ${short}, step ${step.join(":").replaceAll("_", " ").replaceAll("-", " ")}`;
+}
+
+function setWaiting(waiting) {
+  const panel = document.getElementById("prompt-panel");
+  panel.classList.toggle("waiting", waiting);
+  document.getElementById("prompts-title").textContent = waiting ? "The line is waiting for you" : "Operator prompts";
+}
 
 export async function refreshPrompts() {
   const list = document.getElementById("prompts");
@@ -17,6 +33,7 @@ export async function refreshPrompts() {
     list.replaceChildren(Object.assign(document.createElement("li"), { textContent: `Prompts unavailable: ${error.message}` }));
     return;
   }
+  setWaiting(prompts.length > 0);
   if (!prompts.length) {
     list.replaceChildren(Object.assign(document.createElement("li"), { textContent: "No glove work asked for." }));
     return;
@@ -27,7 +44,13 @@ export async function refreshPrompts() {
   list.replaceChildren(...prompts.map((prompt) => {
     const li = document.createElement("li");
     li.dataset.prompt = prompt.key;
-    li.appendChild(document.createTextNode(`${prompt.prompt} (asked ${timeOfDay(prompt.asked_at)}) `));
+    li.title = prompt.key;
+    // the job's items are named "<job id>-box-in": the job is said beside the prompt, so its long id
+    // is left out of the sentence ("put the closed container box-in into inlet")
+    const jobId = prompt.key.split(":")[0];
+    li.appendChild(document.createTextNode(prompt.prompt.replaceAll(`${jobId}-`, "")));
+    li.appendChild(Object.assign(document.createElement("span"), { className: "prompt-job",
+      textContent: `${promptOrigin(prompt.key)}, asked ${timeOfDay(prompt.asked_at)}` }));
     const confirm = button("Confirm done", () => confirmPrompt(prompt.key), { "aria-label": `Confirm: ${prompt.prompt}` });
     confirm.disabled = !may("command");
     li.appendChild(confirm);

@@ -9,6 +9,7 @@
 import { showError } from "./commands.js";
 import { timeOfDay } from "./format.js";
 import { api, may } from "./session.js";
+import { renderBatchLine } from "./statusbar.js";
 
 const RUN_STATE_WORDS = {
   idle: "WAITING TO START",
@@ -52,7 +53,9 @@ function queueRow(job, currentId) {
   row.classList.toggle("current", job.id === currentId);
   row.appendChild(cell(String(job.position)));
   row.appendChild(cell(job.recipe));
-  row.appendChild(cell(runStateWords(job.state)));
+  // a finished job's run state is where its state machine stopped (COMPLETE after a failure, too); beside
+  // its outcome it would contradict it, so a finished job says "ended" and the outcome says how
+  row.appendChild(cell(job.outcome ? "ended" : runStateWords(job.state)));
   const outcome = job.outcome ? OUTCOME_WORDS[job.outcome] || job.outcome : job.id === currentId ? "running" : "not finished";
   const last = cell(job.message && job.outcome !== "done" ? `${outcome}: ${job.message}` : outcome,
     job.outcome ? `outcome-${job.outcome}` : "");
@@ -143,9 +146,22 @@ function batchSummary(view) {
   return text;
 }
 
+// The batch in one line for the status bar: which batch, its job and phase, the run state in words.
+function batchLine(view) {
+  if (!view.runs_here) return "Batch: none in this controller";
+  if (!view.batch) return view.running ? "Batch: starting…" : "Batch: none running";
+  if (!view.running) return `Batch ${view.batch.id}: ${BATCH_STATUS_WORDS[view.batch.status] || view.batch.status}`;
+  const current = view.current;
+  if (!current) return `Batch ${view.batch.id}: running, no job now`;
+  const shown = Math.min(current.phase_index + 1, current.phases);
+  return `Batch ${view.batch.id}: ${runStateWords(current.state)} — job ${current.position} of ${current.jobs}, ` +
+    `phase ${shown} of ${current.phases}: ${current.phase_title}`;
+}
+
 function renderBatch(view) {
   run.view = view;
   document.getElementById("run-batch").textContent = batchSummary(view);
+  renderBatchLine(batchLine(view), view.running ? (view.current ? view.current.state : "starting") : "none");
   document.getElementById("run-start").hidden = !view.runs_here || view.running;
   document.getElementById("start-batch").disabled = !may("command") || !run.queues.length;
   renderRunActions(view);
@@ -162,6 +178,7 @@ export async function refreshBatch() {
     renderBatch(await api("/api/batch"));
   } catch (error) {
     document.getElementById("run-batch").textContent = `Batch status unavailable: ${error.message}`;
+    renderBatchLine(`Batch: status unavailable (${error.message})`, "unknown");
   }
 }
 

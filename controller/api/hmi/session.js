@@ -8,7 +8,7 @@ import { forgetControls } from "./commands.js";
 import { follow, hmi } from "./live.js";
 import { refreshPrompts } from "./prompts.js";
 import { refreshBatch } from "./run.js";
-import { renderSynoptic } from "./synoptic.js";
+import { renderPicture } from "./picture.js";
 
 export async function api(path, options) {
   const headers = { "Content-Type": "application/json" };
@@ -38,7 +38,7 @@ export function setSession(token, session) {
   document.getElementById("who").textContent = session ? `Logged in: ${session.user} (${session.role})` : "";
   forgetControls();
   follow(token, () => setSession(null, null));
-  if (hmi.state) renderSynoptic();
+  if (hmi.state) renderPicture();
   refreshAlarms();
   refreshPrompts();
   refreshBatch();

@@ -30,7 +30,22 @@ const TREND_KINDS = [
     has: (s) => s.substrate_temp_c !== null, value: (s) => s.substrate_temp_c },
 ];
 
-export const trends = { series: new Map(), windowS: 300, dirty: false, layoutKey: "", connectedMs: 0, historySampleMs: 0 };
+const TREND_MIN_WINDOW_S = 30;
+const CURSOR_STEPS = 60; // an arrow key moves the cursor by 1/60 of the window
+
+// endMs null: the charts follow now (live); a number: the window ends there (panned into the past).
+// cursorMs: the instant every chart reads out (null: no cursor).
+export const trends = {
+  series: new Map(), windowS: 300, endMs: null, cursorMs: null, dirty: false, layoutKey: "", connectedMs: 0,
+  historySampleMs: 0,
+};
+
+function spanWords(seconds) {
+  if (TREND_WINDOWS_S[seconds]) return TREND_WINDOWS_S[seconds];
+  if (seconds < 600) return `${Math.round(seconds)} s`;
+  if (seconds < 7200) return `${Math.round(seconds / 60)} min`;
+  return `${(seconds / 3600).toFixed(1)} h`;
+}
 
 function trendValue(kind, space) {
   const value = kind.value(space);
@@ -199,10 +214,37 @@ function latestText(series, nowMs, feedStale) {
   return { text: `latest: ${shown}`, stale: false };
 }
 
+// The series' value at an instant: the last sample at or before it, unless that sample is untrusted or
+// older than the feed's staleness (then there is no value to read there).
+export function valueAt(series, ms) {
+  let found = null;
+  for (const p of series.points) {
+    if (p.t > ms) break;
+    found = p;
+  }
+  if (!found) return { v: null, why: "no data" };
+  if (found.v === null) return { v: null, why: "no trusted value" };
+  const quietMs = STALE_AFTER_S * 1000 + (found.h ? trends.historySampleMs : 0);
+  if (ms - found.t > quietMs) return { v: null, why: "no value (feed silent)" };
+  return { v: found.v, why: "" };
+}
+
+function shownValue(kind, v) {
+  return kind.log ? `${v.toExponential(2)} ${kind.unit}` : `${v.toFixed(1)} ${kind.unit}`;
+}
+
+function cursorText(series) {
+  if (trends.cursorMs === null) return "";
+  const at = valueAt(series, trends.cursorMs);
+  const when = new Date(trends.cursorMs).toLocaleTimeString();
+  return `at ${when}: ${at.v === null ? at.why : shownValue(series.kind, at.v)}`;
+}
+
 function drawTrend(series, nowMs, feedStale) {
   const kind = series.kind;
-  const fromMs = nowMs - trends.windowS * 1000;
-  const points = downsample(series.points, fromMs, nowMs);
+  const endMs = trends.endMs === null ? nowMs : trends.endMs;
+  const fromMs = endMs - trends.windowS * 1000;
+  const points = downsample(series.points, fromMs, endMs);
   const trusted = points.filter((p) => p.v !== null);
   const figure = document.createElement("figure");
   figure.className = "trend";
@@ -211,14 +253,21 @@ function drawTrend(series, nowMs, feedStale) {
   const root = svg("svg", {
     viewBox: `0 0 ${TREND_W} ${TREND_H}`, role: "img", "data-points": String(trusted.length),
     "data-earliest-ms": trusted.length ? String(Math.round(trusted[0].t)) : "",
-    "aria-label": `${series.space} ${axisLabel}, last ${TREND_WINDOWS_S[trends.windowS]}`,
+    "data-from-ms": String(fromMs), "data-end-ms": String(endMs),
+    "aria-label": `${series.space} ${axisLabel}, ${trends.endMs === null ? "last" : "a window of"} ${spanWords(trends.windowS)}`,
   });
   const plotW = TREND_W - TREND_PAD.left - TREND_PAD.right;
   const plotH = TREND_H - TREND_PAD.top - TREND_PAD.bottom;
   root.appendChild(svg("rect", { x: TREND_PAD.left, y: TREND_PAD.top, width: plotW, height: plotH, class: "trend-plot" }));
-  root.appendChild(svg("text", { x: TREND_PAD.left, y: TREND_H - 4, class: "trend-tick" }, `-${TREND_WINDOWS_S[trends.windowS]}`));
-  root.appendChild(svg("text", { x: TREND_W - TREND_PAD.right, y: TREND_H - 4, "text-anchor": "end", class: "trend-tick" }, "now"));
-  const x = (t) => TREND_PAD.left + ((t - fromMs) / (nowMs - fromMs)) * plotW;
+  const startWords = trends.endMs === null ? `-${spanWords(trends.windowS)}` : new Date(fromMs).toLocaleTimeString();
+  const endWords = trends.endMs === null ? "now" : new Date(endMs).toLocaleTimeString();
+  root.appendChild(svg("text", { x: TREND_PAD.left, y: TREND_H - 4, class: "trend-tick" }, startWords));
+  root.appendChild(svg("text", { x: TREND_W - TREND_PAD.right, y: TREND_H - 4, "text-anchor": "end", class: "trend-tick" }, endWords));
+  const x = (t) => TREND_PAD.left + ((t - fromMs) / (endMs - fromMs)) * plotW;
+  if (trends.cursorMs !== null && trends.cursorMs >= fromMs && trends.cursorMs <= endMs) {
+    const cx = x(trends.cursorMs);
+    root.appendChild(svg("line", { x1: cx, x2: cx, y1: TREND_PAD.top, y2: TREND_PAD.top + plotH, class: "trend-cursor" }));
+  }
   if (trusted.length) {
     const scale = trendScale(kind, trusted.map((p) => p.v));
     const y = (v) => TREND_PAD.top + plotH - ((scale.map(v) - scale.low) / (scale.high - scale.low)) * plotH;
@@ -250,6 +299,11 @@ function drawTrend(series, nowMs, feedStale) {
   });
   value.dataset.trendLatest = series.id;
   caption.append(label, " — ", value);
+  if (trends.cursorMs !== null) {
+    const reading = Object.assign(document.createElement("span"), { className: "trend-cursor-value", textContent: cursorText(series) });
+    reading.dataset.trendCursor = series.id;
+    caption.append(" — ", reading);
+  }
   figure.append(caption, root);
   return figure;
 }
@@ -285,7 +339,72 @@ export function setUpTrends() {
     trends.windowS = Number(choice.value);
     trends.dirty = true;
   });
+  setUpTrendNavigation();
   // the window slides and staleness grows even without new data: redraw at least once a second
   setInterval(() => { trends.dirty = true; }, 1000);
   setInterval(renderTrends, TREND_REDRAW_MS);
+}
+
+// Zoom, pan and the cursor: buttons, a click (or touch) on any chart puts the cursor there, and the
+// keyboard on the focused charts (arrows move the cursor, + and - zoom, Escape removes the cursor).
+export function setTrendCursor(ms) {
+  trends.cursorMs = ms;
+  trends.dirty = true;
+  renderTrends();
+  const label = document.getElementById("trend-cursor-time");
+  label.textContent = ms === null ? "" : `cursor at ${new Date(ms).toLocaleTimeString()}`;
+}
+
+function zoom(factor) {
+  const keepS = TREND_KEEP_S;
+  const endMs = trends.endMs === null ? Date.now() : trends.endMs;
+  const centreMs = trends.cursorMs !== null ? trends.cursorMs : endMs - (trends.windowS * 1000) / 2;
+  trends.windowS = Math.min(keepS, Math.max(TREND_MIN_WINDOW_S, trends.windowS * factor));
+  if (trends.endMs !== null || trends.cursorMs !== null) {
+    const newEnd = centreMs + (trends.windowS * 1000) / 2;
+    trends.endMs = newEnd >= Date.now() ? null : newEnd;
+  }
+  trends.dirty = true;
+}
+
+function pan(fraction) {
+  const endMs = trends.endMs === null ? Date.now() : trends.endMs;
+  const newEnd = endMs + fraction * trends.windowS * 1000;
+  trends.endMs = newEnd >= Date.now() ? null : Math.max(newEnd, Date.now() - (TREND_KEEP_S - trends.windowS) * 1000);
+  trends.dirty = true;
+}
+
+function setUpTrendNavigation() {
+  const actions = {
+    "trend-zoom-in": () => zoom(0.5),
+    "trend-zoom-out": () => zoom(2),
+    "trend-earlier": () => pan(-0.5),
+    "trend-later": () => pan(0.5),
+    "trend-live": () => { trends.endMs = null; trends.dirty = true; },
+    "trend-cursor-clear": () => setTrendCursor(null),
+  };
+  for (const [id, act] of Object.entries(actions)) document.getElementById(id).addEventListener("click", act);
+  const holder = document.getElementById("trends");
+  holder.addEventListener("click", (event) => {
+    const chart = event.target.closest("svg[data-from-ms]");
+    if (!chart) return;
+    const box = chart.getBoundingClientRect();
+    const plotW = TREND_W - TREND_PAD.left - TREND_PAD.right;
+    const along = ((event.clientX - box.left) / box.width) * TREND_W - TREND_PAD.left;
+    const fromMs = Number(chart.dataset.fromMs);
+    const endMs = Number(chart.dataset.endMs);
+    setTrendCursor(fromMs + Math.min(Math.max(along / plotW, 0), 1) * (endMs - fromMs));
+  });
+  holder.addEventListener("keydown", (event) => {
+    const stepMs = (trends.windowS * 1000) / CURSOR_STEPS;
+    const endMs = trends.endMs === null ? Date.now() : trends.endMs;
+    const cursor = trends.cursorMs !== null ? trends.cursorMs : endMs - (trends.windowS * 1000) / 2;
+    if (event.key === "ArrowLeft") setTrendCursor(cursor - stepMs);
+    else if (event.key === "ArrowRight") setTrendCursor(Math.min(cursor + stepMs, Date.now()));
+    else if (event.key === "+") zoom(0.5);
+    else if (event.key === "-") zoom(2);
+    else if (event.key === "Escape") setTrendCursor(null);
+    else return;
+    event.preventDefault();
+  });
 }

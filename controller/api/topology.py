@@ -1,0 +1,119 @@
+"""The line's topology as the HMI draws it: `GET /api/topology`.
+
+Why it is served and not drawn by hand: every line variant (the standard line, a shared antechamber, two
+chambers) gets its process picture from its own configuration, so a site that adds a space or a port
+sees it on screen without anyone editing a drawing. The page lays the picture out from this (spaces
+along the chain of ports, each vessel with its valves, pump, turbo, gauges and chamber equipment) and
+animates it with the live state.
+
+It says what *exists*, not what it reads: which valves a space has, whether its pump is a rough or a
+backing pump, whether it has a turbo, which gauges and atmosphere sensors watch it. A space with no
+frost-point or O2 sensor is drawn with its atmosphere "unknown (no sensor)" unless the pressure alone
+says what is in it, instead of a guess dressed as a reading.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
+from controller.api.context import Ctx
+from controller.config.line_config import LineConfig
+from controller.line.actions import VALVES
+
+router = APIRouter()
+
+
+class GaugeTopology(BaseModel):
+    device: str
+    channel: str
+    head: str = Field(description='the gauge head type when configured ("PKR", "CMR1000"), else ""')
+
+
+class SpaceTopology(BaseModel):
+    name: str
+    kind: str
+    label: str = Field(description="the space in the operator's words")
+    pump: Literal["rough", "backing"]
+    turbo: bool
+    valves: list[str]
+    gauges: list[GaugeTopology]
+    frost_sensor: bool
+    o2_sensor: bool
+    heater: bool
+    gas_flow: bool
+    sources: bool
+
+
+class PortTopology(BaseModel):
+    name: str
+    kind: str
+    label: str
+    between: list[str]
+
+
+class TopologyView(BaseModel):
+    line: str
+    travel_timeout_s: float = Field(
+        description="how long a door or gate valve may travel before it counts as stuck"
+    )
+    spaces: list[SpaceTopology]
+    ports: list[PortTopology]
+
+
+def space_label(name: str, kind: str) -> str:
+    """'inlet' + 'antechamber' -> 'inlet antechamber'; 'process' + 'process_chamber' -> 'process chamber'."""
+    words = kind.replace("_", " ")
+    return words if words.startswith(name) else f"{name} {words}"
+
+
+def port_label(kind: str, between: tuple[str, str]) -> str:
+    words = {"outer_door": "outer door", "gate_valve": "gate valve", "inner_door": "inner door"}
+    inside = [b for b in between if b != "room"]
+    if len(inside) == 1:
+        return f"{inside[0]} {words.get(kind, kind.replace('_', ' '))}"
+    return f"{words.get(kind, kind.replace('_', ' '))} {between[0]}–{between[1]}"
+
+
+def topology_view(config: LineConfig, travel_timeout_s: float) -> TopologyView:
+    gauges: dict[str, list[GaugeTopology]] = {s.name: [] for s in config.spaces}
+    families: dict[str, set[str]] = {s.name: set() for s in config.spaces}
+    for device in config.devices:
+        heads = device.params.get("gauge_types", [])
+        for index, (channel, space) in enumerate(device.channels.items()):
+            if device.family == "tpg36x" and space in gauges:
+                head = heads[index] if isinstance(heads, list) and index < len(heads) else ""
+                gauges[space].append(GaugeTopology(device=device.name, channel=channel, head=str(head)))
+        if device.space in families:
+            families[device.space].add(device.family)
+    spaces = [
+        SpaceTopology(
+            name=s.name,
+            kind=s.kind,
+            label=space_label(s.name, s.kind),
+            pump="rough" if s.kind == "antechamber" else "backing",
+            turbo="pfeiffer_turbo" in families[s.name],
+            valves=[v for v in VALVES if v != "turbo_gate" or s.kind == "process_chamber"],
+            gauges=gauges[s.name],
+            frost_sensor="dewpoint_transmitter" in families[s.name],
+            o2_sensor="glovebox_controller" in families[s.name],
+            heater="temperature_controller" in families[s.name],
+            gas_flow="mass_flow_controller" in families[s.name],
+            sources="deposition_sources" in families[s.name],
+        )
+        for s in config.spaces
+    ]
+    ports = [
+        PortTopology(name=p.name, kind=p.kind, label=port_label(p.kind, p.between), between=list(p.between))
+        for p in config.ports
+    ]
+    return TopologyView(line=config.name, travel_timeout_s=travel_timeout_s, spaces=spaces, ports=ports)
+
+
+@router.get("/api/topology", response_model=TopologyView, tags=["read"])
+async def get_topology(ctx: Ctx) -> TopologyView:
+    """What the line is made of, for the process picture: spaces, ports and the equipment on each."""
+    ctl = ctx.controller
+    return topology_view(ctl.config, ctl.supervisor.travel_timeout_s)
