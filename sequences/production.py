@@ -36,14 +36,8 @@ from controller.line.state import LineState
 from sequences.batch_store import JobItems
 from sequences.chamber_pressure import fill_with_gas, pump_to_base
 from sequences.chamber_readings import reading_of
-from sequences.deposition_steps import (
-    DepositReport,
-    ShuttersOpening,
-    anneal,
-    deposit,
-    etch,
-    source_for,
-)
+from sequences.deposition_steps import DepositReport, ShuttersOpening, anneal, deposit, etch
+from sequences.layer_plan import EtchPlan, LayerPlan, plan_steps
 from sequences.operator_desk import OperatorDesk
 from sequences.plant_clock import PlantClock
 from sequences.recipe import AnnealStep, DepositStep, EtchStep, Recipe
@@ -55,7 +49,6 @@ log = logging.getLogger(__name__)
 
 ROOM = "room"
 CONTAINER_MATERIAL = "SUS"  # the transfer boxes are stainless steel
-ETCH_PRESSURE_PA = 0.3
 CONFIRM_TIMEOUT_S = 8 * 3600.0  # plant seconds an operator prompt may stay open before it is a fault
 MIN_WALL_WAIT_S = 5.0
 PORT_TRAVEL_S = 60.0  # plant seconds a door or gate valve may take to reach its end position
@@ -428,15 +421,29 @@ def _pump_down(base_pressure_pa: float) -> PhaseBody:
     return run
 
 
+def step_plan(ctx: JobContext, step: EtchStep | DepositStep) -> EtchPlan | LayerPlan:
+    """The step's source, power and budget on this line (sequences.layer_plan); a step the line cannot
+    run was refused when the batch started, so a refusal here is the line having changed since."""
+    plans, refusals = plan_steps(ctx.recipe, ctx.config, ctx.route.process)
+    plan = plans[ctx.recipe.steps.index(step)]
+    if plan is None:
+        raise UserError("; ".join(refusals) or f"{ctx.recipe.path}: no plan for {step}")
+    return plan
+
+
 def _etch(step: EtchStep) -> PhaseBody:
     async def run(ctx: JobContext) -> None:
+        plan = step_plan(ctx, step)
+        assert isinstance(plan, EtchPlan)
         report = await etch(
             ctx.ctl.gate,
             ctx.route.process,
             gas=step.gas,
             substrate_temp_c=step.substrate_temp_c,
             duration_s=step.duration_s,
-            process_pressure_pa=ETCH_PRESSURE_PA,
+            process_pressure_pa=plan.process_pressure_pa,
+            power_w=plan.power_w,
+            source=plan.source,
             clock=ctx.clock,
             user=ctx.user,
         )
@@ -465,7 +472,13 @@ def _deposit(step: DepositStep, phase: str) -> PhaseBody:
             raise
         ctx.notes.pop("layer_open", None)
         _coat(ctx, material)
-        detail = {"step": "deposit", "layer": step.layer, "method": step.method, "target": step.target}
+        plan = step_plan(ctx, step)
+        detail = {
+            "step": "deposit", "layer": step.layer, "method": step.method, "target": step.target,
+            "material": material, "chamber": ctx.route.process, "expected_s": plan.expected_s
+            if isinstance(plan, LayerPlan) else None,
+            "budget_s": plan.budget_s if isinstance(plan, LayerPlan) else None,
+        }  # fmt: skip
         await ctx.record(
             "step_report",
             {**detail, "target_thickness_nm": target_nm, **dataclasses.asdict(report)},
@@ -475,17 +488,22 @@ def _deposit(step: DepositStep, phase: str) -> PhaseBody:
 
 
 async def _deposit_layer(ctx: JobContext, step: DepositStep, opening: ShuttersOpening) -> DepositReport:
+    plan = step_plan(ctx, step)
+    assert isinstance(plan, LayerPlan)
     return await deposit(
         ctx.ctl.gate,
         ctx.route.process,
-        source=source_for(step.method, step.layer),
+        source=plan.source,
         material=ctx.recipe.target(step.target).material,
-        ion_assist=step.method == "ion_plating",
+        power_w=plan.power_w,
+        pulse_rate_hz=plan.pulse_rate_hz,
+        assist_source=plan.assist_source,
+        assist_power_w=plan.assist_power_w or 0.0,
         thickness_nm=step.thickness_um * 1000.0,
         substrate_temp_c=step.substrate_temp_c,
         process_pressure_pa=step.process_pressure_pa,
         clock=ctx.clock,
-        timeout_s=ctx.step_timeout_s * 4,
+        timeout_s=plan.budget_s,
         user=ctx.user,
         on_open=opening,
     )
