@@ -24,7 +24,7 @@ from sequences.batch_store import BatchStore
 from sequences.layer_plan import LayerPlan
 from sequences.operator_desk import OperatorDesk
 from sequences.plant_clock import PlantClock
-from sequences.recipe import parse_recipe
+from sequences.recipe import RecipeError, parse_recipe
 from sequences.recipe_on_line import RecipeDoesNotFitLine, check_recipe_on_line
 from sim_hardware.line import InitialAtmosphere, SimLine
 
@@ -232,3 +232,55 @@ def test_source_fields_belong_to_their_method(field: str, method: str, message: 
         )
     with pytest.raises(Exception, match=message):
         parse_recipe(text, "r.toml")
+
+
+WETTING = """
+name = "silver-wetting-film-then-lithium"
+[base]
+material = "Fe"
+thickness_um = 20.0
+[[targets]]
+id = "AG"
+material = "Ag"
+[[targets]]
+id = "LI"
+material = "Li"
+[[steps]]
+kind = "deposit"
+layer = "wetting"
+method = "sputtering"
+target = "AG"
+thickness_um = 0.001
+substrate_temp_c = 25.0
+base_pressure_pa = 1.0e-4
+process_pressure_pa = 0.5
+[[steps]]
+kind = "deposit"
+layer = "lithium"
+method = "evaporation"
+target = "LI"
+thickness_um = 5.0
+substrate_temp_c = 25.0
+base_pressure_pa = 1.0e-4
+"""
+
+
+def test_a_1_nm_wetting_film_under_lithium_on_iron_runs_on_the_standard_line() -> None:
+    plan = check_recipe_on_line(parse_recipe(WETTING, "w.toml"), load_line_config())
+    wetting = plan.plans[0]
+    assert isinstance(wetting, LayerPlan)
+    assert wetting.source == "dc_sputter"
+    assert wetting.expected_s == pytest.approx(0.5)  # 1 nm at 2 nm/s
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("thickness_um = 0.001", "thickness_um = 0.6", "allowed range is 0.001 .. 0.5"),
+        ('target = "AG"', 'target = "LI"', "a wetting layer is one of Ag, Si, Mg, Sn, C, not Li"),
+    ],
+)
+def test_a_wetting_film_is_1_to_500_nm_of_ag_si_mg_sn_or_c(old: str, new: str, message: str) -> None:
+    with pytest.raises(RecipeError) as caught:
+        parse_recipe(WETTING.replace(old, new, 1), "w.toml")
+    assert message in str(caught.value)
