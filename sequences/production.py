@@ -41,6 +41,7 @@ from sequences.layer_plan import EtchPlan, LayerPlan, plan_steps
 from sequences.operator_desk import OperatorDesk
 from sequences.plant_clock import PlantClock
 from sequences.recipe import AnnealStep, DepositStep, EtchStep, Recipe
+from sequences.recipe_limits import recipe_shortfall
 from sequences.safe_state import make_safe
 from sequences.steps import pump_purge as pump_purge_cycles
 from sequences.steps import submit, wait_for
@@ -300,7 +301,9 @@ async def purge_until_in_spec(ctx: JobContext, space: str) -> None:
                 "atmosphere": report.atmosphere,
             },
         )
-        in_spec = ctx.state().spaces[space].safe_for_exposed
+        state = ctx.state().spaces[space]
+        # the stricter of the line's limits (the classification) and the recipe's (recipe_limits)
+        in_spec = state.safe_for_exposed and recipe_shortfall(state, ctx.recipe, ctx.config.limits) is None
         if cycle >= seq.purge_cycles and in_spec:
             await submit(gate, SetValve(space, "rough", False), ctx.user, "purge done")
             return
@@ -316,9 +319,13 @@ async def purge_until_in_spec(ctx: JobContext, space: str) -> None:
     raise PurgeNotConverging(f"{space} still not in spec after {seq.purge_max_cycles} pump/purge cycles")
 
 
+def _meets_limits(ctx: JobContext, space: str) -> bool:
+    state = ctx.state().spaces[space]
+    return state.safe_for_exposed and recipe_shortfall(state, ctx.recipe, ctx.config.limits) is None
+
+
 async def purge_inlet(ctx: JobContext) -> None:
-    state = ctx.state()
-    if state.spaces[ctx.route.inlet].safe_for_exposed and ctx.notes.get("inlet_purged"):
+    if _meets_limits(ctx, ctx.route.inlet) and ctx.notes.get("inlet_purged"):
         return
     await purge_until_in_spec(ctx, ctx.route.inlet)
     ctx.notes["inlet_purged"] = True
@@ -386,6 +393,8 @@ async def open_containers(ctx: JobContext) -> None:
     items = ctx.state().items
     if not items[ctx.items.container].sealed:
         return
+    if not _meets_limits(ctx, ctx.route.inlet):  # drifted since the purge: purge again before opening
+        await purge_until_in_spec(ctx, ctx.route.inlet)
     user = await _confirm(
         ctx, "open", f"open container {ctx.items.container} in {ctx.route.inlet} with the gloves"
     )
@@ -603,7 +612,7 @@ async def prepare_outlet(ctx: JobContext) -> None:
 
 
 async def purge_outlet(ctx: JobContext) -> None:
-    if ctx.state().spaces[ctx.route.outlet].safe_for_exposed and ctx.notes.get("outlet_purged"):
+    if _meets_limits(ctx, ctx.route.outlet) and ctx.notes.get("outlet_purged"):
         return
     await purge_until_in_spec(ctx, ctx.route.outlet)
     ctx.notes["outlet_purged"] = True

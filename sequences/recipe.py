@@ -48,6 +48,7 @@ LAYERS = ("lithium", "electrolyte", "metal", "wetting")
 STEP_KINDS = ("etch", "deposit", "anneal")
 
 MAX_FROST_POINT_C = -50.0
+MAX_O2_PPMV = 10.0  # glovebox practice: < 1-10 ppm (DESIGN §2); a recipe may ask for less
 MAX_BASE_PRESSURE_PA = 1.33e-4  # 1e-6 Torr before any deposition
 PROCESS_PRESSURE_PA = {"sputtering": (0.1, 1.0), "ion_plating": (0.1, 1.0), "laser_ablation": (0.0, 1.0)}
 GAS_METHODS_REQUIRED = ("sputtering", "ion_plating")
@@ -160,6 +161,7 @@ class Recipe:
     targets: tuple[TargetSpec, ...]
     steps: tuple[Step, ...]
     warnings: tuple[str, ...] = ()
+    max_o2_ppmv: float = MAX_O2_PPMV
 
     def target(self, target_id: str) -> TargetSpec:
         return next(t for t in self.targets if t.id == target_id)
@@ -210,6 +212,7 @@ def parse_recipe(text: str, path: str = "<recipe>") -> Recipe:
         out.add("gas", gas, f"must be one of {', '.join(INERT_GASES)}, a mixture such as Ar+He, or dry_air")
     purity = out.get(lambda: top.number("gas_purity_percent", 99.99, min=90.0, max=100.0))
     frost = out.get(lambda: top.number("max_frost_point_c", MAX_FROST_POINT_C, max=MAX_FROST_POINT_C))
+    o2 = out.get(lambda: top.number("max_o2_ppmv", MAX_O2_PPMV, min=0.1, max=MAX_O2_PPMV))
     base = _read_base(top, out)
     target_ids: set[str] = set()
     targets = _read_targets(top, out, target_ids)
@@ -219,11 +222,14 @@ def parse_recipe(text: str, path: str = "<recipe>") -> Recipe:
     _check_temperatures(out, base, steps)
     if out.lines:
         raise RecipeError(out.lines)
-    if name is None or description is None or gas is None or purity is None or frost is None or base is None:
+    if (
+        name is None or description is None or gas is None or purity is None or frost is None
+        or base is None or o2 is None
+    ):  # fmt: skip
         raise RecipeError([f"{path}: invalid recipe"])  # unreachable: each None above added a violation
     return Recipe(
         path, name, description, gas, purity, frost, base, tuple(targets),
-        tuple(s for _, s in steps if s is not None), tuple(warnings),
+        tuple(s for _, s in steps if s is not None), tuple(warnings), o2,
     )  # fmt: skip
 
 
