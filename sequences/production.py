@@ -187,6 +187,40 @@ async def _seal(ctx: JobContext, container: str, sealed: bool, user: str, why: s
     await submit(ctx.ctl.gate, SetContainer(container, sealed), user, why)
 
 
+async def seal_exposed(ctx: JobContext, space: str, why: str) -> None:
+    """Glove work before an outer door opens: every air-sensitive item left unsealed in `space` (an
+    opened target, the electrode) goes into an open container there, which is then closed.
+
+    The gate refuses an outer door with anything exposed behind it (DESIGN §4.3), and a reject path
+    that simply asked for the door would wait on that refusal for ever; here the job asks a person
+    for what only gloves can do, records who did it, and the door can open."""
+    state = ctx.state()
+    exposed = [i.id for i in exposed_in(space, state.items)]
+    if not exposed:
+        return
+    box = _box_in(ctx, space)
+    if box is None:
+        raise ControllerError(
+            f"{', '.join(exposed)} lie unsealed in {space} and no container there can take them: "
+            "the outer door stays closed"
+        )
+    names = ", ".join(exposed)
+    user = await _confirm(ctx, f"seal_in_{space}", f"{why}: put {names} into container {box} and close it")
+    for item in exposed:
+        await _move(ctx, item, box, user, f"glove work: {item} into {box} before the outer door opens")
+    await _seal(ctx, box, True, user, f"glove work: {box} closed before the outer door opens")
+
+
+def _box_in(ctx: JobContext, space: str) -> str | None:
+    """A container in `space` to seal exposed items in: the job's own first, then any other there."""
+    items = ctx.state().items
+    here = [i.id for i in items.values() if i.is_container and i.location == space]
+    for box in (ctx.items.container, ctx.items.out_container):
+        if box in here:
+            return box
+    return here[0] if here else None
+
+
 async def _at_room_pressure(ctx: JobContext, space: str) -> None:
     """An antechamber must be at atmosphere before its outer door opens: back-fill it when below, and
     relieve it through the vent valve when the regulator left it above (a fill stops at the
@@ -603,6 +637,7 @@ async def prepare_outlet(ctx: JobContext) -> None:
         await _set_port(ctx, r.outlet_door, False, "outlet: outer door closed")
         return
     await _at_room_pressure(ctx, r.outlet)
+    await seal_exposed(ctx, r.outlet, "before the outlet's outer door opens")
     _register(ctx, box, ItemKind.CONTAINER, CONTAINER_MATERIAL, ROOM, False)
     await _set_port(ctx, r.outlet_door, True, "outlet: open the outer door")
     user = await _confirm(ctx, "place_out_container", f"put the empty container {box} into {r.outlet}")
@@ -647,6 +682,7 @@ async def unload(ctx: JobContext) -> None:
         await _set_port(ctx, r.outlet_door, False, "unload: outer door closed")
         return
     await _at_room_pressure(ctx, r.outlet)
+    await seal_exposed(ctx, r.outlet, "before the outlet's outer door opens")
     await _set_port(ctx, r.outlet_door, True, "unload: open the outer door")
     user = await _confirm(ctx, "unload", f"take the sealed container {box} out of {r.outlet}")
     await _move(ctx, box, ROOM, user, "unload: sealed container out through the outer door")
@@ -711,6 +747,7 @@ async def return_to_room(ctx: JobContext) -> None:
         await _move(ctx, items.base, items.container, user, "reject: back into its container")
         await _seal(ctx, items.container, True, user, "reject: container closed")
     await _at_room_pressure(ctx, r.inlet)
+    await seal_exposed(ctx, r.inlet, "reject: before the inlet's outer door opens")
     await _set_port(ctx, r.inlet_door, True, "reject: open the inlet outer door")
     user = await _confirm(ctx, "take_back", f"take the closed container {items.container} out of {r.inlet}")
     await _move(ctx, items.container, ROOM, user, "reject: container out through the inlet")
@@ -733,7 +770,7 @@ def reject_plan(route: Route, where: str | None) -> list[Phase]:
     """
     if where is None or where == ROOM:
         return []
-    if where == route.inlet and route.inlet != route.outlet:
+    if where == route.inlet:  # also one antechamber serving as both: back into its own box, and out
         return [Phase("reject_return", "return to the room through the inlet", True, GLOVE_S, return_to_room)]
     phases = unload_phases()
     if where == route.outlet:
