@@ -228,6 +228,15 @@ def _laser(
         default_pulse = entry.default_pulse_rate_hz or pulse_rate
         power, key = entry.default_power_w / default_pulse * pulse_rate, "fluence_j_cm2"
     fluence = power / (spot * pulse_rate)
+    if entry.max_pulse_energy_j is not None and fluence * spot > entry.max_pulse_energy_j:
+        value = step.rate_nm_s if key == "rate_nm_s" else fluence
+        out.add(
+            f"{field}.{key}", value,
+            f"needs {fluence * spot:.3g} J a pulse ({fluence:.3g} J/cm² on {spot:g} cm²), beyond the laser's "
+            f"{entry.max_pulse_energy_j:g} J",
+            out.source_field(entry, "max_pulse_energy_j"),
+        )  # fmt: skip
+        return None
     low, high = entry.power_w
     if not low <= power <= high:
         value = step.rate_nm_s if key == "rate_nm_s" else fluence

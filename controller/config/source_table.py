@@ -42,6 +42,7 @@ class SourceEntry:
     pulse_rate_hz: tuple[float, float] | None = None
     default_pulse_rate_hz: float | None = None
     spot_area_cm2: float | None = None
+    max_pulse_energy_j: float | None = None
 
     def rate_per_w(self, material: str, layer: str) -> float | None:
         """nm/s per watt above threshold for this material, by name then by layer class; None: unknown."""
@@ -58,8 +59,9 @@ class SourceEntry:
 
 # The standard rack's figures: the rates the simulated plant's sources give (sim_hardware/plant/spec.py
 # process_chamber_parts), written here as a site writes its calibration. Power windows are the rack's
-# setpoint limits (drivers.deposition_sources.STANDARD_LINE_SOURCES); the laser's pulse energy limit
-# 0.7 J over a 0.1 cm² spot is 7 J/cm²; the ion source runs at a fixed 1000 V beam, 0.3 A at most.
+# setpoint limits (drivers.deposition_sources.STANDARD_LINE_SOURCES) and the laser's 10 W average power;
+# its pulse energy limit 0.7 J over a 0.1 cm² spot is 7 J/cm²; the ion source runs at a fixed
+# 1000 V beam, 0.3 A at most.
 _STANDARD: tuple[SourceEntry, ...] = (
     SourceEntry(
         "dc_sputter", "", "dc_sputter", ("sputtering",), ("lithium", "metal", "wetting"),
@@ -77,8 +79,8 @@ _STANDARD: tuple[SourceEntry, ...] = (
     ),
     SourceEntry(
         "pulsed_laser", "", "pulsed_laser", ("laser_ablation",), LAYER_CLASSES,
-        (0.01, 35.0), 3.0, (0.0, 1e-2), rates_nm_s_per_w=dict.fromkeys(LAYER_CLASSES, 0.1667),
-        pulse_rate_hz=(1.0, 50.0), default_pulse_rate_hz=10.0, spot_area_cm2=0.1,
+        (0.01, 10.0), 3.0, (0.0, 1e-2), rates_nm_s_per_w=dict.fromkeys(LAYER_CLASSES, 0.1667),
+        pulse_rate_hz=(1.0, 50.0), default_pulse_rate_hz=10.0, spot_area_cm2=0.1, max_pulse_energy_j=0.7,
     ),
     SourceEntry(
         "ion_source", "", "ion_source", ("etch", "ion_plating"), (),
@@ -130,8 +132,9 @@ def _entry(t: TableReader, chambers: list[str]) -> SourceEntry:
     pulse = _window(t, "pulse_rate_hz", 0.01, 10_000.0) if laser else None
     pulse_default = t.number("default_pulse_rate_hz", min=pulse[0], max=pulse[1]) if pulse else None
     spot = t.number("spot_area_cm2", min=1e-6, max=100.0) if laser else None
+    energy = t.number("max_pulse_energy_j", min=1e-6, max=100.0) if laser else None
     t.finish()
     return SourceEntry(
         name, chamber, kind, methods, layers, power, default, pressure, threshold, rates,
-        pulse, pulse_default, spot,
+        pulse, pulse_default, spot, energy,
     )  # fmt: skip

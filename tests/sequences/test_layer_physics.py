@@ -284,3 +284,19 @@ def test_a_wetting_film_is_1_to_500_nm_of_ag_si_mg_sn_or_c(old: str, new: str, m
     with pytest.raises(RecipeError) as caught:
         parse_recipe(WETTING.replace(old, new, 1), "w.toml")
     assert message in str(caught.value)
+
+
+def test_a_laser_fluence_beyond_the_lasers_pulse_energy_is_refused() -> None:
+    laser = THICK_LAYERS.replace('method = "evaporation"', 'method = "laser_ablation"\nfluence_j_cm2 = 8.0')
+    with pytest.raises(RecipeDoesNotFitLine) as caught:
+        check_recipe_on_line(parse_recipe(laser, "r.toml"), load_line_config())
+    [line] = caught.value.refusals
+    assert line.startswith("r.toml: steps[0].fluence_j_cm2 = 8: needs 0.8 J a pulse")
+    assert line.endswith("sources[3].max_pulse_energy_j)")
+    fine = THICK_LAYERS.replace(
+        'method = "evaporation"', 'method = "laser_ablation"\nfluence_j_cm2 = 5.0\npulse_rate_hz = 20.0'
+    )
+    plan = check_recipe_on_line(parse_recipe(fine, "r.toml"), load_line_config()).plans[0]
+    assert isinstance(plan, LayerPlan)
+    assert plan.power_w == pytest.approx(10.0)  # 5 J/cm2 x 0.1 cm2 x 20 Hz
+    assert plan.pulse_rate_hz == 20.0
