@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from controller.config.line_config import LineConfig, load_line_config
+from controller.historian.upgrade import upgrade
 from controller.service.batch_run import run_batch, simulated_plan
 from sequences.batch_queue import load_queue
 from sequences.batch_store import BatchStore
@@ -92,6 +93,7 @@ async def test_a_10_um_evaporated_lithium_and_a_2_um_sputtered_electrolyte_run_t
         async with SimLine(config, speed=SPEED, initial=initial) as sim:
             yield sim.simulated_config()
 
+    await upgrade(config.database.url)  # the schema first: a loaded machine migrating mid-start locks SQLite
     out = io.StringIO()
     result = await run_batch(
         config, load_queue(queue, line=config), line, clock=CLOCK,

@@ -14,6 +14,7 @@ import pytest
 
 from controller.config.line_config import LineConfig, load_line_config
 from controller.historian.store import Historian
+from controller.historian.upgrade import upgrade
 from controller.service.batch_run import run_batch, simulated_plan
 from sequences.batch_queue import load_queue
 from sequences.batch_store import BatchStore
@@ -75,6 +76,7 @@ async def test_a_job_rejected_after_its_containers_were_opened_ends_with_every_i
             heal.append(inject(sims[-1], Fault("stuck_actuator", actuator="inlet_gate")))
 
     desk.listeners.append(prompted)
+    await upgrade(config.database.url)  # the schema first: a loaded machine migrating mid-start locks SQLite
     out = io.StringIO()
     result = await run_batch(
         config, load_queue(tmp_path / "q.toml", line=config), line, clock=CLOCK, desk=desk, out=out,
