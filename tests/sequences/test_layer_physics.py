@@ -78,6 +78,7 @@ def _line(tmp_path: Path) -> LineConfig:
     return dataclasses.replace(base, database=database, sequence=sequence)
 
 
+@pytest.mark.heavy
 @pytest.mark.timeout(300)
 async def test_a_10_um_evaporated_lithium_and_a_2_um_sputtered_electrolyte_run_to_done(
     tmp_path: Path,

@@ -51,6 +51,7 @@ def test_the_shared_antechamber_is_inlet_and_outlet_of_its_route() -> None:
     assert route.inlet_door == route.outlet_door == "antechamber.outer"
 
 
+@pytest.mark.heavy
 @pytest.mark.timeout(300)
 async def test_a_job_runs_to_done_on_the_shared_antechamber_line(tmp_path: Path) -> None:
     shipped = load_line_config(ROOT / "deploy" / "lines" / "shared_antechamber.toml")
