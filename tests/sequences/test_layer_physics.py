@@ -303,3 +303,16 @@ def test_a_laser_fluence_beyond_the_lasers_pulse_energy_is_refused() -> None:
     assert isinstance(plan, LayerPlan)
     assert plan.power_w == pytest.approx(10.0)  # 5 J/cm2 x 0.1 cm2 x 20 Hz
     assert plan.pulse_rate_hz == 20.0
+
+
+def test_the_batch_start_refuses_a_queue_whose_recipe_the_line_cannot_run(tmp_path: Path) -> None:
+    (tmp_path / "h2.toml").write_text(H2_ETCH, encoding="utf-8")
+    queue = tmp_path / "q.toml"
+    queue.write_text('[[jobs]]\nrecipe = "h2.toml"\n', encoding="utf-8")
+    load_queue(queue)  # valid by the process windows alone
+    with pytest.raises(RecipeDoesNotFitLine) as caught:
+        load_queue(queue, line=load_line_config())
+    [refusal] = caught.value.refusals
+    assert refusal.startswith(
+        f"{queue}: jobs[0].recipe: {tmp_path / 'h2.toml'}: steps[0].gas = 'H2': process has no H2"
+    )
