@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from controller.config.line_config import LineConfig
-from controller.config.source_table import ION_ASSIST_DEFAULT_POWER_W, SourceEntry
+from controller.config.source_table import SourceEntry
 from sequences.recipe import DepositStep, EtchStep, Recipe
 
 
@@ -143,7 +143,8 @@ def _plan_layer(
             _no_source(out, f"{field}.method", step.method, "the ion assist of ion plating", chamber)
             return None
         assist = assist_entry.name
-        assist_power = ION_ASSIST_DEFAULT_POWER_W if step.assist_power_w is None else step.assist_power_w
+        default_assist = assist_entry.default_assist_power_w or assist_entry.default_power_w
+        assist_power = default_assist if step.assist_power_w is None else step.assist_power_w
         ok &= _in_window(
             out, f"{field}.assist_power_w", assist_power, assist_entry.power_w,
             out.source_field(assist_entry, "power_w"), "W",

@@ -43,6 +43,7 @@ class SourceEntry:
     default_pulse_rate_hz: float | None = None
     spot_area_cm2: float | None = None
     max_pulse_energy_j: float | None = None
+    default_assist_power_w: float | None = None  # an ion source assisting an evaporation (ion plating)
 
     def rate_per_w(self, material: str, layer: str) -> float | None:
         """nm/s per watt above threshold for this material, by name then by layer class; None: unknown."""
@@ -84,10 +85,9 @@ _STANDARD: tuple[SourceEntry, ...] = (
     ),
     SourceEntry(
         "ion_source", "", "ion_source", ("etch", "ion_plating"), (),
-        (10.0, 300.0), 250.0, (0.1, 1.0), rates_nm_s_per_w={"etch": 2e-3},
+        (10.0, 300.0), 250.0, (0.1, 1.0), rates_nm_s_per_w={"etch": 2e-3}, default_assist_power_w=100.0,
     ),
 )  # fmt: skip
-ION_ASSIST_DEFAULT_POWER_W = 100.0  # the ion source's default when it assists an evaporation (ion plating)
 
 
 def standard_sources(chamber: str, prefix: str = "") -> tuple[SourceEntry, ...]:
@@ -133,8 +133,11 @@ def _entry(t: TableReader, chambers: list[str]) -> SourceEntry:
     pulse_default = t.number("default_pulse_rate_hz", min=pulse[0], max=pulse[1]) if pulse else None
     spot = t.number("spot_area_cm2", min=1e-6, max=100.0) if laser else None
     energy = t.number("max_pulse_energy_j", min=1e-6, max=100.0) if laser else None
+    assist = None
+    if kind == "ion_source" and "ion_plating" in methods:
+        assist = t.number("default_assist_power_w", default, min=power[0], max=power[1])
     t.finish()
     return SourceEntry(
         name, chamber, kind, methods, layers, power, default, pressure, threshold, rates,
-        pulse, pulse_default, spot, energy,
+        pulse, pulse_default, spot, energy, assist,
     )  # fmt: skip
