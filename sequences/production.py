@@ -696,7 +696,19 @@ TRANSFER_S = 120.0
 GLOVE_S = 300.0
 
 
-def plan(recipe: Recipe) -> list[Phase]:
+def _layer_estimates(recipe: Recipe, config: LineConfig | None) -> dict[int, float]:
+    """Expected plant seconds per deposit step on `config` (progress only; none without a line)."""
+    if config is None:
+        return {}
+    chambers = config.spaces_of_kind("process_chamber")
+    if not chambers:
+        return {}
+    plans, _ = plan_steps(recipe, config, chambers[0])
+    return {i: p.expected_s for i, p in enumerate(plans) if isinstance(p, LayerPlan)}
+
+
+def plan(recipe: Recipe, config: LineConfig | None = None) -> list[Phase]:
+    expected = _layer_estimates(recipe, config)
     phases = [
         Phase("load", "load through the outer door", True, GLOVE_S, load),
         Phase("purge_inlet", "pump/purge the inlet", True, PURGE_S, purge_inlet),
@@ -716,7 +728,7 @@ def plan(recipe: Recipe) -> list[Phase]:
             case DepositStep():
                 title = f"pump to {step.base_pressure_pa:.1e} Pa"
                 phases.append(Phase(f"pump_down_{n}", title, True, 1800.0, _pump_down(step.base_pressure_pa)))
-                estimate = step.thickness_um * 1000.0 / 0.3 + 300.0
+                estimate = expected.get(n - 1, step.thickness_um * 1000.0 / 0.3) + 300.0
                 title = f"deposit {step.layer} by {step.method.replace('_', ' ')}"
                 phases.append(Phase(f"deposit_{n}", title, False, estimate, _deposit(step, f"deposit_{n}")))
             case AnnealStep():
