@@ -24,6 +24,7 @@ from controller.config.secrets import mask_secrets
 from controller.errors import UserError
 from controller.service.client import DEFAULT_URL
 from controller.service.log_lines import FORMATS, configure_logging
+from controller.service.recipe_check import add_recipe_check
 from drivers.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -94,24 +95,6 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
             f"{len(config.links)} links, {len(config.devices)} devices"
         )
     return 0
-
-
-def _cmd_recipe_check(args: argparse.Namespace) -> int:
-    from sequences.recipe import RecipeError, load_recipe
-
-    failed = False
-    for path in args.files:
-        try:
-            recipe = load_recipe(path)
-        except RecipeError as exc:
-            failed = True
-            for line in exc.violations:
-                print(line, file=sys.stderr)
-            continue
-        for warning in recipe.warnings:
-            print(warning, file=sys.stderr)
-        print(f"{path}: ok: {recipe.name}, {len(recipe.steps)} steps")
-    return 2 if failed else 0
 
 
 def _cmd_user_hash(args: argparse.Namespace) -> int:
@@ -231,7 +214,9 @@ def _cmd_batch(args: argparse.Namespace) -> int:
         raise UserError("batch: --scenario injects faults into the simulated line; it needs --sim")
     config = _with_database(load_line_config(args.config), args.database)
     spaces = [s.name for s in config.spaces]
-    queue = load_queue(args.queue, spaces=spaces)  # every recipe and item id validated before anything moves
+    queue = load_queue(
+        args.queue, spaces=spaces, line=config
+    )  # every recipe and item id validated before anything moves
     operator = args.operator or ("simulated" if args.sim else "terminal")
     _vetted(config, config.hmi.host if operator == "hmi" else None)
     if args.check:
@@ -584,14 +569,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     recipe = sub.add_parser("recipe", help="recipe tools", description="Recipe tools.")
     recipe_sub = recipe.add_subparsers(dest="recipe_command", required=True, metavar="ACTION")
-    recipe_check = recipe_sub.add_parser(
-        "check",
-        help="validate recipe files against the process windows",
-        description="Validate recipe TOML files against the process windows and the materials table; "
-        "print every violation on one line (file, field, value, allowed range) and exit 2 if any file fails.",
-    )
-    recipe_check.add_argument("files", nargs="+", metavar="FILE")
-    recipe_check.set_defaults(handler=_cmd_recipe_check)
+    add_recipe_check(recipe_sub)
 
     user = sub.add_parser("user", help="user account tools", description="User account tools.")
     user_sub = user.add_subparsers(dest="user_command", required=True, metavar="ACTION")

@@ -131,7 +131,7 @@ class BatchHost:
                 if path.stem in found:
                     continue  # the shipped folder comes first: a site file cannot shadow it
                 try:
-                    queue = load_queue(path, spaces=self._spaces)
+                    queue = load_queue(path, spaces=self._spaces, line=self.ctl.config)
                 except UserError as exc:
                     self._report_invalid(path, exc)
                     continue
@@ -173,7 +173,7 @@ class BatchHost:
         choice = next((c for c in await self.choices() if c.name == name), None)
         if choice is None:
             raise BatchRefused(f"no queue {name!r} among the queue files this controller may start")
-        queue = await asyncio.to_thread(load_queue, choice.path, spaces=self._spaces)
+        queue = await asyncio.to_thread(load_queue, choice.path, spaces=self._spaces, line=self.ctl.config)
         self._launch(queue, user)
         task = self._task
         assert task is not None

@@ -29,10 +29,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
+from controller.config.line_config import LineConfig
 from controller.config.reader import TableReader, file_text, toml_table
 from controller.errors import ConfigFileError
 from controller.line.items import ITEM_ID_RULE, valid_item_id
 from sequences.recipe import Recipe, RecipeError, parse_recipe
+from sequences.recipe_on_line import RecipeDoesNotFitLine, check_recipe_on_line
 
 Policy = Literal["stop", "skip"]
 POLICIES: tuple[Policy, ...] = ("stop", "skip")
@@ -75,10 +77,23 @@ def shipped_recipe(name: str) -> Path | None:
     return None
 
 
-def load_queue(path: str | Path, *, spaces: Iterable[str] = ()) -> BatchQueue:
-    """Read and validate a queue; `spaces` are the names of the line it will run on."""
+def load_queue(path: str | Path, *, spaces: Iterable[str] = (), line: LineConfig | None = None) -> BatchQueue:
+    """Read and validate a queue; `spaces` are the names of the line it will run on, and with `line`
+    every recipe is held against that line too (sequences.recipe_on_line): a job the line cannot run
+    is refused before the batch starts, naming the recipe's field and the line's."""
     shown = str(path)
-    return parse_queue(file_text(path, shown), shown, Path(path).parent, spaces=spaces)
+    names = tuple(spaces) or (tuple(s.name for s in line.spaces) if line is not None else ())
+    queue = parse_queue(file_text(path, shown), shown, Path(path).parent, spaces=names)
+    if line is not None:
+        refusals: list[str] = []
+        for index, job in enumerate(queue.jobs):
+            try:
+                check_recipe_on_line(job.recipe, line)
+            except RecipeDoesNotFitLine as exc:
+                refusals += [f"{shown}: jobs[{index}].recipe: {r}" for r in exc.refusals]
+        if refusals:
+            raise RecipeDoesNotFitLine(list(dict.fromkeys(refusals)))
+    return queue
 
 
 def parse_queue(text: str, shown: str, folder: Path, *, spaces: Iterable[str] = ()) -> BatchQueue:

@@ -44,21 +44,9 @@ TEMP_TOLERANCE_C = 2.0
 PRESPUTTER_S = 60.0  # plant seconds a source runs on closed shutters before the rate is judged
 RATE_STABLE_FRACTION = 0.05
 
-SPUTTER_SOURCES = frozenset({"dc_sputter", "rf_sputter"})
 ION_SOURCE = "ion_source"
-# source powers for sensible rates on the standard line (sim_hardware/plant/spec.py):
-#   dc_sputter  0.004 nm/s/W      -> 2.0 nm/s (Li)
-#   rf_sputter  5e-4 nm/s/W       -> 0.2 nm/s (sulfide glass; fragile targets, RF 8x slower)
-#   evaporation 2e-3 nm/s/W > 50 W -> 1.0 nm/s
-#   pulsed_laser 3 W = 0.3 J x 10 Hz -> 0.5 nm/s; ion_source 250 W -> 0.5 nm/s etch
-DEFAULT_POWER_W: dict[str, float] = {
-    "dc_sputter": 500.0,
-    "rf_sputter": 400.0,
-    "evaporation": 550.0,
-    "pulsed_laser": 3.0,
-    ION_SOURCE: 250.0,
-}
-ION_ASSIST_POWER_W = 100.0
+# Source powers are not chosen here: a recipe's layer gets its power (and its time budget) from the
+# line's source table (controller.config.source_table, sequences.layer_plan).
 ShuttersOpening = Callable[[str, float], Awaitable[None]]  # (monitor device, its thickness nm) at opening
 
 
@@ -104,26 +92,13 @@ class AnnealReport:
 # -- source choice ------------------------------------------------------------------------------
 
 
-def source_for(method: str, layer: str) -> str:
-    """The rack source that deposits a recipe layer by a method.
-
-    Lithium (and lithium-alloy "metal") sputters from the DC magnetron, the insulating sulfide
-    electrolyte needs the RF one. Ion plating is evaporation with the ion source assisting in Ar at
-    0.1–1 Pa, so its source is "evaporation" and `deposit(..., ion_assist=True)` adds the ion source
-    and the gas. On the standard line that cannot run today: the gate's pressure window for
-    evaporation is vacuum only (≤ 1e-2 Pa) and `SetSource` cannot command the ion source's beam
-    setpoints or plating mode, so an ion-plating deposit ends in `StepFailed` naming the refusal.
-    """
-    if method == "sputtering":
-        if layer in ("lithium", "metal"):
-            return "dc_sputter"
-        if layer == "electrolyte":
-            return "rf_sputter"
-        raise ValueError(f"no sputter source for a {layer!r} layer")
-    by_method = {"evaporation": "evaporation", "laser_ablation": "pulsed_laser", "ion_plating": "evaporation"}
-    if method not in by_method:
-        raise ValueError(f"unknown deposition method {method!r}")
-    return by_method[method]
+def source_kind(gate: CommandGate, space: str, source: str) -> str:
+    """The kind of `source` in `space` by the line's source table; unknown there is a ValueError."""
+    for entry in gate.model.config.sources_in(space):
+        if entry.name == source:
+            return entry.kind
+    known = ", ".join(e.name for e in gate.model.config.sources_in(space)) or "none"
+    raise ValueError(f"{space} has no source {source!r} in the line's source table ({known})")
 
 
 # -- heater -------------------------------------------------------------------------------------
@@ -179,22 +154,23 @@ async def etch(
     substrate_temp_c: float,
     duration_s: float,
     process_pressure_pa: float,
+    power_w: float,
     clock: PlantClock,
     user: str = "sequence",
-    power_w: float | None = None,
     timeout_s: float = 1800.0,
+    source: str = ION_SOURCE,
 ) -> EtchReport:
     """Ion-beam etch of the substrate: heater, gas, ion source on behind its open shutter for
-    `duration_s` plant seconds. `timeout_s` (plant) bounds heating and gas set-up, not the etch.
+    `duration_s` plant seconds at `power_w` (the recipe's, or the line's default for its ion source).
+    `timeout_s` (plant) bounds heating and gas set-up, not the etch.
 
     The gas must be the one the chamber's MFC delivers (Ar on the standard line; an H2 etch needs an
-    H2 line and raises `ProcessFault`). On the standard line `SetSource` cannot set the ion source's
-    beam voltage/current, so the gate reports the command failed (`StepFailed`); see the report.
+    H2 line and raises `ProcessFault`: `recipe check --config` refuses it before a job starts).
     """
     supplied = process_gas(gate, space)
     if gas != supplied:
         raise ProcessFault(f"{space} has no {gas} supply: its MFC delivers {supplied}")
-    power = DEFAULT_POWER_W[ION_SOURCE] if power_w is None else power_w
+    power = power_w
     watch = PlantStopwatch(clock)
     budget = StepBudget(clock, timeout_s, f"etch in {space}")
     ok = False
@@ -208,11 +184,11 @@ async def etch(
             timeout_s=budget.left_plant_s(),
             user=user,
         )
-        await submit(gate, SetSource(space, ION_SOURCE, True, power), user, "etch: ion source on")
+        await submit(gate, SetSource(space, source, True, power), user, "etch: ion source on")
         await submit(gate, SetShutter(space, "substrate", True), user, "etch: substrate shutter open")
-        await submit(gate, SetShutter(space, ION_SOURCE, True), user, "etch: ion source shutter open")
+        await submit(gate, SetShutter(space, source, True), user, "etch: ion source shutter open")
         etching = PlantStopwatch(clock)
-        await _hold(gate, space, (ION_SOURCE,), duration_s, clock)
+        await _hold(gate, space, (source,), duration_s, clock)
         etch_s = etching.plant_s()
         pressure = pressure_pa(gate.state(), space)
         ok = True
@@ -235,9 +211,11 @@ async def deposit(
     process_pressure_pa: float | None,
     clock: PlantClock,
     timeout_s: float,
+    power_w: float,
     user: str = "sequence",
-    power_w: float | None = None,
-    ion_assist: bool = False,
+    pulse_rate_hz: float | None = None,
+    assist_source: str | None = None,
+    assist_power_w: float = 0.0,
     on_open: ShuttersOpening | None = None,
 ) -> DepositReport:
     """Grow `thickness_nm` (by the QCM) of `material` from `source` onto the substrate.
@@ -252,15 +230,19 @@ async def deposit(
     the source presputters on closed shutters until the QCM rate is steady; the shutters open, and
     close as soon as the QCM has gained `thickness_nm`. The QCM cannot be zeroed through the gate,
     so the film is the thickness gained from the opening of the shutters. `timeout_s` (plant) bounds
-    the whole step. Whatever happens, sources, shutters, gas and heater are switched off at the end.
+    the whole step: the layer's budget from its expected duration (sequences.layer_plan). Ion plating
+    runs `assist_source` at `assist_power_w` first. Whatever happens, sources, shutters, gas and heater
+    are switched off at the end.
     """
-    if source not in DEFAULT_POWER_W or source == ION_SOURCE:
-        raise ValueError(f"unknown deposition source {source!r}")
+    kind = source_kind(gate, space, source)
+    if kind == ION_SOURCE:
+        raise ValueError(f"{source} etches; it deposits nothing")
     if not thickness_nm > 0.0:
         raise ValueError(f"thickness must be > 0 nm, got {thickness_nm!r}")
-    if (source in SPUTTER_SOURCES or ion_assist) and process_pressure_pa is None:
+    ion_assist = assist_source is not None
+    if (kind.endswith("_sputter") or ion_assist) and process_pressure_pa is None:
         raise ValueError(f"{source}{' with ion assist' if ion_assist else ''} needs a process pressure")
-    power = DEFAULT_POWER_W[source] if power_w is None else power_w
+    power = power_w
     qcm = device_of(gate, "thickness_monitor", space)
     watch = PlantStopwatch(clock)
     budget = StepBudget(clock, timeout_s, f"deposit {source} in {space}")
@@ -278,10 +260,12 @@ async def deposit(
                 timeout_s=budget.left_plant_s(),
                 user=user,
             )
-        running = (ION_SOURCE, source) if ion_assist else (source,)
-        if ion_assist:
-            await submit(gate, SetSource(space, ION_SOURCE, True, ION_ASSIST_POWER_W), user, "ion assist on")
-        await submit(gate, SetSource(space, source, True, power), user, f"deposit: {source} on")
+        running = (source,) if assist_source is None else (assist_source, source)
+        if assist_source is not None:
+            await submit(gate, SetSource(space, assist_source, True, assist_power_w), user, "ion assist on")
+        await submit(
+            gate, SetSource(space, source, True, power, pulse_rate_hz), user, f"deposit: {source} on"
+        )
         rate = await _stabilised_rate(gate, space, qcm, running, budget, clock)
         _check_film(gate, qcm, material, film, f"before opening the shutters on {material}")
         thickness, open_s = await _grow(

@@ -149,7 +149,7 @@ class JobRunner:
         )
         self.machine = RunStateMachine()
         self.machine.listeners.append(self._on_state)
-        self.phases = plan(self.recipe)
+        self.phases = plan(self.recipe, ctl.config)
         self.message = ""
         self._pending_state: list[tuple[str, str, str]] = []
         self._last_progress: tuple[int, int, str, float] | None = None

@@ -36,17 +36,12 @@ from controller.line.state import LineState
 from sequences.batch_store import JobItems
 from sequences.chamber_pressure import fill_with_gas, pump_to_base
 from sequences.chamber_readings import reading_of
-from sequences.deposition_steps import (
-    DepositReport,
-    ShuttersOpening,
-    anneal,
-    deposit,
-    etch,
-    source_for,
-)
+from sequences.deposition_steps import DepositReport, ShuttersOpening, anneal, deposit, etch
+from sequences.layer_plan import EtchPlan, LayerPlan, plan_steps
 from sequences.operator_desk import OperatorDesk
 from sequences.plant_clock import PlantClock
 from sequences.recipe import AnnealStep, DepositStep, EtchStep, Recipe
+from sequences.recipe_limits import recipe_shortfall
 from sequences.safe_state import make_safe
 from sequences.steps import pump_purge as pump_purge_cycles
 from sequences.steps import submit, wait_for
@@ -55,7 +50,6 @@ log = logging.getLogger(__name__)
 
 ROOM = "room"
 CONTAINER_MATERIAL = "SUS"  # the transfer boxes are stainless steel
-ETCH_PRESSURE_PA = 0.3
 CONFIRM_TIMEOUT_S = 8 * 3600.0  # plant seconds an operator prompt may stay open before it is a fault
 MIN_WALL_WAIT_S = 5.0
 PORT_TRAVEL_S = 60.0  # plant seconds a door or gate valve may take to reach its end position
@@ -193,6 +187,40 @@ async def _seal(ctx: JobContext, container: str, sealed: bool, user: str, why: s
     await submit(ctx.ctl.gate, SetContainer(container, sealed), user, why)
 
 
+async def seal_exposed(ctx: JobContext, space: str, why: str) -> None:
+    """Glove work before an outer door opens: every air-sensitive item left unsealed in `space` (an
+    opened target, the electrode) goes into an open container there, which is then closed.
+
+    The gate refuses an outer door with anything exposed behind it (DESIGN §4.3), and a reject path
+    that simply asked for the door would wait on that refusal for ever; here the job asks a person
+    for what only gloves can do, records who did it, and the door can open."""
+    state = ctx.state()
+    exposed = [i.id for i in exposed_in(space, state.items)]
+    if not exposed:
+        return
+    box = _box_in(ctx, space)
+    if box is None:
+        raise ControllerError(
+            f"{', '.join(exposed)} lie unsealed in {space} and no container there can take them: "
+            "the outer door stays closed"
+        )
+    names = ", ".join(exposed)
+    user = await _confirm(ctx, f"seal_in_{space}", f"{why}: put {names} into container {box} and close it")
+    for item in exposed:
+        await _move(ctx, item, box, user, f"glove work: {item} into {box} before the outer door opens")
+    await _seal(ctx, box, True, user, f"glove work: {box} closed before the outer door opens")
+
+
+def _box_in(ctx: JobContext, space: str) -> str | None:
+    """A container in `space` to seal exposed items in: the job's own first, then any other there."""
+    items = ctx.state().items
+    here = [i.id for i in items.values() if i.is_container and i.location == space]
+    for box in (ctx.items.container, ctx.items.out_container):
+        if box in here:
+            return box
+    return here[0] if here else None
+
+
 async def _at_room_pressure(ctx: JobContext, space: str) -> None:
     """An antechamber must be at atmosphere before its outer door opens: back-fill it when below, and
     relieve it through the vent valve when the regulator left it above (a fill stops at the
@@ -307,7 +335,9 @@ async def purge_until_in_spec(ctx: JobContext, space: str) -> None:
                 "atmosphere": report.atmosphere,
             },
         )
-        in_spec = ctx.state().spaces[space].safe_for_exposed
+        state = ctx.state().spaces[space]
+        # the stricter of the line's limits (the classification) and the recipe's (recipe_limits)
+        in_spec = state.safe_for_exposed and recipe_shortfall(state, ctx.recipe, ctx.config.limits) is None
         if cycle >= seq.purge_cycles and in_spec:
             await submit(gate, SetValve(space, "rough", False), ctx.user, "purge done")
             return
@@ -323,9 +353,13 @@ async def purge_until_in_spec(ctx: JobContext, space: str) -> None:
     raise PurgeNotConverging(f"{space} still not in spec after {seq.purge_max_cycles} pump/purge cycles")
 
 
+def _meets_limits(ctx: JobContext, space: str) -> bool:
+    state = ctx.state().spaces[space]
+    return state.safe_for_exposed and recipe_shortfall(state, ctx.recipe, ctx.config.limits) is None
+
+
 async def purge_inlet(ctx: JobContext) -> None:
-    state = ctx.state()
-    if state.spaces[ctx.route.inlet].safe_for_exposed and ctx.notes.get("inlet_purged"):
+    if _meets_limits(ctx, ctx.route.inlet) and ctx.notes.get("inlet_purged"):
         return
     await purge_until_in_spec(ctx, ctx.route.inlet)
     ctx.notes["inlet_purged"] = True
@@ -393,6 +427,8 @@ async def open_containers(ctx: JobContext) -> None:
     items = ctx.state().items
     if not items[ctx.items.container].sealed:
         return
+    if not _meets_limits(ctx, ctx.route.inlet):  # drifted since the purge: purge again before opening
+        await purge_until_in_spec(ctx, ctx.route.inlet)
     user = await _confirm(
         ctx, "open", f"open container {ctx.items.container} in {ctx.route.inlet} with the gloves"
     )
@@ -428,15 +464,29 @@ def _pump_down(base_pressure_pa: float) -> PhaseBody:
     return run
 
 
+def step_plan(ctx: JobContext, step: EtchStep | DepositStep) -> EtchPlan | LayerPlan:
+    """The step's source, power and budget on this line (sequences.layer_plan); a step the line cannot
+    run was refused when the batch started, so a refusal here is the line having changed since."""
+    plans, refusals = plan_steps(ctx.recipe, ctx.config, ctx.route.process)
+    plan = plans[ctx.recipe.steps.index(step)]
+    if plan is None:
+        raise UserError("; ".join(refusals) or f"{ctx.recipe.path}: no plan for {step}")
+    return plan
+
+
 def _etch(step: EtchStep) -> PhaseBody:
     async def run(ctx: JobContext) -> None:
+        plan = step_plan(ctx, step)
+        assert isinstance(plan, EtchPlan)
         report = await etch(
             ctx.ctl.gate,
             ctx.route.process,
             gas=step.gas,
             substrate_temp_c=step.substrate_temp_c,
             duration_s=step.duration_s,
-            process_pressure_pa=ETCH_PRESSURE_PA,
+            process_pressure_pa=plan.process_pressure_pa,
+            power_w=plan.power_w,
+            source=plan.source,
             clock=ctx.clock,
             user=ctx.user,
         )
@@ -465,7 +515,13 @@ def _deposit(step: DepositStep, phase: str) -> PhaseBody:
             raise
         ctx.notes.pop("layer_open", None)
         _coat(ctx, material)
-        detail = {"step": "deposit", "layer": step.layer, "method": step.method, "target": step.target}
+        plan = step_plan(ctx, step)
+        detail = {
+            "step": "deposit", "layer": step.layer, "method": step.method, "target": step.target,
+            "material": material, "chamber": ctx.route.process, "expected_s": plan.expected_s
+            if isinstance(plan, LayerPlan) else None,
+            "budget_s": plan.budget_s if isinstance(plan, LayerPlan) else None,
+        }  # fmt: skip
         await ctx.record(
             "step_report",
             {**detail, "target_thickness_nm": target_nm, **dataclasses.asdict(report)},
@@ -475,17 +531,22 @@ def _deposit(step: DepositStep, phase: str) -> PhaseBody:
 
 
 async def _deposit_layer(ctx: JobContext, step: DepositStep, opening: ShuttersOpening) -> DepositReport:
+    plan = step_plan(ctx, step)
+    assert isinstance(plan, LayerPlan)
     return await deposit(
         ctx.ctl.gate,
         ctx.route.process,
-        source=source_for(step.method, step.layer),
+        source=plan.source,
         material=ctx.recipe.target(step.target).material,
-        ion_assist=step.method == "ion_plating",
+        power_w=plan.power_w,
+        pulse_rate_hz=plan.pulse_rate_hz,
+        assist_source=plan.assist_source,
+        assist_power_w=plan.assist_power_w or 0.0,
         thickness_nm=step.thickness_um * 1000.0,
         substrate_temp_c=step.substrate_temp_c,
         process_pressure_pa=step.process_pressure_pa,
         clock=ctx.clock,
-        timeout_s=ctx.step_timeout_s * 4,
+        timeout_s=plan.budget_s,
         user=ctx.user,
         on_open=opening,
     )
@@ -576,6 +637,7 @@ async def prepare_outlet(ctx: JobContext) -> None:
         await _set_port(ctx, r.outlet_door, False, "outlet: outer door closed")
         return
     await _at_room_pressure(ctx, r.outlet)
+    await seal_exposed(ctx, r.outlet, "before the outlet's outer door opens")
     _register(ctx, box, ItemKind.CONTAINER, CONTAINER_MATERIAL, ROOM, False)
     await _set_port(ctx, r.outlet_door, True, "outlet: open the outer door")
     user = await _confirm(ctx, "place_out_container", f"put the empty container {box} into {r.outlet}")
@@ -585,7 +647,7 @@ async def prepare_outlet(ctx: JobContext) -> None:
 
 
 async def purge_outlet(ctx: JobContext) -> None:
-    if ctx.state().spaces[ctx.route.outlet].safe_for_exposed and ctx.notes.get("outlet_purged"):
+    if _meets_limits(ctx, ctx.route.outlet) and ctx.notes.get("outlet_purged"):
         return
     await purge_until_in_spec(ctx, ctx.route.outlet)
     ctx.notes["outlet_purged"] = True
@@ -620,6 +682,7 @@ async def unload(ctx: JobContext) -> None:
         await _set_port(ctx, r.outlet_door, False, "unload: outer door closed")
         return
     await _at_room_pressure(ctx, r.outlet)
+    await seal_exposed(ctx, r.outlet, "before the outlet's outer door opens")
     await _set_port(ctx, r.outlet_door, True, "unload: open the outer door")
     user = await _confirm(ctx, "unload", f"take the sealed container {box} out of {r.outlet}")
     await _move(ctx, box, ROOM, user, "unload: sealed container out through the outer door")
@@ -633,7 +696,19 @@ TRANSFER_S = 120.0
 GLOVE_S = 300.0
 
 
-def plan(recipe: Recipe) -> list[Phase]:
+def _layer_estimates(recipe: Recipe, config: LineConfig | None) -> dict[int, float]:
+    """Expected plant seconds per deposit step on `config` (progress only; none without a line)."""
+    if config is None:
+        return {}
+    chambers = config.spaces_of_kind("process_chamber")
+    if not chambers:
+        return {}
+    plans, _ = plan_steps(recipe, config, chambers[0])
+    return {i: p.expected_s for i, p in enumerate(plans) if isinstance(p, LayerPlan)}
+
+
+def plan(recipe: Recipe, config: LineConfig | None = None) -> list[Phase]:
+    expected = _layer_estimates(recipe, config)
     phases = [
         Phase("load", "load through the outer door", True, GLOVE_S, load),
         Phase("purge_inlet", "pump/purge the inlet", True, PURGE_S, purge_inlet),
@@ -653,7 +728,7 @@ def plan(recipe: Recipe) -> list[Phase]:
             case DepositStep():
                 title = f"pump to {step.base_pressure_pa:.1e} Pa"
                 phases.append(Phase(f"pump_down_{n}", title, True, 1800.0, _pump_down(step.base_pressure_pa)))
-                estimate = step.thickness_um * 1000.0 / 0.3 + 300.0
+                estimate = expected.get(n - 1, step.thickness_um * 1000.0 / 0.3) + 300.0
                 title = f"deposit {step.layer} by {step.method.replace('_', ' ')}"
                 phases.append(Phase(f"deposit_{n}", title, False, estimate, _deposit(step, f"deposit_{n}")))
             case AnnealStep():
@@ -684,6 +759,7 @@ async def return_to_room(ctx: JobContext) -> None:
         await _move(ctx, items.base, items.container, user, "reject: back into its container")
         await _seal(ctx, items.container, True, user, "reject: container closed")
     await _at_room_pressure(ctx, r.inlet)
+    await seal_exposed(ctx, r.inlet, "reject: before the inlet's outer door opens")
     await _set_port(ctx, r.inlet_door, True, "reject: open the inlet outer door")
     user = await _confirm(ctx, "take_back", f"take the closed container {items.container} out of {r.inlet}")
     await _move(ctx, items.container, ROOM, user, "reject: container out through the inlet")
@@ -706,7 +782,7 @@ def reject_plan(route: Route, where: str | None) -> list[Phase]:
     """
     if where is None or where == ROOM:
         return []
-    if where == route.inlet and route.inlet != route.outlet:
+    if where == route.inlet:  # also one antechamber serving as both: back into its own box, and out
         return [Phase("reject_return", "return to the room through the inlet", True, GLOVE_S, return_to_room)]
     phases = unload_phases()
     if where == route.outlet:

@@ -30,7 +30,13 @@ from controller.config.reader import TableReader, file_text, toml_table
 from controller.errors import MISSING, ConfigFileError, UserError
 from controller.line.compositions import Component, is_mole_ratio, parse_mole_ratio
 from controller.line.items import ITEM_ID_RULE, valid_item_id
-from controller.line.materials import LITHIUM_MAX_TEMP_C, MaterialError, film_properties, material
+from controller.line.materials import (
+    LITHIUM_MAX_TEMP_C,
+    WETTING_FILMS,
+    MaterialError,
+    film_properties,
+    material,
+)
 
 T = TypeVar("T")
 
@@ -38,18 +44,40 @@ INERT_GASES = ("He", "Ne", "Ar", "Kr", "N2")
 DRY_AIR = "dry_air"
 ETCH_GASES = ("Ar", "H2")
 METHODS = ("sputtering", "evaporation", "laser_ablation", "ion_plating")
-LAYERS = ("lithium", "electrolyte", "metal")
+LAYERS = ("lithium", "electrolyte", "metal", "wetting")
 STEP_KINDS = ("etch", "deposit", "anneal")
 
 MAX_FROST_POINT_C = -50.0
+MAX_O2_PPMV = 10.0  # glovebox practice: < 1-10 ppm (DESIGN §2); a recipe may ask for less
 MAX_BASE_PRESSURE_PA = 1.33e-4  # 1e-6 Torr before any deposition
 PROCESS_PRESSURE_PA = {"sputtering": (0.1, 1.0), "ion_plating": (0.1, 1.0), "laser_ablation": (0.0, 1.0)}
 GAS_METHODS_REQUIRED = ("sputtering", "ion_plating")
-LAYER_THICKNESS_UM = {"lithium": (0.1, 20.0), "electrolyte": (0.01, 10.0), "metal": (0.01, 100.0)}
+# a "wetting" layer is the method's 1-500 nm wetting / alloying film (Ag, Si, Mg, Sn, C) under lithium
+LAYER_THICKNESS_UM = {
+    "lithium": (0.1, 20.0),
+    "electrolyte": (0.01, 10.0),
+    "metal": (0.01, 100.0),
+    "wetting": (0.001, 0.5),
+}
 BASE_THICKNESS_UM = (1.0, 100.0)
 ETCH_TEMP_C = (20.0, 250.0)
 DEPOSIT_TEMP_C = (0.0, 200.0)
 ANNEAL_TEMP_C = (40.0, 200.0)
+# [U] windows of the source settings a recipe may give (the line's source table narrows them further)
+ETCH_PRESSURE_PA = (0.1, 1.0)
+DEFAULT_ETCH_PRESSURE_PA = 0.3
+SOURCE_POWER_W = (0.01, 5000.0)
+DEPOSITION_RATE_NM_S = (0.001, 100.0)
+ASSIST_POWER_W = (10.0, 1000.0)  # the ion source assisting an evaporation (ion plating)
+SUBSTRATE_BIAS_V = (-1000.0, 0.0)
+FLUENCE_J_CM2 = (0.1, 20.0)  # laser ablation of sulfide glasses and lithium: ~1-5 J/cm2
+PULSE_RATE_HZ = (0.1, 100.0)
+METHOD_ONLY_FIELDS = {
+    "assist_power_w": ("ion_plating", ASSIST_POWER_W),
+    "substrate_bias_v": ("ion_plating", SUBSTRATE_BIAS_V),
+    "fluence_j_cm2": ("laser_ablation", FLUENCE_J_CM2),
+    "pulse_rate_hz": ("laser_ablation", PULSE_RATE_HZ),
+}
 TEMPERATURE_WINDOWS = {
     "etch": ("substrate_temp_c", ETCH_TEMP_C, "an etch"),
     "deposit": ("substrate_temp_c", DEPOSIT_TEMP_C, "deposition"),
@@ -86,6 +114,8 @@ class EtchStep:
     gas: str
     substrate_temp_c: float
     duration_s: float
+    power_w: float | None = None  # None: the line's ion source default
+    process_pressure_pa: float = DEFAULT_ETCH_PRESSURE_PA
     kind: Literal["etch"] = "etch"
 
 
@@ -98,6 +128,14 @@ class DepositStep:
     substrate_temp_c: float
     base_pressure_pa: float
     process_pressure_pa: float | None
+    # the source's setting: a power, or a rate the line's source table turns into one; neither: the
+    # line's default power for the source (controller.config.source_table)
+    power_w: float | None = None
+    rate_nm_s: float | None = None
+    assist_power_w: float | None = None  # ion plating: the ion source's power
+    substrate_bias_v: float | None = None  # ion plating: needs a substrate bias supply on the line
+    fluence_j_cm2: float | None = None  # laser ablation
+    pulse_rate_hz: float | None = None  # laser ablation
     kind: Literal["deposit"] = "deposit"
 
 
@@ -123,6 +161,7 @@ class Recipe:
     targets: tuple[TargetSpec, ...]
     steps: tuple[Step, ...]
     warnings: tuple[str, ...] = ()
+    max_o2_ppmv: float = MAX_O2_PPMV
 
     def target(self, target_id: str) -> TargetSpec:
         return next(t for t in self.targets if t.id == target_id)
@@ -173,6 +212,7 @@ def parse_recipe(text: str, path: str = "<recipe>") -> Recipe:
         out.add("gas", gas, f"must be one of {', '.join(INERT_GASES)}, a mixture such as Ar+He, or dry_air")
     purity = out.get(lambda: top.number("gas_purity_percent", 99.99, min=90.0, max=100.0))
     frost = out.get(lambda: top.number("max_frost_point_c", MAX_FROST_POINT_C, max=MAX_FROST_POINT_C))
+    o2 = out.get(lambda: top.number("max_o2_ppmv", MAX_O2_PPMV, min=0.1, max=MAX_O2_PPMV))
     base = _read_base(top, out)
     target_ids: set[str] = set()
     targets = _read_targets(top, out, target_ids)
@@ -182,11 +222,14 @@ def parse_recipe(text: str, path: str = "<recipe>") -> Recipe:
     _check_temperatures(out, base, steps)
     if out.lines:
         raise RecipeError(out.lines)
-    if name is None or description is None or gas is None or purity is None or frost is None or base is None:
+    if (
+        name is None or description is None or gas is None or purity is None or frost is None
+        or base is None or o2 is None
+    ):  # fmt: skip
         raise RecipeError([f"{path}: invalid recipe"])  # unreachable: each None above added a violation
     return Recipe(
         path, name, description, gas, purity, frost, base, tuple(targets),
-        tuple(s for _, s in steps if s is not None), tuple(warnings),
+        tuple(s for _, s in steps if s is not None), tuple(warnings), o2,
     )  # fmt: skip
 
 
@@ -292,9 +335,67 @@ def _read_etch(reader: TableReader, out: _Violations) -> EtchStep | None:
     gas = out.get(lambda: reader.text("gas", choices=ETCH_GASES))
     temp = out.get(lambda: reader.number("substrate_temp_c"))
     duration = out.get(lambda: reader.number("duration_s", min=1.0, max=86400.0))
-    if gas is None or temp is None or duration is None:
+    power = _optional_number(reader, out, "power_w", SOURCE_POWER_W)
+    low, high = ETCH_PRESSURE_PA
+    pressure = out.get(
+        lambda: reader.number("process_pressure_pa", DEFAULT_ETCH_PRESSURE_PA, min=low, max=high)
+    )
+    if gas is None or temp is None or duration is None or power is False or pressure is None:
         return None
-    return EtchStep(gas, temp, duration)
+    return EtchStep(gas, temp, duration, power, pressure)
+
+
+def _optional_number(
+    reader: TableReader, out: _Violations, key: str, window: tuple[float, float]
+) -> float | Literal[False] | None:
+    """The value, None when absent, False when invalid (its violation is on the list)."""
+    if not reader.has(key):
+        return None
+    low, high = window
+    value = out.get(lambda: reader.number(key, min=low, max=high))
+    return False if value is None else value
+
+
+def _source_settings(
+    reader: TableReader, out: _Violations, method: str | None
+) -> dict[str, float | None] | None:
+    """power_w or rate_nm_s, and the method's own fields; a field of another method is refused."""
+    settings: dict[str, float | None] = {}
+    ok = True
+    if reader.has("power_w") and reader.has("rate_nm_s"):
+        reader._seen.update(("power_w", "rate_nm_s"))
+        out.add(reader.field("rate_nm_s"), reader.table["rate_nm_s"], "give power_w or rate_nm_s, not both")
+        return None
+    for key, window in (("power_w", SOURCE_POWER_W), ("rate_nm_s", DEPOSITION_RATE_NM_S)):
+        value = _optional_number(reader, out, key, window)
+        ok = ok and value is not False
+        settings[key] = None if value is False else value
+    if method == "laser_ablation" and settings["power_w"] is not None:
+        out.add(
+            reader.field("power_w"),
+            settings["power_w"],
+            "laser ablation is set by fluence_j_cm2 and pulse_rate_hz",
+        )
+        ok = False
+    for key, (only, window) in METHOD_ONLY_FIELDS.items():
+        if reader.has(key) and method is not None and method != only:
+            reader._seen.add(key)
+            out.add(
+                reader.field(key), reader.table[key], f"{only.replace('_', ' ')} only: omit it for {method}"
+            )
+            ok = False
+            continue
+        value = _optional_number(reader, out, key, window)
+        ok = ok and value is not False
+        settings[key] = None if value is False else value
+    if (
+        method == "laser_ablation"
+        and settings["fluence_j_cm2"] is not None
+        and settings["rate_nm_s"] is not None
+    ):
+        out.add(reader.field("rate_nm_s"), settings["rate_nm_s"], "give fluence_j_cm2 or rate_nm_s, not both")
+        ok = False
+    return settings if ok else None
 
 
 def _read_anneal(reader: TableReader, out: _Violations) -> AnnealStep | None:
@@ -325,6 +426,7 @@ def _read_deposit(
     temp = out.get(lambda: reader.number("substrate_temp_c"))
     base_pa = out.get(lambda: reader.number("base_pressure_pa", min=0.0, max=MAX_BASE_PRESSURE_PA))
     process_pa = _read_process_pressure(reader, out, method)
+    settings = _source_settings(reader, out, method)
     if (
         layer is None
         or method is None
@@ -333,9 +435,15 @@ def _read_deposit(
         or temp is None
         or base_pa is None
         or process_pa is False
+        or settings is None
     ):
         return None
-    return DepositStep(layer, method, target_id, thickness, temp, base_pa, process_pa)
+    return DepositStep(
+        layer, method, target_id, thickness, temp, base_pa, process_pa,
+        power_w=settings["power_w"], rate_nm_s=settings["rate_nm_s"],
+        assist_power_w=settings["assist_power_w"], substrate_bias_v=settings["substrate_bias_v"],
+        fluence_j_cm2=settings["fluence_j_cm2"], pulse_rate_hz=settings["pulse_rate_hz"],
+    )  # fmt: skip
 
 
 def _check_target_fits_layer(reader: TableReader, out: _Violations, layer: str, target: TargetSpec) -> None:
@@ -350,6 +458,12 @@ def _check_target_fits_layer(reader: TableReader, out: _Violations, layer: str, 
             reader.field("target"),
             target.id,
             f"an electrolyte layer needs a sulfide target, not {target.material}",
+        )
+    elif layer == "wetting" and target.material not in WETTING_FILMS:
+        out.add(
+            reader.field("target"),
+            target.id,
+            f"a wetting layer is one of {', '.join(WETTING_FILMS)}, not {target.material}",
         )
     elif layer == "metal" and (target.lithium or target.sulfide):
         out.add(

@@ -83,6 +83,7 @@ class SetSourceRequest(_ActionRequest):
     source: _Name
     enabled: bool
     power_w: float = 0.0
+    pulse_rate_hz: float | None = None
 
 
 class SetShutterRequest(_ActionRequest):

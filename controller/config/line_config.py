@@ -17,8 +17,10 @@ from typing import Any
 
 from controller.config.broker_tls import BrokerTls, BrokerTlsError, broker_tls_context
 from controller.config.device_params import channel_keys, read_address, read_params
+from controller.config.gas_supplies import GasSupply, read_gas_supplies
 from controller.config.reader import TableReader, file_text, toml_table
 from controller.config.secrets import mask_secrets, read_password, url_with_password
+from controller.config.source_table import SourceEntry, read_sources
 from drivers.deposition_sources import STANDARD_LINE_SOURCES
 from drivers.errors import ConfigError
 from drivers.remote_io import IoPoints, line_points
@@ -164,6 +166,11 @@ class SequenceConfig:
     step_timeout_s: float = 1800.0
     base_pressure_timeout_s: float = 7200.0
     suspend_settle_s: float = 300.0
+    # a layer's time budget is its expected duration (thickness over the rate its source gives at the
+    # layer's power, controller.config.source_table) times this margin, plus step_timeout_s for heating,
+    # gas and presputter; a layer expected to take longer than max_layer_s is refused before it starts
+    layer_time_margin: float = 1.5
+    max_layer_s: float = 6 * 3600.0
     # where this site keeps the queue files an operator may start from the HMI, besides the shipped
     # ones; relative to the working directory; "" for the shipped queues only
     queue_dir: str = ""
@@ -194,6 +201,11 @@ class LineConfig:
     sequence: SequenceConfig = field(default_factory=SequenceConfig)
     text: str = field(default="", repr=False)  # the file as read: each run records it (content hash)
     not_for_production: bool = False  # a test or commissioning line: limits looser than the method's
+    sources: tuple[SourceEntry, ...] = ()  # the source table (controller.config.source_table)
+    gas_supplies: tuple[GasSupply, ...] = ()  # controller.config.gas_supplies
+
+    def sources_in(self, chamber: str) -> list[SourceEntry]:
+        return [s for s in self.sources if s.chamber == chamber]
 
     def space(self, name: str) -> SpaceConfig:
         return next(s for s in self.spaces if s.name == name)
@@ -245,6 +257,11 @@ def _parse(root: TableReader) -> LineConfig:
     links_table.finish()
     devices = tuple(_device(t, space_names, links) for t in root.table_list("devices"))
     _unique(root, "devices", [d.name for d in devices])
+    sources = read_sources(
+        root.table_list("sources"), [s.name for s in spaces if s.kind == "process_chamber"]
+    )
+    _unique(root, "sources", [f"{s.chamber}/{s.name}" for s in sources])
+    gas_supplies = read_gas_supplies(root.table_list("gas_supplies"), space_names)
     database = _database(root.table_reader("database"))
     mqtt = _mqtt(root.table_reader("mqtt")) if root.has("mqtt") else None
     hmi = _hmi(root.table_reader("hmi"))
@@ -254,7 +271,7 @@ def _parse(root: TableReader) -> LineConfig:
     root.finish()
     return LineConfig(
         root.path, name, limits, spaces, ports, links, devices, database, mqtt, hmi, users, sequence,
-        not_for_production=not_for_production,
+        not_for_production=not_for_production, sources=sources, gas_supplies=gas_supplies,
     )  # fmt: skip
 
 
@@ -271,6 +288,8 @@ def _sequence(t: TableReader) -> SequenceConfig:
             "base_pressure_timeout_s", d.base_pressure_timeout_s, min=60.0, max=172_800.0
         ),
         suspend_settle_s=t.number("suspend_settle_s", d.suspend_settle_s, min=0.0, max=7200.0),
+        layer_time_margin=t.number("layer_time_margin", d.layer_time_margin, min=1.05, max=10.0),
+        max_layer_s=t.number("max_layer_s", d.max_layer_s, min=60.0, max=7 * 86_400.0),
         queue_dir=t.text("queue_dir", d.queue_dir),
     )
     t.finish()

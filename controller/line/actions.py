@@ -61,6 +61,9 @@ class SetSource:
     source: str
     enabled: bool
     power_w: float = 0.0
+    # a source whose power is split over two setpoints (a laser's pulse energy x pulse rate): the rate
+    # to split at; None keeps the source's usual one (controller.line.actuators.POWER_SPLITS)
+    pulse_rate_hz: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -128,19 +128,39 @@ def _limit_text(spec: SourceSpec) -> str:
     )
 
 
-def source_setpoints(spec: SourceSpec, power_w: float) -> dict[str, float]:
+def source_setpoints(
+    spec: SourceSpec, power_w: float, pulse_rate_hz: float | None = None
+) -> dict[str, float]:
     """The setpoints (SI, by slot name, in writing order) that make `spec` deliver `power_w`.
+
+    `pulse_rate_hz` replaces a laser's usual repetition rate (the recipe's pulse rate); a rate beyond
+    the source's limit, or given to a source that has none, is refused like a power out of range.
 
     A power outside 0..`max_power_w` (NaN included) raises `SourcePowerOutOfRange` naming the limit,
     before anything reaches the device. A power supply gets its power setpoint only: its ramp rate
     stays whatever it holds.
     """
+    split = POWER_SPLITS.get(spec.kind)
+    if pulse_rate_hz is not None:
+        if spec.kind is not SourceKind.PULSED_LASER or split is None:
+            raise SourcePowerOutOfRange(f"{spec.name}: a {spec.kind.value} source takes no pulse rate")
+        limits = _limits(spec)
+        if not 0.0 < pulse_rate_hz <= limits[split.fixed_slot]:
+            raise SourcePowerOutOfRange(
+                f"{spec.name}: pulse rate {pulse_rate_hz:g} Hz is outside 0..{limits[split.fixed_slot]:g} Hz"
+            )
+        energy = power_w / pulse_rate_hz
+        if not 0.0 <= energy <= limits[split.power_slot]:  # NaN refused too
+            raise SourcePowerOutOfRange(
+                f"{spec.name}: {power_w:g} W at {pulse_rate_hz:g} Hz is {energy:g} J a pulse, "
+                f"beyond the {limits[split.power_slot]:g} J limit"
+            )
+        return {split.fixed_slot: pulse_rate_hz, split.power_slot: energy}
     highest = max_power_w(spec)
     if not 0.0 <= power_w <= highest:  # written so that NaN is refused too
         raise SourcePowerOutOfRange(
             f"{spec.name}: {power_w:g} W is outside 0..{highest:g} W ({_limit_text(spec)})"
         )
-    split = POWER_SPLITS.get(spec.kind)
     if split is None:
         return {POWER_SLOT: power_w}
     fixed = _fixed_value(spec, split)
@@ -213,7 +233,7 @@ class Actuators:
     async def _source(self, action: SetSource) -> None:
         rack = self._device(action.space, "deposition_sources", DepositionSources)
         if action.enabled:
-            wanted = source_setpoints(rack.map.source(action.source), action.power_w)
+            wanted = source_setpoints(rack.map.source(action.source), action.power_w, action.pulse_rate_hz)
             for slot, value in wanted.items():
                 await rack.set_setpoint(action.source, slot, value)
             held = await rack.read_setpoints(action.source)

@@ -47,12 +47,30 @@ _LITHIUM = Material(
     "Li", True, LITHIUM_MAX_TEMP_C, reacts_with_n2=True, note="forms Li3N in N2, oxidises in dry air"
 )
 _ALLOY_ADDITIVES = ("In", "Ti", "Zn", "Bi", "Sn")
+# Base foils and current collectors the method names (seed §"base material": Cu, Ni, stainless steel,
+# Al, Fe, Nb, Ti, W, Mo, Mg, Au, Ag, Pt, SnO2, graphite). None of them limits the process: the highest
+# temperature the method ever asks of a substrate is the etch window's 250 °C (DESIGN §2, "etch
+# substrate temperature 20-250 °C"), and the lowest melting of them, Mg at 650 °C (CRC Handbook,
+# melting points of the elements), is far above it. So each is capped at that 250 °C: a heater asked
+# for more is asking outside the method, whatever the foil.
+ETCH_WINDOW_TOP_C = 250.0
+_FOIL_NOTE = "current collector; 250 °C is the etch window's top (DESIGN §2)"
 _SUBSTRATES = {
-    "Cu": Material("Cu", False, 250.0, note="current collector; 250 °C is the etch window's top"),
-    "Ni": Material("Ni", False, 250.0),
-    "SUS": Material("SUS", False, 250.0, note="stainless steel foil"),
-    "Al": Material("Al", False, 250.0),
-}
+    name: Material(name, False, ETCH_WINDOW_TOP_C, note=note or _FOIL_NOTE)
+    for name, note in (
+        ("Cu", ""), ("Ni", ""), ("SUS", "stainless steel foil"), ("Al", ""), ("Fe", ""), ("Nb", ""),
+        ("Ti", ""), ("W", ""), ("Mo", ""), ("Mg", "melts at 650 °C (CRC); capped by the etch window"),
+        ("Au", ""), ("Ag", ""), ("Pt", ""), ("SnO2", "conductive oxide film or coated foil"),
+        ("graphite", "carbon foil or sheet"), ("C", "carbon (graphite) foil, or a carbon wetting film"),
+        ("Si", "a wetting / alloying film (1-500 nm) under lithium"),
+        ("Sn", "melts at 231.9 °C (CRC): a Sn film is capped at 220 °C [U margin]"),
+    )
+}  # fmt: skip
+# A tin film melts below the etch window's top: its own limit, with an 11 °C margin [U].
+_SUBSTRATES["Sn"] = Material("Sn", False, 220.0, note=_SUBSTRATES["Sn"].note)
+# The wetting / alloying films of 1-500 nm the method puts on the collector before lithium (Ag, Si,
+# Mg, Sn, C): a recipe layer of class "wetting" (sequences.recipe) made of one of these.
+WETTING_FILMS = ("Ag", "Si", "Mg", "Sn", "C")
 _SULFIDE = Material("sulfide electrolyte", True, SULFIDE_MAX_TEMP_C, note="hydrolyses in moist air to H2S")
 # shorthand names of sulfide electrolytes that carry no "S" of their own
 _SULFIDE_NAMES = ("LiSiPO", "LiPSO")
@@ -104,6 +122,17 @@ _ELEMENT_FILMS: dict[str, FilmProperties] = {
     "Sn": FilmProperties(7.30, 0.724, f"{INFICON_TABLE} [U]"),
     "Ti": FilmProperties(4.50, 0.628, f"{INFICON_TABLE} [U]"),
     "Zn": FilmProperties(7.04, 0.514, f"{INFICON_TABLE} [U]"),
+    # the method's other collectors and wetting films: INFICON's table values as remembered [U]
+    "Ag": FilmProperties(10.50, 0.529, f"{INFICON_TABLE} [U]"),
+    "Au": FilmProperties(19.30, 0.381, f"{INFICON_TABLE} [U]"),
+    "C": FilmProperties(2.25, 3.260, f"{INFICON_TABLE} (graphite) [U]"),
+    "Fe": FilmProperties(7.86, 0.349, f"{INFICON_TABLE} [U]"),
+    "Mg": FilmProperties(1.74, 1.610, f"{INFICON_TABLE} [U]"),
+    "Mo": FilmProperties(10.20, 0.257, f"{INFICON_TABLE} [U]"),
+    "Nb": FilmProperties(8.578, 0.492, f"{INFICON_TABLE} [U]"),
+    "Pt": FilmProperties(21.40, 0.245, f"{INFICON_TABLE} [U]"),
+    "Si": FilmProperties(2.32, 0.712, f"{INFICON_TABLE} [U]"),
+    "W": FilmProperties(19.30, 0.163, f"{INFICON_TABLE} [U]"),
 }
 # standard atomic weights (IUPAC, g/mol): molar masses of the alloys and glass components below
 _ATOMIC_WEIGHT = {

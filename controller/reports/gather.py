@@ -83,7 +83,7 @@ async def gather_report(
     batch = await historian.production_batch(batch_id) if batch_id else None
     readings = LineReadings(config)
     jobs = [await _job_report(historian, readings, row, now, plot_points) for row in rows]
-    return RunReport(run, config.name, shown, now, batch, tuple(jobs))
+    return RunReport(run, config.name, shown, now, batch, tuple(jobs), config.not_for_production)
 
 
 def shown_url(url: str) -> str:

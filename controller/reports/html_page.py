@@ -85,6 +85,8 @@ def render_html(report: RunReport) -> str:
         f"generated {e(utc(report.generated_at))}."
         f"{(' ' + e(batch_line(report)).capitalize() + '.') if report.batch else ''}</p>",
     ]
+    if report.production_note:
+        body.append(f'<p class="verdict bad"><strong>{e(report.production_note)}</strong></p>')
     body += [_job_html(job) for job in report.jobs]
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'

@@ -77,6 +77,8 @@ def render_pdf(report: RunReport) -> bytes:
         para(f"Exposure certificate: {report.run}", styles["Title"]),
         para(f"Line {report.line}, records in {report.database}; generated {utc(report.generated_at)}."),
     ]
+    if report.production_note:
+        story.append(para(report.production_note, styles["Heading3"]))
     if report.batch is not None:
         story.append(para(batch_line(report)))
     for job in report.jobs:

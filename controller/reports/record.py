@@ -154,6 +154,18 @@ class RunReport:
     generated_at: float
     batch: dict[str, Any] | None
     jobs: tuple[JobReport, ...] = field(default=())
+    # the line says `[line] not_for_production = true`: its limits may be looser than the method's,
+    # and every form of the certificate says so at its top
+    not_for_production: bool = False
+
+    @property
+    def production_note(self) -> str | None:
+        if not self.not_for_production:
+            return None
+        return (
+            f"NOT FOR PRODUCTION: line {self.line} is configured not_for_production = true; its atmosphere "
+            "limits may be looser than the production method's (frost point -50 °C, O2 10 ppm)"
+        )
 
 
 __all__ = [

@@ -24,6 +24,8 @@ def render_text(report: RunReport) -> str:
         f"depline exposure report for {report.run} (line {report.line}, {report.database})",
         f"generated {utc(report.generated_at)}; {len(report.jobs)} job(s)",
     ]
+    if report.production_note:
+        lines.append(report.production_note)
     if report.batch is not None:
         lines.append(batch_line(report))
     for job in report.jobs:

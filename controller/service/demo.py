@@ -71,7 +71,7 @@ def _api_listener(config: LineConfig) -> socket.socket:
 async def run_demo(
     config: LineConfig, *, speed: float, queue_path: Path | None = None, scenario: str | None = None
 ) -> int:
-    queue = load_queue(queue_path or demo_queue_path(), spaces=[s.name for s in config.spaces])
+    queue = load_queue(queue_path or demo_queue_path(), line=config)
     clock = PlantClock(speed)
     desk = OperatorDesk(clock=clock, simulated_glove_work_s=SIMULATED_GLOVE_WORK_S)
     print(

@@ -33,7 +33,10 @@ from controller.line.ledger import LedgerEntry
 from controller.line.poller import PollPlan, Priority
 from controller.reports.command import add_report_command, read_report
 from controller.reports.gather import PLOT_POINTS, gather_report, non_inert_episodes
+from controller.reports.html_page import render_html
+from controller.reports.pdf import render_pdf
 from controller.reports.record import RunReport
+from controller.reports.text import render_text
 from sequences.batch_queue import parse_queue
 from sequences.batch_store import BatchStore
 from sequences.steps import pump_purge, submit, wait_for
@@ -414,3 +417,11 @@ def test_a_restart_counts_the_unwatched_time_and_an_open_exposure_runs_to_the_en
     (episode,) = non_inert_episodes(entries, end_ts=800.0)
     assert (episode.since_ts, episode.until_ts, episode.open_at_end) == (100.0, 800.0, True)
     assert non_inert_episodes([_entry(0.0, "opened", "inert_in_spec", True)], end_ts=800.0) == []
+
+
+def test_a_line_not_for_production_says_so_on_every_form_of_the_certificate() -> None:
+    report = RunReport("R1", "bench", "sqlite:///x.db", 0.0, None, (), not_for_production=True)
+    assert "NOT FOR PRODUCTION: line bench" in render_text(report)
+    assert "NOT FOR PRODUCTION: line bench" in render_html(report)
+    assert RunReport("R1", "line1", "sqlite:///x.db", 0.0, None).production_note is None
+    assert render_pdf(report).startswith(b"%PDF")

@@ -212,3 +212,18 @@ def test_spaces_the_sensors_can_never_judge_are_named(tmp_path: Path) -> None:
     assert len(spots) == 2
     assert spots[0].startswith(f"{path}: spaces[0] 'inlet': containers are opened here but no dew-point")
     assert spots[1].startswith(f"{path}: spaces[2] 'outlet': no gauge reads its pressure")
+
+
+def test_the_source_table_and_gas_supplies_are_read_and_checked(tmp_path: Path) -> None:
+    config = load_line_config()
+    assert [s.name for s in config.sources_in("process")] == [
+        "dc_sputter", "rf_sputter", "evaporation", "pulsed_laser", "ion_source",
+    ]  # fmt: skip
+    assert config.sources_in("process")[1].rate_nm_s("57Li2S-38SiS2-5Li3PO4", "electrolyte", 400.0) == 0.2
+    assert [(g.gas, g.purity_percent) for g in config.gas_supplies] == [("Ar", 99.99)]
+    message = refused(tmp_path, edited('methods = ["sputtering"]', 'methods = ["spraying"]'))
+    assert message.startswith("sources[0].methods = ")
+    supplied = STANDARD + '\n[[gas_supplies]]\ngas = "H2"\npurity_percent = 99.999\nfeeds = ["process"]\n'
+    assert [g.gas for g in load_line_config(write(tmp_path, supplied)).gas_supplies] == ["H2"]
+    nowhere = supplied.replace('feeds = ["process"]', 'feeds = ["attic"]')
+    assert refused(tmp_path, nowhere).startswith("gas_supplies[0].feeds = ")

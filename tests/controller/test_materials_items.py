@@ -53,12 +53,51 @@ def test_lithium_alloys_take_the_lithium_limits(alloy: str) -> None:
     assert m.name == alloy
 
 
-@pytest.mark.parametrize("metal", ["Cu", "Ni", "SUS", "Al"])
+METHOD_SUBSTRATES = [
+    "Cu",
+    "Ni",
+    "SUS",
+    "Al",
+    "Fe",
+    "Nb",
+    "Ti",
+    "W",
+    "Mo",
+    "Mg",
+    "Au",
+    "Ag",
+    "Pt",
+    "SnO2",
+    "graphite",
+]
+
+
+@pytest.mark.parametrize("metal", METHOD_SUBSTRATES)
 def test_current_collectors_are_not_air_sensitive(metal: str) -> None:
     m = material(metal)
     assert not m.air_sensitive
     assert not m.reacts_with_n2
-    assert m.max_temp_c > LITHIUM_MAX_TEMP_C
+    assert m.max_temp_c == 250.0  # the etch window's top: no collector of the method limits below it
+
+
+@pytest.mark.parametrize("base", ["Li/Fe", "Li/C", "Li/graphite", "Li/Ag/Cu", "Li/Sn/Cu"])
+def test_lithium_on_the_methods_collectors_takes_the_lithium_limits(base: str) -> None:
+    m = material(base)
+    assert m.air_sensitive
+    assert m.reacts_with_n2
+    assert m.max_temp_c == LITHIUM_MAX_TEMP_C
+
+
+def test_a_tin_film_melts_below_the_etch_window_and_is_capped_below_it() -> None:
+    assert material("Sn").max_temp_c == 220.0
+    assert material("Sn/Cu").max_temp_c == 220.0
+
+
+@pytest.mark.parametrize("film", ["Ag", "Si", "Mg", "Sn", "C", "Fe", "Au", "Pt", "W", "Mo", "Nb"])
+def test_the_methods_films_have_monitor_figures(film: str) -> None:
+    figures = film_properties(film)
+    assert figures.density_g_cm3 > 1.0
+    assert figures.source.startswith(INFICON_TABLE)
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,7 @@ from controller.line.poller import PollPlan, Priority
 from controller.line.state import LineState
 from drivers.deposition_sources import STANDARD_LINE_SOURCES
 from sequences.chamber_pressure import fill_with_gas, pump_to_base
-from sequences.deposition_steps import anneal, deposit, source_for
+from sequences.deposition_steps import anneal, deposit
 from sequences.plant_clock import PlantClock
 from sequences.safe_state import make_safe, safe_state_actions
 from sequences.steps import ProcessFault, StepTimeout, wait_for
@@ -108,7 +108,8 @@ async def test_pump_deposit_anneal_fill_from_an_argon_filled_chamber(line: Line)
     film = await deposit(
         gate,
         SPACE,
-        source=source_for("sputtering", "electrolyte"),
+        source="rf_sputter",
+        power_w=400.0,
         material=GLASS,
         thickness_nm=50.0,
         substrate_temp_c=25.0,
@@ -158,6 +159,7 @@ async def test_a_cancelled_deposit_still_switches_everything_off(line: Line) -> 
             gate,
             SPACE,
             source="dc_sputter",
+            power_w=500.0,
             material="Li",
             thickness_nm=5000.0,
             substrate_temp_c=25.0,
@@ -196,6 +198,7 @@ async def test_a_monitor_holding_another_film_stops_the_layer_before_its_shutter
             gate,
             SPACE,
             source="dc_sputter",
+            power_w=500.0,
             material="Li",
             thickness_nm=100.0,
             substrate_temp_c=25.0,
@@ -214,6 +217,7 @@ async def test_a_material_the_monitor_cannot_measure_is_a_process_fault(line: Li
             line.gate,
             SPACE,
             source="rf_sputter",
+            power_w=400.0,
             material="LiSiPO",
             thickness_nm=100.0,
             substrate_temp_c=25.0,
@@ -249,29 +253,6 @@ async def test_make_safe_never_opens_and_completes_under_cancellation(line: Line
     assert all(r.outcome == "done" for r in done)
     records = await make_safe(gate, SPACE, user="test")
     assert len(records) == len(actions)
-
-
-@pytest.mark.parametrize(
-    ("method", "layer", "source"),
-    [
-        ("sputtering", "lithium", "dc_sputter"),
-        ("sputtering", "metal", "dc_sputter"),
-        ("sputtering", "electrolyte", "rf_sputter"),
-        ("evaporation", "lithium", "evaporation"),
-        ("evaporation", "electrolyte", "evaporation"),
-        ("laser_ablation", "electrolyte", "pulsed_laser"),
-        ("ion_plating", "electrolyte", "evaporation"),
-    ],
-)
-def test_source_for_maps_recipe_methods_to_rack_sources(method: str, layer: str, source: str) -> None:
-    assert source_for(method, layer) == source
-
-
-def test_source_for_refuses_unknown_methods() -> None:
-    with pytest.raises(ValueError, match="method"):
-        source_for("spraying", "electrolyte")
-    with pytest.raises(ValueError, match="layer"):
-        source_for("sputtering", "glue")
 
 
 def test_plant_clock_converts_both_ways() -> None:

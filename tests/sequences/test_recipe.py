@@ -297,9 +297,13 @@ def _depline(*args: str) -> subprocess.CompletedProcess[str]:
 def test_cli_accepts_the_shipped_recipes() -> None:
     result = _depline("recipe", "check", *map(str, SHIPPED))
     assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
+    # one line per process step (source, power, rate, expected duration), then one "ok" per file
+    lines = [line for line in result.stdout.splitlines() if ": ok: " in line]
     assert len(lines) == len(SHIPPED)
-    assert all(": ok: " in line and line.endswith(" steps") for line in lines)
+    assert all(line.endswith(" steps on line 'line1'") for line in lines)
+    layers = [line for line in result.stdout.splitlines() if " µm by " in line]
+    assert len(layers) == 9
+    assert all("expected " in line and " nm/s" in line for line in layers)
 
 
 def test_cli_rejects_a_bad_recipe_with_exit_2_and_no_traceback(tmp_path: Path) -> None:

@@ -1,0 +1,129 @@
+"""A recipe held against the line it will run on, before anything moves.
+
+A recipe valid by the process windows can still be one this line cannot run: a gas it has no bottle
+of (an H2 etch on an Ar-only line), a purity its supply does not reach, a method no source of the
+chamber serves, a power outside a source's window, a background gas its laser cannot run in, a layer
+that would take longer than the line allows. Each is refused in one line naming the recipe's field
+and the line's, the same way `recipe check --config` and the batch start report them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from controller.config.line_config import LineConfig
+from controller.errors import UserError
+from sequences.layer_plan import EtchPlan, LayerPlan, duration_text, plan_steps
+from sequences.recipe import DRY_AIR, DepositStep, EtchStep, Recipe
+
+
+class RecipeDoesNotFitLine(UserError):
+    def __init__(self, refusals: list[str]) -> None:
+        self.refusals = tuple(refusals)
+        super().__init__("\n".join(refusals))
+
+
+@dataclass(frozen=True, slots=True)
+class RecipeOnLine:
+    recipe: Recipe
+    plans: tuple[LayerPlan | EtchPlan | None, ...]
+
+    def lines(self) -> list[str]:
+        """One line per process step: what it runs on, at what power, for how long."""
+        shown: list[str] = []
+        for step, plan in zip(self.recipe.steps, self.plans, strict=True):
+            if isinstance(plan, LayerPlan) and isinstance(step, DepositStep):
+                pulse = (
+                    f" at {plan.pulse_rate_hz:g} Hz, {plan.fluence_j_cm2:.3g} J/cm²"
+                    if plan.pulse_rate_hz
+                    else ""
+                )
+                assist = f" + {plan.assist_source} {plan.assist_power_w:g} W" if plan.assist_source else ""
+                shown.append(
+                    f"{self.recipe.path}: {plan.step} {step.layer} {step.thickness_um:g} µm by "
+                    f"{step.method.replace('_', ' ')} in {plan.chamber}: {plan.source} {plan.power_w:g} W"
+                    f"{pulse}{assist}, {plan.rate_nm_s:.3g} nm/s, expected {duration_text(plan.expected_s)}, "
+                    f"budget {plan.budget_s:.0f} s"
+                )
+            elif isinstance(plan, EtchPlan) and isinstance(step, EtchStep):
+                shown.append(
+                    f"{self.recipe.path}: {plan.step} etch ({step.gas}) in {plan.chamber}: {plan.source} "
+                    f"{plan.power_w:g} W at {plan.process_pressure_pa:g} Pa for {step.duration_s:g} s"
+                )
+        return shown
+
+
+def process_chamber_of(config: LineConfig) -> str:
+    chambers = config.spaces_of_kind("process_chamber")
+    if not chambers:
+        raise UserError(f"{config.path}: the line has no process chamber")
+    return chambers[0]
+
+
+def check_recipe_on_line(recipe: Recipe, config: LineConfig) -> RecipeOnLine:
+    """The recipe's plan on `config`; `RecipeDoesNotFitLine` lists every mismatch, one line each."""
+    chamber = process_chamber_of(config)
+    refusals = _gas_refusals(recipe, config, chamber)
+    plans, layer_refusals = plan_steps(recipe, config, chamber)
+    refusals += layer_refusals
+    if refusals:
+        raise RecipeDoesNotFitLine(refusals)
+    return RecipeOnLine(recipe, tuple(plans))
+
+
+def _supplies_text(config: LineConfig) -> str:
+    written = "[[gas_supplies]]" in config.text
+    listed = "; ".join(f"{s.gas} {s.purity_percent:g} % to {', '.join(s.feeds)}" for s in config.gas_supplies)
+    return f"gas_supplies{'' if written else ' (none given: the standard Ar supply)'}: {listed}"
+
+
+def _gas_refusals(recipe: Recipe, config: LineConfig, chamber: str) -> list[str]:
+    out: list[str] = []
+    where = f"{config.path}: {_supplies_text(config)}"
+    gases = [recipe.gas] if recipe.gas == DRY_AIR else recipe.gas.split("+")
+    for gas in gases:
+        supplies = [s for s in config.gas_supplies if s.gas == gas]
+        if not supplies:
+            out.append(f"{recipe.path}: gas = {recipe.gas!r}: the line has no {gas} supply ({where})")
+            continue
+        missing = [s for s in config.spaces if not any(s.name in sup.feeds for sup in supplies)]
+        if missing:
+            names = ", ".join(s.name for s in missing)
+            out.append(f"{recipe.path}: gas = {recipe.gas!r}: {gas} does not reach {names} ({where})")
+        best = max(s.purity_percent for s in supplies)
+        if best < recipe.gas_purity_percent:
+            out.append(
+                f"{recipe.path}: gas_purity_percent = {recipe.gas_purity_percent:g}: the line's {gas} "
+                f"supply is {best:g} % ({where})"
+            )
+    process_gas, mfc_field = _process_gas(config, chamber)
+    for index, step in enumerate(recipe.steps):
+        if isinstance(step, EtchStep):
+            fed = any(s.gas == step.gas and chamber in s.feeds for s in config.gas_supplies)
+            if not fed:
+                out.append(
+                    f"{recipe.path}: steps[{index}].gas = {step.gas!r}: {chamber} has no {step.gas} supply "
+                    f"({where})"
+                )
+            elif process_gas != step.gas:
+                out.append(
+                    f"{recipe.path}: steps[{index}].gas = {step.gas!r}: {chamber}'s mass-flow controller "
+                    f"delivers {process_gas} ({config.path}: {mfc_field})"
+                )
+        elif (
+            isinstance(step, DepositStep)
+            and step.process_pressure_pa is not None
+            and recipe.gas != process_gas
+        ):
+            out.append(
+                f"{recipe.path}: gas = {recipe.gas!r}: steps[{index}] runs in process gas, and {chamber}'s "
+                f"mass-flow controller delivers {process_gas} ({config.path}: {mfc_field})"
+            )
+    return out
+
+
+def _process_gas(config: LineConfig, chamber: str) -> tuple[str, str]:
+    for index, device in enumerate(config.devices):
+        if device.family == "mass_flow_controller" and device.space == chamber:
+            return str(device.params.get("gas", "Ar")), f"devices[{index}].params.gas ({device.name})"
+    return "none", f"no mass_flow_controller in {chamber}"
