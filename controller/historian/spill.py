@@ -77,6 +77,8 @@ COLUMNS: Final[dict[str, tuple[str, ...]]] = {
         "trip",
         "until_s",
         "condition_active",
+        "first_out",
+        "follows",
     ),
     K_ITEM: ("id", "kind", "material", "registered_at"),
     K_LEDGER: ("ts", "item", "event", "space", "atmosphere", "exposed", "evidence"),
