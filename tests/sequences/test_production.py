@@ -335,7 +335,7 @@ async def test_a_failed_job_is_rejected_and_the_queue_goes_on_with_the_next(rig:
     first, second = result.jobs
     assert first.outcome == "rejected"
     assert "turbo" in first.message.lower()
-    assert second.outcome == "done"
+    assert second.outcome == "done", second.message
     assert result.exit_code == 1
     assert result.status == "failed"
     events = await rig.events(first)
@@ -362,6 +362,7 @@ def _alarm_rows(rig: Rig) -> list[dict[str, object]]:
     return [dict(r) for r in rows]
 
 
+@pytest.mark.heavy
 async def test_a_dead_turbo_stops_a_skip_queue_after_the_first_job_with_an_alarm(rig: Rig) -> None:
     """Default memory: one failure caused by an equipment fault stops a "skip" queue; the job stays
     where it failed, its record and an alarm (following the turbo's) say why."""
@@ -386,6 +387,7 @@ async def test_a_dead_turbo_stops_a_skip_queue_after_the_first_job_with_an_alarm
     assert stop["follows"] == "device.turbo.Err107"
 
 
+@pytest.mark.heavy
 async def test_a_turbo_fault_mid_deposition_is_alarmed_first_and_the_trip_follows_it(
     rig: Rig, tmp_path: Path
 ) -> None:
