@@ -15,11 +15,13 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from controller.api.views import alarm_record_view, alarm_row_view, alarm_view
 from controller.config.line_config import load_line_config
 from controller.line.alarm_states import Severity
 from controller.line.alarms import AlarmBoard, AlarmDefinition, AlarmRecord
 from controller.line.controller import LineController
 from controller.line.device_faults import device_conditions
+from controller.line.items import ItemKind
 from controller.line.poller import PollPlan, Priority
 from drivers.reading import Quality, Reading
 from sim_hardware.faults import Fault, inject
@@ -192,3 +194,37 @@ def test_a_cascade_ends_when_its_conditions_are_gone_or_its_window_has_passed() 
     assert stale is not None
     assert stale.first_out
     assert stale.follows is None
+
+
+async def test_a_space_a_batch_needs_and_a_space_with_an_exposed_item_alarm_when_out_of_spec(
+    line: tuple[SimLine, LineController],
+) -> None:
+    sim, ctl = line
+    ctl.supervisor.need_spaces("batch B1", ["inlet"])
+    inject(sim, Fault("no_reply", device="inlet_dewpoint"))  # the inlet becomes unknown: never in spec
+    needed = await _raised(ctl, "space.inlet.needed_out_of_spec")
+    assert needed.evidence["needed_by"] == "batch B1"
+    assert needed.evidence["atmosphere"] == "unknown"
+    ctl.model.register("C1", ItemKind.CONTAINER, "SUS", "inlet", sealed=False)
+    ctl.model.register("F1", ItemKind.BASE_MATERIAL, "Li/Cu", "C1")
+    exposed = await _raised(ctl, "space.inlet.exposed_out_of_spec")
+    assert exposed.severity is Severity.HIGH
+    assert "F1" in str(exposed.evidence["items"])
+    ctl.supervisor.release_spaces("batch B1")
+    deadline = time.monotonic() + 10.0
+    while ctl.alarms.get("space.inlet.needed_out_of_spec").condition_active:
+        assert time.monotonic() < deadline, "the batch's space alarm outlived the batch"
+        await asyncio.sleep(0.02)
+
+
+def test_the_api_views_carry_first_out_and_what_an_alarm_follows() -> None:
+    board = _board()
+    board.raise_alarm("device.turbo.Err107", 1.0, {"text": "turbo reports Err107"})
+    trip = board.raise_alarm("interlock.I4.process", 2.0, {})
+    assert trip is not None
+    assert alarm_view(board.get("device.turbo.Err107")).model_dump()["first_out"] is True
+    assert alarm_view(board.get("interlock.I4.process")).model_dump()["follows"] == "device.turbo.Err107"
+    assert alarm_record_view(trip).model_dump()["follows"] == "device.turbo.Err107"
+    row = {k: v for k, v in trip.as_dict().items() if k not in ("first_out", "follows")}  # before 0005
+    old = alarm_row_view(row).model_dump()
+    assert (old["first_out"], old["follows"]) == (False, None)
