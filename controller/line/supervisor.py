@@ -40,7 +40,7 @@ from controller.line.ledger import ExposureLedger
 from controller.line.poller import DeviceFault, DeviceRecovered, Poller, Sample, Subscription
 from controller.line.state import LineState
 from controller.line.stations import Station, safe_actions
-from drivers.reading import Quality, Reading
+from drivers.reading import Reading
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +82,9 @@ class Supervisor:
         self._applying_arming_faults = False
         self.safe_actions_sent: list[tuple[float, SafeAction]] = []
         self._device_alarms: dict[str, set[str]] = {}  # device -> the condition alarms it has raised
+        self._device_readings: dict[str, dict[str, Reading]] = {}  # the latest of each, as they came
+        self._dirty: set[str] = set()  # devices that reported since the last evaluation
+        self._families = {d.name: d.family for d in self.model.config.devices}
         self._space_alarms: set[str] = set()
         self._needed: dict[str, str] = {}  # space -> who needs it in spec (a running batch)
         gate.subscribe(self._on_record)
@@ -213,19 +216,19 @@ class Supervisor:
     # -- device conditions and spaces ----------------------------------------------------------------
 
     def _check_devices(self) -> None:
-        by_device: dict[str, dict[str, Reading]] = {}
-        for (device, channel), reading in self.poller.snapshot().items():
-            if reading.quality is not Quality.STALE:
-                by_device.setdefault(device, {})[channel] = reading
+        """Decode the devices that reported since the last evaluation (a silent one keeps what it last
+        reported: its comms alarm speaks), and clear the alarms of devices taken out of service."""
         out_of_service = self.gate.modes.current.out_of_service
-        for config in self.model.config.devices:
-            name, readings = config.name, by_device.get(config.name)
+        suppressed = {d for d in out_of_service if self._device_alarms.get(d)}
+        dirty, self._dirty = self._dirty, set()
+        for name in dirty | suppressed:
+            family = self._families.get(name)
+            if family is None:
+                continue
             if name in out_of_service:
                 conditions: list[DeviceCondition] = []
-            elif not readings:
-                continue  # silent: its comms alarm speaks, what it last reported stands
             else:
-                conditions = device_conditions(config.family, readings)
+                conditions = device_conditions(family, self._device_readings.get(name, {}))
             raised = set()
             for condition in conditions:
                 alarm_id = condition.alarm_id(name)
@@ -291,7 +294,10 @@ class Supervisor:
             )
         elif isinstance(event, DeviceRecovered):
             self._clear(f"comms.{event.device}")
-        elif not isinstance(event, Sample):
+        elif isinstance(event, Sample):
+            self._device_readings.setdefault(event.device, {})[event.channel] = event.reading
+            self._dirty.add(event.device)
+        else:
             log.warning("unexpected poller event", extra={"event": repr(event)})
 
     def _on_record(self, record: GateRecord) -> None:
