@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
 from controller.api.views import alarm_record_view, alarm_row_view, alarm_view
 from controller.config.line_config import load_line_config
+from controller.historian.spill import COLUMNS, K_ALARM, read_spill_file
 from controller.line.alarm_states import Severity
 from controller.line.alarms import AlarmBoard, AlarmDefinition, AlarmRecord
 from controller.line.controller import LineController
@@ -228,3 +231,16 @@ def test_the_api_views_carry_first_out_and_what_an_alarm_follows() -> None:
     row = {k: v for k, v in trip.as_dict().items() if k not in ("first_out", "follows")}  # before 0005
     old = alarm_row_view(row).model_dump()
     assert (old["first_out"], old["follows"]) == (False, None)
+
+
+def test_an_alarm_row_spilled_before_first_out_existed_is_read_back_with_neither(tmp_path: Path) -> None:
+    """A spill file written by the version before migration 0005 (12 alarm columns) still replays."""
+    old = [K_ALARM, 1.0, "comms.qcm", "condition_raised", "normal", "active_unacked", None, None, "high"]
+    old += ["{}", None, None, True]
+    path = tmp_path / "spill-old.jsonl"
+    path.write_text(json.dumps({"v": 1, "batches": [["alarm", 1]]}) + "\n" + json.dumps(old) + "\n")
+    [(_key, [row])] = read_spill_file(path)
+    assert isinstance(row, tuple)
+    kind, values = row
+    assert kind == K_ALARM
+    assert dict(zip(COLUMNS[K_ALARM], values, strict=True))["follows"] is None
