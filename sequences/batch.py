@@ -11,8 +11,9 @@ trip (ABORTED) and a job that cannot tell where it stands (it needs a person) al
 
 "skip" has a memory (`sequences.failure_memory`): failures in a row with the same cause stop the queue
 once the queue's limit is reached (1 for an equipment fault by default: a dead turbo does not get
-three electrodes). That job stays held-then-failed where it is, the line safe, and an alarm says why:
-a person decides. Every automatic un-hold of the "skip" path is on the job's record as automatic.
+three electrodes). The job that reaches the limit is still taken out as a reject (its reject path
+needs no process equipment), then the queue stops and an alarm says why: a person decides before the
+next electrode goes in. Every automatic un-hold of the "skip" path is on the job's record as automatic.
 """
 
 from __future__ import annotations
@@ -163,12 +164,12 @@ class BatchRunner:
                 return outcome, outcome.needs_person
             if job.on_failure == "skip" and not self._stop.is_set():
                 cause = failure_cause(self.ctl.alarms, outcome.message, started_s)
-                if self.memory.failed(cause):
+                stops = self.memory.failed(cause)
+                if stops:
                     await self._policy_stops(runner, job, cause)
-                    return await runner.stop_held(), True
                 outcome = await runner.unhold_and_reject(cause.as_dict())
                 if outcome.outcome != "held":
-                    return outcome, outcome.needs_person
+                    return outcome, outcome.needs_person or stops
             return await runner.stop_held(), True
         finally:
             self.current = None
@@ -194,8 +195,8 @@ class BatchRunner:
                 POLICY_ALARM_ID,
                 Severity.HIGH,
                 "A skip queue stopped: the same cause failed its jobs",
-                "The failed job's electrode stays where it is, the line safe: remove the cause, then "
-                "start the queue again to resume it.",
+                "The failed job's electrode is taken out as a reject and no further job of the queue "
+                "starts: remove the cause before starting the remaining jobs.",
             )
         )
         now = time.time()

@@ -364,8 +364,9 @@ def _alarm_rows(rig: Rig) -> list[dict[str, object]]:
 
 @pytest.mark.heavy
 async def test_a_dead_turbo_stops_a_skip_queue_after_the_first_job_with_an_alarm(rig: Rig) -> None:
-    """Default memory: one failure caused by an equipment fault stops a "skip" queue; the job stays
-    where it failed, its record and an alarm (following the turbo's) say why."""
+    """Default memory: one failure caused by an equipment fault stops a "skip" queue; the job is taken
+    out as a reject (un-held automatically, on record), its record and an alarm (following the turbo's)
+    say why the queue stopped."""
     queue = rig.queue('on_failure = "skip"\n[[jobs]]\nrecipe = "thin.toml"\ncount = 3\n')
     task = asyncio.create_task(rig.run(queue))
     await asyncio.wait_for(rig.started.wait(), 60)
@@ -373,7 +374,7 @@ async def test_a_dead_turbo_stops_a_skip_queue_after_the_first_job_with_an_alarm
     inject(rig.sim, Fault("pump_failure", pump="process.turbo"))
     result = await asyncio.wait_for(task, 240)
     first, second, third = result.jobs
-    assert first.outcome == "failed"
+    assert first.outcome == "rejected"
     assert (second.outcome, third.outcome) == (None, None)  # never started on the dead turbo
     assert result.exit_code == 1
     events = await rig.events(first)
@@ -381,7 +382,8 @@ async def test_a_dead_turbo_stops_a_skip_queue_after_the_first_job_with_an_alarm
     assert policy["stops_queue"] is True
     assert isinstance(policy["cause"], dict)
     assert policy["cause"]["key"] == "device.turbo.Err107"
-    assert not kinds(events, "unhold")  # the hold waits for a person
+    [unhold] = kinds(events, "unhold")
+    assert unhold["automatic"] is True
     rows = await asyncio.to_thread(_alarm_rows, rig)
     [stop] = [r for r in rows if r["alarm_id"] == "batch.failure_policy"]
     assert stop["follows"] == "device.turbo.Err107"
@@ -402,7 +404,7 @@ async def test_a_turbo_fault_mid_deposition_is_alarmed_first_and_the_trip_follow
     async with scenario_running(rig.sim, load_scenario(scenario, rig.sim)):  # at 0 s: at once
         result = await asyncio.wait_for(task, 240)
     first, second, third = result.jobs
-    assert first.outcome in ("aborted", "failed")
+    assert first.outcome in ("aborted", "rejected")
     assert (second.outcome, third.outcome) == (None, None)
     rows = await asyncio.to_thread(_alarm_rows, rig)
     turbo = next(r for r in rows if r["alarm_id"] == "device.turbo.Err107")
