@@ -220,10 +220,9 @@ class Supervisor:
         reported: its comms alarm speaks), and clear the alarms of devices taken out of service."""
         out_of_service = self.gate.modes.current.out_of_service
         suppressed = {d for d in out_of_service if self._device_alarms.get(d)}
-        dirty, self._dirty = self._dirty, set()
-        for name in dirty | suppressed:
-            family = self._families.get(name)
-            if family is None:
+        due, self._dirty = self._dirty | suppressed, set()
+        for name, family in self._families.items():  # in the configuration's order: a stable journal
+            if name not in due:
                 continue
             if name in out_of_service:
                 conditions: list[DeviceCondition] = []
