@@ -20,6 +20,15 @@ subscription: the first out-of-spec frost reading after t0 carries the driver's 
 (`Reading.mono`, taken when the transmitter's poll completed), which splits the latency into
 poll wait + poll, fan-out + supervisor evaluation, and gate execution.
 
+Alarm latency (issue 11: "alarm latency, device status change → alarm raised, reported beside it"):
+after the crossings, `--repetitions` times per configuration, wait a random fraction of a poll period,
+stamp t0, empty the simulated gas supply (the glovebox controller's fault code turns to "gas supply
+low" at once) and stamp the moment the alarm board publishes the new occurrence of
+`device.inlet_glovebox.gas_supply_low` (its subscribers are called synchronously in `raise_alarm`);
+refill, wait for the condition to clear, repeat. The glovebox controller is an interlock-class device
+on its own Modbus TCP link, so the figure holds one wait for its poll, the poll, the fan-out and one
+supervisor evaluation.
+
 The test suite only smoke-runs `--quick`: nothing here asserts on timing.
 """
 
@@ -47,6 +56,8 @@ from bench.acquisition import DOCS_PATH
 from bench.report import add_output_options, machine, parse_args, percentile, publish, update_section
 from controller.config.line_config import load_line_config
 from controller.line.actions import Action, SetPort
+from controller.line.alarm_states import AlarmEvent
+from controller.line.alarms import AlarmRecord
 from controller.line.atmosphere import Atmosphere
 from controller.line.controller import LineController
 from controller.line.gate import GateRecord
@@ -71,6 +82,7 @@ REPURGE_MARGIN_K = 2.0
 TRIP_TIMEOUT_S = 5.0
 STATE_TIMEOUT_S = 60.0
 SUBSCRIBER = "bench.interlock_latency"
+ALARM_ID = "device.inlet_glovebox.gas_supply_low"
 BEGIN = (
     "<!-- bench.interlock_latency figures: begin "
     "(rewritten by `python -m bench.interlock_latency --write-docs`) -->"
@@ -144,6 +156,8 @@ class ConfigResult:
     frost_limit_c: float
     sample_intervals_s: tuple[float, ...]  # between successive inlet frost readings, whole run
     dropped_samples: int
+    alarm_latencies_s: tuple[float, ...] = ()  # device status change → alarm raised
+    alarm_changes: int = 0  # status changes injected (a missing alarm is one fewer latency)
 
     @property
     def target_s(self) -> float:
@@ -307,6 +321,7 @@ async def measure(opts: LatencyOptions, interlock_period_s: float, rng: random.R
                 dropped = trace.subscription.dropped
             finally:
                 ctl.poller.unsubscribe(SUBSCRIBER)
+            alarms = await _alarm_latencies(sim, ctl, opts, rng)
             return ConfigResult(
                 interlock_period_s=interlock_period_s,
                 process_period_s=opts.process_period_s,
@@ -318,7 +333,61 @@ async def measure(opts: LatencyOptions, interlock_period_s: float, rng: random.R
                 frost_limit_c=limit_c,
                 sample_intervals_s=tuple(trace.intervals_s),
                 dropped_samples=dropped,
+                alarm_latencies_s=tuple(alarms),
+                alarm_changes=opts.repetitions,
             )
+
+
+class AlarmWatch:
+    """Stamps (monotonic) the first new occurrence of one alarm after `arm`."""
+
+    def __init__(self, alarm_id: str) -> None:
+        self.alarm_id = alarm_id
+        self.raised = asyncio.Event()
+        self.stamp: float | None = None
+        self.armed = False
+
+    def __call__(self, record: AlarmRecord) -> None:
+        if self.armed and record.alarm_id == self.alarm_id and record.event is AlarmEvent.CONDITION_RAISED:
+            self.stamp = time.monotonic()
+            self.armed = False
+            self.raised.set()
+
+    def arm(self) -> None:
+        self.stamp, self.armed = None, True
+        self.raised.clear()
+
+
+async def _alarm_latencies(
+    sim: SimLine, ctl: LineController, opts: LatencyOptions, rng: random.Random
+) -> list[float]:
+    watch = AlarmWatch(ALARM_ID)
+    unsubscribe = ctl.alarms.subscribe(watch)
+    latencies: list[float] = []
+    try:
+        for i in range(opts.repetitions):
+            await asyncio.sleep(rng.uniform(0.0, ctl.poller.plan.periods_s[Priority.INTERLOCK]))
+            watch.arm()
+            t0 = time.monotonic()
+            refill = inject(sim, Fault("gas_supply_empty"))
+            try:
+                await asyncio.wait_for(watch.raised.wait(), TRIP_TIMEOUT_S)
+            except TimeoutError:
+                log.error(
+                    "no alarm within %g s of the status change", TRIP_TIMEOUT_S, extra={"change": i + 1}
+                )
+            finally:
+                refill()
+            if watch.stamp is not None:
+                latencies.append(watch.stamp - t0)
+            deadline = time.monotonic() + STATE_TIMEOUT_S
+            while ctl.alarms.get(ALARM_ID).condition_active:
+                if time.monotonic() > deadline:
+                    raise BenchError(f"{ALARM_ID} did not clear after the supply was refilled")
+                await asyncio.sleep(0.01)
+    finally:
+        unsubscribe()
+    return latencies
 
 
 def _frost_c(state: LineState) -> float:
@@ -468,6 +537,20 @@ def _summary_table(results: Sequence[ConfigResult]) -> list[str]:
     return out
 
 
+def _alarm_table(results: Sequence[ConfigResult]) -> list[str]:
+    out = [
+        "| interlock poll period | status changes | alarms raised "
+        "| device status change → alarm raised, p50 / p99 / max (ms) |",
+        "|---|---|---|---|",
+    ]
+    for r in results:
+        cell = Spread.of(r.alarm_latencies_s).cell() if r.alarm_latencies_s else "n/a"
+        out.append(
+            f"| {_ms(r.interlock_period_s)} ms | {r.alarm_changes} | {len(r.alarm_latencies_s)} | {cell} |"
+        )
+    return out
+
+
 def _breakdown_table(results: Sequence[ConfigResult]) -> list[str]:
     out = [
         "| interlock poll period | crossing → step read (poll wait + the transmitter's poll) "
@@ -529,6 +612,10 @@ def render_markdown(report: LatencyReport) -> str:
         f"### {SPACE} frost point leaves spec → the supervisor closes {PORT}",
         "",
         *_summary_table(report.results),
+        "",
+        f"### Alarm latency: the glovebox reports gas supply low → `{ALARM_ID}` raised",
+        "",
+        *_alarm_table(report.results),
         "",
         "### Where the time goes (p50 / p99 / max, ms)",
         "",

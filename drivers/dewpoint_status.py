@@ -150,3 +150,13 @@ class TransmitterStatus:
             label = _QUANTITY_TEXT[quantity]
             out += [f"{label}: {text}" for flag, text in _MEASUREMENT_TEXT.items() if status & flag]
         return tuple(out)
+
+
+def device_status_texts(flags: int) -> dict[DeviceStatus, str]:
+    """Each flag set in a device status register, with its words (an alarm per flag)."""
+    return {flag: text for flag, text in _DEVICE_TEXT.items() if flags & flag}
+
+
+def measurement_status_texts(flags: int) -> dict[MeasurementStatus, str]:
+    """Each flag set in a measurement status register, with its words."""
+    return {flag: text for flag, text in _MEASUREMENT_TEXT.items() if flags & flag}

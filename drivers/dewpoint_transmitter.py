@@ -15,7 +15,9 @@ A float read, frost point -60.0 degC, LSW first (golden frame, devices.md §4)::
     device  F0 03 04 00 00 C2 70 4A 78     4 bytes: LSW 0x0000, MSW 0xC270 (= 0xC2700000), CRC
 
 Every poll reads the whole status block with the values (one more request) and grades each value by
-it (`TransmitterStatus.quality`); `status` keeps the last decoded block so an alarm can name the fault.
+it (`TransmitterStatus.quality`); `status` keeps the last decoded block, and a poll reports the parts
+an alarm names as channels of their own (`STATUS_CHANNELS`: device status flags, the active error
+code or 0, the Td/f measurement status, online 1/0).
 """
 
 from __future__ import annotations
@@ -330,7 +332,8 @@ class DewPointTransmitter:
         raise ProtocolError(f"{self.name}: self-test registers read {[hex(int(r)) for r in regs]}")
 
     async def poll(self) -> dict[str, Reading]:
-        return await self._read(POLL_CHANNELS)
+        readings = await self._read(POLL_CHANNELS)
+        return {**readings, **status_readings(self.status)} if self.status is not None else readings
 
     async def _read(self, names: tuple[str, ...]) -> dict[str, Reading]:
         values = await self.device.read((*names, *STATUS_FIELDS))
@@ -340,3 +343,17 @@ class DewPointTransmitter:
             value = float(values[n])
             out[n] = Reading.now(value, self.regmap[n].unit, status.quality(n, value))
         return out
+
+
+STATUS_CHANNELS = ("device_status", "error_code", "dew_frost_point_status", "online")
+
+
+def status_readings(status: TransmitterStatus) -> dict[str, Reading]:
+    """The status block as plain numbers (`STATUS_CHANNELS`): recorded with the values, alarmed on."""
+    values = (
+        int(status.device),
+        status.error_code if status.errors_active else 0,
+        int(status.measurement.get("dew_frost_point", 0)),
+        1 if status.online else 0,
+    )
+    return {name: Reading.now(float(value), "") for name, value in zip(STATUS_CHANNELS, values, strict=True)}

@@ -36,6 +36,9 @@ Status tokens: ``MOV``/``VOV``/``POV``/``TOV`` mass flow / volumetric flow / pre
 over range, ``LCK`` front panel locked [V]; ``HLD`` valve hold, ``EXH`` exhaust [U]. Tokens not in
 that list are kept in the frame as they came (newer firmware has more).
 
+A poll also reports the tokens as one bit field, the `status` channel (`STATUS_BITS`; a token this
+module does not know sets `OTHER_STATUS`), so that an alarm can name the flag.
+
 Gas select: register 46, low 9 bits = index into `GASES` (Ar = 1, N2 = 8) [V].
 """
 
@@ -58,6 +61,8 @@ GAS_INDEX_MASK: Final = 0x1FF
 REFUSAL_TEXT: Final = "?"
 MAX_LINE: Final = 256
 _REPLY_CHARS: Final = 80
+STATUS_BITS: Final = {"MOV": 1, "VOV": 2, "POV": 4, "TOV": 8, "LCK": 16, "HLD": 32, "EXH": 64}
+OTHER_STATUS: Final = 128
 GASES: Final[tuple[str, ...]] = (
     # index order of the Alicat standard gas table [V numat/alicat driver.py]
     "Air", "Ar", "CH4", "CO", "CO2", "C2H6", "H2", "He", "N2", "N2O",
@@ -532,6 +537,7 @@ class MassFlowController:
             "setpoint": Reading.now(setpoint, "sccm"),
             "pressure": Reading.now(frame.pressure_psia * PSI_PA, "Pa", quality("POV")),
             "temperature": Reading.now(frame.temperature_c, "degC", quality("TOV")),
+            "status": Reading.now(float(status_bits(frame.status)), ""),
         }
 
     async def set_flow_sccm(self, flow_sccm: float) -> DataFrame:
@@ -587,3 +593,11 @@ class MassFlowController:
                 f"{self.name}: selected {gas} (index {index}), unit reports register "
                 f"{reply.register} = {reply.value}"
             )
+
+
+def status_bits(tokens: tuple[str, ...]) -> int:
+    """The frame's status tokens as one bit field (`STATUS_BITS`, unknown tokens as `OTHER_STATUS`)."""
+    bits = 0
+    for token in tokens:
+        bits |= STATUS_BITS.get(token, OTHER_STATUS)
+    return bits

@@ -542,6 +542,10 @@ class TurboPump(PfeifferDevice):
         """Everything an operator watches; an ``Err`` is an ERROR-quality reading, never an exception."""
         code = await self.read_error_code()
         error_quality = Quality.ERROR if code.is_error else Quality.OK
+        # stamped now, when P:303 was read, not after the dozen reads below: a command on the same bus
+        # can land between them, and a code read before it must not look newer than the command
+        error = Reading.now(float(code.number if code.is_error else 0), "", error_quality)
+        warning = Reading.now(float(code.number if code.kind is ErrorKind.WARNING else 0), "")
         return {
             "speed": await self.read_speed(),
             "set_speed_reached": _flag(await self.read_set_speed_reached()),
@@ -549,8 +553,8 @@ class TurboPump(PfeifferDevice):
             "drive_power": await self.read_drive_power(),
             "drive_current": await self.read_drive_current(),
             **await self.read_temperatures(),
-            "error_code": Reading.now(float(code.number if code.is_error else 0), "", error_quality),
-            "warning_code": Reading.now(float(code.number if code.kind is ErrorKind.WARNING else 0), ""),
+            "error_code": error,
+            "warning_code": warning,
         }
 
 

@@ -260,6 +260,8 @@ class TemperatureController:
             "output": Reading.now(float(values["working_output"]), "%"),
             "alarm": Reading.now(1.0 if status & ANY_ALARM else 0.0, "bool"),
             "manual": Reading.now(1.0 if status & ControllerStatus.MANUAL else 0.0, "bool"),
+            # the whole word, so that an alarm can name a sensor or loop break (`ControllerStatus`)
+            "status": Reading.now(float(int(status)), ""),
         }
 
     @staticmethod

@@ -8,23 +8,35 @@ Failure policy per job: "stop" ends the queue with the line safe and the electro
 person decides); "skip" takes the electrode out as a reject (the job ends REJECTED) and goes on with
 the next job, as long as the reject path itself works — if it does not, the queue stops. A safety
 trip (ABORTED) and a job that cannot tell where it stands (it needs a person) always stop the queue.
+
+"skip" has a memory (`sequences.failure_memory`): failures in a row with the same cause stop the queue
+once the queue's limit is reached (1 for an equipment fault by default: a dead turbo does not get
+three electrodes). The job that reaches the limit is still taken out as a reject (its reject path
+needs no process equipment), then the queue stops and an alarm says why: a person decides before the
+next electrode goes in. Every automatic un-hold of the "skip" path is on the job's record as automatic.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from controller.line.alarm_states import Severity
+from controller.line.alarms import AlarmDefinition
 from controller.line.controller import LineController
 from sequences.batch_queue import BatchQueue
 from sequences.batch_store import BatchRow, BatchStore, JobRow
+from sequences.failure_memory import FailureCause, FailureMemory, failure_cause
 from sequences.job_runner import JobOutcome, JobRunner, Progress, RecordsDurable
 from sequences.operator_desk import OperatorDesk
 from sequences.plant_clock import PlantClock
 
 log = logging.getLogger(__name__)
+
+POLICY_ALARM_ID = "batch.failure_policy"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +78,7 @@ class BatchRunner:
         self.on_start = on_start
         self.current: JobRunner | None = None
         self._stop = asyncio.Event()
+        self.memory = FailureMemory(queue.equipment_fault_limit, queue.same_failure_limit)
 
     def request_stop(self) -> None:
         """An orderly stop: the running job goes to its safe state and the batch stays resumable."""
@@ -142,14 +155,50 @@ class BatchRunner:
             durable=self.durable,
         )
         self.current = runner
+        started_s = time.time()
         try:
             outcome = await runner.run()
             if outcome.outcome != "held":
+                if outcome.outcome == "done":
+                    self.memory.ended_otherwise()
                 return outcome, outcome.needs_person
             if job.on_failure == "skip" and not self._stop.is_set():
-                outcome = await runner.unhold_and_reject()
+                cause = failure_cause(self.ctl.alarms, outcome.message, started_s)
+                stops = self.memory.failed(cause)
+                if stops:
+                    await self._policy_stops(runner, job, cause)
+                outcome = await runner.unhold_and_reject(cause.as_dict())
                 if outcome.outcome != "held":
-                    return outcome, outcome.needs_person
+                    return outcome, outcome.needs_person or stops
             return await runner.stop_held(), True
         finally:
             self.current = None
+
+    async def _policy_stops(self, runner: JobRunner, job: JobRow, cause: FailureCause) -> None:
+        """The same cause failed too many jobs in a row: on the job's record, and an alarm for a person."""
+        limit = self.memory.limit(cause)
+        detail = {
+            "stops_queue": True,
+            "cause": cause.as_dict(),
+            "in_a_row": self.memory.in_a_row,
+            "limit": limit,
+        }
+        await runner.note("failure_policy", detail)
+        text = (
+            f"job {job.id} failed ({cause.words}): {self.memory.in_a_row} failure(s) in a row with this "
+            f"{'equipment fault' if cause.equipment else 'cause'} (limit {limit}); the queue stops here"
+        )
+        log.error("skip policy stops the queue", extra={"job": job.id, "cause": cause.key})
+        alarms = self.ctl.alarms
+        alarms.define(
+            AlarmDefinition(
+                POLICY_ALARM_ID,
+                Severity.HIGH,
+                "A skip queue stopped: the same cause failed its jobs",
+                "The failed job's electrode is taken out as a reject and no further job of the queue "
+                "starts: remove the cause before starting the remaining jobs.",
+            )
+        )
+        now = time.time()
+        alarms.raise_alarm(POLICY_ALARM_ID, now, {"text": text, "job": job.id, "cause": cause.key})
+        alarms.clear(POLICY_ALARM_ID, now)  # an event: it stays on display until acknowledged

@@ -219,6 +219,8 @@ class BatchHost:
         self.row, self.progress, self.result, self.failure = None, None, None, None
         self.started_by = user
         self._started.clear()
+        # the batch passes its items through every space: alarm when one of them leaves spec meanwhile
+        self.ctl.supervisor.need_spaces(self._owner(queue.name), self._spaces)
         self._task = asyncio.create_task(self._supervised(self.runner), name=f"batch:{queue.name}")
         self._task.add_done_callback(_observed)
 
@@ -241,8 +243,14 @@ class BatchHost:
         self.row = result.batch
         return result
 
+    @staticmethod
+    def _owner(queue: str) -> str:
+        return f"the batch of queue {queue}"
+
     def _hand_back(self, ended: str) -> None:
         """The batch is over in this process: the line returns to manual, still supervised."""
+        if self.runner is not None:
+            self.ctl.supervisor.release_spaces(self._owner(self.runner.queue.name))
         modes = self.ctl.modes
         if modes.current.mode is not UnitMode.PRODUCTION:
             return

@@ -3,6 +3,9 @@
 ```toml
 name = "overnight-0112"        # optional; the file name without .toml by default
 on_failure = "skip"            # default policy: "stop" the queue, or "skip" to the next job once safe
+stop_after_equipment_faults = 1  # "skip" stops the queue after this many failures in a row caused by
+                               # the same equipment fault (a device's alarm): a dead turbo gets one job
+stop_after_same_failures = 3   # ... and after this many in a row that failed the same way otherwise
 
 [[jobs]]
 recipe = "ex2-sputter-rt-then-anneal-LiSiPO-on-Li-foil.toml"   # next to the queue file, or a shipped recipe
@@ -39,6 +42,8 @@ from sequences.recipe_on_line import RecipeDoesNotFitLine, check_recipe_on_line
 Policy = Literal["stop", "skip"]
 POLICIES: tuple[Policy, ...] = ("stop", "skip")
 MAX_JOBS = 500
+DEFAULT_EQUIPMENT_FAULT_LIMIT = 1
+DEFAULT_SAME_FAILURE_LIMIT = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +65,10 @@ class BatchQueue:
     name: str
     text: str
     jobs: tuple[JobSpec, ...]
+    equipment_fault_limit: int = DEFAULT_EQUIPMENT_FAULT_LIMIT
+    """Consecutive "skip" failures with the same equipment fault as cause that stop the queue."""
+    same_failure_limit: int = DEFAULT_SAME_FAILURE_LIMIT
+    """Consecutive "skip" failures with the same other cause that stop the queue."""
 
     @property
     def hash(self) -> str:
@@ -101,6 +110,10 @@ def parse_queue(text: str, shown: str, folder: Path, *, spaces: Iterable[str] = 
     root = TableReader(shown, data)
     name = root.text("name", Path(shown).stem)
     default_policy: Policy = _policy(root, "skip")
+    equipment_limit = root.integer(
+        "stop_after_equipment_faults", DEFAULT_EQUIPMENT_FAULT_LIMIT, min=1, max=MAX_JOBS
+    )
+    same_limit = root.integer("stop_after_same_failures", DEFAULT_SAME_FAILURE_LIMIT, min=1, max=MAX_JOBS)
     jobs: list[JobSpec] = []
     tables = root.table_list("jobs")
     if not tables:
@@ -112,7 +125,7 @@ def parse_queue(text: str, shown: str, folder: Path, *, spaces: Iterable[str] = 
     if len(jobs) > MAX_JOBS:
         raise root.fail("jobs", len(jobs), f"at most {MAX_JOBS} jobs in one queue (count included)")
     _unique_ids(root, jobs)
-    return BatchQueue(shown, name, text, tuple(jobs))
+    return BatchQueue(shown, name, text, tuple(jobs), equipment_limit, same_limit)
 
 
 def _policy(t: TableReader, default: Policy) -> Policy:

@@ -168,8 +168,10 @@ async def _run_up_turbo(
     if turbo is None:
         raise ProcessFault(f"{space} has no turbo pump")
     watch = PlantStopwatch(clock)
-    started = time.monotonic()
     await submit(gate, SetTurbo(space, True), user, "pump-down: turbo on")
+    # after the start was written (it acknowledges a cleared error): an error code read before it is
+    # the last run's, not this run-up's
+    started = time.monotonic()
 
     def at_speed(_: LineState) -> bool:
         error = gate.snapshot().get((turbo, "error_code"))

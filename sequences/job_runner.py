@@ -393,11 +393,13 @@ class JobRunner:
 
     # -- decisions on a held run -----------------------------------------------------------------------
 
-    async def unhold_and_reject(self) -> JobOutcome:
-        """The "skip" policy: leave HELD and take the electrode out of the line as a reject."""
+    async def unhold_and_reject(self, cause: dict[str, Any] | None = None) -> JobOutcome:
+        """The "skip" policy: leave HELD and take the electrode out of the line as a reject. Nobody
+        released the hold, so the record says it was automatic, by which policy and for what cause."""
         self.ctl.gate.subscribe(self._on_gate)
         try:
             self.machine.fire("unhold")
+            await self._record("unhold", {"by": None, "automatic": True, "policy": "skip", "cause": cause})
             self.machine.fire("sc")
             await self._decide_reject({"why": self.message, "after": "fault", "policy": "skip"})
             return await self._reject()

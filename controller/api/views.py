@@ -157,6 +157,8 @@ class AlarmView(BaseModel):
     acked_at_s: float | None
     shelf: ShelfView | None
     occurrences: int
+    first_out: bool = Field(False, description="this occurrence opened its cascade: the likely cause")
+    follows: str | None = Field(None, description="the first-out alarm of the cascade this one came in")
 
 
 class AlarmsView(BaseModel):
@@ -178,6 +180,8 @@ class AlarmRecordView(BaseModel):
     trip: str | None
     condition_active: bool
     evidence: dict[str, Any]
+    first_out: bool = Field(False, description="this new occurrence opened a cascade of alarms")
+    follows: str | None = Field(None, description="the first-out alarm of the cascade it came in")
 
 
 class RefusalView(BaseModel):
@@ -434,6 +438,8 @@ def alarm_view(status: AlarmStatus) -> AlarmView:
         if shelf is not None
         else None,
         occurrences=status.occurrences,
+        first_out=status.first_out,
+        follows=status.follows,
     )
 
 
@@ -451,14 +457,21 @@ def alarm_record_view(record: AlarmRecord) -> AlarmRecordView:
         trip=record.trip,
         condition_active=record.condition_active,
         evidence=_evidence(record.evidence),
+        first_out=record.first_out,
+        follows=record.follows,
     )
+
+
+_LATER_COLUMNS = ("evidence", "first_out", "follows")
 
 
 def alarm_row_view(row: dict[str, Any]) -> AlarmRecordView:
     """A journal record as the historian keeps it (`Historian.alarm_journal`)."""
     return AlarmRecordView(
-        **{k: row[k] for k in AlarmRecordView.model_fields if k != "evidence"},
+        **{k: row[k] for k in AlarmRecordView.model_fields if k not in _LATER_COLUMNS},
         evidence=_evidence(row["evidence"] if isinstance(row["evidence"], dict) else {}),
+        first_out=bool(row.get("first_out")),  # NULL in rows written before migration 0005
+        follows=row.get("follows"),
     )
 
 

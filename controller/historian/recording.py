@@ -126,6 +126,8 @@ class HistorianRecording:
                 record.trip,
                 record.until_s,
                 record.condition_active,
+                record.first_out,
+                record.follows,
             ),
         )
 

@@ -148,6 +148,8 @@ alarm_events = Table(
     Column("trip", Text),
     Column("until_s", Double),
     Column("condition_active", Boolean, nullable=False),
+    Column("first_out", Boolean),
+    Column("follows", Text),
 )
 Index(None, alarm_events.c.ts)
 Index(None, alarm_events.c.alarm_id, alarm_events.c.ts)

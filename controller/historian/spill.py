@@ -77,6 +77,8 @@ COLUMNS: Final[dict[str, tuple[str, ...]]] = {
         "trip",
         "until_s",
         "condition_active",
+        "first_out",
+        "follows",
     ),
     K_ITEM: ("id", "kind", "material", "registered_at"),
     K_LEDGER: ("ts", "item", "event", "space", "atmosphere", "exposed", "evidence"),
@@ -124,11 +126,19 @@ def entry_json(entry: Entry) -> list[Any]:
     return [kind, *values]
 
 
+# columns added to a kind after spill files of it may have been written: a row written before has
+# none of them, and reads as NULL there (alarm first-out, migration 0005)
+_ADDED_LATER: Final = {K_ALARM: 2}
+
+
 def _entry_from_json(line: list[Any]) -> Row:
     kind = str(line[0])
-    if kind not in COLUMNS or len(line) - 1 != len(COLUMNS[kind]):
+    values = line[1:]
+    if kind in COLUMNS and len(values) == len(COLUMNS[kind]) - _ADDED_LATER.get(kind, 0):
+        values = [*values, *([None] * _ADDED_LATER[kind])] if kind in _ADDED_LATER else values
+    if kind not in COLUMNS or len(values) != len(COLUMNS[kind]):
         raise ValueError(f"not a historian row: {line[:3]!r}")
-    return kind, tuple(line[1:])
+    return kind, tuple(values)
 
 
 def write_lines(path: Path, lines: Iterable[object]) -> None:

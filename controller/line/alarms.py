@@ -17,6 +17,13 @@ Why each rule is what it is:
   HMI). A raise while the condition is already active only refreshes the evidence and records nothing,
   because the poller re-asserts live conditions every cycle and the journal must not fill with repeats.
   Refused operator actions raise `AlarmActionRefused` and leave no trace on the board.
+- *First-out*: alarms come in cascades (a turbo fails, then the chamber pressure trips the interlock).
+  The first new occurrence while no cascade is open starts one and is marked `first_out`; every new
+  occurrence while it is open follows it (`follows` names the first-out alarm), so the operator starts
+  with the cause, not with the loudest consequence. A cascade stays open while one of its alarms'
+  conditions is still active, and at most `cascade_window_s` after it began: an alarm that stands
+  for hours (a transmitter out for repair) must not make the whole night's alarms "follow" it. LOW
+  alarms (advisories such as a gauge under its range) neither open nor join a cascade.
 - *Time*: if a caller's clock steps backwards, the record is stamped with the last journal time (and a
   warning logged), so the journal stays time-ordered for replay.
 """
@@ -49,6 +56,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_SHELVE_S: Final = 8 * 3600.0
 DEFAULT_JOURNAL_LIMIT: Final = 10_000
+DEFAULT_CASCADE_WINDOW_S: Final = 600.0
 _EMPTY: Final[Mapping[str, object]] = MappingProxyType({})
 # ids become one MQTT topic level (depline/<line>/alarm/<id>): no '/', '+', '#' or spaces
 _ID_PATTERN: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:\-]*")
@@ -141,6 +149,10 @@ class AlarmRecord:
     """The shelf expiry, on shelve and shelve_expired records."""
     condition_active: bool = False
     """The tracked condition after the event (it differs from the state while shelved)."""
+    first_out: bool = False
+    """Set on the new occurrence that opened a cascade: the likely cause of what follows."""
+    follows: str | None = None
+    """On a new occurrence inside an open cascade: the id of the cascade's first-out alarm."""
 
     @property
     def is_operator_action(self) -> bool:
@@ -161,6 +173,8 @@ class AlarmRecord:
             "trip": self.trip,
             "until_s": self.until_s,
             "condition_active": self.condition_active,
+            "first_out": self.first_out,
+            "follows": self.follows,
         }
 
 
@@ -178,6 +192,10 @@ class AlarmStatus:
     acked_at_s: float | None
     shelf: Shelf | None
     occurrences: int
+    first_out: bool = False
+    """This occurrence opened its cascade."""
+    follows: str | None = None
+    """This occurrence came inside the cascade that this alarm id opened."""
 
     @property
     def id(self) -> str:
@@ -201,6 +219,8 @@ class _Alarm:
     acked_at_s: float | None = None
     shelf: Shelf | None = None
     occurrences: int = 0
+    first_out: bool = False
+    follows: str | None = None
 
     def holds(self, guard: Guard) -> bool:
         if guard is Guard.ALWAYS:
@@ -223,10 +243,19 @@ class _Alarm:
             acked_at_s=self.acked_at_s,
             shelf=self.shelf,
             occurrences=self.occurrences,
+            first_out=self.first_out,
+            follows=self.follows,
         )
 
 
 AlarmSubscriber = Callable[[AlarmRecord], None]
+
+
+@dataclass(slots=True)
+class _Cascade:
+    first: str
+    started_s: float
+    members: list[str]
 
 
 class AlarmBoard:
@@ -238,12 +267,17 @@ class AlarmBoard:
         *,
         max_shelve_s: float = DEFAULT_MAX_SHELVE_S,
         journal_limit: int = DEFAULT_JOURNAL_LIMIT,
+        cascade_window_s: float = DEFAULT_CASCADE_WINDOW_S,
     ) -> None:
         if not (math.isfinite(max_shelve_s) and max_shelve_s > 0):
             raise ValueError(f"max_shelve_s must be a positive number of seconds, not {max_shelve_s!r}")
         if journal_limit < 1:
             raise ValueError(f"journal_limit must be at least 1, not {journal_limit!r}")
+        if not (math.isfinite(cascade_window_s) and cascade_window_s >= 0):
+            raise ValueError(f"cascade_window_s must be >= 0 seconds, not {cascade_window_s!r}")
         self._max_shelve_s = float(max_shelve_s)
+        self.cascade_window_s = float(cascade_window_s)
+        self._cascade: _Cascade | None = None
         self._alarms: dict[str, _Alarm] = {}
         # bounded: the historian (a subscriber) is the durable record; this is the recent history in memory
         self._journal: deque[AlarmRecord] = deque(maxlen=journal_limit)
@@ -452,6 +486,11 @@ class AlarmBoard:
             alarm.raised_at_s = ts
             alarm.unacked = True
             alarm.acked_by = alarm.acked_at_s = None
+            if alarm.definition.severity is Severity.LOW:  # an advisory is nobody's cause or consequence
+                alarm.follows, alarm.first_out = None, False
+            else:
+                alarm.follows = self._join_cascade(alarm.definition.id, ts)
+                alarm.first_out = alarm.follows is None
         _enter(alarm, branch.target)
         changed = from_state is not branch.target
         if changed:
@@ -471,9 +510,24 @@ class AlarmBoard:
             trip=alarm.definition.trip if branch.new_occurrence else None,
             until_s=until_s,
             condition_active=alarm.condition_active,
+            first_out=alarm.first_out if branch.new_occurrence else False,
+            follows=alarm.follows if branch.new_occurrence else None,
         )
         self._publish(record)
         return record
+
+    def _join_cascade(self, alarm_id: str, ts: float) -> str | None:
+        """The first-out alarm this new occurrence follows, or None when it opens a cascade itself."""
+        cascade = self._cascade
+        if (
+            cascade is not None
+            and ts - cascade.started_s <= self.cascade_window_s
+            and any(self._alarms[m].condition_active for m in cascade.members if m != alarm_id)
+        ):
+            cascade.members.append(alarm_id)
+            return cascade.first
+        self._cascade = _Cascade(alarm_id, ts, [alarm_id])
+        return None
 
     def _publish(self, record: AlarmRecord) -> None:
         """Journal the record, then fan it out in journal order even if a subscriber acts on the board."""

@@ -7,7 +7,15 @@ It wakes on every batch of fresh samples from the poller, builds the line state,
   "interlock"), raising an alarm that carries the reason;
 - checks that doors and gate valves reached the position they were commanded to within their travel
   time (limit switches), and alarms when they disagree;
-- turns device faults from the poller into "comms lost" alarms, and recoveries into clears.
+- turns device faults from the poller into "comms lost" alarms, and recoveries into clears;
+- decodes what every device reports about itself (`controller.line.device_faults`) into one alarm
+  per condition, cleared when the device stops reporting it (an out-of-service device's are cleared
+  and not raised: maintenance suppresses them, with the reason on the mode record);
+- raises a space alarm when a space holding an exposed air-sensitive item leaves spec (HIGH), and
+  when a space a running batch needs (`need_spaces`) is inert out of spec or unknown.
+
+Device conditions are judged before the interlocks in every evaluation, so that a root cause the
+device reported is raised before the trip it leads to and opens the cascade (first-out).
 
 After a restart the recorder queues stations with `fault_on_arming`: their safe state is commanded at
 the first evaluation after arming, before the first `watch`, i.e. once the hardware has been read.
@@ -24,17 +32,21 @@ from dataclasses import dataclass
 from controller.line.actions import Command, MoveItem, SetContainer, SetPort, SetValve
 from controller.line.alarm_states import Severity
 from controller.line.alarms import AlarmBoard, AlarmDefinition, UnknownAlarm
+from controller.line.atmosphere import Atmosphere
+from controller.line.device_faults import DeviceCondition, device_conditions
 from controller.line.gate import CommandGate, GateRecord
 from controller.line.interlocks import SafeAction, watch
 from controller.line.ledger import ExposureLedger
 from controller.line.poller import DeviceFault, DeviceRecovered, Poller, Sample, Subscription
 from controller.line.state import LineState
 from controller.line.stations import Station, safe_actions
+from drivers.reading import Reading
 
 log = logging.getLogger(__name__)
 
 WAKE_TIMEOUT_S = 1.0  # evaluate at least this often even if no sample arrives (stale readings age)
 TRAVEL_TIMEOUT_S = 20.0
+OUT_OF_SPEC_FOR_A_BATCH = frozenset({Atmosphere.INERT_OUT_OF_SPEC, Atmosphere.UNKNOWN})
 
 
 @dataclass
@@ -69,6 +81,12 @@ class Supervisor:
         self._faults_on_arming: dict[str, str] = {}  # space -> reason
         self._applying_arming_faults = False
         self.safe_actions_sent: list[tuple[float, SafeAction]] = []
+        self._device_alarms: dict[str, set[str]] = {}  # device -> the condition alarms it has raised
+        self._device_readings: dict[str, dict[str, Reading]] = {}  # the latest of each, as they came
+        self._dirty: set[str] = set()  # devices that reported since the last evaluation
+        self._families = {d.name: d.family for d in self.model.config.devices}
+        self._space_alarms: set[str] = set()
+        self._needed: dict[str, str] = {}  # space -> who needs it in spec (a running batch)
         gate.subscribe(self._on_record)
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -132,8 +150,10 @@ class Supervisor:
                 await self.fault(space, self._faults_on_arming.pop(space))
         finally:
             self._applying_arming_faults = False
+        self._check_devices()
         state = self.gate.state()
         now = time.time()
+        self._check_spaces(state)
         for entry in self.ledger.observe(state, now):
             self._raise(
                 f"exposure.{entry.space}",
@@ -185,6 +205,81 @@ class Supervisor:
         for action in safe_actions(self.model.config, space):
             await self.gate.submit(Command(action, "interlock", "interlock", f"safe state: {reason}"))
 
+    def need_spaces(self, owner: str, spaces: list[str] | tuple[str, ...]) -> None:
+        """`owner` (a running batch) needs these spaces in spec: alarm when one leaves it."""
+        for space in spaces:
+            self._needed[space] = owner
+
+    def release_spaces(self, owner: str) -> None:
+        self._needed = {space: who for space, who in self._needed.items() if who != owner}
+
+    # -- device conditions and spaces ----------------------------------------------------------------
+
+    def _check_devices(self) -> None:
+        """Decode the devices that reported since the last evaluation (a silent one keeps what it last
+        reported: its comms alarm speaks), and clear the alarms of devices taken out of service."""
+        out_of_service = self.gate.modes.current.out_of_service
+        suppressed = {d for d in out_of_service if self._device_alarms.get(d)}
+        due, self._dirty = self._dirty | suppressed, set()
+        for name, family in self._families.items():  # in the configuration's order: a stable journal
+            if name not in due:
+                continue
+            if name in out_of_service:
+                conditions: list[DeviceCondition] = []
+            else:
+                conditions = device_conditions(family, self._device_readings.get(name, {}))
+            raised = set()
+            for condition in conditions:
+                alarm_id = condition.alarm_id(name)
+                raised.add(alarm_id)
+                self.alarms.define(
+                    AlarmDefinition(
+                        alarm_id,
+                        condition.severity,
+                        f"{name}: {condition.text}",
+                        condition.guidance,
+                        latching=condition.latching,
+                    )
+                )
+                self.alarms.raise_alarm(
+                    alarm_id,
+                    time.time(),
+                    {"text": f"{name} reports {condition.text}", "device": name},
+                )
+            for gone in self._device_alarms.get(name, set()) - raised:
+                self._clear(gone)
+            self._device_alarms[name] = raised
+
+    def _check_spaces(self, state: LineState) -> None:
+        wanted: set[str] = set()
+        for name, space in state.spaces.items():
+            exposed = state.exposed_in(name)
+            if exposed and not space.safe_for_exposed:
+                alarm_id = f"space.{name}.exposed_out_of_spec"
+                wanted.add(alarm_id)
+                self._raise(
+                    alarm_id,
+                    Severity.HIGH,
+                    f"{name} holds exposed {', '.join(exposed)} and is {space.atmosphere.value}: "
+                    f"{space.classification.reason}",
+                    "Restore the inert atmosphere or seal the items; their records show the exposure.",
+                    {"space": name, "atmosphere": space.atmosphere.value, "items": ", ".join(exposed)},
+                )
+            owner = self._needed.get(name)
+            if owner is not None and space.atmosphere in OUT_OF_SPEC_FOR_A_BATCH:
+                alarm_id = f"space.{name}.needed_out_of_spec"
+                wanted.add(alarm_id)
+                self._raise(
+                    alarm_id,
+                    Severity.MEDIUM,
+                    f"{name}, needed by {owner}, is {space.atmosphere.value}: {space.classification.reason}",
+                    "The batch waits or fails while this lasts: restore the space's atmosphere.",
+                    {"space": name, "atmosphere": space.atmosphere.value, "needed_by": owner},
+                )
+        for gone in self._space_alarms - wanted:
+            self._clear(gone)
+        self._space_alarms = wanted
+
     # -- inputs --------------------------------------------------------------------------------------
 
     def _on_event(self, event: object) -> None:
@@ -198,7 +293,10 @@ class Supervisor:
             )
         elif isinstance(event, DeviceRecovered):
             self._clear(f"comms.{event.device}")
-        elif not isinstance(event, Sample):
+        elif isinstance(event, Sample):
+            self._device_readings.setdefault(event.device, {})[event.channel] = event.reading
+            self._dirty.add(event.device)
+        else:
             log.warning("unexpected poller event", extra={"event": repr(event)})
 
     def _on_record(self, record: GateRecord) -> None:
@@ -289,5 +387,6 @@ def _first_words(alarm_id: str) -> str:
         "interlock": "interlock acted",
         "position": "position disagreement",
         "command": "command failed",
+        "space": "space out of spec",
     }
     return f"{texts.get(kind, kind)}: {target}"

@@ -610,6 +610,8 @@ def test_records_serialise_to_json() -> None:
         "trip": "heater_off:substrate",
         "until_s": None,
         "condition_active": True,
+        "first_out": True,  # nothing else was active: it opens its cascade
+        "follows": None,
     }
 
 

@@ -413,7 +413,7 @@ async def _eventually(check: Callable[[], Awaitable[bool] | bool], timeout_s: fl
 
 async def test_poll_reports_si_readings(rig: Rig) -> None:
     readings = await rig.mfc.poll()
-    assert set(readings) == {"mass_flow", "setpoint", "pressure", "temperature"}
+    assert set(readings) == {"mass_flow", "setpoint", "pressure", "temperature", "status"}
     assert readings["pressure"].unit == "Pa"
     assert readings["pressure"].value == pytest.approx(30.0 * PSI_PA, rel=1e-4)
     assert readings["temperature"].value == pytest.approx(22.5)

@@ -136,3 +136,13 @@ def test_a_recipe_reference_that_cannot_be_read_names_the_queue_field(
         load_queue(write(tmp_path, f'[[jobs]]\nrecipe = "{escaped}"\n'))
     assert info.value.field == "jobs[0].recipe"
     assert allowed in info.value.allowed
+
+
+def test_the_skip_policys_memory_is_set_per_queue_and_defaults_to_one_equipment_fault(tmp_path: Path) -> None:
+    default = parse_queue(f'[[jobs]]\nrecipe = "{EX1}"\n', "q.toml", tmp_path)
+    assert (default.equipment_fault_limit, default.same_failure_limit) == (1, 3)
+    text = f'stop_after_equipment_faults = 2\nstop_after_same_failures = 5\n[[jobs]]\nrecipe = "{EX1}"\n'
+    queue = parse_queue(text, "q.toml", tmp_path)
+    assert (queue.equipment_fault_limit, queue.same_failure_limit) == (2, 5)
+    with pytest.raises(ConfigFileError, match="stop_after_equipment_faults"):
+        parse_queue(f'stop_after_equipment_faults = 0\n[[jobs]]\nrecipe = "{EX1}"\n', "q.toml", tmp_path)
