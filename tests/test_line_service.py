@@ -287,6 +287,8 @@ async def test_a_batch_submitted_to_the_service_runs_to_the_end_and_the_service_
         assert batch.returncode == 0, out.decode()[-3000:] + err.decode()[-3000:]
         assert re.search(r"totals: 1 done", out.decode()), out.decode()
         assert (await http.get("/api/mode")).json()["mode"] == "manual"  # the line handed back, supervised
+        left = (await http.get("/api/state")).json()["unowned_items"]
+        assert any(item.endswith("-T1") for item in left), left  # the target stays in the chamber, said so
 
         alarm = await until(http, "/api/alarms", lambda a: _process_alarm(a) is not None, timeout_s=WAIT_S)
         alarm_id = _process_alarm(alarm)
@@ -315,6 +317,7 @@ async def _acknowledge_in_the_browser(url: str, chromium: str, alarm_id: str) ->
             row = page.locator(f'tr[data-alarm="{alarm_id}"]')
             await row.get_by_role("button", name=f"Acknowledge {alarm_id}").click()
             await expect(row).to_contain_text("acknowledged by op1")
+            await expect(page.get_by_test_id("unowned-items")).to_contain_text("no batch owns them")
             await page.screenshot(path=artifact("service-alarm-after-batch.png"), full_page=True)
         finally:
             await browser.close()

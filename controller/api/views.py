@@ -26,6 +26,7 @@ from controller.line.controller import LineController
 from controller.line.gate import GateRecord
 from controller.line.items import is_exposed, space_of
 from controller.line.ledger import ExposureRecord, LedgerEntry
+from controller.line.modes import UnitMode
 from controller.line.state import ValveState
 from drivers.reading import Reading
 
@@ -129,6 +130,11 @@ class StateView(BaseModel):
     spaces: list[SpaceView]
     ports: list[PortView]
     items: list[ItemView]
+    unowned_items: list[str] = Field(
+        default_factory=list,
+        description="items in a space of the line while no batch owns it (not in production): their "
+        "ledger keeps running, and the HMI says so",
+    )
 
 
 class ShelfView(BaseModel):
@@ -394,7 +400,18 @@ def state_view(ctl: LineController) -> StateView:
         spaces=spaces,
         ports=ports,
         items=item_views(ctl),
+        unowned_items=unowned_items(ctl),
     )
+
+
+def unowned_items(ctl: LineController) -> list[str]:
+    """After a batch (or before one) items may stay in the line — a target left in the chamber, a box in
+    an antechamber — with nobody's plan covering them; outside production no batch owns them."""
+    if ctl.modes.current.mode is UnitMode.PRODUCTION:
+        return []
+    items = ctl.model.items
+    spaces = set(ctl.model.spaces)
+    return sorted(i for i in items if space_of(i, items) in spaces)
 
 
 def item_views(ctl: LineController) -> list[ItemView]:

@@ -8,6 +8,7 @@
 
 import { refreshAlarms } from "./alarms.js";
 import { renderAge, renderPicture } from "./picture.js";
+import { renderUnowned } from "./statusbar.js";
 import { loadTrendHistory, recordTrends, trends } from "./trends.js";
 
 export const STALE_AFTER_S = 3;
@@ -40,6 +41,7 @@ function showState(state) {
   hmi.stateReceivedMs = Date.now();
   recordTrends(hmi.state, hmi.stateReceivedMs);
   renderPicture();
+  renderUnowned(state.unowned_items);
   renderAge();
 }
 

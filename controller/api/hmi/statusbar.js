@@ -44,3 +44,13 @@ export function renderBatchLine(text, state) {
   node.textContent = text;
   node.dataset.state = state;
 }
+
+// Items left in the line with no batch to look after them (a target in the chamber after the last job):
+// said on the status bar for as long as it is so, since their ledger keeps running and nobody's plan
+// covers them.
+export function renderUnowned(items) {
+  const node = document.getElementById("status-unowned");
+  const list = items || [];
+  node.hidden = list.length === 0;
+  node.textContent = list.length ? `Items in the line, no batch owns them: ${list.join(", ")}` : "";
+}
