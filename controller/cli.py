@@ -151,7 +151,7 @@ def _cmd_db_upgrade(args: argparse.Namespace) -> int:
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
 
     async def run() -> str | None:
-        await upgrade(url)
+        await upgrade(url, line=config.name)
         return await current_revision(url)
 
     print(f"{url}: schema at revision {asyncio.run(run())}")

@@ -110,7 +110,8 @@ class BatchCommitter:
     transaction that was rolled back may not exist.
     """
 
-    def __init__(self, *, postgres: bool, timeout_s: float) -> None:
+    def __init__(self, *, line: str, postgres: bool, timeout_s: float) -> None:
+        self._line = line  # every row but a sample gets it here: spill files stay line-free
         self._postgres = postgres
         self._timeout_s = timeout_s
         self._channel_ids: dict[tuple[str, str], int] = {}
@@ -133,24 +134,31 @@ class BatchCommitter:
             # first statement: on asyncpg it also opens the transaction the COPY below joins
             await conn.execute(write_batches.insert(), {"id": batch.key, "written_at": time.time()})
             if grouped[K_RUN]:
-                await conn.execute(runs.insert(), _dicts(K_RUN, grouped[K_RUN]))
+                await conn.execute(runs.insert(), self._dicts(K_RUN, grouped[K_RUN]))
             channel_ids = dict(self._channel_ids)
             if sample_entries:
                 await self._write_samples(conn, sample_entries, channel_ids)
             for kind, table in _INSERT_TABLES.items():
                 if grouped[kind]:
-                    await conn.execute(table.insert(), _dicts(kind, grouped[kind]))
+                    await conn.execute(table.insert(), self._dicts(kind, grouped[kind]))
             if grouped[K_ITEM]:
-                await conn.execute(self._insert_ignore_items(), _dicts(K_ITEM, grouped[K_ITEM]))
+                await conn.execute(self._insert_ignore_items(), self._dicts(K_ITEM, grouped[K_ITEM]))
             for run_id, ended_at, status in grouped[K_RUN_END]:
                 await conn.execute(
-                    update(runs).where(runs.c.id == run_id).values(ended_at=ended_at, status=status)
+                    update(runs)
+                    .where(runs.c.id == run_id, runs.c.line == self._line)
+                    .values(ended_at=ended_at, status=status)
                 )
         self._channel_ids = channel_ids
 
     def _insert_ignore_items(self) -> Any:
         dialect = pg_dialect if self._postgres else sqlite_dialect
-        return dialect.insert(items).on_conflict_do_nothing(index_elements=[items.c.id])
+        return dialect.insert(items).on_conflict_do_nothing(index_elements=[items.c.line, items.c.id])
+
+    def _dicts(self, kind: str, rows: Iterable[tuple[Any, ...]]) -> list[dict[str, Any]]:
+        columns = COLUMNS[kind]
+        line = self._line
+        return [{"line": line, **dict(zip(columns, values, strict=True))} for values in rows]
 
     async def _write_samples(
         self, conn: AsyncConnection, entries: list[Entry], channel_ids: dict[tuple[str, str], int]
@@ -185,10 +193,12 @@ class BatchCommitter:
     ) -> int:
         dialect = pg_dialect if self._postgres else sqlite_dialect
         insert = dialect.insert(channels).on_conflict_do_nothing(
-            index_elements=[channels.c.device, channels.c.channel]
+            index_elements=[channels.c.line, channels.c.device, channels.c.channel]
         )
-        await conn.execute(insert, {"device": key[0], "channel": key[1], "unit": unit})
-        result = await conn.execute(select(channels.c.device, channels.c.channel, channels.c.id))
+        await conn.execute(insert, {"line": self._line, "device": key[0], "channel": key[1], "unit": unit})
+        result = await conn.execute(
+            select(channels.c.device, channels.c.channel, channels.c.id).where(channels.c.line == self._line)
+        )
         channel_ids.update({(device, channel): cid for device, channel, cid in result})
         return channel_ids[key]
 
@@ -208,11 +218,6 @@ class BatchCommitter:
 
 
 # --- rows (pure helpers) ----------------------------------------------------------------------------
-
-
-def _dicts(kind: str, rows: Iterable[tuple[Any, ...]]) -> list[dict[str, Any]]:
-    columns = COLUMNS[kind]
-    return [dict(zip(columns, values, strict=True)) for values in rows]
 
 
 def _sample_rows(

@@ -78,7 +78,9 @@ class Recorder:
         self.controller = controller
         self.user = user
         self.recovery_timeout_s = recovery_timeout_s
-        self.historian = Historian(url, spill_dir=spill_dir, on_health=self._on_health)
+        self.historian = Historian(
+            url, line=controller.config.name, spill_dir=spill_dir, on_health=self._on_health
+        )
         self.run_id: str | None = None
         self.recovery: Recovery | None = None
         self._task: asyncio.Task[None] | None = None
@@ -140,6 +142,8 @@ class Recorder:
         ctl = self.controller
         historian = self.historian
         if not await historian.flush(self.recovery_timeout_s):
+            if historian.refused is not None:
+                raise historian.refused
             raise RecoveryError(
                 f"cannot read the line's records from {historian.url} within {self.recovery_timeout_s:g} s "
                 f"({historian.stats.detail}); the controller does not start without knowing where every "

@@ -58,6 +58,7 @@ from sqlalchemy.pool import NullPool
 from controller.historian.commit import DATA_ERRORS, Batch, BatchCommitter
 from controller.historian.errors import HistorianError, SchemaOutdated, describe_error
 from controller.historian.health import HealthCallback, HistorianHealth
+from controller.historian.lease import LEASE_HEARTBEAT_S, LineHeld, LineLease
 from controller.historian.queries import HistorianQueries
 from controller.historian.recording import HistorianRecording
 from controller.historian.recovery import InterruptedRun, close_runs_started_before
@@ -110,6 +111,7 @@ class Historian(HistorianRecording, HistorianQueries):
         self,
         url: str,
         *,
+        line: str,
         spill_dir: str | os.PathLike[str],
         batch_s: float = 0.5,
         max_buffer: int = 200_000,
@@ -123,6 +125,10 @@ class Historian(HistorianRecording, HistorianQueries):
         if max_buffer < 2 or batch_rows < 1:
             raise ValueError("max_buffer must be >= 2 and batch_rows >= 1")
         self.url = url
+        self.line = line
+        self._lease = LineLease(line)
+        self._lease_due = True  # the line is not ours yet: claimed before anything is written
+        self.refused: LineHeld | None = None  # another running service holds the line
         self._shown_url = shown_url(url)
         self._batch_s = batch_s
         self._max_buffer = max_buffer
@@ -132,7 +138,7 @@ class Historian(HistorianRecording, HistorianQueries):
         self._retry_s = retry_s
         self._health = HistorianHealth(on_health)
         postgres = async_url(url).get_backend_name() == "postgresql"
-        self._committer = BatchCommitter(postgres=postgres, timeout_s=timeout_s)
+        self._committer = BatchCommitter(line=line, postgres=postgres, timeout_s=timeout_s)
         self._spill = Spiller(Path(spill_dir), self._health)
         self._engine: AsyncEngine | None = None
 
@@ -155,6 +161,7 @@ class Historian(HistorianRecording, HistorianQueries):
         self._schema_ready = False
         self._writer: asyncio.Task[None] | None = None
         self._spiller: asyncio.Task[None] | None = None
+        self._heartbeat: asyncio.Task[None] | None = None
 
         self._written = 0
         self.current_run: str | None = None
@@ -164,8 +171,10 @@ class Historian(HistorianRecording, HistorianQueries):
     async def start(self) -> None:
         """Connect, create or check the schema, then start the writer and the spiller.
 
-        Raises `SchemaOutdated` when the database can be reached but its schema is not this code's.
-        A database that cannot be reached does not stop the start: the historian runs degraded.
+        Raises `SchemaOutdated` when the database can be reached but its schema is not this code's,
+        `LineHeld` when another running service holds this line (`controller.historian.lease`).
+        A database that cannot be reached does not stop the start: the historian runs degraded, and
+        claims the line before it writes anything.
         """
         if self._writer is not None:
             raise HistorianError("historian already started")
@@ -176,7 +185,8 @@ class Historian(HistorianRecording, HistorianQueries):
         await self._spill.queue_leftovers(self._timeout_s)
         try:
             await self._ensure_schema()
-        except SchemaOutdated:
+            await self._claim_line()
+        except (SchemaOutdated, LineHeld):
             await self._dispose()
             raise
         except Exception as exc:  # unreachable database: run degraded, the writer keeps trying
@@ -190,6 +200,7 @@ class Historian(HistorianRecording, HistorianQueries):
             self._health.set(True, "ok", "writing")
         self._writer = asyncio.create_task(self._supervised(self._write_loop), name="historian-writer")
         self._spiller = asyncio.create_task(self._supervised(self._spill_loop), name="historian-spiller")
+        self._heartbeat = asyncio.create_task(self._supervised(self._lease_loop), name="historian-lease")
 
     async def stop(self, *, flush_timeout_s: float | None = None) -> None:
         """Write what is buffered (for up to `flush_timeout_s`), spill what could not be, close.
@@ -203,6 +214,10 @@ class Historian(HistorianRecording, HistorianQueries):
         self._stop_event.set()
         self._wake.set()
         budget = 3 * self._timeout_s if flush_timeout_s is None else flush_timeout_s
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat
         for task in (self._writer, self._spiller):
             if task is None:
                 continue
@@ -214,6 +229,7 @@ class Historian(HistorianRecording, HistorianQueries):
                     await task
         self._closed = True
         await self._spill_remainder()
+        await self._release_line()
         await self._dispose()
         log.info("historian stopped", extra={"stats": dataclasses.asdict(self.stats)})
 
@@ -222,7 +238,7 @@ class Historian(HistorianRecording, HistorianQueries):
         try:
             async with asyncio.timeout(timeout_s):
                 while not self._drained():
-                    if self._writer is None or self._writer.done():
+                    if self._writer is None or self._writer.done() or self.refused is not None:
                         return False
                     self._flush_requested = True
                     self._progress.clear()
@@ -257,8 +273,44 @@ class Historian(HistorianRecording, HistorianQueries):
 
     async def _ensure_schema(self) -> None:
         """Create or check the schema (`controller.historian.upgrade.ensure_schema`), once."""
-        await ensure_schema(self._require_engine(), self.url, self._timeout_s)
+        await ensure_schema(self._require_engine(), self.url, self._timeout_s, line=self.line)
         self._schema_ready = True
+
+    # --- the line's lease (`controller.historian.lease`) ----------------------------------------------
+
+    async def _claim_line(self) -> None:
+        async with asyncio.timeout(self._timeout_s), self._require_engine().begin() as conn:
+            await self._lease.claim(conn)
+        self._lease_due = False
+        log.info("line claimed", extra={"line": self.line, "holder": self._lease.holder})
+
+    async def _lease_loop(self) -> None:
+        """The heartbeat. A lease lost (taken over after it went stale) is ill health, loudly: two
+        services may now be writing as one line."""
+        while not self._stopping:
+            await self._wait(self._stop_event, LEASE_HEARTBEAT_S)
+            if self._stopping or self._lease_due:
+                continue
+            try:
+                async with asyncio.timeout(self._timeout_s), self._require_engine().begin() as conn:
+                    held = await self._lease.renew(conn)
+            except Exception as exc:  # the writer reports an unreachable database
+                log.info("line lease heartbeat failed", extra={"error": describe_error(exc)})
+                continue
+            if not held:
+                log.error("line lease lost to another service", extra={"line": self.line})
+                self._health.set(False, "lease", f"line {self.line!r} lease lost to another service")
+
+    async def _release_line(self) -> None:
+        if self._lease_due or self._engine is None:
+            self._lease.forget()
+            return
+        try:
+            async with asyncio.timeout(self._timeout_s), self._engine.begin() as conn:
+                await self._lease.release(conn)
+        except Exception as exc:  # it goes stale instead
+            self._lease.forget()
+            log.warning("line lease not released", extra={"line": self.line, "error": describe_error(exc)})
 
     async def _dispose(self) -> None:
         if self._engine is not None:
@@ -391,8 +443,15 @@ class Historian(HistorianRecording, HistorianQueries):
         Idempotent (only 'running' rows change), so a commit in doubt is simply done again.
         """
         try:
+            if self._lease_due:
+                await self._claim_line()
             async with asyncio.timeout(self._timeout_s), self._require_engine().begin() as conn:
-                closed = await close_runs_started_before(conn, self._started_at, self._own_runs)
+                closed = await close_runs_started_before(conn, self.line, self._started_at, self._own_runs)
+        except LineHeld as exc:
+            self.refused = exc
+            self._health.last_error = str(exc)
+            self._health.set(False, "lease", str(exc))
+            return False
         except TimeoutError as exc:
             await self._dispose()
             return self._failed(exc)
@@ -483,15 +542,16 @@ class Historian(HistorianRecording, HistorianQueries):
 
     @classmethod
     @contextlib.asynccontextmanager
-    async def reader(cls, url: str, *, timeout_s: float = 10.0) -> AsyncIterator[Historian]:
+    async def reader(cls, url: str, *, line: str, timeout_s: float = 10.0) -> AsyncIterator[Historian]:
         """A historian for the queries only, safe beside a controller that is running on the database.
 
         `start()` would migrate an old schema and close the runs it finds 'running' as interrupted: both
         wrong for a tool that only reads (the running run is the live controller's). This opens the
         engine and nothing else; an old schema stays as it is, for the caller to check
-        (`table_names`). Nothing recorded on a reader is kept.
+        (`table_names`). Nothing recorded on a reader is kept; it reads `line`'s records only and
+        claims no lease.
         """
-        historian = cls(url, spill_dir=Path(os.devnull), timeout_s=timeout_s)  # never spills
+        historian = cls(url, line=line, spill_dir=Path(os.devnull), timeout_s=timeout_s)  # never spills
         historian._stopping = historian._closed = True
         historian._engine = make_engine(url, timeout_s=timeout_s, poolclass=NullPool)
         try:
