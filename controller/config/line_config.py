@@ -17,6 +17,7 @@ from typing import Any
 
 from controller.config.device_params import channel_keys, read_address, read_params
 from controller.config.reader import TableReader, file_text, toml_table
+from controller.config.recording import RecordingConfig, read_recording
 from drivers.deposition_sources import STANDARD_LINE_SOURCES
 from drivers.errors import ConfigError
 from drivers.remote_io import IoPoints, line_points
@@ -191,6 +192,7 @@ class LineConfig:
     sequence: SequenceConfig = field(default_factory=SequenceConfig)
     text: str = field(default="", repr=False)  # the file as read: each run records it (content hash)
     not_for_production: bool = False  # a test or commissioning line: limits looser than the method's
+    recording: RecordingConfig = field(default_factory=RecordingConfig)  # deadbands, retention
 
     def space(self, name: str) -> SpaceConfig:
         return next(s for s in self.spaces if s.name == name)
@@ -248,10 +250,11 @@ def _parse(root: TableReader) -> LineConfig:
     users = tuple(_user(t) for t in root.table_list("users"))
     _unique(root, "users", [u.name for u in users])
     sequence = _sequence(root.table_reader("sequence"))
+    recording = read_recording(root.table_reader("recording"))
     root.finish()
     return LineConfig(
         root.path, name, limits, spaces, ports, links, devices, database, mqtt, hmi, users, sequence,
-        not_for_production=not_for_production,
+        not_for_production=not_for_production, recording=recording,
     )  # fmt: skip
 
 

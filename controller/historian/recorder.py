@@ -34,6 +34,7 @@ from typing import Any, Final
 
 from controller.config.line_config import ROOM, LineConfig
 from controller.errors import UserError
+from controller.historian.deadband import Deadband
 from controller.historian.errors import HistorianUnavailable
 from controller.historian.recovery import InterruptedRun, RecoveredInventory
 from controller.historian.store import Historian
@@ -81,6 +82,7 @@ class Recorder:
         self.historian = Historian(
             url, line=controller.config.name, spill_dir=spill_dir, on_health=self._on_health
         )
+        self.deadband = Deadband(controller.config.recording)
         self.run_id: str | None = None
         self.recovery: Recovery | None = None
         self._task: asyncio.Task[None] | None = None
@@ -132,6 +134,8 @@ class Recorder:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        for sample in self.deadband.release():
+            self.historian.record_sample(sample)
         if self.run_id is not None:
             self.historian.end_run(self.run_id, status)
         await self.historian.stop()
@@ -235,9 +239,13 @@ class Recorder:
     # -- recording -----------------------------------------------------------------------------------
 
     async def _pump(self, subscription: Subscription) -> None:
+        """Every reading through the deadband (`controller.historian.deadband`) into the historian."""
+        admit = self.deadband.admit
+        record = self.historian.record_sample
         async for event in subscription:
             if isinstance(event, Sample):
-                self.historian.record_sample(event)
+                for sample in admit(event):
+                    record(sample)
 
     def _on_transition(self, station: str, source: str, dest: str, trigger: str) -> None:
         self.historian.record_transition(station, source, dest, trigger)
