@@ -150,6 +150,8 @@ async def test_two_lines_share_one_database_without_seeing_each_other(pg: PgClus
     async with service(line_a) as a:
         op_a = await login(a)
         batch_a = await start_batch(a, op_a)
+        # one batch works at a time (two simulated plants at full tilt starve a 2-core runner): line a's
+        # is held once loaded, its rows 'running' and its items on the line, while line b works
         await hold(a, op_a)
         async with service(line_b) as b:
             # line b's start closed nothing of line a's: a's run is live, its batch is a's own
@@ -157,14 +159,8 @@ async def test_two_lines_share_one_database_without_seeing_each_other(pg: PgClus
             op_b = await login(b)
             batch_b = await start_batch(b, op_b)  # the same queue file: not a resume of line a's batch
             assert batch_b != batch_a
-            # one batch works at a time (two simulated plants at full tilt starve a 2-core runner):
-            # line a's is held (its rows 'running') while line b's runs
             view_b = await finish_batch(b, op_b)
-            assert (await a.post("/api/batch/resume", headers=op_a)).status_code == 202
-            view_a = await finish_batch(a, op_a)
-            assert view_a["batch"]["id"] == batch_a
             assert view_b["batch"]["id"] == batch_b
-            assert [j["outcome"] for j in view_a["jobs"]] == ["done"], view_a
             assert [j["outcome"] for j in view_b["jobs"]] == ["done"], view_b
 
             # a second service for line a's name is refused, and touches nothing
@@ -176,7 +172,7 @@ async def test_two_lines_share_one_database_without_seeing_each_other(pg: PgClus
 
             for http, line, batch in ((a, "line_a", batch_a), (b, "line_b", batch_b)):
                 await sees_only_its_own(http, url, line, batch)
-        # line b stopped cleanly; line a runs on
+        # line b stopped cleanly; line a's batch waits mid-line, its items loaded
         b_commands = len(await query(url, "SELECT id FROM commands WHERE line = 'line_b'"))
         async with service(line_b) as b:
             assert await run_status(url, "line_a") == ["running"]  # b's restart marked nothing of a's
@@ -186,12 +182,17 @@ async def test_two_lines_share_one_database_without_seeing_each_other(pg: PgClus
             assert "E1" in items, items
             assert not any(batch_a in i for i in items), items
             alarms = (await b.get("/api/alarms")).json()
-            # a's items and live run are nothing b's restart must make safe: no restart finding, and no
-            # command from b's supervisor after the restart
+            # a's loaded items and live run are nothing b's restart must make safe: no restart finding,
+            # and no command from b's supervisor after the restart
             assert "recovery.restart" not in {x["id"] for x in alarms["active"]}, alarms
             after = await query(url, "SELECT origin FROM commands WHERE line = 'line_b' ORDER BY id")
             assert [r["origin"] for r in after[b_commands:] if r["origin"] != "hmi"] == []
         assert await run_status(url, "line_a") == ["running"]
+        assert (await a.post("/api/batch/resume", headers=op_a)).status_code == 202
+        view_a = await finish_batch(a, op_a)
+        assert view_a["batch"]["id"] == batch_a
+        assert [j["outcome"] for j in view_a["jobs"]] == ["done"], view_a
+    assert await run_status(url, "line_a") == ["complete"]
 
 
 async def sees_only_its_own(http: httpx.AsyncClient, url: str, line: str, batch: str) -> None:
@@ -211,7 +212,6 @@ async def sees_only_its_own(http: httpx.AsyncClient, url: str, line: str, batch:
     # alarms: nothing of the other line's journal reaches this line's
     others = await query(url, "SELECT ts, alarm_id, event FROM alarm_events WHERE line <> $1", line)
     journal = (await http.get("/api/alarms/journal", params={"limit": 1000})).json()
-    assert journal
     assert not {(r["ts"], r["alarm_id"], r["event"]) for r in others} & {
         (j["ts"], j["alarm_id"], j["event"]) for j in journal
     }

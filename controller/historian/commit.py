@@ -169,6 +169,10 @@ class BatchCommitter:
         PostgreSQL its COPY encoding) at a time, which bounds how late the control loop can be made,
         whatever the batch size. Not overlapped with the insert on purpose: the driver thread and
         the loop would then fight over the GIL and both run slower (measured: -30 % on SQLite).
+        At the first channel without an id, every channel new to the rest of the batch is registered
+        together, in two statements: one at a time they cost two round trips each, and a line's first
+        batch (hundreds of channels) on a busy host outlasted the writer's timeout, was rolled back
+        and failed again, for ever.
         """
         done = 0
         while done < len(entries):
@@ -176,8 +180,12 @@ class BatchCommitter:
             if rows:
                 await self._insert_samples(conn, rows)
             if done < len(entries) and len(rows) < SAMPLE_CHUNK_ROWS:  # a channel without an id yet
-                device, channel, unit = _channel_of(entries[done])
-                await self._channel_id(conn, (device, channel), unit, channel_ids)
+                new: dict[tuple[str, str], str] = {}
+                for entry in entries[done:]:
+                    device, channel, unit = _channel_of(entry)
+                    if (device, channel) not in channel_ids:
+                        new.setdefault((device, channel), unit)
+                await self._channel_ids_of(conn, new, channel_ids)
 
     async def _insert_samples(self, conn: AsyncConnection, rows: list[tuple[Any, ...]]) -> None:
         if self._postgres:
@@ -188,19 +196,22 @@ class BatchCommitter:
         else:
             await conn.exec_driver_sql(_SQLITE_SAMPLE_INSERT, rows)
 
-    async def _channel_id(
-        self, conn: AsyncConnection, key: tuple[str, str], unit: str, channel_ids: dict[tuple[str, str], int]
-    ) -> int:
+    async def _channel_ids_of(
+        self, conn: AsyncConnection, new: dict[tuple[str, str], str], channel_ids: dict[tuple[str, str], int]
+    ) -> None:
         dialect = pg_dialect if self._postgres else sqlite_dialect
         insert = dialect.insert(channels).on_conflict_do_nothing(
             index_elements=[channels.c.line, channels.c.device, channels.c.channel]
         )
-        await conn.execute(insert, {"line": self._line, "device": key[0], "channel": key[1], "unit": unit})
+        line = self._line
+        await conn.execute(
+            insert,
+            [{"line": line, "device": d, "channel": c, "unit": unit} for (d, c), unit in sorted(new.items())],
+        )
         result = await conn.execute(
             select(channels.c.device, channels.c.channel, channels.c.id).where(channels.c.line == self._line)
         )
         channel_ids.update({(device, channel): cid for device, channel, cid in result})
-        return channel_ids[key]
 
     async def prune_markers(self, engine: AsyncEngine) -> None:
         """Batch keys are only needed while a commit can be in doubt; a day is far beyond that."""
