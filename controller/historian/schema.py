@@ -74,6 +74,7 @@ lines = Table(
     Column("registered_at", Double, nullable=False),
     Column("holder", Text),  # "host:pid:token" of the service that holds the line, NULL when none
     Column("heartbeat_at", Double),
+    Column("retention_s", Double),  # how long the line keeps raw samples; NULL: for ever
 )
 
 runs = Table(
@@ -119,6 +120,18 @@ samples = Table(
     Column("quality", Text, nullable=False),
 )
 Index(None, samples.c.channel_id, samples.c.ts)
+
+# On PostgreSQL `samples` is partitioned by range of `ts`, one partition a day (`samples_pYYYYMMDD`)
+# and a default one, so old samples leave as whole partitions (`controller.historian.retention`); its
+# primary key there is (id, ts), as PostgreSQL requires of a partitioned table. SQLite keeps one table.
+SAMPLE_PARTITION_PREFIX: Final = "samples_p"
+SAMPLE_DEFAULT_PARTITION: Final = "samples_default"
+
+
+def is_sample_partition(name: str | None) -> bool:
+    """A partition of `samples`: made and dropped by the historian, not part of the declared schema."""
+    return name is not None and (name.startswith(SAMPLE_PARTITION_PREFIX) or name == SAMPLE_DEFAULT_PARTITION)
+
 
 transitions = Table(
     "transitions",

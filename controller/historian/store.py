@@ -62,6 +62,14 @@ from controller.historian.lease import LEASE_HEARTBEAT_S, LineHeld, LineLease
 from controller.historian.queries import HistorianQueries
 from controller.historian.recording import HistorianRecording
 from controller.historian.recovery import InterruptedRun, close_runs_started_before
+from controller.historian.retention import (
+    DELETE_CHUNK_ROWS,
+    RETENTION_EVERY_S,
+    delete_old_samples,
+    drop_old_partitions,
+    prepare_partitions,
+    record_retention,
+)
 from controller.historian.schema import async_url, make_engine
 from controller.historian.spill import Entry
 from controller.historian.spiller import Spiller
@@ -119,6 +127,7 @@ class Historian(HistorianRecording, HistorianQueries):
         batch_rows: int = 20_000,
         timeout_s: float = 10.0,
         retry_s: float = 1.0,
+        retention_s: float | None = None,
     ) -> None:
         if batch_s <= 0 or timeout_s <= 0 or retry_s <= 0:
             raise ValueError("batch_s, timeout_s and retry_s must be positive")
@@ -126,6 +135,8 @@ class Historian(HistorianRecording, HistorianQueries):
             raise ValueError("max_buffer must be >= 2 and batch_rows >= 1")
         self.url = url
         self.line = line
+        self.retention_s = retention_s  # raw samples older than this leave; None: kept for ever
+        self._retain_at = 0.0  # monotonic time of the next retention pass (`controller.historian.retention`)
         self._lease = LineLease(line)
         self._lease_due = True  # the line is not ours yet: claimed before anything is written
         self.refused: LineHeld | None = None  # another running service holds the line
@@ -281,6 +292,9 @@ class Historian(HistorianRecording, HistorianQueries):
     async def _claim_line(self) -> None:
         async with asyncio.timeout(self._timeout_s), self._require_engine().begin() as conn:
             await self._lease.claim(conn)
+            await record_retention(conn, self.line, self.retention_s)
+        async with asyncio.timeout(self._timeout_s), self._require_engine().begin() as conn:
+            await prepare_partitions(conn, time.time())  # before the first sample is written
         self._lease_due = False
         log.info("line claimed", extra={"line": self.line, "holder": self._lease.holder})
 
@@ -385,6 +399,8 @@ class Historian(HistorianRecording, HistorianQueries):
             return "wait_spill"
         if self._memory and (due or self._urgent or self._flush_requested or self._stopping):
             return "memory"
+        if not self._lease_due and not self._stopping and time.monotonic() >= self._retain_at:
+            return "retain"
         return "idle"
 
     async def _do(self, work: str) -> bool:
@@ -403,6 +419,9 @@ class Historian(HistorianRecording, HistorianQueries):
             return True
         if work == "close":
             return await self._close_interrupted_runs()
+        if work == "retain":
+            await self._retain()
+            return True
         if work == "memory":
             self._take_from_memory()
         return await self._write_pending()
@@ -466,6 +485,26 @@ class Historian(HistorianRecording, HistorianQueries):
             )
         self._health.writing_again()
         return True
+
+    async def _retain(self) -> None:
+        """One retention pass: partitions ahead and behind, one bounded delete. Housekeeping: a failure
+        is logged and the pass tried again later, never a reason to call the historian unhealthy."""
+        now = time.time()
+        deleted = 0
+        try:
+            async with asyncio.timeout(self._timeout_s), self._require_engine().begin() as conn:
+                await prepare_partitions(conn, now)
+                dropped = await drop_old_partitions(conn, now)
+                if self.retention_s is not None:
+                    deleted = await delete_old_samples(conn, self.line, now - self.retention_s)
+        except Exception as exc:
+            log.warning("sample retention pass failed", extra={"error": describe_error(exc)})
+            self._retain_at = time.monotonic() + RETENTION_EVERY_S
+            return
+        if dropped or deleted:
+            log.info("old samples removed", extra={"partitions": dropped, "rows": deleted})
+        more = deleted >= DELETE_CHUNK_ROWS  # the next chunk after the next batch, not in ten minutes
+        self._retain_at = time.monotonic() + (self._batch_s if more else RETENTION_EVERY_S)
 
     def _failed(self, exc: BaseException) -> bool:
         health = self._health

@@ -28,7 +28,7 @@ from sqlalchemy.pool import NullPool
 
 from bench.postgres_cluster import PgCluster, unavailable_reason
 from controller.historian.errors import HistorianUnavailable, SchemaOutdated
-from controller.historian.schema import make_engine, metadata
+from controller.historian.schema import is_sample_partition, make_engine, metadata
 from controller.historian.store import Historian, HistorianStats
 from controller.historian.upgrade import alembic_config, current_revision, head_revision, upgrade
 from controller.line.actions import Command, SetPort, SetValve
@@ -201,7 +201,10 @@ def clean(stats: HistorianStats) -> bool:
 
 
 def _schema_differences(conn: Connection) -> list[Any]:
-    context = MigrationContext.configure(conn, opts={"compare_type": True})
+    def declared(name: str | None, kind: str, _parent: Any) -> bool:
+        return not (kind == "table" and is_sample_partition(name))
+
+    context = MigrationContext.configure(conn, opts={"compare_type": True, "include_name": declared})
     return [d for d in compare_metadata(context, metadata) if d]
 
 

@@ -17,6 +17,12 @@ So:
 - a database with rows but neither is refused with the instruction to give `--config`; an empty
   one needs no answer.
 Samples carry their line through their channel, job events through their job: neither gets a column.
+
+Storage that lasts: each line records how long it keeps raw samples (`lines.retention_s`), and on
+PostgreSQL `samples` becomes a table partitioned by day of `ts` (plus a default partition), so that old
+samples leave as whole partitions (`controller.historian.retention`). The rows already there are moved
+into it once, by this migration (the default partition takes them; new days get their own partitions
+from the historian, ahead of time).
 """
 
 from __future__ import annotations
@@ -99,6 +105,7 @@ def upgrade() -> None:
         sa.Column("registered_at", sa.Double(), nullable=False),
         sa.Column("holder", sa.Text(), nullable=True),
         sa.Column("heartbeat_at", sa.Double(), nullable=True),
+        sa.Column("retention_s", sa.Double(), nullable=True),
         sa.PrimaryKeyConstraint("name", name="pk_lines"),
     )
     if line is not None:
@@ -129,9 +136,51 @@ def upgrade() -> None:
                 batch.create_index("ix_batches_line_queue_hash_status", ["line", "queue_hash", "status"])
             elif table == "runs":
                 batch.create_index("ix_runs_line_status", ["line", "status"])
+    if conn.dialect.name == "postgresql":
+        _partition_samples()
+
+
+_SAMPLE_COLUMNS = "id, ts, channel_id, value, quality"
+
+
+def _partition_samples() -> None:
+    """`samples` as a table partitioned by range of `ts`; its rows moved into the default partition."""
+    op.execute("ALTER TABLE samples RENAME TO samples_unpartitioned")
+    op.execute("ALTER TABLE samples_unpartitioned RENAME CONSTRAINT pk_samples TO pk_samples_unpartitioned")
+    op.execute("ALTER INDEX ix_samples_channel_id_ts RENAME TO ix_samples_unpartitioned_channel_id_ts")
+    op.execute(
+        "CREATE TABLE samples ("
+        " id BIGINT NOT NULL DEFAULT nextval('samples_id_seq'),"
+        " ts DOUBLE PRECISION NOT NULL, channel_id INTEGER NOT NULL, value DOUBLE PRECISION,"
+        " quality TEXT NOT NULL, CONSTRAINT pk_samples PRIMARY KEY (id, ts)"
+        ") PARTITION BY RANGE (ts)"
+    )
+    op.execute("CREATE INDEX ix_samples_channel_id_ts ON samples (channel_id, ts)")
+    op.execute("CREATE TABLE samples_default PARTITION OF samples DEFAULT")
+    op.execute(f"INSERT INTO samples ({_SAMPLE_COLUMNS}) SELECT {_SAMPLE_COLUMNS} FROM samples_unpartitioned")
+    op.execute("ALTER SEQUENCE samples_id_seq OWNED BY samples.id")
+    op.execute("DROP TABLE samples_unpartitioned")
+
+
+def _unpartition_samples() -> None:
+    op.execute("ALTER TABLE samples RENAME TO samples_partitioned")
+    op.execute("ALTER TABLE samples_partitioned RENAME CONSTRAINT pk_samples TO pk_samples_partitioned")
+    op.execute("ALTER INDEX ix_samples_channel_id_ts RENAME TO ix_samples_partitioned_channel_id_ts")
+    op.execute(
+        "CREATE TABLE samples ("
+        " id BIGINT NOT NULL DEFAULT nextval('samples_id_seq'),"
+        " ts DOUBLE PRECISION NOT NULL, channel_id INTEGER NOT NULL, value DOUBLE PRECISION,"
+        " quality TEXT NOT NULL, CONSTRAINT pk_samples PRIMARY KEY (id))"
+    )
+    op.execute("CREATE INDEX ix_samples_channel_id_ts ON samples (channel_id, ts)")
+    op.execute(f"INSERT INTO samples ({_SAMPLE_COLUMNS}) SELECT {_SAMPLE_COLUMNS} FROM samples_partitioned")
+    op.execute("ALTER SEQUENCE samples_id_seq OWNED BY samples.id")
+    op.execute("DROP TABLE samples_partitioned")  # its partitions with it
 
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        _unpartition_samples()
     for table in reversed(LINE_TABLES):
         with op.batch_alter_table(table) as batch:
             if table == "items":
