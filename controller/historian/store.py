@@ -420,7 +420,7 @@ class Historian(HistorianRecording, HistorianQueries):
         if work == "close":
             return await self._close_interrupted_runs()
         if work == "retain":
-            await self._retain()
+            await self.apply_retention()
             return True
         if work == "memory":
             self._take_from_memory()
@@ -486,10 +486,13 @@ class Historian(HistorianRecording, HistorianQueries):
         self._health.writing_again()
         return True
 
-    async def _retain(self) -> None:
-        """One retention pass: partitions ahead and behind, one bounded delete. Housekeeping: a failure
-        is logged and the pass tried again later, never a reason to call the historian unhealthy."""
+    async def apply_retention(self) -> tuple[list[str], int]:
+        """One retention pass (the writer runs one every `RETENTION_EVERY_S`): partitions ahead and
+        behind, one bounded delete; the partitions dropped and the rows deleted. Housekeeping: a
+        failure is logged and the pass tried again later, never a reason to call the historian
+        unhealthy."""
         now = time.time()
+        dropped: list[str] = []
         deleted = 0
         try:
             async with asyncio.timeout(self._timeout_s), self._require_engine().begin() as conn:
@@ -500,11 +503,12 @@ class Historian(HistorianRecording, HistorianQueries):
         except Exception as exc:
             log.warning("sample retention pass failed", extra={"error": describe_error(exc)})
             self._retain_at = time.monotonic() + RETENTION_EVERY_S
-            return
+            return [], 0
         if dropped or deleted:
             log.info("old samples removed", extra={"partitions": dropped, "rows": deleted})
         more = deleted >= DELETE_CHUNK_ROWS  # the next chunk after the next batch, not in ten minutes
         self._retain_at = time.monotonic() + (self._batch_s if more else RETENTION_EVERY_S)
+        return dropped, deleted
 
     def _failed(self, exc: BaseException) -> bool:
         health = self._health
