@@ -154,6 +154,7 @@ class Historian(HistorianRecording, HistorianQueries):
         self._engine: AsyncEngine | None = None
 
         self._memory: collections.deque[Entry] = collections.deque()
+        self._removed = 0  # entries ever taken out of memory (to a batch, a spill file, or dropped)
         self._pending: collections.deque[Batch] = collections.deque()
         self._pending_memory_rows = 0
         self._started_at = math.inf  # runs that started before this are not this process's
@@ -245,10 +246,14 @@ class Historian(HistorianRecording, HistorianQueries):
         log.info("historian stopped", extra={"stats": dataclasses.asdict(self.stats)})
 
     async def flush(self, timeout_s: float = 10.0) -> bool:
-        """Wait until everything recorded so far is written; False if that took longer than allowed."""
+        """Wait until everything recorded so far is written; False if that took longer than allowed.
+
+        "So far": rows recorded after the call do not hold it up (on a busy line memory is never empty
+        for long, and a flush that waited for an empty buffer could wait for ever)."""
+        target = self._removed + len(self._memory)
         try:
             async with asyncio.timeout(timeout_s):
-                while not self._drained():
+                while not self._drained(target):
                     if self._writer is None or self._writer.done() or self.refused is not None:
                         return False
                     self._flush_requested = True
@@ -333,9 +338,10 @@ class Historian(HistorianRecording, HistorianQueries):
 
     # --- the writer ---------------------------------------------------------------------------------
 
-    def _drained(self) -> bool:
-        return not (
-            self._memory or self._pending or self._spill.files or self._spill.in_flight or self._close_due
+    def _drained(self, target: int) -> bool:
+        """Every entry up to the `target`-th ever recorded has left memory, and what left is written."""
+        return self._removed >= target and not (
+            self._pending or self._spill.files or self._spill.in_flight or self._close_due
         )
 
     async def _supervised(self, body: Callable[[], Awaitable[None]]) -> None:
@@ -430,6 +436,7 @@ class Historian(HistorianRecording, HistorianQueries):
         memory = self._memory
         count = min(len(memory), self._batch_rows)
         entries = [memory.popleft() for _ in range(count)]
+        self._removed += count
         self._pending.append(Batch(uuid.uuid4().hex, entries, check_marker=False))
         self._pending_memory_rows += count
         if not memory:
@@ -553,6 +560,7 @@ class Historian(HistorianRecording, HistorianQueries):
             while len(self._memory) > self._max_buffer and not self._stopping:
                 count = len(self._memory) - self._max_buffer // 2
                 chunk = [self._memory.popleft() for _ in range(count)]
+                self._removed += count
                 await self._spill.spill(chunk)
 
     async def _spill_remainder(self) -> None:
@@ -567,6 +575,7 @@ class Historian(HistorianRecording, HistorianQueries):
         if self._memory:
             chunk = list(self._memory)
             self._memory.clear()
+            self._removed += len(chunk)
             await self._spill.spill(chunk)
         if self._spill.rows:
             log.warning(
