@@ -8,7 +8,8 @@ modules of their own, and callers import each name from the module that defines 
 signal the controller raises an alarm on), `controller.historian.upgrade` (the schema is Alembic's),
 `controller.historian.spill` (the row format and the spill files), `controller.historian.queries`
 (the read side, which `Historian` inherits), `controller.historian.recovery` (what a restart after a
-crash rebuilds: interrupted runs, the inventory), `controller.historian.errors`.
+crash rebuilds: interrupted runs, the inventory), `controller.historian.lease` (one running service
+per line), `controller.historian.retention` (old raw samples leave), `controller.historian.errors`.
 
 Why the writer is built this way:
 
@@ -33,7 +34,9 @@ Why the writer is built this way:
   gets through.
 
 Closing the runs a crashed process left 'running' is one of the writer's steps: after that
-process's spill files are replayed, before any row of this one.
+process's spill files are replayed, before any row of this one, and only once this service holds its
+line's lease (claimed at `start()`, or by that step when the database was unreachable at start). A
+retention pass is another, run when nothing else is due.
 """
 
 from __future__ import annotations
