@@ -187,12 +187,19 @@ async def test_two_lines_share_one_database_without_seeing_each_other(pg: PgClus
             items = {i["id"] for i in (await b.get("/api/items")).json()}
             assert "E1" in items, items
             assert not any(batch_a in i for i in items), items
-            alarms = (await b.get("/api/alarms")).json()
-            # a's loaded items and live run are nothing b's restart must make safe: no restart finding,
-            # and no command from b's supervisor after the restart
-            assert "recovery.restart" not in {x["id"] for x in alarms["active"]}, alarms
-            after = await query(url, "SELECT origin FROM commands WHERE line = 'line_b' ORDER BY id")
-            assert [r["origin"] for r in after[b_commands:] if r["origin"] != "hmi"] == []
+            # what b's restart found and made safe is b's own: no interrupted run (a's live run is not
+            # one), none of a's items, and no command of b's names anything of line a's
+            journal = (await b.get("/api/alarms/journal", params={"limit": 1000})).json()
+            found = [
+                j["evidence"]
+                for j in journal
+                if j["alarm_id"] == "recovery.restart" and j["event"] == "condition_raised"
+            ]
+            for evidence in found:
+                assert evidence["interrupted_runs"] == "", evidence
+                assert batch_a not in evidence["text"], evidence
+            after = await query(url, "SELECT action FROM commands WHERE line = 'line_b' ORDER BY id")
+            assert not [r["action"] for r in after[b_commands:] if batch_a in r["action"]]
         assert await run_status(url, "line_a") == ["running"]
         assert (await a.post("/api/batch/resume", headers=op_a)).status_code == 202
         view_a = await finish_batch(a, op_a)
