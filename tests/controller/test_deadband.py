@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 
+import pytest
+
 from bench.recording import excursion_rise, idle_stream, kept, nominal_rows_per_day
 from controller.config.line_config import load_line_config
 from controller.config.recording import RecordingConfig
@@ -64,6 +66,7 @@ def test_off_stores_every_reading() -> None:
     assert len(stored(deadband, *(reading(t, 1.0, "Pa") for t in range(5)))) == 5
 
 
+@pytest.mark.heavy  # ~17 s alone, over 20 s on a loaded runner
 async def test_an_idle_line_stores_a_tenth_of_the_rows_and_keeps_a_2_k_frost_point_excursion() -> None:
     stream = await idle_stream(speed=100.0, plant_h=0.25)
     assert stream.excursion is not None
