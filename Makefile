@@ -58,6 +58,7 @@ bench: $(STAMP) system-packages
 	$(BIN)/python -m bench.mqtt
 	$(BIN)/python -m bench.overnight
 	$(BIN)/python -m bench.hmi_feed
+	$(BIN)/python -m bench.recording
 
 docs: $(STAMP)
 	$(BIN)/python -m drivers.register_map_docs > docs/register_maps.md

@@ -77,8 +77,9 @@ def build_night(folder: Path, hours: float, seed: int = 12) -> Night:
     started = time.perf_counter()
     db = folder / "night.db"
     url = f"sqlite:///{db}"
-    asyncio.run(upgrade(url))
     config = load_line_config()
+    line = config.name
+    asyncio.run(upgrade(url, line=line))
     keys = channels_read(config)
     fillers = max(0, int(RATE_PER_S * POLL_S) - len(keys))
     keys += [(f"filler{i // 10}", f"ch{i % 10}") for i in range(fillers)]
@@ -89,8 +90,21 @@ def build_night(folder: Path, hours: float, seed: int = 12) -> Night:
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.executemany(
-        "INSERT INTO channels (id, device, channel, unit) VALUES (?, ?, ?, ?)",
-        [(i + 1, d, c, "bool" if "." in c else "Pa") for i, (d, c) in enumerate(keys)],
+        "INSERT INTO channels (id, line, device, channel, unit) VALUES (?, ?, ?, ?, ?)",
+        [(i + 1, line, d, c, "bool" if "." in c else "Pa") for i, (d, c) in enumerate(keys)],
+    )
+    conn.execute(
+        "INSERT INTO batches (id, line, queue_path, queue_hash, queue_text, created_at, ended_at, status, "
+        "user) "
+        "VALUES ('B-bench', ?, 'bench.toml', '', '', ?, ?, 'complete', 'bench')",
+        (line, since, until),
+    )
+    conn.execute(
+        "INSERT INTO jobs (id, line, batch_id, position, name, recipe_path, recipe_text, items, on_failure, "
+        "state, "
+        "checkpoint, attempts, started_at, ended_at, outcome, message, updated_at) VALUES ('B-bench-J01', ?, "
+        "'B-bench', 1, 'bench', 'bench.toml', '', '{}', 'stop', 'complete', '', 1, ?, ?, 'done', '', ?)",
+        (line, since, until, until),
     )
     samples = 0
     t = since
@@ -101,13 +115,13 @@ def build_night(folder: Path, hours: float, seed: int = 12) -> Night:
         conn.executemany("INSERT INTO samples (ts, channel_id, value, quality) VALUES (?, ?, ?, ?)", rows)
         samples += len(rows)
         t += POLL_S
-    events = _write_events(conn, rng, since, until)
+    events = _write_events(conn, rng, since, until, line)
     conn.commit()
     conn.close()
     return Night(db, since, until, samples, events, keys[0], time.perf_counter() - started)
 
 
-def _write_events(conn: sqlite3.Connection, rng: random.Random, since: float, until: float) -> int:
+def _write_events(conn: sqlite3.Connection, rng: random.Random, since: float, until: float, line: str) -> int:
     """Commands every ~20 s, job events every ~30 s, alarm events every ~5 min, ledger rows every ~60 s:
     a busy night's record around its samples."""
     count = 0
@@ -120,10 +134,10 @@ def _write_events(conn: sqlite3.Connection, rng: random.Random, since: float, un
             {"type": "SetValve", "space": "inlet", "valve": "rough", "open": rng.random() < 0.5}
         )
         conn.execute(
-            "INSERT INTO commands (ts, user, origin, action, outcome, reason, error, duration_s, "
-            "request_reason, "
-            "refusals) VALUES (?, 'sequence', 'sequence', ?, 'done', '', '', 0.01, '', '[]')",
-            (t, action),
+            "INSERT INTO commands (ts, line, user, origin, action, outcome, reason, error, duration_s, "
+            "request_reason, refusals) "
+            "VALUES (?, ?, 'sequence', 'sequence', ?, 'done', '', '', 0.01, '', '[]')",
+            (t, line, action),
         )
         count += 1
     for kind, mean in (("job", 30.0), ("alarm", 300.0), ("item", 60.0)):
@@ -141,16 +155,16 @@ def _write_events(conn: sqlite3.Connection, rng: random.Random, since: float, un
                 )
             elif kind == "alarm":
                 conn.execute(
-                    "INSERT INTO alarm_events (ts, alarm_id, event, from_state, to_state, severity, "
+                    "INSERT INTO alarm_events (ts, line, alarm_id, event, from_state, to_state, severity, "
                     "evidence, condition_active) "
-                    "VALUES (?, 'inlet.frost', 'raised', 'normal', 'unacked', 'high', '{}', 1)",
-                    (t,),
+                    "VALUES (?, ?, 'inlet.frost', 'raised', 'normal', 'unacked', 'high', '{}', 1)",
+                    (t, line),
                 )
             else:
                 conn.execute(
-                    "INSERT INTO ledger (ts, item, event, space, atmosphere, exposed, evidence) "
-                    "VALUES (?, 'B-bench-J01-base', 'moved', 'inlet', 'inert_in_spec', 0, '{}')",
-                    (t,),
+                    "INSERT INTO ledger (ts, line, item, event, space, atmosphere, exposed, evidence) "
+                    "VALUES (?, ?, 'B-bench-J01-base', 'moved', 'inlet', 'inert_in_spec', 0, '{}')",
+                    (t, line),
                 )
     return count
 
@@ -188,7 +202,7 @@ def _raw_day(db: Path, channel: tuple[str, str], since: float, until: float) -> 
 
 def _ours(coroutine: Callable[[Historian], Coroutine[Any, Any, Any]], url: str) -> Callable[[], Any]:
     async def run() -> Any:
-        async with Historian.reader(url, timeout_s=600.0) as historian:
+        async with Historian.reader(url, line=load_line_config().name, timeout_s=600.0) as historian:
             return await coroutine(historian)
 
     return lambda: asyncio.run(run())

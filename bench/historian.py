@@ -222,7 +222,7 @@ def _raw_sqlite(path: Path, samples: Sequence[Sample]) -> float:
         for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON"):
             conn.execute(f"PRAGMA {pragma}")
         conn.executemany(
-            "INSERT INTO channels (id, device, channel, unit) VALUES (?, ?, ?, 'Pa')",
+            "INSERT INTO channels (id, line, device, channel, unit) VALUES (?, 'line1', ?, ?, 'Pa')",
             [(cid, d, c) for (d, c), cid in ids.items()],
         )
         conn.commit()
@@ -244,7 +244,7 @@ async def _raw_postgres(url: str, samples: Sequence[Sample]) -> float:
     conn = await asyncpg.connect(url, timeout=30)
     try:
         await conn.executemany(
-            "INSERT INTO channels (id, device, channel, unit) VALUES ($1, $2, $3, 'Pa')",
+            "INSERT INTO channels (id, line, device, channel, unit) VALUES ($1, 'line1', $2, $3, 'Pa')",
             [(cid, d, c) for (d, c), cid in ids.items()],
         )
         rows = raw_rows(samples, ids)
@@ -261,7 +261,7 @@ async def _raw_postgres(url: str, samples: Sequence[Sample]) -> float:
 
 async def _ours(url: str, spill_dir: Path, samples: Sequence[Sample], chunk: int) -> tuple[float, Lateness]:
     """rows/s from the first record_sample until flush() has everything committed."""
-    historian = Historian(url, spill_dir=spill_dir)
+    historian = Historian(url, line="line1", spill_dir=spill_dir)
     await historian.start()
     ticker = Ticker()
     try:
@@ -291,7 +291,7 @@ async def _paced(url: str, spill_dir: Path, opts: BenchOptions) -> tuple[float, 
     samples = make_samples(total, opts.channels)
     step_s = 0.01
     per_step = max(1, int(opts.paced_rate * step_s))
-    historian = Historian(url, spill_dir=spill_dir)
+    historian = Historian(url, line="line1", spill_dir=spill_dir)
     await historian.start()
     ticker = Ticker()
     loop = asyncio.get_running_loop()

@@ -137,7 +137,7 @@ def _cmd_db_upgrade(args: argparse.Namespace) -> int:
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
 
     async def run() -> str | None:
-        await upgrade(url)
+        await upgrade(url, line=config.name)
         return await current_revision(url)
 
     print(f"{mask_secrets(url)}: schema at revision {asyncio.run(run())}")

@@ -86,7 +86,7 @@ class BatchHost:
         self.durable = durable  # the historian's flush: a checkpoint never gets ahead of the records
         self.clock = clock
         self.desk = desk
-        self.store = BatchStore(url)
+        self.store = BatchStore(url, line=ctl.config.name)
         self.queue_folders = (shipped_queue_folder(), *queue_folders)
         self._on_start = on_start
         self._on_progress = on_progress

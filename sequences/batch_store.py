@@ -4,6 +4,9 @@ Writes here are awaited, each its own small transaction, unlike the historian's 
 the runner moves past a checkpoint only once the checkpoint is on disk, so a controller killed at any
 instant restarts from a step that is safe to repeat. There are a few dozen such writes per job, so
 their cost does not matter; losing one would.
+
+Every batch and job is its line's: a store reads and writes one `line` (many lines may share the
+database), so a queue started on one line never resumes another line's batch of the same file.
 """
 
 from __future__ import annotations
@@ -96,15 +99,17 @@ class BatchRow:
 
 
 class BatchStore:
-    """Open with `async with BatchStore(url)`; the schema is brought to head first (as the historian does)."""
+    """Open with `async with BatchStore(url, line=...)`; the schema is brought to head first (as the
+    historian does)."""
 
-    def __init__(self, url: str, *, timeout_s: float = DB_TIMEOUT_S) -> None:
+    def __init__(self, url: str, *, line: str, timeout_s: float = DB_TIMEOUT_S) -> None:
         self.url = url
+        self.line = line
         self.timeout_s = timeout_s
         self._engine: AsyncEngine | None = None
 
     async def __aenter__(self) -> BatchStore:
-        await upgrade(self.url)
+        await upgrade(self.url, line=self.line)
         self._engine = make_engine(self.url, timeout_s=self.timeout_s)
         return self
 
@@ -166,6 +171,7 @@ class BatchStore:
             job_rows.append(
                 {
                     "id": job_id,
+                    "line": self.line,
                     "batch_id": batch_id,
                     "position": position,
                     "name": spec.recipe.name,
@@ -182,6 +188,7 @@ class BatchStore:
             )
         batch = {
             "id": batch_id,
+            "line": self.line,
             "queue_path": queue.path,
             "queue_hash": queue.hash,
             "queue_text": queue.text,
@@ -196,29 +203,37 @@ class BatchStore:
         """The newest batch of this very queue file that did not end: the one to resume."""
         found = await self._rows(
             select(batches)
-            .where(batches.c.queue_hash == queue_hash, batches.c.status == "running")
+            .where(
+                batches.c.line == self.line, batches.c.queue_hash == queue_hash, batches.c.status == "running"
+            )
             .order_by(batches.c.created_at.desc())
             .limit(1)
         )
         return _batch(found[0]) if found else None
 
     async def batch(self, batch_id: str) -> BatchRow | None:
-        found = await self._rows(select(batches).where(batches.c.id == batch_id))
+        found = await self._rows(select(batches).where(batches.c.id == batch_id, batches.c.line == self.line))
         return _batch(found[0]) if found else None
 
     async def end_batch(self, batch_id: str, status: str) -> None:
         await self._execute(
-            update(batches).where(batches.c.id == batch_id).values(status=status, ended_at=time.time())
+            update(batches)
+            .where(batches.c.id == batch_id, batches.c.line == self.line)
+            .values(status=status, ended_at=time.time())
         )
 
     # -- jobs ----------------------------------------------------------------------------------------
 
     async def jobs(self, batch_id: str) -> list[JobRow]:
-        rows = await self._rows(select(jobs).where(jobs.c.batch_id == batch_id).order_by(jobs.c.position))
+        rows = await self._rows(
+            select(jobs)
+            .where(jobs.c.line == self.line, jobs.c.batch_id == batch_id)
+            .order_by(jobs.c.position)
+        )
         return [_job(r) for r in rows]
 
     async def job(self, job_id: str) -> JobRow | None:
-        rows = await self._rows(select(jobs).where(jobs.c.id == job_id))
+        rows = await self._rows(select(jobs).where(jobs.c.id == job_id, jobs.c.line == self.line))
         return _job(rows[0]) if rows else None
 
     async def update_job(self, job_id: str, **values: Any) -> None:
@@ -226,7 +241,11 @@ class BatchStore:
         unknown = set(values) - {c.name for c in jobs.columns}
         if unknown:
             raise ValueError(f"jobs has no column {sorted(unknown)}")
-        await self._execute(update(jobs).where(jobs.c.id == job_id).values(**values, updated_at=time.time()))
+        await self._execute(
+            update(jobs)
+            .where(jobs.c.id == job_id, jobs.c.line == self.line)
+            .values(**values, updated_at=time.time())
+        )
 
     async def add_event(
         self, job_id: str, kind: str, detail: Mapping[str, Any], ts: float | None = None
@@ -244,7 +263,7 @@ class BatchStore:
         statement = (
             select(samples.c.value)
             .join(channels, channels.c.id == samples.c.channel_id)
-            .where(channels.c.device == device, channels.c.channel == channel)
+            .where(channels.c.line == self.line, channels.c.device == device, channels.c.channel == channel)
             .where(samples.c.ts >= since_ts, samples.c.ts < until_ts)
             .where(samples.c.value.is_not(None))
             .order_by(samples.c.ts.desc())

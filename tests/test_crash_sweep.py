@@ -177,7 +177,7 @@ async def sweep(folder: Path, kills: list[str], scenario: str | None = None, spe
 
 
 async def _every_item_is_out_and_located(run: Sweep, job_id: str, events: list[dict[str, Any]]) -> None:
-    historian = Historian(f"sqlite:///{run.db}", spill_dir=run.folder / "spill")
+    historian = Historian(f"sqlite:///{run.db}", line="line1", spill_dir=run.folder / "spill")
     await historian.start()
     try:
         inventory = {item.id: item for item in (await historian.inventory()).items}

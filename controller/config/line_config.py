@@ -19,6 +19,7 @@ from controller.config.broker_tls import BrokerTls, BrokerTlsError, broker_tls_c
 from controller.config.device_params import channel_keys, read_address, read_params
 from controller.config.gas_supplies import GasSupply, read_gas_supplies
 from controller.config.reader import TableReader, file_text, toml_table
+from controller.config.recording import RecordingConfig, read_recording
 from controller.config.secrets import mask_secrets, read_password, url_with_password
 from controller.config.source_table import SourceEntry, read_sources
 from drivers.deposition_sources import STANDARD_LINE_SOURCES
@@ -207,6 +208,8 @@ class LineConfig:
     def sources_in(self, chamber: str) -> list[SourceEntry]:
         return [s for s in self.sources if s.chamber == chamber]
 
+    recording: RecordingConfig = field(default_factory=RecordingConfig)  # deadbands, retention
+
     def space(self, name: str) -> SpaceConfig:
         return next(s for s in self.spaces if s.name == name)
 
@@ -268,10 +271,12 @@ def _parse(root: TableReader) -> LineConfig:
     users = tuple(_user(t) for t in root.table_list("users"))
     _unique(root, "users", [u.name for u in users])
     sequence = _sequence(root.table_reader("sequence"))
+    recording = read_recording(root.table_reader("recording"))
     root.finish()
     return LineConfig(
         root.path, name, limits, spaces, ports, links, devices, database, mqtt, hmi, users, sequence,
         not_for_production=not_for_production, sources=sources, gas_supplies=gas_supplies,
+        recording=recording,
     )  # fmt: skip
 
 

@@ -169,7 +169,7 @@ def _cmd_history(args: argparse.Namespace) -> int:
         item=args.item,
         limit=args.limit,
     )
-    found = asyncio.run(_read(url, lambda h: find_history(h, config, wanted)))
+    found = asyncio.run(_read(url, config.name, lambda h: find_history(h, config, wanted)))
     if args.json:
         json.dump([b.as_json() for b in found], sys.stdout, indent=1)
         sys.stdout.write("\n")
@@ -196,7 +196,7 @@ def _cmd_timeline(args: argparse.Namespace) -> int:
             window = Window(since, until, 1.0, "range")
         return window, await timeline(historian, window, space=args.space)
 
-    window, entries = asyncio.run(_read(url, read))
+    window, entries = asyncio.run(_read(url, config.name, read))
     if args.json:
         sys.stdout.write("".join(json.dumps(e.as_json()) + "\n" for e in entries))
     else:
@@ -213,7 +213,7 @@ def _cmd_rejudge(args: argparse.Namespace) -> int:
         window = await window_of_run(historian, args.run)
         return await rejudge(historian, config, window, step_s=args.step)
 
-    result = asyncio.run(_read(url, read))
+    result = asyncio.run(_read(url, config.name, read))
     if args.json:
         body = {
             "run": args.run,
@@ -241,7 +241,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     async def read(historian: Historian) -> Comparison:
         return await compare(historian, config, args.job_a, args.job_b, phase=args.phase, space=args.space)
 
-    result = asyncio.run(_read(url, read))
+    result = asyncio.run(_read(url, config.name, read))
     sys.stdout.write(render_comparison(result))
     if output is not None:
         try:
@@ -268,7 +268,7 @@ def _cmd_samples(args: argparse.Namespace) -> int:
             return await write_samples(historian, chosen, since, until, args.format, sys.stdout)
         return await _export_to_file(historian, chosen, since, until, args.format, output)
 
-    count = asyncio.run(_read(url, export))
+    count = asyncio.run(_read(url, config.name, export))
     if count == 0:
         raise UserError(
             f"samples: {shown_url(url)} holds no reading of "
@@ -302,9 +302,9 @@ async def _export_to_file(
     return count
 
 
-async def _read(url: str, query: Callable[[Historian], Awaitable[T]]) -> T:
+async def _read(url: str, line: str, query: Callable[[Historian], Awaitable[T]]) -> T:
     await require_readable(url, timeout_s=READ_TIMEOUT_S)
-    async with Historian.reader(url, timeout_s=READ_TIMEOUT_S) as historian:
+    async with Historian.reader(url, line=line, timeout_s=READ_TIMEOUT_S) as historian:
         try:
             return await query(historian)
         except HistorianUnavailable as exc:

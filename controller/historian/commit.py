@@ -110,7 +110,8 @@ class BatchCommitter:
     transaction that was rolled back may not exist.
     """
 
-    def __init__(self, *, postgres: bool, timeout_s: float) -> None:
+    def __init__(self, *, line: str, postgres: bool, timeout_s: float) -> None:
+        self._line = line  # every row but a sample gets it here: spill files stay line-free
         self._postgres = postgres
         self._timeout_s = timeout_s
         self._channel_ids: dict[tuple[str, str], int] = {}
@@ -133,24 +134,31 @@ class BatchCommitter:
             # first statement: on asyncpg it also opens the transaction the COPY below joins
             await conn.execute(write_batches.insert(), {"id": batch.key, "written_at": time.time()})
             if grouped[K_RUN]:
-                await conn.execute(runs.insert(), _dicts(K_RUN, grouped[K_RUN]))
+                await conn.execute(runs.insert(), self._dicts(K_RUN, grouped[K_RUN]))
             channel_ids = dict(self._channel_ids)
             if sample_entries:
                 await self._write_samples(conn, sample_entries, channel_ids)
             for kind, table in _INSERT_TABLES.items():
                 if grouped[kind]:
-                    await conn.execute(table.insert(), _dicts(kind, grouped[kind]))
+                    await conn.execute(table.insert(), self._dicts(kind, grouped[kind]))
             if grouped[K_ITEM]:
-                await conn.execute(self._insert_ignore_items(), _dicts(K_ITEM, grouped[K_ITEM]))
+                await conn.execute(self._insert_ignore_items(), self._dicts(K_ITEM, grouped[K_ITEM]))
             for run_id, ended_at, status in grouped[K_RUN_END]:
                 await conn.execute(
-                    update(runs).where(runs.c.id == run_id).values(ended_at=ended_at, status=status)
+                    update(runs)
+                    .where(runs.c.id == run_id, runs.c.line == self._line)
+                    .values(ended_at=ended_at, status=status)
                 )
         self._channel_ids = channel_ids
 
     def _insert_ignore_items(self) -> Any:
         dialect = pg_dialect if self._postgres else sqlite_dialect
-        return dialect.insert(items).on_conflict_do_nothing(index_elements=[items.c.id])
+        return dialect.insert(items).on_conflict_do_nothing(index_elements=[items.c.line, items.c.id])
+
+    def _dicts(self, kind: str, rows: Iterable[tuple[Any, ...]]) -> list[dict[str, Any]]:
+        columns = COLUMNS[kind]
+        line = self._line
+        return [{"line": line, **dict(zip(columns, values, strict=True))} for values in rows]
 
     async def _write_samples(
         self, conn: AsyncConnection, entries: list[Entry], channel_ids: dict[tuple[str, str], int]
@@ -161,6 +169,10 @@ class BatchCommitter:
         PostgreSQL its COPY encoding) at a time, which bounds how late the control loop can be made,
         whatever the batch size. Not overlapped with the insert on purpose: the driver thread and
         the loop would then fight over the GIL and both run slower (measured: -30 % on SQLite).
+        At the first channel without an id, every channel new to the rest of the batch is registered
+        together, in two statements: one at a time they cost two round trips each, and a line's first
+        batch (hundreds of channels) on a busy host outlasted the writer's timeout, was rolled back
+        and failed again, for ever.
         """
         done = 0
         while done < len(entries):
@@ -168,8 +180,12 @@ class BatchCommitter:
             if rows:
                 await self._insert_samples(conn, rows)
             if done < len(entries) and len(rows) < SAMPLE_CHUNK_ROWS:  # a channel without an id yet
-                device, channel, unit = _channel_of(entries[done])
-                await self._channel_id(conn, (device, channel), unit, channel_ids)
+                new: dict[tuple[str, str], str] = {}
+                for entry in entries[done:]:
+                    device, channel, unit = _channel_of(entry)
+                    if (device, channel) not in channel_ids:
+                        new.setdefault((device, channel), unit)
+                await self._channel_ids_of(conn, new, channel_ids)
 
     async def _insert_samples(self, conn: AsyncConnection, rows: list[tuple[Any, ...]]) -> None:
         if self._postgres:
@@ -180,17 +196,22 @@ class BatchCommitter:
         else:
             await conn.exec_driver_sql(_SQLITE_SAMPLE_INSERT, rows)
 
-    async def _channel_id(
-        self, conn: AsyncConnection, key: tuple[str, str], unit: str, channel_ids: dict[tuple[str, str], int]
-    ) -> int:
+    async def _channel_ids_of(
+        self, conn: AsyncConnection, new: dict[tuple[str, str], str], channel_ids: dict[tuple[str, str], int]
+    ) -> None:
         dialect = pg_dialect if self._postgres else sqlite_dialect
         insert = dialect.insert(channels).on_conflict_do_nothing(
-            index_elements=[channels.c.device, channels.c.channel]
+            index_elements=[channels.c.line, channels.c.device, channels.c.channel]
         )
-        await conn.execute(insert, {"device": key[0], "channel": key[1], "unit": unit})
-        result = await conn.execute(select(channels.c.device, channels.c.channel, channels.c.id))
+        line = self._line
+        await conn.execute(
+            insert,
+            [{"line": line, "device": d, "channel": c, "unit": unit} for (d, c), unit in sorted(new.items())],
+        )
+        result = await conn.execute(
+            select(channels.c.device, channels.c.channel, channels.c.id).where(channels.c.line == self._line)
+        )
         channel_ids.update({(device, channel): cid for device, channel, cid in result})
-        return channel_ids[key]
 
     async def prune_markers(self, engine: AsyncEngine) -> None:
         """Batch keys are only needed while a commit can be in doubt; a day is far beyond that."""
@@ -208,11 +229,6 @@ class BatchCommitter:
 
 
 # --- rows (pure helpers) ----------------------------------------------------------------------------
-
-
-def _dicts(kind: str, rows: Iterable[tuple[Any, ...]]) -> list[dict[str, Any]]:
-    columns = COLUMNS[kind]
-    return [dict(zip(columns, values, strict=True)) for values in rows]
 
 
 def _sample_rows(

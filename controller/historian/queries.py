@@ -14,6 +14,8 @@ Why it is built this way:
   `ledger_between`, `item_ledger` and `items` take a `limit`; id lists go to the database `IN_CHUNK`
   at a time; `sample_envelope` returns at most a bucket count of rows whatever the window holds,
   and `samples_since` (the MQTT bridge's back-fill, from committed samples only) at most `max_rows`.
+- **One line's records.** Many lines may share the database; every query answers for the
+  historian's own `line` only (samples through their channel's line, job events through their job's).
 - **What a restart needs** (`inventory()`, `ledger_entries()`) reads the records
   `controller.historian.recovery` folds.
 """
@@ -70,6 +72,7 @@ class HistorianQueries:
 
     _engine: AsyncEngine | None
     _timeout_s: float
+    line: str  # the line whose records every query reads
 
     def _require_engine(self) -> AsyncEngine:
         if self._engine is None:
@@ -101,7 +104,7 @@ class HistorianQueries:
         statement = (
             select(samples.c.ts, samples.c.value, samples.c.quality, channels.c.unit)
             .join(channels, samples.c.channel_id == channels.c.id)
-            .where(channels.c.device == device, channels.c.channel == channel)
+            .where(channels.c.line == self.line, channels.c.device == device, channels.c.channel == channel)
             .order_by(samples.c.ts.desc(), samples.c.id.desc())
             .limit(limit)
         )
@@ -126,7 +129,12 @@ class HistorianQueries:
     async def _newest(
         self, table: Any, since_ts: float, limit: int, *, json_columns: tuple[str, ...] = ()
     ) -> list[dict[str, Any]]:
-        statement = select(table).where(table.c.ts > since_ts).order_by(table.c.id.desc()).limit(limit)
+        statement = (
+            select(table)
+            .where(table.c.line == self.line, table.c.ts > since_ts)
+            .order_by(table.c.id.desc())
+            .limit(limit)
+        )
         rows = [_plain(r) for r in await self._fetch(statement)]
         for row in rows:
             for column in json_columns:
@@ -138,20 +146,23 @@ class HistorianQueries:
         """The newest runs first, without their (large) config and recipe texts."""
         statement = (
             select(*(c for c in runs.c if c.name not in ("config_text", "recipe_text")))
+            .where(runs.c.line == self.line)
             .order_by(runs.c.started_at.desc())
             .limit(limit)
         )
         return [_plain(r) for r in await self._fetch(statement)]
 
     async def run(self, run_id: str) -> dict[str, Any] | None:
-        rows = await self._fetch(select(runs).where(runs.c.id == run_id))
+        rows = await self._fetch(select(runs).where(runs.c.id == run_id, runs.c.line == self.line))
         return _plain(rows[0]) if rows else None
 
     async def commands(
         self, run_id: str | None = None, since: float | None = None, limit: int = 1000
     ) -> list[dict[str, Any]]:
         """Commands of a run, or since a time (or the latest), oldest first, JSON columns decoded."""
-        statement = select(commands).order_by(commands.c.id.desc()).limit(limit)
+        statement = (
+            select(commands).where(commands.c.line == self.line).order_by(commands.c.id.desc()).limit(limit)
+        )
         if run_id is not None:
             statement = statement.where(commands.c.run_id == run_id)
         if since is not None:
@@ -163,7 +174,12 @@ class HistorianQueries:
         self, since: float | None = None, limit: int = 1000, *, until: float | None = None
     ) -> list[dict[str, Any]]:
         """Alarm journal records (the latest `limit`, since and until a time), oldest first."""
-        statement = select(alarm_events).order_by(alarm_events.c.id.desc()).limit(limit)
+        statement = (
+            select(alarm_events)
+            .where(alarm_events.c.line == self.line)
+            .order_by(alarm_events.c.id.desc())
+            .limit(limit)
+        )
         if since is not None:
             statement = statement.where(alarm_events.c.ts >= since)
         if until is not None:
@@ -175,7 +191,12 @@ class HistorianQueries:
         self, since: float, until: float | None = None, limit: int = 1000
     ) -> list[dict[str, Any]]:
         """Ledger entries of every item in a time window (a run's), the latest `limit`, oldest first."""
-        statement = select(ledger).where(ledger.c.ts >= since).order_by(ledger.c.id.desc()).limit(limit)
+        statement = (
+            select(ledger)
+            .where(ledger.c.line == self.line, ledger.c.ts >= since)
+            .order_by(ledger.c.id.desc())
+            .limit(limit)
+        )
         if until is not None:
             statement = statement.where(ledger.c.ts <= until)
         rows = await self._fetch(statement)
@@ -183,11 +204,18 @@ class HistorianQueries:
 
     async def item_ledger(self, item: str, limit: int = 10_000) -> list[dict[str, Any]]:
         """Every ledger entry of one item, in order: where it went and what it was exposed to."""
-        statement = select(ledger).where(ledger.c.item == item).order_by(ledger.c.id).limit(limit)
+        statement = (
+            select(ledger)
+            .where(ledger.c.line == self.line, ledger.c.item == item)
+            .order_by(ledger.c.id)
+            .limit(limit)
+        )
         return [_plain(r, json_columns=("evidence",)) for r in await self._fetch(statement)]
 
     async def items(self, limit: int = 1000) -> list[dict[str, Any]]:
-        statement = select(items).order_by(items.c.registered_at.desc()).limit(limit)
+        statement = (
+            select(items).where(items.c.line == self.line).order_by(items.c.registered_at.desc()).limit(limit)
+        )
         return [_plain(r) for r in await self._fetch(statement)]
 
     # --- what a restart needs -----------------------------------------------------------------------
@@ -202,9 +230,16 @@ class HistorianQueries:
         changes in the same order as `LineModel` made them.
         """
         kinds = or_(*(commands.c.action.like(f'{{"type":"{name}",%') for name in INVENTORY_ACTIONS))
-        changes = select(commands.c.action).where(commands.c.outcome == "done", kinds).order_by(commands.c.id)
+        changes = (
+            select(commands.c.action)
+            .where(commands.c.line == self.line, commands.c.outcome == "done", kinds)
+            .order_by(commands.c.id)
+        )
+        known_items = (
+            select(items).where(items.c.line == self.line).order_by(items.c.registered_at, items.c.id)
+        )
         async with self._reading() as conn:
-            known = (await conn.execute(select(items).order_by(items.c.registered_at, items.c.id))).all()
+            known = (await conn.execute(known_items)).all()
             actions = [json.loads(text) for text in (await conn.execute(changes)).scalars()]
         folded = fold_inventory(((r.id, r.kind, r.material) for r in known), actions)
         placed = placed_items(folded)
@@ -234,7 +269,11 @@ class HistorianQueries:
         async with self._reading() as conn:
             for start in range(0, len(item_ids), IN_CHUNK):
                 chunk = item_ids[start : start + IN_CHUNK]
-                statement = select(ledger).where(ledger.c.item.in_(chunk)).order_by(ledger.c.id)
+                statement = (
+                    select(ledger)
+                    .where(ledger.c.line == self.line, ledger.c.item.in_(chunk))
+                    .order_by(ledger.c.id)
+                )
                 for row in (await conn.execute(statement)).mappings():
                     out[row["item"]].append(_ledger_entry(row))
         return out
@@ -248,7 +287,7 @@ class HistorianQueries:
         """The distinct actions a run's done commands performed (which stations it worked)."""
         statement = (
             select(commands.c.action)
-            .where(commands.c.run_id == run_id, commands.c.outcome == "done")
+            .where(commands.c.line == self.line, commands.c.run_id == run_id, commands.c.outcome == "done")
             .distinct()
         )
         async with self._reading() as conn:
@@ -263,7 +302,11 @@ class HistorianQueries:
         (`channel_id, ts`). A reading's `mono` is reconstructed from its age, for staleness checks.
         """
         async with self._reading() as conn:
-            known = (await conn.execute(select(channels).order_by(channels.c.id))).all()
+            known = (
+                await conn.execute(
+                    select(channels).where(channels.c.line == self.line).order_by(channels.c.id)
+                )
+            ).all()
             if not known:
                 return []
             per_channel = max(1, max_rows // len(known))
@@ -296,20 +339,27 @@ class HistorianQueries:
         (empty if neither exists); `items` decoded (`sequences.batch_store.JobItems`'s JSON)."""
         statement = (
             select(jobs)
-            .where(or_(jobs.c.id == run, jobs.c.batch_id == run))
+            .where(jobs.c.line == self.line, or_(jobs.c.id == run, jobs.c.batch_id == run))
             .order_by(jobs.c.batch_id, jobs.c.position)
         )
         return [_plain(r, json_columns=("items",)) for r in await self._fetch(statement)]
 
     async def production_batch(self, batch_id: str) -> dict[str, Any] | None:
         """A batch's row without its queue text (which `production_jobs` carries per job as recipes)."""
-        statement = select(*(c for c in batches.c if c.name != "queue_text")).where(batches.c.id == batch_id)
+        statement = select(*(c for c in batches.c if c.name != "queue_text")).where(
+            batches.c.id == batch_id, batches.c.line == self.line
+        )
         rows = await self._fetch(statement)
         return _plain(rows[0]) if rows else None
 
     async def job_events(self, job_id: str) -> list[dict[str, Any]]:
         """A job's checkpoints, operator confirmations and state changes, in order, `detail` decoded."""
-        statement = select(job_events).where(job_events.c.job_id == job_id).order_by(job_events.c.id)
+        own_jobs = select(jobs.c.id).where(jobs.c.line == self.line)
+        statement = (
+            select(job_events)
+            .where(job_events.c.job_id == job_id, job_events.c.job_id.in_(own_jobs))
+            .order_by(job_events.c.id)
+        )
         return [_plain(r, json_columns=("detail",)) for r in await self._fetch(statement)]
 
     async def items_by_id(self, item_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -317,7 +367,9 @@ class HistorianQueries:
         out: dict[str, dict[str, Any]] = {}
         for start in range(0, len(item_ids), IN_CHUNK):
             chunk = list(item_ids[start : start + IN_CHUNK])
-            for row in await self._fetch(select(items).where(items.c.id.in_(chunk))):
+            for row in await self._fetch(
+                select(items).where(items.c.line == self.line, items.c.id.in_(chunk))
+            ):
                 out[str(row["id"])] = _plain(row)
         return out
 
@@ -328,7 +380,11 @@ class HistorianQueries:
         opened or sealed, or moved into), oldest first, `action` decoded: a container's handling,
         which the ledger does not keep (it keeps what can be exposed)."""
         kinds = or_(*(commands.c.action.like(f'{{"type":"{name}",%') for name in INVENTORY_ACTIONS))
-        statement = select(commands).where(commands.c.outcome == "done", kinds).order_by(commands.c.id)
+        statement = (
+            select(commands)
+            .where(commands.c.line == self.line, commands.c.outcome == "done", kinds)
+            .order_by(commands.c.id)
+        )
         if since is not None:
             statement = statement.where(commands.c.ts >= since)
         if until is not None:
@@ -358,7 +414,9 @@ class HistorianQueries:
         bucket = cast((samples.c.ts - since) / width, Integer)
         async with self._reading() as conn:
             channel_id = await conn.scalar(
-                select(channels.c.id).where(channels.c.device == device, channels.c.channel == channel)
+                select(channels.c.id).where(
+                    channels.c.line == self.line, channels.c.device == device, channels.c.channel == channel
+                )
             )
             if channel_id is None:
                 return []

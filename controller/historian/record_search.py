@@ -63,7 +63,8 @@ class RecordSearch(HistorianQueries):
         self, since_ts: float | None = None, until_ts: float | None = None, limit: int = 200
     ) -> list[dict[str, Any]]:
         """Batches created in [since, until], newest first, without their queue text."""
-        statement = select(*(c for c in batches.c if c.name != "queue_text"))
+        columns = [c for c in batches.c if c.name != "queue_text"]
+        statement = select(*columns).where(batches.c.line == self.line)
         if since_ts is not None:
             statement = statement.where(batches.c.created_at >= since_ts)
         if until_ts is not None:
@@ -77,7 +78,8 @@ class RecordSearch(HistorianQueries):
         columns = [c for c in batches.c if c.name != "queue_text"]
         for start in range(0, len(batch_ids), IN_CHUNK):
             chunk = list(batch_ids[start : start + IN_CHUNK])
-            out += [plain_row(r) for r in await self._fetch(select(*columns).where(batches.c.id.in_(chunk)))]
+            statement = select(*columns).where(batches.c.line == self.line, batches.c.id.in_(chunk))
+            out += [plain_row(r) for r in await self._fetch(statement)]
         return sorted(out, key=lambda b: (b["created_at"], b["id"]), reverse=True)
 
     async def jobs_of_batches(self, batch_ids: Sequence[str]) -> list[dict[str, Any]]:
@@ -86,7 +88,7 @@ class RecordSearch(HistorianQueries):
         columns = [c for c in jobs.c if c.name != "recipe_text"]
         for start in range(0, len(batch_ids), IN_CHUNK):
             chunk = list(batch_ids[start : start + IN_CHUNK])
-            statement = select(*columns).where(jobs.c.batch_id.in_(chunk))
+            statement = select(*columns).where(jobs.c.line == self.line, jobs.c.batch_id.in_(chunk))
             out += [plain_row(r, json_columns=("items",)) for r in await self._fetch(statement)]
         return sorted(out, key=lambda j: (str(j["batch_id"]), int(j["position"])))
 
@@ -96,7 +98,9 @@ class RecordSearch(HistorianQueries):
         The items column holds JSON; a LIKE on the quoted id narrows it in the database and the decoded
         JSON decides, so an id that is a substring of another never matches it."""
         pattern = '%"' + item.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + '"%'
-        statement = select(jobs.c.batch_id, jobs.c["items"]).where(jobs.c["items"].like(pattern, escape="\\"))
+        statement = select(jobs.c.batch_id, jobs.c["items"]).where(
+            jobs.c.line == self.line, jobs.c["items"].like(pattern, escape="\\")
+        )
         found = []
         for row in await self._fetch(statement):
             decoded = plain_row(row, json_columns=("items",))["items"]
@@ -106,7 +110,8 @@ class RecordSearch(HistorianQueries):
 
     async def channel_rows(self) -> list[dict[str, Any]]:
         """Every recorded channel: id, device, channel, unit."""
-        return [plain_row(r) for r in await self._fetch(select(channels).order_by(channels.c.id))]
+        statement = select(channels).where(channels.c.line == self.line).order_by(channels.c.id)
+        return [plain_row(r) for r in await self._fetch(statement)]
 
     async def sample_pages(
         self, channel_ids: Sequence[int], since_ts: float, until_ts: float, *, page: int = SAMPLE_PAGE
@@ -143,9 +148,14 @@ class RecordSearch(HistorianQueries):
         and job, not by time, so their range scans grow with the table (issue 12's speed part adds them)."""
         out: dict[str, list[dict[str, Any]]] = {}
         for source, table in TIMELINE_TABLES.items():
+            own = (  # job events carry their line through their job; the other tables in a column
+                job_events.c.job_id.in_(select(jobs.c.id).where(jobs.c.line == self.line))
+                if table is job_events
+                else table.c.line == self.line
+            )
             statement = (
                 select(table)
-                .where(table.c.ts >= since_ts, table.c.ts <= until_ts)
+                .where(own, table.c.ts >= since_ts, table.c.ts <= until_ts)
                 .order_by(table.c.ts, table.c.id)
                 .limit(limit)
             )
@@ -159,7 +169,8 @@ class RecordSearch(HistorianQueries):
         kinds = or_(*(commands.c.action.like(f'{{"type":"{name}",%') for name in INVENTORY_ACTIONS))
         statement = (
             select(commands.c.ts, commands.c.action)
-            .where(commands.c.ts <= until_ts, commands.c.outcome == "done", kinds)
+            .where(commands.c.line == self.line, commands.c.ts <= until_ts, commands.c.outcome == "done")
+            .where(kinds)
             .order_by(commands.c.ts, commands.c.id)
         )
         return [plain_row(r, json_columns=("action",)) for r in await self._fetch(statement)]

@@ -35,6 +35,7 @@ from typing import Any, Final
 from controller.config.line_config import ROOM, LineConfig
 from controller.config.secrets import mask_secrets
 from controller.errors import UserError
+from controller.historian.deadband import Deadband
 from controller.historian.errors import HistorianUnavailable
 from controller.historian.recovery import InterruptedRun, RecoveredInventory
 from controller.historian.store import Historian
@@ -79,7 +80,10 @@ class Recorder:
         self.controller = controller
         self.user = user
         self.recovery_timeout_s = recovery_timeout_s
-        self.historian = Historian(url, spill_dir=spill_dir, on_health=self._on_health)
+        self.historian = Historian(
+            url, line=controller.config.name, spill_dir=spill_dir, on_health=self._on_health
+        )
+        self.deadband = Deadband(controller.config.recording)
         self.run_id: str | None = None
         self.recovery: Recovery | None = None
         self._task: asyncio.Task[None] | None = None
@@ -131,6 +135,8 @@ class Recorder:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        for sample in self.deadband.release():
+            self.historian.record_sample(sample)
         if self.run_id is not None:
             self.historian.end_run(self.run_id, status)
         await self.historian.stop()
@@ -141,6 +147,8 @@ class Recorder:
         ctl = self.controller
         historian = self.historian
         if not await historian.flush(self.recovery_timeout_s):
+            if historian.refused is not None:
+                raise historian.refused
             raise RecoveryError(
                 f"cannot read the line's records from {mask_secrets(historian.url)} "
                 f"within {self.recovery_timeout_s:g} s "
@@ -233,9 +241,13 @@ class Recorder:
     # -- recording -----------------------------------------------------------------------------------
 
     async def _pump(self, subscription: Subscription) -> None:
+        """Every reading through the deadband (`controller.historian.deadband`) into the historian."""
+        admit = self.deadband.admit
+        record = self.historian.record_sample
         async for event in subscription:
             if isinstance(event, Sample):
-                self.historian.record_sample(event)
+                for sample in admit(event):
+                    record(sample)
 
     def _on_transition(self, station: str, source: str, dest: str, trigger: str) -> None:
         self.historian.record_transition(station, source, dest, trigger)

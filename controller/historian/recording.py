@@ -57,6 +57,7 @@ class HistorianRecording:
 
     current_run: str | None
     _memory: collections.deque[Entry]
+    _removed: int  # entries ever taken from the front of memory (`Historian.flush` waits on it)
     _own_runs: set[str]  # runs this process started (never closed as interrupted)
     _batch_rows: int
     _max_buffer: int

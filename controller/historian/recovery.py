@@ -8,7 +8,9 @@ Why it is built this way:
   transition, alarm, ledger entry or sample) or, with none, now (`close_runs_started_before`, which
   the writer calls as one of its steps: it needs no database at start and counts in no statistic;
   `Historian.interrupted_runs` says which).
-  One database serves one line: another line's running run would be closed too.
+  Only the service's own line's runs are looked at (many lines may share the database), and only
+  once the service holds the line's lease (`controller.historian.lease`): a run another live service
+  of the same line is recording is never taken for an interrupted one.
 - **The inventory is a fold of records.** A registration is kept as a done "RegisterItem" command
   (`Historian.record_registration`: who, where, sealed or not) besides its `items` row, and every
   done MoveItem, SetContainer and "CoatItem" command carries its action; replayed in id order
@@ -69,10 +71,10 @@ class RecoveredInventory:
 
 
 async def close_runs_started_before(
-    conn: AsyncConnection, before: float, own: Iterable[str]
+    conn: AsyncConnection, line: str, before: float, own: Iterable[str]
 ) -> list[InterruptedRun]:
-    """Runs still 'running' that started before `before` (and are not `own`) become 'incomplete',
-    ending at their last record.
+    """`line`'s runs still 'running' that started before `before` (and are not `own`) become
+    'incomplete', ending at their last record.
 
     A run's records are looked for between its start and the next run's start (or `before`), so
     two interrupted runs in a row do not share records. Idempotent (only 'running' rows change), so
@@ -81,22 +83,27 @@ async def close_runs_started_before(
     open_runs = (
         await conn.execute(
             select(runs.c.id, runs.c.started_at)
-            .where(runs.c.status == "running", runs.c.started_at < before, runs.c.id.not_in(list(own)))
+            .where(
+                runs.c.line == line,
+                runs.c.status == "running",
+                runs.c.started_at < before,
+                runs.c.id.not_in(list(own)),
+            )
             .order_by(runs.c.started_at)
         )
     ).all()
     if not open_runs:
         return []
-    starts = sorted((await conn.execute(select(runs.c.started_at))).scalars())
-    channel_ids = list((await conn.execute(select(channels.c.id))).scalars())
+    starts = sorted((await conn.execute(select(runs.c.started_at).where(runs.c.line == line))).scalars())
+    channel_ids = list((await conn.execute(select(channels.c.id).where(channels.c.line == line))).scalars())
     closed: list[InterruptedRun] = []
     for run_id, started_at in open_runs:
         upper = min([s for s in starts if s > started_at] + [before])
-        last = await _last_record_ts(conn, run_id, started_at, upper, channel_ids)
+        last = await _last_record_ts(conn, line, run_id, started_at, upper, channel_ids)
         ended_at = last if last is not None else time.time()
         await conn.execute(
             update(runs)
-            .where(runs.c.id == run_id, runs.c.status == "running")
+            .where(runs.c.id == run_id, runs.c.line == line, runs.c.status == "running")
             .values(status="incomplete", ended_at=ended_at)
         )
         closed.append(InterruptedRun(run_id, started_at, ended_at, last is not None))
@@ -104,7 +111,7 @@ async def close_runs_started_before(
 
 
 async def _last_record_ts(
-    conn: AsyncConnection, run_id: str, since: float, until: float, channel_ids: Sequence[int]
+    conn: AsyncConnection, line: str, run_id: str, since: float, until: float, channel_ids: Sequence[int]
 ) -> float | None:
     """The newest record of a run: its commands and transitions by id, the rest by time window.
 
@@ -114,8 +121,10 @@ async def _last_record_ts(
     statements: list[Select[Any]] = [
         select(func.max(commands.c.ts)).where(commands.c.run_id == run_id),
         select(func.max(transitions.c.ts)).where(transitions.c.run_id == run_id),
-        select(func.max(alarm_events.c.ts)).where(alarm_events.c.ts >= since, alarm_events.c.ts < until),
-        select(func.max(ledger.c.ts)).where(ledger.c.ts >= since, ledger.c.ts < until),
+        select(func.max(alarm_events.c.ts)).where(
+            alarm_events.c.line == line, alarm_events.c.ts >= since, alarm_events.c.ts < until
+        ),
+        select(func.max(ledger.c.ts)).where(ledger.c.line == line, ledger.c.ts >= since, ledger.c.ts < until),
     ]
     statements += [
         select(samples.c.ts)

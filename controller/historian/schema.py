@@ -14,6 +14,12 @@ Column conventions:
 - run ids are text (``20261121T210645Z-3fa2c1``) made by the historian itself, so a run can start and
   collect commands while the database is down and still be written, in order, when it comes back.
 
+Many lines may share one database (a site's PostgreSQL): every line-scoped row carries its `line`
+(the `[line] name` of the configuration that wrote it) and every read asks for one line. Samples carry
+theirs through their channel (`channels.line`; a text column on each of a few hundred rows a second
+would cost more than the rest of the row), job events through their job. The `lines` table records
+the lines the database holds and which running service holds each (`controller.historian.lease`).
+
 The schema is created and changed only by the Alembic migrations in `controller/historian/migrations`; a test
 checks that the migrated database and this `MetaData` describe the same tables.
 """
@@ -61,10 +67,22 @@ metadata = MetaData(
     }
 )
 
+# One row per line the database holds; `holder`/`heartbeat_at` are the running service's lease on it.
+lines = Table(
+    "lines",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("registered_at", Double, nullable=False),
+    Column("holder", Text),  # "host:pid:token" of the service that holds the line, NULL when none
+    Column("heartbeat_at", Double),
+    Column("retention_s", Double),  # how long the line keeps raw samples; NULL: for ever
+)
+
 runs = Table(
     "runs",
     metadata,
     Column("id", Text, primary_key=True),
+    Column("line", Text, nullable=False),
     Column("started_at", Double, nullable=False),
     Column("ended_at", Double),
     Column("status", Text, nullable=False),
@@ -76,15 +94,17 @@ runs = Table(
     CheckConstraint("status IN ('running', 'complete', 'incomplete')", name="status"),
 )
 Index(None, runs.c.started_at)
+Index(None, runs.c.line, runs.c.status)
 
 channels = Table(
     "channels",
     metadata,
     Column("id", Integer, primary_key=True),
+    Column("line", Text, nullable=False),
     Column("device", Text, nullable=False),
     Column("channel", Text, nullable=False),
     Column("unit", Text, nullable=False),
-    UniqueConstraint("device", "channel"),
+    UniqueConstraint("line", "device", "channel"),
 )
 
 samples = Table(
@@ -92,6 +112,7 @@ samples = Table(
     metadata,
     Column("id", RowId, primary_key=True),
     Column("ts", Double, nullable=False),
+    # the line is the channel's (channels.line), not a column here: see the module docstring
     # no foreign key: only the writer makes channel ids, in the same transaction as the samples that
     # use them, and PostgreSQL's per-row FK trigger would cost more than half of COPY's rate
     Column("channel_id", Integer, nullable=False),
@@ -101,10 +122,23 @@ samples = Table(
 )
 Index(None, samples.c.channel_id, samples.c.ts)
 
+# On PostgreSQL `samples` is partitioned by range of `ts`, one partition a day (`samples_pYYYYMMDD`)
+# and a default one, so old samples leave as whole partitions (`controller.historian.retention`); its
+# primary key there is (id, ts), as PostgreSQL requires of a partitioned table. SQLite keeps one table.
+SAMPLE_PARTITION_PREFIX: Final = "samples_p"
+SAMPLE_DEFAULT_PARTITION: Final = "samples_default"
+
+
+def is_sample_partition(name: str | None) -> bool:
+    """A partition of `samples`: made and dropped by the historian, not part of the declared schema."""
+    return name is not None and (name.startswith(SAMPLE_PARTITION_PREFIX) or name == SAMPLE_DEFAULT_PARTITION)
+
+
 transitions = Table(
     "transitions",
     metadata,
     Column("id", RowId, primary_key=True),
+    Column("line", Text, nullable=False),
     Column("ts", Double, nullable=False),
     Column("run_id", Text, ForeignKey("runs.id")),
     Column("station", Text, nullable=False),
@@ -120,6 +154,7 @@ mode_changes = Table(
     "mode_changes",
     metadata,
     Column("id", RowId, primary_key=True),
+    Column("line", Text, nullable=False),
     Column("ts", Double, nullable=False),
     Column("run_id", Text, ForeignKey("runs.id")),
     Column("mode", Text, nullable=False),
@@ -136,6 +171,7 @@ alarm_events = Table(
     "alarm_events",
     metadata,
     Column("id", RowId, primary_key=True),
+    Column("line", Text, nullable=False),
     Column("ts", Double, nullable=False),
     Column("alarm_id", Text, nullable=False),
     Column("event", Text, nullable=False),
@@ -157,7 +193,8 @@ Index(None, alarm_events.c.alarm_id, alarm_events.c.ts)
 items = Table(
     "items",
     metadata,
-    Column("id", Text, primary_key=True),
+    Column("line", Text, primary_key=True),
+    Column("id", Text, primary_key=True),  # unique on its line: two lines may both have an "E1"
     Column("kind", Text, nullable=False),
     Column("material", Text, nullable=False),
     Column("registered_at", Double, nullable=False),
@@ -167,6 +204,7 @@ ledger = Table(
     "ledger",
     metadata,
     Column("id", RowId, primary_key=True),
+    Column("line", Text, nullable=False),
     Column("ts", Double, nullable=False),
     Column("item", Text, nullable=False),
     Column("event", Text, nullable=False),
@@ -175,12 +213,13 @@ ledger = Table(
     Column("exposed", Boolean, nullable=False),
     Column("evidence", Text, nullable=False),
 )
-Index(None, ledger.c.item, ledger.c.ts)
+Index(None, ledger.c.line, ledger.c.item, ledger.c.ts)
 
 commands = Table(
     "commands",
     metadata,
     Column("id", RowId, primary_key=True),
+    Column("line", Text, nullable=False),
     Column("ts", Double, nullable=False),
     Column("run_id", Text, ForeignKey("runs.id")),
     Column("user", Text, nullable=False),
@@ -218,6 +257,7 @@ batches = Table(
     "batches",
     metadata,
     Column("id", Text, primary_key=True),
+    Column("line", Text, nullable=False),
     Column("queue_path", Text, nullable=False),
     Column("queue_hash", Text, nullable=False),
     Column("queue_text", Text, nullable=False),
@@ -227,12 +267,13 @@ batches = Table(
     Column("user", Text, nullable=False),
     CheckConstraint("status IN ('running', 'complete', 'failed', 'stopped')", name="status"),
 )
-Index(None, batches.c.queue_hash, batches.c.status)
+Index(None, batches.c.line, batches.c.queue_hash, batches.c.status)
 
 jobs = Table(
     "jobs",
     metadata,
     Column("id", Text, primary_key=True),
+    Column("line", Text, nullable=False),
     Column("batch_id", Text, ForeignKey("batches.id")),
     Column("position", Integer, nullable=False),
     Column("name", Text, nullable=False),

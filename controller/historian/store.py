@@ -8,7 +8,8 @@ modules of their own, and callers import each name from the module that defines 
 signal the controller raises an alarm on), `controller.historian.upgrade` (the schema is Alembic's),
 `controller.historian.spill` (the row format and the spill files), `controller.historian.queries`
 (the read side, which `Historian` inherits), `controller.historian.recovery` (what a restart after a
-crash rebuilds: interrupted runs, the inventory), `controller.historian.errors`.
+crash rebuilds: interrupted runs, the inventory), `controller.historian.lease` (one running service
+per line), `controller.historian.retention` (old raw samples leave), `controller.historian.errors`.
 
 Why the writer is built this way:
 
@@ -33,7 +34,9 @@ Why the writer is built this way:
   gets through.
 
 Closing the runs a crashed process left 'running' is one of the writer's steps: after that
-process's spill files are replayed, before any row of this one.
+process's spill files are replayed, before any row of this one, and only once this service holds its
+line's lease (claimed at `start()`, or by that step when the database was unreachable at start). A
+retention pass is another, run when nothing else is due.
 """
 
 from __future__ import annotations
@@ -58,9 +61,18 @@ from sqlalchemy.pool import NullPool
 from controller.historian.commit import DATA_ERRORS, Batch, BatchCommitter
 from controller.historian.errors import HistorianError, SchemaOutdated, describe_error
 from controller.historian.health import HealthCallback, HistorianHealth
+from controller.historian.lease import LEASE_HEARTBEAT_S, LineHeld, LineLease
 from controller.historian.record_search import RecordSearch
 from controller.historian.recording import HistorianRecording
 from controller.historian.recovery import InterruptedRun, close_runs_started_before
+from controller.historian.retention import (
+    DELETE_CHUNK_ROWS,
+    RETENTION_EVERY_S,
+    delete_old_samples,
+    drop_old_partitions,
+    prepare_partitions,
+    record_retention,
+)
 from controller.historian.schema import async_url, make_engine
 from controller.historian.spill import Entry
 from controller.historian.spiller import Spiller
@@ -110,6 +122,7 @@ class Historian(HistorianRecording, RecordSearch):
         self,
         url: str,
         *,
+        line: str,
         spill_dir: str | os.PathLike[str],
         batch_s: float = 0.5,
         max_buffer: int = 200_000,
@@ -117,12 +130,19 @@ class Historian(HistorianRecording, RecordSearch):
         batch_rows: int = 20_000,
         timeout_s: float = 10.0,
         retry_s: float = 1.0,
+        retention_s: float | None = None,
     ) -> None:
         if batch_s <= 0 or timeout_s <= 0 or retry_s <= 0:
             raise ValueError("batch_s, timeout_s and retry_s must be positive")
         if max_buffer < 2 or batch_rows < 1:
             raise ValueError("max_buffer must be >= 2 and batch_rows >= 1")
         self.url = url
+        self.line = line
+        self.retention_s = retention_s  # raw samples older than this leave; None: kept for ever
+        self._retain_at = 0.0  # monotonic time of the next retention pass (`controller.historian.retention`)
+        self._lease = LineLease(line)
+        self._lease_due = True  # the line is not ours yet: claimed before anything is written
+        self.refused: LineHeld | None = None  # another running service holds the line
         self._shown_url = shown_url(url)
         self._batch_s = batch_s
         self._max_buffer = max_buffer
@@ -132,11 +152,12 @@ class Historian(HistorianRecording, RecordSearch):
         self._retry_s = retry_s
         self._health = HistorianHealth(on_health)
         postgres = async_url(url).get_backend_name() == "postgresql"
-        self._committer = BatchCommitter(postgres=postgres, timeout_s=timeout_s)
+        self._committer = BatchCommitter(line=line, postgres=postgres, timeout_s=timeout_s)
         self._spill = Spiller(Path(spill_dir), self._health)
         self._engine: AsyncEngine | None = None
 
         self._memory: collections.deque[Entry] = collections.deque()
+        self._removed = 0  # entries ever taken out of memory (to a batch, a spill file, or dropped)
         self._pending: collections.deque[Batch] = collections.deque()
         self._pending_memory_rows = 0
         self._started_at = math.inf  # runs that started before this are not this process's
@@ -155,6 +176,7 @@ class Historian(HistorianRecording, RecordSearch):
         self._schema_ready = False
         self._writer: asyncio.Task[None] | None = None
         self._spiller: asyncio.Task[None] | None = None
+        self._heartbeat: asyncio.Task[None] | None = None
 
         self._written = 0
         self.current_run: str | None = None
@@ -164,8 +186,10 @@ class Historian(HistorianRecording, RecordSearch):
     async def start(self) -> None:
         """Connect, create or check the schema, then start the writer and the spiller.
 
-        Raises `SchemaOutdated` when the database can be reached but its schema is not this code's.
-        A database that cannot be reached does not stop the start: the historian runs degraded.
+        Raises `SchemaOutdated` when the database can be reached but its schema is not this code's,
+        `LineHeld` when another running service holds this line (`controller.historian.lease`).
+        A database that cannot be reached does not stop the start: the historian runs degraded, and
+        claims the line before it writes anything.
         """
         if self._writer is not None:
             raise HistorianError("historian already started")
@@ -176,7 +200,8 @@ class Historian(HistorianRecording, RecordSearch):
         await self._spill.queue_leftovers(self._timeout_s)
         try:
             await self._ensure_schema()
-        except SchemaOutdated:
+            await self._claim_line()
+        except (SchemaOutdated, LineHeld):
             await self._dispose()
             raise
         except Exception as exc:  # unreachable database: run degraded, the writer keeps trying
@@ -190,6 +215,7 @@ class Historian(HistorianRecording, RecordSearch):
             self._health.set(True, "ok", "writing")
         self._writer = asyncio.create_task(self._supervised(self._write_loop), name="historian-writer")
         self._spiller = asyncio.create_task(self._supervised(self._spill_loop), name="historian-spiller")
+        self._heartbeat = asyncio.create_task(self._supervised(self._lease_loop), name="historian-lease")
 
     async def stop(self, *, flush_timeout_s: float | None = None) -> None:
         """Write what is buffered (for up to `flush_timeout_s`), spill what could not be, close.
@@ -203,6 +229,10 @@ class Historian(HistorianRecording, RecordSearch):
         self._stop_event.set()
         self._wake.set()
         budget = 3 * self._timeout_s if flush_timeout_s is None else flush_timeout_s
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat
         for task in (self._writer, self._spiller):
             if task is None:
                 continue
@@ -214,15 +244,20 @@ class Historian(HistorianRecording, RecordSearch):
                     await task
         self._closed = True
         await self._spill_remainder()
+        await self._release_line()
         await self._dispose()
         log.info("historian stopped", extra={"stats": dataclasses.asdict(self.stats)})
 
     async def flush(self, timeout_s: float = 10.0) -> bool:
-        """Wait until everything recorded so far is written; False if that took longer than allowed."""
+        """Wait until everything recorded so far is written; False if that took longer than allowed.
+
+        "So far": rows recorded after the call do not hold it up (on a busy line memory is never empty
+        for long, and a flush that waited for an empty buffer could wait for ever)."""
+        target = self._removed + len(self._memory)
         try:
             async with asyncio.timeout(timeout_s):
-                while not self._drained():
-                    if self._writer is None or self._writer.done():
+                while not self._drained(target):
+                    if self._writer is None or self._writer.done() or self.refused is not None:
                         return False
                     self._flush_requested = True
                     self._progress.clear()
@@ -257,8 +292,47 @@ class Historian(HistorianRecording, RecordSearch):
 
     async def _ensure_schema(self) -> None:
         """Create or check the schema (`controller.historian.upgrade.ensure_schema`), once."""
-        await ensure_schema(self._require_engine(), self.url, self._timeout_s)
+        await ensure_schema(self._require_engine(), self.url, self._timeout_s, line=self.line)
         self._schema_ready = True
+
+    # --- the line's lease (`controller.historian.lease`) ----------------------------------------------
+
+    async def _claim_line(self) -> None:
+        async with asyncio.timeout(self._timeout_s), self._require_engine().begin() as conn:
+            await self._lease.claim(conn)
+            await record_retention(conn, self.line, self.retention_s)
+        async with asyncio.timeout(self._timeout_s), self._require_engine().begin() as conn:
+            await prepare_partitions(conn, time.time())  # before the first sample is written
+        self._lease_due = False
+        log.info("line claimed", extra={"line": self.line, "holder": self._lease.holder})
+
+    async def _lease_loop(self) -> None:
+        """The heartbeat. A lease lost (taken over after it went stale) is ill health, loudly: two
+        services may now be writing as one line."""
+        while not self._stopping:
+            await self._wait(self._stop_event, LEASE_HEARTBEAT_S)
+            if self._stopping or self._lease_due:
+                continue
+            try:
+                async with asyncio.timeout(self._timeout_s), self._require_engine().begin() as conn:
+                    held = await self._lease.renew(conn)
+            except Exception as exc:  # the writer reports an unreachable database
+                log.info("line lease heartbeat failed", extra={"error": describe_error(exc)})
+                continue
+            if not held:
+                log.error("line lease lost to another service", extra={"line": self.line})
+                self._health.set(False, "lease", f"line {self.line!r} lease lost to another service")
+
+    async def _release_line(self) -> None:
+        if self._lease_due or self._engine is None:
+            self._lease.forget()
+            return
+        try:
+            async with asyncio.timeout(self._timeout_s), self._engine.begin() as conn:
+                await self._lease.release(conn)
+        except Exception as exc:  # it goes stale instead
+            self._lease.forget()
+            log.warning("line lease not released", extra={"line": self.line, "error": describe_error(exc)})
 
     async def _dispose(self) -> None:
         if self._engine is not None:
@@ -267,9 +341,10 @@ class Historian(HistorianRecording, RecordSearch):
 
     # --- the writer ---------------------------------------------------------------------------------
 
-    def _drained(self) -> bool:
-        return not (
-            self._memory or self._pending or self._spill.files or self._spill.in_flight or self._close_due
+    def _drained(self, target: int) -> bool:
+        """Every entry up to the `target`-th ever recorded has left memory, and what left is written."""
+        return self._removed >= target and not (
+            self._pending or self._spill.files or self._spill.in_flight or self._close_due
         )
 
     async def _supervised(self, body: Callable[[], Awaitable[None]]) -> None:
@@ -333,6 +408,8 @@ class Historian(HistorianRecording, RecordSearch):
             return "wait_spill"
         if self._memory and (due or self._urgent or self._flush_requested or self._stopping):
             return "memory"
+        if not self._lease_due and not self._stopping and time.monotonic() >= self._retain_at:
+            return "retain"
         return "idle"
 
     async def _do(self, work: str) -> bool:
@@ -351,6 +428,9 @@ class Historian(HistorianRecording, RecordSearch):
             return True
         if work == "close":
             return await self._close_interrupted_runs()
+        if work == "retain":
+            await self.apply_retention()
+            return True
         if work == "memory":
             self._take_from_memory()
         return await self._write_pending()
@@ -359,6 +439,7 @@ class Historian(HistorianRecording, RecordSearch):
         memory = self._memory
         count = min(len(memory), self._batch_rows)
         entries = [memory.popleft() for _ in range(count)]
+        self._removed += count
         self._pending.append(Batch(uuid.uuid4().hex, entries, check_marker=False))
         self._pending_memory_rows += count
         if not memory:
@@ -391,8 +472,15 @@ class Historian(HistorianRecording, RecordSearch):
         Idempotent (only 'running' rows change), so a commit in doubt is simply done again.
         """
         try:
+            if self._lease_due:
+                await self._claim_line()
             async with asyncio.timeout(self._timeout_s), self._require_engine().begin() as conn:
-                closed = await close_runs_started_before(conn, self._started_at, self._own_runs)
+                closed = await close_runs_started_before(conn, self.line, self._started_at, self._own_runs)
+        except LineHeld as exc:
+            self.refused = exc
+            self._health.last_error = str(exc)
+            self._health.set(False, "lease", str(exc))
+            return False
         except TimeoutError as exc:
             await self._dispose()
             return self._failed(exc)
@@ -407,6 +495,30 @@ class Historian(HistorianRecording, RecordSearch):
             )
         self._health.writing_again()
         return True
+
+    async def apply_retention(self) -> tuple[list[str], int]:
+        """One retention pass (the writer runs one every `RETENTION_EVERY_S`): partitions ahead and
+        behind, one bounded delete; the partitions dropped and the rows deleted. Housekeeping: a
+        failure is logged and the pass tried again later, never a reason to call the historian
+        unhealthy."""
+        now = time.time()
+        dropped: list[str] = []
+        deleted = 0
+        try:
+            async with asyncio.timeout(self._timeout_s), self._require_engine().begin() as conn:
+                await prepare_partitions(conn, now)
+                dropped = await drop_old_partitions(conn, now)
+                if self.retention_s is not None:
+                    deleted = await delete_old_samples(conn, self.line, now - self.retention_s)
+        except Exception as exc:
+            log.warning("sample retention pass failed", extra={"error": describe_error(exc)})
+            self._retain_at = time.monotonic() + RETENTION_EVERY_S
+            return [], 0
+        if dropped or deleted:
+            log.info("old samples removed", extra={"partitions": dropped, "rows": deleted})
+        more = deleted >= DELETE_CHUNK_ROWS  # the next chunk after the next batch, not in ten minutes
+        self._retain_at = time.monotonic() + (self._batch_s if more else RETENTION_EVERY_S)
+        return dropped, deleted
 
     def _failed(self, exc: BaseException) -> bool:
         health = self._health
@@ -451,6 +563,7 @@ class Historian(HistorianRecording, RecordSearch):
             while len(self._memory) > self._max_buffer and not self._stopping:
                 count = len(self._memory) - self._max_buffer // 2
                 chunk = [self._memory.popleft() for _ in range(count)]
+                self._removed += count
                 await self._spill.spill(chunk)
 
     async def _spill_remainder(self) -> None:
@@ -465,6 +578,7 @@ class Historian(HistorianRecording, RecordSearch):
         if self._memory:
             chunk = list(self._memory)
             self._memory.clear()
+            self._removed += len(chunk)
             await self._spill.spill(chunk)
         if self._spill.rows:
             log.warning(
@@ -483,15 +597,16 @@ class Historian(HistorianRecording, RecordSearch):
 
     @classmethod
     @contextlib.asynccontextmanager
-    async def reader(cls, url: str, *, timeout_s: float = 10.0) -> AsyncIterator[Historian]:
+    async def reader(cls, url: str, *, line: str, timeout_s: float = 10.0) -> AsyncIterator[Historian]:
         """A historian for the queries only, safe beside a controller that is running on the database.
 
         `start()` would migrate an old schema and close the runs it finds 'running' as interrupted: both
         wrong for a tool that only reads (the running run is the live controller's). This opens the
         engine and nothing else; an old schema stays as it is, for the caller to check
-        (`table_names`). Nothing recorded on a reader is kept.
+        (`table_names`). Nothing recorded on a reader is kept; it reads `line`'s records only and
+        claims no lease.
         """
-        historian = cls(url, spill_dir=Path(os.devnull), timeout_s=timeout_s)  # never spills
+        historian = cls(url, line=line, spill_dir=Path(os.devnull), timeout_s=timeout_s)  # never spills
         historian._stopping = historian._closed = True
         historian._engine = make_engine(url, timeout_s=timeout_s, poolclass=NullPool)
         try:

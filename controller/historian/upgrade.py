@@ -41,11 +41,16 @@ MIGRATIONS_DIR: Final = Path(__file__).resolve().parent / "migrations"
 MIGRATION_TIMEOUT_S: Final = 120.0
 
 
-def alembic_config(url: str) -> Config:
-    """The Alembic configuration, built in code: no alembic.ini has to exist at run time."""
+def alembic_config(url: str, *, line: str | None = None) -> Config:
+    """The Alembic configuration, built in code: no alembic.ini has to exist at run time.
+
+    `line` is the line the upgrade is run for: revision 0006 labels the rows already in the database
+    with it (see that revision for how it is checked)."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.attributes["url"] = url
+    if line is not None:
+        config.attributes["line"] = line
     return config
 
 
@@ -68,21 +73,23 @@ def prepare_sqlite_dir(url: str) -> None:
 _ALEMBIC_LOCK = threading.Lock()
 
 
-def _upgrade_serialised(url: str, revision: str) -> None:
+def _upgrade_serialised(url: str, revision: str, line: str | None) -> None:
     """Alembic's command context lives in module globals: two upgrades in one process (the historian
     and the batch store opening the same database) must not run at the same time."""
     with _ALEMBIC_LOCK:
-        command.upgrade(alembic_config(url), revision)
+        command.upgrade(alembic_config(url, line=line), revision)
 
 
-async def upgrade(url: str, revision: str = "head", *, timeout_s: float = MIGRATION_TIMEOUT_S) -> None:
+async def upgrade(
+    url: str, revision: str = "head", *, line: str | None = None, timeout_s: float = MIGRATION_TIMEOUT_S
+) -> None:
     """Bring the database to `revision` (what `depline db upgrade` runs).
 
     The Alembic command runs in a worker thread with its own event loop (see migrations/env.py), so
     reading the revision scripts and the migration's own I/O never stall the caller's loop.
     """
     await asyncio.wait_for(asyncio.to_thread(prepare_sqlite_dir, url), timeout_s)
-    await asyncio.wait_for(asyncio.to_thread(_upgrade_serialised, url, revision), timeout_s)
+    await asyncio.wait_for(asyncio.to_thread(_upgrade_serialised, url, revision, line), timeout_s)
     log.info("database upgraded", extra={"url": shown_url(url), "revision": revision})
 
 
@@ -102,7 +109,7 @@ async def current_revision(url: str, *, timeout_s: float = 30.0) -> str | None:
         await asyncio.wait_for(engine.dispose(), timeout_s)
 
 
-async def ensure_schema(engine: AsyncEngine, url: str, timeout_s: float) -> None:
+async def ensure_schema(engine: AsyncEngine, url: str, timeout_s: float, *, line: str | None = None) -> None:
     """Create the schema on an empty database; raise `SchemaOutdated` for one that is not this code's.
 
     Any other failure (the database cannot be reached) is raised as it is, for the caller to retry.
@@ -119,7 +126,7 @@ async def ensure_schema(engine: AsyncEngine, url: str, timeout_s: float) -> None
                 "revision: it was not made by depline's migrations; point the config at an empty database"
             )
         log.info("empty database: creating the schema", extra={"url": shown, "revision": head})
-        await upgrade(url)
+        await upgrade(url, line=line)
     elif current != head:
         if current in known:
             raise SchemaOutdated(

@@ -72,7 +72,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 async def read_report(url: str, config: LineConfig, run: str) -> RunReport:
     """The report for `run` from the database at `url`; unreadable records are a `UserError`."""
-    async with Historian.reader(url, timeout_s=READ_TIMEOUT_S) as historian:
+    async with Historian.reader(url, line=config.name, timeout_s=READ_TIMEOUT_S) as historian:
         try:
             return await gather_report(historian, config, run)
         except HistorianUnavailable as exc:

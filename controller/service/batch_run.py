@@ -199,12 +199,8 @@ async def _first_readings(ctl: LineController) -> None:
 async def _exposures(config: LineConfig, result: BatchResult) -> dict[str, ExposureRecord | None]:
     from controller.historian.store import Historian
 
-    historian = Historian(config.database.url, spill_dir=await asyncio.to_thread(prepare_data_dirs, config))
-    await historian.start()
-    try:
+    async with Historian.reader(config.database.url, line=config.name) as historian:
         return {job.items.base: await historian.exposure_record(job.items.base) for job in result.jobs}
-    finally:
-        await historian.stop()
 
 
 def simulated_plan(config: LineConfig) -> PollPlan:

@@ -81,7 +81,7 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Recorded:
 async def _record(folder: Path) -> Recorded:
     url = f"sqlite:///{folder / 'line.db'}"
     queue = parse_queue(QUEUE, str(folder / "night.toml"), folder)
-    async with BatchStore(url) as store:
+    async with BatchStore(url, line="line1") as store:
         batch = await store.create_batch(queue, "op1")
         job, bare_job = await store.jobs(batch.id)
     target = job.items.targets["T1"]
@@ -101,7 +101,7 @@ async def _record(folder: Path) -> Recorded:
             assert await recorder.historian.flush(WAIT_S)
         finally:
             await recorder.stop()
-    async with BatchStore(url) as store:
+    async with BatchStore(url, line="line1") as store:
         for done in (job, bare_job):
             await store.update_job(
                 done.id,
@@ -157,7 +157,7 @@ async def _work_the_line(ctl: LineController, target: str) -> None:
 
 
 async def _report(recorded: Recorded, run: str, plot_points: int = PLOT_POINTS) -> RunReport:
-    async with Historian.reader(recorded.url) as historian:
+    async with Historian.reader(recorded.url, line="line1") as historian:
         return await gather_report(historian, load_line_config(), run, plot_points=plot_points)
 
 
@@ -335,8 +335,8 @@ def test_reading_leaves_a_live_controllers_run_running(recorded: Recorded) -> No
     """A report printed while the line runs must not close the controller's run (`start()` would)."""
     with sqlite3.connect(recorded.folder / "line.db") as db:
         db.execute(
-            "INSERT INTO runs (id, started_at, status, config_hash, config_text, user) "
-            "VALUES ('live-run', ?, 'running', '', '', 'service')",
+            "INSERT INTO runs (id, line, started_at, status, config_hash, config_text, user) "
+            "VALUES ('live-run', 'line1', ?, 'running', '', '', 'service')",
             (time.time(),),
         )
     report = asyncio.run(read_report(recorded.url, load_line_config(), recorded.job_id))

@@ -65,7 +65,7 @@ def sample_at(ts: float, value: float, channel: str = "pressure_ch1") -> Sample:
 async def test_a_run_left_running_is_closed_at_its_last_record_by_the_next_start(
     db: th.Db, spill_dir: Path
 ) -> None:
-    first = Historian(db.url, spill_dir=spill_dir, **FAST)
+    first = Historian(db.url, line="line1", spill_dir=spill_dir, **FAST)
     await first.start()
     run_id = first.start_run("[line]\nname = 'test'\n", "service")
     record = gate_record(SetPump("inlet", True))
@@ -78,7 +78,7 @@ async def test_a_run_left_running_is_closed_at_its_last_record_by_the_next_start
     [left] = await th.rows(db.url, "SELECT status, ended_at FROM runs")
     assert left == {"status": "running", "ended_at": None}
 
-    second = Historian(db.url, spill_dir=spill_dir, **FAST)
+    second = Historian(db.url, line="line1", spill_dir=spill_dir, **FAST)
     await second.start()
     try:
         own = second.start_run("[line]\nname = 'test'\n", "service")
@@ -101,7 +101,7 @@ async def test_a_run_left_running_is_closed_at_its_last_record_by_the_next_start
 
 async def test_closing_waits_for_the_rows_a_dead_process_spilled(db: th.Db, spill_dir: Path) -> None:
     """The run's own row, and its registration, were only in a spill file: both count."""
-    first = Historian(db.url, spill_dir=spill_dir, max_buffer=30, **FAST)
+    first = Historian(db.url, line="line1", spill_dir=spill_dir, max_buffer=30, **FAST)
     await first.start()
     await db.break_()
     run_id = first.start_run("[line]\n", "service")
@@ -112,7 +112,7 @@ async def test_closing_waits_for_the_rows_a_dead_process_spilled(db: th.Db, spil
     assert th.spill_files(spill_dir)
     await db.heal()
 
-    second = Historian(db.url, spill_dir=spill_dir, **FAST)
+    second = Historian(db.url, line="line1", spill_dir=spill_dir, **FAST)
     await second.start()
     try:
         assert await second.flush(WAIT_S), second.stats
@@ -124,11 +124,11 @@ async def test_closing_waits_for_the_rows_a_dead_process_spilled(db: th.Db, spil
 
 
 async def test_no_run_of_a_clean_stop_is_closed(db: th.Db, spill_dir: Path) -> None:
-    first = Historian(db.url, spill_dir=spill_dir, **FAST)
+    first = Historian(db.url, line="line1", spill_dir=spill_dir, **FAST)
     await first.start()
     first.end_run(first.start_run("[line]\n", "service"))
     await first.stop()
-    second = Historian(db.url, spill_dir=spill_dir, **FAST)
+    second = Historian(db.url, line="line1", spill_dir=spill_dir, **FAST)
     await second.start()
     try:
         assert await second.flush(WAIT_S)
@@ -140,7 +140,7 @@ async def test_no_run_of_a_clean_stop_is_closed(db: th.Db, spill_dir: Path) -> N
 async def test_the_inventory_is_the_registrations_and_done_item_commands_in_order(
     db: th.Db, spill_dir: Path
 ) -> None:
-    historian = Historian(db.url, spill_dir=spill_dir, **FAST)
+    historian = Historian(db.url, line="line1", spill_dir=spill_dir, **FAST)
     await historian.start()
     try:
         historian.start_run("[line]\n", "service")
@@ -178,7 +178,9 @@ async def test_the_inventory_is_the_registrations_and_done_item_commands_in_orde
 async def test_samples_since_serves_committed_samples_in_time_order_per_channel(
     db: th.Db, spill_dir: Path
 ) -> None:
-    historian = Historian(db.url, spill_dir=spill_dir, batch_s=60.0)  # written only when flushed
+    historian = Historian(
+        db.url, line="line1", spill_dir=spill_dir, batch_s=60.0
+    )  # written only when flushed
     archive: SampleArchive = historian  # what the MQTT bridge is given
     await historian.start()
     try:
@@ -363,7 +365,7 @@ async def test_a_controller_restarts_where_its_predecessor_died(tmp_path: Path) 
 
     # a controller with no record of F1 of its own (never started) serves the historian's replay
     bystander = LineController(config)
-    history = Historian(url, spill_dir=spill)
+    history = Historian(url, line="line1", spill_dir=spill)
     await history.start()
     try:
         async with http_api(bystander, history) as http:

@@ -103,7 +103,7 @@ async def test_a_10_um_evaporated_lithium_and_a_2_um_sputtered_electrolyte_run_t
     assert result.exit_code == 0, out.getvalue()
     [job] = result.jobs
     assert job.outcome == "done"
-    async with BatchStore(config.database.url) as store:
+    async with BatchStore(config.database.url, line=config.name) as store:
         events = await store.events(job.id)
     layers = [e["detail"] for e in events if e["kind"] == "step_report" and e["detail"]["step"] == "deposit"]
     assert [(d["source"], d["layer"]) for d in layers] == [

@@ -126,7 +126,7 @@ class Rig:
             action(request)
 
     async def events(self, job: JobRow) -> list[dict[str, object]]:
-        async with BatchStore(self.config.database.url) as store:
+        async with BatchStore(self.config.database.url, line=self.config.name) as store:
             return await store.events(job.id)
 
     async def batches(self) -> list[str]:
@@ -140,7 +140,7 @@ class Rig:
         return await asyncio.to_thread(read)
 
     async def jobs(self, batch_id: str) -> list[JobRow]:
-        async with BatchStore(self.config.database.url) as store:
+        async with BatchStore(self.config.database.url, line=self.config.name) as store:
             return await store.jobs(batch_id)
 
 
@@ -210,7 +210,7 @@ async def test_a_job_runs_every_phase_and_its_electrode_never_sees_air(rig: Rig)
     assert all(c["via"] == "simulated" and c["user"] == "sim-operator" for c in confirmations)
     [deposited] = [d for d in kinds(events, "step_report") if d["step"] == "deposit"]
     assert deposited["thickness_nm"] == pytest.approx(50.0, rel=0.25)
-    historian = Historian(rig.config.database.url, spill_dir=rig.folder / "spill")
+    historian = Historian(rig.config.database.url, line=rig.config.name, spill_dir=rig.folder / "spill")
     await historian.start()
     try:
         record = await historian.exposure_record(job.items.base)
@@ -284,7 +284,7 @@ async def test_a_layer_stopped_after_its_shutters_opened_is_recorded_as_a_layer(
     assert partial["measured"] == "live"
     assert partial["thickness_nm"] == "unknown" or 0.0 < float(str(partial["thickness_nm"])) < 250.0
     assert (partial["layer"], partial["target_nm"]) == ("electrolyte", 250.0)
-    historian = Historian(rig.config.database.url, spill_dir=rig.folder / "spill")
+    historian = Historian(rig.config.database.url, line=rig.config.name, spill_dir=rig.folder / "spill")
     await historian.start()
     try:
         final = {item.id: item for item in (await historian.inventory()).items}

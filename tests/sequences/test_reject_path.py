@@ -97,11 +97,11 @@ async def test_a_job_rejected_after_its_containers_were_opened_ends_with_every_i
     [job] = result.jobs
     assert job.outcome == "rejected", out.getvalue()
     assert gate in job.message
-    async with BatchStore(config.database.url) as store:
+    async with BatchStore(config.database.url, line=config.name) as store:
         events = await store.events(job.id)
     prompts = [str(e["detail"]["key"]).rsplit(":", 1)[1] for e in events if e["kind"] == "confirm"]
     assert prompts[-2:] == ["reseal", "take_back"]  # glove work asked for, then the box taken out
-    historian = Historian(config.database.url, spill_dir=tmp_path / "spill")
+    historian = Historian(config.database.url, line=config.name, spill_dir=tmp_path / "spill")
     await historian.start()
     try:
         inventory = {item.id: item for item in (await historian.inventory()).items}

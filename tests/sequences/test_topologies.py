@@ -74,7 +74,7 @@ async def test_a_job_runs_to_done_on_the_shared_antechamber_line(tmp_path: Path)
     )  # fmt: skip
     [job] = result.jobs
     assert job.outcome == "done", out.getvalue()
-    historian = Historian(config.database.url, spill_dir=tmp_path / "spill")
+    historian = Historian(config.database.url, line=config.name, spill_dir=tmp_path / "spill")
     await historian.start()
     try:
         record = await historian.exposure_record(job.items.base)

@@ -15,7 +15,7 @@ from alembic import context
 from sqlalchemy import pool
 from sqlalchemy.engine import Connection
 
-from controller.historian.schema import make_engine, metadata
+from controller.historian.schema import is_sample_partition, make_engine, metadata
 
 config = context.config
 
@@ -26,6 +26,7 @@ def _run(connection: Connection) -> None:
         target_metadata=metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_name=lambda name, kind, _parent: not (kind == "table" and is_sample_partition(name)),
     )
     with context.begin_transaction():
         context.run_migrations()
