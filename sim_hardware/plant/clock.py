@@ -14,9 +14,9 @@ falling ever further behind.
 `catch_up()` advances the plant to the clock's now between ticks, for a device that is about to be
 read or commanded: the simulated line calls it before every request, so at high plant speed a
 reading is never a tick old and a command never acts from before it was sent. It does nothing while
-the plant is less than `catch_up_after_s` (5 plant s) behind: each advance costs a sub-step (about
+the plant is less than `catch_up_after_s` (10 plant s) behind: each advance costs a sub-step (about
 0.3 ms), and the line's devices are asked hundreds of times a wall second, so catching up on every
-request would take a third of the event loop the controller shares; 5 plant s is 5 ms at 1000x.
+request would take a third of the event loop the controller shares; 10 plant s is 10 ms at 1000x.
 A failure inside the plant is kept in `error` exactly as one inside the task is.
 """
 
@@ -102,7 +102,7 @@ class PlantRunner:
         real_step_s: float = 0.05,
         *,
         max_advance_per_tick_s: float = 600.0,
-        catch_up_after_s: float = 5.0,
+        catch_up_after_s: float = 10.0,
         name: str = "plant-runner",
     ) -> None:
         if real_step_s <= 0:
