@@ -189,6 +189,7 @@ def purge(plant: Plant, chunk_s: float) -> dict[str, float]:
         plant.valves[valve].open = open_
     plant.advance(60.0)
     inlet = plant.spaces["inlet"]
+    assert list(plant.rough_lines["inlet.rough"].isolated_at_pa) == pytest.approx(evacuated, rel=1e-9)
     return {
         "evacuated_pa": max(evacuated),
         "pressure_pa": inlet.pressure_pa,
