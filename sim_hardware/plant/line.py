@@ -6,15 +6,18 @@ Everything observable is a plain attribute or property of the objects in the nam
 `plant.heaters`, `plant.sources`, `plant.substrates`, `plant.qcms`, `plant.gloveboxes`,
 `plant.supplies`); commands are settable attributes on the same objects. Faults have methods here.
 
-Integration. `advance` splits dt into sub-steps. In each, every space first takes its *local*
-processes (outgassing, leak, rough pumps, turbo, MFC, purifier) as one linear system per species,
-dn/dt = Q − k·n, solved exactly (n → Q/k exponentially); then every open valve or door moves gas
-between its two sides by an exact exponential equalisation (flow.py). Nonlinear coefficients
-(conductance ∝ pressure, pump speed in series with the line, turbo speed) are frozen at their
-predicted mid-step values. No step size can overshoot, go negative, or oscillate, and the sub-step
-is chosen so that no space's gas amount changes by more than `max_relative_change` (5 %) per
-sub-step, up to `max_substep_s` (10 s) when the line is quiet. Valve travel and turbo run-up also
-cap the step so they are followed accurately.
+Integration. `advance` splits dt into sub-steps. In each, every space first takes its *local* processes
+(outgassing, water uptake by its surfaces, leak, rough pumps, turbo, MFC, purifier) as one linear system
+per species, dn/dt = Q − k·n, solved exactly (n → Q/k exponentially); then every open valve or door
+moves gas between its two sides by an exact exponential equalisation (flow.py). Nonlinear coefficients
+(conductance ∝ pressure, pump speed in series with the line, turbo speed) are frozen at their predicted
+mid-step values. No step size can overshoot, go negative, or oscillate, and the sub-step is chosen so
+that no space's gas amount changes by more than `max_relative_change` (5 %) per sub-step, up to
+`max_substep_s` (10 s) when the line is quiet. Valve travel and turbo run-up also cap the step so they
+are followed accurately.
+
+Loads (`plant.loads`) outgas and age like walls; with `spec.items` the operator's containers and
+production items come and go with the doors (items.py).
 """
 
 from __future__ import annotations
