@@ -23,6 +23,7 @@ import dataclasses
 import io
 import json
 import logging
+import math
 import sqlite3
 import statistics
 import sys
@@ -96,6 +97,26 @@ process_pressure_pa = 0.5
 """
 
 
+# What each phase takes on a real line run by hand at 1x, in plant minutes, and why (estimates from
+# devices.md §10 and the recipes; glove work is the simulated operator's 2 min per prompt).
+REAL_LINE_MIN: dict[str, tuple[float, float, str]] = {
+    "load": (2, 4, "glove work 2 min, outer door travel"),
+    "purge_inlet": (6, 15, "3 × (30 L to 20 Pa on 10 m³/h: 1.5–3 min; Ar fill 10–60 s) (§10)"),
+    "prepare_process": (1, 5, "back-fill 100 L with Ar"),
+    "open_containers": (2, 3, "glove work"),
+    "transfer_in": (2, 4, "gate travel and glove work"),
+    "pump_down": (5, 60, "rough 1–3 min, turbo run-up 2–5 min (§10), 1/t tail: seconds dry, hours wet"),
+    "deposit": (10, 25, "0.1–0.2 µm at 0.2–0.4 nm/s RF, heat-up, the QCM's film set-up"),
+    "anneal": (20, 40, "10 min at 130 °C, heat-up and cool-down in Ar"),
+    "fill_process": (30, 50, "Ar back-fill, turbo coast-down below 50 Hz (no foreline valve)"),
+    "prepare_outlet": (2, 4, "glove work"),
+    "purge_outlet": (6, 15, "as the inlet"),
+    "transfer_out": (2, 4, "gate travel and glove work"),
+    "seal": (2, 3, "glove work"),
+    "unload": (2, 4, "glove work, outer door travel"),
+}
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class OvernightResult:
     speed: float
@@ -110,6 +131,9 @@ class OvernightResult:
     never_exposed: int
     command: str
     phase_plant_s: dict[str, list[float]] = dataclasses.field(default_factory=dict)
+    phase_wall_s: dict[str, list[float]] = dataclasses.field(default_factory=dict)
+    isolated_at_pa: dict[str, list[float]] = dataclasses.field(default_factory=dict)
+    evacuate_to_pa: float = math.nan
 
     @property
     def speedup(self) -> float:
@@ -136,6 +160,7 @@ class ClockedLine:
         self.speed = speed
         self.plant_start_s = 0.0
         self.plant_end_s = 0.0
+        self.isolated_at_pa: dict[str, list[float]] = {}
 
     def factory(self) -> Callable[[], AbstractAsyncContextManager[LineConfig]]:
         @contextlib.asynccontextmanager
@@ -147,6 +172,9 @@ class ClockedLine:
                     yield sim.simulated_config()
                 finally:
                     self.plant_end_s = sim.clock.now_s()
+                    self.isolated_at_pa = {
+                        name: list(rough.isolated_at_pa) for name, rough in sim.plant.rough_lines.items()
+                    }
 
         return line
 
@@ -223,6 +251,9 @@ async def run_bench(speed: float, jobs: int, *, command: str) -> OvernightResult
         job_plant_s=[w * speed for w in walls],
         thickness_error_pct=errors,
         phase_plant_s={k: [w * speed for w in v] for k, v in phases.items()},
+        phase_wall_s=phases,
+        isolated_at_pa=line.isolated_at_pa,
+        evacuate_to_pa=config.sequence.purge_evacuate_to_pa,
         never_exposed=out.getvalue().count("never exposed to a non-inert atmosphere"),
         command=command,
     )
@@ -246,14 +277,36 @@ def render_markdown(r: OvernightResult) -> str:
         f"Target ≥ {TARGET_SPEEDUP:.0f}× with every job done: **{verdict}** it at a nominal plant speed of "
         f"{r.speed:g}×. The baseline is real time: the same batch on the real line takes the plant time.",
         "",
-        "Where a job's plant time goes (median per phase run, plant minutes; from the job's checkpoints):",
+        "Where a job's time goes, per phase run (from the job's checkpoints; plant = wall × speed), beside"
+        " what the phase takes on a real line run at 1× (estimates, `bench.overnight.REAL_LINE_MIN`):",
         "",
-        "| " + " | ".join(r.phase_plant_s) + " |",
-        "|" + "---|" * len(r.phase_plant_s),
-        "| " + " | ".join(f"{statistics.median(v) / 60:.0f}" for v in r.phase_plant_s.values()) + " |",
+        "| phase | runs | plant min p50 (min–max) | wall s p50 | real line, min | what sets it |",
+        "|---|---|---|---|---|---|",
+        *(_phase_row(kind, r) for kind in r.phase_plant_s),
+        "",
+        f"Where the evacuations really stopped (the plant's pressure when each rough valve was told to shut;"
+        f" the purge setpoint is {r.evacuate_to_pa:g} Pa):",
+        "",
+        "| rough line | valve closings | p50 Pa | min–max Pa |",
+        "|---|---|---|---|",
+        *(
+            f"| {name} | {len(v)} | {statistics.median(v):.3g} | {min(v):.3g}–{max(v):.3g} |"
+            for name, v in r.isolated_at_pa.items()
+            if v
+        ),
         "",
     ]
     return "\n".join(lines)
+
+
+def _phase_row(kind: str, r: OvernightResult) -> str:
+    plant = [v / 60.0 for v in r.phase_plant_s[kind]]
+    wall = r.phase_wall_s.get(kind, [])
+    low, high, why = REAL_LINE_MIN.get(kind, (math.nan, math.nan, ""))
+    return (
+        f"| {kind} | {len(plant)} | {statistics.median(plant):.1f} ({min(plant):.1f}–{max(plant):.1f}) "
+        f"| {statistics.median(wall) if wall else math.nan:.2f} | {low:g}–{high:g} | {why} |"
+    )
 
 
 def update_docs(path: Path, figures: str) -> None:

@@ -4,6 +4,12 @@ A device simulator is a sans-I/O *session*: it is fed the bytes the host sent an
 bytes now due. The endpoint owns everything about the wire: pacing bytes at the baud rate, the
 reply latency and the Modbus RTU silence, and wire-level faults (no reply, garbage, corrupted frames,
 power loss). Protocol-level faults (NAK, exceptions, stuck sensors) belong to the session.
+
+`on_request` (optional) runs before a session sees a request: the simulated line passes the plant
+runner's catch-up there, so a device answers with the plant as it is at the moment the request
+arrives and a command acts from that moment on. Without it, at 1000x plant speed a reading could be
+one runner tick (50 plant seconds) old and a command would act from the previous tick, up to 50 plant
+seconds before it was sent.
 """
 
 from __future__ import annotations
@@ -109,8 +115,10 @@ class PtyEndpoint:
         latency_s: float = 0.0,
         reply_gap_s: float = 0.0,
         faults: WireFaults | None = None,
+        on_request: Callable[[], None] | None = None,
     ) -> None:
         self.name = name
+        self.on_request = on_request
         self.serial = serial
         self.scheme = scheme
         self.pace = pace
@@ -199,6 +207,8 @@ class PtyEndpoint:
     def _deliver(self, data: bytes) -> None:
         if not self.faults.powered:
             return
+        if self.on_request is not None:
+            self.on_request()
         reply = self.faults.apply(self.session.receive(data))
         if not reply:
             return
@@ -277,6 +287,8 @@ class _TcpConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.endpoint.bytes_in += len(data)
+        if self.endpoint.on_request is not None:
+            self.endpoint.on_request()
         reply = self.endpoint.faults.apply(self.session.receive(data))
         if not reply or self.transport is None:
             return
@@ -305,8 +317,10 @@ class TcpEndpoint:
         scheme: str = "tcp",
         latency_s: float = 0.0,
         faults: WireFaults | None = None,
+        on_request: Callable[[], None] | None = None,
     ) -> None:
         self.name = name
+        self.on_request = on_request
         self.host = host
         self.port = port
         self.scheme = scheme

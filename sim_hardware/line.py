@@ -1,5 +1,8 @@
 """The simulated line: the plant a line configuration describes, and its instruments on real endpoints.
 
+The plant carries the operator's items (plant/items.py): containers come in through every outer
+door, the production items through the first antechamber's, and outgas where they lie.
+
 Every configured link becomes one endpoint: a pseudo-terminal for a serial link (an RS-485 bus with
 several devices is one pty, as it is one cable), a TCP port for a TCP link. A Modbus RTU bus is also
 offered through a Modbus TCP gateway, as real sites often do. The controller reaches the simulator
@@ -16,7 +19,7 @@ from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any
 
-from controller.config.line_config import MODBUS_FAMILIES, DeviceConfig, LineConfig, LinkConfig
+from controller.config.line_config import MODBUS_FAMILIES, ROOM, DeviceConfig, LineConfig, LinkConfig
 from drivers.link import rtu_turnaround_s
 from drivers.transport import Endpoint, parse_url
 from sim_hardware.bindings import BUILDERS, BindContext, BindingError, Bound
@@ -33,6 +36,7 @@ from sim_hardware.plant import (
     antechamber_parts,
     combine,
     gate_between,
+    item_traffic_spec,
     process_chamber_parts,
     q_mbar_l_s_cm2,
 )
@@ -73,7 +77,10 @@ def plant_spec(config: LineConfig) -> LineSpec:
                 )
             )
     gates = tuple(gate_between(p.name, *p.between) for p in config.ports if p.kind != "outer_door")
-    return combine(*parts, extra_openings=gates)
+    loaded = [s for p in config.ports if p.kind == "outer_door" for s in p.between if s != ROOM]
+    entry = next((s for s in config.spaces_of_kind("antechamber") if s in loaded), None)
+    spec = combine(*parts, extra_openings=gates)
+    return dataclasses.replace(spec, items=item_traffic_spec((entry,) if entry else ()))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,9 +171,16 @@ class SimLine:
             for device in devices:
                 if (state := self.bound[device.name].tpg_state) is not None:
                     state.commission_baudrate(endpoint.serial.baudrate)
-            pty = PtyEndpoint(name, factory, endpoint.serial, scheme=endpoint.scheme, pace=self.pace)
+            pty = PtyEndpoint(
+                name,
+                factory,
+                endpoint.serial,
+                scheme=endpoint.scheme,
+                pace=self.pace,
+                on_request=self.runner.catch_up,
+            )
             return SimLink(name, pty, protocol, devices)
-        return SimLink(name, TcpEndpoint(name, factory), protocol, devices)
+        return SimLink(name, TcpEndpoint(name, factory, on_request=self.runner.catch_up), protocol, devices)
 
     def _unit(self, device: DeviceConfig) -> ModbusUnit:
         unit = self.bound[device.name].unit
@@ -187,12 +201,20 @@ class SimLine:
                     scheme="rtu",
                     pace=self.pace,
                     reply_gap_s=gap,
+                    on_request=self.runner.catch_up,
                 )
             else:
-                ep = TcpEndpoint(name, lambda: ModbusRtuSession(units), scheme="rtu+tcp")
-            gateway = TcpEndpoint(f"{name}-gateway", lambda: ModbusTcpSession(units, gateway=True))
+                ep = TcpEndpoint(
+                    name, lambda: ModbusRtuSession(units), scheme="rtu+tcp", on_request=self.runner.catch_up
+                )
+            gateway = TcpEndpoint(
+                f"{name}-gateway",
+                lambda: ModbusTcpSession(units, gateway=True),
+                on_request=self.runner.catch_up,
+            )
             return SimLink(name, ep, "modbus-rtu", devices, units, gateway)
-        return SimLink(name, TcpEndpoint(name, lambda: ModbusTcpSession(units)), "modbus-tcp", devices, units)
+        tcp = TcpEndpoint(name, lambda: ModbusTcpSession(units), on_request=self.runner.catch_up)
+        return SimLink(name, tcp, "modbus-tcp", devices, units)
 
     def _session_factory(self, family: str, devices: list[DeviceConfig]) -> Callable[[], Any]:
         bound = [self.bound[d.name] for d in devices]

@@ -22,6 +22,7 @@ from sim_hardware.plant.humidity import (
     h2o_ppmv_at_frost_point,
     ice_vapour_pressure_pa,
 )
+from sim_hardware.plant.items import ItemTraffic
 from sim_hardware.plant.line import Plant
 from sim_hardware.plant.mfc import Mfc
 from sim_hardware.plant.pumps import RoughLine, RoughPump
@@ -31,8 +32,10 @@ from sim_hardware.plant.spec import (
     GloveboxSpec,
     HeaterSpec,
     IntegrationSpec,
+    ItemTrafficSpec,
     LineParts,
     LineSpec,
+    LoadSpec,
     MfcSpec,
     OpeningSpec,
     PlantSpecError,
@@ -47,6 +50,7 @@ from sim_hardware.plant.spec import (
     antechamber_parts,
     combine,
     gate_between,
+    item_traffic_spec,
     process_chamber_parts,
     q_mbar_l_s_cm2,
     shared_antechamber_line_spec,
@@ -67,9 +71,12 @@ __all__ = [
     "Heater",
     "HeaterSpec",
     "IntegrationSpec",
+    "ItemTraffic",
+    "ItemTrafficSpec",
     "LineParts",
     "LineSpec",
     "Load",
+    "LoadSpec",
     "Mfc",
     "MfcSpec",
     "Opening",
@@ -104,6 +111,7 @@ __all__ = [
     "gate_between",
     "h2o_ppmv_at_frost_point",
     "ice_vapour_pressure_pa",
+    "item_traffic_spec",
     "process_chamber_parts",
     "q_mbar_l_s_cm2",
     "shared_antechamber_line_spec",

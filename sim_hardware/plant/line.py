@@ -6,15 +6,18 @@ Everything observable is a plain attribute or property of the objects in the nam
 `plant.heaters`, `plant.sources`, `plant.substrates`, `plant.qcms`, `plant.gloveboxes`,
 `plant.supplies`); commands are settable attributes on the same objects. Faults have methods here.
 
-Integration. `advance` splits dt into sub-steps. In each, every space first takes its *local*
-processes (outgassing, leak, rough pumps, turbo, MFC, purifier) as one linear system per species,
-dn/dt = Q − k·n, solved exactly (n → Q/k exponentially); then every open valve or door moves gas
-between its two sides by an exact exponential equalisation (flow.py). Nonlinear coefficients
-(conductance ∝ pressure, pump speed in series with the line, turbo speed) are frozen at their
-predicted mid-step values. No step size can overshoot, go negative, or oscillate, and the sub-step
-is chosen so that no space's gas amount changes by more than `max_relative_change` (5 %) per
-sub-step, up to `max_substep_s` (10 s) when the line is quiet. Valve travel and turbo run-up also
-cap the step so they are followed accurately.
+Integration. `advance` splits dt into sub-steps. In each, every space first takes its *local* processes
+(outgassing, water uptake by its surfaces, leak, rough pumps, turbo, MFC, purifier) as one linear system
+per species, dn/dt = Q − k·n, solved exactly (n → Q/k exponentially); then every open valve or door
+moves gas between its two sides by an exact exponential equalisation (flow.py). Nonlinear coefficients
+(conductance ∝ pressure, pump speed in series with the line, turbo speed) are frozen at their predicted
+mid-step values. No step size can overshoot, go negative, or oscillate, and the sub-step is chosen so
+that no space's gas amount changes by more than `max_relative_change` (5 %) per sub-step, up to
+`max_substep_s` (10 s) when the line is quiet. Valve travel and turbo run-up also cap the step so they
+are followed accurately.
+
+Loads (`plant.loads`) outgas and age like walls; with `spec.items` the operator's containers and
+production items come and go with the doors (items.py).
 """
 
 from __future__ import annotations
@@ -30,11 +33,13 @@ from sim_hardware.plant.gas import (
     MOL_PER_S_PER_SCCM,
     N_SPECIES,
     Composition,
+    Species,
     humid_air,
     impurities_for_purity,
     supply_composition,
 )
 from sim_hardware.plant.glovebox import Glovebox
+from sim_hardware.plant.items import ItemTraffic
 from sim_hardware.plant.mfc import Mfc
 from sim_hardware.plant.power import Mains
 from sim_hardware.plant.pumps import RoughLine, RoughPump
@@ -47,6 +52,7 @@ from sim_hardware.plant.space import (
     aged,
     outgassing_integral_pa_m3,
     outgassing_rate_pa_m3_s,
+    water_uptake_m3_s,
 )
 from sim_hardware.plant.spec import ROOM, LineSpec, PlantSpecError
 from sim_hardware.plant.thermal import Heater
@@ -91,6 +97,9 @@ class Plant:
         self.gloveboxes: dict[str, Glovebox] = {}
         self.loads: list[Load] = []
         self._build(spec)
+        self.item_traffic = (
+            None if spec.items is None else ItemTraffic(spec.items, list(self.openings.values()), self.loads)
+        )
         self._space_list = list(self.spaces.values())
         self._actuators: list[Valve] = [*self.valves.values(), *self.doors.values()]
         self._chambers = [
@@ -367,6 +376,9 @@ class Plant:
                 sink[i] = 0.0
             if space.leak_pa_m3_s > 0.0:
                 _add_leak(space, self.room)
+            if not space.is_wet:
+                uptake = water_uptake_m3_s(self._q_1h_in(space), space.rewet_h2o_pa)
+                sink[Species.H2O] += uptake / space.volume_m3
         pump_lines: dict[str, int] = {}
         for line in self.rough_lines.values():
             if line.is_pumping():
@@ -377,11 +389,16 @@ class Plant:
             if count:
                 line.contribute(dt, 1.0 / count, backstream)
             else:
+                line.note_command()
                 line.throughput_pa_m3_s = 0.0
         for turbo in self.turbos.values():
             turbo.contribute(dt)
         for glovebox in self.gloveboxes.values():
             glovebox.contribute(dt)
+
+    def _q_1h_in(self, space: Space) -> float:
+        """Total q_1h of the surfaces in a space: its walls and the loads lying in it."""
+        return space.wall_q_1h_pa_m3_s + sum(load.q_1h_pa_m3_s for load in self.loads if load.space is space)
 
     def _step_for_change(self, dt: float) -> float:
         """Largest step keeping every space's relative change within the limit (rates at the start)."""
@@ -436,6 +453,8 @@ class Plant:
     def _update_components(self, dt: float) -> None:
         for actuator in self._actuators:
             actuator.travel(dt)
+        if self.item_traffic is not None:
+            self.item_traffic.update()
         rough_into: dict[str, float] = {}
         for line in self.rough_lines.values():
             rough_into[line.pump.name] = rough_into.get(line.pump.name, 0.0) + line.throughput_pa_m3_s
@@ -449,11 +468,10 @@ class Plant:
             advance_deposition(sources, substrate, qcms, dt)
         for glovebox in self.gloveboxes.values():
             glovebox.update(dt)
-        wet = {id(space): space.is_wet for space in self._space_list}
         for space in self._space_list:
-            space.outgassing_age_s = aged(space.outgassing_age_s, dt, wet[id(space)])
+            space.outgassing_age_s = _aged_in(space, space.outgassing_age_s, dt)
         for load in self.loads:
-            load.outgassing_age_s = aged(load.outgassing_age_s, dt, wet[id(load.space)])
+            load.outgassing_age_s = _aged_in(load.space, load.outgassing_age_s, dt)
 
 
 def _add_leak(space: Space, room: Reservoir) -> None:
@@ -465,6 +483,11 @@ def _add_leak(space: Space, room: Reservoir) -> None:
     for i, x in enumerate(room.fractions):
         space.sink_per_s[i] += rate
         space.source_mol_s[i] += inflow * x
+
+
+def _aged_in(space: Space, age_s: float, dt: float) -> float:
+    """A surface's outgassing age after dt in the space's gas (space.py: wet, humid, or dry)."""
+    return aged(age_s, dt, space.h2o_partial_pa, space.rewet_h2o_pa)
 
 
 def _relax_species(space: Space, dt: float) -> None:

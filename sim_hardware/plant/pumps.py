@@ -13,6 +13,7 @@ pressure. A pump serving several open lines at once splits its speed evenly betw
 
 from __future__ import annotations
 
+import collections
 import math
 
 from sim_hardware.plant.flow import Valve
@@ -81,6 +82,10 @@ class RoughLine:
         self.conductance_atm_m3_s = conductance_atm_m3_s
         self.conductance_molecular_m3_s = conductance_molecular_m3_s
         self.throughput_pa_m3_s = 0.0
+        # the space's pressure each time the valve was told to shut after pumping: where an
+        # evacuation really stopped (benchmarks compare it with the controller's setpoint)
+        self.isolated_at_pa: collections.deque[float] = collections.deque(maxlen=200)
+        self._was_commanded_open = False
 
     @property
     def name(self) -> str:
@@ -96,11 +101,19 @@ class RoughLine:
         """Speed at the space: pump (its share of it) in series with the line."""
         return _series(self.pump.speed_m3_s * share, self.line_conductance_m3_s(pressure_pa) * opening)
 
+    def note_command(self) -> None:
+        """Record the pressure when the valve's command turned from open to shut."""
+        commanded = self.valve.open
+        if self._was_commanded_open and not commanded:
+            self.isolated_at_pa.append(self.space.pressure_pa)
+        self._was_commanded_open = commanded
+
     def is_pumping(self) -> bool:
         return self.pump.pumping and (self.valve.position > 0.0 or self.valve.moving)
 
     def contribute(self, dt_s: float, share: float, backstream: Composition) -> None:
         """Add this line's sink and backstream to the space for a step; remember the throughput."""
+        self.note_command()
         self.throughput_pa_m3_s = 0.0
         opening = self.valve.mean_opening(dt_s)
         if opening <= 0.0 or not self.pump.pumping:

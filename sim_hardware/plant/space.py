@@ -4,15 +4,35 @@ A `Space` is a closed volume holding mol of each species at a fixed temperature.
 infinite source of fixed composition and pressure: the room, or a bottled gas behind its regulator.
 
 Outgassing follows q(t) = q_1h · (1 h / (t + t0)) with t the *outgassing age*: the time since the
-surface was last wet (t0 = 10 s keeps the first seconds finite). Wet means the space holds gas with
-an H2O partial pressure above `rewet_h2o_pa` (100 Pa: room air above ~9 kPa, or 1000 ppmv at 1 atm,
-frost point about −20 °C; room air at 50 % RH holds 1170 Pa). While wet, the age shrinks as
-exp(−t/τ_rewet) (τ_rewet = 120 s): a vent with room air lasting minutes restarts the clock (age → 0,
-"pumped from atmosphere"), while a door opened for a transfer of a minute re-wets the walls only
-partly. Back-filling with dry Ar does not re-wet, so a
-chamber kept under dry gas keeps its low outgassing, and the water a closed chamber releases by
-itself (tens of Pa at most) never counts as re-wetting it. A fresh line starts at age 0 (walls that
-have seen room air for ever). 90 % of the gas is H2O, 5 % N2 (standing in for CO), 5 % H2.
+surface was last wet (t0 = 10 s keeps the first seconds finite). The 1/t law for the water of
+unbaked metal and its q_1h range (1e-8 to 1e-7 mbar·L/(s·cm²) for stainless steel) are devices.md
+§10's; Grinham & Chew, "A Review of Outgassing and Methods for its Reduction", Appl. Sci. Converg.
+Technol. 26(5) 95 (2017), §III-IV, survey the same law and how widely published rates scatter.
+
+The age follows the water the surface sits in (partial pressure p_w of the space's gas):
+
+* Wet (p_w above `rewet_h2o_pa`, 100 Pa: room air above ~9 kPa, or 1000 ppmv at 1 atm, frost point
+  about −20 °C; room air at 50 % RH holds 1170 Pa): the age shrinks as exp(−t/τ_rewet), τ_rewet =
+  120 s. A vent with room air lasting minutes restarts the clock (age → 0, "pumped from
+  atmosphere"); a door opened for a minute re-wets the walls only partly.
+* Humid but not wet (0 < p_w ≤ `rewet_h2o_pa`): the surface takes water up at a rate proportional
+  to p_w while it keeps drying, d(age)/dt = 1 − age·p_w/(τ_rewet·p_wet), so it settles at the age
+  whose desorption balances the uptake, age_eq = τ_rewet·p_wet/p_w = 12 000 Pa·s / p_w: 50 min in
+  gas at the −50 °C frost point (3.9 Pa at 1 atm), 6.7 h in argon 4.0 (5 ppm, 0.5 Pa), two weeks
+  at a purifier's 0.1 ppm. Desorption balancing an adsorption flux ∝ p_w is Langmuir kinetics; the
+  constant is chosen to join the wet law at the threshold (same rate, 1/τ_rewet) and is [U]. So a
+  chamber back-filled with argon for every transfer slowly loses the dryness of a chamber kept
+  under vacuum, and a chamber under dry gas keeps most of it.
+* Under vacuum p_w is far below 1 Pa and the age simply grows.
+
+The water taken up leaves the gas: with the releasable water of a 1/t surface, W = −3600·q_1h·A·ln t,
+the uptake term of d(age)/dt is an uptake of 3600·q_1h·A·p_w/(τ_rewet·p_wet) Pa·m³/s, which the
+plant applies as a first-order sink on the space's water (`water_uptake_m3_s`; 48 min for the inlet
+with its container, 74 min for the empty process chamber). So a closed space's water stops rising
+where desorption and uptake balance, p_w = 12 000 Pa·s / age, and dry walls pull water out of a
+fill. Wet surfaces (room air) are saturated: there the age law has no uptake term and no sink acts.
+A fresh line starts at age 0 (walls that have seen room air for ever). 90 % of the gas is H2O,
+5 % N2 (standing in for CO), 5 % H2.
 """
 
 from __future__ import annotations
@@ -47,11 +67,24 @@ def outgassing_rate_pa_m3_s(q_1h_pa_m3_s: float, age_s: float) -> float:
     return q_1h_pa_m3_s * 3600.0 / (age_s + OUTGASSING_T0_S)
 
 
-def aged(age_s: float, dt_s: float, wet: bool) -> float:
-    """Outgassing age after dt: it grows while dry and shrinks toward 0 while wet."""
-    if wet:
+def aged(age_s: float, dt_s: float, h2o_pa: float, rewet_h2o_pa: float) -> float:
+    """Outgassing age after dt in gas holding `h2o_pa` of water (exact for a constant p_w)."""
+    if h2o_pa > rewet_h2o_pa:
         return age_s * math.exp(-dt_s / REWET_TIME_CONSTANT_S)
-    return age_s + dt_s
+    if h2o_pa <= 0.0:
+        return age_s + dt_s
+    equilibrium = equilibrium_age_s(h2o_pa, rewet_h2o_pa)
+    return equilibrium + (age_s - equilibrium) * math.exp(-dt_s / equilibrium)
+
+
+def water_uptake_m3_s(q_1h_pa_m3_s: float, rewet_h2o_pa: float) -> float:
+    """Uptake of gas-phase water by surfaces of total q_1h, as a volume flow (Pa·m³/s per Pa of water)."""
+    return q_1h_pa_m3_s * 3600.0 / (REWET_TIME_CONSTANT_S * rewet_h2o_pa)
+
+
+def equilibrium_age_s(h2o_pa: float, rewet_h2o_pa: float = 100.0) -> float:
+    """The age a surface settles at in gas holding `h2o_pa` of water (below the wet threshold)."""
+    return REWET_TIME_CONSTANT_S * rewet_h2o_pa / h2o_pa
 
 
 class Space:
@@ -243,7 +276,9 @@ class Load:
     """Items brought into a space (containers, foils, targets) with their own adsorbed water.
 
     `area_m2`·`q_1h_pa_m3_s_m2` is the load's outgassing 1 h after it was last wet; it ages and re-wets
-    with the space it sits in, from age 0 when added. Move it with `Plant.move_load`.
+    with the space it sits in, from `outgassing_age_s` when added. Move it with `Plant.move_load`.
+    `carried` items go on through the line's gates (items.py); `came_from` is the space or "room"
+    they last came from.
     """
 
     name: str
@@ -251,6 +286,8 @@ class Load:
     area_m2: float
     q_1h_pa_m3_s_m2: float
     outgassing_age_s: float = 0.0
+    carried: bool = False
+    came_from: str = ""
 
     @property
     def q_1h_pa_m3_s(self) -> float:

@@ -244,6 +244,28 @@ class GloveboxSpec:
 
 
 @dataclass(frozen=True)
+class LoadSpec:
+    """Items with adsorbed water: their surface, its outgassing 1 h after pump-down, and the
+    outgassing age they arrive with (0: straight from room air)."""
+
+    name: str
+    area_m2: float
+    q_1h_pa_m3_s_m2: float
+    initial_age_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class ItemTrafficSpec:
+    """What the operator carries through the line's doors (items.py): a `container` comes in with
+    every opening of an antechamber's outer door, and through `entry_spaces` it brings `contents`
+    that go on through the gates."""
+
+    entry_spaces: tuple[str, ...]
+    container: LoadSpec
+    contents: LoadSpec
+
+
+@dataclass(frozen=True)
 class IntegrationSpec:
     """Sub-step control: each sub-step changes no space's gas amount by more than
     `max_relative_change` (estimated from the rates at its start), within [min, max] seconds."""
@@ -268,11 +290,32 @@ class LineSpec:
     qcms: tuple[QcmSpec, ...] = ()
     gloveboxes: tuple[GloveboxSpec, ...] = ()
     integration: IntegrationSpec = field(default_factory=IntegrationSpec)
+    items: ItemTrafficSpec | None = None
 
 
 def q_mbar_l_s_cm2(value: float) -> float:
     """Convert an outgassing rate from mbar·L/(s·cm²) to the spec's Pa·m³/(s·m²)."""
     return value * PA_M3_S_M2_PER_MBAR_L_S_CM2
+
+
+# Unbaked metal: the middle of devices.md §10's 1e-8…1e-7 mbar·L/(s·cm²) range, and its top.
+HANDLED_METAL_Q_1H = q_mbar_l_s_cm2(3e-8)
+WORST_UNBAKED_Q_1H = q_mbar_l_s_cm2(1e-7)
+# Items packed under gas at the −50 °C frost point (3.9 Pa of water at 1 atm) settle at the age
+# 12 000 Pa·s / 3.9 Pa (space.py): about 50 min.
+PACKED_AT_MINUS_50_AGE_S = 3000.0
+
+
+def item_traffic_spec(entry_spaces: tuple[str, ...]) -> ItemTrafficSpec:
+    """The standard line's traffic [U]: a closed box of about 250 × 200 × 100 mm (0.15 m² outside,
+    handled in room air) per outer-door opening, and through the entry the production items: the
+    base foil 100 × 50 mm (0.01 m², both sides), its carrier plate (0.03 m²) and two Ø 75 mm targets
+    (0.02 m²), packed under gas at the −50 °C limit."""
+    return ItemTrafficSpec(
+        entry_spaces,
+        container=LoadSpec("container", 0.15, HANDLED_METAL_Q_1H),
+        contents=LoadSpec("contents", 0.06, HANDLED_METAL_Q_1H, PACKED_AT_MINUS_50_AGE_S),
+    )
 
 
 # ---------------------------------------------------------------------------------------------------

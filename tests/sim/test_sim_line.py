@@ -233,3 +233,26 @@ async def test_topology_variants_are_configuration_not_code(path: Path) -> None:
             await eventually(_async(lambda: sim.plant.doors[gates[-1]].is_open))
         finally:
             await devices.close()
+
+
+async def test_at_1000x_a_device_answers_with_the_plant_of_now_and_a_command_acts_from_its_arrival() -> None:
+    """The runner advances the plant once per tick (here 1 s of wall time: 1000 plant seconds); a
+    request in between must still see the plant of its own moment, and a command must not act from
+    the previous tick on (which would close a valve up to a tick before it was sent)."""
+    sim = SimLine(load_line_config(), speed=1000.0)
+    sim.runner.real_step_s = 1.0
+    async with sim:
+        devices = build_line_devices(sim.simulated_config())
+        try:
+            gauge = devices.get("antechamber_gauges", Tpg36x)
+            io = devices.get("remote_io", RemoteIo)
+            await asyncio.sleep(0.3)  # a third of a tick: the runner has not advanced since it started
+            await gauge.read_pressure(1)
+            assert sim.clock.now_s() - sim.plant.time_s < 100.0
+            await asyncio.sleep(0.3)
+            await io.set_output("inlet.rough_pump", True)
+            commanded_at = sim.plant.time_s
+            assert sim.clock.now_s() - commanded_at < 100.0
+            assert sim.plant.pumps["inlet.rough"].running
+        finally:
+            await devices.close()
