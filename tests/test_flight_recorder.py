@@ -245,7 +245,8 @@ def test_a_timeline_of_nothing_known_is_one_line(night: Path) -> None:
 def test_rejudged_with_the_rules_it_ran_under_the_night_agrees_with_its_record(night: Path) -> None:
     before = digest(night)
     job_id, *_rest = job_row(night)
-    got = cli("rejudge", *db_args(night), job_id, "--json")
+    # at 1000x a 0.25 s step is minutes of plant time; the live supervisor judged at every poll
+    got = cli("rejudge", *db_args(night), job_id, "--json", "--step", "0.05")
     assert got.returncode == 0, got.stdout + got.stderr
     body = json.loads(got.stdout)
     assert body["disagreements"] == []

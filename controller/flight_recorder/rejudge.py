@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import bisect
 import collections
+import dataclasses
 import json
 import math
 import time
@@ -122,6 +123,8 @@ class Replay:
         self.snapshot: dict[tuple[str, str], Reading] = {}
         self.overlay: dict[tuple[str, str], Reading] = {}
         self.qualities = {q.value: q for q in Quality}
+        recording = config.recording
+        self.hold_s = recording.heartbeat_s * 1.5 if recording.deadband else config.limits.stale_after_s
 
     def apply_sample(self, row: SampleRow) -> None:
         device, channel, unit = self.channels.get(row.channel_id, ("", "", ""))
@@ -138,7 +141,13 @@ class Replay:
         self.model.items = dict(items)
 
     def state(self, ts: float) -> LineState:
-        merged = dict(self.snapshot)
+        # The records hold a reading until the next one (deadband recording stores a channel only when it
+        # moves, its quality changes or its heartbeat is due): within the hold it is what the live
+        # controller read at `ts`; past it, nothing was recorded and the reading ages as it would have.
+        merged = {
+            key: dataclasses.replace(r, mono=ts) if ts - r.ts <= self.hold_s else r
+            for key, r in self.snapshot.items()
+        }
         for key, written in self.overlay.items():  # the gate's rule: the newer of poll and write
             polled = merged.get(key)
             if polled is None or polled.mono < written.mono:
