@@ -251,7 +251,7 @@ def test_rejudged_with_the_rules_it_ran_under_the_night_agrees_with_its_record(n
     body = json.loads(got.stdout)
     assert body["disagreements"] == []
     assert body["commands_judged"] > 50  # every door, valve, move and seal of the job was judged again
-    assert body["samples_replayed"] > 1000
+    assert body["samples_replayed"] > 100  # deadband recording keeps a still channel on its heartbeat only
     assert digest(night) == before
 
 

@@ -144,15 +144,16 @@ class Replay:
         # The records hold a reading until the next one (deadband recording stores a channel only when it
         # moves, its quality changes or its heartbeat is due): within the hold it is what the live
         # controller read at `ts`; past it, nothing was recorded and the reading ages as it would have.
-        merged = {
-            key: dataclasses.replace(r, mono=ts) if ts - r.ts <= self.hold_s else r
-            for key, r in self.snapshot.items()
-        }
+        merged = dict(self.snapshot)
         for key, written in self.overlay.items():  # the gate's rule: the newer of poll and write
             polled = merged.get(key)
-            if polled is None or polled.mono < written.mono:
+            if polled is None or polled.ts < written.ts:
                 merged[key] = written
-        return self.model.state(merged, now_mono=ts)
+        held = {
+            key: dataclasses.replace(r, mono=ts) if ts - r.ts <= self.hold_s else r
+            for key, r in merged.items()
+        }
+        return self.model.state(held, now_mono=ts)
 
 
 async def rejudge(
