@@ -24,12 +24,13 @@ from controller.line.model import LineModel
 from controller.line.modes import ModeBoard, mode_refusal
 from controller.line.state import LineState, Snapshot
 from controller.line.written_outputs import written_outputs
-from drivers.errors import DriverError
+from drivers.errors import DeviceTimeout, DriverError, LinkDown
 from drivers.reading import Quality, Reading
 
 log = logging.getLogger(__name__)
 
 EXECUTE_TIMEOUT_S = 15.0
+APPLY_ATTEMPTS = 3  # a command whose reply was lost is said again, within EXECUTE_TIMEOUT_S in all
 LOCK_TIMEOUT_S = 20.0
 RECENT_RECORDS = 1000  # for the HMI; the historian keeps them all
 
@@ -116,7 +117,7 @@ class CommandGate:
                 return self._record(command, verdict, False, "", start)
             try:
                 async with asyncio.timeout(EXECUTE_TIMEOUT_S):
-                    await self.actuators.apply(command.action)
+                    await self._apply(command.action)
             except (DriverError, ControllerError, TimeoutError) as exc:
                 text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
                 log.warning("command failed", extra={"command": str(command.action), "error": text})
@@ -125,6 +126,27 @@ class CommandGate:
             return self._record(command, verdict, True, "", start)
         finally:
             self._lock.release()
+
+    async def _apply(self, action: Action) -> None:
+        """Apply, saying it again when the device did not answer: one lost reply on a serial line (a
+        loaded host, a noisy cable) must not fail a job's step. Every action sets a state (a valve
+        open, a setpoint, a film), so saying it twice leaves the device as saying it once would; the
+        judgement stands, since nothing else can act while the gate's lock is held."""
+        for attempt in range(1, APPLY_ATTEMPTS + 1):
+            try:
+                await self.actuators.apply(action)
+                return
+            except (DeviceTimeout, LinkDown) as exc:
+                if attempt == APPLY_ATTEMPTS:
+                    raise
+                log.warning(
+                    "device did not answer a command: saying it again",
+                    extra={
+                        "command": str(action),
+                        "error": f"{type(exc).__name__}: {exc}",
+                        "attempt": attempt,
+                    },
+                )
 
     def _remember(self, action: Action) -> None:
         """Outputs just written and read back count until a newer poll shows them."""

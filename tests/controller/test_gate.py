@@ -135,3 +135,24 @@ async def test_a_failing_device_is_recorded_not_assumed(rig: Rig) -> None:
     assert "DeviceRefused" in record.error
     assert records[-1] is record
     assert not rig.sim.plant.pumps["inlet.rough"].running
+
+
+async def test_a_command_whose_reply_was_lost_is_said_again_and_done(rig: Rig) -> None:
+    """One reply lost on the wire (the remote I/O's next answer dropped): the gate says the command again
+    and it is done, instead of failing a job's step on a single hiccup."""
+    await rig.poll()
+    rig.sim.link_of("remote_io").endpoint.faults.drop_replies = 1
+    record = await rig.gate.submit(Command(SetPump("inlet", True), "op1", "test"))
+    assert record.outcome == "done", record.error
+    assert rig.sim.link_of("remote_io").endpoint.faults.drop_replies == 0  # the lost reply was that command's
+    assert rig.sim.plant.pumps["inlet.rough"].running
+
+
+async def test_a_device_that_stays_silent_fails_the_command_after_saying_it_again(rig: Rig) -> None:
+    await rig.poll()
+    inject(rig.sim, Fault("no_reply", device="remote_io"))
+    record = await rig.gate.submit(Command(SetPump("inlet", True), "op1", "test"))
+    assert record.outcome == "failed"
+    assert "DeviceTimeout" in record.error or "LinkDown" in record.error, record.error
+    # (a silent device may still have acted on what it heard: the gate says "failed", never "done", and
+    # the read-back of the next poll shows what the pump really does)

@@ -293,8 +293,10 @@ async def test_stop_asks_first_a_restart_resumes_and_abort_ends_the_queue(batch_
     await start_queue(page)  # the same batch resumes: the load is asked for again
     await expect(load).to_be_visible(timeout=PROMPT_WAIT_MS)
     await load.get_by_role("button", name="Confirm").click()
-    await expect(page.get_by_test_id("run-phase")).to_contain_text(
-        "pump/purge the inlet", timeout=PROMPT_WAIT_MS
+    # the resumed job goes on past the load (at the plant speed of this rig the purge may last less than
+    # one refresh of the run panel, so the phase shown is "the purge or later", never the load again)
+    await page.wait_for_function(
+        "() => Number(document.getElementById('run-phase').dataset.phaseIndex) >= 1", timeout=PROMPT_WAIT_MS
     )
     await page.locator("#abort-batch").click()
     await expect(page.locator("#abort-no")).to_be_focused()
