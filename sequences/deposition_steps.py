@@ -309,8 +309,10 @@ async def program_film(
     params = next(d.params for d in gate.model.config.devices if d.name == qcm)
     tooling = float(params.get("film_tooling_pct", 100.0))
     action = SetFilm(space, material, properties.density_g_cm3, properties.z_ratio, tooling)
-    asked = time.monotonic()
     await submit(gate, action, user, f"{qcm}: the film of {material} ({properties.source})")
+    # from the write's answer on: a poll of the monitor queued on its link before the write (its reply
+    # stamped after the command was asked, its values from before) must not count as the read-back
+    asked = time.monotonic()
     wanted = FilmParameters(properties.density_g_cm3, tooling, properties.z_ratio)
     await fresh_reading(
         gate, lambda: reading_of(gate, qcm, "film_density"), asked, budget, f"{qcm}'s film read back"

@@ -177,7 +177,12 @@ async def test_the_trend_cursor_reads_a_known_injected_step_at_the_instant_it_is
     for _ in range(3):
         await page.locator("#trend-zoom-in").click()
     await expect(chart).to_have_attribute("aria-label", re.compile(r"last 30 s$"))
-    box = await chart.bounding_box()
+    box = None
+    for _ in range(50):  # the chart is redrawn with every state message: ask until one is laid out
+        box = await chart.bounding_box()
+        if box is not None:
+            break
+        await asyncio.sleep(0.1)
     assert box is not None
     await chart.click(position={"x": box["width"] * 0.95, "y": box["height"] / 2})  # a moment ago
     readouts = page.locator("[data-trend-cursor]")
