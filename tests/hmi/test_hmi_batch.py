@@ -144,6 +144,11 @@ async def exposures_seen(page: Page) -> list[str]:
     return seen
 
 
+# In the long profile only (-m slow): under `make test`'s four workers on two cores its simulated devices
+# miss their 0.5 s reply time often enough (remote I/O, MFC, QCM) that the line, correctly, faults or
+# aborts the job; it failed 2 of 3 fresh-clone runs on 2026-12-07. The demo batch driven from the browser
+# (test_hmi_demo.py) and the stop/resume/abort test below keep the same path in `make test`.
+@pytest.mark.slow
 async def test_an_operator_starts_holds_resumes_and_finishes_a_job_from_the_browser_alone(
     batch_hmi: BatchHmi,
 ) -> None:

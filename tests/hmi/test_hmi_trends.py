@@ -136,6 +136,9 @@ async def test_a_page_opened_now_starts_with_the_history_recorded_before_it(line
 FROST = re.compile(r"latest: (-?[0-9.]+) °C$")
 CURSOR = re.compile(r"^at [^:]+:[^:]+:[^:]+: (-?[0-9.]+) °C$")
 STEP_C = 30.0
+# the frost point itself moves while the test runs (the antechamber's walls take up and give off water):
+# a cursor reading is the level of its side of the step to within a tenth of the step
+READ_TOLERANCE_C = STEP_C / 10
 
 
 async def test_the_trend_cursor_reads_a_known_injected_step_at_the_instant_it_is_put(line: Hmi) -> None:
@@ -167,8 +170,8 @@ async def test_the_trend_cursor_reads_a_known_injected_step_at_the_instant_it_is
         assert found is not None
         return float(found.group(1))
 
-    assert abs(await read_at(before_ms - 500) - before_c) < 1.0  # the level before the step
-    assert abs(await read_at(after_ms) - after_c) < 1.0  # and after it, on the same chart
+    assert abs(await read_at(before_ms - 500) - before_c) < READ_TOLERANCE_C  # the level before the step
+    assert abs(await read_at(after_ms) - after_c) < READ_TOLERANCE_C  # and after it, on the same chart
     # zoomed in on the last half minute, a click on a chart puts the cursor there, reading every trace
     await page.locator("#trend-cursor-clear").click()
     chart = page.locator('[data-trend="inlet:pressure"] svg')
@@ -191,6 +194,6 @@ async def test_the_trend_cursor_reads_a_known_injected_step_at_the_instant_it_is
     await expect(cursor).to_have_text(CURSOR)
     clicked = CURSOR.search(await cursor.inner_text())
     assert clicked is not None
-    assert abs(float(clicked.group(1)) - after_c) < 1.0  # a moment ago: the level after the step
+    assert abs(float(clicked.group(1)) - after_c) < READ_TOLERANCE_C  # a moment ago: the level after the step
     await expect(page.locator("#trend-cursor-time")).to_contain_text("cursor at ")
     await page.screenshot(path=artifact("hmi-trend-cursor.png"))
