@@ -9,6 +9,11 @@ undoes it. A scenario is a TOML list of faults on the virtual clock:
     space = "inlet"
     rate_pa_m3_s = 1e-4
     duration_s = 600.0      # optional: cleared again after this long
+    after = "deposition"    # optional: at_s counts from the first moment a deposition source emits
+                            # (plasma lit, material leaving it) instead of from the start
+
+A fault "mid-deposition" is thus placed in the plant's own terms, whatever the plant time the load,
+purges and pump-downs before it took on a loaded machine.
 
 Kinds: leak, pump_failure, gas_supply_empty, power_loss, heater_sensor_break, stuck_sensor,
 drifting_sensor, offset_sensor, stuck_actuator, no_reply, garbage, crc_errors, modbus_exception,
@@ -20,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,11 +73,16 @@ class Fault:
     code: int = 4
 
 
+# what an event's at_s counts from: the simulator's start, or the first emitting deposition source
+AFTER: tuple[str, ...] = ("start", "deposition")
+
+
 @dataclass(frozen=True)
 class ScenarioEvent:
     at_s: float
     fault: Fault
     duration_s: float | None = None
+    after: str = "start"
 
 
 def inject(sim: SimLine, fault: Fault) -> Undo:
@@ -248,6 +259,7 @@ def _event(t: TableReader, sim: SimLine) -> ScenarioEvent:
     kind = t.text("fault", choices=KINDS)
     at_s = t.number("at_s", min=0.0)
     duration = t.number("duration_s", min=0.0) if t.has("duration_s") else None
+    after = t.text("after", choices=AFTER) if t.has("after") else "start"
     needs = KINDS[kind]
     devices = [d.name for d in sim.config.devices]
     fault = Fault(
@@ -266,21 +278,32 @@ def _event(t: TableReader, sim: SimLine) -> ScenarioEvent:
         code=t.integer("code", 4, min=1, max=11) if "code" in needs else 4,
     )
     t.finish()
-    return ScenarioEvent(at_s, fault, duration)
+    return ScenarioEvent(at_s, fault, duration, after)
 
 
 async def run_scenario(sim: SimLine, events: list[ScenarioEvent]) -> None:
-    """Inject each event at its virtual time; clear it after its duration. Runs until all are done."""
+    """Inject each event at its virtual time; clear it after its duration. Runs until all are done.
+
+    Events counted from the first deposition are scheduled when a source is first seen emitting; the
+    virtual clock has no events to wait on, so both it and the sources are re-checked, at most a
+    hundredth of a wall second apart while a deposition is awaited."""
     pending: list[tuple[float, Callable[[], None]]] = []
+    deferred = [e for e in events if e.after == "deposition"]
     for event in events:
-        pending.append((event.at_s, _apply_later(sim, event, pending)))
-    while pending:
+        if event.after == "start":
+            pending.append((event.at_s, _apply_later(sim, event, pending)))
+    while pending or deferred:
+        if deferred and any(source.emitting for source in sim.plant.sources.values()):
+            began_s = sim.plant.time_s
+            pending += [(began_s + e.at_s, _apply_later(sim, e, pending, began_s)) for e in deferred]
+            deferred = []
         pending.sort(key=lambda item: item[0])
-        at_s, action = pending.pop(0)
-        # the virtual clock has no events to wait on; re-check it, since its speed can change
-        while (wait_s := at_s - sim.plant.time_s) > 0:  # noqa: ASYNC110
-            await asyncio.sleep(min(1.0, max(0.01, wait_s / sim.clock.speed)))
-        action()
+        if pending and pending[0][0] <= sim.plant.time_s:
+            pending.pop(0)[1]()
+            continue
+        wait_s = pending[0][0] - sim.plant.time_s if pending else math.inf
+        longest = 0.01 if deferred else 1.0
+        await asyncio.sleep(min(longest, max(0.01, wait_s / sim.clock.speed)))
 
 
 @contextlib.asynccontextmanager
@@ -303,11 +326,11 @@ def _log_failure(task: asyncio.Task[None]) -> None:
 
 
 def _apply_later(
-    sim: SimLine, event: ScenarioEvent, pending: list[tuple[float, Callable[[], None]]]
+    sim: SimLine, event: ScenarioEvent, pending: list[tuple[float, Callable[[], None]]], origin_s: float = 0.0
 ) -> Callable[[], None]:
     def apply() -> None:
         undo = inject(sim, event.fault)
         if event.duration_s is not None:
-            pending.append((event.at_s + event.duration_s, undo))
+            pending.append((origin_s + event.at_s + event.duration_s, undo))
 
     return apply

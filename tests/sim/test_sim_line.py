@@ -21,6 +21,7 @@ from drivers.temperature_controller import TemperatureController
 from drivers.tpg36x import Tpg36x
 from sim_hardware.faults import Fault, inject, load_scenario, run_scenario
 from sim_hardware.line import SimLine
+from sim_hardware.plant.gas import composition
 
 ROOM_PA = 101325.0
 
@@ -186,11 +187,32 @@ async def test_scenario_injects_on_the_virtual_clock(line: Line, tmp_path: Path)
     assert line.sim.plant.supplies["ar"].empty
 
 
+async def test_an_event_after_the_deposition_waits_for_a_source_to_emit(line: Line, tmp_path: Path) -> None:
+    """ "Mid-deposition" in the plant's terms: at_s counts from the first moment a source emits, however
+    long the load and pump-downs before it took."""
+    path = tmp_path / "scenario.toml"
+    path.write_text('[[events]]\nafter = "deposition"\nat_s = 2.0\nfault = "gas_supply_empty"\n')
+    events = load_scenario(path, line.sim)
+    task = asyncio.create_task(run_scenario(line.sim, events))
+    await asyncio.sleep(0.5)  # 50 plant seconds, nothing lit
+    assert not line.sim.plant.supplies["ar"].empty
+    source = line.sim.plant.sources["rf_sputter"]
+    low, high = source.pressure_window_pa
+    source.space.fill(composition({"Ar": 1.0}), math.sqrt(low * high))  # sputter gas in its window
+    source.enabled = True
+    source.power_setpoint_w = source.max_power_w
+    lit_s = line.sim.plant.time_s
+    await asyncio.wait_for(task, 5.0)
+    await eventually(_async(lambda: line.sim.plant.supplies["ar"].empty))
+    assert line.sim.plant.time_s - lit_s >= 2.0  # counted from the plasma, not from the start
+
+
 @pytest.mark.parametrize(
     ("text", "field"),
     [
         ('[[events]]\nat_s = 1\nfault = "meltdown"\n', "events[0].fault"),
         ('[[events]]\nat_s = -1\nfault = "power_loss"\n', "events[0].at_s"),
+        ('[[events]]\nat_s = 1\nfault = "power_loss"\nafter = "lunch"\n', "events[0].after"),
         ('[[events]]\nat_s = 1\nfault = "leak"\nspace = "attic"\nrate_pa_m3_s = 1e-3\n', "events[0].space"),
         ('[[events]]\nat_s = 1\nfault = "no_reply"\ndevice = "inlet_dewpoint"\ncolour = "red"\n', "colour"),
     ],
