@@ -191,19 +191,14 @@ async def rejudge(
                 continue
             if judged:
                 _judge_command(result, state, command, action)
+            if command["origin"] == "interlock":
+                # the supervisor acted on the readings of this instant: they are watched before its action
+                # changes them, or a trip between two grid ticks would look unwanted
+                wanted_since = _watch(state, ts, judged, wanted_since, wishes, result)
             if command["outcome"] == "done":
                 replay.apply_command(ts, action)
             continue
-        now_wanted = {action_key(s.action): f"[{s.invariant}] {s.reason}" for s in watch(state)}
-        if not judged:
-            wanted_since = dict.fromkeys(now_wanted, ts)
-            continue
-        result.instants_watched += 1
-        for key, reason in now_wanted.items():
-            if key not in wanted_since:
-                wanted_since[key] = ts
-                wishes.append((ts, key, reason))
-        wanted_since = {k: v for k, v in wanted_since.items() if k in now_wanted}
+        wanted_since = _watch(state, ts, judged, wanted_since, wishes, result)
     sent = [
         (float(c["ts"]), action_key(a))
         for c in commands
@@ -214,6 +209,27 @@ async def rejudge(
     result.disagreements += _safe_action_disagreements(wishes, sent, step_s)
     result.disagreements.sort(key=lambda d: d.ts)
     return result
+
+
+def _watch(
+    state: LineState,
+    ts: float,
+    judged: bool,
+    wanted_since: dict[str, float],
+    wishes: list[tuple[float, str, str]],
+    result: Rejudgement,
+) -> dict[str, float]:
+    """Today's safe actions at one instant: each one newly wanted is a wish (its rising edge); returns
+    what is wanted from now on, with the instant each began."""
+    now_wanted = {action_key(s.action): f"[{s.invariant}] {s.reason}" for s in watch(state)}
+    if not judged:
+        return dict.fromkeys(now_wanted, ts)
+    result.instants_watched += 1
+    for key, reason in now_wanted.items():
+        if key not in wanted_since:
+            wanted_since[key] = ts
+            wishes.append((ts, key, reason))
+    return {k: v for k, v in wanted_since.items() if k in now_wanted}
 
 
 async def _replay_start(historian: Historian, since_ts: float) -> float:
