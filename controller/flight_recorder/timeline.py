@@ -26,6 +26,7 @@ from typing import Any
 
 from controller.errors import UserError
 from controller.historian.store import Historian
+from controller.reports.events import event_words
 from controller.reports.gather import shown_url
 from controller.reports.wording import utc
 
@@ -103,7 +104,7 @@ def _concerns(row: dict[str, Any], space: str | None) -> bool:
 
 def _entry(source: str, row: dict[str, Any], window: Window) -> Entry:
     ts = float(row["ts"])
-    kind, text = _WORDING[source](row)
+    kind, text = event_words(source, row)
     detail = {k: v for k, v in row.items() if k not in ("id", "ts")}
     return Entry(
         ts,
@@ -114,62 +115,6 @@ def _entry(source: str, row: dict[str, Any], window: Window) -> Entry:
         bool(row.get("first_out")),
         detail,
     )
-
-
-def _job(row: dict[str, Any]) -> tuple[str, str]:
-    detail = row["detail"] if isinstance(row["detail"], dict) else {}
-    pairs = ", ".join(f"{k}={v}" for k, v in sorted(detail.items()))
-    return str(row["kind"]), f"{row['job_id']}: {row['kind']} {pairs}".rstrip()
-
-
-def _alarm(row: dict[str, Any]) -> tuple[str, str]:
-    who = f" by {row['user']}" if row.get("user") else ""
-    why = f" ({row['reason']})" if row.get("reason") else ""
-    return str(row["event"]), (
-        f"{row['severity']} {row['alarm_id']} {row['event']}{who}{why}: "
-        f"{row['from_state']} -> {row['to_state']}; {row['evidence']}"
-    )
-
-
-def _command(row: dict[str, Any]) -> tuple[str, str]:
-    action = row["action"] if isinstance(row["action"], dict) else {"action": row["action"]}
-    what = " ".join(str(v) for v in action.values())
-    verdict = str(row["outcome"])
-    why = ""
-    if verdict != "done":
-        parts = [str(row.get("invariant") or ""), str(row.get("reason") or ""), str(row.get("error") or "")]
-        why = ": " + "; ".join(p for p in parts if p)
-    return verdict, f"{row['origin']} {row['user']} {what} -> {verdict}{why}"
-
-
-def _station(row: dict[str, Any]) -> tuple[str, str]:
-    return str(
-        row["trigger"]
-    ), f"{row['station']} {row['source']} -> {row['dest']} ({row['trigger']}: {row['reason']})"
-
-
-def _mode(row: dict[str, Any]) -> tuple[str, str]:
-    device = (
-        f" device {row['device']} {'in' if row.get('in_service') else 'out of'} service"
-        if row.get("device")
-        else ""
-    )
-    return str(row["mode"]), f"{row['previous']} -> {row['mode']}{device} by {row['user']} ({row['reason']})"
-
-
-def _item(row: dict[str, Any]) -> tuple[str, str]:
-    exposed = " unsealed" if row["exposed"] else ""
-    return str(row["event"]), f"{row['item']} {row['event']} in {row['space']} ({row['atmosphere']}{exposed})"
-
-
-_WORDING = {
-    "job": _job,
-    "alarm": _alarm,
-    "command": _command,
-    "station": _station,
-    "mode": _mode,
-    "item": _item,
-}
 
 
 def render_timeline(window: Window, entries: Sequence[Entry]) -> str:

@@ -163,6 +163,24 @@ class RecordSearch(HistorianQueries):
             out[source] = [plain_row(r, json_columns=json_columns) for r in await self._fetch(statement)]
         return out
 
+    async def alarm_rows_of(
+        self, alarm_ids: Sequence[str], since_ts: float, until_ts: float, *, limit: int = 10_000
+    ) -> list[dict[str, Any]]:
+        """The journal of these alarms in (since, until], oldest first: what became of the alarms a job
+        saw (who acknowledged or shelved them) after the job had ended."""
+        out: list[dict[str, Any]] = []
+        for start in range(0, len(alarm_ids), IN_CHUNK):
+            chunk = list(alarm_ids[start : start + IN_CHUNK])
+            statement = (
+                select(alarm_events)
+                .where(alarm_events.c.line == self.line, alarm_events.c.alarm_id.in_(chunk))
+                .where(alarm_events.c.ts > since_ts, alarm_events.c.ts <= until_ts)
+                .order_by(alarm_events.c.ts, alarm_events.c.id)
+                .limit(limit)
+            )
+            out += [plain_row(r) for r in await self._fetch(statement)]
+        return sorted(out, key=lambda r: (r["ts"], r["id"]))
+
     async def inventory_actions_until(self, until_ts: float) -> list[dict[str, Any]]:
         """Every done registration, move, seal change and coating up to `until`, oldest first, with its
         time: what the inventory was at any instant before it is folded from these."""

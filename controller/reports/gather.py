@@ -30,6 +30,7 @@ from controller.historian.store import Historian
 from controller.line.ledger import LedgerEntry, exposure_from_entries
 from controller.line.materials import MaterialError, material
 from controller.line.state import LineReadings
+from controller.reports.events import event_words
 from controller.reports.record import (
     Confirmation,
     Episode,
@@ -52,6 +53,8 @@ REQUIRED_TABLES: Final = frozenset(
     {"jobs", "job_events", "batches", "ledger", "items", "commands", "samples"}
 )
 ATMOSPHERIC_RANGE_PA: Final = 10_000.0  # LineReadings.pressure: above this the vacuum heads give way
+ALARM_ANSWERS: Final = frozenset({"acknowledge", "shelve", "unshelve"})
+ALARM_ANSWER_WINDOW_S: Final = 24 * 3600.0  # how long after a job its alarms' answers are its own
 PLOT_POINTS: Final = 600  # per curve: about one per horizontal pixel of the HTML plot
 
 
@@ -146,11 +149,7 @@ async def _job_report(
         started_at=started,
         ended_at=ended,
         confirmations=tuple(_confirmation(e["detail"]) for e in events if e["kind"] == "confirm"),
-        events=tuple(
-            JobEvent(float(e["ts"]), str(e["kind"]), _event_text(e["kind"], e["detail"]))
-            for e in events
-            if e["kind"] != "confirm"
-        ),
+        events=await _merged_events(historian, events, started, end_ts),
         items=tuple(reports),
         plot=plot,
         findings=tuple(record_findings(events)),
@@ -167,6 +166,52 @@ def _confirmation(detail: Any) -> Confirmation:
         as_number(d.get("confirmed_at")),
         as_number(d.get("waited_s")),
     )
+
+
+async def _merged_events(
+    historian: Historian, events: Sequence[dict[str, Any]], started: float | None, end_ts: float
+) -> tuple[JobEvent, ...]:
+    """The job's own events (confirmations have their own section) and, over its window, the line's
+    alarms, mode changes, station transitions and the commands that were not routine: refused or
+    failed ones, forced ones, the supervisor's safe actions and a person's. The sequence's own done
+    moves and the item ledger are left to the timeline and the items' sections: they would bury these."""
+    merged = [
+        JobEvent(float(e["ts"]), str(e["kind"]), _event_text(e["kind"], e["detail"]))
+        for e in events
+        if e["kind"] != "confirm"
+    ]
+    if started is not None:
+        rows = await historian.timeline_rows(float(started), end_ts)
+        rows["alarm"] += await _answers_after(historian, rows["alarm"], end_ts)
+        for source in ("alarm", "command", "station", "mode"):
+            for row in rows[source]:
+                if source == "command" and not _notable(row):
+                    continue
+                kind, text = event_words(source, row)
+                merged.append(JobEvent(float(row["ts"]), kind, text, source, bool(row.get("first_out"))))
+    return tuple(sorted(merged, key=lambda e: e.ts))
+
+
+async def _answers_after(
+    historian: Historian, alarms: Sequence[dict[str, Any]], end_ts: float
+) -> list[dict[str, Any]]:
+    """Who acknowledged or shelved the job's alarms after it had ended (an abort ends a job within a
+    second of its trip; the person answers after), up to each alarm's next raising."""
+    ids = list(dict.fromkeys(str(a["alarm_id"]) for a in alarms))
+    later = await historian.alarm_rows_of(ids, end_ts, end_ts + ALARM_ANSWER_WINDOW_S) if ids else []
+    answered: list[dict[str, Any]] = []
+    raised_again: set[str] = set()
+    for row in later:
+        if row["event"] == "condition_raised":
+            raised_again.add(str(row["alarm_id"]))
+        elif row["alarm_id"] not in raised_again and row["event"] in ALARM_ANSWERS:
+            answered.append(row)
+    return answered
+
+
+def _notable(command: dict[str, Any]) -> bool:
+    action = command["action"] if isinstance(command["action"], dict) else {}
+    return command["outcome"] != "done" or bool(action.get("force")) or command["origin"] not in ("sequence",)
 
 
 def _event_text(kind: str, detail: Any) -> str:
@@ -339,12 +384,15 @@ async def _plot(
     now: float,
     plot_points: int,
 ) -> Plot | None:
-    """The electrode's time in the line (its ledger's span and the job's), its spaces' curves; None
-    when its record puts it in none of the line's spaces (never loaded, or no record)."""
-    spaces = list(dict.fromkeys(e.space for e in entries if e.space in readings.gauges))
-    if not spaces:
+    """Every space of the line over the job (and the electrode's time in the line, if longer), with
+    the electrode's moves marked: a leak or a pump failure in a space the electrode never entered is
+    part of what happened to the job. None when the job never started and its electrode never
+    entered the line."""
+    spaces = list(readings.gauges)
+    inside = [e.ts for e in entries if e.space in readings.gauges]
+    if started is None and not inside:
         return None
-    times = [e.ts for e in entries] + [t for t in (started, ended) if t is not None]
+    times = ([e.ts for e in entries] if inside else []) + [t for t in (started, ended) if t is not None]
     since, until = min(times), max(times)
     if started is not None and ended is None:
         until = max(until, now)

@@ -15,6 +15,7 @@ from controller.reports.wording import (
     batch_line,
     confirmed_by,
     duration,
+    event_mark,
     evidence_text,
     job_times,
     outcome_text,
@@ -25,10 +26,11 @@ from controller.reports.wording import (
 
 def plot_svg(plot: Plot, width: float = 860.0, panel_height: float = 170.0) -> str:
     shapes, height = plot_shapes(plot, width, panel_height)
+    label = f"pressure, frost point and substrate temperature of {', '.join(plot.spaces)}; {plot.item}"
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="plot" width="{width:.0f}" height="{height:.0f}" '
         f'viewBox="0 0 {width:.0f} {height:.0f}" role="img" '
-        f'aria-label="{html.escape(f"pressure, frost point and substrate temperature around {plot.item}")}">'
+        f'aria-label="{html.escape(label)}">'
     ]
     parts += [_svg(shape) for shape in shapes]
     parts.append("</svg>")
@@ -71,6 +73,8 @@ th, td { border: 1px solid #ccc; padding: 2px 6px; text-align: left; vertical-al
 th { background: #f2f2f2; }
 .good { color: #116611; font-weight: bold; }
 .bad { color: #b00000; font-weight: bold; }
+tr.first-out td { color: #b00000; font-weight: bold; }
+table.events td:first-child { white-space: nowrap; }
 .exposed { background: #fff0f0; }
 section.job { border-top: 2px solid #333; margin-top: 2em; }
 """
@@ -126,14 +130,22 @@ def _job_html(job: JobReport) -> str:
     else:
         parts.append("<p>none</p>")
     if job.events:
-        parts.append("<h3>Job events</h3><table><tr><th>time</th><th>kind</th><th>detail</th></tr>")
+        parts.append(
+            '<h3>Events</h3><table class="events">'
+            "<tr><th>time</th><th>source</th><th>kind</th><th>detail</th></tr>"
+        )
         parts += [
-            f"<tr><td>{e(utc(ev.ts))}</td><td>{e(ev.kind)}</td><td>{e(ev.text)}</td></tr>"
+            f'<tr class="event{" first-out" if ev.first_out else ""}" data-source="{e(ev.source)}">'
+            f"<td>{e(utc(ev.ts))}</td><td>{e(ev.source)}</td>"
+            f"<td>{e(event_mark(ev.first_out))}{e(ev.kind)}</td><td>{e(ev.text)}</td></tr>"
             for ev in job.events
         ]
         parts.append("</table>")
     if job.plot is not None:
-        parts += [f"<h3>Around {e(job.plot.item)}</h3>", plot_svg(job.plot)]
+        parts += [
+            f"<h3>Every space of the line over the job (dashed: {e(job.plot.item)} moved)</h3>",
+            plot_svg(job.plot),
+        ]
     parts += [_item_html(item) for item in job.items]
     parts.append("</section>")
     return "\n".join(parts)

@@ -17,6 +17,7 @@ from controller.reports.wording import (
     batch_line,
     confirmed_by,
     duration,
+    event_mark,
     evidence_text,
     job_times,
     outcome_text,
@@ -103,8 +104,11 @@ def render_pdf(report: RunReport) -> bytes:
                 table(rows, [0.22, 0.1, 0.56, 0.12]),
             ]
         if job.events:
-            rows = [["time", "kind", "detail"]] + [[utc(ev.ts), ev.kind, ev.text] for ev in job.events]
-            story += [para("Job events", styles["Heading4"]), table(rows, [0.25, 0.12, 0.63])]
+            rows = [["time", "source", "kind", "detail"]]
+            rows += [
+                [utc(ev.ts), ev.source, event_mark(ev.first_out) + ev.kind, ev.text] for ev in job.events
+            ]
+            story += [para("Events", styles["Heading4"]), table(rows, [0.2, 0.09, 0.16, 0.55])]
         if job.plot is not None:
             story.append(_pdf_drawing(job.plot, width))
         for item in job.items:

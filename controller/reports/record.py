@@ -28,11 +28,15 @@ class Confirmation:
 
 @dataclass(frozen=True, slots=True)
 class JobEvent:
-    """A checkpoint or state change of the job, shown as one line."""
+    """One line of the job's events: its own checkpoints and state changes merged in time with what the
+    line recorded meanwhile (alarms with who acknowledged them, refused and safe-action commands,
+    station transitions, mode changes), as `depline timeline` words them."""
 
     ts: float
     kind: str
     text: str
+    source: str = "job"  # job, alarm, command, station, mode
+    first_out: bool = False  # the alarm the recorder marked as the first of its cascade
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from controller.reports.wording import (
     batch_line,
     confirmed_by,
     duration,
+    event_mark,
     evidence_text,
     job_times,
     outcome_text,
@@ -47,8 +48,12 @@ def _job_text(job: JobReport) -> list[str]:
         waited = f"waited {duration(c.waited_s)}" if c.waited_s is not None else "wait unknown"
         lines.append(f"     {utc(c.confirmed_at)}  {confirmed_by(c)}: {c.prompt!r} ({waited})")
     if job.events:
-        lines.append("   job events:")
-        lines += [f"     {utc(e.ts)}  {e.kind}: {e.text}" for e in job.events]
+        lines.append("   events:")
+        lines += [
+            f"     {utc(e.ts, digits=1)}  {e.source:<7} {event_mark(e.first_out)}"
+            f"{e.kind + ': ' if e.source == 'job' else ''}{e.text}"
+            for e in job.events
+        ]
     for item in job.items:
         lines += ["", *_item_text(item)]
     return lines

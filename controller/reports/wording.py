@@ -95,3 +95,8 @@ def batch_line(report: RunReport) -> str:
         f"batch {batch['id']} from {batch['queue_path']}, by {batch['user']}, created "
         f"{utc(batch['created_at'])}, {batch['status']}"
     )
+
+
+def event_mark(first_out: bool) -> str:
+    """What flags the first alarm of a cascade on every form of the certificate, as on the timeline."""
+    return "FIRST-OUT " if first_out else ""

@@ -25,7 +25,7 @@ from controller.errors import UserError
 from controller.historian.recorder import Recorder
 from controller.historian.store import Historian
 from controller.historian.upgrade import upgrade
-from controller.line.actions import MoveItem, SetContainer, SetPort
+from controller.line.actions import Command, MoveItem, SetContainer, SetPort
 from controller.line.atmosphere import Atmosphere
 from controller.line.controller import LineController
 from controller.line.items import ItemKind
@@ -135,6 +135,8 @@ async def _work_the_line(ctl: LineController, target: str) -> None:
     ctl.model.register(BARE, ItemKind.BASE_MATERIAL, "Li/Cu", "room", user="op1", origin="test")
     for item in (FOIL, target, BARE):
         ctl.ledger.registered(gate.state(), item, time.time())
+    early = await gate.submit(Command(SetPort("inlet_gate", True), "op1", "hmi", "a look inside"))
+    assert early.outcome == "refused"  # neither side shown inert yet: a refusal for the events section
     await pump_purge(gate, "inlet", cycles=3, evacuate_to_pa=20.0, timeout_s=WAIT_S, user="op1")
     await pump_purge(gate, "process", cycles=2, evacuate_to_pa=10.0, timeout_s=WAIT_S, user="op1")
     await wait_for(
@@ -206,9 +208,20 @@ async def test_the_electrode_never_met_air_and_the_report_says_so(recorded: Reco
     assert plot.since_ts <= foil.entries[0].ts
     assert plot.until_ts >= foil.entries[-1].ts
     assert [m.space for m in plot.moves] == ["process", "inlet"]  # into the box is not a change of space
+    assert plot.spaces == ("inlet", "process", "outlet")  # every space, not only the foil's path
     quantities = {(s.space, s.quantity) for s in plot.series if s.points}
     assert {("inlet", "pressure"), ("inlet", "frost_point"), ("process", "pressure")} <= quantities
     assert ("process", "substrate_temp") in quantities
+    assert {("outlet", "pressure"), ("outlet", "frost_point")} <= quantities  # never entered, still drawn
+
+    commands = [e for e in job.events if e.source == "command"]
+    assert commands
+    assert not [e for e in commands if e.text.startswith("sequence ")]  # the routine moves are left out
+    [refused] = [e for e in commands if e.kind == "refused"]
+    assert not refused.first_out
+    assert "hmi op1 SetPort inlet_gate True -> refused: I" in refused.text
+    assert [e.kind for e in job.events if e.source == "job"] == ["checkpoint", "state"]
+    assert [e.ts for e in job.events] == sorted(e.ts for e in job.events)
 
 
 async def test_a_batch_reports_every_job_and_plots_stay_bounded_with_their_extremes(
@@ -251,7 +264,8 @@ async def test_a_foil_left_out_of_its_box_in_room_air_fails_with_the_time_it_spe
     assert episode.since_ts == bare.entries[0].ts
     assert episode.until_ts == recorded.ended_at
     assert bare.non_inert_s == pytest.approx(recorded.ended_at - bare.entries[0].ts)
-    assert job.plot is None
+    assert job.plot is not None  # the line's curves over the job, though the foil never entered it
+    assert (job.plot.spaces, job.plot.moves) == (("inlet", "process", "outlet"), ())
     assert [i.verdict for i in job.items[1:3]] == ["container: not on record (never registered)"] * 2
 
 
@@ -279,8 +293,10 @@ def test_text_report_names_the_items_spaces_confirmations_and_verdicts(
     assert "inert_in_spec" in out
     assert "frost point" in out
     assert "op1 via terminal: 'Open the container with the gloves' (waited 2.5 s)" in out
-    assert "checkpoint: loaded" in out
+    assert "   events:" in out
+    assert "job     checkpoint: loaded" in out
     assert "execute -> complete" in out
+    assert "command hmi op1 SetPort inlet_gate True -> refused: I" in out
 
 
 class _Tags(HTMLParser):
@@ -313,13 +329,15 @@ def test_html_and_pdf_certificates_are_written(
     parser.feed(html_path.read_text(encoding="utf-8"))
     parser.close()
     names = [tag for tag, _attrs in parser.tags]
-    assert names.count("svg") == 1  # the bare foil never entered the line: nothing to plot
+    assert names.count("svg") == 2  # the bare foil never entered the line: the line is drawn all the same
     moves = [a for tag, a in parser.tags if tag == "line" and a.get("class") == "move"]
     assert [m.get("data-space") for m in moves] == ["process", "inlet"]
     traces = {
         a.get("data-space") for tag, a in parser.tags if tag == "polyline" and a.get("class") == "trace"
     }
-    assert traces == {"inlet", "process"}
+    assert traces == {"inlet", "process", "outlet"}
+    events = [a for tag, a in parser.tags if tag == "tr" and "event" in str(a.get("class"))]
+    assert {a.get("data-source") for a in events} == {"job", "command", "alarm"}  # the gauges' range alarms
     text = " ".join(parser.text)
     assert FOIL in text
     assert "never exposed to air" in text
