@@ -84,7 +84,7 @@ async def find_history(historian: Historian, config: LineConfig, wanted: History
     service_runs = await historian.runs(limit=10_000)
     found = []
     for batch in rows:
-        report = await gather_report(historian, config, str(batch["id"]), plot_points=0)
+        report = await gather_report(historian, config, str(batch["id"]), plot_points=0, line_events=False)
         events = {job.id: await historian.job_events(job.id) for job in report.jobs}
         lines = [_job_line(job, events[job.id], service_runs) for job in report.jobs]
         kept = tuple(line for line in lines if _keeps(line, wanted))

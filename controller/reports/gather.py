@@ -65,11 +65,13 @@ async def gather_report(
     *,
     now_ts: float | None = None,
     plot_points: int = PLOT_POINTS,
+    line_events: bool = True,
 ) -> RunReport:
     """Everything a certificate shows for `run` (a job id, or a batch id: all its jobs).
 
     Raises `UserError` for a run the database does not know and for a database whose schema predates
-    the production tables. `now_ts` ends the window of a job that has not ended.
+    the production tables. `now_ts` ends the window of a job that has not ended. Without
+    `line_events` a job's events are its own only (a listing of many jobs reads their verdicts).
     """
     shown = shown_url(historian.url)
     missing = REQUIRED_TABLES - await historian.table_names()
@@ -85,7 +87,7 @@ async def gather_report(
     batch_id = rows[0]["batch_id"]
     batch = await historian.production_batch(batch_id) if batch_id else None
     readings = LineReadings(config)
-    jobs = [await _job_report(historian, readings, row, now, plot_points) for row in rows]
+    jobs = [await _job_report(historian, readings, row, now, plot_points, line_events) for row in rows]
     return RunReport(run, config.name, shown, now, batch, tuple(jobs), config.not_for_production)
 
 
@@ -107,7 +109,12 @@ def _roles(items: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 async def _job_report(
-    historian: Historian, readings: LineReadings, row: dict[str, Any], now: float, plot_points: int
+    historian: Historian,
+    readings: LineReadings,
+    row: dict[str, Any],
+    now: float,
+    plot_points: int,
+    line_events: bool,
 ) -> JobReport:
     roles = _roles(row["items"])
     ids = list(dict.fromkeys(item for _role, item in roles))
@@ -149,7 +156,10 @@ async def _job_report(
         started_at=started,
         ended_at=ended,
         confirmations=tuple(_confirmation(e["detail"]) for e in events if e["kind"] == "confirm"),
-        events=await _merged_events(historian, events, started, end_ts),
+        # a listing of many jobs wants their verdicts, not the line's events around each
+        events=await _merged_events(
+            historian, events, (started, end_ts) if line_events and started is not None else None
+        ),
         items=tuple(reports),
         plot=plot,
         findings=tuple(record_findings(events)),
@@ -169,7 +179,7 @@ def _confirmation(detail: Any) -> Confirmation:
 
 
 async def _merged_events(
-    historian: Historian, events: Sequence[dict[str, Any]], started: float | None, end_ts: float
+    historian: Historian, events: Sequence[dict[str, Any]], window: tuple[float, float] | None
 ) -> tuple[JobEvent, ...]:
     """The job's own events (confirmations have their own section) and, over its window, the line's
     alarms, mode changes, station transitions and the commands that were not routine: refused or
@@ -180,9 +190,9 @@ async def _merged_events(
         for e in events
         if e["kind"] != "confirm"
     ]
-    if started is not None:
-        rows = await historian.timeline_rows(float(started), end_ts)
-        rows["alarm"] += await _answers_after(historian, rows["alarm"], end_ts)
+    if window is not None:
+        rows = await historian.timeline_rows(*window)
+        rows["alarm"] += await _answers_after(historian, rows["alarm"], window[1])
         for source in ("alarm", "command", "station", "mode"):
             for row in rows[source]:
                 if source == "command" and not _notable(row):
