@@ -9,9 +9,10 @@ Why it is built this way:
   in a snapshot, the outputs of the commands done just before it are laid over it as the live gate did
   (`controller.line.written_outputs`, via the rejudge's `Replay`), and the atmosphere classes come out
   of the same pure `LineModel.state` the gate judges with. A sensorless chamber's class depends on its
-  history (its provenance), so the replay walks the `WARMUP_S` before the instant on a grid of
-  `WARMUP_STEP_S`: within that the memory is what the records show; a fill older than that is not
-  seen, and the chamber is then classed as conservatively as after a restart.
+  history (its provenance), so the replay walks the records from the start of the service run the
+  instant is in (at most `WARMUP_S` before it) on a grid of `WARMUP_STEP_S` plus every command's own
+  instant: within that the memory is what the records show; a fill older than that is not seen, and
+  the chamber is then classed as conservatively as after a restart.
 - **Every reading keeps its age.** The snapshot handed on keeps the recorded time, so the page shows a
   value the records last saw minutes earlier as old, never as current.
 - **Where things were** is the inventory folded from the recorded registrations, moves and seals up to
@@ -97,22 +98,19 @@ def line_at(config: LineConfig, records: LineRecords, *, step_s: float = WARMUP_
     items = _items_at(records)
     replay.set_items(items)
     samples = sorted(records.samples, key=lambda r: (r.ts, r.id))
-    commands = [c for c in records.commands if c.get("outcome") == "done"]
-    s = c = 0
-    tick = records.warm_from
-    while True:
-        tick = min(tick + step_s, at)
+    s = 0
+    for tick, command in _instants(records, step_s):
         while s < len(samples) and samples[s].ts <= tick:
             replay.apply_sample(samples[s])
             s += 1
-        while c < len(commands) and float(commands[c]["ts"]) <= tick:
-            action = decode_action(commands[c]["action"])
-            if action is not None:
-                replay.apply_command(float(commands[c]["ts"]), action)
-            c += 1
-        if tick >= at:
-            break
         replay.state(tick)  # carries the atmosphere memory forward
+        action = None if command is None else decode_action(command["action"])
+        if action is not None:
+            replay.apply_command(tick, action)
+            replay.state(tick)  # a valve just opened or closed is an activity the memory must see
+    while s < len(samples) and samples[s].ts <= at:
+        replay.apply_sample(samples[s])
+        s += 1
     held = replay.held(at)
     state = replay.model.state(held, now_mono=at)
     snapshot = {key: dataclasses.replace(r, mono=r.ts) for key, r in held.items()}
@@ -127,6 +125,22 @@ def line_at(config: LineConfig, records: LineRecords, *, step_s: float = WARMUP_
         mode="" if mode is None else str(mode["mode"]),
         owner=None if mode is None or mode.get("owner") is None else str(mode["owner"]),
     )
+
+
+def _instants(records: LineRecords, step_s: float) -> list[tuple[float, Mapping[str, Any] | None]]:
+    """The grid through the warm-up and every done command's own instant, in time order: at 1000x a
+    back-fill lasts a few hundredths of a second, which a grid alone steps over (and the memory would
+    then see a chamber go from vacuum to atmosphere with no fill: air)."""
+    count = int((records.at - records.warm_from) / step_s)
+    ticks: list[tuple[float, Mapping[str, Any] | None]] = [
+        (records.warm_from + i * step_s, None) for i in range(1, count + 1)
+    ]
+    ticks += [
+        (float(c["ts"]), c)
+        for c in records.commands
+        if c.get("outcome") == "done" and records.warm_from < float(c["ts"]) <= records.at
+    ]
+    return sorted(ticks, key=lambda t: (t[0], t[1] is not None))
 
 
 def _items_at(records: LineRecords) -> dict[str, Item]:

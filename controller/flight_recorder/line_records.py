@@ -2,7 +2,8 @@
 
 Why apart from `line_at`: the rebuilding is pure and tested on hand-written rows; this is the one
 place that knows which queries feed it. Each is bounded by the instant, not by the night: a last
-sample per channel (an indexed look-up each), the samples and commands of the warm-up window, and each
+sample per channel (an indexed look-up each), the samples and commands of the warm-up window (from
+the start of the service run the instant is in, at most `WARMUP_S` before it), and each
 alarm's, station's and the mode's newest row (`RecordSearch.latest_rows_at`). Only the channels the
 line state reads are asked for (`channels_read`).
 """
@@ -16,10 +17,11 @@ from controller.historian.record_search import SampleRow
 from controller.historian.store import Historian
 
 MAX_ITEMS = 1_000_000
+MAX_RUNS = 100_000
 
 
 async def line_records(historian: Historian, config: LineConfig, at: float) -> LineRecords:
-    warm_from = at - WARMUP_S
+    warm_from = max(at - WARMUP_S, await _run_start(historian, at))
     read = set(channels_read(config))
     channels = {
         int(r["id"]): (str(r["device"]), str(r["channel"]), str(r["unit"]))
@@ -50,3 +52,14 @@ async def line_records(historian: Historian, config: LineConfig, at: float) -> L
         alarm_events=await historian.latest_rows_at("alarm", "alarm_id", at),
         mode=modes[-1] if modes else None,
     )
+
+
+async def _run_start(historian: Historian, at: float) -> float:
+    """When the service run recording at `at` started (its atmosphere memory began there), else -inf."""
+    runs = await historian.runs(limit=MAX_RUNS)
+    started = [
+        float(r["started_at"])
+        for r in runs
+        if float(r["started_at"]) <= at and (r["ended_at"] is None or float(r["ended_at"]) >= at)
+    ]
+    return max(started, default=float("-inf"))

@@ -66,9 +66,9 @@ function buildPanel() {
   const slider = element("input", { type: "range", id: "replay-cursor", min: "0", max: String(SLIDER_STEPS),
     step: "1", value: "0", "aria-label": "Replay cursor: arrows step, Shift+arrows step further" });
   const buttons = [
-    ["replay-event-back", "⏮", "Previous event"], ["replay-back-far", "◀◀", "Back further"],
+    ["replay-event-back", "|◀", "Previous event"], ["replay-back-far", "◀◀", "Back further"],
     ["replay-back", "◀", "Back one step"], ["replay-forward", "▶", "Forward one step"],
-    ["replay-forward-far", "▶▶", "Forward further"], ["replay-event-next", "⏭", "Next event"],
+    ["replay-forward-far", "▶▶", "Forward further"], ["replay-event-next", "▶|", "Next event"],
   ].map(([id, text, label]) => element("button", { type: "button", id, "aria-label": label, title: label }, text));
   const label = element("span", { id: "replay-at", class: "replay-at", role: "status" });
   cursor.append(...buttons.slice(0, 3), slider, ...buttons.slice(3), " ", label);
@@ -274,6 +274,7 @@ export async function startReplay() {
   replay.info = await fetch("/api/replay").then((r) => r.json());
   disableCommands(replay.info.read_only);
   document.getElementById("feed-status").textContent = "replay: choose a job or a range";
+  document.getElementById("status-batch").textContent = "Batch: recorded — its events are in the replay's timeline";
   setBanner();
   const jobs = await listJobs();
   wire(jobs);
