@@ -11,6 +11,7 @@ hand-written rows.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import re
@@ -29,12 +30,20 @@ from typing import Any
 
 import pytest
 from playwright.async_api import Page, async_playwright, expect
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.pool import NullPool
 
+from bench.postgres_cluster import PgCluster, unavailable_reason
 from controller.cli import main
 from controller.config.line_config import load_line_config
 from controller.flight_recorder.line_at import LineRecords, line_at
+from controller.flight_recorder.line_records import line_records
 from controller.flight_recorder.rejudge import channels_read
 from controller.historian.record_search import SampleRow
+from controller.historian.schema import make_engine
+from controller.historian.store import Historian
+from controller.historian.upgrade import require_readable, upgrade
 from controller.line.model import LineModel
 from tests.hmi.test_hmi_browser import CHROMIUM_ARGS, VIEWPORT, WAIT_MS, artifact
 from tests.test_cli import ROOT
@@ -328,3 +337,37 @@ def test_line_at_rebuilds_readings_positions_items_and_alarms_from_rows_alone() 
     ]
     assert found.stations == {"inlet": "purging"}
     assert (found.mode, found.owner) == ("production", "B1")
+
+
+# --- read-only on both databases ----------------------------------------------------------------------
+
+
+@pytest.mark.heavy  # a PostgreSQL cluster's start and two migrations: ~20 s on a loaded machine
+async def test_a_read_only_engine_reads_and_cannot_write_on_sqlite_and_postgresql(tmp_path: Path) -> None:
+    """What `depline replay` opens: queries work (the line at an instant, from an empty historian), any
+    write is refused by the database itself, and the SQLite file's bytes do not change."""
+    if unavailable_reason() is not None:
+        pytest.fail(f"PostgreSQL is needed here: {unavailable_reason()}")
+    cluster = PgCluster()
+    try:
+        await asyncio.to_thread(cluster.start)
+        postgresql = await asyncio.to_thread(cluster.create_database, "replay")
+        for url in (f"sqlite:///{tmp_path / 'line.db'}", postgresql):
+            await upgrade(url)
+            before = (tmp_path / "line.db").read_bytes()
+            await require_readable(url, read_only=True)
+            async with Historian.reader(url, line="line1", read_only=True) as historian:
+                found = line_at(load_line_config(), await line_records(historian, load_line_config(), 1e9))
+                assert found.items == {}
+                assert found.alarms == []
+            engine = make_engine(url, read_only=True, poolclass=NullPool)
+            try:
+                async with engine.connect() as conn:
+                    assert (await conn.execute(text("SELECT count(*) FROM runs"))).scalar() == 0
+                    with pytest.raises(DBAPIError, match=r"read.only|readonly"):
+                        await conn.execute(text("CREATE TABLE written (a INTEGER)"))
+            finally:
+                await engine.dispose()
+            assert (tmp_path / "line.db").read_bytes() == before
+    finally:
+        await asyncio.to_thread(cluster.destroy)

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import bisect
 import collections
-import dataclasses
 import json
 import math
 import time
@@ -153,8 +152,9 @@ class Replay:
             polled = merged.get(key)
             if polled is None or polled.ts < written.ts:
                 merged[key] = written
-        return {
-            key: dataclasses.replace(r, mono=ts) if ts - r.ts <= self.hold_s else r
+        hold = self.hold_s
+        return {  # the constructor, not dataclasses.replace: this runs for every channel at every instant
+            key: Reading(r.value, r.unit, r.quality, r.ts, ts) if ts - r.ts <= hold else r
             for key, r in merged.items()
         }
 
