@@ -235,6 +235,12 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.Capture
         assert why in _refused(capsys, "--database", f"sqlite:///{path}", "--port", "0")
         assert (path.read_bytes() if path.exists() else None) == before
     assert not (tmp_path / "missing.db").exists()
+    assert "holds no record of line 'line1'" in _refused(capsys, "--database", f"sqlite:///{good}")
+    with sqlite3.connect(good) as conn:  # a run of line1: now only the port is in the way
+        conn.execute(
+            "INSERT INTO runs (id, line, started_at, ended_at, status, config_hash, config_text, user) "
+            "VALUES ('r1', 'line1', 1.0, 2.0, 'complete', '', '', 'test')"
+        )
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
         why = _refused(capsys, "--database", f"sqlite:///{good}", "--host", "127.0.0.1", "--port", str(port))

@@ -89,6 +89,12 @@ async def get_replay(replay: Replayed) -> dict[str, Any]:
     }
 
 
+@router.get("/api/state", tags=["replay"])
+async def get_state_now() -> None:
+    """A replay has no "now": the live route says where the recorded instants are."""
+    raise HTTPException(404, "replay: the line at an instant is GET /api/replay/state?at=T")
+
+
 @router.get("/api/topology", response_model=TopologyView, tags=["read"])
 async def get_topology(replay: Replayed) -> TopologyView:
     return topology_view(replay.config, TRAVEL_TIMEOUT_S)

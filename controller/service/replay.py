@@ -62,9 +62,21 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     port = config.hmi.port if args.port is None else args.port
     if not 0 <= port <= 65535:
         raise UserError(f"--port {port}: not a TCP port")
-    asyncio.run(require_readable(url, timeout_s=READ_TIMEOUT_S, read_only=True))
+    asyncio.run(_require_records(url, config))
     listener = bind_listener(host, port)  # a port in use is a one-line error before anything serves
     return asyncio.run(_serve(url, config, listener))
+
+
+async def _require_records(url: str, config: LineConfig) -> None:
+    """A depline historian at this revision, holding records of this line (a database of another line
+    would replay as an empty line, which says nothing of why)."""
+    await require_readable(url, timeout_s=READ_TIMEOUT_S, read_only=True)
+    async with Historian.reader(url, line=config.name, timeout_s=READ_TIMEOUT_S, read_only=True) as historian:
+        if not await historian.runs(limit=1):
+            raise UserError(
+                f"{_shown(url)} holds no record of line {config.name!r}: give that line's configuration "
+                "with --config"
+            )
 
 
 def _shown(url: str) -> str:
