@@ -174,7 +174,7 @@ async def test_the_cursor_draws_the_line_as_it_was_at_that_instant(served: Serve
     await expect(banner).to_contain_text("REPLAY")
     await expect(banner).to_contain_text(served.db.name)
     synoptic = page.locator("#synoptic")
-    await expect(synoptic).to_have_attribute("data-at", str(at))
+    await expect(synoptic).to_have_attribute("data-at", str(at), timeout=WAIT_MS)
     vessel = synoptic.locator('[data-space="process"]')
     words = {"vacuum": "VACUUM", "process": "PROCESS GAS", "inert_in_spec": "INERT (predicted, no sensor)"}
     await expect(vessel.locator("[data-atmosphere]")).to_have_text(words.get(atmosphere, atmosphere.upper()))
@@ -187,6 +187,9 @@ async def test_the_cursor_draws_the_line_as_it_was_at_that_instant(served: Serve
     login = page.locator("#login-button")
     await expect(login).to_be_disabled()
     await expect(login).to_have_attribute("title", re.compile("replay is read-only"))
+    await vessel.click(position={"x": 30, "y": 30})  # its faceplate: the readings at the instant
+    await expect(page.locator("#faceplate-readings")).to_contain_text("pressure")
+    await expect(page.locator("#faceplate-commands")).not_to_contain_text("Open")
     await synoptic.screenshot(path=artifact("replay-mid-job.png"))
     await page.screenshot(path=artifact("replay-page.png"), full_page=True)
     # the arrow keys step the cursor, and a click on an event moves it there
@@ -198,8 +201,8 @@ async def test_the_cursor_draws_the_line_as_it_was_at_that_instant(served: Serve
     first_ts = await first.get_attribute("data-ts")
     await first.locator("button").click()
     await expect(cursor).to_have_attribute("data-at", str(float(first_ts or "nan")))
-    await expect(synoptic).to_have_attribute("data-at", str(float(first_ts or "nan")))
-    await expect(page.locator("#trends [data-trend-space='process']")).to_be_visible()
+    await expect(synoptic).to_have_attribute("data-at", str(float(first_ts or "nan")), timeout=WAIT_MS)
+    await expect(page.locator("#trends [data-trend-space='process']")).to_be_visible(timeout=WAIT_MS)
 
 
 def _refused(capsys: pytest.CaptureFixture[str], *args: str) -> str:

@@ -17,6 +17,7 @@ Why it is shaped this way:
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import asdict, dataclass
 from typing import Annotated, Any, Final
 
@@ -109,7 +110,8 @@ async def _line_at(replay: ReplayContext, at: str) -> LineAt:
         records = await line_records(replay.historian, replay.config, instant)
     except HistorianUnavailable as exc:
         raise HTTPException(503, f"the records cannot be read: {exc}") from None
-    return line_at(replay.config, records)
+    # CPU work (the warm-up walks the records): in a thread, so the page's other requests are served
+    return await asyncio.to_thread(line_at, replay.config, records)
 
 
 @router.get("/api/replay/state", response_model=StateView, tags=["replay"])
@@ -190,4 +192,11 @@ def create_replay_app(replay: ReplayContext) -> FastAPI:
     app.add_api_route(
         "/{path:path}", _read_only, methods=["POST", "PUT", "PATCH", "DELETE"], include_in_schema=False
     )
+    app.add_api_route("/{path:path}", _not_replayed, methods=["GET"], include_in_schema=False)
     return app
+
+
+async def _not_replayed(request: Request) -> JSONResponse:
+    """A live route a replay does not have (the mode, the command availability): 404, not the 405 the
+    catch-all above would otherwise answer for its path."""
+    return JSONResponse({"detail": f"replay: no {request.url.path} on recorded data"}, status_code=404)

@@ -71,6 +71,7 @@ class AlarmAt:
     user: str | None  # who acknowledged or shelved it, when that was the newest record
     text: str
     first_out: bool
+    evidence: Mapping[str, Any]
 
     @property
     def unacknowledged(self) -> bool:
@@ -170,6 +171,7 @@ def alarms_at(newest: Sequence[Mapping[str, Any]]) -> list[AlarmAt]:
                 user=None if row.get("user") is None else str(row["user"]),
                 text=text if isinstance(text, str) else "",
                 first_out=bool(row.get("first_out")),
+                evidence=evidence if isinstance(evidence, Mapping) else {},
             )
         )
     rank = {"critical": 0, "high": 1, "medium": 2, "low": 3}

@@ -6,9 +6,11 @@
 // from GET /api/replay/state (the live state's shape, so picture.js draws it unchanged), the alarm table
 // and the mode from GET /api/replay/board, the timeline beside it (GET /api/timeline) marks and scrolls to
 // the last event at or before the cursor, and the trends (GET /api/samples over the range) read out there.
+// A symbol's faceplate shows its readings and alarms at the instant (no commands: there is nothing to ask).
 // The page's address keeps the choice (#run=JOB&at=EPOCH, or #from=…&to=…&at=…) so a link opens an instant.
 
 import { renderAlarms } from "./alarms.js";
+import { setUpFaceplates } from "./faceplate.js";
 import { hmi } from "./live.js";
 import { renderPicture } from "./picture.js";
 import { renderMode, renderUnowned } from "./statusbar.js";
@@ -133,6 +135,7 @@ function renderBoard(board) {
     id: a.id, severity: a.severity, state: a.state, text: a.id, detail: a.text, guidance: "",
     condition_active: a.state.startsWith("active"), unacknowledged: a.unacknowledged,
     raised_at_s: a.since_ts, acked_by: a.state === "active_acked" ? a.user : null, first_out: a.first_out,
+    evidence: a.evidence,
   }));
   renderAlarms({ active: active.filter((a) => a.state !== "shelved"), shelved: active.filter((a) => a.state === "shelved"),
     unacknowledged: active.some((a) => a.unacknowledged) });
@@ -271,6 +274,7 @@ export async function startReplay() {
   document.querySelector(".topbar").after(banner);
   document.querySelector(".column-side").prepend(buildPanel());
   setUpTrends();
+  setUpFaceplates(); // readings and alarms at the instant; no commands (a replay has no availability)
   replay.info = await fetch("/api/replay").then((r) => r.json());
   disableCommands(replay.info.read_only);
   document.getElementById("feed-status").textContent = "replay: choose a job or a range";
