@@ -129,6 +129,9 @@ def test_the_line_at_an_instant_is_what_was_recorded_then(served: Served) -> Non
     ports = {p["name"]: p["valve"] for p in state["ports"]}
     assert ports["inlet_gate"]["confirmed_closed"]  # measured by its limit switches
     assert process["pressure_pa"] is not None
+    telemetry = _get(f"{served.url}/api/replay/telemetry?at={at}")["channels"]
+    assert telemetry
+    assert all(c["ts"] <= at and c["age_s"] == pytest.approx(at - c["ts"]) for c in telemetry)
     board = _get(f"{served.url}/api/replay/board?at={at}")
     assert board["mode"]["mode"] == "production"
     # before the batch registered it, the electrode was nowhere on the line

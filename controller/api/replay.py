@@ -30,7 +30,14 @@ from controller.api.flight_record import router as flight_record_router
 from controller.api.page import marked_page
 from controller.api.page import router as hmi_router
 from controller.api.topology import TopologyView, topology_view
-from controller.api.views import StateView, StationView, line_state_view, unowned_in
+from controller.api.views import (
+    StateView,
+    StationView,
+    TelemetryView,
+    channel_view,
+    line_state_view,
+    unowned_in,
+)
 from controller.config.line_config import LineConfig
 from controller.errors import UserError
 from controller.flight_recorder.line_at import LineAt, alarms_at, line_at
@@ -120,6 +127,16 @@ async def get_state_at(
 ) -> StateView:
     """The line at `at`, rebuilt from the records, in the live GET /api/state's shape."""
     return state_view_at(replay.config, await _line_at(replay, at))
+
+
+@router.get("/api/replay/telemetry", response_model=TelemetryView, tags=["replay"])
+async def get_telemetry_at(replay: Replayed, at: str) -> TelemetryView:
+    """Every channel the line state reads, its last reading at or before `at` with its quality and its
+    age then (the live GET /api/telemetry's shape)."""
+    found = await _line_at(replay, at)
+    return TelemetryView(
+        channels=[channel_view(d, c, r, found.at) for (d, c), r in sorted(found.snapshot.items())]
+    )
 
 
 @router.get("/api/replay/board", tags=["replay"])
