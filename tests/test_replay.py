@@ -193,6 +193,9 @@ async def test_the_cursor_draws_the_line_as_it_was_at_that_instant(served: Serve
     await vessel.click(position={"x": 30, "y": 30})  # its faceplate: the readings at the instant
     await expect(page.locator("#faceplate-readings")).to_contain_text("pressure")
     await expect(page.locator("#faceplate-commands")).not_to_contain_text("Open")
+    await synoptic.locator(f'[data-item="{electrode}"]').click()  # its exposure record, from the ledger
+    await expect(page.locator("#item-path tbody")).to_contain_text("process")
+    await expect(page.locator("#item-verdict")).to_contain_text("never exposed")
     await synoptic.screenshot(path=artifact("replay-mid-job.png"))
     await page.screenshot(path=artifact("replay-page.png"), full_page=True)
     # the arrow keys step the cursor, and a click on an event moves it there

@@ -31,10 +31,12 @@ from controller.api.page import marked_page
 from controller.api.page import router as hmi_router
 from controller.api.topology import TopologyView, topology_view
 from controller.api.views import (
+    LedgerView,
     StateView,
     StationView,
     TelemetryView,
     channel_view,
+    ledger_view,
     line_state_view,
     unowned_in,
 )
@@ -45,6 +47,7 @@ from controller.flight_recorder.line_records import line_records
 from controller.flight_recorder.time_range import parse_instant
 from controller.historian.errors import HistorianUnavailable
 from controller.historian.store import Historian
+from controller.line.ledger import exposure_from_entries
 from controller.line.model import LineModel
 from controller.line.stations import TABLES
 
@@ -137,6 +140,19 @@ async def get_telemetry_at(replay: Replayed, at: str) -> TelemetryView:
     return TelemetryView(
         channels=[channel_view(d, c, r, found.at) for (d, c), r in sorted(found.snapshot.items())]
     )
+
+
+@router.get("/api/items/{item_id}/ledger", response_model=LedgerView, tags=["read"])
+async def get_item_ledger(replay: Replayed, item_id: str) -> LedgerView:
+    """The item's exposure record over the whole of the records (the page's item panel): where it has
+    been, and every entry in a non-inert atmosphere; a stay still open at the last record says "now"."""
+    try:
+        entries = (await replay.historian.ledger_entries([item_id]))[item_id]
+    except HistorianUnavailable as exc:
+        raise HTTPException(503, f"the records cannot be read: {exc}") from None
+    if not entries:
+        raise HTTPException(404, f"item {item_id!r}: no ledger entry in {replay.database}")
+    return ledger_view(exposure_from_entries(item_id, entries), max(e.ts for e in entries))
 
 
 @router.get("/api/replay/board", tags=["replay"])

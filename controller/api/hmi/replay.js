@@ -10,6 +10,7 @@
 // The page's address keeps the choice (#run=JOB&at=EPOCH, or #from=…&to=…&at=…) so a link opens an instant.
 
 import { renderAlarms } from "./alarms.js";
+import { setUpItems } from "./exposure.js";
 import { setUpFaceplates } from "./faceplate.js";
 import { hmi } from "./live.js";
 import { renderPicture } from "./picture.js";
@@ -275,6 +276,7 @@ export async function startReplay() {
   document.querySelector(".column-side").prepend(buildPanel());
   setUpTrends();
   setUpFaceplates(); // readings and alarms at the instant; no commands (a replay has no availability)
+  setUpItems(); // an item's exposure record over the whole of the records
   replay.info = await fetch("/api/replay").then((r) => r.json());
   disableCommands(replay.info.read_only);
   document.getElementById("feed-status").textContent = "replay: choose a job or a range";
