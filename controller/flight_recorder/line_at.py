@@ -101,9 +101,12 @@ def line_at(config: LineConfig, records: LineRecords, *, step_s: float = WARMUP_
     samples = sorted(records.samples, key=lambda r: (r.ts, r.id))
     s = 0
     for tick, command in _instants(records, step_s):
+        fed = s
         while s < len(samples) and samples[s].ts <= tick:
             replay.apply_sample(samples[s])
             s += 1
+        if command is None and s == fed:
+            continue  # nothing new since the last instant: the memory would not move (its steps repeat)
         replay.state(tick)  # carries the atmosphere memory forward
         action = None if command is None else decode_action(command["action"])
         if action is not None:
