@@ -527,8 +527,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_flight_recorder_commands(sub)
 
     from controller.service.commission import add_commission_command
+    from controller.service.replay import add_replay_command
 
     add_commission_command(sub)
+    add_replay_command(sub)
 
     db = sub.add_parser("db", help="database tools", description="Historian database tools.")
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")

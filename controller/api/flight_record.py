@@ -5,7 +5,9 @@ Why it is built this way:
 - **One query per question, three ways in.** The routes call the functions `depline history`,
   `timeline`, `samples` and `rejudge` call (`controller.flight_recorder`), on the service's own
   historian, so a screen and a terminal cannot disagree about the past.
-- **Reading is open** like every read route; nothing here writes.
+- **Reading is open** like every read route; nothing here writes. The routes read `FlightRecords`
+  (a historian and the line's configuration): the live service's, or a replay's
+  (`controller.api.replay`), which has no controller behind it.
 - **Bounded.** A sample export streams page by page and stops at `MAX_SAMPLE_ROWS` (a day of a
   space's instruments fits); a rejudge runs at most one at a time, since it is CPU work on the loop
   that also serves the line.
@@ -16,12 +18,15 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Annotated, Any, Final, Literal
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import StreamingResponse
+from starlette.requests import HTTPConnection
 
-from controller.api.context import Ctx
+from controller.api.context import context_of
+from controller.config.line_config import LineConfig
 from controller.errors import UserError
 from controller.flight_recorder.history import HistoryFilter, find_history
 from controller.flight_recorder.rejudge import rejudge
@@ -36,7 +41,25 @@ MAX_SAMPLE_ROWS: Final = 2_000_000
 _REJUDGE = asyncio.Semaphore(1)
 
 
-def _historian(ctx: Ctx) -> Historian:
+@dataclass(frozen=True)
+class FlightRecords:
+    historian: Historian | None
+    config: LineConfig
+
+
+def records_of(connection: HTTPConnection) -> FlightRecords:
+    """A replay's app sets its records; the live app's come from its context."""
+    found = getattr(connection.app.state, "flight_records", None)
+    if isinstance(found, FlightRecords):
+        return found
+    ctx = context_of(connection)
+    return FlightRecords(ctx.historian, ctx.controller.config)
+
+
+Ctx = Annotated[FlightRecords, Depends(records_of)]
+
+
+def _historian(ctx: FlightRecords) -> Historian:
     if ctx.historian is None:
         raise HTTPException(503, "this controller process keeps no records")
     return ctx.historian
@@ -62,7 +85,7 @@ async def get_history(
     """Batches and their jobs, newest first, with each electrode's certificate verdict."""
     wanted = HistoryFilter(_instant("since", since), _instant("until", until), outcome, recipe, item, limit)
     try:
-        found = await find_history(_historian(ctx), ctx.controller.config, wanted)
+        found = await find_history(_historian(ctx), ctx.config, wanted)
     except UserError as exc:
         raise HTTPException(404, str(exc)) from None
     except HistorianUnavailable as exc:
@@ -118,7 +141,7 @@ async def get_samples(
     if (space is None) == (channel is None):
         raise HTTPException(422, "give exactly one of space and channel")
     try:
-        chosen = await select_channels(historian, ctx.controller.config, space=space, channel=channel)
+        chosen = await select_channels(historian, ctx.config, space=space, channel=channel)
     except UserError as exc:
         raise HTTPException(404, str(exc)) from None
     by_id = {c.id: c for c in chosen}
@@ -145,7 +168,7 @@ async def get_rejudge(ctx: Ctx, run: str) -> dict[str, Any]:
     async with _REJUDGE:
         try:
             window = await window_of_run(historian, run)
-            result = await rejudge(historian, ctx.controller.config, window)
+            result = await rejudge(historian, ctx.config, window)
         except UserError as exc:
             raise HTTPException(404, str(exc)) from None
         except HistorianUnavailable as exc:

@@ -46,6 +46,11 @@ def _load_assets() -> dict[str, tuple[bytes, str]]:
 
 
 _ASSETS: Final = _load_assets()
+_HEADERS: Final = {
+    "Cache-Control": "no-cache",
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+}
 router = APIRouter(include_in_schema=False)
 
 
@@ -54,17 +59,20 @@ def _asset(name: str) -> Response:
     if asset is None:
         raise HTTPException(404, f"no HMI asset {name!r}")
     body, media_type = asset
-    headers = {
-        "Cache-Control": "no-cache",
-        "Content-Security-Policy": CONTENT_SECURITY_POLICY,
-        "X-Content-Type-Options": "nosniff",
-    }
-    return Response(body, media_type=media_type, headers=headers)
+    return Response(body, media_type=media_type, headers=_HEADERS)
 
 
 @router.get("/")
 async def page() -> Response:
     return _asset("index.html")
+
+
+def marked_page(mode: str) -> Response:
+    """The page with `data-mode` on its body: how `hmi.js` knows it runs on a replay, before it asks
+    anything (a replay has no live routes to ask)."""
+    body, media_type = _ASSETS["index.html"]
+    marked = body.replace(b"<body>", f'<body data-mode="{mode}">'.encode(), 1)
+    return Response(marked, media_type=media_type, headers=_HEADERS)
 
 
 @router.get("/hmi/{name}")

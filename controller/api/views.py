@@ -24,10 +24,10 @@ from controller.line.actions import Action
 from controller.line.alarms import AlarmRecord, AlarmStatus
 from controller.line.controller import LineController
 from controller.line.gate import GateRecord
-from controller.line.items import is_exposed, space_of
+from controller.line.items import Item, is_exposed, space_of
 from controller.line.ledger import ExposureRecord, LedgerEntry
 from controller.line.modes import UnitMode
-from controller.line.state import ValveState
+from controller.line.state import LineReadings, LineState, Snapshot, ValveState
 from drivers.reading import Reading
 
 # =====================================================================================================
@@ -357,8 +357,36 @@ def state_view(ctl: LineController) -> StateView:
     """The line now: built from one snapshot, so spaces, ports and raw sensors agree with each other."""
     now_mono = time.monotonic()
     snapshot = ctl.gate.snapshot()
-    state = ctl.model.state(snapshot, now_mono)
-    readings = ctl.model.readings
+    stations = [
+        StationView(name=s.name, kind=s.kind, state=s.state) for s in ctl.supervisor.stations.values()
+    ]
+    items = dict(ctl.model.items)
+    production = ctl.modes.current.mode is UnitMode.PRODUCTION
+    return line_state_view(
+        ctl.model.readings,
+        ctl.model.state(snapshot, now_mono),
+        snapshot,
+        now_mono=now_mono,
+        ts=time.time(),
+        stations=stations,
+        items=items,
+        unowned=[] if production else unowned_in(items, ctl.model.spaces),
+    )
+
+
+def line_state_view(
+    readings: LineReadings,
+    state: LineState,
+    snapshot: Snapshot,
+    *,
+    now_mono: float,
+    ts: float,
+    stations: list[StationView],
+    items: Mapping[str, Item],
+    unowned: list[str],
+) -> StateView:
+    """The state body from a line state and the snapshot it was built from: the live controller's now,
+    or a replay's instant rebuilt from the records (`controller.api.replay`), drawn by the same page."""
 
     def sensor(key: tuple[str, str] | None) -> ReadingView | None:
         reading = snapshot.get(key) if key is not None else None
@@ -390,17 +418,14 @@ def state_view(ctl: LineController) -> StateView:
         PortView(name=p.name, kind=p.kind, between=list(p.between), valve=_valve_view(p.valve))
         for p in state.ports.values()
     ]
-    stations = [
-        StationView(name=s.name, kind=s.kind, state=s.state) for s in ctl.supervisor.stations.values()
-    ]
     return StateView(
-        line=ctl.config.name,
-        ts=time.time(),
+        line=readings.config.name,
+        ts=ts,
         stations=stations,
         spaces=spaces,
         ports=ports,
-        items=item_views(ctl),
-        unowned_items=unowned_items(ctl),
+        items=item_views_of(items),
+        unowned_items=unowned,
     )
 
 
@@ -409,24 +434,32 @@ def unowned_items(ctl: LineController) -> list[str]:
     an antechamber — with nobody's plan covering them; outside production no batch owns them."""
     if ctl.modes.current.mode is UnitMode.PRODUCTION:
         return []
-    items = ctl.model.items
-    spaces = set(ctl.model.spaces)
-    return sorted(i for i in items if space_of(i, items) in spaces)
+    return unowned_in(ctl.model.items, ctl.model.spaces)
+
+
+def unowned_in(items: Mapping[str, Item], spaces: Sequence[str]) -> list[str]:
+    """The items in a space of the line (in production a batch owns them all)."""
+    inside = set(spaces)
+    return sorted(i for i in items if space_of(i, items) in inside)
 
 
 def item_views(ctl: LineController) -> list[ItemView]:
-    items = dict(ctl.model.items)
+    return item_views_of(ctl.model.items)
+
+
+def item_views_of(items: Mapping[str, Item]) -> list[ItemView]:
+    held = dict(items)
     return [
         ItemView(
             id=item.id,
             kind=item.kind.value,
             material=item.material,
             location=item.location,
-            space=space_of(item.id, items),
+            space=space_of(item.id, held),
             sealed=item.sealed,
-            exposed=is_exposed(item.id, items),
+            exposed=is_exposed(item.id, held),
         )
-        for item in items.values()
+        for item in held.values()
     ]
 
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import bisect
 import collections
-import dataclasses
 import json
 import math
 import time
@@ -141,6 +140,10 @@ class Replay:
         self.model.items = dict(items)
 
     def state(self, ts: float) -> LineState:
+        return self.model.state(self.held(ts), now_mono=ts)
+
+    def held(self, ts: float) -> dict[tuple[str, str], Reading]:
+        """The snapshot the rules see at `ts` (monotonic time is the recorded wall time here)."""
         # The records hold a reading until the next one (deadband recording stores a channel only when it
         # moves, its quality changes or its heartbeat is due): within the hold it is what the live
         # controller read at `ts`; past it, nothing was recorded and the reading ages as it would have.
@@ -149,11 +152,11 @@ class Replay:
             polled = merged.get(key)
             if polled is None or polled.ts < written.ts:
                 merged[key] = written
-        held = {
-            key: dataclasses.replace(r, mono=ts) if ts - r.ts <= self.hold_s else r
+        hold = self.hold_s
+        return {  # the constructor, not dataclasses.replace: this runs for every channel at every instant
+            key: Reading(r.value, r.unit, r.quality, r.ts, ts) if ts - r.ts <= hold else r
             for key, r in merged.items()
         }
-        return self.model.state(held, now_mono=ts)
 
 
 async def rejudge(

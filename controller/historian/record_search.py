@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, Final, NamedTuple
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, or_, select
 
 from controller.historian.queries import IN_CHUNK, HistorianQueries
 from controller.historian.queries import _plain as plain_row  # the same row decoding (NaN, JSON columns)
@@ -192,6 +192,36 @@ class RecordSearch(HistorianQueries):
             .order_by(commands.c.ts, commands.c.id)
         )
         return [plain_row(r, json_columns=("action",)) for r in await self._fetch(statement)]
+
+    async def last_samples_at(self, channel_ids: Sequence[int], at_ts: float) -> list[SampleRow]:
+        """Each channel's last sample at or before `at` (channels never read before it left out): one
+        indexed (channel, ts) look-up per channel, so the cost does not grow with the night's length."""
+        columns = (samples.c.id, samples.c.ts, samples.c.channel_id, samples.c.value, samples.c.quality)
+        out: list[SampleRow] = []
+        async with self._reading() as conn:
+            for channel_id in channel_ids:
+                statement = (
+                    select(*columns)
+                    .where(samples.c.channel_id == channel_id, samples.c.ts <= at_ts)
+                    .order_by(samples.c.ts.desc(), samples.c.id.desc())
+                    .limit(1)
+                )
+                out += [SampleRow(*r) for r in (await conn.execute(statement)).all()]
+        return out
+
+    async def latest_rows_at(self, source: str, key: str, at_ts: float) -> list[dict[str, Any]]:
+        """The newest row at or before `at` of each `key` value of a timeline table ("alarm" by
+        alarm_id, "station" by station, "mode" by line): what each alarm, station or the mode was then."""
+        table = TIMELINE_TABLES[source]
+        newest = (
+            select(func.max(table.c.id))
+            .where(table.c.line == self.line, table.c.ts <= at_ts)
+            .group_by(table.c[key])
+            .scalar_subquery()
+        )
+        statement = select(table).where(table.c.id.in_(newest)).order_by(table.c.ts, table.c.id)
+        json_columns = (*JSON_COLUMNS.get(source, ()), *(("evidence",) if source == "alarm" else ()))
+        return [plain_row(r, json_columns=json_columns) for r in await self._fetch(statement)]
 
 
 def _item_ids(items: Any) -> set[str]:

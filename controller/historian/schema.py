@@ -26,6 +26,7 @@ checks that the migrated database and this `MetaData` describe the same tables.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Final
 
 from sqlalchemy import (
@@ -334,13 +335,19 @@ def sqlite_busy_timeout_ms(timeout_s: float) -> int:
     return max(50, min(5000, int(timeout_s * 500)))
 
 
-def make_engine(url: str, *, timeout_s: float = 10.0, **kwargs: Any) -> AsyncEngine:
+def make_engine(url: str, *, timeout_s: float = 10.0, read_only: bool = False, **kwargs: Any) -> AsyncEngine:
     """An async engine with the settings stack.md §5 measured (WAL, synchronous=NORMAL ...).
 
     The drivers' own timeouts (SQLite busy_timeout, asyncpg connect/command timeouts) are set below
     the historian's asyncio timeout, so a stuck database ends in a clean driver error rather than a
     cancelled call in the middle of a transaction.
+
+    `read_only` is for the tools that must leave a database as they found it (a replay, a check):
+    SQLite opens the file read-only (a `mode=ro` or `immutable` URI, so not even a journal-mode change is
+    written), PostgreSQL runs every transaction read-only.
     """
+    if read_only:
+        return _read_only_engine(url, timeout_s, **kwargs)
     target = async_url(url)
     if target.get_backend_name() == "sqlite":
         engine = create_async_engine(target, **kwargs)
@@ -360,5 +367,34 @@ def make_engine(url: str, *, timeout_s: float = 10.0, **kwargs: Any) -> AsyncEng
 
         return engine
     connect_args = {"timeout": timeout_s * 0.8, "command_timeout": timeout_s * 0.8}
+    kwargs.setdefault("pool_pre_ping", True)
+    return create_async_engine(target, connect_args=connect_args, **kwargs)
+
+
+def _read_only_engine(url: str, timeout_s: float, **kwargs: Any) -> AsyncEngine:
+    target = async_url(url)
+    if target.get_backend_name() == "sqlite":
+        path = Path(target.database or "").resolve()
+        # No -wal file beside it: no writer has the database open (a clean close removes it), so it is
+        # opened immutable: SQLite then creates no -wal or -shm file either, and nothing at all is written
+        # in the folder. With one, a writer may be live: read-only, through its shared memory.
+        live = path.with_name(path.name + "-wal").exists()
+        uri = f"{path.as_uri()}?{'mode=ro' if live else 'immutable=1'}"
+        engine = create_async_engine(target.set(database=uri, query={"uri": "true"}), **kwargs)
+        busy_ms = sqlite_busy_timeout_ms(timeout_s)
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: ConnectionPoolEntry) -> None:
+            cursor = dbapi_conn.cursor()
+            for pragma in ("PRAGMA query_only=ON", f"PRAGMA busy_timeout={busy_ms}"):
+                cursor.execute(pragma)
+            cursor.close()
+
+        return engine
+    connect_args = {
+        "timeout": timeout_s * 0.8,
+        "command_timeout": timeout_s * 0.8,
+        "server_settings": {"default_transaction_read_only": "on"},
+    }
     kwargs.setdefault("pool_pre_ping", True)
     return create_async_engine(target, connect_args=connect_args, **kwargs)

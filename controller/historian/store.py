@@ -597,18 +597,21 @@ class Historian(HistorianRecording, RecordSearch):
 
     @classmethod
     @contextlib.asynccontextmanager
-    async def reader(cls, url: str, *, line: str, timeout_s: float = 10.0) -> AsyncIterator[Historian]:
+    async def reader(
+        cls, url: str, *, line: str, timeout_s: float = 10.0, read_only: bool = False
+    ) -> AsyncIterator[Historian]:
         """A historian for the queries only, safe beside a controller that is running on the database.
 
         `start()` would migrate an old schema and close the runs it finds 'running' as interrupted: both
         wrong for a tool that only reads (the running run is the live controller's). This opens the
         engine and nothing else; an old schema stays as it is, for the caller to check
         (`table_names`). Nothing recorded on a reader is kept; it reads `line`'s records only and
-        claims no lease.
+        claims no lease. `read_only` opens the database so that nothing can be written to it at all
+        (`make_engine`): what a replay of someone's night must promise.
         """
         historian = cls(url, line=line, spill_dir=Path(os.devnull), timeout_s=timeout_s)  # never spills
         historian._stopping = historian._closed = True
-        historian._engine = make_engine(url, timeout_s=timeout_s, poolclass=NullPool)
+        historian._engine = make_engine(url, timeout_s=timeout_s, read_only=read_only, poolclass=NullPool)
         try:
             yield historian
         finally:

@@ -29,6 +29,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, inspect
+from sqlalchemy.exc import DatabaseError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import NullPool
 
@@ -165,18 +166,22 @@ __all__ = [
 ]
 
 
-async def require_readable(url: str, *, timeout_s: float = 30.0) -> None:
+async def require_readable(url: str, *, timeout_s: float = 30.0, read_only: bool = False) -> None:
     """Refuse, with what to do, a database the read-only tools cannot trust their queries on: one that
     is not a depline historian, one at an older revision (upgrade it), one from a newer depline.
 
     Unlike `ensure_schema` this never creates or migrates anything: a replay or an export must leave the
-    database it reads as it found it."""
+    database it reads as it found it (`read_only` opens it so that nothing can be written at all)."""
     shown = shown_url(url)
     head, known = await asyncio.wait_for(asyncio.to_thread(_script_revisions, url), timeout_s)
-    engine = make_engine(url, timeout_s=timeout_s, poolclass=NullPool)
+    engine = make_engine(url, timeout_s=timeout_s, read_only=read_only, poolclass=NullPool)
     try:
         async with asyncio.timeout(timeout_s), engine.connect() as conn:
             current, tables = await conn.run_sync(_revision_and_tables)
+    except DatabaseError as exc:
+        if isinstance(exc, OperationalError):  # cannot be reached or is locked: not a verdict on the file
+            raise
+        raise SchemaOutdated(f"{shown} is not a depline historian ({exc.orig})") from None
     finally:
         await asyncio.wait_for(engine.dispose(), timeout_s)
     if current is None or not HISTORIAN_TABLES & tables:

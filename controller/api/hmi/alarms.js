@@ -7,7 +7,7 @@ import { timeOfDay } from "./format.js";
 import { hmi } from "./live.js";
 import { api, may } from "./session.js";
 
-function renderAlarms(alarms) {
+export function renderAlarms(alarms) {
   hmi.alarms = alarms; // the process picture draws a door whose position alarm is up as disagreeing
   const banner = document.getElementById("alarm-banner");
   const active = alarms.active;

@@ -5,6 +5,7 @@
 // message and every 2 s, prompts and the batch every 2 s (they have no feed message).
 // Every value on screen says when it cannot be trusted: unknown, a sensor's quality word, or STALE when
 // the last state is older than STALE_AFTER_S. Colour always repeats a word, never replaces it.
+// Served by `depline replay` (body data-mode="replay") the page starts replay.js instead: recorded data only.
 
 import { refreshAlarms, setUpShelve } from "./alarms.js";
 import { setUpItems } from "./exposure.js";
@@ -14,9 +15,11 @@ import { refreshPrompts } from "./prompts.js";
 import { refreshBatch, setUpRunPanel } from "./run.js";
 import { login, logout, setSession } from "./session.js";
 import { renderAge } from "./picture.js";
+import { startReplay } from "./replay.js";
 import { setUpTrends } from "./trends.js";
 
 function start() {
+  if (document.body.dataset.mode === "replay") { startReplay(); return; } // `depline replay`: no live feed
   document.getElementById("login-form").addEventListener("submit", login);
   document.getElementById("logout-button").addEventListener("click", logout);
   setSession(hmi.token, hmi.session); // opens the live feed, or reads the line until somebody logs in

@@ -22,7 +22,7 @@ const TREND_HISTORY_WINDOWS_S = [7200, 1800, 300]; // coarse to fine; each finer
 const TREND_W = 380;
 const TREND_H = 120;
 const TREND_PAD = { left: 58, right: 8, top: 8, bottom: 22 };
-const TREND_KINDS = [
+export const TREND_KINDS = [
   { key: "pressure", title: "pressure", unit: "Pa", log: true, value: (s) => s.pressure_pa },
   { key: "frost", title: "frost point", unit: "°C", log: false, has: (s) => s.frost_point !== null,
     value: (s) => (s.frost_point.quality === "ok" ? s.frost_point.value : null) },
