@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import csv
 import functools
-import hashlib
 import io
 import json
 import re
@@ -29,10 +28,14 @@ from typing import Any
 
 import httpx
 import pytest
+from playwright.async_api import expect
 
+from tests.hmi.test_hmi_browser import WAIT_MS, artifact
 from tests.sequences.test_production import THICK_ANNEALED
 from tests.test_cli import ROOT
+from tests.test_flight_recorder import db_args, digest
 from tests.test_line_service import VENT_CLOSED, login, service, until
+from tests.test_replay import chromium_page, replay_of
 
 # one worker runs the module, so the incident is run once (`--dist loadgroup` in the Makefile)
 pytestmark = [pytest.mark.timeout(600), pytest.mark.xdist_group("flight_recorder_incident")]
@@ -70,10 +73,6 @@ def cli(*args: str, timeout_s: float = 120.0) -> subprocess.CompletedProcess[str
         [sys.executable, "-m", "controller.cli", *args],
         capture_output=True, text=True, cwd=ROOT, timeout=timeout_s, check=False,
     )  # fmt: skip
-
-
-def digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 @pytest.fixture(scope="module")
@@ -116,10 +115,6 @@ async def _attend_until_the_batch_ends(http: httpx.AsyncClient, op1: dict[str, s
                 break
             await asyncio.sleep(0.1)
     await until(http, "/api/mode", lambda m: m["mode"] == "manual")  # the batch handed the line back
-
-
-def db_args(db: Path) -> list[str]:
-    return ["--database", f"sqlite:///{db}"]
 
 
 @functools.cache
@@ -317,3 +312,27 @@ def test_the_certificate_shows_the_incidents_events_and_every_space(
     assert traces == {"inlet", "process", "outlet"}
     assert pdf.read_bytes().startswith(b"%PDF-")
     assert digest(incident.db) == before
+
+
+@pytest.mark.heavy
+async def test_replay_draws_the_line_at_the_trip_and_leaves_the_database_as_it_was(
+    incident: Incident,
+) -> None:
+    """`depline replay` on the incident database: at the instant of the trip the electrode is in the
+    process chamber and the turbo's alarm is active, and Chromium draws the line then (screenshot kept).
+    `replay_of` checks on the way out that the database's bytes did not change."""
+    job = job_of(incident)
+    trip_ts = the_trip(timeline_of(incident, job["id"]))["ts"]
+    with replay_of(incident.db) as served:
+        async with httpx.AsyncClient(base_url=served.url, timeout=30.0) as http:
+            state = (await http.get("/api/replay/state", params={"at": trip_ts})).json()
+            board = (await http.get("/api/replay/board", params={"at": trip_ts})).json()
+        where = {item["id"]: item["space"] for item in state["items"]}
+        assert where[job["electrode"]] == "process"
+        assert TURBO_ALARM in {alarm["id"] for alarm in board["alarms"]}
+        async with chromium_page() as page:
+            await page.goto(f"{served.url}/#run={job['id']}&at={trip_ts}")
+            synoptic = page.locator("#synoptic")
+            await expect(synoptic).to_have_attribute("data-at", str(trip_ts), timeout=WAIT_MS)
+            await expect(synoptic.locator(f'[data-item="{job["electrode"]}"]')).to_have_count(1)
+            await page.screenshot(path=artifact("incident-replay-at-trip.png"), full_page=True)

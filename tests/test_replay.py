@@ -12,6 +12,7 @@ hand-written rows.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import re
@@ -66,13 +67,13 @@ def _get(url: str) -> Any:
         return json.loads(response.read())
 
 
-@pytest.fixture(scope="module")
-def served(night: Path) -> Iterator[Served]:  # noqa: F811
-    """`depline replay` on the night, on a port of its choosing (--port 0; the URL is in its ready line).
+@contextlib.contextmanager
+def replay_of(db: Path) -> Iterator[Served]:
+    """`depline replay` on DB, on a port of its choosing (--port 0; the URL is in its ready line).
     At the end it must stop cleanly on SIGTERM and leave the database exactly as it was."""
-    before = digest(night)
+    before = digest(db)
     process = subprocess.Popen(
-        [sys.executable, "-m", "controller.cli", "replay", *db_args(night), "--port", "0"],
+        [sys.executable, "-m", "controller.cli", "replay", *db_args(db), "--port", "0"],
         cwd=ROOT, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
     )  # fmt: skip
     assert process.stderr is not None
@@ -83,12 +84,18 @@ def served(night: Path) -> Iterator[Served]:  # noqa: F811
     found = READY.match(line)
     assert found, f"no ready line from depline replay: {line!r}"
     try:
-        yield Served(found.group(1), process, night)
+        yield Served(found.group(1), process, db)
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
-        assert digest(night) == before, "the replay changed the database it replayed"
-        assert not [p.name for p in night.parent.glob(night.name + "-*")], "the replay left files beside it"
+        assert digest(db) == before, "the replay changed the database it replayed"
+        assert not [p.name for p in db.parent.glob(db.name + "-*")], "the replay left files beside it"
+
+
+@pytest.fixture(scope="module")
+def served(night: Path) -> Iterator[Served]:  # noqa: F811
+    with replay_of(night) as replay:
+        yield replay
 
 
 def mid_job_instant(db: Path) -> tuple[float, str, str]:
@@ -156,8 +163,8 @@ def test_commands_and_log_ins_are_refused_as_read_only(served: Served) -> None:
         assert "replay is read-only" in json.loads(refused.value.read())["detail"]
 
 
-@pytest.fixture
-async def page(served: Served) -> AsyncIterator[Page]:
+@contextlib.asynccontextmanager
+async def chromium_page() -> AsyncIterator[Page]:
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         try:
@@ -166,6 +173,12 @@ async def page(served: Served) -> AsyncIterator[Page]:
             yield opened
         finally:
             await browser.close()
+
+
+@pytest.fixture
+async def page(served: Served) -> AsyncIterator[Page]:
+    async with chromium_page() as opened:
+        yield opened
 
 
 @pytest.mark.heavy
