@@ -13,9 +13,10 @@ Rows/day = rows / plant days.
 - producing: one production job (`run_batch`, the code path of `depline batch --sim`) recorded as the
   service records it (deadband on, heartbeat on the plant clock): "after" is the sample rows its
   historian stored; "before" is every poll of the default plan (recording every poll of a sped-up
-  line outruns the writer, so it is computed, not measured). The job is polled `PRODUCING_COARSER`
-  times less often than the real line: "after" misses deadband crossings that fall between two of
-  its polls during fast ramps (pump-down, venting, heating), by at most that factor, and only there.
+  line outruns the writer, so it is computed, not measured). The job is polled `--producing-coarser`
+  (default `PRODUCING_COARSER`) times less often than the real line: "after" misses deadband
+  crossings that fall between two of its polls during fast ramps (pump-down, venting, heating), by at
+  most that factor, and only there.
 
 Usage: `python -m bench.recording [--speed 100] [--write-docs]`.
 """
@@ -121,7 +122,7 @@ async def idle_stream(speed: float, plant_h: float, *, excursion: bool = True) -
     return Stream(samples, (ended - t0) * speed, window)
 
 
-async def producing_rows(speed: float) -> tuple[int, float]:
+async def producing_rows(speed: float, coarser: float = PRODUCING_COARSER) -> tuple[int, float]:
     """One production job recorded as the service records it (deadband on): the sample rows it stored
     and the plant seconds it took."""
     with tempfile.TemporaryDirectory(prefix="depline-recording-") as tmp:
@@ -140,7 +141,7 @@ async def producing_rows(speed: float) -> tuple[int, float]:
         t0 = time.time()
         await run_batch(
             sped, queue, line.factory(), clock=clock, desk=desk, out=io.StringIO(), user="bench",
-            plan=plant_plan(config, speed, PRODUCING_COARSER),
+            plan=plant_plan(config, speed, coarser),
         )  # fmt: skip
         wall_s = time.time() - t0
         rows = await asyncio.to_thread(_recorded, folder / "line.db")
@@ -181,7 +182,13 @@ def nominal_rows_per_day(config: LineConfig, stream: Stream) -> float:
 
 
 def render_markdown(
-    idle: Counted, producing: Counted, nominal: float, peak: float, speed: float, command: str
+    idle: Counted,
+    producing: Counted,
+    nominal: float,
+    peak: float,
+    speed: float,
+    command: str,
+    coarser: float = PRODUCING_COARSER,
 ) -> str:
     settings = RecordingConfig()
     lines = [
@@ -220,10 +227,10 @@ def render_markdown(
         ),
         *(
             [
-                f"- The producing run was polled {PRODUCING_COARSER:g}x less often than the real line:",
+                f"- The producing run was polled {coarser:g}x less often than the real line:",
                 "  its deadband column misses crossings between two of its polls during fast ramps.",
             ]
-            if producing.plant_s > 0
+            if producing.plant_s > 0 and coarser > 1
             else []
         ),
         f"- The default poll plan stores {nominal:,.0f} rows/day with every poll kept (the real line's",
@@ -249,6 +256,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--producing", action="store_true", help="also record one production job (needs an idle runner)"
     )
+    parser.add_argument(
+        "--producing-coarser",
+        type=float,
+        default=PRODUCING_COARSER,
+        help=f"poll the production job this much less often than the real line ({PRODUCING_COARSER:g})",
+    )
     add_output_options(parser, DOCS, quick_help="a short idle run, no production job")
     return parser
 
@@ -258,7 +271,7 @@ async def run_bench(args: argparse.Namespace) -> tuple[Counted, Counted, float, 
     idle = await idle_stream(args.speed, 0.3 if args.quick else args.idle_plant_h)
     kept_idle = kept(idle, settings)
     nominal = nominal_rows_per_day(load_line_config(), idle)
-    stored, plant_s = await producing_rows(args.speed) if args.producing else (0, 0.0)
+    stored, plant_s = await producing_rows(args.speed, args.producing_coarser) if args.producing else (0, 0.0)
     producing = Counted(round(nominal * plant_s / DAY_S), stored, plant_s)
     assert idle.excursion is not None
     return count(idle, settings), producing, nominal, excursion_rise(kept_idle, idle.excursion)
@@ -270,7 +283,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(asctime)s %(name)s: %(message)s")
     idle, producing, nominal, peak = asyncio.run(run_bench(args))
     command = " ".join(["python -m bench.recording", *args_list])
-    return publish(render_markdown(idle, producing, nominal, peak, args.speed, command), args, update_docs)
+    figures = render_markdown(idle, producing, nominal, peak, args.speed, command, args.producing_coarser)
+    return publish(figures, args, update_docs)
 
 
 if __name__ == "__main__":
