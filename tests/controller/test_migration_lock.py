@@ -9,16 +9,20 @@ import fcntl
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
 import pytest
+from alembic import command
+from sqlalchemy.pool import NullPool
 
 from bench.postgres_cluster import PgCluster, unavailable_reason
 from controller.historian.migration_lock import LOCK_FILE_SUFFIX, MIGRATION_LOCK_KEY
-from controller.historian.upgrade import head_revision
+from controller.historian.schema import make_engine
+from controller.historian.upgrade import alembic_config, ensure_schema, head_revision
 
 WAIT_S = 90.0
 
@@ -107,3 +111,44 @@ def test_two_upgrades_of_an_empty_sqlite_file_make_the_schema_once(tmp_path: Pat
     with sqlite3.connect(db) as conn:
         versions = conn.execute("SELECT version_num FROM alembic_version").fetchall()
     assert versions == [(asyncio.run(head_revision()),)]
+
+
+async def test_a_service_that_finds_another_s_migration_half_done_waits_for_it(tmp_path: Path) -> None:
+    """On SQLite a migration is a series of statements: a service starting meanwhile may see tables and
+    no revision yet. That is not a foreign database: it waits for the migration lock and reads again."""
+    db = tmp_path / "line.db"
+    url = f"sqlite:///{db}"
+    half_done = threading.Event()
+    done = threading.Event()
+
+    def other_service_migrating() -> None:
+        with open(f"{db}{LOCK_FILE_SUFFIX}", "a+b") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                with sqlite3.connect(db) as conn:  # its first table made, no revision yet
+                    conn.execute("CREATE TABLE runs (id TEXT PRIMARY KEY)")
+                half_done.set()
+                deadline = time.monotonic() + WAIT_S
+                while _blocked_flocks() < 1 and time.monotonic() < deadline:  # the service waits on us
+                    time.sleep(0.05)
+                with sqlite3.connect(db) as conn:
+                    conn.execute("DROP TABLE runs")
+                command.upgrade(alembic_config(url, line="line1"), "head")  # the rest of its migration
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+                done.set()
+
+    other = threading.Thread(target=other_service_migrating)
+    other.start()
+    engine = make_engine(url, poolclass=NullPool)
+    try:
+        assert await asyncio.to_thread(half_done.wait, WAIT_S)
+        await ensure_schema(engine, url, WAIT_S, line="line1")  # no SchemaOutdated: it waited
+        assert done.is_set()
+    finally:
+        await engine.dispose()
+        await asyncio.to_thread(other.join, WAIT_S)
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [
+            (await head_revision(),)
+        ]
