@@ -44,6 +44,7 @@ from controller.historian.deadband import Deadband
 from controller.line.controller import LineController
 from controller.line.poller import DEFAULT_PERIODS_S, PollPlan, Sample
 from controller.service.batch_run import run_batch
+from drivers.reading import Quality, Reading
 from sequences.batch_queue import load_queue
 from sequences.operator_desk import OperatorDesk
 from sequences.plant_clock import PlantClock
@@ -122,9 +123,11 @@ async def idle_stream(speed: float, plant_h: float, *, excursion: bool = True) -
     return Stream(samples, (ended - t0) * speed, window)
 
 
-async def producing_rows(speed: float, coarser: float = PRODUCING_COARSER) -> tuple[int, float]:
-    """One production job recorded as the service records it (deadband on): the sample rows it stored
-    and the plant seconds it took."""
+async def producing_rows(
+    speed: float, coarser: float = PRODUCING_COARSER, *, every_poll: bool = False
+) -> tuple[list[Sample], float]:
+    """One production job recorded as the service records it (deadband on; with `every_poll`, off: every
+    poll stored): the sample rows it stored, on the plant clock, and the plant seconds it took."""
     with tempfile.TemporaryDirectory(prefix="depline-recording-") as tmp:
         folder = Path(tmp)
         base = load_line_config()
@@ -133,11 +136,13 @@ async def producing_rows(speed: float, coarser: float = PRODUCING_COARSER) -> tu
         )
         queue = load_queue(write_queue(folder, 1))
         clock = PlantClock(speed)
-        line = ClockedLine(config, speed)
-        desk = OperatorDesk(clock=clock, simulated_glove_work_s=GLOVE_WORK_S)
-        # the heartbeat on the plant clock: the records' times are wall times
+        # the heartbeat on the plant clock: the records' times are wall times. The recorder takes its
+        # `[recording]` from the line the factory yields, so the simulated line gets these settings
         sped = dataclasses.replace(config, recording=dataclasses.replace(
-            config.recording, heartbeat_s=config.recording.heartbeat_s / speed))  # fmt: skip
+            config.recording, heartbeat_s=config.recording.heartbeat_s / speed,
+            deadband=not every_poll))  # fmt: skip
+        line = ClockedLine(sped, speed)
+        desk = OperatorDesk(clock=clock, simulated_glove_work_s=GLOVE_WORK_S)
         t0 = time.time()
         await run_batch(
             sped, queue, line.factory(), clock=clock, desk=desk, out=io.StringIO(), user="bench",
@@ -145,7 +150,13 @@ async def producing_rows(speed: float, coarser: float = PRODUCING_COARSER) -> tu
         )  # fmt: skip
         wall_s = time.time() - t0
         rows = await asyncio.to_thread(_recorded, folder / "line.db")
-    return len(rows), wall_s * speed
+    samples = [
+        on_plant_clock(
+            Sample(device, channel, Reading(float(value), unit, Quality(quality), ts, ts)), t0, speed
+        )
+        for device, channel, unit, ts, value, quality in rows
+    ]
+    return samples, wall_s * speed
 
 
 def _recorded(db: Path) -> list[tuple[str, str, str, float, float, str]]:
@@ -189,6 +200,7 @@ def render_markdown(
     speed: float,
     command: str,
     coarser: float = PRODUCING_COARSER,
+    every_poll: bool = False,
 ) -> str:
     settings = RecordingConfig()
     lines = [
@@ -206,7 +218,8 @@ def render_markdown(
         f"{idle.per_day(idle.after):,.0f} | {idle.factor:,.0f}x |",
         *(
             [
-                f"| producing (one job, {producing.plant_s / 3600:.1f} plant h; before: the plan) | "
+                f"| producing (one job, {producing.plant_s / 3600:.1f} plant h; before: "
+                f"{'its polls' if every_poll else 'the plan'}) | "
                 f"{producing.per_day(producing.before):,.0f} | {producing.per_day(producing.after):,.0f} | "
                 f"{producing.factor:,.0f}x |"
             ]
@@ -262,6 +275,11 @@ def _parser() -> argparse.ArgumentParser:
         default=PRODUCING_COARSER,
         help=f"poll the production job this much less often than the real line ({PRODUCING_COARSER:g})",
     )
+    parser.add_argument(
+        "--producing-every-poll",
+        action="store_true",
+        help="record the production job's every poll and count the deadband over the same polls",
+    )
     add_output_options(parser, DOCS, quick_help="a short idle run, no production job")
     return parser
 
@@ -271,8 +289,13 @@ async def run_bench(args: argparse.Namespace) -> tuple[Counted, Counted, float, 
     idle = await idle_stream(args.speed, 0.3 if args.quick else args.idle_plant_h)
     kept_idle = kept(idle, settings)
     nominal = nominal_rows_per_day(load_line_config(), idle)
-    stored, plant_s = await producing_rows(args.speed, args.producing_coarser) if args.producing else (0, 0.0)
-    producing = Counted(round(nominal * plant_s / DAY_S), stored, plant_s)
+    producing = Counted(0, 0, 0.0)
+    if args.producing_every_poll:  # every poll the job made, and the deadband over those same polls
+        polls, plant_s = await producing_rows(args.speed, args.producing_coarser, every_poll=True)
+        producing = count(Stream(polls, plant_s), settings)
+    elif args.producing:
+        stored, plant_s = await producing_rows(args.speed, args.producing_coarser)
+        producing = Counted(round(nominal * plant_s / DAY_S), len(stored), plant_s)
     assert idle.excursion is not None
     return count(idle, settings), producing, nominal, excursion_rise(kept_idle, idle.excursion)
 
@@ -283,7 +306,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(asctime)s %(name)s: %(message)s")
     idle, producing, nominal, peak = asyncio.run(run_bench(args))
     command = " ".join(["python -m bench.recording", *args_list])
-    figures = render_markdown(idle, producing, nominal, peak, args.speed, command, args.producing_coarser)
+    figures = render_markdown(
+        idle, producing, nominal, peak, args.speed, command, args.producing_coarser, args.producing_every_poll
+    )
     return publish(figures, args, update_docs)
 
 
