@@ -13,9 +13,10 @@ Rows/day = rows / plant days.
 - producing: one production job (`run_batch`, the code path of `depline batch --sim`) recorded as the
   service records it (deadband on, heartbeat on the plant clock): "after" is the sample rows its
   historian stored; "before" is every poll of the default plan (recording every poll of a sped-up
-  line outruns the writer, so it is computed, not measured). The job is polled `PRODUCING_COARSER`
-  times less often than the real line: "after" misses deadband crossings that fall between two of
-  its polls during fast ramps (pump-down, venting, heating), by at most that factor, and only there.
+  line outruns the writer, so it is computed, not measured). The job is polled `--producing-coarser`
+  (default `PRODUCING_COARSER`) times less often than the real line: "after" misses deadband
+  crossings that fall between two of its polls during fast ramps (pump-down, venting, heating), by at
+  most that factor, and only there.
 
 Usage: `python -m bench.recording [--speed 100] [--write-docs]`.
 """
@@ -43,6 +44,7 @@ from controller.historian.deadband import Deadband
 from controller.line.controller import LineController
 from controller.line.poller import DEFAULT_PERIODS_S, PollPlan, Sample
 from controller.service.batch_run import run_batch
+from drivers.reading import Quality, Reading
 from sequences.batch_queue import load_queue
 from sequences.operator_desk import OperatorDesk
 from sequences.plant_clock import PlantClock
@@ -121,9 +123,11 @@ async def idle_stream(speed: float, plant_h: float, *, excursion: bool = True) -
     return Stream(samples, (ended - t0) * speed, window)
 
 
-async def producing_rows(speed: float) -> tuple[int, float]:
-    """One production job recorded as the service records it (deadband on): the sample rows it stored
-    and the plant seconds it took."""
+async def producing_rows(
+    speed: float, coarser: float = PRODUCING_COARSER, *, every_poll: bool = False
+) -> tuple[list[Sample], float]:
+    """One production job recorded as the service records it (deadband on; with `every_poll`, off: every
+    poll stored): the sample rows it stored, on the plant clock, and the plant seconds it took."""
     with tempfile.TemporaryDirectory(prefix="depline-recording-") as tmp:
         folder = Path(tmp)
         base = load_line_config()
@@ -132,19 +136,27 @@ async def producing_rows(speed: float) -> tuple[int, float]:
         )
         queue = load_queue(write_queue(folder, 1))
         clock = PlantClock(speed)
-        line = ClockedLine(config, speed)
-        desk = OperatorDesk(clock=clock, simulated_glove_work_s=GLOVE_WORK_S)
-        # the heartbeat on the plant clock: the records' times are wall times
+        # the heartbeat on the plant clock: the records' times are wall times. The recorder takes its
+        # `[recording]` from the line the factory yields, so the simulated line gets these settings
         sped = dataclasses.replace(config, recording=dataclasses.replace(
-            config.recording, heartbeat_s=config.recording.heartbeat_s / speed))  # fmt: skip
+            config.recording, heartbeat_s=config.recording.heartbeat_s / speed,
+            deadband=not every_poll))  # fmt: skip
+        line = ClockedLine(sped, speed)
+        desk = OperatorDesk(clock=clock, simulated_glove_work_s=GLOVE_WORK_S)
         t0 = time.time()
         await run_batch(
             sped, queue, line.factory(), clock=clock, desk=desk, out=io.StringIO(), user="bench",
-            plan=plant_plan(config, speed, PRODUCING_COARSER),
+            plan=plant_plan(config, speed, coarser),
         )  # fmt: skip
         wall_s = time.time() - t0
         rows = await asyncio.to_thread(_recorded, folder / "line.db")
-    return len(rows), wall_s * speed
+    samples = [
+        on_plant_clock(
+            Sample(device, channel, Reading(float(value), unit, Quality(quality), ts, ts)), t0, speed
+        )
+        for device, channel, unit, ts, value, quality in rows
+    ]
+    return samples, wall_s * speed
 
 
 def _recorded(db: Path) -> list[tuple[str, str, str, float, float, str]]:
@@ -181,7 +193,14 @@ def nominal_rows_per_day(config: LineConfig, stream: Stream) -> float:
 
 
 def render_markdown(
-    idle: Counted, producing: Counted, nominal: float, peak: float, speed: float, command: str
+    idle: Counted,
+    producing: Counted,
+    nominal: float,
+    peak: float,
+    speed: float,
+    command: str,
+    coarser: float = PRODUCING_COARSER,
+    every_poll: bool = False,
 ) -> str:
     settings = RecordingConfig()
     lines = [
@@ -199,7 +218,8 @@ def render_markdown(
         f"{idle.per_day(idle.after):,.0f} | {idle.factor:,.0f}x |",
         *(
             [
-                f"| producing (one job, {producing.plant_s / 3600:.1f} plant h; before: the plan) | "
+                f"| producing (one job, {producing.plant_s / 3600:.1f} plant h; before: "
+                f"{'its polls' if every_poll else 'the plan'}) | "
                 f"{producing.per_day(producing.before):,.0f} | {producing.per_day(producing.after):,.0f} | "
                 f"{producing.factor:,.0f}x |"
             ]
@@ -220,10 +240,10 @@ def render_markdown(
         ),
         *(
             [
-                f"- The producing run was polled {PRODUCING_COARSER:g}x less often than the real line:",
+                f"- The producing run was polled {coarser:g}x less often than the real line:",
                 "  its deadband column misses crossings between two of its polls during fast ramps.",
             ]
-            if producing.plant_s > 0
+            if producing.plant_s > 0 and coarser > 1
             else []
         ),
         f"- The default poll plan stores {nominal:,.0f} rows/day with every poll kept (the real line's",
@@ -249,6 +269,17 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--producing", action="store_true", help="also record one production job (needs an idle runner)"
     )
+    parser.add_argument(
+        "--producing-coarser",
+        type=float,
+        default=PRODUCING_COARSER,
+        help=f"poll the production job this much less often than the real line ({PRODUCING_COARSER:g})",
+    )
+    parser.add_argument(
+        "--producing-every-poll",
+        action="store_true",
+        help="record the production job's every poll and count the deadband over the same polls",
+    )
     add_output_options(parser, DOCS, quick_help="a short idle run, no production job")
     return parser
 
@@ -258,8 +289,13 @@ async def run_bench(args: argparse.Namespace) -> tuple[Counted, Counted, float, 
     idle = await idle_stream(args.speed, 0.3 if args.quick else args.idle_plant_h)
     kept_idle = kept(idle, settings)
     nominal = nominal_rows_per_day(load_line_config(), idle)
-    stored, plant_s = await producing_rows(args.speed) if args.producing else (0, 0.0)
-    producing = Counted(round(nominal * plant_s / DAY_S), stored, plant_s)
+    producing = Counted(0, 0, 0.0)
+    if args.producing_every_poll:  # every poll the job made, and the deadband over those same polls
+        polls, plant_s = await producing_rows(args.speed, args.producing_coarser, every_poll=True)
+        producing = count(Stream(polls, plant_s), settings)
+    elif args.producing:
+        stored, plant_s = await producing_rows(args.speed, args.producing_coarser)
+        producing = Counted(round(nominal * plant_s / DAY_S), len(stored), plant_s)
     assert idle.excursion is not None
     return count(idle, settings), producing, nominal, excursion_rise(kept_idle, idle.excursion)
 
@@ -270,7 +306,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(asctime)s %(name)s: %(message)s")
     idle, producing, nominal, peak = asyncio.run(run_bench(args))
     command = " ".join(["python -m bench.recording", *args_list])
-    return publish(render_markdown(idle, producing, nominal, peak, args.speed, command), args, update_docs)
+    figures = render_markdown(
+        idle, producing, nominal, peak, args.speed, command, args.producing_coarser, args.producing_every_poll
+    )
+    return publish(figures, args, update_docs)
 
 
 if __name__ == "__main__":

@@ -543,6 +543,10 @@ def build_parser() -> argparse.ArgumentParser:
     upgrade.add_argument("--database", help="SQLAlchemy URL overriding [database] url")
     upgrade.set_defaults(handler=_cmd_db_upgrade)
 
+    from controller.service.db_retain import add_retain_command
+
+    add_retain_command(db_sub)
+
     status = sub.add_parser(
         "status",
         help="print the line's state from a running controller",

@@ -74,6 +74,9 @@ say "depline $("$venv/bin/python" -c 'import importlib.metadata as m; print(m.ve
 # -- site files: the deploy/ folder for reference, the unit, udev rules, /etc/depline ---------------
 rm -rf "$PREFIX/deploy" && cp -r "$SRC/deploy" "$PREFIX/deploy" && chmod -R go-w "$PREFIX/deploy"
 install -m 0644 "$SRC/deploy/systemd/depline@.service" /etc/systemd/system/depline@.service
+# the daily sample-partition upkeep (PostgreSQL sites): installed, enabled by the site (deploy/README.md)
+install -m 0644 "$SRC/deploy/systemd/depline-retain.service" /etc/systemd/system/depline-retain.service
+install -m 0644 "$SRC/deploy/systemd/depline-retain.timer" /etc/systemd/system/depline-retain.timer
 install -m 0644 "$SRC/deploy/udev/70-depline-serial.rules" /etc/udev/rules.d/70-depline-serial.rules
 install -d -m 0750 -o root -g "$SERVICE_USER" /etc/depline /etc/depline/credentials
 install -m 0640 -o root -g "$SERVICE_USER" "$SRC/controller/config/standard_line.toml" \

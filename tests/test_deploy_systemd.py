@@ -19,6 +19,8 @@ from controller.service.systemd_notify import SystemdNotifier
 
 REPO = Path(__file__).resolve().parents[1]
 UNIT = REPO / "deploy" / "systemd" / "depline@.service"
+RETAIN_SERVICE = REPO / "deploy" / "systemd" / "depline-retain.service"
+RETAIN_TIMER = REPO / "deploy" / "systemd" / "depline-retain.timer"
 INSTALLED_BINARY = "/opt/depline/venv/bin/depline"
 # what `systemd-analyze security` may still flag, and why the service needs it
 ACCEPTED_EXPOSURE = {
@@ -55,6 +57,30 @@ def test_the_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
     # an unknown or misspelt key is only a warning (exit 0): any output is a failure here
     assert done.returncode == 0, done.stderr
     assert done.stderr.strip() == "", done.stderr
+
+
+def test_the_retention_timer_and_its_service_pass_systemd_analyze_verify(tmp_path: Path) -> None:
+    """The daily partition upkeep (`depline db retain` as the owner role, deploy/README.md): the
+    service reads the owner's password from its credential, never from its command line."""
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze not installed (Debian package systemd; `make system-packages`)")
+    depline = Path(sys.executable).with_name("depline")
+    text = RETAIN_SERVICE.read_text(encoding="utf-8")
+    assert f"{INSTALLED_BINARY} db retain " in text
+    assert "--password-file %d/db-owner" in text
+    assert "LoadCredential=db-owner:" in text
+    service = tmp_path / RETAIN_SERVICE.name
+    service.write_text(text.replace(INSTALLED_BINARY, str(depline)), encoding="utf-8")
+    timer = tmp_path / RETAIN_TIMER.name
+    timer.write_text(RETAIN_TIMER.read_text(encoding="utf-8"), encoding="utf-8")
+    done = subprocess.run(
+        [analyze, "verify", "--man=no", str(service), str(timer)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip() == "", done.stderr
+    install = (REPO / "deploy" / "install.sh").read_text(encoding="utf-8")
+    assert "deploy/systemd/depline-retain.timer" in install
 
 
 def test_the_unit_is_hardened(tmp_path: Path) -> None:

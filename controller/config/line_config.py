@@ -271,7 +271,7 @@ def _parse(root: TableReader) -> LineConfig:
     users = tuple(_user(t) for t in root.table_list("users"))
     _unique(root, "users", [u.name for u in users])
     sequence = _sequence(root.table_reader("sequence"))
-    recording = read_recording(root.table_reader("recording"))
+    recording = read_recording(root.table_reader("recording"), {d.name for d in devices})
     root.finish()
     return LineConfig(
         root.path, name, limits, spaces, ports, links, devices, database, mqtt, hmi, users, sequence,

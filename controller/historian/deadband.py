@@ -12,6 +12,8 @@ The settings and why they are what they are: `controller.config.recording`. How 
   come, so `Historian.sample_envelope` (the certificate's plots) still shows the peak.
 - **The heartbeat** stores a still channel every `heartbeat_s`, so a window of the record always
   holds its channels' values and a gap means the line was not recording.
+- **A channel's own settings first** (`[recording.channels."DEVICE.CHANNEL"]`), its class's and the
+  line's heartbeat for what it does not set.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import math
 from dataclasses import dataclass
 from typing import Final
 
-from controller.config.recording import RecordingConfig
+from controller.config.recording import ChannelRecording, RecordingConfig
 from controller.line.poller import Sample
 from drivers.reading import Quality
 
@@ -52,8 +54,9 @@ class Deadband:
         if last is None or not self.config.deadband:
             self._stored[key] = _Stored(reading.value, reading.quality, reading.ts)
             return (sample,)
-        if reading.quality is last.quality and not self._moved(reading.unit, last.value, reading.value):
-            if reading.ts - last.ts < self.config.heartbeat_s:
+        own = self.config.channels.get(key)
+        if reading.quality is last.quality and not self._moved(own, reading.unit, last.value, reading.value):
+            if reading.ts - last.ts < self.heartbeat_s(own):
                 last.held = sample
                 return ()
             self._stored[key] = _Stored(reading.value, reading.quality, reading.ts)
@@ -70,13 +73,24 @@ class Deadband:
             stored.held = None
         return out
 
-    def _moved(self, unit: str, stored: float, value: float) -> bool:
+    def heartbeat_s(self, own: ChannelRecording | None) -> float:
+        """How long a channel with settings `own` may stay still and unstored."""
+        if own is not None and own.heartbeat_s is not None:
+            return own.heartbeat_s
+        return self.config.heartbeat_s
+
+    def _moved(self, own: ChannelRecording | None, unit: str, stored: float, value: float) -> bool:
         if math.isnan(stored) or math.isnan(value):
             return math.isnan(stored) != math.isnan(value)
-        return abs(value - stored) > self.band(unit, stored)
+        return abs(value - stored) > self.band(unit, stored, own)
 
-    def band(self, unit: str, stored: float) -> float:
-        """How far a reading of this unit may move from `stored` and not be stored."""
+    def band(self, unit: str, stored: float, own: ChannelRecording | None = None) -> float:
+        """How far a reading of this unit (of a channel with settings `own`) may move from `stored` and
+        not be stored."""
+        if own is not None and own.deadband is not None:
+            return own.deadband
+        if own is not None and own.deadband_relative is not None:
+            return own.deadband_relative * abs(stored)
         config = self.config
         if unit in PRESSURE_UNITS:
             return config.pressure_relative * abs(stored)

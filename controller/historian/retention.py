@@ -9,6 +9,12 @@ investigation read years later: they are kept. Samples are ~all of the volume (e
   and again at each retention pass), and drops a day's partition once it is older than the retention
   of *every* line on the database (`lines.retention_s`; a line that keeps samples for ever keeps them
   all): a DROP is instant and leaves no bloat, where deleting millions of rows would not.
+- **Partitions are the owner role's.** Making or dropping a partition is DDL on `samples`, which only
+  its owner may do; a site's services log in as a runtime role that may only read and write rows
+  (deploy/postgresql/roles.sql). A service that may not change partitions (`may_change_partitions`)
+  leaves them to `depline db retain`, run as the owner from a daily timer
+  (deploy/systemd/depline-retain.timer; `controller.service.db_retain`), and keeps only its bounded
+  deletes. A DROP attempted by the runtime role would fail the whole pass, deletes included.
 - **Both: bounded deletes.** What partitions cannot remove (SQLite; on PostgreSQL a line whose
   retention is shorter than another's, and the default partition) goes by deletes of at most
   `DELETE_CHUNK_ROWS` rows of this line's channels, one chunk per turn of the writer, between its
@@ -75,6 +81,21 @@ async def prepare_partitions(conn: AsyncConnection, now: float, days_ahead: int 
     return made
 
 
+async def may_change_partitions(conn: AsyncConnection) -> bool:
+    """Whether this login may make and drop `samples` partitions: PostgreSQL, and a member of the role
+    that owns `samples` with CREATE on its schema (the owner role, or a superuser)."""
+    if conn.dialect.name != "postgresql":
+        return False
+    allowed = await conn.scalar(
+        text(
+            "SELECT pg_has_role(current_user, c.relowner, 'USAGE') "
+            "AND has_schema_privilege(current_user, c.relnamespace, 'CREATE') "
+            "FROM pg_class c WHERE c.oid = 'samples'::regclass"
+        )
+    )
+    return bool(allowed)
+
+
 async def _partitions(conn: AsyncConnection) -> set[str]:
     rows = await conn.execute(
         text(
@@ -131,6 +152,7 @@ __all__ = [
     "RETENTION_EVERY_S",
     "delete_old_samples",
     "drop_old_partitions",
+    "may_change_partitions",
     "oldest_sample_ts",
     "partition_name",
     "prepare_partitions",

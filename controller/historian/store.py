@@ -70,6 +70,7 @@ from controller.historian.retention import (
     RETENTION_EVERY_S,
     delete_old_samples,
     drop_old_partitions,
+    may_change_partitions,
     prepare_partitions,
     record_retention,
 )
@@ -142,6 +143,7 @@ class Historian(HistorianRecording, RecordSearch):
         self._retain_at = 0.0  # monotonic time of the next retention pass (`controller.historian.retention`)
         self._lease = LineLease(line)
         self._lease_due = True  # the line is not ours yet: claimed before anything is written
+        self._keeps_partitions = False  # this login may make and drop sample partitions (PostgreSQL owner)
         self.refused: LineHeld | None = None  # another running service holds the line
         self._shown_url = shown_url(url)
         self._batch_s = batch_s
@@ -302,7 +304,16 @@ class Historian(HistorianRecording, RecordSearch):
             await self._lease.claim(conn)
             await record_retention(conn, self.line, self.retention_s)
         async with asyncio.timeout(self._timeout_s), self._require_engine().begin() as conn:
-            await prepare_partitions(conn, time.time())  # before the first sample is written
+            self._keeps_partitions = await may_change_partitions(conn)
+            if self._keeps_partitions:
+                await prepare_partitions(conn, time.time())  # before the first sample is written
+            postgres = conn.dialect.name == "postgresql"
+        if postgres and not self._keeps_partitions:
+            log.info(
+                "sample partitions are the owner role's (`depline db retain`); this service deletes "
+                "its old samples by rows only",
+                extra={"line": self.line},
+            )
         self._lease_due = False
         log.info("line claimed", extra={"line": self.line, "holder": self._lease.holder})
 
@@ -498,16 +509,17 @@ class Historian(HistorianRecording, RecordSearch):
 
     async def apply_retention(self) -> tuple[list[str], int]:
         """One retention pass (the writer runs one every `RETENTION_EVERY_S`): partitions ahead and
-        behind, one bounded delete; the partitions dropped and the rows deleted. Housekeeping: a
-        failure is logged and the pass tried again later, never a reason to call the historian
-        unhealthy."""
+        behind (if this login owns them, `may_change_partitions`), one bounded delete; the partitions
+        dropped and the rows deleted. Housekeeping: a failure is logged and the pass tried again later,
+        never a reason to call the historian unhealthy."""
         now = time.time()
         dropped: list[str] = []
         deleted = 0
         try:
             async with asyncio.timeout(self._timeout_s), self._require_engine().begin() as conn:
-                await prepare_partitions(conn, now)
-                dropped = await drop_old_partitions(conn, now)
+                if self._keeps_partitions:
+                    await prepare_partitions(conn, now)
+                    dropped = await drop_old_partitions(conn, now)
                 if self.retention_s is not None:
                     deleted = await delete_old_samples(conn, self.line, now - self.retention_s)
         except Exception as exc:

@@ -9,7 +9,9 @@ Why it is built this way:
   from disk; they run in a worker thread (with its own event loop, see migrations/env.py), under a
   timeout.
 - **Serialised.** Alembic's command context lives in module globals: two upgrades in one process
-  (the historian and the batch store opening the same database) must not run at the same time.
+  (the historian and the batch store opening the same database) must not run at the same time. Across
+  processes (two services starting at once on an empty database) the database's migration lock
+  serialises them: `controller.historian.migration_lock`.
 - **Created, or refused, never guessed.** `ensure_schema` (the historian's `start()`) runs the
   migrations on an empty database; a database behind the code's head revision is refused with the
   instruction to run `depline db upgrade`, one ahead of it (a newer depline) or with historian tables
@@ -34,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import NullPool
 
 from controller.historian.errors import HistorianError, SchemaOutdated
+from controller.historian.migration_lock import held_around_command, wait_for_running_migration
 from controller.historian.schema import HISTORIAN_TABLES, async_url, make_engine
 
 log = logging.getLogger(__name__)
@@ -77,7 +80,7 @@ _ALEMBIC_LOCK = threading.Lock()
 def _upgrade_serialised(url: str, revision: str, line: str | None) -> None:
     """Alembic's command context lives in module globals: two upgrades in one process (the historian
     and the batch store opening the same database) must not run at the same time."""
-    with _ALEMBIC_LOCK:
+    with _ALEMBIC_LOCK, held_around_command(url):
         command.upgrade(alembic_config(url, line=line), revision)
 
 
@@ -119,6 +122,10 @@ async def ensure_schema(engine: AsyncEngine, url: str, timeout_s: float, *, line
     head, known = await asyncio.wait_for(asyncio.to_thread(_script_revisions, url), timeout_s)
     async with asyncio.timeout(timeout_s), engine.connect() as conn:
         current, tables = await conn.run_sync(_revision_and_tables)
+    if current is None and HISTORIAN_TABLES & tables:  # another service's migration, half done?
+        await asyncio.wait_for(asyncio.to_thread(wait_for_running_migration, url), timeout_s)
+        async with asyncio.timeout(timeout_s), engine.connect() as conn:
+            current, tables = await conn.run_sync(_revision_and_tables)
     if current is None:
         ours = sorted(HISTORIAN_TABLES & tables)
         if ours:

@@ -7,18 +7,23 @@ every poll stored, and a 2 K frost-point excursion is in the rows kept.
 
 from __future__ import annotations
 
+import asyncio
 import math
+import sys
+from pathlib import Path
+from types import MappingProxyType
 
 import pytest
 
 from bench.recording import excursion_rise, idle_stream, kept, nominal_rows_per_day
 from controller.config.line_config import load_line_config
-from controller.config.recording import RecordingConfig
+from controller.config.recording import ChannelRecording, RecordingConfig
 from controller.historian.deadband import Deadband
 from controller.line.poller import Sample
 from drivers.reading import Quality, Reading
 
 SETTINGS = RecordingConfig(heartbeat_s=60.0)
+STANDARD_LINE = Path(__file__).resolve().parents[2] / "controller" / "config" / "standard_line.toml"
 
 
 def reading(ts: float, value: float, unit: str, quality: Quality = Quality.OK) -> Sample:
@@ -59,6 +64,39 @@ def test_what_was_held_back_is_stored_when_recording_stops() -> None:
     stored(deadband, reading(0.0, 20.0, "degC"), reading(1.0, 20.1, "degC"))
     assert [(s.reading.ts, s.reading.value) for s in deadband.release()] == [(1.0, 20.1)]
     assert deadband.release() == []
+
+
+def test_a_channel_s_own_deadband_and_heartbeat_win_over_its_class() -> None:
+    overrides = {
+        ("dev", "degC"): ChannelRecording(deadband=1.0, heartbeat_s=10.0),
+        ("dev", "Pa"): ChannelRecording(deadband_relative=0.10),
+    }
+    deadband = Deadband(RecordingConfig(heartbeat_s=60.0, channels=MappingProxyType(overrides)))
+    # 1 K instead of the class's 0.2 K, and a 10 s heartbeat instead of the line's 60 s
+    temperatures = [
+        reading(t, v, "degC") for t, v in [(0, 20.0), (1, 20.5), (2, 20.9), (3, 21.2), (15, 21.2)]
+    ]
+    assert stored(deadband, *temperatures) == [(0, 20.0), (2, 20.9), (3, 21.2), (15, 21.2)]
+    # 10 % of the last stored instead of the class's 2 %
+    pressures = [reading(t, v, "Pa") for t, v in [(0, 100.0), (1, 105.0), (2, 108.0), (3, 111.0)]]
+    assert stored(deadband, *pressures) == [(0, 100.0), (2, 108.0), (3, 111.0)]
+    # a channel without an override keeps its class's band and the line's heartbeat
+    others = [reading(t, v, "ppmv") for t, v in [(0, 5.0), (1, 5.3), (30, 5.3), (61, 5.3)]]
+    assert stored(Deadband(RecordingConfig(heartbeat_s=60.0)), *others) == [(0, 5.0), (1, 5.3), (61, 5.3)]
+
+
+async def test_a_bad_channel_override_exits_2_naming_file_field_value_and_range(tmp_path: Path) -> None:
+    bad = tmp_path / "line.toml"
+    override = '\n[recording.channels."inlet_dewpoint.frost_point"]\ndeadband = 0.5\nheartbeat_s = 900\n'
+    bad.write_text(STANDARD_LINE.read_text().replace("\n[hmi]\n", override + "\n[hmi]\n", 1))
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "controller.cli", "config", "check", str(bad),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, err = await asyncio.wait_for(proc.communicate(), 60.0)
+    assert proc.returncode == 2
+    field = 'recording.channels."inlet_dewpoint.frost_point".heartbeat_s'
+    assert err.decode().strip() == f"depline: {bad}: {field} = 900: allowed range is 1 .. 600"
 
 
 def test_off_stores_every_reading() -> None:

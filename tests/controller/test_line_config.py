@@ -98,6 +98,19 @@ def test_a_file_that_is_not_utf8_names_the_byte(tmp_path: Path) -> None:
             "channels.x",
             "no channels",
         ),
+        *(
+            ("\n[hmi]\n", f"\n[recording.channels.{key}]\n{body}\n[hmi]\n", field, allowed)
+            for key, body, field, allowed in [
+                ('"oven.pv"', "heartbeat_s = 10", 'recording.channels."oven.pv"', "configured device"),
+                ("frost_point", "heartbeat_s = 10", "recording.channels.frost_point", "DEVICE.CHANNEL"),
+                ('"inlet_dewpoint.frost_point"', "deadband = -1", "deadband", "allowed range is 0 .. 1e+06"),
+                ('"inlet_dewpoint.h2o"', "deadband_relative = 0.9", "deadband_relative", "0 .. 0.5"),
+                ('"inlet_dewpoint.h2o"', "heartbeat_s = 3600", "heartbeat_s", "allowed range is 1 .. 600"),
+                ('"inlet_dewpoint.h2o"', "deadband = 1\ndeadband_relative = 0.1", "relative", "not both"),
+                ('"inlet_dewpoint.h2o"', "dead_band = 1", "dead_band", "unknown field"),
+                ('"inlet_dewpoint.h2o"', "", "deadband", "at least one of"),
+            ]
+        ),
     ],
 )
 def test_hostile_values_name_file_field_and_limit(
