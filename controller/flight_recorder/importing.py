@@ -23,6 +23,7 @@ Why it is built this way:
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +46,7 @@ from controller.flight_recorder.export import (
 from controller.flight_recorder.export_file import check_export_file, read_only_url
 from controller.historian.errors import describe_error
 from controller.historian.schema import (
+    HISTORIAN_TABLES,
     alarm_events,
     async_url,
     batches,
@@ -128,36 +130,45 @@ async def import_export(path: Path, target_url: str) -> ImportSummary:
 async def prepare_target(url: str) -> Path | None:
     """Refuse a target that is not a depline historian at this revision; give an empty one the schema.
 
-    Returns the SQLite file made for this import (to remove again if it fails), else None."""
+    Returns the SQLite file made for this import (to remove again if it fails), else None. An SQLite
+    target is looked at read-only first: a file refused here must come out of it unchanged."""
     shown = shown_url(url)
-    target = async_url(url)
-    made = _new_sqlite_file(url) if target.get_backend_name() == "sqlite" else None
-    engine = make_engine(url, poolclass=NullPool)
+    sqlite_file = _sqlite_file(url) if async_url(url).get_backend_name() == "sqlite" else None
+    if sqlite_file is not None and not await asyncio.to_thread(sqlite_file.exists):
+        await upgrade(url)
+        return sqlite_file
+    if sqlite_file is not None:
+        engine = create_async_engine(async_url(read_only_url(sqlite_file)), poolclass=NullPool)
+    else:
+        engine = make_engine(url, poolclass=NullPool)
     try:
         async with engine.connect() as conn:
             revision, tables = await conn.run_sync(_revision_and_tables)
     except DBAPIError as exc:
-        raise UserError(
-            f"{shown}: cannot be opened as a historian ({describe_error(exc.orig or exc)})"
-        ) from None
+        reason = describe_error(exc.orig or exc)
+        raise UserError(f"{shown}: cannot be opened as a historian ({reason})") from None
     finally:
         await engine.dispose()
-    if tables or revision is not None:
+    if not tables and revision is None:
+        await upgrade(url)
+    elif revision is None or not HISTORIAN_TABLES & set(tables):
+        raise UserError(
+            f"{shown} is not a depline historian (no depline schema revision in it): nothing imported"
+        )
+    else:
         await require_readable(url)
-        return None
-    await upgrade(url)
-    return made
+    return None
 
 
-def _new_sqlite_file(url: str) -> Path | None:
-    """The SQLite file this import would make (None: it exists); refused where it cannot be made."""
+def _sqlite_file(url: str) -> Path:
+    """The SQLite file of the target; refused where it cannot be made."""
     name = async_url(url).database or ""
     if name in ("", ":memory:"):
         raise UserError(f"--database {url!r}: an in-memory database would be gone when the import ends")
     file = Path(name)
     if not file.parent.is_dir():
         raise UserError(f"--database {url}: the directory {file.parent} does not exist")
-    return None if file.exists() else file
+    return file
 
 
 def _revision_and_tables(conn: Connection) -> tuple[str | None, list[str]]:
