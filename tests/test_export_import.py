@@ -174,7 +174,7 @@ async def row_counts(url: str) -> dict[str, int]:
 
 
 async def test_an_import_into_postgresql_beside_another_run_answers_the_same(
-    night: Night, source_answers: dict[str, list[Any]], pg: PgCluster
+    night: Night, source_answers: dict[str, list[Any]], pg: PgCluster, tmp_path: Path
 ) -> None:
     url = pg.url()
     database = ["--database", url]
@@ -193,6 +193,13 @@ async def test_an_import_into_postgresql_beside_another_run_answers_the_same(
     assert again.returncode == 0, again.stderr
     assert "nothing imported" in again.stdout
     assert await row_counts(url) == before
+    back = tmp_path / "from-postgresql.depline"  # and the way back: a site's PostgreSQL exports it again
+    exported = cli("export", night.batch, "-o", str(back), *database)
+    assert exported.returncode == 0, exported.stderr
+    assert (
+        cli("timeline", *sqlite_url(back), night.batch, "--json").stdout.splitlines()
+        == (source_answers["timeline"])
+    )
 
 
 def test_bad_files_and_targets_are_one_line_and_leave_the_target_as_it_was(
@@ -234,6 +241,10 @@ def test_bad_files_and_targets_are_one_line_and_leave_the_target_as_it_was(
     assert foreign.returncode == 2
     assert "not a depline historian" in foreign.stderr
     assert digest(photos) == photos_before
+    unreachable = cli("import", str(night.first), "--database", "postgresql://postgres@127.0.0.1:1/nowhere")
+    assert unreachable.returncode == 2
+    assert unreachable.stderr.count("\n") == 1
+    assert "nothing imported" in unreachable.stderr
     fresh = tmp_path / "fresh.db"
     assert cli("import", str(truncated), *sqlite_url(fresh)).returncode == 2
     assert not fresh.exists()

@@ -11,7 +11,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
+
+from sqlalchemy.exc import DBAPIError
 
 from controller.errors import UserError
 from controller.flight_recorder.database_choice import (
@@ -22,7 +26,9 @@ from controller.flight_recorder.database_choice import (
 )
 from controller.flight_recorder.export import EXPORT_TIMEOUT_S, export_run
 from controller.flight_recorder.importing import import_export
+from controller.historian.errors import describe_error
 from controller.historian.upgrade import require_readable
+from controller.reports.gather import shown_url
 
 
 def add_export_commands(sub: Subparsers) -> None:
@@ -69,12 +75,25 @@ def _cmd_export(args: argparse.Namespace) -> int:
         await require_readable(url, timeout_s=EXPORT_TIMEOUT_S)
         return (await export_run(url, args.run, output, force=args.force)).render()
 
-    sys.stdout.write(asyncio.run(export()))
+    sys.stdout.write(_reaching(url, "nothing exported", export))
     return 0
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
     require_url("--database", args.database)
-    summary = asyncio.run(import_export(Path(args.file), args.database))
-    sys.stdout.write(summary.render())
+
+    async def load() -> str:
+        return (await import_export(Path(args.file), args.database)).render()
+
+    sys.stdout.write(_reaching(args.database, "nothing imported", load))
     return 0
+
+
+def _reaching(url: str, outcome: str, work: Callable[[], Coroutine[Any, Any, str]]) -> str:
+    """A database that cannot be reached, or fails midway, is one line naming it (the export's file
+    and the import's transaction are then absent and rolled back: `outcome` says so)."""
+    try:
+        return asyncio.run(work())
+    except (DBAPIError, OSError) as exc:
+        reason = describe_error(exc.orig if isinstance(exc, DBAPIError) and exc.orig else exc)
+        raise UserError(f"{shown_url(url)}: {reason}: {outcome}") from None
