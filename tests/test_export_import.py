@@ -21,6 +21,8 @@ import asyncpg
 import pytest
 
 from bench.postgres_cluster import PgCluster, unavailable_reason
+from controller.errors import UserError
+from controller.flight_recorder.importing import import_export
 from tests.sequences.test_production import THIN_ANNEALED
 from tests.test_flight_recorder import QUEUE, cli, digest
 
@@ -202,11 +204,13 @@ async def test_an_import_into_postgresql_beside_another_run_answers_the_same(
     )
 
 
-def test_bad_files_and_targets_are_one_line_and_leave_the_target_as_it_was(
+async def test_bad_files_and_targets_are_one_line_and_leave_the_target_as_it_was(
     night: Night, tmp_path: Path
 ) -> None:
+    """Each refusal is checked on the loading itself (what the command runs, without a process start
+    each); the command's exit 2 and single line on two of them."""
     target = tmp_path / "site.db"
-    assert cli("import", str(night.first), *sqlite_url(target)).returncode == 0
+    await import_export(night.first, f"sqlite:///{target}")
     before = digest(target)
     truncated = tmp_path / "truncated.depline"
     truncated.write_bytes(night.second.read_bytes()[: night.second.stat().st_size * 2 // 3])
@@ -231,20 +235,23 @@ def test_bad_files_and_targets_are_one_line_and_leave_the_target_as_it_was(
         (differing, "differs in status"),
         (tmp_path / "missing.depline", "no such file"),
     ):
-        got = cli("import", str(file), *sqlite_url(target))
-        assert got.returncode == 2, (file, got.stdout, got.stderr)
-        assert got.stderr.count("\n") == 1, got.stderr
-        assert why in got.stderr, got.stderr
+        with pytest.raises(UserError) as refused:
+            await import_export(file, f"sqlite:///{target}")
+        assert why in str(refused.value)
+        assert "\n" not in str(refused.value)
         assert digest(target) == before
     photos_before = digest(photos)
-    foreign = cli("import", str(night.second), *sqlite_url(photos))
-    assert foreign.returncode == 2
-    assert "not a depline historian" in foreign.stderr
+    with pytest.raises(UserError, match="not a depline historian"):
+        await import_export(night.second, f"sqlite:///{photos}")
     assert digest(photos) == photos_before
-    unreachable = cli("import", str(night.first), "--database", "postgresql://postgres@127.0.0.1:1/nowhere")
-    assert unreachable.returncode == 2
-    assert unreachable.stderr.count("\n") == 1
-    assert "nothing imported" in unreachable.stderr
     fresh = tmp_path / "fresh.db"
-    assert cli("import", str(truncated), *sqlite_url(fresh)).returncode == 2
+    with pytest.raises(UserError, match="truncated"):
+        await import_export(truncated, f"sqlite:///{fresh}")
     assert not fresh.exists()
+    for got in (
+        cli("import", str(truncated), *sqlite_url(target)),
+        cli("import", str(night.first), "--database", "postgresql://postgres@127.0.0.1:1/nowhere"),
+    ):
+        assert got.returncode == 2
+        assert got.stderr.count("\n") == 1, got.stderr
+    assert digest(target) == before
