@@ -151,6 +151,37 @@ def test_an_import_into_a_fresh_sqlite_answers_the_same_and_a_second_is_a_no_op(
     assert digest(target) == before
 
 
+def added(summary: str, table: str) -> tuple[int, int]:
+    """(added, already there) of one table in an import's printout."""
+    [row] = [line.split() for line in summary.splitlines() if line.split()[:1] == [table]]
+    return int(row[1]), int(row[3])
+
+
+def test_a_service_run_exported_over_its_batch_loads_to_their_union(
+    night: Night, source_answers: dict[str, list[Any]], tmp_path: Path
+) -> None:
+    """The service run that executed the second batch overlaps it: imported over the batch's export,
+    the records both hold are kept once and the run's timeline is the source's."""
+    [run_id] = source_answers["history"][0]["jobs"][0]["service_runs"]
+    target = tmp_path / "site.db"
+    assert cli("import", str(night.second), *sqlite_url(target)).returncode == 0
+    run_file = tmp_path / "run.depline"
+    exported = cli("export", run_id, "-o", str(run_file), *sqlite_url(night.db))
+    assert exported.returncode == 0, exported.stderr
+    assert f"exported service run {run_id}" in exported.stdout
+    loaded = cli("import", str(run_file), *sqlite_url(target))
+    assert loaded.returncode == 0, loaded.stderr
+    assert added(loaded.stdout, "batches") == (0, 1)
+    assert added(loaded.stdout, "samples")[1] > 100
+    with sqlite3.connect(target) as conn:  # no command is there twice
+        assert conn.execute(
+            "SELECT count(*) FROM (SELECT ts, action FROM commands GROUP BY ts, action HAVING count(*) > 1)"
+        ).fetchone() == (0,)
+    timelines = [cli("timeline", *sqlite_url(db), run_id, "--json").stdout for db in (night.db, target)]
+    assert timelines[0].splitlines() == timelines[1].splitlines()
+    assert len(timelines[0].splitlines()) >= len(source_answers["timeline"])
+
+
 @pytest.fixture(scope="module")
 def pg() -> Iterator[PgCluster]:
     reason = unavailable_reason()
