@@ -39,6 +39,7 @@ from sqlalchemy.pool import NullPool
 
 from controller.errors import UserError
 from controller.flight_recorder.rejudge import PRELOAD_S
+from controller.historian.queries import IN_CHUNK
 from controller.historian.record_search import item_ids_of_job
 from controller.historian.recovery import INVENTORY_ACTIONS
 from controller.historian.schema import (
@@ -163,7 +164,7 @@ async def scope_of_run(conn: AsyncConnection, run: str, shown: str) -> RunScope:
                 select(jobs.c.id, jobs.c.batch_id).where(
                     jobs.c.line == service["line"],
                     jobs.c.started_at.is_not(None),
-                    jobs.c.started_at <= (until if until is not None else float("inf")),
+                    true() if until is None else jobs.c.started_at <= until,
                     or_(jobs.c.ended_at.is_(None), jobs.c.ended_at >= since),
                 )
             )
@@ -210,6 +211,20 @@ def _before_end(table: Table, scope: RunScope) -> ColumnElement[bool]:
 
 
 async def _copy_scope(source: AsyncConnection, target: AsyncConnection, scope: RunScope) -> dict[str, int]:
+    rows = await _records(source, scope)
+    counts: dict[str, int] = {}
+    for table in EXPORT_TABLES:
+        if table is samples:
+            channel_ids = [int(c["id"]) for c in rows["channels"]]
+            counts["samples"] = await _copy_samples(source, target, channel_ids, scope)
+        else:
+            await insert_rows(target, table, rows[table.name])
+            counts[table.name] = len(rows[table.name])
+    return counts
+
+
+async def _records(source: AsyncConnection, scope: RunScope) -> dict[str, list[dict[str, Any]]]:
+    """Every row of the scope but its samples, by table (see the module docstring for what and why)."""
     line = scope.line
     rows: dict[str, list[dict[str, Any]]] = {}
     rows["lines"] = [
@@ -227,17 +242,7 @@ async def _copy_scope(source: AsyncConnection, target: AsyncConnection, scope: R
         )
     handling = await all_rows(source, _inventory_handling(line, scope))
     rows["commands"] = _merged(rows["commands"], handling)
-    touched = _touched_items(rows["jobs"], handling)
-    in_window = await all_rows(source, select(ledger).where(ledger.c.line == line, _in_window(ledger, scope)))
-    touched |= {str(r["item"]) for r in in_window}
-    rows["items"] = await all_rows(source, select(items).where(items.c.line == line, items.c.id.in_(touched)))
-    rows["ledger"] = await all_rows(
-        source,
-        select(ledger)
-        .where(ledger.c.line == line, ledger.c.item.in_(touched), _before_end(ledger, scope))
-        .order_by(ledger.c.id),
-    )
-    rows["ledger"] = _merged(rows["ledger"], in_window)
+    rows["items"], rows["ledger"] = await _item_records(source, scope, rows["jobs"], handling)
     named_runs = {r["run_id"] for t in WINDOW_TABLES if "run_id" in t.c for r in rows[t.name]} - {None}
     overlapping = and_(
         runs.c.line == line,
@@ -248,16 +253,27 @@ async def _copy_scope(source: AsyncConnection, target: AsyncConnection, scope: R
     rows["channels"] = await all_rows(
         source, select(channels).where(channels.c.line == line).order_by(channels.c.id)
     )
-    counts: dict[str, int] = {}
-    for table in EXPORT_TABLES:
-        if table is samples:
-            counts["samples"] = await _copy_samples(
-                source, target, [int(c["id"]) for c in rows["channels"]], scope
-            )
-            continue
-        await insert_rows(target, table, rows[table.name])
-        counts[table.name] = len(rows[table.name])
-    return counts
+    return rows
+
+
+async def _item_records(
+    source: AsyncConnection, scope: RunScope, job_rows: list[dict[str, Any]], handling: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The touched items (the jobs', the handled ones, the ones moved in the window) and their ledger up
+    to the window's end; ids go to the database `IN_CHUNK` at a time (a year of handling names many)."""
+    line = scope.line
+    in_window = await all_rows(source, select(ledger).where(ledger.c.line == line, _in_window(ledger, scope)))
+    touched = sorted(_touched_items(job_rows, handling) | {str(r["item"]) for r in in_window})
+    item_rows: list[dict[str, Any]] = []
+    ledger_rows: list[dict[str, Any]] = list(in_window)
+    for start in range(0, len(touched), IN_CHUNK):
+        chunk = touched[start : start + IN_CHUNK]
+        item_rows += await all_rows(source, select(items).where(items.c.line == line, items.c.id.in_(chunk)))
+        ledger_rows += await all_rows(
+            source,
+            select(ledger).where(ledger.c.line == line, ledger.c.item.in_(chunk), _before_end(ledger, scope)),
+        )
+    return item_rows, _merged(ledger_rows, [])
 
 
 def _inventory_handling(line: str, scope: RunScope) -> Any:
