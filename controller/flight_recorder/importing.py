@@ -45,6 +45,7 @@ from controller.flight_recorder.export import (
 )
 from controller.flight_recorder.export_file import check_export_file, read_only_url
 from controller.historian.errors import describe_error
+from controller.historian.queries import IN_CHUNK
 from controller.historian.schema import (
     HISTORIAN_TABLES,
     alarm_events,
@@ -66,12 +67,13 @@ from controller.historian.schema import (
 from controller.historian.upgrade import require_readable, upgrade
 from controller.reports.gather import shown_url
 
+CHANNEL_KEY: Final = ("line", "device", "channel")
 # natural key of each table whose rows people name, in foreign-key order
 NAMED_TABLES: Final = (
     (lines, ("name",)),
     (runs, ("id",)),
     (items, ("line", "id")),
-    (channels, ("line", "device", "channel")),
+    (channels, CHANNEL_KEY),
     (batches, ("id",)),
     (jobs, ("id",)),
 )
@@ -89,6 +91,10 @@ class ImportSummary:
     target: str
     added: dict[str, int] = field(default_factory=dict)
     present: dict[str, int] = field(default_factory=dict)
+
+    def count(self, table: str, added: int, total: int) -> None:
+        self.added[table] = added
+        self.present[table] = total - added
 
     @property
     def nothing_new(self) -> bool:
@@ -181,37 +187,44 @@ async def _load(source: AsyncConnection, target: AsyncConnection, summary: Impor
     for table, key in NAMED_TABLES:
         rows = await all_rows(source, select(table))
         there = await _named_rows(target, table, key, rows)
-        new = [r for r in rows if _key(r, key) not in there]
         for row in rows:
             held = there.get(_key(row, key))
             if held is not None:
                 _require_same(table, key, row, held, summary.target)
-        if table is lines:
-            new = [{**r, "holder": None, "heartbeat_at": None} for r in new]
+        new = [r for r in rows if _key(r, key) not in there]
         if table is channels:
-            for row in rows:
-                held = there.get(_key(row, key))
-                if held is not None:
-                    channel_ids[int(row["id"])] = int(held["id"])
-            for row in new:
-                values = {k: v for k, v in row.items() if k != "id"}
-                channel_ids[int(row["id"])] = int(
-                    (await target.execute(insert(channels).returning(channels.c.id), values)).scalar_one()
-                )
-                fresh_channels.add(int(row["id"]))
+            channel_ids, fresh_channels = await _load_channels(target, rows, new, there)
         else:
+            if table is lines:  # the lease is the source service's; the target's line is served by its own
+                new = [{**r, "holder": None, "heartbeat_at": None} for r in new]
             await insert_rows(target, table, new)
-        summary.added[table.name] = len(new)
-        summary.present[table.name] = len(rows) - len(new)
+        summary.count(table.name, len(new), len(rows))
     for table in EVENT_TABLES:
         rows = await all_rows(source, select(table).order_by(table.c.id))
         held_keys = await _event_keys(target, table, rows)
         new = [r for r in rows if _event_key(table, r) not in held_keys]
         await insert_rows(target, table, [{k: v for k, v in r.items() if k != "id"} for r in new])
-        summary.added[table.name] = len(new)
-        summary.present[table.name] = len(rows) - len(new)
+        summary.count(table.name, len(new), len(rows))
     added, present = await _load_samples(source, target, channel_ids, fresh_channels)
-    summary.added["samples"], summary.present["samples"] = added, present
+    summary.count("samples", added, added + present)
+
+
+async def _load_channels(
+    target: AsyncConnection,
+    rows: Sequence[dict[str, Any]],
+    new: Sequence[dict[str, Any]],
+    there: dict[tuple[Any, ...], dict[str, Any]],
+) -> tuple[dict[int, int], set[int]]:
+    """The target's id for each of the export's channels (made where it has none), and the export ids
+    of the channels made here."""
+    ids = {
+        int(r["id"]): int(there[_key(r, CHANNEL_KEY)]["id"]) for r in rows if _key(r, CHANNEL_KEY) in there
+    }
+    for row in new:
+        values = {k: v for k, v in row.items() if k != "id"}
+        made = await target.execute(insert(channels).returning(channels.c.id), values)
+        ids[int(row["id"])] = int(made.scalar_one())
+    return ids, {int(r["id"]) for r in new}
 
 
 def _key(row: dict[str, Any], key: Sequence[str]) -> tuple[Any, ...]:
@@ -222,14 +235,15 @@ async def _named_rows(
     target: AsyncConnection, table: Table, key: Sequence[str], rows: Sequence[dict[str, Any]]
 ) -> dict[tuple[Any, ...], dict[str, Any]]:
     """The target's rows with the natural keys of `rows`, by key."""
+    keys = {_key(r, key) for r in rows}
     out: dict[tuple[Any, ...], dict[str, Any]] = {}
-    first = table.c[key[-1]]
+    last = table.c[key[-1]]
     wanted = sorted({str(r[key[-1]]) for r in rows})
-    for start in range(0, len(wanted), 500):
-        statement = select(table).where(first.in_(wanted[start : start + 500]))
-        for row in await all_rows(target, statement):
-            out[_key(row, key)] = row
-    return {k: v for k, v in out.items() if k in {_key(r, key) for r in rows}}
+    for start in range(0, len(wanted), IN_CHUNK):
+        for row in await all_rows(target, select(table).where(last.in_(wanted[start : start + IN_CHUNK]))):
+            if _key(row, key) in keys:
+                out[_key(row, key)] = row
+    return out
 
 
 def _require_same(
