@@ -1,6 +1,6 @@
 """`depline export` and `depline import` on two batches recorded by the simulated line.
 
-Two batches run one after the other (`depline batch --sim` at 3000x, real processes writing one real
+Two batches run one after the other (`depline batch --sim` at 1000x, real processes writing one real
 SQLite historian): the second one's export must answer history, timeline, samples and rejudge alone as
 the source does; imported into a fresh SQLite and into a real PostgreSQL that already holds the first
 batch, the same answers come back; a second import changes nothing; bad files and bad targets are one
@@ -51,7 +51,7 @@ def night(tmp_path_factory: pytest.TempPathFactory) -> Night:
     (folder / "queue.toml").write_text(QUEUE)
     db = folder / "line.db"
     for _ in range(2):
-        done = cli("batch", str(folder / "queue.toml"), "--sim", "--speed", "3000", *sqlite_url(db),
+        done = cli("batch", str(folder / "queue.toml"), "--sim", "--speed", "1000", *sqlite_url(db),
                    timeout_s=400)  # fmt: skip
         assert done.returncode == 0, done.stdout + done.stderr
     with sqlite3.connect(db) as conn:
@@ -115,6 +115,12 @@ def test_the_export_alone_answers_as_the_source(
     # the lead-in before the batch (from its service run's start) is in the export: today's rules replay
     # the same readings and commands and reach the same verdicts
     assert rejudged(night, sqlite_url(copy)) == rejudged(night, sqlite_url(night.db))
+    # no certificate is stored: the export renders the batch's as the source does (its header names the
+    # database and the time it was generated)
+    reports = [cli("report", night.batch, *sqlite_url(db)) for db in (night.db, copy)]
+    assert [r.returncode for r in reports] == [0, 0]
+    assert reports[0].stdout.splitlines()[2:] == reports[1].stdout.splitlines()[2:]
+    assert "verdict: certified" in reports[1].stdout
 
 
 def test_export_refuses_an_unknown_run_and_an_existing_file(night: Night, tmp_path: Path) -> None:
