@@ -521,10 +521,12 @@ def build_parser() -> argparse.ArgumentParser:
     batch.set_defaults(handler=_cmd_batch)
 
     from controller.flight_recorder.commands import add_flight_recorder_commands
+    from controller.flight_recorder.export_commands import add_export_commands
     from controller.reports.command import add_report_command
 
     add_report_command(sub)
     add_flight_recorder_commands(sub)
+    add_export_commands(sub)
 
     from controller.service.commission import add_commission_command
     from controller.service.replay import add_replay_command

@@ -14,11 +14,11 @@ import json
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TypeAlias, TypeVar
+from typing import TypeVar
 
-from controller.config.line_config import LineConfig, load_line_config
 from controller.errors import UserError
 from controller.flight_recorder.compare import Comparison, compare, render_comparison, render_comparison_html
+from controller.flight_recorder.database_choice import Subparsers, add_database_options, chosen_database
 from controller.flight_recorder.history import JOB_OUTCOMES, HistoryFilter, find_history, render_history
 from controller.flight_recorder.rejudge import Rejudgement, rejudge, render_rejudgement
 from controller.flight_recorder.sample_export import FORMATS, Channel, select_channels, write_samples
@@ -27,13 +27,10 @@ from controller.flight_recorder.timeline import Entry, Window, render_timeline, 
 from controller.historian.errors import HistorianUnavailable
 from controller.historian.store import Historian
 from controller.historian.upgrade import require_readable
-from controller.reports.command import require_database_file
 from controller.reports.gather import shown_url
 
 READ_TIMEOUT_S = 60.0
 T = TypeVar("T")
-
-Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 def add_flight_recorder_commands(sub: Subparsers) -> None:
@@ -44,11 +41,6 @@ def add_flight_recorder_commands(sub: Subparsers) -> None:
     _add_compare(sub)
 
 
-def _database_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", help="line configuration TOML (default: the embedded standard line)")
-    parser.add_argument("--database", help="SQLAlchemy URL overriding [database] url")
-
-
 def _add_history(sub: Subparsers) -> None:
     history = sub.add_parser(
         "history",
@@ -57,7 +49,7 @@ def _add_history(sub: Subparsers) -> None:
         "plant time, the electrode and its certificate verdict, and the service runs that executed the job. "
         "Times are ISO 8601 (UTC unless an offset is given) or epoch seconds. Reads the records only.",
     )
-    _database_options(history)
+    add_database_options(history)
     history.add_argument("--since", help="batches created at or after this time")
     history.add_argument("--until", help="batches created at or before this time")
     history.add_argument("--outcome", choices=JOB_OUTCOMES, help="only jobs that ended so")
@@ -79,7 +71,7 @@ def _add_timeline(sub: Subparsers) -> None:
         "verdict, the refusal's invariant and reason), station transitions, mode changes and item moves of "
         "RUN (a job, batch or service-run id) or of [--from, --to].",
     )
-    _database_options(timeline)
+    add_database_options(timeline)
     timeline.add_argument("run", metavar="RUN", nargs="?", help="a job, batch or service-run id")
     timeline.add_argument("--from", dest="since", help="start of the range (instead of RUN)")
     timeline.add_argument("--to", dest="until", help="end of the range (instead of RUN)")
@@ -96,7 +88,7 @@ def _add_samples(sub: Subparsers) -> None:
         "one channel (DEVICE.CHANNEL), oldest first, with its unit and quality, to standard output or -o "
         "FILE. Times are ISO 8601 (UTC unless an offset is given) or epoch seconds.",
     )
-    _database_options(samples)
+    add_database_options(samples)
     samples.add_argument("--from", dest="since", required=True, help="start of the range")
     samples.add_argument("--to", dest="until", required=True, help="end of the range")
     which = samples.add_mutually_exclusive_group(required=True)
@@ -117,7 +109,7 @@ def _add_rejudge(sub: Subparsers) -> None:
         "supervisor would have sent earlier, later, or not at all. Exit 0 when all agree, 1 when some "
         "disagree, 2 for bad input. Reads the records only.",
     )
-    _database_options(rejudge)
+    add_database_options(rejudge)
     rejudge.add_argument("run", metavar="RUN", help="a job, batch or service-run id")
     rejudge.add_argument(
         "--step",
@@ -137,7 +129,7 @@ def _add_compare(sub: Subparsers) -> None:
         "reports figure by figure, and with --html overlay the pressure and frost point of --space over "
         "--phase (default: the first pump-down both ran) on one plant-time axis.",
     )
-    _database_options(compare)
+    add_database_options(compare)
     compare.add_argument("job_a", metavar="JOB_A")
     compare.add_argument("job_b", metavar="JOB_B")
     compare.add_argument("--phase", help="the phase whose curves are overlaid (e.g. pump_down_1)")
@@ -148,17 +140,8 @@ def _add_compare(sub: Subparsers) -> None:
     compare.set_defaults(handler=_cmd_compare)
 
 
-def _database(args: argparse.Namespace) -> tuple[LineConfig, str]:
-    config = load_line_config(args.config)
-    url = config.database.url if args.database is None else args.database
-    if "://" not in url:
-        raise UserError(f"--database {url!r}: an SQLAlchemy URL such as sqlite:///data/line.db is expected")
-    require_database_file(url)
-    return config, url
-
-
 def _cmd_history(args: argparse.Namespace) -> int:
-    config, url = _database(args)
+    config, url = chosen_database(args)
     if args.limit < 1:
         raise UserError(f"--limit {args.limit}: must be at least 1")
     wanted = HistoryFilter(
@@ -179,7 +162,7 @@ def _cmd_history(args: argparse.Namespace) -> int:
 
 
 def _cmd_timeline(args: argparse.Namespace) -> int:
-    config, url = _database(args)
+    config, url = chosen_database(args)
     if (args.run is None) == (args.since is None or args.until is None):
         raise UserError("timeline: give either RUN or both --from and --to")
     if args.space is not None and args.space not in [s.name for s in config.spaces]:
@@ -205,7 +188,7 @@ def _cmd_timeline(args: argparse.Namespace) -> int:
 
 
 def _cmd_rejudge(args: argparse.Namespace) -> int:
-    config, url = _database(args)
+    config, url = chosen_database(args)
     if not 0.05 <= args.step <= 60.0:
         raise UserError(f"--step {args.step}: must be between 0.05 and 60 seconds")
 
@@ -230,7 +213,7 @@ def _cmd_rejudge(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    config, url = _database(args)
+    config, url = chosen_database(args)
     if args.space not in [s.name for s in config.spaces]:
         names = ", ".join(s.name for s in config.spaces)
         raise UserError(f"--space {args.space!r}: not a space of line {config.name!r} (spaces: {names})")
@@ -253,7 +236,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_samples(args: argparse.Namespace) -> int:
-    config, url = _database(args)
+    config, url = chosen_database(args)
     since = parse_instant("--from", args.since)
     until = parse_instant("--to", args.until)
     if until <= since:

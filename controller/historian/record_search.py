@@ -104,7 +104,7 @@ class RecordSearch(HistorianQueries):
         found = []
         for row in await self._fetch(statement):
             decoded = plain_row(row, json_columns=("items",))["items"]
-            if item in _item_ids(decoded):
+            if item in item_ids_of_job(decoded):
                 found.append(str(row["batch_id"]))
         return list(dict.fromkeys(found))
 
@@ -224,7 +224,8 @@ class RecordSearch(HistorianQueries):
         return [plain_row(r, json_columns=json_columns) for r in await self._fetch(statement)]
 
 
-def _item_ids(items: Any) -> set[str]:
+def item_ids_of_job(items: Any) -> set[str]:
+    """Every item a job's `items` JSON names: electrode, containers in and out, targets."""
     if not isinstance(items, dict):
         return set()
     ids = {str(items.get(k)) for k in ("base", "container", "out_container") if items.get(k)}
