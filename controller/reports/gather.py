@@ -30,6 +30,7 @@ from controller.historian.store import Historian
 from controller.line.ledger import LedgerEntry, exposure_from_entries
 from controller.line.materials import MaterialError, material
 from controller.line.state import LineReadings
+from controller.reports.layers import layers_of
 from controller.reports.record import (
     Confirmation,
     Episode,
@@ -154,6 +155,7 @@ async def _job_report(
         items=tuple(reports),
         plot=plot,
         findings=tuple(record_findings(events)),
+        layers=layers_of(events),
     )
 
 
