@@ -3,7 +3,8 @@ end on the line it names, at 1000x plant speed, and no electrode is ever exposed
 
 A queue names its line (`line = ...`, the embedded standard line when it names none); a recipe named
 by a shipped queue runs in that queue's run, and the others each as a one-job queue on the standard
-line, so each recipe is run once and the suite pays for no job twice. Each run is its own test (one
+line, so the suite pays for no recipe twice here. The demo queue is run by `depline demo`'s own test
+(`RUN_ELSEWHERE`). Each run is its own test (one
 simulated line each: the rig starts one per batch), so xdist spreads them over its workers.
 """
 
@@ -23,6 +24,14 @@ from tests.sequences.rig import LINES, ROOT, Rig, kinds, line_config
 
 RECIPES = sorted((ROOT / "sequences" / "recipes").glob("*.toml"))
 QUEUES = sorted((ROOT / "sequences" / "queues").glob("*.toml"))
+# a queue another test already runs to the end on its line: `depline demo` runs demo.toml, three jobs
+# of minutes each, and checks every job done and never exposed; running it twice buys nothing
+RUN_ELSEWHERE = {
+    "demo": (
+        ROOT / "tests" / "test_batch_cli.py",
+        "test_the_demo_runs_three_shipped_recipes_and_prints_the_records",
+    )
+}
 LINE_FILES: dict[str, Path | None] = {
     load_line_config(path).name: path for path in [None, *sorted(LINES.glob("*.toml"))]
 }
@@ -49,7 +58,9 @@ def _recipes_of(path: Path) -> set[str]:
 
 
 def shipped_runs() -> list[ShippedRun]:
-    runs = [ShippedRun(f"queue:{q.stem}", q, None, _queue_line(q)) for q in QUEUES]
+    runs = [
+        ShippedRun(f"queue:{q.stem}", q, None, _queue_line(q)) for q in QUEUES if q.stem not in RUN_ELSEWHERE
+    ]
     queued = set().union(*(_recipes_of(q) for q in QUEUES))
     runs += [
         ShippedRun(f"recipe:{r.stem}", None, r, load_line_config().name)
@@ -64,7 +75,11 @@ def test_the_runs_cover_every_shipped_recipe_and_queue() -> None:
     queued = set().union(*(_recipes_of(q) for q in QUEUES))
     alone = {r.recipe.name for r in runs if r.recipe is not None}
     assert queued | alone == {r.name for r in RECIPES}
-    assert {r.queue for r in runs if r.queue is not None} == set(QUEUES)
+    assert {r.queue for r in runs if r.queue is not None} | {
+        q for q in QUEUES if q.stem in RUN_ELSEWHERE
+    } == set(QUEUES)
+    for test_file, test in RUN_ELSEWHERE.values():
+        assert f"async def {test}(" in test_file.read_text(encoding="utf-8")
     assert all(r.line in LINE_FILES for r in runs), "a shipped queue names a line that is not shipped"
 
 
