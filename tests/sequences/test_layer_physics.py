@@ -119,8 +119,10 @@ async def test_a_10_um_evaporated_lithium_and_a_2_um_sputtered_electrolyte_run_t
     assert "/ 0.2 nm/s | " in text
     assert "/ 10000 s" in text
     page = render_html(report)
-    assert '<table class="layers">' in page
-    assert page.count("<td>deposit_") == 2
+    table = page.split('<table class="layers">', 1)[1].split("</table>", 1)[0]
+    assert table.count("<td>deposit_") == 2
+    cells = ["lithium", "evaporation", "Li", "process", "evaporation 550 W"]
+    assert "".join(f"<td>{c}</td>" for c in cells) in table
     assert render_pdf(report).startswith(b"%PDF")  # the same table in the PDF form
 
 
