@@ -2,6 +2,8 @@
 
 ```toml
 name = "overnight-0112"        # optional; the file name without .toml by default
+line = "line1"                 # optional: the line ([line] name) the queue is written for; another
+                               # line refuses it at the batch start
 on_failure = "skip"            # default policy: "stop" the queue, or "skip" to the next job once safe
 stop_after_equipment_faults = 1  # "skip" stops the queue after this many failures in a row caused by
                                # the same equipment fault (a device's alarm): a dead turbo gets one job
@@ -15,7 +17,14 @@ base = "FOIL-0042"             # optional item ids: up to 64 printable character
                                # a space's name or "room"; default ids are made from the batch and position
 container = "BOX-0042"         # the closed container the base arrives in
 out_container = "BOX-0142"     # the container the electrode leaves in (placed in the outlet in advance)
+reuse_container = true         # instead of out_container: the inlet container is the storage container
+                               # the electrode leaves in (the method allows it; a line whose inlet is
+                               # its outlet only: elsewhere the empty box would cross the chamber)
 ```
+
+An inlet container that is not reused stays in the inlet, empty, once its contents are in the chamber:
+it is recorded as parked there (a `container_parked` job event), and the next job's load takes it out
+through the outer door it came in by, so empty boxes do not pile up in the line.
 
 Every recipe is loaded and validated when the queue is read, so a typo in job 17 is an exit-2 error
 before the first door opens, not a failure at three in the morning. So are the item ids: given the
@@ -32,7 +41,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-from controller.config.line_config import LineConfig
+from controller.config.line_config import ROOM, LineConfig
 from controller.config.reader import TableReader, file_text, toml_table
 from controller.errors import ConfigFileError
 from controller.line.items import ITEM_ID_RULE, valid_item_id
@@ -57,6 +66,7 @@ class JobSpec:
     base: str | None = None
     container: str | None = None
     out_container: str | None = None
+    reuse_container: bool = False  # the electrode leaves in the container it came in (the storage box)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +79,8 @@ class BatchQueue:
     """Consecutive "skip" failures with the same equipment fault as cause that stop the queue."""
     same_failure_limit: int = DEFAULT_SAME_FAILURE_LIMIT
     """Consecutive "skip" failures with the same other cause that stop the queue."""
+    line: str | None = None
+    """The line the queue is written for (its `[line] name`); None: any line that can run it."""
 
     @property
     def hash(self) -> str:
@@ -94,7 +106,7 @@ def load_queue(path: str | Path, *, spaces: Iterable[str] = (), line: LineConfig
     names = tuple(spaces) or (tuple(s.name for s in line.spaces) if line is not None else ())
     queue = parse_queue(file_text(path, shown), shown, Path(path).parent, spaces=names)
     if line is not None:
-        refusals: list[str] = []
+        refusals = _line_refusals(queue, line)
         for index, job in enumerate(queue.jobs):
             try:
                 check_recipe_on_line(job.recipe, line)
@@ -105,10 +117,39 @@ def load_queue(path: str | Path, *, spaces: Iterable[str] = (), line: LineConfig
     return queue
 
 
+def _line_refusals(queue: BatchQueue, line: LineConfig) -> list[str]:
+    """A queue written for another line, or reusing containers where the inlet is not the outlet."""
+    refusals: list[str] = []
+    if queue.line is not None and queue.line != line.name:
+        refusals.append(
+            f"{queue.path}: line = {queue.line!r}: the queue is written for line {queue.line}, this is line "
+            f"{line.name} ({line.path}: line.name)"
+        )
+    reused = [index for index, job in enumerate(queue.jobs) if job.reuse_container]
+    if reused:
+        inlet, outlet = inlet_and_outlet(line)
+        if inlet != outlet:
+            refusals += [
+                f"{queue.path}: jobs[{index}].reuse_container = true: the line's inlet ({inlet}) is not its "
+                f"outlet ({outlet}), and the empty container would cross the process chamber to get there "
+                f"({line.path}: spaces)"
+                for index in reused
+            ]
+    return refusals
+
+
+def inlet_and_outlet(line: LineConfig) -> tuple[str, str]:
+    """The antechambers with an outer door, first and last (the route's inlet and outlet)."""
+    doors = [next(s for s in p.between if s != ROOM) for p in line.ports if p.kind == "outer_door"]
+    antechambers = [s for s in line.spaces_of_kind("antechamber") if s in doors]
+    return (antechambers[0], antechambers[-1]) if antechambers else ("none", "none")
+
+
 def parse_queue(text: str, shown: str, folder: Path, *, spaces: Iterable[str] = ()) -> BatchQueue:
     data = toml_table(text, shown)
     root = TableReader(shown, data)
     name = root.text("name", Path(shown).stem)
+    line = root.text("line") if root.has("line") else None
     default_policy: Policy = _policy(root, "skip")
     equipment_limit = root.integer(
         "stop_after_equipment_faults", DEFAULT_EQUIPMENT_FAULT_LIMIT, min=1, max=MAX_JOBS
@@ -125,7 +166,7 @@ def parse_queue(text: str, shown: str, folder: Path, *, spaces: Iterable[str] = 
     if len(jobs) > MAX_JOBS:
         raise root.fail("jobs", len(jobs), f"at most {MAX_JOBS} jobs in one queue (count included)")
     _unique_ids(root, jobs)
-    return BatchQueue(shown, name, text, tuple(jobs), equipment_limit, same_limit)
+    return BatchQueue(shown, name, text, tuple(jobs), equipment_limit, same_limit, line)
 
 
 def _policy(t: TableReader, default: Policy) -> Policy:
@@ -139,6 +180,9 @@ def _jobs(t: TableReader, folder: Path, default_policy: Policy, spaces: tuple[st
     count = t.integer("count", 1, min=1, max=MAX_JOBS)
     policy = _policy(t, default_policy)
     ids = {key: _item_id(t, key, spaces) for key in ("base", "container", "out_container")}
+    reuse = t.flag("reuse_container", False)
+    if reuse and ids["out_container"] is not None:
+        raise t.fail("reuse_container", True, "either reuse_container or an out_container, not both")
     if count > 1 and any(ids.values()):
         given = next(k for k, v in ids.items() if v)
         raise t.fail(given, ids[given], "explicit item ids need count = 1 (each job has its own items)")
@@ -153,7 +197,14 @@ def _jobs(t: TableReader, folder: Path, default_policy: Policy, spaces: tuple[st
         raise RecipeError([head, *exc.violations]) from None
     return [
         JobSpec(
-            str(recipe_path), recipe_text, recipe, policy, ids["base"], ids["container"], ids["out_container"]
+            str(recipe_path),
+            recipe_text,
+            recipe,
+            policy,
+            ids["base"],
+            ids["container"],
+            ids["out_container"],
+            reuse,
         )
         for _ in range(count)
     ]

@@ -43,8 +43,12 @@ class JobItems:
 
     base: str
     container: str
-    out_container: str
+    out_container: str  # the inlet container again when the job reuses it as its storage container
     targets: dict[str, str] = field(default_factory=dict)  # recipe target id -> item id
+
+    @property
+    def reuses_container(self) -> bool:
+        return self.out_container == self.container
 
     def as_json(self) -> str:
         return json.dumps(
@@ -162,10 +166,11 @@ class BatchStore:
         job_rows = []
         for position, spec in enumerate(queue.jobs, start=1):
             job_id = f"{batch_id}-J{position:02d}"
+            container = spec.container or f"{job_id}-box-in"
             items = JobItems(
                 spec.base or f"{job_id}-base",
-                spec.container or f"{job_id}-box-in",
-                spec.out_container or f"{job_id}-box-out",
+                container,
+                container if spec.reuse_container else spec.out_container or f"{job_id}-box-out",
                 {t.id: f"{job_id}-{t.id}" for t in spec.recipe.targets},
             )
             job_rows.append(

@@ -31,7 +31,7 @@ from controller.config.line_config import LineConfig
 from controller.errors import ControllerError, UserError
 from controller.line.actions import MoveItem, SetContainer, SetPort, SetValve, ValveName
 from controller.line.controller import LineController
-from controller.line.items import ItemKind, exposed_in, space_of
+from controller.line.items import ItemKind, contents_of, exposed_in, space_of
 from controller.line.state import LineState
 from sequences.batch_store import JobItems
 from sequences.chamber_pressure import fill_with_gas, pump_to_base
@@ -302,8 +302,11 @@ async def load(ctx: JobContext) -> None:
     for item_id, material in (await _choose_targets(ctx)).items():
         _register(ctx, item_id, ItemKind.TARGET, material, items.container, False)
     await _set_port(ctx, r.inlet_door, True, "load: open the outer door")
-    user = await _confirm(ctx, "load", f"put the closed container {items.container} into {r.inlet}")
+    empty = empty_containers(ctx, r.inlet, keep={items.container})
+    prompt = f"put the closed container {items.container} into {r.inlet}{_and_take_out(empty)}"
+    user = await _confirm(ctx, "load", prompt)
     await _move(ctx, items.container, r.inlet, user, "load: container through the outer door")
+    await take_out(ctx, empty, r.inlet, user)
     await _set_port(ctx, r.inlet_door, False, "load: close the outer door")
 
 
@@ -441,12 +444,52 @@ async def transfer_in(ctx: JobContext) -> None:
     moving = [ctx.items.base, *(i for i in ctx.items.targets.values() if i in state.items)]
     if all(space_of(i, state.items) == r.process for i in moving):
         await _set_port(ctx, r.inlet_gate, False, "transfer in: gate closed")
+        await park_inlet_container(ctx)
         return
     await prepare_process(ctx)  # a no-op unless a restart lost the proof that the chamber is inert
     await _set_port(ctx, r.inlet_gate, True, "transfer in: open the inlet gate")
     for item in moving:
         await _move(ctx, item, r.process, ctx.user, "transfer in")
     await _set_port(ctx, r.inlet_gate, False, "transfer in: close the inlet gate")
+    await park_inlet_container(ctx)
+
+
+async def park_inlet_container(ctx: JobContext) -> None:
+    """The inlet container, emptied into the chamber, stays where it is: as the job's storage container
+    (reused, the electrode comes back into it) or parked, recorded with its place, until an outer door
+    of its space next opens for a job and it is taken out with that job's glove work (`take_out`)."""
+    box, state = ctx.items.container, ctx.state()
+    if ctx.notes.get("parked") == box or box not in state.items or contents_of(box, state.items):
+        return
+    role = "storage" if ctx.items.reuses_container else "parked"
+    await ctx.record("container_parked", {"container": box, "space": space_of(box, state.items), "as": role})
+    ctx.notes["parked"] = box
+
+
+def empty_containers(ctx: JobContext, space: str, keep: set[str]) -> list[str]:
+    """The empty containers standing in `space` (inlet boxes emptied by earlier jobs), but `keep`."""
+    items = ctx.state().items
+    return [
+        i.id
+        for i in items.values()
+        if i.is_container and i.location == space and i.id not in keep and not contents_of(i.id, items)
+    ]
+
+
+def _and_take_out(empty: list[str]) -> str:
+    return (
+        f", and take the empty container{'s' if len(empty) > 1 else ''} {', '.join(empty)} out"
+        if empty
+        else ""
+    )
+
+
+async def take_out(ctx: JobContext, empty: list[str], space: str, user: str) -> None:
+    """The empty containers go out through the open outer door with the glove work that opened it (one
+    confirmation for both), so empty boxes do not pile up in the line's inventory."""
+    for box in empty:
+        await _move(ctx, box, ROOM, user, f"empty container {box} out through the outer door of {space}")
+        await ctx.record("container_out", {"container": box, "space": space, "by": user})
 
 
 def _pump_down(base_pressure_pa: float) -> PhaseBody:
@@ -516,11 +559,12 @@ def _deposit(step: DepositStep, phase: str) -> PhaseBody:
         ctx.notes.pop("layer_open", None)
         _coat(ctx, material)
         plan = step_plan(ctx, step)
+        planned = plan if isinstance(plan, LayerPlan) else None
         detail = {
-            "step": "deposit", "layer": step.layer, "method": step.method, "target": step.target,
-            "material": material, "chamber": ctx.route.process, "expected_s": plan.expected_s
-            if isinstance(plan, LayerPlan) else None,
-            "budget_s": plan.budget_s if isinstance(plan, LayerPlan) else None,
+            "step": "deposit", "phase": phase, "layer": step.layer, "method": step.method,
+            "target": step.target, "material": material, "chamber": ctx.route.process,
+            "expected_s": planned.expected_s if planned else None,
+            "budget_s": planned.budget_s if planned else None,
         }  # fmt: skip
         await ctx.record(
             "step_report",
@@ -640,8 +684,11 @@ async def prepare_outlet(ctx: JobContext) -> None:
     await seal_exposed(ctx, r.outlet, "before the outlet's outer door opens")
     _register(ctx, box, ItemKind.CONTAINER, CONTAINER_MATERIAL, ROOM, False)
     await _set_port(ctx, r.outlet_door, True, "outlet: open the outer door")
-    user = await _confirm(ctx, "place_out_container", f"put the empty container {box} into {r.outlet}")
+    empty = empty_containers(ctx, r.outlet, keep={box})
+    prompt = f"put the empty container {box} into {r.outlet}{_and_take_out(empty)}"
+    user = await _confirm(ctx, "place_out_container", prompt)
     await _move(ctx, box, r.outlet, user, "outlet: container placed in advance")
+    await take_out(ctx, empty, r.outlet, user)
     await _set_port(ctx, r.outlet_door, False, "outlet: close the outer door")
     ctx.notes.pop("outlet_purged", None)
 
@@ -684,8 +731,12 @@ async def unload(ctx: JobContext) -> None:
     await _at_room_pressure(ctx, r.outlet)
     await seal_exposed(ctx, r.outlet, "before the outlet's outer door opens")
     await _set_port(ctx, r.outlet_door, True, "unload: open the outer door")
-    user = await _confirm(ctx, "unload", f"take the sealed container {box} out of {r.outlet}")
+    empty = empty_containers(ctx, r.outlet, keep={box})
+    user = await _confirm(
+        ctx, "unload", f"take the sealed container {box} out of {r.outlet}{_and_take_out(empty)}"
+    )
     await _move(ctx, box, ROOM, user, "unload: sealed container out through the outer door")
+    await take_out(ctx, empty, r.outlet, user)
     await _set_port(ctx, r.outlet_door, False, "unload: close the outer door")
 
 
@@ -761,8 +812,11 @@ async def return_to_room(ctx: JobContext) -> None:
     await _at_room_pressure(ctx, r.inlet)
     await seal_exposed(ctx, r.inlet, "reject: before the inlet's outer door opens")
     await _set_port(ctx, r.inlet_door, True, "reject: open the inlet outer door")
-    user = await _confirm(ctx, "take_back", f"take the closed container {items.container} out of {r.inlet}")
+    empty = empty_containers(ctx, r.inlet, keep={items.container})
+    prompt = f"take the closed container {items.container} out of {r.inlet}{_and_take_out(empty)}"
+    user = await _confirm(ctx, "take_back", prompt)
     await _move(ctx, items.container, ROOM, user, "reject: container out through the inlet")
+    await take_out(ctx, empty, r.inlet, user)
     await _set_port(ctx, r.inlet_door, False, "reject: close the inlet outer door")
 
 

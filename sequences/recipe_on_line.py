@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from controller.config.line_config import LineConfig
 from controller.errors import UserError
 from sequences.layer_plan import EtchPlan, LayerPlan, duration_text, plan_steps
-from sequences.recipe import DRY_AIR, DepositStep, EtchStep, Recipe
+from sequences.recipe import DRY_AIR, AnnealStep, DepositStep, EtchStep, Recipe
+
+UNHEATED_BELOW_C = 40.0  # DESIGN §2: room temperature, an unheated substrate, is below 40 °C
 
 
 class RecipeDoesNotFitLine(UserError):
@@ -66,6 +68,7 @@ def check_recipe_on_line(recipe: Recipe, config: LineConfig) -> RecipeOnLine:
     refusals = _gas_refusals(recipe, config, chamber)
     plans, layer_refusals = plan_steps(recipe, config, chamber)
     refusals += layer_refusals
+    refusals += _heater_refusals(recipe, config, chamber)
     if refusals:
         raise RecipeDoesNotFitLine(refusals)
     return RecipeOnLine(recipe, tuple(plans))
@@ -118,6 +121,43 @@ def _gas_refusals(recipe: Recipe, config: LineConfig, chamber: str) -> list[str]
             out.append(
                 f"{recipe.path}: gas = {recipe.gas!r}: steps[{index}] runs in process gas, and {chamber}'s "
                 f"mass-flow controller delivers {process_gas} ({config.path}: {mfc_field})"
+            )
+    return out
+
+
+def _heater_refusals(recipe: Recipe, config: LineConfig, chamber: str) -> list[str]:
+    """Every substrate and heat-treatment temperature of the recipe within the range the chamber's
+    substrate heater holds (its `params.min_c`/`max_c`): a setpoint the heater cannot reach would
+    otherwise be found out at run time, with the electrode already in the chamber."""
+    found = [
+        (index, device)
+        for index, device in enumerate(config.devices)
+        if device.family == "temperature_controller"
+        and device.space == chamber
+        and device.params.get("heater") == "substrate"
+    ]
+    out: list[str] = []
+    for number, step in enumerate(recipe.steps):
+        key, temp = (
+            ("temp_c", step.temp_c)
+            if isinstance(step, AnnealStep)
+            else ("substrate_temp_c", step.substrate_temp_c)
+        )
+        field = f"steps[{number}].{key}"
+        if not found:
+            if temp >= UNHEATED_BELOW_C:
+                out.append(
+                    f"{recipe.path}: {field} = {temp:g}: {chamber} has no substrate heater "
+                    f"({config.path}: no temperature_controller with heater = 'substrate' in {chamber})"
+                )
+            continue
+        index, heater = found[0]
+        low, high = float(heater.params["min_c"]), float(heater.params["max_c"])
+        if temp > high or temp < low:
+            bound = "max_c" if temp > high else "min_c"
+            out.append(
+                f"{recipe.path}: {field} = {temp:g}: outside the range of {chamber}'s substrate heater "
+                f"{low:g}..{high:g} °C ({config.path}: devices[{index}].params.{bound} ({heater.name}))"
             )
     return out
 

@@ -18,6 +18,10 @@ MODBUS_UNIT = (1, 247)  # a Modbus RTU/TCP server address (0 is broadcast, 248..
 GAUGE_CHANNELS = 6  # a TPG 366 has six; a TPG 361/362 one or two
 GAUGE_TYPE_MAX_CHARS = 16
 HEATERS = ("substrate", "source")  # what a temperature controller heats on this line
+# the range a heater holds when its config gives none: the simulated substrate heater trips at 250 °C,
+# the source heater at 900 °C (sim_hardware.plant.spec); a site writes its own instrument's range
+HEATER_RANGE_C = {"substrate": (20.0, 250.0), "source": (20.0, 900.0)}
+HEATER_LIMIT_C = (-50.0, 1500.0)  # what any range may span
 WORD_ORDERS = ("little", "big")
 QCM_CHANNELS = 6  # SQM-160 sensor inputs
 
@@ -72,9 +76,18 @@ def _dewpoint(t: TableReader) -> dict[str, Any]:
 
 
 def _heater(t: TableReader) -> dict[str, Any]:
-    """`rate_units_order` is left out until a site has checked it on its instrument: no ramps till then."""
+    """`rate_units_order` is left out until a site has checked it on its instrument: no ramps till then.
+    `min_c`/`max_c` are the range the heater holds: a recipe asking for a temperature outside it is
+    refused before the batch starts (sequences.recipe_on_line), not found out at the setpoint."""
     order = t.text("rate_units_order", choices=RATE_UNIT_ORDERS) if t.has("rate_units_order") else None
-    return {"heater": t.text("heater", "substrate", choices=HEATERS), "rate_units_order": order}
+    heater = t.text("heater", "substrate", choices=HEATERS)
+    low_default, high_default = HEATER_RANGE_C[heater]
+    low_limit, high_limit = HEATER_LIMIT_C
+    low = t.number("min_c", low_default, min=low_limit, max=high_limit)
+    high = t.number("max_c", high_default, min=low_limit, max=high_limit)
+    if high <= low:
+        raise t.fail("max_c", high, f"above min_c ({low:g} °C)")
+    return {"heater": heater, "rate_units_order": order, "min_c": low, "max_c": high}
 
 
 def _mfc(t: TableReader) -> dict[str, Any]:

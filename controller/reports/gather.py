@@ -31,6 +31,7 @@ from controller.line.ledger import LedgerEntry, exposure_from_entries
 from controller.line.materials import MaterialError, material
 from controller.line.state import LineReadings
 from controller.reports.events import event_words
+from controller.reports.layers import layers_of
 from controller.reports.record import (
     Confirmation,
     Episode,
@@ -163,6 +164,7 @@ async def _job_report(
         items=tuple(reports),
         plot=plot,
         findings=tuple(record_findings(events)),
+        layers=layers_of(events),
     )
 
 

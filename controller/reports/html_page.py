@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 from typing import Final
 
+from controller.reports.layers import layer_rows
 from controller.reports.plot import Shape, plot_shapes
 from controller.reports.record import ItemReport, JobReport, Plot, RunReport
 from controller.reports.wording import (
@@ -116,6 +117,7 @@ def _job_html(job: JobReport) -> str:
         *([f"<tr><th>message</th><td>{e(job.message)}</td></tr>"] if job.message else []),
         f"<tr><th>verdict</th><td>{_verdict_html(job.verdict, job.good)}</td></tr>",
         "</table>",
+        *_layers_html(job),
         "<h3>Operator confirmations</h3>",
     ]
     if job.confirmations:
@@ -149,6 +151,21 @@ def _job_html(job: JobReport) -> str:
     parts += [_item_html(item) for item in job.items]
     parts.append("</section>")
     return "\n".join(parts)
+
+
+def _layers_html(job: JobReport) -> list[str]:
+    """The layer table (controller.reports.layers), after the verdict: what the electrode carries."""
+    if not job.layers:
+        return []
+    e = html.escape
+    header, *rows = layer_rows(job.layers)
+    parts = [
+        '<h3>Layers</h3><table class="layers">',
+        "<tr>" + "".join(f"<th>{e(h)}</th>" for h in header) + "</tr>",
+    ]
+    parts += ["<tr>" + "".join(f"<td>{e(cell)}</td>" for cell in row) + "</tr>" for row in rows]
+    parts.append("</table>")
+    return parts
 
 
 def _item_html(item: ItemReport) -> str:

@@ -11,6 +11,7 @@ import html
 import io
 from typing import Any
 
+from controller.reports.layers import layer_rows
 from controller.reports.plot import plot_shapes
 from controller.reports.record import Plot, RunReport
 from controller.reports.wording import (
@@ -88,6 +89,9 @@ def render_pdf(report: RunReport) -> bytes:
         if job.message:
             story.append(para(f"Message: {job.message}"))
         story.append(para(f"Verdict: {job.verdict}", styles["Heading4"]))
+        if job.layers:
+            widths = [0.1, 0.09, 0.09, 0.14, 0.07, 0.12, 0.13, 0.13, 0.13]
+            story += [para("Layers", styles["Heading4"]), table(layer_rows(job.layers), widths)]
         if job.confirmations:
             rows = [["confirmed", "by", "prompt", "waited"]]
             rows += [

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from controller.line.ledger import LedgerEntry, Stay
+from controller.reports.layers import Layer
 
 Quantity = Literal["pressure", "frost_point", "substrate_temp"]
 
@@ -134,6 +135,7 @@ class JobReport:
     # (`sequences.job_record.record_findings`): any one of them withholds the certificate, whatever
     # the outcome field says
     findings: tuple[str, ...] = ()
+    layers: tuple[Layer, ...] = ()  # what was deposited, planned against measured (reports.layers)
 
     @property
     def good(self) -> bool:

@@ -5,6 +5,7 @@ Pure rendering: a function of the gathered `RunReport`, no I/O, so the CLI decid
 
 from __future__ import annotations
 
+from controller.reports.layers import layer_text
 from controller.reports.record import ItemReport, JobReport, RunReport
 from controller.reports.wording import (
     batch_line,
@@ -43,6 +44,7 @@ def _job_text(job: JobReport) -> list[str]:
     if job.message:
         lines.append(f"   message: {job.message}")
     lines.append(f"   verdict: {job.verdict}")
+    lines += layer_text(job.layers)
     lines.append("   operator confirmations:" + ("" if job.confirmations else " none"))
     for c in job.confirmations:
         waited = f"waited {duration(c.waited_s)}" if c.waited_s is not None else "wait unknown"

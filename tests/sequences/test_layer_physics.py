@@ -7,31 +7,23 @@ The long run is at 1000x plant speed: 20 000 plant seconds of deposition take ~2
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import io
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from controller.config.line_config import LineConfig, load_line_config
-from controller.historian.upgrade import upgrade
-from controller.service.batch_run import run_batch, simulated_plan
+from controller.config.line_config import load_line_config
+from controller.reports.html_page import render_html
+from controller.reports.pdf import render_pdf
+from controller.reports.text import render_text
 from sequences.batch_queue import load_queue
-from sequences.batch_store import BatchStore
 from sequences.layer_plan import LayerPlan
-from sequences.operator_desk import OperatorDesk
-from sequences.plant_clock import PlantClock
 from sequences.recipe import RecipeError, parse_recipe
 from sequences.recipe_on_line import RecipeDoesNotFitLine, check_recipe_on_line
-from sim_hardware.line import InitialAtmosphere, SimLine
-
-SPEED = 1000.0
-CLOCK = PlantClock(SPEED)
-DRY_S = 7 * 24 * 3600.0
+from tests.sequences.rig import Rig, kinds, line_config
 
 THICK_LAYERS = """
 name = "thick-evaporated-li-then-sputtered-electrolyte"
@@ -71,41 +63,24 @@ process_pressure_pa = 0.5
 """
 
 
-def _line(tmp_path: Path) -> LineConfig:
-    base = load_line_config()
-    database = dataclasses.replace(base.database, url=f"sqlite:///{tmp_path / 'line.db'}")
-    sequence = dataclasses.replace(base.sequence, base_pressure_timeout_s=3600.0)
-    return dataclasses.replace(base, database=database, sequence=sequence)
-
-
 @pytest.mark.heavy
 @pytest.mark.timeout(300)
 async def test_a_10_um_evaporated_lithium_and_a_2_um_sputtered_electrolyte_run_to_done(
     tmp_path: Path,
 ) -> None:
-    config = _line(tmp_path)
-    (tmp_path / "thick.toml").write_text(THICK_LAYERS, encoding="utf-8")
-    queue = tmp_path / "queue.toml"
-    queue.write_text('[[jobs]]\nrecipe = "thick.toml"\n', encoding="utf-8")
-
-    @contextlib.asynccontextmanager
-    async def line() -> AsyncIterator[LineConfig]:
-        initial = {s.name: InitialAtmosphere("ar", 101_700.0, DRY_S) for s in config.spaces}
-        async with SimLine(config, speed=SPEED, initial=initial) as sim:
-            yield sim.simulated_config()
-
-    await upgrade(config.database.url)  # the schema first: a loaded machine migrating mid-start locks SQLite
+    """...and the certificate lists each layer: method, material, chamber, power, thickness, rate and
+    duration, measured against planned (controller.reports.layers)."""
+    base = line_config(tmp_path)
+    sequence = dataclasses.replace(base.sequence, base_pressure_timeout_s=3600.0)
+    rig = Rig(dataclasses.replace(base, sequence=sequence), tmp_path, speed=1000.0)
+    rig.file("thick.toml", THICK_LAYERS)
     out = io.StringIO()
-    result = await run_batch(
-        config, load_queue(queue, line=config), line, clock=CLOCK,
-        desk=OperatorDesk(clock=CLOCK, simulated_glove_work_s=60.0), out=out, plan=simulated_plan(config),
-    )  # fmt: skip
+    result = await rig.run(rig.queue('[[jobs]]\nrecipe = "thick.toml"\n'), out)
     assert result.exit_code == 0, out.getvalue()
     [job] = result.jobs
     assert job.outcome == "done"
-    async with BatchStore(config.database.url, line=config.name) as store:
-        events = await store.events(job.id)
-    layers = [e["detail"] for e in events if e["kind"] == "step_report" and e["detail"]["step"] == "deposit"]
+    events = await rig.events(job)
+    layers = [d for d in kinds(events, "step_report") if d["step"] == "deposit"]
     assert [(d["source"], d["layer"]) for d in layers] == [
         ("evaporation", "lithium"),
         ("rf_sputter", "electrolyte"),
@@ -120,7 +95,35 @@ async def test_a_10_um_evaporated_lithium_and_a_2_um_sputtered_electrolyte_run_t
     assert electrolyte["power_w"] == 400.0
     assert lithium["thickness_nm"] == pytest.approx(10_000.0, rel=0.1)
     assert electrolyte["thickness_nm"] == pytest.approx(2_000.0, rel=0.1)
-    assert lithium["deposition_s"] > 7200.0  # what the fixed budget used to cut short
+    assert float(str(lithium["deposition_s"])) > 7200.0  # what the fixed budget used to cut short
+    report = await rig.certificate(job.id)
+    [certified] = report.jobs
+    assert certified.good, certified.verdict
+    assert [(c.layer, c.method, c.material, c.chamber, c.source) for c in certified.layers] == [
+        ("lithium", "evaporation", "Li", "process", "evaporation"),
+        ("electrolyte", "sputtering", "57Li2S-38SiS2-5Li3PO4", "process", "rf_sputter"),
+    ]
+    li, se = certified.layers
+    assert (li.phase, li.power_w, li.recipe_nm, li.planned_s) == ("deposit_1", 550.0, 10_000.0, 10_000.0)
+    assert li.planned_rate_nm_s == pytest.approx(1.0)
+    assert se.planned_rate_nm_s == pytest.approx(0.2)
+    assert li.measured_nm == pytest.approx(10_000.0, rel=0.1)
+    assert se.deposition_s == pytest.approx(10_000.0, rel=0.2)
+    text = render_text(report)
+    assert (
+        "layers: step | layer | method | material | chamber | source, power | thickness measured / recipe"
+        in text
+    )
+    assert "deposit_2 | electrolyte | sputtering | 57Li2S-38SiS2-5Li3PO4 | process | rf_sputter 400 W" in text
+    assert "/ 2000 nm | " in text
+    assert "/ 0.2 nm/s | " in text
+    assert "/ 10000 s" in text
+    page = render_html(report)
+    table = page.split('<table class="layers">', 1)[1].split("</table>", 1)[0]
+    assert table.count("<td>deposit_") == 2
+    cells = ["lithium", "evaporation", "Li", "process", "evaporation 550 W"]
+    assert "".join(f"<td>{c}</td>" for c in cells) in table
+    assert render_pdf(report).startswith(b"%PDF")  # the same table in the PDF form
 
 
 def test_a_recipe_power_gives_the_rate_and_the_duration_from_the_source_table() -> None:

@@ -8,34 +8,26 @@ records say happened, never how long it took.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import io
 import os
 import signal
 import sqlite3
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
 
-from controller.config.line_config import LineConfig, load_line_config
-from controller.historian.store import Historian
 from controller.service.batch_run import run_batch, simulated_plan
 from controller.service.line_service import bind_listener, url_of
 from sequences.batch import BatchResult
 from sequences.batch_queue import load_queue, shipped_recipe
-from sequences.batch_store import BatchStore, JobRow
-from sequences.operator_desk import OperatorDesk, Request
-from sequences.plant_clock import PlantClock
+from sequences.operator_desk import Request
 from sim_hardware.faults import Fault, inject, load_scenario, scenario_running
-from sim_hardware.line import InitialAtmosphere, SimLine
+from tests.sequences.rig import Rig, kinds, line_config
 
 SPEED = 500.0
-CLOCK = PlantClock(SPEED)
-DRY_S = 7 * 24 * 3600.0
 pytestmark = pytest.mark.timeout(300)
 
 THIN_ANNEALED = """
@@ -73,75 +65,6 @@ duration_s = 300.0
 # The same job with a layer five times thicker: a stop aimed at the layer has seconds to land in it,
 # not a fraction of one, however loaded the machine running the tests is.
 THICK_ANNEALED = THIN_ANNEALED.replace("thickness_um = 0.05", "thickness_um = 0.25")
-PromptAction = Callable[[Request], None]
-
-
-@dataclasses.dataclass
-class Rig:
-    config: LineConfig
-    folder: Path
-    sim: SimLine | None = None
-    started: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
-    # called when the line asks for glove work whose key ends with the given name: a test acts at a
-    # known point of the sequence (the job waits on the prompt), never on a race with wall time
-    on_prompt: dict[str, PromptAction] = dataclasses.field(default_factory=dict)
-
-    def line(self) -> Callable[[], AbstractAsyncContextManager[LineConfig]]:
-        @contextlib.asynccontextmanager
-        async def factory() -> AsyncIterator[LineConfig]:
-            initial = {s.name: InitialAtmosphere("ar", 101_700.0, DRY_S) for s in self.config.spaces}
-            async with SimLine(self.config, speed=SPEED, initial=initial) as sim:
-                self.sim = sim
-                self.started.set()
-                try:
-                    yield sim.simulated_config()
-                finally:
-                    self.sim = None
-
-        return factory
-
-    def queue(self, jobs: str, name: str = "queue.toml") -> Path:
-        (self.folder / "thin.toml").write_text(THIN_ANNEALED, encoding="utf-8")
-        (self.folder / "thick.toml").write_text(THICK_ANNEALED, encoding="utf-8")
-        path = self.folder / name
-        path.write_text(jobs, encoding="utf-8")
-        return path
-
-    async def run(self, queue: Path, out: io.StringIO | None = None) -> BatchResult:
-        desk = OperatorDesk(clock=CLOCK, simulated_glove_work_s=60.0)
-        desk.listeners.append(self._prompted)
-        return await run_batch(
-            self.config,
-            load_queue(queue),
-            self.line(),
-            clock=CLOCK,
-            desk=desk,
-            out=out or io.StringIO(),
-            plan=simulated_plan(self.config),
-        )
-
-    def _prompted(self, request: Request) -> None:
-        action = self.on_prompt.pop(request.key.rsplit(":", 1)[-1], None)
-        if action is not None:
-            action(request)
-
-    async def events(self, job: JobRow) -> list[dict[str, object]]:
-        async with BatchStore(self.config.database.url, line=self.config.name) as store:
-            return await store.events(job.id)
-
-    async def batches(self) -> list[str]:
-        """The batch ids the rig's database holds, oldest first (read with plain SQL)."""
-        db = Path(self.config.database.url.removeprefix("sqlite:///"))
-
-        def read() -> list[str]:
-            with sqlite3.connect(db) as conn:
-                return [r[0] for r in conn.execute("SELECT id FROM batches ORDER BY created_at")]
-
-        return await asyncio.to_thread(read)
-
-    async def jobs(self, batch_id: str) -> list[JobRow]:
-        async with BatchStore(self.config.database.url, line=self.config.name) as store:
-            return await store.jobs(batch_id)
 
 
 def _job_rows(db: Path) -> list[dict[str, object]]:
@@ -174,14 +97,14 @@ async def wait_for_job(
 
 @pytest.fixture
 def rig(tmp_path: Path) -> Rig:
-    base = load_line_config()
-    database = dataclasses.replace(base.database, url=f"sqlite:///{tmp_path / 'line.db'}")
+    """The standard line at 500x (a stop aimed at a phase has time to land in it), the annealed recipes
+    next to the queues, a longer base-pressure wait and a short settle after a suspension."""
+    base = line_config(tmp_path)
     sequence = dataclasses.replace(base.sequence, base_pressure_timeout_s=3600.0, suspend_settle_s=60.0)
-    return Rig(dataclasses.replace(base, database=database, sequence=sequence), tmp_path)
-
-
-def kinds(events: list[dict[str, object]], kind: str) -> list[dict[str, object]]:
-    return [e["detail"] for e in events if e["kind"] == kind]  # type: ignore[misc]
+    rig = Rig(dataclasses.replace(base, sequence=sequence), tmp_path, speed=SPEED)
+    rig.file("thin.toml", THIN_ANNEALED)
+    rig.file("thick.toml", THICK_ANNEALED)
+    return rig
 
 
 async def test_a_job_runs_every_phase_and_its_electrode_never_sees_air(rig: Rig) -> None:
@@ -210,13 +133,7 @@ async def test_a_job_runs_every_phase_and_its_electrode_never_sees_air(rig: Rig)
     assert all(c["via"] == "simulated" and c["user"] == "sim-operator" for c in confirmations)
     [deposited] = [d for d in kinds(events, "step_report") if d["step"] == "deposit"]
     assert deposited["thickness_nm"] == pytest.approx(50.0, rel=0.25)
-    historian = Historian(rig.config.database.url, line=rig.config.name, spill_dir=rig.folder / "spill")
-    await historian.start()
-    try:
-        record = await historian.exposure_record(job.items.base)
-        inventory = await historian.inventory()
-    finally:
-        await historian.stop()
+    record, inventory = await rig.records(job.items.base)
     assert record is not None
     assert not record.ever_exposed_to_non_inert
     assert [s.space for s in record.path][:4] == ["room", "inlet", "process", "outlet"]
@@ -284,13 +201,16 @@ async def test_a_layer_stopped_after_its_shutters_opened_is_recorded_as_a_layer(
     assert partial["measured"] == "live"
     assert partial["thickness_nm"] == "unknown" or 0.0 < float(str(partial["thickness_nm"])) < 250.0
     assert (partial["layer"], partial["target_nm"]) == ("electrolyte", 250.0)
-    historian = Historian(rig.config.database.url, line=rig.config.name, spill_dir=rig.folder / "spill")
-    await historian.start()
-    try:
-        final = {item.id: item for item in (await historian.inventory()).items}
-    finally:
-        await historian.stop()
+    _, inventory = await rig.records(job.items.base)
+    final = {item.id: item for item in inventory.items}
     assert final[job.items.base].material == "57Li2S-38SiS2-5Li3PO4/Li/Cu"  # not the bare foil
+    [layer] = (await rig.certificate(job.id)).jobs[0].layers  # the certificate lists it, cut short
+    assert (layer.phase, layer.layer, layer.interrupted, layer.recipe_nm) == (
+        "deposit_1",
+        "electrolyte",
+        True,
+        250.0,
+    )
 
 
 async def test_a_second_interruption_on_the_reject_path_never_turns_a_rejection_into_done(rig: Rig) -> None:
@@ -479,22 +399,11 @@ async def test_a_forced_interlock_action_during_a_layer_aborts_the_run_and_stops
 
 async def test_an_operator_confirms_glove_work_through_the_api_and_the_record_names_them(rig: Rig) -> None:
     """No simulated operator: the run waits on each prompt until op1 confirms it over HTTP."""
-    queue = load_queue(rig.queue('[[jobs]]\nrecipe = "thin.toml"\n'))
-    desk = OperatorDesk(clock=CLOCK)  # nobody answers by itself
+    queue = rig.queue('[[jobs]]\nrecipe = "thin.toml"\n')
+    desk = rig.desk(simulated=False)  # nobody answers by itself
     listener = bind_listener("127.0.0.1", 0)
     url = url_of(listener)
-    task = asyncio.create_task(
-        run_batch(
-            rig.config,
-            queue,
-            rig.line(),
-            clock=CLOCK,
-            desk=desk,
-            out=io.StringIO(),
-            plan=simulated_plan(rig.config),
-            api_listener=listener,
-        )
-    )
+    task = asyncio.create_task(rig.run(queue, desk=desk, api_listener=listener))
     confirmed: list[str] = []
     try:
         async with httpx.AsyncClient(base_url=url, timeout=10.0) as http:
@@ -533,8 +442,8 @@ async def test_after_an_abort_an_unsealed_electrode_in_an_out_of_spec_outlet_is_
     """While the electrode waits, unsealed, in the outlet for the operator to seal it, a leak spoils the
     outlet and the run is aborted: the abort's safe state purges the outlet back to inert gas by
     itself and the record says so (it used to leave the electrode there until a person came)."""
-    queue = load_queue(rig.queue('[[jobs]]\nrecipe = "thin.toml"\n'))
-    desk = OperatorDesk(clock=CLOCK)  # glove work answered here, except the seal
+    queue = rig.queue('[[jobs]]\nrecipe = "thin.toml"\n')
+    desk = rig.desk(simulated=False)  # glove work answered here, except the seal
     listener = bind_listener("127.0.0.1", 0)
     aborted = asyncio.Event()
 
@@ -565,16 +474,7 @@ async def test_after_an_abort_an_unsealed_electrode_in_an_out_of_spec_outlet_is_
 
     desk.listeners.append(glove_work)
     try:
-        result = await run_batch(
-            rig.config,
-            queue,
-            rig.line(),
-            clock=CLOCK,
-            desk=desk,
-            out=io.StringIO(),
-            plan=simulated_plan(rig.config),
-            api_listener=listener,
-        )
+        result = await rig.run(queue, desk=desk, api_listener=listener)
     finally:
         listener.close()
     await asyncio.gather(*helpers)
@@ -596,9 +496,8 @@ async def test_a_reject_path_that_cannot_be_planned_fails_the_job_and_ends_the_b
     "running" with every rerun crashing the same way: the job ends FAILED saying why, the batch FAILED."""
     queue = load_queue(rig.queue('on_failure = "skip"\n[[jobs]]\nrecipe = "thin.toml"\n'))
     hostile = dataclasses.replace(queue, jobs=(dataclasses.replace(queue.jobs[0], container="room"),))
-    desk = OperatorDesk(clock=CLOCK, simulated_glove_work_s=60.0)
     result = await run_batch(
-        rig.config, hostile, rig.line(), clock=CLOCK, desk=desk, out=io.StringIO(),
+        rig.config, hostile, rig.line(), clock=rig.clock, desk=rig.desk(), out=io.StringIO(),
         plan=simulated_plan(rig.config),
     )  # fmt: skip
     (job,) = result.jobs
