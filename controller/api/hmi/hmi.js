@@ -7,6 +7,7 @@
 // the last state is older than STALE_AFTER_S. Colour always repeats a word, never replaces it.
 
 import { refreshAlarms, setUpShelve } from "./alarms.js";
+import { setUpEquipment } from "./equipment.js";
 import { setUpItems } from "./exposure.js";
 import { setUpFaceplates } from "./faceplate.js";
 import { hmi, POLL_MS } from "./live.js";
@@ -25,6 +26,7 @@ function start() {
   setUpShelve();
   setUpItems();
   setUpFaceplates();
+  setUpEquipment();
   setUpTrends();
   setInterval(() => { refreshAlarms(); refreshPrompts(); refreshBatch(); }, POLL_MS);
 }
