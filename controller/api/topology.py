@@ -69,6 +69,9 @@ class TopologyView(BaseModel):
     travel_timeout_s: float = Field(
         description="how long a door or gate valve may travel before it counts as stuck"
     )
+    recording_heartbeat_s: float = Field(
+        description="a recorded channel is stored at least this often: a trend holds a recorded value as long"
+    )
     spaces: list[SpaceTopology]
     ports: list[PortTopology]
 
@@ -129,7 +132,13 @@ def topology_view(config: LineConfig, travel_timeout_s: float) -> TopologyView:
         PortTopology(name=p.name, kind=p.kind, label=port_label(p.kind, p.between), between=list(p.between))
         for p in config.ports
     ]
-    return TopologyView(line=config.name, travel_timeout_s=travel_timeout_s, spaces=spaces, ports=ports)
+    return TopologyView(
+        line=config.name,
+        travel_timeout_s=travel_timeout_s,
+        recording_heartbeat_s=config.recording.heartbeat_s,
+        spaces=spaces,
+        ports=ports,
+    )
 
 
 @router.get("/api/topology", response_model=TopologyView, tags=["read"])
