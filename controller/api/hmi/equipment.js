@@ -11,7 +11,8 @@ import { svg } from "./dom.js";
 import { hmi } from "./live.js";
 
 const DEVICES_MS = 1000;
-const SOURCE_W = 48;
+const SOURCE_W = 54;
+const HIT = 58; // a 40 px target for a finger at 1280x800 (as the symbols', symbols.js), overlapping a little
 const SOURCE_ROW = 44;
 const LINE = 19;
 const SOURCE_TAGS = { dc_sputter: "DC", rf_sputter: "RF", evaporation: "EV", pulsed_laser: "PLD", ion_source: "ION" };
@@ -58,6 +59,12 @@ function number(read, digits, unit) {
   return `${read.value.toFixed(digits)} ${unit}${read.why ? ` (${read.why})` : ""}`;
 }
 
+// A source's channels on its device: the source table names a second chamber's sources
+// "process2.dc_sputter", its device names them "dc_sputter" (as the interlocks strip it).
+export function sourceChannel(space, name) {
+  return name.startsWith(`${space}.`) ? name.slice(space.length + 1) : name;
+}
+
 export function sourceState(device, name) {
   const on = trusted(device, `${name}.output_on`);
   const fault = trusted(device, `${name}.fault_active`);
@@ -66,10 +73,11 @@ export function sourceState(device, name) {
   return on.value >= 0.5 ? "on" : "off";
 }
 
-export function sourceWords(entry, device) {
-  const state = sourceState(device, entry.name);
-  const power = trusted(device, `${entry.name}.power`);
-  const set = trusted(device, `${entry.name}.power_setpoint`);
+export function sourceWords(entry, device, space) {
+  const channel = sourceChannel(space, entry.name);
+  const state = sourceState(device, channel);
+  const power = trusted(device, `${channel}.power`);
+  const set = trusted(device, `${channel}.power_setpoint`);
   const words = { on: "ON", off: "off", unknown: "state unknown", fault: "FAULT latched" }[state];
   return { state, text: `${words}, ${number(power, 0, "W")}${set.value === null ? "" : ` (setpoint ${set.value.toFixed(0)} W)`}`,
     short: state === "on" ? number(power, 0, "W") : state === "fault" ? "FAULT" : state === "unknown" ? "?" : "off" };
@@ -78,7 +86,7 @@ export function sourceWords(entry, device) {
 export function heaterWords(device) {
   const pv = trusted(device, "temperature");
   const sp = trusted(device, "setpoint");
-  return `SP ${number(sp, 0, "°C")} · PV ${number(pv, 1, "°C")}`;
+  return `SP ${number(sp, 0, "°C")} · PV ${number(pv, 1, "°C")}`.replace(" °C ·", " ·");
 }
 
 export function gasWords(device, supply) {
@@ -122,7 +130,7 @@ export function drawEquipmentBlock(g, space, topology, x, y, width) {
     item.appendChild(svg("rect", { x: x - 6, y: y - 16, width: 60, height: LINE + 2, class: "hit" }));
     item.appendChild(svg("rect", { x, y: y - 12, width: 18, height: 12, class: "sym-body" }));
     item.appendChild(svg("polyline", { points: `${x + 2},${y - 6} ${x + 5},${y - 10} ${x + 9},${y - 2} ${x + 13},${y - 10} ${x + 16},${y - 6}`, class: "heater-coil" }));
-    const text = `heater ${heaterWords(found && found.device)}${bad ? " — FAULT" : ""}`;
+    const text = `${heaterWords(found && found.device)}${bad ? " FAULT" : ""}`;
     item.appendChild(svg("text", { x: x + 24, y, class: bad ? "warn" : "inst-value" }, text));
     item.appendChild(svg("title", {}, `substrate heater: ${text}`));
     g.appendChild(item);
@@ -136,9 +144,9 @@ export function drawEquipmentBlock(g, space, topology, x, y, width) {
     item.appendChild(svg("rect", { x: x - 6, y: y - 16, width: 60, height: LINE + 2, class: "hit" }));
     item.appendChild(svg("line", { x1: x, y1: y - 6, x2: x + 12, y2: y - 6, class: "pipe" }));
     item.appendChild(svg("polygon", { points: `${x + 12},${y - 11} ${x + 19},${y - 6} ${x + 12},${y - 1}`, class: "sym-body" }));
-    const text = `gas in ${gasWords(found && found.device, topology.gas)}${bad ? " — FAULT" : ""}`;
+    const text = `${gasWords(found && found.device, topology.gas.split(" ")[0])}${bad ? " FAULT" : ""}`;
     item.appendChild(svg("text", { x: x + 24, y, class: bad ? "warn" : "inst-value" }, text));
-    item.appendChild(svg("title", {}, `gas inlet (mass-flow controller): ${text}`));
+    item.appendChild(svg("title", {}, `gas inlet (mass-flow controller), ${topology.gas || "no supply"}: ${text}`));
     g.appendChild(item);
     y += LINE;
   }
@@ -149,13 +157,13 @@ export function drawEquipmentBlock(g, space, topology, x, y, width) {
   const perRow = Math.max(1, Math.floor((width - 20) / SOURCE_W));
   y += 6;
   sources.forEach((entry, i) => {
-    const cx = x + 22 + (i % perRow) * SOURCE_W;
+    const cx = x + SOURCE_W / 2 + (i % perRow) * SOURCE_W;
     const cy = y + Math.floor(i / perRow) * SOURCE_ROW + 8;
-    const words = sourceWords(entry, device);
+    const words = sourceWords(entry, device, space.name);
     const item = svg("g", { class: `symbol source src-${words.state}`, tabindex: "0", role: "button",
       "data-source": `${space.name}:${entry.name}`, "data-state": words.state,
       "data-faceplate": `source:${space.name}:${entry.name}`, "aria-label": `${SOURCE_WORDS[entry.kind] || entry.kind} ${entry.name}` });
-    item.appendChild(svg("rect", { x: cx - SOURCE_W / 2, y: cy - 16, width: SOURCE_W, height: SOURCE_ROW, class: "hit" }));
+    item.appendChild(svg("rect", { x: cx - HIT / 2, y: cy + 5 - HIT / 2, width: HIT, height: HIT, class: "hit" }));
     sourceShape(item, entry.kind, cx, cy);
     item.appendChild(svg("text", { x: cx, y: cy + 4, "text-anchor": "middle", class: "sym-tag src-tag" }, SOURCE_TAGS[entry.kind] || "SRC"));
     item.appendChild(svg("text", { x: cx, y: cy + 25, "text-anchor": "middle", class: words.state === "fault" ? "warn" : "src-power" }, words.short));

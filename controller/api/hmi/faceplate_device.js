@@ -5,7 +5,7 @@
 // over the last minutes (GET /api/telemetry/<device>/<channel>, the controller's in-memory buffer).
 
 import { svg } from "./dom.js";
-import { equipment, spaceTopology } from "./equipment.js";
+import { equipment, sourceChannel, sourceWords, spaceTopology } from "./equipment.js";
 
 const TREND_S = 300;
 const TREND_READ_MS = 2000;
@@ -26,7 +26,10 @@ export function deviceFor(key) {
   if (kind === "turbo") return pick(devices.pfeiffer_turbo, ["speed"], "");
   if (kind === "heater") return pick(devices.temperature_controller, ["temperature", "setpoint"], "");
   if (kind === "gas") return pick(devices.mass_flow_controller, ["mass_flow", "setpoint"], "");
-  if (kind === "source") return pick(devices.deposition_sources, [`${sub}.power`, `${sub}.power_setpoint`], `${sub}.`);
+  if (kind === "source") {
+    const channel = sourceChannel(name, sub);
+    return pick(devices.deposition_sources, [`${channel}.power`, `${channel}.power_setpoint`], `${channel}.`);
+  }
   if (kind === "space" && topology && topology.gauges.length) {
     const gauge = topology.gauges[0];
     return pick(gauge.device, [gauge.channel], gauge.channel);
@@ -58,6 +61,9 @@ export function deviceLines(key) {
       const value = r.value === null ? "no value" : `${Number.isInteger(r.value) ? r.value : r.value.toPrecision(4)} ${unitWords(r.unit)}`;
       return `${channel}: ${value}${r.quality === "ok" ? "" : ` (${r.quality.replaceAll("_", " ")})`}`;
     });
+  const [kind, space, sub] = key.split(":");
+  const entry = kind === "source" ? (spaceTopology(space)?.source_table || []).find((e) => e.name === sub) : null;
+  if (entry) readings.unshift(`${sub}: ${sourceWords(entry, device, space).text}`);
   return { status, readings };
 }
 
