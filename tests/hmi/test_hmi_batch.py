@@ -247,7 +247,8 @@ async def a_batch_owns_the_line(page: Page, hmi: BatchHmi) -> None:
     await expect(batch_state).to_contain_text(re.compile(rf"^{short}: RUNNING — job 1 of 1"))
     await expect(batch_state).to_have_attribute("title", batch_id)
     reason = f"batch {batch_id} owns the line: hold it and switch to manual"
-    await expect(page.locator("#controls-mode")).to_have_text(f"Manual commands refused now: {reason}")
+    said = rf"^Manual commands refused now: “{short}” owns the line: hold it and switch to manual$"
+    await expect(page.locator("#controls-mode")).to_have_text(re.compile(said))
     outer = page.locator('[data-command="port:outlet.outer:open"]')
     await expect(outer).to_be_disabled()
     await expect(outer).to_have_attribute("title", reason)

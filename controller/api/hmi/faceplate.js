@@ -6,7 +6,7 @@
 
 import { button } from "./dom.js";
 import { deviceFor, deviceLines, deviceTitle, renderDeviceTrend } from "./faceplate_device.js";
-import { engineering, timeOfDay } from "./format.js";
+import { engineering, humanText, timeOfDay } from "./format.js";
 import { hmi } from "./live.js";
 import { positionOf, positionWords } from "./symbols.js";
 import { sendCommand, whyNot } from "./commands.js";
@@ -128,7 +128,7 @@ export function renderFaceplate() {
     if (!node) continue;
     const reason = whyNot(entry);
     node.disabled = Boolean(reason);
-    node.nextSibling.textContent = reason;
+    node.nextSibling.textContent = humanText(reason);
   }
   const alarms = alarmsOf(shown);
   const list = document.getElementById("faceplate-alarms");

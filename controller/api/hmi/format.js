@@ -106,8 +106,12 @@ export function named(id, tag) {
 
 // Free text from the controller (a prompt, a message) with every batch, job or item id in it replaced by
 // its short name in quotes; the full text stays available as the node's title where it is shown.
-const ANY_ID = /B\d{8}T\d{6}Z-[0-9a-f]+(?:-J\d+(?:-[A-Za-z0-9_]+(?:-(?:in|out))?)?)?/g;
+// "batch B2026…-24c1 owns the line" -> "“Batch 18:30 (24c1)” owns the line": the word the name repeats goes.
+const ANY_ID = /(\b[Bb]atch )?(B\d{8}T\d{6}Z-[0-9a-f]+(?:-J\d+(?:-[A-Za-z0-9_]+(?:-(?:in|out))?)?)?)/g;
 
 export function humanText(text) {
-  return text.replace(ANY_ID, (id) => `“${humanName(id)}”`);
+  return text.replace(ANY_ID, (match, word, id) => {
+    const name = humanName(id);
+    return `${word && !name.startsWith("Batch") ? word : ""}“${name}”`;
+  });
 }
