@@ -43,6 +43,8 @@ async def test_every_kind_of_id_has_a_short_name(page: Page) -> None:
     assert await name(page, f"{BATCH}-J02-box-in") == "inlet container of J02"
     assert await name(page, f"{BATCH}-J02-box-out") == "outlet container of J02"
     assert await name(page, f"{BATCH}-J01-li_foil") == "target li_foil of J01"
+    await page.evaluate(f"async (id) => {FORMAT}.materialOf.set(id, 'Li')", f"{BATCH}-J02-T1")
+    assert await name(page, f"{BATCH}-J02-T1") == "Li target T1 of J02"
     assert await name(page, "C1") == "C1"  # registered by hand: its own short name
     said = await page.evaluate(
         f"async (text) => {FORMAT}.humanText(text)",

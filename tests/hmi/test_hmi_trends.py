@@ -19,7 +19,7 @@ from playwright.async_api import expect
 from controller.api.trend_history import TrendHistory
 from controller.config.line_config import load_line_config
 from sim_hardware.faults import Fault, inject
-from tests.hmi.test_hmi_browser import Hmi, artifact, log_in, open_page, save_for_readme, served_line
+from tests.hmi.test_hmi_browser import Hmi, artifact, log_in, open_page, served_line
 
 PRESSURE_FACTOR = 3.0  # the sim drifts between the page's sample and the gate's state; air stays air
 LATEST = re.compile(r"latest: ([-+0-9.e]+) Pa$")
@@ -65,7 +65,6 @@ async def test_inlet_pressure_trend_is_log_scale_in_pa_and_agrees_with_the_contr
     await expect(frost).to_have_attribute("data-points", re.compile(r"^[1-9]\d*$"))
     await expect(chart.locator("text.tick-right").first).to_be_visible()
     await page.screenshot(path=artifact("hmi-trends.png"), full_page=True)
-    await save_for_readme(page.locator("#trends").locator(".."), "hmi-trends.png")
 
 
 @pytest.fixture

@@ -63,7 +63,7 @@ export function disagrees(valve) {
 //   job    B20261206T183028Z-24c1-J01      -> "J01 thin-film cell" (the recipe's name, once the run
 //                                               panel has read the batch), else "J01"
 //   item   B20261206T183028Z-24c1-J01-base -> "electrode of J01"; -box-in "inlet container of J01";
-//          -box-out "outlet container of J01"; -<target> "target li_foil of J01"
+//          -box-out "outlet container of J01"; -<target> "Li target T1 of J01" (its material once known)
 // Anything else (an item registered by hand, "C1") is its own short name.
 const BATCH_ID = /^B(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z-([0-9a-f]+)$/;
 const JOB_ID = /^(B\d{8}T\d{6}Z-[0-9a-f]+)-(J\d+)$/;
@@ -71,6 +71,7 @@ const ITEM_ID = /^(B\d{8}T\d{6}Z-[0-9a-f]+-J\d+)-(.+)$/;
 const ITEM_ROLES = { base: "electrode", "box-in": "inlet container", "box-out": "outlet container" };
 
 export const recipeOfJob = new Map(); // job id -> the recipe's name, filled by the run panel
+export const materialOf = new Map(); // item id -> its material, filled by the process picture
 
 export function humanName(id) {
   if (typeof id !== "string") return String(id);
@@ -88,7 +89,8 @@ export function humanName(id) {
   const item = ITEM_ID.exec(id);
   if (item) {
     const jobShort = JOB_ID.exec(item[1])[2];
-    const role = ITEM_ROLES[item[2]] || `target ${item[2]}`;
+    const material = materialOf.get(id);
+    const role = ITEM_ROLES[item[2]] || `${material ? `${material} ` : ""}target ${item[2]}`;
     return `${role} of ${jobShort}`;
   }
   return id;

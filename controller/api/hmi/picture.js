@@ -12,7 +12,7 @@ import { refreshAvailability } from "./commands.js";
 import { svg } from "./dom.js";
 import { drawEquipmentBlock, equipmentRows } from "./equipment.js";
 import { renderFaceplate } from "./faceplate.js";
-import { ATMOSPHERE_WORDS, engineering, humanName, timeOfDay } from "./format.js";
+import { ATMOSPHERE_WORDS, engineering, humanName, materialOf, timeOfDay } from "./format.js";
 import { hmi, STALE_AFTER_S } from "./live.js";
 import { refreshMode } from "./statusbar.js";
 import { doorSymbol, instrument, positionOf, pumpSymbol, turboSymbol, valveSymbol } from "./symbols.js";
@@ -95,11 +95,14 @@ function instrumentLines(space) {
 // Items as the operator sees them: a container sealed or open; an air-sensitive item in its container,
 // or "unsealed" when out of one. "Exposed" is the ledger's verdict, shown in the item's record.
 function itemWords(item, space) {
-  if (item.kind === "container") return { text: `${humanName(item.id)}: container ${item.sealed ? "sealed" : "open"}`, bad: false };
-  const where = item.location === space.name ? "" : ` in ${item.location}`;
+  materialOf.set(item.id, item.material);
+  const name = humanName(item.id);
+  const kind = name.includes(item.kind) ? "" : `${item.kind} `; // "inlet container of J01" says it already
+  if (item.kind === "container") return { text: `${name}: ${kind}${item.sealed ? "sealed" : "open"}`, bad: false };
+  const where = item.location === space.name ? "" : ` in ${humanName(item.location)}`;
   const unsealed = item.exposed ? " (unsealed)" : "";
   const bad = item.exposed && !space.safe_for_exposed;
-  return { text: `${humanName(item.id)}: ${item.kind}${where}${unsealed}${bad ? " — UNSEALED IN A NON-INERT ATMOSPHERE" : ""}`, bad };
+  return { text: `${name}${kind ? `: ${kind.trim()}` : ""}${where}${unsealed}${bad ? " — UNSEALED IN A NON-INERT ATMOSPHERE" : ""}`, bad };
 }
 
 function alarmedPosition(name) {

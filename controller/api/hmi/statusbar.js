@@ -3,7 +3,7 @@
 // command availability (`refreshMode`, on state messages, at most every MODE_MS) and after a log-in; the
 // batch line is written by the run panel whenever it reads the batch.
 
-import { humanName, timeOfDay } from "./format.js";
+import { humanName, humanText, timeOfDay } from "./format.js";
 
 const MODE_MS = 1000;
 const MODE_WORDS = {
@@ -26,7 +26,7 @@ export function renderMode(mode) {
   const out = mode.out_of_service.length ? `; out of service: ${mode.out_of_service.join(", ")}` : "";
   holder.querySelector(".mode-word").textContent = `${MODE_WORDS[mode.mode] || mode.mode}${owner}`;
   holder.querySelector(".mode-why").textContent = `${MODE_MEANING[mode.mode] || ""}${out} — since ` +
-    `${timeOfDay(mode.since)}, ${mode.user}: ${mode.reason}`;
+    `${timeOfDay(mode.since)}, ${mode.user}: ${humanText(mode.reason)}`;
 }
 
 export async function refreshMode(force) {
