@@ -24,6 +24,8 @@ from controller.api.context import Ctx
 from controller.api.views import ReadingView, reading_view
 from controller.line.device_faults import device_conditions
 from controller.line.poller import DeviceHealth
+from drivers.deposition_sources import FaultCode
+from drivers.reading import Reading
 
 router = APIRouter()
 
@@ -45,10 +47,26 @@ class DeviceView(BaseModel):
     in_service: bool
     conditions: list[ConditionView] = Field(description="what the device reports wrong with itself, decoded")
     readings: dict[str, ReadingView]
+    latched: dict[str, str] = Field(
+        default_factory=dict,
+        description="a deposition-source rack: each source's latched fault in the supply's words",
+    )
 
 
 class DevicesView(BaseModel):
     devices: list[DeviceView]
+
+
+def _latched(readings: dict[str, Reading]) -> dict[str, str]:
+    """A source rack reports no fault of its own to the alarms (device_faults): its sources' latched
+    fault codes, in the supply's words, are for the source's faceplate."""
+    out = {}
+    for channel, reading in readings.items():
+        if channel.endswith(".fault") and reading.value == reading.value and reading.value:
+            code = int(reading.value)
+            words = FaultCode(code).name.lower().replace("_", " ") if code in set(FaultCode) else "unknown"
+            out[channel.removesuffix(".fault")] = f"{words} (code {code})"
+    return out
 
 
 def _status(health: DeviceHealth | None, in_service: bool) -> str:
@@ -87,6 +105,7 @@ async def get_devices(ctx: Ctx) -> DevicesView:
                     for c in conditions
                 ],
                 readings={channel: reading_view(r, now) for channel, r in sorted(readings.items())},
+                latched=_latched(readings) if device.family == "deposition_sources" else {},
             )
         )
     return DevicesView(devices=views)

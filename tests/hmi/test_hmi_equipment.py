@@ -4,7 +4,8 @@ Chromium against a real controller and the simulated line.
 The sources of the chamber's source table, its substrate heater and its gas inlet are drawn as symbols
 with their state; selecting one opens its faceplate with the device's readings, a trend of them, whether
 the device answers, and the faults it reports decoded into the manual's words (a heater controller's
-sensor break, injected in the simulator's controller, reads "sensor break" there).
+sensor break, injected in the simulator's controller, reads "sensor break" there; a source supply's
+latched fault code reads as the supply's fault).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pytest
 from playwright.async_api import expect
 
 from controller.config.line_config import load_line_config
+from drivers.deposition_sources import FaultCode
 from sim_hardware.faults import Fault, inject
 from tests.hmi.test_hmi_browser import Hmi, artifact, open_page, served_line
 
@@ -66,6 +68,17 @@ async def test_sources_heater_and_gas_inlet_are_drawn_on_the_chamber_with_their_
     )
     await expect(page.locator("#faceplate-trend svg")).to_have_attribute("data-points", SOME_POINTS)
     await faceplate.screenshot(path=artifact("hmi-faceplate-source.png"))
+
+    # the supply trips on its cooling water: the symbol goes abnormal, the faceplate says why in its words
+    line.sim.bound[sources_device].sim.trip("rf_sputter", FaultCode.COOLING_WATER)
+    symbol = picture.locator('[data-source="process:rf_sputter"]')
+    await expect(symbol).to_have_attribute("data-state", "fault")
+    await expect(symbol).to_contain_text("FAULT")
+    await expect(page.locator("#faceplate-readings")).to_contain_text(
+        "rf_sputter: FAULT latched: cooling water (code 7)"
+    )
+    await expect(picture.locator('[data-source="process:dc_sputter"]')).to_have_attribute("data-state", "off")
+    await page.locator("#synoptic").screenshot(path=artifact("hmi-picture-source-fault.png"))
 
 
 async def test_a_heater_fault_is_decoded_in_its_symbol_and_faceplate(line: Hmi) -> None:

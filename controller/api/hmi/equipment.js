@@ -67,8 +67,8 @@ export function sourceChannel(space, name) {
 
 export function sourceState(device, name) {
   const on = trusted(device, `${name}.output_on`);
-  const fault = trusted(device, `${name}.fault_active`);
-  if (fault.value !== null && fault.value >= 0.5) return "fault";
+  const fault = trusted(device, `${name}.fault`); // the latched fault code, 0 for none
+  if (fault.value !== null && fault.value > 0) return "fault";
   if (on.value === null || on.why) return "unknown";
   return on.value >= 0.5 ? "on" : "off";
 }
@@ -77,9 +77,9 @@ export function sourceWords(entry, device, space) {
   const channel = sourceChannel(space, entry.name);
   const state = sourceState(device, channel);
   const power = trusted(device, `${channel}.power`);
-  const set = trusted(device, `${channel}.power_setpoint`);
-  const words = { on: "ON", off: "off", unknown: "state unknown", fault: "FAULT latched" }[state];
-  return { state, text: `${words}, ${number(power, 0, "W")}${set.value === null ? "" : ` (setpoint ${set.value.toFixed(0)} W)`}`,
+  const latched = device && device.latched ? device.latched[channel] : undefined;
+  const words = { on: "ON", off: "off", unknown: "state unknown", fault: `FAULT latched${latched ? `: ${latched}` : ""}` }[state];
+  return { state, text: `${words}, ${number(power, 0, "W")}`,
     short: state === "on" ? number(power, 0, "W") : state === "fault" ? "FAULT" : state === "unknown" ? "?" : "off" };
 }
 

@@ -28,7 +28,7 @@ export function deviceFor(key) {
   if (kind === "gas") return pick(devices.mass_flow_controller, ["mass_flow", "setpoint"], "");
   if (kind === "source") {
     const channel = sourceChannel(name, sub);
-    return pick(devices.deposition_sources, [`${channel}.power`, `${channel}.power_setpoint`], `${channel}.`);
+    return pick(devices.deposition_sources, [`${channel}.power`], `${channel}.`);
   }
   if (kind === "space" && topology && topology.gauges.length) {
     const gauge = topology.gauges[0];
