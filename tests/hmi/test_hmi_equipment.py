@@ -19,7 +19,7 @@ from playwright.async_api import expect
 from controller.config.line_config import load_line_config
 from drivers.deposition_sources import FaultCode
 from sim_hardware.faults import Fault, inject
-from tests.hmi.test_hmi_browser import Hmi, artifact, open_page, served_line
+from tests.hmi.test_hmi_browser import WAIT_MS, Hmi, artifact, open_page, served_line
 
 SOME_POINTS = re.compile(r"^([2-9]|\d{2,})$")
 
@@ -40,7 +40,8 @@ async def test_sources_heater_and_gas_inlet_are_drawn_on_the_chamber_with_their_
     picture = page.locator("#synoptic svg.picture")
     for entry in chamber["source_table"]:
         symbol = picture.locator(f'[data-source="process:{entry["name"]}"]')
-        await expect(symbol).to_have_attribute("data-state", "off")  # all off at start, read from the device
+        # all off at start, read from the device
+        await expect(symbol).to_have_attribute("data-state", "off", timeout=WAIT_MS)
         await expect(symbol.locator("title")).to_contain_text(re.compile(r": off, 0 W"))
     heater = picture.locator('[data-heater="process"]')
     await expect(heater).to_contain_text(re.compile(r"SP -?\d+ · PV -?\d+\.\d °C"))
@@ -72,7 +73,7 @@ async def test_sources_heater_and_gas_inlet_are_drawn_on_the_chamber_with_their_
     # the supply trips on its cooling water: the symbol goes abnormal, the faceplate says why in its words
     line.sim.bound[sources_device].sim.trip("rf_sputter", FaultCode.COOLING_WATER)
     symbol = picture.locator('[data-source="process:rf_sputter"]')
-    await expect(symbol).to_have_attribute("data-state", "fault")
+    await expect(symbol).to_have_attribute("data-state", "fault", timeout=WAIT_MS)
     await expect(symbol).to_contain_text("FAULT")
     await expect(page.locator("#faceplate-readings")).to_contain_text(
         "rf_sputter: FAULT latched: cooling water (code 7)"
@@ -90,12 +91,12 @@ async def test_a_heater_fault_is_decoded_in_its_symbol_and_faceplate(line: Hmi) 
     await heater.click()
     await expect(page.locator("#faceplate-title")).to_have_text("process substrate heater")
     device = page.locator("#faceplate-device")
-    await expect(device).to_contain_text("reports no fault")
+    await expect(device).to_contain_text("reports no fault", timeout=WAIT_MS)
     await expect(page.locator("#faceplate-trend svg path[data-channel='temperature']")).to_have_count(1)
 
     inject(line.sim, Fault("heater_sensor_break", device=heater_device))
     # the controller's status word, decoded as the alarms decode it, on the faceplate itself
-    await expect(device.locator("li.fault")).to_contain_text(["HIGH: sensor break"])
+    await expect(device.locator("li.fault")).to_contain_text(["HIGH: sensor break"], timeout=WAIT_MS)
     await expect(device).not_to_contain_text("reports no fault")
     await expect(heater).to_have_class(re.compile("eq-fault"))
     await expect(heater).to_contain_text("FAULT")

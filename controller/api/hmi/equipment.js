@@ -8,9 +8,9 @@
 // trusted (stale, unknown) drawn as such with its word.
 
 import { svg } from "./dom.js";
-import { hmi } from "./live.js";
+import { hmi, STALE_AFTER_S } from "./live.js";
 
-const DEVICES_MS = 1000;
+const DEVICES_MS = 2000; // as the alarms and prompts: a faceplate's detail, not an interlock
 const SOURCE_W = 54;
 const HIT = 58; // a 40 px target for a finger at 1280x800 (as the symbols', symbols.js), overlapping a little
 const SOURCE_ROW = 44;
@@ -24,7 +24,10 @@ const SOURCE_WORDS = {
 export const equipment = { devices: new Map(), readMs: 0 };
 
 export function setUpEquipment() {
+  let reading = false; // one read at a time: a slow controller is not asked twice
   const read = async () => {
+    if (reading) return;
+    reading = true;
     try {
       const response = await fetch("/api/devices", { cache: "no-store" });
       if (!response.ok) return;
@@ -33,6 +36,8 @@ export function setUpEquipment() {
       equipment.readMs = Date.now();
     } catch {
       // the readings age into "stale" on screen; the next read retries
+    } finally {
+      reading = false;
     }
   };
   read();
@@ -45,10 +50,12 @@ export function deviceOf(topology, family) {
   return name ? { name, device: equipment.devices.get(name) || null } : null;
 }
 
-// A reading's value if it can be trusted, else null with the word saying why.
+// A reading's value if it can be trusted, else null with the word saying why; a read of /api/devices
+// older than its interval and the feed's staleness makes every value STALE, however good it was then.
 export function trusted(device, channel) {
   const reading = device && device.readings ? device.readings[channel] : undefined;
   if (!reading) return { value: null, why: "unknown" };
+  if (Date.now() - equipment.readMs > DEVICES_MS + STALE_AFTER_S * 1000) return { value: reading.value, why: "STALE" };
   if (reading.value === null) return { value: null, why: reading.quality.replaceAll("_", " ") };
   if (reading.quality !== "ok") return { value: reading.value, why: reading.quality.replaceAll("_", " ") };
   return { value: reading.value, why: "" };
@@ -96,7 +103,8 @@ export function gasWords(device, supply) {
 }
 
 function faulted(found) {
-  return Boolean(found && found.device && (found.device.conditions.length || !found.device.status.startsWith("answering")));
+  const device = found && found.device;
+  return Boolean(device && (device.conditions.length || device.status.startsWith("NOT ANSWERING")));
 }
 
 function sourceShape(g, kind, x, y) {
