@@ -43,6 +43,7 @@ from fastapi.responses import JSONResponse
 from controller.api.availability import router as availability_router
 from controller.api.batch import router as batch_router
 from controller.api.context import ApiContext, Ctx, require
+from controller.api.devices import router as devices_router
 from controller.api.flight_record import router as flight_record_router
 from controller.api.health import router as health_router
 from controller.api.live import router as live_router
@@ -381,6 +382,7 @@ def create_app(context: ApiContext) -> FastAPI:
     app.include_router(modes_router)
     app.include_router(health_router)
     app.include_router(topology_router)
+    app.include_router(devices_router)
     app.include_router(hmi_router)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     return app

@@ -11,12 +11,17 @@ Why it is built this way:
 - **Bounded.** A sample export streams page by page and stops at `MAX_SAMPLE_ROWS` (a day of a
   space's instruments fits); a rejudge runs at most one at a time, since it is CPU work on the loop
   that also serves the line.
+- **Downsampled for a chart** (`max_points`): the HMI's trends show hours or days of the record in a few
+  hundred pixels. Each channel's range is cut into equal time buckets and each bucket keeps its lowest
+  and highest trusted reading and its first untrusted one: a spike and a gap survive what an average
+  or every-n-th row would hide. Done here, on the pages as they stream, so memory is the buckets.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import math
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated, Any, Final, Literal
@@ -34,10 +39,12 @@ from controller.flight_recorder.sample_export import csv_text, jsonl_text, sampl
 from controller.flight_recorder.time_range import parse_instant
 from controller.flight_recorder.timeline import Window, timeline, window_of_run
 from controller.historian.errors import HistorianUnavailable
+from controller.historian.record_search import SampleRow
 from controller.historian.store import Historian
 
 router = APIRouter()
 MAX_SAMPLE_ROWS: Final = 2_000_000
+MAX_CHART_POINTS: Final = 6000
 _REJUDGE = asyncio.Semaphore(1)
 
 
@@ -132,8 +139,11 @@ async def get_samples(
     space: str | None = None,
     channel: str | None = None,
     fmt: Annotated[Literal["csv", "jsonl"], Query(alias="format")] = "csv",
+    max_points: Annotated[int | None, Query(ge=3, le=MAX_CHART_POINTS)] = None,
 ) -> StreamingResponse:
-    """Every recorded reading of a space (all its instruments) or a channel (DEVICE.CHANNEL) in a range."""
+    """Every recorded reading of a space (all its instruments) or a channel (DEVICE.CHANNEL) in a range;
+    with `max_points`, at most that many per channel: the lowest, the highest and the first untrusted
+    reading of each of max_points/3 equal time buckets."""
     historian = _historian(ctx)
     start, end = _instant("from", since), _instant("to", until)
     if start is None or end is None or end <= start:
@@ -145,6 +155,14 @@ async def get_samples(
     except UserError as exc:
         raise HTTPException(404, str(exc)) from None
     by_id = {c.id: c for c in chosen}
+    media = "text/csv; charset=utf-8" if fmt == "csv" else "application/x-ndjson"
+    if max_points is not None:
+        buckets = ChartBuckets(start, end, max_points // 3)
+        async for page in historian.sample_pages(list(by_id), start, end):
+            buckets.add(page)
+        records = [sample_record(r, by_id[r.channel_id]) for r in buckets.rows()]
+        text = csv_text(records, header=True) if fmt == "csv" else jsonl_text(records)
+        return StreamingResponse(iter([text] if records else []), media_type=media)
 
     async def rows() -> AsyncIterator[str]:
         sent = 0
@@ -155,8 +173,36 @@ async def get_samples(
             if sent >= MAX_SAMPLE_ROWS:
                 return
 
-    media = "text/csv; charset=utf-8" if fmt == "csv" else "application/x-ndjson"
     return StreamingResponse(rows(), media_type=media)
+
+
+class ChartBuckets:
+    """Per channel and time bucket: the lowest and highest trusted sample and the first untrusted one."""
+
+    def __init__(self, since_ts: float, until_ts: float, buckets: int) -> None:
+        self.since_ts = since_ts
+        self.width_s = (until_ts - since_ts) / max(1, buckets)
+        self.last = max(1, buckets) - 1
+        self.kept: dict[tuple[int, int], list[SampleRow | None]] = {}
+
+    def add(self, page: list[SampleRow]) -> None:
+        for row in page:
+            bucket = min(self.last, int((row.ts - self.since_ts) / self.width_s))
+            kept = self.kept.setdefault((row.channel_id, bucket), [None, None, None])
+            value = row.value
+            if value is None or math.isnan(value) or row.quality != "ok":
+                kept[2] = kept[2] or row
+                continue
+            low, high = kept[0], kept[1]
+            if low is None or low.value is None or value < low.value:
+                kept[0] = row
+            if high is None or high.value is None or value > high.value:
+                kept[1] = row
+
+    def rows(self) -> list[SampleRow]:
+        """The kept samples, each once, oldest first (as an export is)."""
+        kept = {r.id: r for found in self.kept.values() for r in found if r is not None}
+        return sorted(kept.values(), key=lambda r: (r.ts, r.id))
 
 
 @router.get("/api/rejudge/{run}", tags=["read"])

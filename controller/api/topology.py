@@ -32,6 +32,13 @@ class GaugeTopology(BaseModel):
     head: str = Field(description='the gauge head type when configured ("PKR", "CMR1000"), else ""')
 
 
+class SourceTopology(BaseModel):
+    name: str = Field(description="the source's name on its device's channels (`<name>.power`)")
+    kind: str
+    methods: list[str]
+    power_w: tuple[float, float] = Field(description="the power window it may be run in")
+
+
 class SpaceTopology(BaseModel):
     name: str
     kind: str
@@ -45,6 +52,9 @@ class SpaceTopology(BaseModel):
     heater: bool
     gas_flow: bool
     sources: bool
+    source_table: list[SourceTopology] = Field(description="the chamber's sources, from the source table")
+    gas: str = Field(description='the supply feeding its gas fill and MFC ("Ar 99.99 %"), "" if none')
+    devices: dict[str, str] = Field(description="family -> device name of the equipment bound to it")
 
 
 class PortTopology(BaseModel):
@@ -58,6 +68,9 @@ class TopologyView(BaseModel):
     line: str
     travel_timeout_s: float = Field(
         description="how long a door or gate valve may travel before it counts as stuck"
+    )
+    recording_heartbeat_s: float = Field(
+        description="a recorded channel is stored at least this often: a trend holds a recorded value as long"
     )
     spaces: list[SpaceTopology]
     ports: list[PortTopology]
@@ -77,9 +90,13 @@ def port_label(kind: str, between: tuple[str, str]) -> str:
     return f"{words.get(kind, kind.replace('_', ' '))} {between[0]}–{between[1]}"
 
 
+def _supply_of(config: LineConfig, space: str) -> str:
+    return next((f"{g.gas} {g.purity_percent:g} %" for g in config.gas_supplies if space in g.feeds), "")
+
+
 def topology_view(config: LineConfig, travel_timeout_s: float) -> TopologyView:
     gauges: dict[str, list[GaugeTopology]] = {s.name: [] for s in config.spaces}
-    families: dict[str, set[str]] = {s.name: set() for s in config.spaces}
+    families: dict[str, dict[str, str]] = {s.name: {} for s in config.spaces}
     for device in config.devices:
         heads = device.params.get("gauge_types", [])
         for index, (channel, space) in enumerate(device.channels.items()):
@@ -87,7 +104,7 @@ def topology_view(config: LineConfig, travel_timeout_s: float) -> TopologyView:
                 head = heads[index] if isinstance(heads, list) and index < len(heads) else ""
                 gauges[space].append(GaugeTopology(device=device.name, channel=channel, head=str(head)))
         if device.space in families:
-            families[device.space].add(device.family)
+            families[device.space].setdefault(device.family, device.name)
     spaces = [
         SpaceTopology(
             name=s.name,
@@ -102,6 +119,12 @@ def topology_view(config: LineConfig, travel_timeout_s: float) -> TopologyView:
             heater="temperature_controller" in families[s.name],
             gas_flow="mass_flow_controller" in families[s.name],
             sources="deposition_sources" in families[s.name],
+            source_table=[
+                SourceTopology(name=e.name, kind=e.kind, methods=list(e.methods), power_w=e.power_w)
+                for e in config.sources_in(s.name)
+            ],
+            gas=_supply_of(config, s.name),
+            devices=families[s.name],
         )
         for s in config.spaces
     ]
@@ -109,7 +132,13 @@ def topology_view(config: LineConfig, travel_timeout_s: float) -> TopologyView:
         PortTopology(name=p.name, kind=p.kind, label=port_label(p.kind, p.between), between=list(p.between))
         for p in config.ports
     ]
-    return TopologyView(line=config.name, travel_timeout_s=travel_timeout_s, spaces=spaces, ports=ports)
+    return TopologyView(
+        line=config.name,
+        travel_timeout_s=travel_timeout_s,
+        recording_heartbeat_s=config.recording.heartbeat_s,
+        spaces=spaces,
+        ports=ports,
+    )
 
 
 @router.get("/api/topology", response_model=TopologyView, tags=["read"])

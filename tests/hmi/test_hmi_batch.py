@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import dataclasses
 import itertools
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -240,12 +241,16 @@ async def a_batch_owns_the_line(page: Page, hmi: BatchHmi) -> None:
     disabled with the mode's reason, and one sent anyway from the page is refused with it, on record."""
     [batch_id] = await hmi.rig.batches()
     mode = page.get_by_test_id("mode")
-    await expect(mode.locator(".mode-word")).to_have_text(f"PRODUCTION (batch {batch_id})")
-    await expect(page.get_by_test_id("batch-state")).to_contain_text(
-        f"Batch {batch_id}: RUNNING — job 1 of 1"
-    )
+    # the batch by its short name (its start time and tag), the full id in the tooltip
+    short = rf"Batch \d\d:\d\d \({batch_id.rsplit('-', 1)[1]}\)"
+    await expect(mode.locator(".mode-word")).to_have_text(re.compile(rf"^PRODUCTION \({short}\)$"))
+    await expect(mode).to_have_attribute("title", batch_id)
+    batch_state = page.get_by_test_id("batch-state")
+    await expect(batch_state).to_contain_text(re.compile(rf"^{short}: RUNNING — job 1 of 1"))
+    await expect(batch_state).to_have_attribute("title", batch_id)
     reason = f"batch {batch_id} owns the line: hold it and switch to manual"
-    await expect(page.locator("#controls-mode")).to_have_text(f"Manual commands refused now: {reason}")
+    said = rf"^Manual commands refused now: “{short}” owns the line: hold it and switch to manual$"
+    await expect(page.locator("#controls-mode")).to_have_text(re.compile(said))
     outer = page.locator('[data-command="port:outlet.outer:open"]')
     await expect(outer).to_be_disabled()
     await expect(outer).to_have_attribute("title", reason)
@@ -278,7 +283,7 @@ async def test_stop_asks_first_a_restart_resumes_and_abort_ends_the_queue(batch_
     assert await page.evaluate("() => document.scrollingElement.scrollHeight <= window.innerHeight")
     await expect(page.locator("#prompts-title")).to_have_text("The line is waiting for you")
     await expect(load.locator(".prompt-job")).to_contain_text("step load")
-    await expect(load).to_contain_text("put the closed container box-in into inlet")  # no batch id in it
+    await expect(load).to_contain_text("put the closed container “inlet container of J01” into inlet")
     await page.screenshot(path=artifact("hmi-prompt-1280x800.png"))
     await a_batch_owns_the_line(page, batch_hmi)
     confirm = page.locator("#stop-confirm")

@@ -23,6 +23,7 @@ from playwright.async_api import Browser, Locator, Page, ViewportSize, async_pla
 
 from controller.api.trend_history import TrendHistory
 from controller.config.line_config import LineConfig, load_line_config
+from controller.historian.store import Historian
 from controller.line.alarm_states import Severity
 from controller.line.alarms import AlarmDefinition
 from controller.line.controller import LineController
@@ -75,7 +76,11 @@ class Hmi:
 
 @contextlib.asynccontextmanager
 async def served_line(
-    chromium_path: str, base: LineConfig, *, trends: TrendHistory | None = None
+    chromium_path: str,
+    base: LineConfig,
+    *,
+    trends: TrendHistory | None = None,
+    historian: Historian | None = None,
 ) -> AsyncIterator[tuple[Hmi, ControllerService]]:
     """The simulated line at 200x, its controller and API on a free port, and a browser to open pages."""
     async with SimLine(base, speed=200.0) as sim:
@@ -83,7 +88,9 @@ async def served_line(
         plan = PollPlan.for_line(config, periods_s={Priority.INTERLOCK: 0.1, Priority.PROCESS: 0.5})
         async with (
             LineController(config, plan=plan, travel_timeout_s=5.0) as ctl,
-            ControllerService(ctl, state_interval_s=0.2, telemetry_interval_s=0.5, trends=trends) as service,
+            ControllerService(
+                ctl, state_interval_s=0.2, telemetry_interval_s=0.5, trends=trends, historian=historian
+            ) as service,
             HttpServer(service.app, bind_listener("127.0.0.1", 0)) as server,
             async_playwright() as pw,
         ):

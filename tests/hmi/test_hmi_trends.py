@@ -19,7 +19,7 @@ from playwright.async_api import expect
 from controller.api.trend_history import TrendHistory
 from controller.config.line_config import load_line_config
 from sim_hardware.faults import Fault, inject
-from tests.hmi.test_hmi_browser import Hmi, artifact, log_in, open_page, save_for_readme, served_line
+from tests.hmi.test_hmi_browser import Hmi, artifact, log_in, open_page, served_line
 
 PRESSURE_FACTOR = 3.0  # the sim drifts between the page's sample and the gate's state; air stays air
 LATEST = re.compile(r"latest: ([-+0-9.e]+) Pa$")
@@ -35,8 +35,9 @@ async def line(chromium_path: str) -> AsyncIterator[Hmi]:
 
 async def test_inlet_pressure_trend_is_log_scale_in_pa_and_agrees_with_the_controller(line: Hmi) -> None:
     page = await open_page(line)
-    chart = page.locator('[data-trend="inlet:pressure"] svg')
-    await expect(chart).to_have_attribute("data-points", re.compile(r"^([3-9]|\d{2,})$"))
+    chart = page.locator('[data-trend="inlet"] svg')
+    trace = chart.locator('[data-trace="inlet:pressure"]')
+    await expect(trace).to_have_attribute("data-points", re.compile(r"^([3-9]|\d{2,})$"))
     await expect(page.locator('[data-trend-axis="inlet:pressure"]')).to_have_text("pressure, Pa (log scale)")
     latest = page.locator('[data-trend-latest="inlet:pressure"]')
     await expect(latest).to_have_text(LATEST)
@@ -56,11 +57,14 @@ async def test_inlet_pressure_trend_is_log_scale_in_pa_and_agrees_with_the_contr
 
     await page.get_by_label("Window").select_option(label="last 30 min")
     await expect(chart).to_have_attribute("aria-label", re.compile(r"last 30 min$"))
-    await expect(page.locator('[data-trend="inlet:pressure"]')).to_contain_text("-30 min")
-    await expect(chart).to_have_attribute("data-points", re.compile(r"^([3-9]|\d{2,})$"))
-    await expect(chart.locator("path.trend-line")).to_have_attribute("d", re.compile(r"^M[\d.]+ [\d.]+ L"))
+    await expect(page.locator('[data-trend="inlet"]')).to_contain_text("-30 min")
+    await expect(trace).to_have_attribute("data-points", re.compile(r"^([3-9]|\d{2,})$"))
+    await expect(trace.locator("path.trend-line")).to_have_attribute("d", re.compile(r"^M[\d.]+ [\d.]+ L"))
+    # one chart per space: the frost point on the same time axis, its own (right) °C axis
+    frost = chart.locator('[data-trace="inlet:frost"]')
+    await expect(frost).to_have_attribute("data-points", re.compile(r"^[1-9]\d*$"))
+    await expect(chart.locator("text.tick-right").first).to_be_visible()
     await page.screenshot(path=artifact("hmi-trends.png"), full_page=True)
-    await save_for_readme(page.locator("#trends").locator(".."), "hmi-trends.png")
 
 
 @pytest.fixture
@@ -98,7 +102,7 @@ async def test_a_page_opened_now_starts_with_the_history_recorded_before_it(line
              const earliest = Number(document.querySelector(selector)?.getAttribute("data-earliest-ms"));
              return earliest > 0 && earliest < performance.timeOrigin - beforeMs;
            }""",
-        arg=['[data-trend="inlet:pressure"] svg', 1000.0 * (HISTORY_BEFORE_PAGE_S / 2)],
+        arg=['[data-trace="inlet:pressure"]', 1000.0 * (HISTORY_BEFORE_PAGE_S / 2)],
     )
     opened_ms = await page.evaluate("performance.timeOrigin")
     # history and live samples meet without a repeat or a step back, and live samples keep coming
@@ -174,7 +178,7 @@ async def test_the_trend_cursor_reads_a_known_injected_step_at_the_instant_it_is
     assert abs(await read_at(after_ms) - after_c) < READ_TOLERANCE_C  # and after it, on the same chart
     # zoomed in on the last half minute, a click on a chart puts the cursor there, reading every trace
     await page.locator("#trend-cursor-clear").click()
-    chart = page.locator('[data-trend="inlet:pressure"] svg')
+    chart = page.locator('[data-trend="inlet"] svg')
     await page.locator("#trend-zoom-in").click()
     await expect(chart).to_have_attribute("aria-label", re.compile(r"last 150 s$"))
     for _ in range(3):

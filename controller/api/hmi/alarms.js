@@ -3,7 +3,7 @@
 
 import { showError } from "./commands.js";
 import { button } from "./dom.js";
-import { timeOfDay } from "./format.js";
+import { humanText, timeOfDay } from "./format.js";
 import { hmi } from "./live.js";
 import { api, may } from "./session.js";
 
@@ -22,7 +22,7 @@ export function renderAlarms(alarms) {
     const top = first || active[0];
     const lead = first ? "FIRST OUT " : "";
     banner.textContent = `ALARM: ${active.length} active, ${unacked} unacknowledged — ` +
-      `${lead}${top.severity.toUpperCase()}: ${top.text}${top.detail ? ` (${top.detail})` : ""}`;
+      humanText(`${lead}${top.severity.toUpperCase()}: ${top.text}${top.detail ? ` (${top.detail})` : ""}`);
     banner.dataset.firstOut = first ? first.id : "";
   }
   const body = document.querySelector("#alarms tbody");
@@ -41,8 +41,8 @@ export function renderAlarms(alarms) {
     row.appendChild(cell(alarm.state.replaceAll("_", " ") + gone));
     row.appendChild(cell(timeOfDay(alarm.raised_at_s)));
     const text = cell("");
-    text.appendChild(Object.assign(document.createElement("div"), { textContent: alarm.text }));
-    if (alarm.detail) text.appendChild(Object.assign(document.createElement("div"), { textContent: alarm.detail }));
+    text.appendChild(Object.assign(document.createElement("div"), { textContent: humanText(alarm.text), title: alarm.text }));
+    if (alarm.detail) text.appendChild(Object.assign(document.createElement("div"), { textContent: humanText(alarm.detail), title: alarm.detail }));
     text.appendChild(Object.assign(document.createElement("div"), { textContent: alarm.guidance, className: "guidance" }));
     row.appendChild(text);
     const action = cell(alarm.acked_by ? `acknowledged by ${alarm.acked_by}` : "");

@@ -7,7 +7,7 @@
 
 import { button } from "./dom.js";
 import { renderFaceplate } from "./faceplate.js";
-import { engineering } from "./format.js";
+import { engineering, humanText } from "./format.js";
 import { hmi } from "./live.js";
 import { api } from "./session.js";
 
@@ -89,7 +89,8 @@ export function renderControls() {
   // a reason every command shares (the mode's, or the session's) is said once above the buttons
   const shared = may ? sharedReason(availability.commands) : "";
   const top = document.getElementById("controls-mode");
-  top.textContent = shared ? `Manual commands refused now: ${shared}` : "";
+  top.textContent = shared ? `Manual commands refused now: ${humanText(shared)}` : "";
+  top.title = shared || "";
   top.hidden = !shared;
   for (const entry of availability.commands) {
     const node = holder.querySelector(`[data-command="${CSS.escape(entry.key)}"]`);
@@ -100,7 +101,7 @@ export function renderControls() {
     node.title = reason;
     const said = !may ? "controls-hint" : shared ? "controls-mode" : `why-${entry.key}`;
     node.setAttribute("aria-describedby", said);
-    why.textContent = said === `why-${entry.key}` ? reason : "";
+    why.textContent = said === `why-${entry.key}` ? humanText(reason) : "";
   }
 }
 

@@ -1,7 +1,7 @@
 // An item's exposure record, opened from its label in the synoptic: where it has been, and every ledger
 // entry in a non-inert atmosphere.
 
-import { ATMOSPHERE_WORDS, timeOfDay } from "./format.js";
+import { ATMOSPHERE_WORDS, humanName, timeOfDay } from "./format.js";
 import { api } from "./session.js";
 
 let shownItem = null;
@@ -18,7 +18,8 @@ async function openItem(itemId) {
   shownItem = itemId;
   const panel = document.getElementById("item-panel");
   panel.hidden = false;
-  document.getElementById("item-title").textContent = `Exposure record of ${itemId}`;
+  document.getElementById("item-title").textContent = `Exposure record of ${humanName(itemId)}`;
+  document.getElementById("item-title").title = itemId;
   const verdict = document.getElementById("item-verdict");
   verdict.className = "verdict";
   verdict.textContent = "Loading…";
@@ -33,10 +34,10 @@ async function openItem(itemId) {
   if (shownItem !== itemId) return; // another item was chosen meanwhile
   if (ledger.ever_exposed_to_non_inert) {
     verdict.className = "verdict exposed";
-    verdict.textContent = `${itemId}: EXPOSED to a non-inert atmosphere — ${ledger.non_inert.length} ledger ` +
+    verdict.textContent = `${humanName(itemId)}: EXPOSED to a non-inert atmosphere — ${ledger.non_inert.length} ledger ` +
       `entr${ledger.non_inert.length === 1 ? "y" : "ies"}, ${ledger.exposed_s.toFixed(0)} s exposed in total`;
   } else {
-    verdict.textContent = `${itemId}: never exposed to a non-inert atmosphere`;
+    verdict.textContent = `${humanName(itemId)}: never exposed to a non-inert atmosphere`;
   }
   renderItemTables(ledger.path, ledger.non_inert);
   document.getElementById("item-close").focus();

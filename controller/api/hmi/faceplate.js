@@ -1,10 +1,12 @@
 // Faceplates: selecting a symbol or a vessel in the process picture (click, Enter or Space) opens its
 // detail beside the picture: its readings, its commands (each enabled, or disabled with the reason the
 // gate's dry run gives), and the alarms that name it with their decoded text. Redrawn with every state
-// message and availability reading while open; Escape or its Close button shuts it.
+// message and availability reading while open; Escape or its Close button shuts it. The device behind the
+// symbol (faceplate_device.js) adds its status, its decoded faults and a trend of its readings.
 
 import { button } from "./dom.js";
-import { engineering, timeOfDay } from "./format.js";
+import { deviceFor, deviceLines, deviceTitle, renderDeviceTrend } from "./faceplate_device.js";
+import { engineering, humanText, timeOfDay } from "./format.js";
 import { hmi } from "./live.js";
 import { positionOf, positionWords } from "./symbols.js";
 import { sendCommand, whyNot } from "./commands.js";
@@ -15,6 +17,7 @@ const COMMAND_WORDS = {
   SetPump: (a) => `${a.running ? "Start" : "Stop"} pump`,
   SetTurbo: (a) => `${a.running ? "Start" : "Stop"} turbo`,
 };
+const DEVICE_KINDS = ["heater", "gas", "source"];
 let shown = null; // the faceplate key: "port:inlet_gate", "valve:process:vent", "pump:inlet", "space:inlet"
 let commandsKey = "";
 
@@ -25,6 +28,8 @@ function target(key) {
 
 function titleOf(key) {
   const t = target(key);
+  const device = deviceTitle(key);
+  if (device) return device;
   if (t.kind === "port") return `${t.name} (${portOf(t.name) ? portOf(t.name).kind.replace("_", " ") : "port"})`;
   if (t.kind === "valve") return `${t.name} ${t.valve.replaceAll("_", " ")} valve`;
   if (t.kind === "pump") return `${t.name} pump`;
@@ -50,7 +55,7 @@ function readingsOf(key) {
       `between: ${port.between.join(" and ")}`);
   } else {
     const space = spaceOf(t.name);
-    if (!space) return lines;
+    if (!space || DEVICE_KINDS.includes(t.kind)) return lines; // their device's readings say it
     if (t.kind === "valve") {
       const valve = space.valves[t.valve];
       const switches = valve && (valve.open_ls !== null || valve.closed_ls !== null);
@@ -83,7 +88,9 @@ function commandsOf(key) {
 function alarmsOf(key) {
   const t = target(key);
   const active = hmi.alarms ? hmi.alarms.active : [];
-  const words = [t.name, t.valve ? `${t.name}.${t.valve}` : null].filter(Boolean);
+  const device = deviceFor(key);
+  const words = DEVICE_KINDS.includes(t.kind) ? [device ? device.device : t.valve]
+    : [t.name, t.valve ? `${t.name}.${t.valve}` : null, device && t.kind !== "space" ? device.device : null].filter(Boolean);
   return active.filter((a) => words.some((w) => a.id.includes(w) || (a.detail || "").includes(w) ||
     JSON.stringify(a.evidence).includes(`"${w}"`)));
 }
@@ -94,7 +101,12 @@ export function renderFaceplate() {
   if (!shown) return;
   document.getElementById("faceplate-title").textContent = titleOf(shown);
   const readings = document.getElementById("faceplate-readings");
-  readings.replaceChildren(...readingsOf(shown).map((text) => Object.assign(document.createElement("li"), { textContent: text })));
+  const device = deviceLines(shown);
+  readings.replaceChildren(...readingsOf(shown).concat(device.readings)
+    .map((text) => Object.assign(document.createElement("li"), { textContent: text })));
+  document.getElementById("faceplate-device").replaceChildren(...device.status);
+  document.getElementById("faceplate-device-title").hidden = !device.status.length;
+  renderDeviceTrend(shown);
   const commands = commandsOf(shown);
   const holder = document.getElementById("faceplate-commands");
   const key = JSON.stringify([shown, commands.map((c) => c.key)]);
@@ -116,7 +128,7 @@ export function renderFaceplate() {
     if (!node) continue;
     const reason = whyNot(entry);
     node.disabled = Boolean(reason);
-    node.nextSibling.textContent = reason;
+    node.nextSibling.textContent = humanText(reason);
   }
   const alarms = alarmsOf(shown);
   const list = document.getElementById("faceplate-alarms");

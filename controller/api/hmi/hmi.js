@@ -8,6 +8,7 @@
 // Served by `depline replay` (body data-mode="replay") the page starts replay.js instead: recorded data only.
 
 import { refreshAlarms, setUpShelve } from "./alarms.js";
+import { setUpEquipment } from "./equipment.js";
 import { setUpItems } from "./exposure.js";
 import { setUpFaceplates } from "./faceplate.js";
 import { hmi, POLL_MS } from "./live.js";
@@ -28,6 +29,7 @@ function start() {
   setUpShelve();
   setUpItems();
   setUpFaceplates();
+  setUpEquipment();
   setUpTrends();
   setInterval(() => { refreshAlarms(); refreshPrompts(); refreshBatch(); }, POLL_MS);
 }

@@ -10,8 +10,9 @@
 
 import { refreshAvailability } from "./commands.js";
 import { svg } from "./dom.js";
+import { drawEquipmentBlock, equipmentRows } from "./equipment.js";
 import { renderFaceplate } from "./faceplate.js";
-import { ATMOSPHERE_WORDS, engineering, timeOfDay } from "./format.js";
+import { ATMOSPHERE_WORDS, engineering, humanName, materialOf, timeOfDay } from "./format.js";
 import { hmi, STALE_AFTER_S } from "./live.js";
 import { refreshMode } from "./statusbar.js";
 import { doorSymbol, instrument, positionOf, pumpSymbol, turboSymbol, valveSymbol } from "./symbols.js";
@@ -73,16 +74,20 @@ function readingLine(tag, label, reading, unit, digits) {
   return { tag, text: `${label}: ${value}`, quality };
 }
 
+// The instruments in words; a chamber's heater, gas inlet and sources are drawn as symbols instead
+// (equipment.js) once the topology says it has them.
 function instrumentLines(space) {
+  const topology = topologyOf(space.name);
+  const drawn = (has) => Boolean(topology && topology[has]);
   const lines = [];
   const pressure = space.pressure_pa;
   lines.push({ tag: "PT", text: `pressure: ${engineering(pressure, "Pa")}`, quality: pressure === null ? "unknown" : "ok" });
   for (const line of [readingLine("DP", "frost point", space.frost_point, "°C", 1),
     readingLine("O2", "O2", space.o2, "ppm", 1)]) if (line) lines.push(line);
-  if (space.substrate_temp_c !== null) lines.push({ tag: "TT", text: `substrate: ${space.substrate_temp_c.toFixed(1)} °C`, quality: "ok" });
-  if (space.gas_flow_sccm !== null) lines.push({ tag: "FT", text: `gas flow: ${space.gas_flow_sccm.toFixed(1)} sccm`, quality: "ok" });
+  if (space.substrate_temp_c !== null && !drawn("heater")) lines.push({ tag: "TT", text: `substrate: ${space.substrate_temp_c.toFixed(1)} °C`, quality: "ok" });
+  if (space.gas_flow_sccm !== null && !drawn("gas_flow")) lines.push({ tag: "FT", text: `gas flow: ${space.gas_flow_sccm.toFixed(1)} sccm`, quality: "ok" });
   if (space.turbo_speed_hz !== null) lines.push({ tag: "ST", text: `turbo: ${space.turbo_speed_hz.toFixed(0)} Hz`, quality: "ok" });
-  if (space.sources_on.length) lines.push({ tag: "EI", text: `sources ON: ${space.sources_on.join(", ")}`, quality: "active" });
+  if (space.sources_on.length && !(topology && topology.source_table && topology.source_table.length)) lines.push({ tag: "EI", text: `sources ON: ${space.sources_on.join(", ")}`, quality: "active" });
   lines.push({ tag: "PT", text: `base pressure reached: ${space.base_pressure_reached ? "yes" : "no"}`, quality: "ok" });
   return lines;
 }
@@ -90,11 +95,14 @@ function instrumentLines(space) {
 // Items as the operator sees them: a container sealed or open; an air-sensitive item in its container,
 // or "unsealed" when out of one. "Exposed" is the ledger's verdict, shown in the item's record.
 function itemWords(item, space) {
-  if (item.kind === "container") return { text: `${item.id}: container ${item.sealed ? "sealed" : "open"}`, bad: false };
-  const where = item.location === space.name ? "" : ` in ${item.location}`;
+  materialOf.set(item.id, item.material);
+  const name = humanName(item.id);
+  const kind = name.includes(item.kind) ? "" : `${item.kind} `; // "inlet container of J01" says it already
+  if (item.kind === "container") return { text: `${name}: ${kind}${item.sealed ? "sealed" : "open"}`, bad: false };
+  const where = item.location === space.name ? "" : ` in ${humanName(item.location)}`;
   const unsealed = item.exposed ? " (unsealed)" : "";
   const bad = item.exposed && !space.safe_for_exposed;
-  return { text: `${item.id}: ${item.kind}${where}${unsealed}${bad ? " — UNSEALED IN A NON-INERT ATMOSPHERE" : ""}`, bad };
+  return { text: `${name}${kind ? `: ${kind.trim()}` : ""}${where}${unsealed}${bad ? " — UNSEALED IN A NON-INERT ATMOSPHERE" : ""}`, bad };
 }
 
 function alarmedPosition(name) {
@@ -127,11 +135,12 @@ function drawVessel(root, space, items, x, width, height, stale) {
     g.appendChild(instrument(x + 10, y, line.tag, text, quality, {}));
     y += ROW + 2;
   }
-  y += 4;
+  y = drawEquipmentBlock(g, space, topology, x + 10, y, width) + 4;
   for (const item of items) {
     const words = itemWords(item, space);
     const link = svg("a", { href: `#item-${item.id}`, class: "item-link", "data-item": item.id, role: "button",
-      "aria-label": `Exposure record of ${item.id}` });
+      "aria-label": `Exposure record of ${humanName(item.id)}` });
+    link.appendChild(svg("title", {}, item.id));
     link.appendChild(svg("rect", { x: x + 12, y: y - 10, width: 10, height: 10,
       class: item.kind === "container" ? (item.sealed ? "item-sealed" : "item-open") : "item-part" }));
     link.appendChild(svg("text", { x: x + 28, y, class: words.bad ? "warn" : "" }, words.text));
@@ -167,7 +176,8 @@ function drawEquipment(root, space, x, width, height) {
   if (valves.gas_fill) {
     branch(right, 26, VESSEL_TOP);
     valve("gas_fill", right, 52, "gas fill");
-    root.appendChild(svg("text", { x: right, y: 20, "text-anchor": "middle", class: "sym-label" }, "Ar supply"));
+    root.appendChild(svg("text", { x: right, y: 20, "text-anchor": "middle", class: "sym-label" },
+      `${topology && topology.gas ? topology.gas.split(" ")[0] : "gas"} supply`));
   }
   branch(left, bottom, bottom + 78);
   valve("rough", left, bottom + 28, topology && topology.pump === "backing" ? "backing" : "rough");
@@ -224,7 +234,8 @@ export function renderPicture() {
   const spaces = orderedSpaces(state);
   const spaceWidth = (WIDTH - PORT_GAP * (spaces.length + 1)) / Math.max(spaces.length, 1);
   const itemsIn = (name) => state.items.filter((i) => i.space === name);
-  const rows = Math.max(...spaces.map((s) => instrumentLines(s).length + itemsIn(s.name).length + 1), 7);
+  const rows = Math.max(...spaces.map((s) => instrumentLines(s).length + itemsIn(s.name).length + 1 +
+    equipmentRows(topologyOf(s.name), spaceWidth)), 7);
   const height = 80 + rows * (ROW + 1);
   const root = svg("svg", {
     viewBox: `0 0 ${WIDTH} ${VESSEL_TOP + height + 110}`, role: "img", class: "picture",

@@ -7,15 +7,14 @@
 
 import { showError } from "./commands.js";
 import { button } from "./dom.js";
-import { timeOfDay } from "./format.js";
+import { humanName, humanText, timeOfDay } from "./format.js";
 import { refreshBatch } from "./run.js";
 import { api, may } from "./session.js";
 
-// "B20261206T183028Z-24c1-J01:box-in" -> "job J01, step box in" (the full key stays in the title)
+// "B20261206T183028Z-24c1-J01:load" -> "job J01 thin cell, step load" (the full key stays in the title)
 export function promptOrigin(key) {
   const [job, ...step] = key.split(":");
-  const short = job.split("-").pop();
-  return `job ${short}, step ${step.join(":").replaceAll("_", " ").replaceAll("-", " ")}`;
+  return `job ${humanName(job)}, step ${step.join(":").replaceAll("_", " ").replaceAll("-", " ")}`;
 }
 
 function setWaiting(waiting) {
@@ -45,10 +44,10 @@ export async function refreshPrompts() {
     const li = document.createElement("li");
     li.dataset.prompt = prompt.key;
     li.title = prompt.key;
-    // the job's items are named "<job id>-box-in": the job is said beside the prompt, so its long id
-    // is left out of the sentence ("put the closed container box-in into inlet")
-    const jobId = prompt.key.split(":")[0];
-    li.appendChild(document.createTextNode(prompt.prompt.replaceAll(`${jobId}-`, "")));
+    // the job's items are named "<job id>-box-in": said by their role in the recipe ("put the closed
+    // container “inlet container of J01” into inlet"), the full ids in the title
+    li.title = `${prompt.key}: ${prompt.prompt}`;
+    li.appendChild(document.createTextNode(humanText(prompt.prompt)));
     li.appendChild(Object.assign(document.createElement("span"), { className: "prompt-job",
       textContent: `${promptOrigin(prompt.key)}, asked ${timeOfDay(prompt.asked_at)}` }));
     const confirm = button("Confirm done", () => confirmPrompt(prompt.key), { "aria-label": `Confirm: ${prompt.prompt}` });

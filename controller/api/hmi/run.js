@@ -7,7 +7,7 @@
 // button or a certificate link survives the 2 s poll.
 
 import { showError } from "./commands.js";
-import { timeOfDay } from "./format.js";
+import { humanName, recipeOfJob, timeOfDay } from "./format.js";
 import { api, may } from "./session.js";
 import { renderBatchLine } from "./statusbar.js";
 
@@ -91,7 +91,8 @@ function renderCurrent(current) {
   document.getElementById("run-current").hidden = !current;
   if (!current) return;
   document.getElementById("run-job").textContent =
-    `${current.position} of ${current.jobs}: ${current.job_id}`;
+    `${current.position} of ${current.jobs}: ${humanName(current.job_id)}`;
+  document.getElementById("run-job").title = current.job_id;
   const phase = document.getElementById("run-phase");
   const shown = Math.min(current.phase_index + 1, current.phases);
   phase.textContent = `${shown} of ${current.phases}: ${current.phase_title}`;
@@ -138,7 +139,7 @@ function batchSummary(view) {
   }
   const finished = view.jobs.filter((j) => j.outcome).length;
   const status = view.running ? "running" : BATCH_STATUS_WORDS[view.batch.status] || view.batch.status;
-  let text = `Batch ${view.batch.id} (${view.batch.name}), started by ${view.batch.user}: ${status}; ` +
+  let text = `${humanName(view.batch.id)} (${view.batch.name}), started by ${view.batch.user}: ${status}; ` +
     `${finished} of ${view.jobs.length} jobs finished`;
   if (view.running && !view.current) text += " — no job running now";
   if (!view.running && view.batch.ended_at) text += `; ended ${timeOfDay(view.batch.ended_at)}`;
@@ -150,16 +151,20 @@ function batchSummary(view) {
 function batchLine(view) {
   if (!view.runs_here) return "Batch: none in this controller";
   if (!view.batch) return view.running ? "Batch: starting…" : "Batch: none running";
-  if (!view.running) return `Batch ${view.batch.id}: ${BATCH_STATUS_WORDS[view.batch.status] || view.batch.status}`;
+  if (!view.running) return `${humanName(view.batch.id)}: ${BATCH_STATUS_WORDS[view.batch.status] || view.batch.status}`;
   const current = view.current;
-  if (!current) return `Batch ${view.batch.id}: running, no job now`;
+  if (!current) return `${humanName(view.batch.id)}: running, no job now`;
   const shown = Math.min(current.phase_index + 1, current.phases);
-  return `Batch ${view.batch.id}: ${runStateWords(current.state)} — job ${current.position} of ${current.jobs}, ` +
+  return `${humanName(view.batch.id)}: ${runStateWords(current.state)} — job ${current.position} of ${current.jobs}, ` +
     `phase ${shown} of ${current.phases}: ${current.phase_title}`;
 }
 
 function renderBatch(view) {
   run.view = view;
+  for (const job of view.jobs) recipeOfJob.set(job.id, job.recipe);
+  const fullId = view.batch ? view.batch.id : "";
+  document.getElementById("run-batch").title = fullId;
+  document.getElementById("status-batch").title = fullId;
   document.getElementById("run-batch").textContent = batchSummary(view);
   renderBatchLine(batchLine(view), view.running ? (view.current ? view.current.state : "starting") : "none");
   document.getElementById("run-start").hidden = !view.runs_here || view.running;
@@ -226,7 +231,7 @@ async function startBatch() {
     const batch = await api("/api/batch/start", { method: "POST", body: JSON.stringify({ queue }) });
     const box = document.getElementById("command-result");
     box.className = "result done";
-    box.textContent = `Batch ${batch.id} (${batch.name}) started by ${batch.user}.`;
+    box.textContent = `${humanName(batch.id)} (${batch.name}) started by ${batch.user}.`;
   } catch (error) {
     document.getElementById("start-error").textContent = `Start refused: ${error.message}`;
   }

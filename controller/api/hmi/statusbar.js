@@ -3,7 +3,7 @@
 // command availability (`refreshMode`, on state messages, at most every MODE_MS) and after a log-in; the
 // batch line is written by the run panel whenever it reads the batch.
 
-import { timeOfDay } from "./format.js";
+import { humanName, humanText, timeOfDay } from "./format.js";
 
 const MODE_MS = 1000;
 const MODE_WORDS = {
@@ -21,11 +21,12 @@ let asked = 0;
 export function renderMode(mode) {
   const holder = document.getElementById("status-mode");
   holder.dataset.mode = mode.mode;
-  const owner = mode.owner ? ` (batch ${mode.owner})` : "";
+  const owner = mode.owner ? ` (${humanName(mode.owner)})` : "";
+  holder.title = mode.owner || "";
   const out = mode.out_of_service.length ? `; out of service: ${mode.out_of_service.join(", ")}` : "";
   holder.querySelector(".mode-word").textContent = `${MODE_WORDS[mode.mode] || mode.mode}${owner}`;
   holder.querySelector(".mode-why").textContent = `${MODE_MEANING[mode.mode] || ""}${out} — since ` +
-    `${timeOfDay(mode.since)}, ${mode.user}: ${mode.reason}`;
+    `${timeOfDay(mode.since)}, ${mode.user}: ${humanText(mode.reason)}`;
 }
 
 export async function refreshMode(force) {
@@ -52,5 +53,5 @@ export function renderUnowned(items) {
   const node = document.getElementById("status-unowned");
   const list = items || [];
   node.hidden = list.length === 0;
-  node.textContent = list.length ? `Items in the line, no batch owns them: ${list.join(", ")}` : "";
+  node.textContent = list.length ? `Items in the line, no batch owns them: ${list.map(humanName).join(", ")}` : "";
 }

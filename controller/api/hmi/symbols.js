@@ -12,6 +12,14 @@
 
 import { svg } from "./dom.js";
 
+// Every symbol has a transparent hit square HIT wide around its centre: a finger on a touch panel
+// (the picture is drawn at ~0.7 of its units at 1280x800) gets a 40 px target however small the shape.
+const HIT = 58;
+
+function hitArea(g, x, y) {
+  g.appendChild(svg("rect", { x: x - HIT / 2, y: y - HIT / 2, width: HIT, height: HIT, class: "hit" }));
+}
+
 export function positionOf(valve, alarmed, hasSwitches) {
   const commanded = valve.commanded_open === null ? "none" : valve.commanded_open ? "open" : "closed";
   if (!hasSwitches || (valve.open_ls === null && valve.closed_ls === null)) return { commanded, measured: "unknown", shown: "unknown" };
@@ -52,6 +60,7 @@ export function valveSymbol(x, y, position, attrs, label, vertical) {
   const g = svg("g", { ...attrs, "data-position": position.shown, "data-commanded": position.commanded,
     "data-measured": position.measured, class: `symbol valve ${stateClass(position)}`, tabindex: "0", role: "button" });
   const s = 11;
+  hitArea(g, x, y);
   const points = vertical
     ? `${x - s},${y - s} ${x + s},${y - s} ${x - s},${y + s} ${x + s},${y + s}`
     : `${x - s},${y - s} ${x - s},${y + s} ${x + s},${y - s} ${x + s},${y + s}`;
@@ -73,6 +82,7 @@ export function doorSymbol(x, y, position, attrs, label) {
     "data-measured": position.measured, class: `symbol door ${stateClass(position)}`, tabindex: "0", role: "button" });
   const lifted = position.shown === "open" || (position.shown === "unknown" && position.commanded === "open");
   const top = lifted ? y - 44 : position.shown === "travel" ? y - 30 : y - 16;
+  hitArea(g, x, y - 16);
   g.appendChild(svg("rect", { x: x - 5, y: y - 48, width: 10, height: 64, class: "door-frame" }));
   g.appendChild(svg("rect", { x: x - 7, y: top, width: 14, height: 32, rx: 2, class: "sym-body" }));
   mark(g, x, y + 28, position);
@@ -92,6 +102,7 @@ function mark(g, x, y, position) {
 export function pumpSymbol(x, y, running, attrs, label) {
   const word = running === null ? "unknown" : running ? "running" : "off";
   const g = svg("g", { ...attrs, "data-running": word, class: `symbol pump run-${word}`, tabindex: "0", role: "button" });
+  hitArea(g, x, y);
   g.appendChild(svg("circle", { cx: x, cy: y, r: 15, class: "sym-body" }));
   g.appendChild(svg("polygon", { points: `${x - 9},${y + 8} ${x + 9},${y + 8} ${x},${y - 11}`, class: "pump-triangle" }));
   if (running === null) g.appendChild(svg("text", { x: x + 17, y: y - 8, class: "mark-unknown" }, "?"));
@@ -103,6 +114,7 @@ export function pumpSymbol(x, y, running, attrs, label) {
 export function turboSymbol(x, y, speedHz, attrs, label) {
   const word = speedHz === null ? "unknown" : speedHz > 1 ? "spinning" : "stopped";
   const g = svg("g", { ...attrs, "data-running": word, class: `symbol turbo run-${word}`, tabindex: "0", role: "button" });
+  hitArea(g, x, y);
   g.appendChild(svg("polygon", { points: `${x - 18},${y - 12} ${x + 18},${y - 12} ${x + 10},${y + 12} ${x - 10},${y + 12}`,
     class: "sym-body" }));
   g.appendChild(svg("text", { x, y: y + 4, "text-anchor": "middle", class: "sym-tag" }, "TMP"));

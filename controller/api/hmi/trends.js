@@ -1,5 +1,7 @@
-// Trends: per space, pressure (log scale), frost point and substrate temperature (linear), kept in the
-// page from the "state" messages it already receives. Bounded three ways: at most one sample per
+// Trends: one chart per space, its quantities on one time axis: pressure on the left axis (log scale),
+// frost point and substrate temperature on the right (°C, linear), one cursor reading every trace. Kept in
+// the page from the "state" messages it already receives; a window reaching before what the page holds is
+// filled from the flight recorder (trend_record.js), drawn in the same line. Bounded three ways: at most one sample per
 // TREND_SAMPLE_MS per series, at most TREND_MAX_POINTS kept (older half thinned when full, so recent
 // minutes stay fine and hours stay coarse), at most TREND_MAX_DRAWN drawn, and a redraw at most every
 // TREND_REDRAW_MS. A value that cannot be trusted (no value, sensor quality not ok, feed silent for more
@@ -11,17 +13,21 @@
 
 import { svg } from "./dom.js";
 import { hmi, STALE_AFTER_S } from "./live.js";
+import { askRecord, record, withRecord } from "./trend_record.js";
 
-const TREND_WINDOWS_S = { 300: "5 min", 1800: "30 min", 7200: "2 h" };
+const TREND_WINDOWS_S = { 300: "5 min", 1800: "30 min", 7200: "2 h", 28800: "8 h", 86400: "24 h" };
 const TREND_SAMPLE_MS = 1000;
-const TREND_KEEP_S = Math.max(...Object.keys(TREND_WINDOWS_S).map(Number));
+const TREND_KEEP_S = 7200; // what the page keeps of its own; before that the flight recorder answers
+const TREND_MAX_WINDOW_S = 86400;
+const RECORD_REACH_S = 7 * 86400; // how far back the operator may pan into the record
+const RECORD_MARGIN_MS = 5000;
 const TREND_MAX_POINTS = 2400;
 const TREND_MAX_DRAWN = 300;
 const TREND_REDRAW_MS = 500;
 const TREND_HISTORY_WINDOWS_S = [7200, 1800, 300]; // coarse to fine; each finer answer wins where both cover
-const TREND_W = 380;
-const TREND_H = 120;
-const TREND_PAD = { left: 58, right: 8, top: 8, bottom: 22 };
+const TREND_W = 460;
+const TREND_H = 150;
+const TREND_PAD = { left: 58, right: 46, top: 8, bottom: 22 };
 export const TREND_KINDS = [
   { key: "pressure", title: "pressure", unit: "Pa", log: true, value: (s) => s.pressure_pa },
   { key: "frost", title: "frost point", unit: "°C", log: false, has: (s) => s.frost_point !== null,
@@ -37,7 +43,7 @@ const CURSOR_STEPS = 60; // an arrow key moves the cursor by 1/60 of the window
 // cursorMs: the instant every chart reads out (null: no cursor).
 export const trends = {
   series: new Map(), windowS: 300, endMs: null, cursorMs: null, dirty: false, layoutKey: "", connectedMs: 0,
-  historySampleMs: 0,
+  historySampleMs: 0, clockOffsetMs: 0,
 };
 
 function spanWords(seconds) {
@@ -97,6 +103,7 @@ export function recordTrends(state, nowMs) {
 // controller's clock when this page received it (a browser with a wrong clock still joins in order).
 function historySeries(answer, receivedMs) {
   const offsetMs = receivedMs - answer.now * 1000;
+  trends.clockOffsetMs = offsetMs; // the flight recorder's times are the controller's clock too
   const found = new Map();
   for (const s of answer.series) {
     const points = s.points.map(([t, v]) => ({ t: t * 1000 + offsetMs, v: Number.isFinite(v) ? v : null, h: true }));
@@ -218,14 +225,14 @@ function latestText(series, nowMs, feedStale) {
 // older than the feed's staleness (then there is no value to read there).
 export function valueAt(series, ms) {
   let found = null;
-  for (const p of series.points) {
+  for (const p of withRecord(series)) {
     if (p.t > ms) break;
     found = p;
   }
   if (!found) return { v: null, why: "no data" };
-  if (found.v === null) return { v: null, why: "no trusted value" };
-  const quietMs = STALE_AFTER_S * 1000 + (found.h ? trends.historySampleMs : 0);
-  if (ms - found.t > quietMs) return { v: null, why: "no value (feed silent)" };
+  if (found.v === null) return { v: null, why: found.r && found.quiet ? "no value (nothing recorded)" : "no trusted value" };
+  const quietMs = found.r ? record.holdMs : STALE_AFTER_S * 1000 + (found.h ? trends.historySampleMs : 0);
+  if (ms - found.t > quietMs) return { v: null, why: found.r ? "no value (nothing recorded)" : "no value (feed silent)" };
   return { v: found.v, why: "" };
 }
 
@@ -240,21 +247,81 @@ function cursorText(series) {
   return `at ${when}: ${at.v === null ? at.why : shownValue(series.kind, at.v)}`;
 }
 
-function drawTrend(series, nowMs, feedStale) {
+// One chart per space, every quantity on one time axis: pressure on the left (log scale), the
+// temperatures (frost point, substrate) on the right sharing one °C scale. Each trace is a <g
+// data-trace> with its own point count; one cursor reads every trace at its instant.
+const TRACE_CLASSES = { pressure: "trace-pressure", frost: "trace-frost", substrate: "trace-substrate" };
+
+function traceOf(series, fromMs, endMs) {
+  const points = downsample(withRecord(series), fromMs, endMs);
+  return { series, points, trusted: points.filter((p) => p.v !== null) };
+}
+
+function drawAxis(root, scale, side, y) {
+  const x = side === "left" ? TREND_PAD.left - 4 : TREND_W - TREND_PAD.right + 4;
+  for (const tick of scale.ticks) {
+    if (side === "left") {
+      root.appendChild(svg("line", { x1: TREND_PAD.left, x2: TREND_W - TREND_PAD.right, y1: y(tick.at), y2: y(tick.at), class: "trend-grid" }));
+    }
+    root.appendChild(svg("text", { x, y: y(tick.at) + 4, "text-anchor": side === "left" ? "end" : "start",
+      class: `trend-tick tick-${side}` }, tick.label));
+  }
+}
+
+function drawTraces(root, traces, scale, x, y) {
+  for (const trace of traces) {
+    const g = svg("g", { "data-trace": trace.series.id, "data-points": String(trace.trusted.length),
+      "data-earliest-ms": trace.trusted.length ? String(Math.round(trace.trusted[0].t)) : "",
+      class: TRACE_CLASSES[trace.series.kind.key] || "" });
+    // a new segment after every gap (an untrusted value, or the feed silent for longer than STALE_AFTER_S)
+    let path = "";
+    let joined = false;
+    for (const p of trace.points) {
+      if (p.v === null) { joined = false; continue; }
+      path += `${joined ? "L" : "M"}${x(p.t).toFixed(1)} ${y(scale.map(p.v)).toFixed(1)} `;
+      joined = true;
+    }
+    g.appendChild(svg("path", { d: path.trim(), class: "trend-line" }));
+    const last = trace.trusted[trace.trusted.length - 1];
+    if (last) g.appendChild(svg("circle", { cx: x(last.t), cy: y(scale.map(last.v)), r: 2.5, class: "trend-last" }));
+    root.appendChild(g);
+  }
+}
+
+function captionOf(series, nowMs, feedStale) {
   const kind = series.kind;
+  const line = document.createElement("span");
+  line.className = `trend-legend ${TRACE_CLASSES[kind.key] || ""}`;
+  const side = kind.log ? "left axis" : "right axis";
+  const label = Object.assign(document.createElement("span"), { className: "trend-axis",
+    textContent: `${kind.title}, ${kind.unit}${kind.log ? " (log scale)" : ""}` });
+  label.dataset.trendAxis = series.id;
+  label.title = side;
+  const latest = latestText(series, nowMs, feedStale);
+  const value = Object.assign(document.createElement("span"), {
+    className: latest.stale ? "trend-latest stale" : "trend-latest", textContent: latest.text,
+  });
+  value.dataset.trendLatest = series.id;
+  line.append(Object.assign(document.createElement("span"), { className: "swatch", ariaHidden: "true" }), label, " — ", value);
+  if (trends.cursorMs !== null) {
+    const reading = Object.assign(document.createElement("span"), { className: "trend-cursor-value", textContent: cursorText(series) });
+    reading.dataset.trendCursor = series.id;
+    line.append(" — ", reading);
+  }
+  return line;
+}
+
+function drawSpaceChart(space, list, nowMs, feedStale) {
   const endMs = trends.endMs === null ? nowMs : trends.endMs;
   const fromMs = endMs - trends.windowS * 1000;
-  const points = downsample(series.points, fromMs, endMs);
-  const trusted = points.filter((p) => p.v !== null);
+  const traces = list.map((series) => traceOf(series, fromMs, endMs));
   const figure = document.createElement("figure");
   figure.className = "trend";
-  figure.dataset.trend = series.id;
-  const axisLabel = `${kind.title}, ${kind.unit}${kind.log ? " (log scale)" : ""}`;
+  figure.dataset.trend = space;
+  const words = list.map((s) => s.kind.title).join(", ");
   const root = svg("svg", {
-    viewBox: `0 0 ${TREND_W} ${TREND_H}`, role: "img", "data-points": String(trusted.length),
-    "data-earliest-ms": trusted.length ? String(Math.round(trusted[0].t)) : "",
-    "data-from-ms": String(fromMs), "data-end-ms": String(endMs),
-    "aria-label": `${series.space} ${axisLabel}, ${trends.endMs === null ? "last" : "a window of"} ${spanWords(trends.windowS)}`,
+    viewBox: `0 0 ${TREND_W} ${TREND_H}`, role: "img", "data-from-ms": String(fromMs), "data-end-ms": String(endMs),
+    "aria-label": `${space}: ${words}, ${trends.endMs === null ? "last" : "a window of"} ${spanWords(trends.windowS)}`,
   });
   const plotW = TREND_W - TREND_PAD.left - TREND_PAD.right;
   const plotH = TREND_H - TREND_PAD.top - TREND_PAD.bottom;
@@ -264,46 +331,25 @@ function drawTrend(series, nowMs, feedStale) {
   root.appendChild(svg("text", { x: TREND_PAD.left, y: TREND_H - 4, class: "trend-tick" }, startWords));
   root.appendChild(svg("text", { x: TREND_W - TREND_PAD.right, y: TREND_H - 4, "text-anchor": "end", class: "trend-tick" }, endWords));
   const x = (t) => TREND_PAD.left + ((t - fromMs) / (endMs - fromMs)) * plotW;
+  const yOf = (scale) => (at) => TREND_PAD.top + plotH - ((at - scale.low) / (scale.high - scale.low)) * plotH;
+  let drawn = 0;
+  for (const [side, group] of [["left", traces.filter((t) => t.series.kind.log)], ["right", traces.filter((t) => !t.series.kind.log)]]) {
+    const values = group.flatMap((t) => t.trusted.map((p) => p.v));
+    if (!values.length) continue;
+    const scale = trendScale(group[0].series.kind, values);
+    drawAxis(root, scale, side, yOf(scale));
+    drawTraces(root, group, scale, x, yOf(scale));
+    drawn += values.length;
+  }
+  if (!drawn) {
+    root.appendChild(svg("text", { x: TREND_PAD.left + 8, y: TREND_PAD.top + plotH / 2, class: "stale-value" }, "no trusted values in this window"));
+  }
   if (trends.cursorMs !== null && trends.cursorMs >= fromMs && trends.cursorMs <= endMs) {
     const cx = x(trends.cursorMs);
     root.appendChild(svg("line", { x1: cx, x2: cx, y1: TREND_PAD.top, y2: TREND_PAD.top + plotH, class: "trend-cursor" }));
   }
-  if (trusted.length) {
-    const scale = trendScale(kind, trusted.map((p) => p.v));
-    const y = (v) => TREND_PAD.top + plotH - ((scale.map(v) - scale.low) / (scale.high - scale.low)) * plotH;
-    const yAt = (at) => TREND_PAD.top + plotH - ((at - scale.low) / (scale.high - scale.low)) * plotH;
-    for (const tick of scale.ticks) {
-      root.appendChild(svg("line", { x1: TREND_PAD.left, x2: TREND_W - TREND_PAD.right, y1: yAt(tick.at), y2: yAt(tick.at), class: "trend-grid" }));
-      root.appendChild(svg("text", { x: TREND_PAD.left - 4, y: yAt(tick.at) + 4, "text-anchor": "end", class: "trend-tick" }, tick.label));
-    }
-    // a new segment after every gap (an untrusted value, or the feed silent for longer than STALE_AFTER_S)
-    let path = "";
-    let joined = false;
-    for (const p of points) {
-      if (p.v === null) { joined = false; continue; }
-      path += `${joined ? "L" : "M"}${x(p.t).toFixed(1)} ${y(p.v).toFixed(1)} `;
-      joined = true;
-    }
-    root.appendChild(svg("path", { d: path.trim(), class: "trend-line" }));
-    const last = trusted[trusted.length - 1];
-    root.appendChild(svg("circle", { cx: x(last.t), cy: y(last.v), r: 2.5, class: "trend-last" }));
-  } else {
-    root.appendChild(svg("text", { x: TREND_PAD.left + 8, y: TREND_PAD.top + plotH / 2, class: "stale-value" }, "no trusted values in this window"));
-  }
   const caption = document.createElement("figcaption");
-  const label = Object.assign(document.createElement("span"), { className: "trend-axis", textContent: axisLabel });
-  label.dataset.trendAxis = series.id;
-  const latest = latestText(series, nowMs, feedStale);
-  const value = Object.assign(document.createElement("span"), {
-    className: latest.stale ? "trend-latest stale" : "trend-latest", textContent: latest.text,
-  });
-  value.dataset.trendLatest = series.id;
-  caption.append(label, " — ", value);
-  if (trends.cursorMs !== null) {
-    const reading = Object.assign(document.createElement("span"), { className: "trend-cursor-value", textContent: cursorText(series) });
-    reading.dataset.trendCursor = series.id;
-    caption.append(" — ", reading);
-  }
+  caption.append(...list.map((series) => captionOf(series, nowMs, feedStale)));
   figure.append(caption, root);
   return figure;
 }
@@ -323,11 +369,24 @@ function renderTrends() {
     group.className = "trend-space";
     group.dataset.trendSpace = space;
     group.appendChild(Object.assign(document.createElement("h3"), { textContent: space }));
-    for (const series of list) group.appendChild(drawTrend(series, nowMs, feedStale));
+    group.appendChild(drawSpaceChart(space, list, nowMs, feedStale));
     return group;
   });
   if (!groups.length) groups.push(Object.assign(document.createElement("p"), { textContent: "No data yet." }));
+  askRecordIfBefore(nowMs);
+  if (record.note) groups.push(Object.assign(document.createElement("p"), { className: "hint", textContent: record.note }));
   document.getElementById("trends").replaceChildren(...groups);
+}
+
+// A window that starts before what the page holds is filled from the flight recorder.
+function askRecordIfBefore(nowMs) {
+  const all = [...trends.series.values()];
+  if (!all.length) return;
+  const endMs = trends.endMs === null ? nowMs : trends.endMs;
+  const fromMs = endMs - trends.windowS * 1000;
+  const heldFromMs = Math.min(...all.map((s) => (s.points.length ? s.points[0].t : nowMs)));
+  if (fromMs >= heldFromMs - RECORD_MARGIN_MS) return;
+  askRecord(all, hmi.topology, fromMs, Math.min(endMs, heldFromMs), trends.clockOffsetMs, () => { trends.dirty = true; });
 }
 
 export function setUpTrends() {
@@ -356,7 +415,7 @@ export function setTrendCursor(ms) {
 }
 
 function zoom(factor) {
-  const keepS = TREND_KEEP_S;
+  const keepS = record.available ? TREND_MAX_WINDOW_S : TREND_KEEP_S;
   const endMs = trends.endMs === null ? Date.now() : trends.endMs;
   const centreMs = trends.cursorMs !== null ? trends.cursorMs : endMs - (trends.windowS * 1000) / 2;
   trends.windowS = Math.min(keepS, Math.max(TREND_MIN_WINDOW_S, trends.windowS * factor));
@@ -370,7 +429,8 @@ function zoom(factor) {
 function pan(fraction) {
   const endMs = trends.endMs === null ? Date.now() : trends.endMs;
   const newEnd = endMs + fraction * trends.windowS * 1000;
-  trends.endMs = newEnd >= Date.now() ? null : Math.max(newEnd, Date.now() - (TREND_KEEP_S - trends.windowS) * 1000);
+  const reachS = record.available ? RECORD_REACH_S : TREND_KEEP_S - trends.windowS;
+  trends.endMs = newEnd >= Date.now() ? null : Math.max(newEnd, Date.now() - reachS * 1000);
   trends.dirty = true;
 }
 
