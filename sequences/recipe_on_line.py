@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 from controller.config.line_config import LineConfig
 from controller.errors import UserError
-from sequences.layer_plan import EtchPlan, LayerPlan, duration_text, plan_steps
+from sequences.layer_plan import EtchPlan, LayerPlan, duration_text, plan_steps, step_chambers
+from sequences.line_route import chambers_in_order
 from sequences.recipe import DRY_AIR, DepositStep, EtchStep, Recipe
 
 
@@ -53,19 +54,14 @@ class RecipeOnLine:
         return shown
 
 
-def process_chamber_of(config: LineConfig) -> str:
-    chambers = config.spaces_of_kind("process_chamber")
-    if not chambers:
-        raise UserError(f"{config.path}: the line has no process chamber")
-    return chambers[0]
-
-
 def check_recipe_on_line(recipe: Recipe, config: LineConfig) -> RecipeOnLine:
-    """The recipe's plan on `config`; `RecipeDoesNotFitLine` lists every mismatch, one line each."""
-    chamber = process_chamber_of(config)
-    refusals = _gas_refusals(recipe, config, chamber)
-    plans, layer_refusals = plan_steps(recipe, config, chamber)
-    refusals += layer_refusals
+    """The recipe's plan on `config`; `RecipeDoesNotFitLine` lists every mismatch, one line each.
+
+    On a line with two deposition systems each step is held against the chamber it will run in."""
+    chambers = chambers_in_order(config)
+    plans, layer_refusals = plan_steps(recipe, config, chambers)
+    where = step_chambers(recipe, config, chambers)
+    refusals = _gas_refusals(recipe, config, where) + layer_refusals
     if refusals:
         raise RecipeDoesNotFitLine(refusals)
     return RecipeOnLine(recipe, tuple(plans))
@@ -77,7 +73,7 @@ def _supplies_text(config: LineConfig) -> str:
     return f"gas_supplies{'' if written else ' (none given: the standard Ar supply)'}: {listed}"
 
 
-def _gas_refusals(recipe: Recipe, config: LineConfig, chamber: str) -> list[str]:
+def _gas_refusals(recipe: Recipe, config: LineConfig, chambers: list[str | None]) -> list[str]:
     out: list[str] = []
     where = f"{config.path}: {_supplies_text(config)}"
     gases = [recipe.gas] if recipe.gas == DRY_AIR else recipe.gas.split("+")
@@ -96,8 +92,10 @@ def _gas_refusals(recipe: Recipe, config: LineConfig, chamber: str) -> list[str]
                 f"{recipe.path}: gas_purity_percent = {recipe.gas_purity_percent:g}: the line's {gas} "
                 f"supply is {best:g} % ({where})"
             )
-    process_gas, mfc_field = _process_gas(config, chamber)
-    for index, step in enumerate(recipe.steps):
+    for index, (step, chamber) in enumerate(zip(recipe.steps, chambers, strict=True)):
+        if chamber is None:  # refused by the layer plan already
+            continue
+        process_gas, mfc_field = _process_gas(config, chamber)
         if isinstance(step, EtchStep):
             fed = any(s.gas == step.gas and chamber in s.feeds for s in config.gas_supplies)
             if not fed:

@@ -15,9 +15,9 @@ from controller.historian.store import Historian
 from controller.historian.upgrade import upgrade
 from controller.service.batch_run import run_batch, simulated_plan
 from sequences.batch_queue import load_queue
+from sequences.line_route import route_of
 from sequences.operator_desk import OperatorDesk
 from sequences.plant_clock import PlantClock
-from sequences.production import route_of
 from sim_hardware.line import InitialAtmosphere, SimLine
 
 ROOT = Path(__file__).parents[2]
