@@ -4,7 +4,7 @@ glove-work prompt by clicking it in Debian's Chromium, and reads the end-of-run 
 name who clicked.
 
 The rig (the simulated line at 500x with every space dry argon, the thin annealed recipe) is the one of
-tests/sequences/test_production.py, imported rather than copied so both run the same plant. The line is
+tests/sequences/line_rig.py, imported rather than copied so both run the same plant. The line is
 served by `serve_line`, exactly what `depline run` and `depline demo --operator hmi` run.
 """
 
@@ -29,7 +29,8 @@ from controller.service.line_service import bind_listener, serve_line, url_of
 from controller.users.auth import TokenStore
 from sequences.batch_store import JobRow
 from tests.hmi.test_hmi_browser import CHROMIUM_ARGS, VIEWPORT, WAIT_MS, artifact, log_in, save_for_readme
-from tests.sequences.test_production import CLOCK, Rig, kinds
+from tests.sequences.line_rig import Rig
+from tests.sequences.test_production import CLOCK, THIN_ANNEALED, kinds
 
 pytestmark = pytest.mark.timeout(240)
 PROMPT_WAIT_MS = 90_000  # the plant time between two prompts (pump-down, layer, anneal) at 500x
@@ -81,7 +82,8 @@ async def batch_hmi(tmp_path: Path, chromium_path: str) -> AsyncIterator[BatchHm
     sequence = dataclasses.replace(
         base.sequence, base_pressure_timeout_s=3600.0, suspend_settle_s=60.0, queue_dir=str(queues)
     )
-    rig = Rig(dataclasses.replace(base, database=database, sequence=sequence), queues)
+    config = dataclasses.replace(base, database=database, sequence=sequence)
+    rig = Rig(config, queues, recipes={"thin.toml": THIN_ANNEALED})
     rig.queue('name = "one thin job"\n[[jobs]]\nrecipe = "thin.toml"\n', name=f"{QUEUE}.toml")
     listener = bind_listener("127.0.0.1", 0)
     url = url_of(listener)

@@ -32,6 +32,26 @@ SPEED = 500.0
 DRY_S = 7 * 24 * 3600.0
 LINES = Path(__file__).resolve().parents[2] / "deploy" / "lines"
 PromptAction = Callable[[Request], None]
+# a job of a few plant minutes: one thin electrolyte layer on lithium foil
+THIN_ELECTROLYTE = """
+name = "thin"
+description = "50 nm electrolyte on lithium foil"
+[base]
+material = "Li/Cu"
+thickness_um = 60.0
+[[targets]]
+id = "T1"
+material = "57Li2S-38SiS2-5Li3PO4"
+[[steps]]
+kind = "deposit"
+layer = "electrolyte"
+method = "sputtering"
+target = "T1"
+thickness_um = 0.05
+substrate_temp_c = 25.0
+base_pressure_pa = 1.0e-4
+process_pressure_pa = 0.5
+"""
 
 
 @dataclasses.dataclass

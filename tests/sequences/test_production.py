@@ -8,34 +8,28 @@ records say happened, never how long it took.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import io
 import os
 import signal
 import sqlite3
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
 
-from controller.config.line_config import LineConfig, load_line_config
 from controller.historian.store import Historian
 from controller.service.batch_run import run_batch, simulated_plan
 from controller.service.line_service import bind_listener, url_of
 from sequences.batch import BatchResult
 from sequences.batch_queue import load_queue, shipped_recipe
-from sequences.batch_store import BatchStore, JobRow
 from sequences.operator_desk import OperatorDesk, Request
 from sequences.plant_clock import PlantClock
 from sim_hardware.faults import Fault, inject, load_scenario, scenario_running
-from sim_hardware.line import InitialAtmosphere, SimLine
+from tests.sequences.line_rig import SPEED, Rig, rig_on
 
-SPEED = 500.0
 CLOCK = PlantClock(SPEED)
-DRY_S = 7 * 24 * 3600.0
 pytestmark = pytest.mark.timeout(300)
 
 THIN_ANNEALED = """
@@ -73,75 +67,6 @@ duration_s = 300.0
 # The same job with a layer five times thicker: a stop aimed at the layer has seconds to land in it,
 # not a fraction of one, however loaded the machine running the tests is.
 THICK_ANNEALED = THIN_ANNEALED.replace("thickness_um = 0.05", "thickness_um = 0.25")
-PromptAction = Callable[[Request], None]
-
-
-@dataclasses.dataclass
-class Rig:
-    config: LineConfig
-    folder: Path
-    sim: SimLine | None = None
-    started: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
-    # called when the line asks for glove work whose key ends with the given name: a test acts at a
-    # known point of the sequence (the job waits on the prompt), never on a race with wall time
-    on_prompt: dict[str, PromptAction] = dataclasses.field(default_factory=dict)
-
-    def line(self) -> Callable[[], AbstractAsyncContextManager[LineConfig]]:
-        @contextlib.asynccontextmanager
-        async def factory() -> AsyncIterator[LineConfig]:
-            initial = {s.name: InitialAtmosphere("ar", 101_700.0, DRY_S) for s in self.config.spaces}
-            async with SimLine(self.config, speed=SPEED, initial=initial) as sim:
-                self.sim = sim
-                self.started.set()
-                try:
-                    yield sim.simulated_config()
-                finally:
-                    self.sim = None
-
-        return factory
-
-    def queue(self, jobs: str, name: str = "queue.toml") -> Path:
-        (self.folder / "thin.toml").write_text(THIN_ANNEALED, encoding="utf-8")
-        (self.folder / "thick.toml").write_text(THICK_ANNEALED, encoding="utf-8")
-        path = self.folder / name
-        path.write_text(jobs, encoding="utf-8")
-        return path
-
-    async def run(self, queue: Path, out: io.StringIO | None = None) -> BatchResult:
-        desk = OperatorDesk(clock=CLOCK, simulated_glove_work_s=60.0)
-        desk.listeners.append(self._prompted)
-        return await run_batch(
-            self.config,
-            load_queue(queue),
-            self.line(),
-            clock=CLOCK,
-            desk=desk,
-            out=out or io.StringIO(),
-            plan=simulated_plan(self.config),
-        )
-
-    def _prompted(self, request: Request) -> None:
-        action = self.on_prompt.pop(request.key.rsplit(":", 1)[-1], None)
-        if action is not None:
-            action(request)
-
-    async def events(self, job: JobRow) -> list[dict[str, object]]:
-        async with BatchStore(self.config.database.url, line=self.config.name) as store:
-            return await store.events(job.id)
-
-    async def batches(self) -> list[str]:
-        """The batch ids the rig's database holds, oldest first (read with plain SQL)."""
-        db = Path(self.config.database.url.removeprefix("sqlite:///"))
-
-        def read() -> list[str]:
-            with sqlite3.connect(db) as conn:
-                return [r[0] for r in conn.execute("SELECT id FROM batches ORDER BY created_at")]
-
-        return await asyncio.to_thread(read)
-
-    async def jobs(self, batch_id: str) -> list[JobRow]:
-        async with BatchStore(self.config.database.url, line=self.config.name) as store:
-            return await store.jobs(batch_id)
 
 
 def _job_rows(db: Path) -> list[dict[str, object]]:
@@ -174,10 +99,9 @@ async def wait_for_job(
 
 @pytest.fixture
 def rig(tmp_path: Path) -> Rig:
-    base = load_line_config()
-    database = dataclasses.replace(base.database, url=f"sqlite:///{tmp_path / 'line.db'}")
-    sequence = dataclasses.replace(base.sequence, base_pressure_timeout_s=3600.0, suspend_settle_s=60.0)
-    return Rig(dataclasses.replace(base, database=database, sequence=sequence), tmp_path)
+    rig = rig_on(None, tmp_path, thin=THIN_ANNEALED, thick=THICK_ANNEALED)
+    sequence = dataclasses.replace(rig.config.sequence, base_pressure_timeout_s=3600.0, suspend_settle_s=60.0)
+    return dataclasses.replace(rig, config=dataclasses.replace(rig.config, sequence=sequence))
 
 
 def kinds(events: list[dict[str, object]], kind: str) -> list[dict[str, object]]:

@@ -13,31 +13,14 @@ import pytest
 from controller.config.line_config import load_line_config
 from controller.errors import ConfigFileError
 from sequences.line_route import Passage, route_of
+from sequences.operator_desk import Request
 from sequences.production import plan
 from sequences.recipe import parse_recipe
 from sequences.recipe_on_line import RecipeDoesNotFitLine, check_recipe_on_line
-from tests.sequences.line_rig import LINES, rig_on
+from sim_hardware.faults import Fault, inject
+from tests.sequences.line_rig import LINES, THIN_ELECTROLYTE, rig_on
 
 SPEED = 1000.0
-RECIPE = """
-name = "thin"
-description = "50 nm electrolyte on lithium foil"
-[base]
-material = "Li/Cu"
-thickness_um = 60.0
-[[targets]]
-id = "T1"
-material = "57Li2S-38SiS2-5Li3PO4"
-[[steps]]
-kind = "deposit"
-layer = "electrolyte"
-method = "sputtering"
-target = "T1"
-thickness_um = 0.05
-substrate_temp_c = 25.0
-base_pressure_pa = 1.0e-4
-process_pressure_pa = 0.5
-"""
 # the method's two-system job: lithium onto a bare copper foil in the first system, the sulfide
 # electrolyte onto it in the second
 TWO_SYSTEMS = """
@@ -167,7 +150,7 @@ def test_a_two_system_line_that_is_not_the_methods_arrangement_is_refused_naming
 @pytest.mark.heavy
 @pytest.mark.timeout(300)
 async def test_a_job_runs_to_done_on_the_shared_antechamber_line(tmp_path: Path) -> None:
-    rig = rig_on("shared_antechamber.toml", tmp_path, speed=SPEED, thin=RECIPE)
+    rig = rig_on("shared_antechamber.toml", tmp_path, speed=SPEED, thin=THIN_ELECTROLYTE)
     result = await rig.run(rig.queue('[[jobs]]\nrecipe = "thin.toml"\n'))
     [job] = result.jobs
     assert job.outcome == "done", job.message
@@ -196,3 +179,35 @@ async def test_one_job_deposits_in_both_systems_and_passes_the_transfer_chamber_
     path = [s.space for s in record.path]
     assert path[path.index("process1") :][:3] == ["process1", "transfer", "process2"]
     assert path[-1] != "transfer"
+
+
+@pytest.mark.heavy
+@pytest.mark.timeout(300)
+async def test_a_job_rejected_in_the_first_system_leaves_forward_through_the_transfer_chamber(
+    tmp_path: Path,
+) -> None:
+    """The lithium system's turbo dies while the containers are opened: the electrode, already in
+    process1, cannot be pumped down; the reject path fills process1 and takes it on through the
+    transfer chamber and the electrolyte system to the outlet, sealed and out, never exposed."""
+    rig = rig_on("two_chambers.toml", tmp_path, speed=SPEED, both=TWO_SYSTEMS)
+
+    def kill_turbo(_: Request) -> None:
+        assert rig.sim is not None
+        inject(rig.sim, Fault("pump_failure", pump="process1.turbo"))
+
+    rig.on_prompt["open"] = kill_turbo
+    result = await rig.run(rig.queue('on_failure = "skip"\n[[jobs]]\nrecipe = "both.toml"\n'))
+    [job] = result.jobs
+    assert job.outcome == "rejected", job.message
+    assert "turbo" in job.message.lower()
+    events = await rig.events(job)
+    phases = [e["detail"] for e in events if e["kind"] == "checkpoint"]
+    done = [d["phase"] for d in phases if isinstance(d, dict) and d["status"] == "done"]
+    assert "reject_pass_transfer" in done
+    assert done[-1] == "reject_unload"
+    record = await rig.exposure_record(job.items.base)
+    assert record is not None
+    assert not record.ever_exposed_to_non_inert
+    path = [s.space for s in record.path]
+    assert path[path.index("process1") :][:3] == ["process1", "transfer", "process2"]
+    assert path[-1] == "room"
