@@ -24,6 +24,7 @@ fault (the "skip" policy) and after an interruption that spoiled the job.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
@@ -36,6 +37,7 @@ from controller.config.line_config import LineConfig
 from controller.errors import ControllerError, UserError
 from controller.line.actions import MoveItem, SetContainer, SetPort, SetValve, ValveName
 from controller.line.controller import LineController
+from controller.line.interlocks import check
 from controller.line.items import ItemKind, exposed_in, space_of
 from controller.line.state import LineState
 from sequences.batch_store import JobItems
@@ -49,8 +51,8 @@ from sequences.plant_clock import PlantClock
 from sequences.recipe import AnnealStep, DepositStep, EtchStep, Recipe
 from sequences.recipe_limits import recipe_shortfall
 from sequences.safe_state import make_safe
+from sequences.steps import StepFailed, StepTimeout, submit, wait_for
 from sequences.steps import pump_purge as pump_purge_cycles
-from sequences.steps import submit, wait_for
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +61,8 @@ CONTAINER_MATERIAL = "SUS"  # the transfer boxes are stainless steel
 CONFIRM_TIMEOUT_S = 8 * 3600.0  # plant seconds an operator prompt may stay open before it is a fault
 MIN_WALL_WAIT_S = 5.0
 PORT_TRAVEL_S = 60.0  # plant seconds a door or gate valve may take to reach its end position
+FILL_ATTEMPTS = 2  # evacuate-and-fill rounds a chamber gets to be shown inert before a gate asks for it
+READINGS_SETTLE_S = 15.0  # wall seconds an opening waits for the interlocks to allow it before it asks
 PURGE_SETTLE_S = 30.0  # plant seconds after a purge back-fill before its atmosphere is judged
 HANDLING_TEMP_C = 40.0  # the electrode leaves the chamber only below this (DESIGN §2: "unheated")
 COOL_TIMEOUT_S = 4 * 3600.0
@@ -136,9 +140,17 @@ async def _confirm(ctx: JobContext, key: str, prompt: str) -> str:
 
 
 async def _set_port(ctx: JobContext, port: str, open_: bool, why: str) -> None:
-    """Command a door or gate and wait for its limit switches: a move through it is judged on them."""
+    """Command a door or gate and wait for its limit switches: a move through it is judged on them.
+
+    Before an opening, the interlocks are asked first, for a little while: a reading gone stale for a
+    moment (a device that missed a reply on a busy bus) makes a side "unknown" and the gate would
+    refuse, rightly, and fail the job on a blip. The gate still judges the command itself."""
     valve = ctx.state().ports[port].valve
     if valve.commanded_open is not open_ or not (valve.confirmed_open if open_ else valve.confirmed_closed):
+        if open_:
+            with contextlib.suppress(StepTimeout):
+                allowed = SetPort(port, True)
+                await wait_for(ctx.ctl.gate, lambda s: check(s, allowed).allowed, READINGS_SETTLE_S, why)
         await submit(ctx.ctl.gate, SetPort(port, open_), ctx.user, why)
     await wait_for(
         ctx.ctl.gate,
@@ -146,6 +158,20 @@ async def _set_port(ctx: JobContext, port: str, open_: bool, why: str) -> None:
         ctx.wall(PORT_TRAVEL_S),
         f"{port} confirmed {'open' if open_ else 'closed'}",
     )
+
+
+async def _open_to_chamber(ctx: JobContext, port: str, chamber: str, why: str) -> None:
+    """Open a gate to a process chamber filled for it. A chamber without H2O/O2 sensors is inert only by
+    the record of how it was filled, and a valve reading lost for a moment counts as open to air and
+    ends that record: then the chamber is filled again (evacuated first) and the gate asked once more."""
+    for last in (False, True):
+        await prepare_chamber(ctx, chamber)  # a no-op while the record proves it inert
+        try:
+            await _set_port(ctx, port, True, why)
+            return
+        except StepFailed:
+            if last:
+                raise
 
 
 async def _move(ctx: JobContext, item: str, to: str, user: str, why: str) -> None:
@@ -385,25 +411,29 @@ async def prepare_chamber(ctx: JobContext, process: str) -> None:
 
     A chamber the controller cannot show to be inert (no record of how it was filled: a restart, a
     chamber without H2O/O2 sensors) is evacuated through the turbo first, so that the fill makes it
-    inert by dilution the classification can prove.
+    inert by dilution the classification can prove. The proof needs the pressure seen as the fill
+    begins; a fill whose start the readings missed (a gauge late on a busy bus) proves nothing, and
+    the chamber is evacuated and filled once more.
     """
-    space = ctx.state().spaces[process]
     limits = ctx.config.limits
-    at_room = space.pressure_pa is not None and space.pressure_pa >= limits.room_pressure_pa - 400.0
-    if at_room and space.safe_for_exposed:
-        return
     gate = ctx.ctl.gate
-    if not space.safe_for_exposed:
-        report = await pump_to_base(
-            gate,
-            process,
-            base_pressure_pa=limits.deposition_base_pressure_pa,
-            clock=ctx.clock,
-            timeout_s=ctx.config.sequence.base_pressure_timeout_s,
-            user=ctx.user,
-        )
-        await ctx.record("step_report", {"step": "evacuate_before_fill", **dataclasses.asdict(report)})
-    await fill_with_gas(gate, process, clock=ctx.clock, timeout_s=ctx.step_timeout_s, user=ctx.user)
+    for _ in range(FILL_ATTEMPTS):
+        space = ctx.state().spaces[process]
+        at_room = space.pressure_pa is not None and space.pressure_pa >= limits.room_pressure_pa - 400.0
+        if at_room and space.safe_for_exposed:
+            return
+        if not space.safe_for_exposed:
+            report = await pump_to_base(
+                gate,
+                process,
+                base_pressure_pa=limits.deposition_base_pressure_pa,
+                clock=ctx.clock,
+                timeout_s=ctx.config.sequence.base_pressure_timeout_s,
+                user=ctx.user,
+            )
+            detail = {"step": "evacuate_before_fill", "chamber": process, **dataclasses.asdict(report)}
+            await ctx.record("step_report", detail)
+        await fill_with_gas(gate, process, clock=ctx.clock, timeout_s=ctx.step_timeout_s, user=ctx.user)
 
 
 async def open_containers(ctx: JobContext) -> None:
@@ -426,8 +456,7 @@ async def transfer_in(ctx: JobContext) -> None:
     if not moving:
         await _set_port(ctx, r.inlet_gate, False, "transfer in: gate closed")
         return
-    await prepare_process(ctx)  # a no-op unless a restart lost the proof that the chamber is inert
-    await _set_port(ctx, r.inlet_gate, True, "transfer in: open the inlet gate")
+    await _open_to_chamber(ctx, r.inlet_gate, r.process, "transfer in: open the inlet gate")
     for item in moving:
         await _move(ctx, item, r.process, ctx.user, "transfer in")
     await _set_port(ctx, r.inlet_gate, False, "transfer in: close the inlet gate")
@@ -652,8 +681,7 @@ async def transfer_out(ctx: JobContext) -> None:
     if space_of(base, state.items) == r.outlet:
         await _set_port(ctx, r.outlet_gate, False, "transfer out: gate closed")
         return
-    await prepare_chamber(ctx, r.last)  # a no-op unless a restart lost the proof that it is inert
-    await _set_port(ctx, r.outlet_gate, True, "transfer out: open the outlet gate")
+    await _open_to_chamber(ctx, r.outlet_gate, r.last, "transfer out: open the outlet gate")
     await _move(ctx, base, r.outlet, ctx.user, "transfer out")
     await _set_port(ctx, r.outlet_gate, False, "transfer out: close the outlet gate")
 
@@ -737,13 +765,12 @@ def _pass_through(passage: Passage) -> PhaseBody:
             await purge_until_in_spec(ctx, p.transfer)
         leaving = [i for i in travelling if space_of(i, items) == p.leaves]
         if leaving:
-            await prepare_chamber(ctx, p.leaves)  # a no-op unless a restart lost the proof
-            await _set_port(ctx, p.leave_gate, True, f"passage: open {p.leave_gate} into {p.transfer}")
+            why = f"passage: open {p.leave_gate} into {p.transfer}"
+            await _open_to_chamber(ctx, p.leave_gate, p.leaves, why)
             for item in leaving:
                 await _move(ctx, item, p.transfer, ctx.user, f"passage: {p.leaves} into {p.transfer}")
         await _set_port(ctx, p.leave_gate, False, f"passage: close {p.leave_gate}")
-        await prepare_chamber(ctx, p.enters)
-        await _set_port(ctx, p.enter_gate, True, f"passage: open {p.enter_gate} into {p.enters}")
+        await _open_to_chamber(ctx, p.enter_gate, p.enters, f"passage: open {p.enter_gate} into {p.enters}")
         for item in travelling:
             await _move(ctx, item, p.enters, ctx.user, f"passage: {p.transfer} into {p.enters}")
         await _set_port(ctx, p.enter_gate, False, f"passage: close {p.enter_gate}")

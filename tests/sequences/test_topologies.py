@@ -12,6 +12,7 @@ import pytest
 
 from controller.config.line_config import load_line_config
 from controller.errors import ConfigFileError
+from sequences.layer_plan import step_chambers
 from sequences.line_route import Passage, route_of
 from sequences.operator_desk import Request
 from sequences.production import plan
@@ -81,6 +82,18 @@ def test_each_layer_goes_to_the_system_whose_sources_serve_it() -> None:
     passing = ["leave_process1", "purge_transfer", "prepare_process2", "pass_transfer"]
     assert phases[lithium + 1 : lithium + 5] == passing
     assert phases[lithium + 5 : electrolyte] == ["pump_down_2"]
+    # an etch goes with the layer after it (the method etches immediately before deposition), a heat
+    # treatment stays where the electrode is
+    etched = (
+        TWO_SYSTEMS.replace(
+            '[[steps]]\nkind = "deposit"\nlayer = "electrolyte"',
+            '[[steps]]\nkind = "etch"\ngas = "Ar"\nsubstrate_temp_c = 25.0\nduration_s = 60.0\n'
+            '[[steps]]\nkind = "deposit"\nlayer = "electrolyte"',
+        )
+        + '[[steps]]\nkind = "anneal"\ntemp_c = 120.0\nduration_s = 300.0\n'
+    )
+    where = step_chambers(parse_recipe(etched, "r.toml"), config, ("process1", "process2"))
+    assert where == ["process1", "process2", "process2", "process2"]
     # a step may name its system; one the line does not have is refused naming the recipe's field
     named = TWO_SYSTEMS.replace('target = "SE"', 'target = "SE"\nchamber = "process3"')
     refused = r"steps\[1\]\.chamber = 'process3': not a process chamber"
@@ -128,6 +141,11 @@ def test_a_layer_no_system_of_the_line_can_do_is_refused_naming_the_layer_and_th
             "not two process chambers: two deposition systems are joined through a transfer_chamber",
         ),
         ('kind = "transfer_chamber"', "spaces[2].turbo_speed_l_s", "a transfer chamber is rough-pumped: 0"),
+        (  # the intermediate space stays inert: no door to the room
+            'between = ["room", "inlet"]',
+            "ports[0].between",
+            "a transfer_chamber has no door to the room",
+        ),
     ],
 )
 def test_a_two_system_line_that_is_not_the_methods_arrangement_is_refused_naming_the_field(
@@ -138,6 +156,7 @@ def test_a_two_system_line_that_is_not_the_methods_arrangement_is_refused_naming
     wrong = {
         'between = ["process1", "transfer"]': 'between = ["process1", "process2"]',
         'kind = "transfer_chamber"': 'kind = "transfer_chamber"\nturbo_speed_l_s = 100.0',
+        'between = ["room", "inlet"]': 'between = ["room", "transfer"]',
     }[text]
     path = tmp_path / "line.toml"
     path.write_text(shipped.replace(text, wrong, 1), encoding="utf-8")
@@ -165,7 +184,7 @@ async def test_a_job_runs_to_done_on_the_shared_antechamber_line(tmp_path: Path)
 async def test_one_job_deposits_in_both_systems_and_passes_the_transfer_chamber_never_exposed(
     tmp_path: Path,
 ) -> None:
-    rig = rig_on("two_chambers.toml", tmp_path, speed=SPEED, both=TWO_SYSTEMS)
+    rig = rig_on("two_chambers.toml", tmp_path, both=TWO_SYSTEMS)
     result = await rig.run(rig.queue('[[jobs]]\nrecipe = "both.toml"\n'))
     [job] = result.jobs
     assert job.outcome == "done", job.message
@@ -186,20 +205,21 @@ async def test_one_job_deposits_in_both_systems_and_passes_the_transfer_chamber_
 async def test_a_job_rejected_in_the_first_system_leaves_forward_through_the_transfer_chamber(
     tmp_path: Path,
 ) -> None:
-    """The lithium system's turbo dies while the containers are opened: the electrode, already in
-    process1, cannot be pumped down; the reject path fills process1 and takes it on through the
-    transfer chamber and the electrolyte system to the outlet, sealed and out, never exposed."""
-    rig = rig_on("two_chambers.toml", tmp_path, speed=SPEED, both=TWO_SYSTEMS)
+    """The lithium system's turbo gate valve jams while the containers are opened: the electrode,
+    then carried into process1, cannot be pumped down to base pressure; the reject path fills process1
+    and takes it on through the transfer chamber and the electrolyte system to the outlet, sealed and
+    out, never exposed."""
+    rig = rig_on("two_chambers.toml", tmp_path, both=TWO_SYSTEMS)
 
-    def kill_turbo(_: Request) -> None:
+    def jam_turbo_gate(_: Request) -> None:
         assert rig.sim is not None
-        inject(rig.sim, Fault("pump_failure", pump="process1.turbo"))
+        inject(rig.sim, Fault("stuck_actuator", actuator="process1.turbo_gate"))
 
-    rig.on_prompt["open"] = kill_turbo
+    rig.on_prompt["open"] = jam_turbo_gate
     result = await rig.run(rig.queue('on_failure = "skip"\n[[jobs]]\nrecipe = "both.toml"\n'))
     [job] = result.jobs
     assert job.outcome == "rejected", job.message
-    assert "turbo" in job.message.lower()
+    assert "process1 turbo gate" in job.message
     events = await rig.events(job)
     phases = [e["detail"] for e in events if e["kind"] == "checkpoint"]
     done = [d["phase"] for d in phases if isinstance(d, dict) and d["status"] == "done"]
