@@ -12,6 +12,7 @@ import pytest
 
 from controller.config.line_config import load_line_config
 from controller.errors import ConfigFileError
+from controller.line.sensor_coverage import atmosphere_blind_spots
 from sequences.layer_plan import step_chambers
 from sequences.line_route import Passage, route_of
 from sequences.operator_desk import Request
@@ -231,3 +232,16 @@ async def test_a_job_rejected_in_the_first_system_leaves_forward_through_the_tra
     path = [s.space for s in record.path]
     assert path[path.index("process1") :][:3] == ["process1", "transfer", "process2"]
     assert path[-1] == "room"
+
+
+def test_a_transfer_chamber_without_a_dew_point_transmitter_is_named_at_config_check(tmp_path: Path) -> None:
+    blocks = TWO_SYSTEMS_LINE.read_text(encoding="utf-8").split("[[devices]]")
+    path = tmp_path / "line.toml"
+    path.write_text(
+        "[[devices]]".join(b for b in blocks if 'name = "transfer_dewpoint"' not in b), encoding="utf-8"
+    )
+    assert atmosphere_blind_spots(load_line_config(TWO_SYSTEMS_LINE)) == []
+    [spot] = atmosphere_blind_spots(load_line_config(path))
+    assert spot.startswith(
+        f"{path}: spaces[2] 'transfer': the unsealed electrode passes through here but no dew-point"
+    )
