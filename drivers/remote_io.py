@@ -50,8 +50,10 @@ def line_points(
     antechambers: Sequence[str] = ("inlet", "outlet"),
     gate_valves: Sequence[str] = ("inlet_gate", "outlet_gate"),
     process_chambers: Mapping[str, Sequence[str]] | None = None,
+    transfer_chambers: Sequence[str] = (),
 ) -> IoPoints:
-    """The point list of a line: per antechamber, per gate valve, per process chamber and its sources."""
+    """The point list of a line: per antechamber, per gate valve, per process chamber and its sources,
+    per transfer chamber (an antechamber's valves and pump, without the outer door)."""
     chambers = process_chambers if process_chambers is not None else {"process": _STANDARD_SOURCE_NAMES}
     outputs: list[str] = []
     inputs: list[str] = []
@@ -60,6 +62,9 @@ def line_points(
         outputs.append(f"{a}.outer_door")
         inputs += [f"{a}.rough_pump.running", f"{a}.rough_pump.fault"]
         inputs += [f"{a}.outer_door.open", f"{a}.outer_door.closed"]
+    for t in transfer_chambers:
+        outputs += [f"{t}.rough_valve", f"{t}.vent_valve", f"{t}.gas_fill_valve", f"{t}.rough_pump"]
+        inputs += [f"{t}.rough_pump.running", f"{t}.rough_pump.fault"]
     for g in gate_valves:
         outputs.append(g)
         inputs += [f"{g}.open", f"{g}.closed"]

@@ -41,10 +41,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-from controller.config.line_config import ROOM, LineConfig
+from controller.config.line_config import LineConfig
 from controller.config.reader import TableReader, file_text, toml_table
 from controller.errors import ConfigFileError
 from controller.line.items import ITEM_ID_RULE, valid_item_id
+from sequences.line_route import route_of
 from sequences.recipe import Recipe, RecipeError, parse_recipe
 from sequences.recipe_on_line import RecipeDoesNotFitLine, check_recipe_on_line
 
@@ -127,7 +128,8 @@ def _line_refusals(queue: BatchQueue, line: LineConfig) -> list[str]:
         )
     reused = [index for index, job in enumerate(queue.jobs) if job.reuse_container]
     if reused:
-        inlet, outlet = inlet_and_outlet(line)
+        route = route_of(line)
+        inlet, outlet = route.inlet, route.outlet
         if inlet != outlet:
             refusals += [
                 f"{queue.path}: jobs[{index}].reuse_container = true: the line's inlet ({inlet}) is not its "
@@ -136,13 +138,6 @@ def _line_refusals(queue: BatchQueue, line: LineConfig) -> list[str]:
                 for index in reused
             ]
     return refusals
-
-
-def inlet_and_outlet(line: LineConfig) -> tuple[str, str]:
-    """The antechambers with an outer door, first and last (the route's inlet and outlet)."""
-    doors = [next(s for s in p.between if s != ROOM) for p in line.ports if p.kind == "outer_door"]
-    antechambers = [s for s in line.spaces_of_kind("antechamber") if s in doors]
-    return (antechambers[0], antechambers[-1]) if antechambers else ("none", "none")
 
 
 def parse_queue(text: str, shown: str, folder: Path, *, spaces: Iterable[str] = ()) -> BatchQueue:

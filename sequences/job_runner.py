@@ -44,18 +44,17 @@ from controller.line.state import LineState
 from drivers.errors import DriverError
 from sequences.batch_store import BatchStore, JobItems, JobRow
 from sequences.job_record import DECISION_KINDS, Decisions, decisions, worst
+from sequences.line_route import Route, route_of
 from sequences.operator_desk import OperatorDesk
 from sequences.plant_clock import PlantClock
 from sequences.production import (
     JobContext,
     Phase,
-    Route,
     electrode_space,
     plan,
     recover_partial_layer,
     reject_plan,
     restore_inert,
-    route_of,
 )
 from sequences.recipe import parse_recipe
 from sequences.run_state import RunState, RunStateMachine
@@ -487,7 +486,7 @@ class JobRunner:
 
     async def _make_line_safe(self, why: str) -> None:
         """Every station of the route to its safe state; cancelling the caller cannot cut this short."""
-        spaces = list(dict.fromkeys([self.route.process, self.route.inlet, self.route.outlet]))
+        spaces = list(self.route.spaces)
         for space in spaces:
             await make_safe(self.ctl.gate, space, user="sequence")
         await self._record("safe_state", {"why": why, "spaces": spaces})

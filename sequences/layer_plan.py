@@ -9,15 +9,21 @@ it needs, and a source giving half its calibrated rate is still a fault, not an 
 
 A step the line cannot run is refused here, before anything moves, in one line naming the recipe's
 field and the line's (`LineMismatch`).
+
+On a line with two deposition systems each step also gets its chamber: the one it names, or else the
+first chamber, from where the electrode is on, whose sources serve the layer (an etch goes with the
+layer after it, a heat treatment stays where the electrode is). The electrode travels one way along
+the line, so a layer whose only chamber lies behind it is refused, as is a target needed in two.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from controller.config.line_config import LineConfig
 from controller.config.source_table import SourceEntry
-from sequences.recipe import DepositStep, EtchStep, Recipe
+from sequences.recipe import AnnealStep, DepositStep, EtchStep, Recipe, Step
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,20 +72,147 @@ def duration_text(seconds: float) -> str:
 
 
 def plan_steps(
-    recipe: Recipe, config: LineConfig, chamber: str
+    recipe: Recipe, config: LineConfig, chambers: Sequence[str]
 ) -> tuple[list[LayerPlan | EtchPlan | None], list[str]]:
-    """A plan for every step (None for an anneal or a refused step) and the refusals, one line each."""
+    """A plan for every step (None for an anneal or a refused step) and the refusals, one line each.
+
+    `chambers` are the line's process chambers in the order the electrode passes them."""
     out = _Refusals(recipe, config, [])
+    where = _assign(out, recipe, chambers)
     plans: list[LayerPlan | EtchPlan | None] = []
-    for index, step in enumerate(recipe.steps):
+    for index, (step, chamber) in enumerate(zip(recipe.steps, where, strict=True)):
         field = f"steps[{index}]"
-        if isinstance(step, DepositStep):
+        if chamber is None:
+            plans.append(None)
+        elif isinstance(step, DepositStep):
             plans.append(_plan_layer(out, recipe, step, field, chamber))
         elif isinstance(step, EtchStep):
             plans.append(_plan_etch(out, step, field, chamber))
         else:
             plans.append(None)
     return plans, out.lines
+
+
+def step_chambers(recipe: Recipe, config: LineConfig, chambers: Sequence[str]) -> list[str | None]:
+    """The chamber each step runs in (None where the line cannot say: that step is refused)."""
+    return _assign(_Refusals(recipe, config, []), recipe, chambers)
+
+
+def target_chambers(recipe: Recipe, config: LineConfig, chambers: Sequence[str]) -> dict[str, str]:
+    """The chamber each target is carried to: where the layers that use it are deposited."""
+    found: dict[str, str] = {}
+    for step, chamber in zip(recipe.steps, step_chambers(recipe, config, chambers), strict=True):
+        if isinstance(step, DepositStep) and chamber is not None:
+            found.setdefault(step.target, chamber)
+    return found
+
+
+def _serves(config: LineConfig, chamber: str, step: Step) -> bool:
+    if isinstance(step, DepositStep):
+        return _pick(config, chamber, step.method, step.layer) is not None
+    if isinstance(step, EtchStep):
+        return _pick(config, chamber, "etch", None) is not None
+    return True
+
+
+def _assign(out: _Refusals, recipe: Recipe, chambers: Sequence[str]) -> list[str | None]:
+    """Each step's chamber; a step that cannot have one is refused (and gets None)."""
+    if len(chambers) == 1:  # one chamber: every step runs there, and its sources answer for it
+        named = [i for i, s in enumerate(recipe.steps) if s.chamber is not None and s.chamber != chambers[0]]
+        for index in named:
+            _wrong_chamber(out, index, recipe.steps[index], chambers)
+        return [None if i in named else chambers[0] for i in range(len(recipe.steps))]
+    where: list[str | None] = [None] * len(recipe.steps)
+    at = 0  # the electrode's chamber (index): it only moves forward
+    for index, step in enumerate(recipe.steps):  # first what is fixed: named chambers and layers
+        if step.chamber is not None:
+            if step.chamber not in chambers:
+                _wrong_chamber(out, index, step, chambers)
+                continue
+            where[index] = step.chamber
+            at = max(at, chambers.index(step.chamber))
+        elif isinstance(step, DepositStep):
+            ahead = [c for c in chambers[at:] if _serves(out.config, c, step)]
+            if not ahead:
+                _no_chamber(out, index, step, chambers, chambers[:at])
+                continue
+            where[index] = ahead[0]
+            at = chambers.index(ahead[0])
+    for index, step in enumerate(recipe.steps):  # then etches and heat treatments around them
+        if where[index] is not None or step.chamber is not None:
+            continue
+        before = next((c for c in reversed(where[:index]) if c is not None), chambers[0])
+        after = next((c for c in where[index + 1 :] if c is not None), before)
+        if isinstance(step, EtchStep):
+            options = [c for c in (after, before) if _serves(out.config, c, step)]
+            if not options:
+                _no_chamber(out, index, step, chambers, [])
+                continue
+            where[index] = options[0]
+        elif isinstance(step, AnnealStep):
+            where[index] = before
+    _check_order(out, recipe, where, chambers)
+    _check_targets(out, recipe, where)
+    return where
+
+
+def _wrong_chamber(out: _Refusals, index: int, step: Step, chambers: Sequence[str]) -> None:
+    out.add(
+        f"steps[{index}].chamber", step.chamber,
+        f"not a process chamber of the line ({', '.join(chambers)})", "spaces (kind = process_chamber)",
+    )  # fmt: skip
+
+
+def _no_chamber(
+    out: _Refusals, index: int, step: Step, chambers: Sequence[str], behind: Sequence[str]
+) -> None:
+    what = f"a {step.layer} layer by {step.method}" if isinstance(step, DepositStep) else "an ion etch"
+    served = [c for c in chambers if _serves(out.config, c, step)]
+    why = (
+        f"only {', '.join(served)} can do {what}, and the electrode has left it by then"
+        if served and set(served) <= set(behind)
+        else f"no chamber of the line can do {what}"
+    )
+    listed = "; ".join(f"{c}: {_sources_text(out.config, c)}" for c in chambers)
+    key = "method" if isinstance(step, DepositStep) else "kind"
+    value = step.method if isinstance(step, DepositStep) else "etch"
+    out.add(f"steps[{index}].{key}", value, why, f"sources ({listed})")
+
+
+def _check_order(out: _Refusals, recipe: Recipe, where: list[str | None], chambers: Sequence[str]) -> None:
+    """The electrode passes the chambers one way: a step in a chamber it has already left is refused."""
+    furthest = 0
+    for index, chamber in enumerate(where):
+        if chamber is None:
+            continue
+        position = chambers.index(chamber)
+        if position < furthest:
+            out.add(
+                f"steps[{index}].chamber", chamber,
+                f"the electrode has already gone on to {chambers[furthest]}: the line passes "
+                f"{' -> '.join(chambers)} one way",
+                "ports (the route through the line)",
+            )  # fmt: skip
+            where[index] = None
+            continue
+        furthest = position
+
+
+def _check_targets(out: _Refusals, recipe: Recipe, where: list[str | None]) -> None:
+    """A target is carried to one chamber and stays there."""
+    seen: dict[str, tuple[int, str]] = {}
+    for index, (step, chamber) in enumerate(zip(recipe.steps, where, strict=True)):
+        if not isinstance(step, DepositStep) or chamber is None:
+            continue
+        first = seen.setdefault(step.target, (index, chamber))
+        if first[1] != chamber:
+            out.add(
+                f"steps[{index}].target", step.target,
+                f"{step.target} is in {first[1]} for steps[{first[0]}]: a target is carried to one chamber; "
+                "give this layer a target of its own",
+                "spaces (kind = process_chamber)",
+            )  # fmt: skip
+            where[index] = None
 
 
 def _pick(config: LineConfig, chamber: str, method: str, layer: str | None) -> SourceEntry | None:
@@ -89,9 +222,13 @@ def _pick(config: LineConfig, chamber: str, method: str, layer: str | None) -> S
     return None
 
 
+def _sources_text(config: LineConfig, chamber: str) -> str:
+    return ", ".join(f"{e.name} ({'/'.join(e.methods)})" for e in config.sources_in(chamber)) or "none"
+
+
 def _no_source(out: _Refusals, field: str, value: str, what: str, chamber: str) -> None:
-    kinds = ", ".join(f"{e.name} ({'/'.join(e.methods)})" for e in out.config.sources_in(chamber))
-    out.add(field, value, f"{chamber} has no source for {what}", f"sources in {chamber}: {kinds or 'none'}")
+    kinds = _sources_text(out.config, chamber)
+    out.add(field, value, f"{chamber} has no source for {what}", f"sources in {chamber}: {kinds}")
 
 
 def _plan_etch(out: _Refusals, step: EtchStep, field: str, chamber: str) -> EtchPlan | None:

@@ -13,12 +13,18 @@ treatment: repeating one would change the electrode). The runner resumes a repea
 rejects the electrode of a job interrupted inside a non-repeatable one — it is then unloaded like any
 other, and its record says why it is not good.
 
+On a line with two deposition systems (sequences.line_route) each step runs in its chamber
+(sequences.layer_plan) and between them the electrode passes the intermediate inert space: the chamber
+it leaves is filled with the gas, the transfer chamber is purged until in spec, the next chamber is
+filled, and the two gate valves open one after the other, each only when the gate allows it.
+
 `reject_plan` is the path out of the line from wherever the electrode happens to be, used after a
 fault (the "skip" policy) and after an interruption that spoiled the job.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
@@ -31,20 +37,22 @@ from controller.config.line_config import LineConfig
 from controller.errors import ControllerError, UserError
 from controller.line.actions import MoveItem, SetContainer, SetPort, SetValve, ValveName
 from controller.line.controller import LineController
+from controller.line.interlocks import check
 from controller.line.items import ItemKind, contents_of, exposed_in, space_of
 from controller.line.state import LineState
 from sequences.batch_store import JobItems
 from sequences.chamber_pressure import fill_with_gas, pump_to_base
 from sequences.chamber_readings import reading_of
 from sequences.deposition_steps import DepositReport, ShuttersOpening, anneal, deposit, etch
-from sequences.layer_plan import EtchPlan, LayerPlan, plan_steps
+from sequences.layer_plan import EtchPlan, LayerPlan, plan_steps, step_chambers, target_chambers
+from sequences.line_route import Passage, Route, route_of
 from sequences.operator_desk import OperatorDesk
 from sequences.plant_clock import PlantClock
 from sequences.recipe import AnnealStep, DepositStep, EtchStep, Recipe
 from sequences.recipe_limits import recipe_shortfall
 from sequences.safe_state import make_safe
+from sequences.steps import StepFailed, StepTimeout, submit, wait_for
 from sequences.steps import pump_purge as pump_purge_cycles
-from sequences.steps import submit, wait_for
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +61,8 @@ CONTAINER_MATERIAL = "SUS"  # the transfer boxes are stainless steel
 CONFIRM_TIMEOUT_S = 8 * 3600.0  # plant seconds an operator prompt may stay open before it is a fault
 MIN_WALL_WAIT_S = 5.0
 PORT_TRAVEL_S = 60.0  # plant seconds a door or gate valve may take to reach its end position
+FILL_ATTEMPTS = 2  # evacuate-and-fill rounds a chamber gets to be shown inert before a gate asks for it
+READINGS_SETTLE_S = 15.0  # wall seconds an opening waits for the interlocks to allow it before it asks
 PURGE_SETTLE_S = 30.0  # plant seconds after a purge back-fill before its atmosphere is judged
 HANDLING_TEMP_C = 40.0  # the electrode leaves the chamber only below this (DESIGN §2: "unheated")
 COOL_TIMEOUT_S = 4 * 3600.0
@@ -62,37 +72,6 @@ Recorder = Callable[[str, dict[str, Any]], Awaitable[None]]
 
 class PurgeNotConverging(ControllerError):
     """More pump/purge cycles are not drying the antechamber: a leak, a wet load or a spent bottle."""
-
-
-@dataclass(frozen=True, slots=True)
-class Route:
-    """Where a job goes on this line: in, through the one process chamber, out."""
-
-    inlet: str
-    process: str
-    outlet: str
-    inlet_door: str
-    outlet_door: str
-    inlet_gate: str
-    outlet_gate: str
-
-
-def route_of(config: LineConfig) -> Route:
-    chambers = config.spaces_of_kind("process_chamber")
-    if len(chambers) != 1:
-        raise UserError(
-            f"{config.path}: the production sequence runs lines with one process chamber; "
-            f"this line has {len(chambers)} ({', '.join(chambers) or 'none'})"
-        )
-    process = chambers[0]
-    doors = {next(s for s in p.between if s != ROOM): p.name for p in config.ports if p.kind == "outer_door"}
-    gates = {next(s for s in p.between if s != process): p.name for p in config.ports if process in p.between}
-    ante = [s for s in config.spaces_of_kind("antechamber") if s in doors and s in gates]
-    if not ante:
-        raise UserError(f"{config.path}: no antechamber with an outer door and a gate to {process}")
-    inlet = ante[0]
-    outlet = ante[-1]
-    return Route(inlet, process, outlet, doors[inlet], doors[outlet], gates[inlet], gates[outlet])
 
 
 @dataclass
@@ -161,9 +140,17 @@ async def _confirm(ctx: JobContext, key: str, prompt: str) -> str:
 
 
 async def _set_port(ctx: JobContext, port: str, open_: bool, why: str) -> None:
-    """Command a door or gate and wait for its limit switches: a move through it is judged on them."""
+    """Command a door or gate and wait for its limit switches: a move through it is judged on them.
+
+    Before an opening, the interlocks are asked first, for a little while: a reading gone stale for a
+    moment (a device that missed a reply on a busy bus) makes a side "unknown" and the gate would
+    refuse, rightly, and fail the job on a blip. The gate still judges the command itself."""
     valve = ctx.state().ports[port].valve
     if valve.commanded_open is not open_ or not (valve.confirmed_open if open_ else valve.confirmed_closed):
+        if open_:
+            with contextlib.suppress(StepTimeout):
+                allowed = SetPort(port, True)
+                await wait_for(ctx.ctl.gate, lambda s: check(s, allowed).allowed, READINGS_SETTLE_S, why)
         await submit(ctx.ctl.gate, SetPort(port, open_), ctx.user, why)
     await wait_for(
         ctx.ctl.gate,
@@ -171,6 +158,20 @@ async def _set_port(ctx: JobContext, port: str, open_: bool, why: str) -> None:
         ctx.wall(PORT_TRAVEL_S),
         f"{port} confirmed {'open' if open_ else 'closed'}",
     )
+
+
+async def _open_to_chamber(ctx: JobContext, port: str, chamber: str, why: str) -> None:
+    """Open a gate to a process chamber filled for it. A chamber without H2O/O2 sensors is inert only by
+    the record of how it was filled, and a valve reading lost for a moment counts as open to air and
+    ends that record: then the chamber is filled again (evacuated first) and the gate asked once more."""
+    for last in (False, True):
+        await prepare_chamber(ctx, chamber)  # a no-op while the record proves it inert
+        try:
+            await _set_port(ctx, port, True, why)
+            return
+        except StepFailed:
+            if last:
+                raise
 
 
 async def _move(ctx: JobContext, item: str, to: str, user: str, why: str) -> None:
@@ -268,16 +269,18 @@ async def _choose_targets(ctx: JobContext) -> dict[str, str]:
     Returns the item ids to register and load, with their materials."""
     state = ctx.state()
     present = {
-        i.material: i.id
+        (space_of(i.id, state.items), i.material): i.id
         for i in state.items.values()
-        if i.kind is ItemKind.TARGET and space_of(i.id, state.items) == ctx.route.process
+        if i.kind is ItemKind.TARGET and space_of(i.id, state.items) in ctx.route.chambers
     }
+    where = target_chambers(ctx.recipe, ctx.config, ctx.route.chambers)
     chosen: dict[str, str] = {}
     to_load: dict[str, str] = {}
     for target_id, item_id in ctx.items.targets.items():
         material = ctx.recipe.target(target_id).material
-        if item_id not in state.items and material in present:
-            chosen[target_id] = present[material]
+        key = (where.get(target_id, ctx.route.process), material)
+        if item_id not in state.items and key in present:
+            chosen[target_id] = present[key]
         else:
             chosen[target_id] = item_id
             to_load[item_id] = material
@@ -376,15 +379,15 @@ async def restore_inert(ctx: JobContext, why: str) -> list[str]:
     (its safe state) and says why. Returns the spaces restored."""
     restored: list[str] = []
     route = ctx.route
-    for space in dict.fromkeys([route.inlet, route.process, route.outlet]):
+    for space in route.spaces:
         state = ctx.state()
         if state.spaces[space].safe_for_exposed or not exposed_in(space, state.items):
             continue
         items = [i.id for i in exposed_in(space, state.items)]
         before = state.spaces[space].atmosphere.value
         try:
-            if space == route.process:
-                await prepare_process(ctx)
+            if space in route.chambers:
+                await prepare_chamber(ctx, space)
             else:
                 await purge_until_in_spec(ctx, space)
         except (ControllerError, TimeoutError, OSError) as exc:
@@ -401,29 +404,39 @@ async def restore_inert(ctx: JobContext, why: str) -> list[str]:
 
 
 async def prepare_process(ctx: JobContext) -> None:
-    """The process chamber filled with the line's gas at atmosphere, like the inlet (DESIGN §1 step 2).
+    """The (first) process chamber filled with the line's gas at atmosphere, like the inlet (DESIGN §1
+    step 2)."""
+    await prepare_chamber(ctx, ctx.route.process)
+
+
+async def prepare_chamber(ctx: JobContext, process: str) -> None:
+    """A process chamber filled with the line's gas at atmosphere, ready for a gate to open.
 
     A chamber the controller cannot show to be inert (no record of how it was filled: a restart, a
     chamber without H2O/O2 sensors) is evacuated through the turbo first, so that the fill makes it
-    inert by dilution the classification can prove.
+    inert by dilution the classification can prove. The proof needs the pressure seen as the fill
+    begins; a fill whose start the readings missed (a gauge late on a busy bus) proves nothing, and
+    the chamber is evacuated and filled once more.
     """
-    space = ctx.state().spaces[ctx.route.process]
     limits = ctx.config.limits
-    at_room = space.pressure_pa is not None and space.pressure_pa >= limits.room_pressure_pa - 400.0
-    if at_room and space.safe_for_exposed:
-        return
-    gate, process = ctx.ctl.gate, ctx.route.process
-    if not space.safe_for_exposed:
-        report = await pump_to_base(
-            gate,
-            process,
-            base_pressure_pa=limits.deposition_base_pressure_pa,
-            clock=ctx.clock,
-            timeout_s=ctx.config.sequence.base_pressure_timeout_s,
-            user=ctx.user,
-        )
-        await ctx.record("step_report", {"step": "evacuate_before_fill", **dataclasses.asdict(report)})
-    await fill_with_gas(gate, process, clock=ctx.clock, timeout_s=ctx.step_timeout_s, user=ctx.user)
+    gate = ctx.ctl.gate
+    for _ in range(FILL_ATTEMPTS):
+        space = ctx.state().spaces[process]
+        at_room = space.pressure_pa is not None and space.pressure_pa >= limits.room_pressure_pa - 400.0
+        if at_room and space.safe_for_exposed:
+            return
+        if not space.safe_for_exposed:
+            report = await pump_to_base(
+                gate,
+                process,
+                base_pressure_pa=limits.deposition_base_pressure_pa,
+                clock=ctx.clock,
+                timeout_s=ctx.config.sequence.base_pressure_timeout_s,
+                user=ctx.user,
+            )
+            detail = {"step": "evacuate_before_fill", "chamber": process, **dataclasses.asdict(report)}
+            await ctx.record("step_report", detail)
+        await fill_with_gas(gate, process, clock=ctx.clock, timeout_s=ctx.step_timeout_s, user=ctx.user)
 
 
 async def open_containers(ctx: JobContext) -> None:
@@ -441,13 +454,13 @@ async def open_containers(ctx: JobContext) -> None:
 async def transfer_in(ctx: JobContext) -> None:
     r = ctx.route
     state = ctx.state()
-    moving = [ctx.items.base, *(i for i in ctx.items.targets.values() if i in state.items)]
-    if all(space_of(i, state.items) == r.process for i in moving):
+    loaded = [ctx.items.base, *(i for i in ctx.items.targets.values() if i in state.items)]
+    moving = [i for i in loaded if space_of(i, state.items) == r.inlet]  # a kept target is where it was
+    if not moving:
         await _set_port(ctx, r.inlet_gate, False, "transfer in: gate closed")
         await park_inlet_container(ctx)
         return
-    await prepare_process(ctx)  # a no-op unless a restart lost the proof that the chamber is inert
-    await _set_port(ctx, r.inlet_gate, True, "transfer in: open the inlet gate")
+    await _open_to_chamber(ctx, r.inlet_gate, r.process, "transfer in: open the inlet gate")
     for item in moving:
         await _move(ctx, item, r.process, ctx.user, "transfer in")
     await _set_port(ctx, r.inlet_gate, False, "transfer in: close the inlet gate")
@@ -492,17 +505,19 @@ async def take_out(ctx: JobContext, empty: list[str], space: str, user: str) -> 
         await ctx.record("container_out", {"container": box, "space": space, "by": user})
 
 
-def _pump_down(base_pressure_pa: float) -> PhaseBody:
+def _pump_down(base_pressure_pa: float, chamber: str) -> PhaseBody:
     async def run(ctx: JobContext) -> None:
         report = await pump_to_base(
             ctx.ctl.gate,
-            ctx.route.process,
+            chamber,
             base_pressure_pa=base_pressure_pa,
             clock=ctx.clock,
             timeout_s=ctx.config.sequence.base_pressure_timeout_s,
             user=ctx.user,
         )
-        await ctx.record("step_report", {"step": "pump_down", **dataclasses.asdict(report)})
+        await ctx.record(
+            "step_report", {"step": "pump_down", "chamber": chamber, **dataclasses.asdict(report)}
+        )
 
     return run
 
@@ -510,7 +525,7 @@ def _pump_down(base_pressure_pa: float) -> PhaseBody:
 def step_plan(ctx: JobContext, step: EtchStep | DepositStep) -> EtchPlan | LayerPlan:
     """The step's source, power and budget on this line (sequences.layer_plan); a step the line cannot
     run was refused when the batch started, so a refusal here is the line having changed since."""
-    plans, refusals = plan_steps(ctx.recipe, ctx.config, ctx.route.process)
+    plans, refusals = plan_steps(ctx.recipe, ctx.config, ctx.route.chambers)
     plan = plans[ctx.recipe.steps.index(step)]
     if plan is None:
         raise UserError("; ".join(refusals) or f"{ctx.recipe.path}: no plan for {step}")
@@ -523,7 +538,7 @@ def _etch(step: EtchStep) -> PhaseBody:
         assert isinstance(plan, EtchPlan)
         report = await etch(
             ctx.ctl.gate,
-            ctx.route.process,
+            plan.chamber,
             gas=step.gas,
             substrate_temp_c=step.substrate_temp_c,
             duration_s=step.duration_s,
@@ -533,7 +548,9 @@ def _etch(step: EtchStep) -> PhaseBody:
             clock=ctx.clock,
             user=ctx.user,
         )
-        await ctx.record("step_report", {"step": "etch", **dataclasses.asdict(report)})
+        await ctx.record(
+            "step_report", {"step": "etch", "chamber": plan.chamber, **dataclasses.asdict(report)}
+        )
 
     return run
 
@@ -562,7 +579,7 @@ def _deposit(step: DepositStep, phase: str) -> PhaseBody:
         planned = plan if isinstance(plan, LayerPlan) else None
         detail = {
             "step": "deposit", "phase": phase, "layer": step.layer, "method": step.method,
-            "target": step.target, "material": material, "chamber": ctx.route.process,
+            "target": step.target, "material": material, "chamber": plan.chamber,
             "expected_s": planned.expected_s if planned else None,
             "budget_s": planned.budget_s if planned else None,
         }  # fmt: skip
@@ -579,7 +596,7 @@ async def _deposit_layer(ctx: JobContext, step: DepositStep, opening: ShuttersOp
     assert isinstance(plan, LayerPlan)
     return await deposit(
         ctx.ctl.gate,
-        ctx.route.process,
+        plan.chamber,
         source=plan.source,
         material=ctx.recipe.target(step.target).material,
         power_w=plan.power_w,
@@ -646,30 +663,35 @@ async def recover_partial_layer(
             return
 
 
-def _anneal(step: AnnealStep) -> PhaseBody:
+def _anneal(step: AnnealStep, chamber: str) -> PhaseBody:
     async def run(ctx: JobContext) -> None:
         report = await anneal(  # no cooling wait here: in vacuum it takes hours, the back-fill cools
             ctx.ctl.gate,
-            ctx.route.process,
+            chamber,
             temp_c=step.temp_c,
             duration_s=step.duration_s,
             clock=ctx.clock,
             user=ctx.user,
             cool_to_c=None,
         )
-        await ctx.record("step_report", {"step": "anneal", **dataclasses.asdict(report)})
+        await ctx.record("step_report", {"step": "anneal", "chamber": chamber, **dataclasses.asdict(report)})
 
     return run
 
 
 async def fill_process(ctx: JobContext) -> None:
+    """Back-fill the last chamber after the process, and let the substrate cool before it leaves."""
+    await fill_and_cool(ctx, ctx.route.last)
+
+
+async def fill_and_cool(ctx: JobContext, chamber: str) -> None:
     """Back-fill after the process, then let the substrate cool in the gas before anyone handles it."""
-    await prepare_process(ctx)
+    await prepare_chamber(ctx, chamber)
     await wait_for(
         ctx.ctl.gate,
-        lambda s: _cool(s.spaces[ctx.route.process].substrate_temp_c),
+        lambda s: _cool(s.spaces[chamber].substrate_temp_c),
         ctx.wall(COOL_TIMEOUT_S),
-        f"substrate in {ctx.route.process} below {HANDLING_TEMP_C:g} °C",
+        f"substrate in {chamber} below {HANDLING_TEMP_C:g} °C",
     )
 
 
@@ -706,8 +728,7 @@ async def transfer_out(ctx: JobContext) -> None:
     if space_of(base, state.items) == r.outlet:
         await _set_port(ctx, r.outlet_gate, False, "transfer out: gate closed")
         return
-    await prepare_process(ctx)  # a no-op unless a restart lost the proof that the chamber is inert
-    await _set_port(ctx, r.outlet_gate, True, "transfer out: open the outlet gate")
+    await _open_to_chamber(ctx, r.outlet_gate, r.last, "transfer out: open the outlet gate")
     await _move(ctx, base, r.outlet, ctx.user, "transfer out")
     await _set_port(ctx, r.outlet_gate, False, "transfer out: close the outlet gate")
 
@@ -740,6 +761,87 @@ async def unload(ctx: JobContext) -> None:
     await _set_port(ctx, r.outlet_door, False, "unload: close the outer door")
 
 
+# -- from one deposition system to the next ---------------------------------------------------------
+
+
+def _purge_transfer(passage: Passage) -> PhaseBody:
+    async def run(ctx: JobContext) -> None:
+        key = f"{passage.transfer}_purged"
+        if _meets_limits(ctx, passage.transfer) and ctx.notes.get(key):
+            return
+        await purge_until_in_spec(ctx, passage.transfer)
+        ctx.notes[key] = True
+
+    return run
+
+
+def _leave(passage: Passage) -> PhaseBody:
+    async def run(ctx: JobContext) -> None:
+        if electrode_space(ctx) == passage.leaves:
+            await fill_and_cool(ctx, passage.leaves)
+
+    return run
+
+
+def _enter(passage: Passage) -> PhaseBody:
+    async def run(ctx: JobContext) -> None:
+        await prepare_chamber(ctx, passage.enters)
+
+    return run
+
+
+def _travelling(ctx: JobContext, passage: Passage) -> list[str]:
+    """The electrode and the targets whose layers are deposited beyond the chamber left."""
+    state = ctx.state()
+    chambers = ctx.route.chambers
+    beyond = chambers[chambers.index(passage.leaves) + 1 :]
+    where = target_chambers(ctx.recipe, ctx.config, chambers)
+    targets = [i for t, i in ctx.items.targets.items() if where.get(t) in beyond and i in state.items]
+    return [ctx.items.base, *targets]
+
+
+def _pass_through(passage: Passage) -> PhaseBody:
+    """Through the intermediate space: the gate behind closes before the one ahead opens, so the two
+    systems never share their gas, and each gate opens only when the gate's interlocks allow it
+    (both sides inert in spec, pressures matched)."""
+
+    async def run(ctx: JobContext) -> None:
+        p = passage
+        items = ctx.state().items
+        travelling = [i for i in _travelling(ctx, p) if space_of(i, items) in (p.leaves, p.transfer)]
+        if not travelling:
+            await _set_port(ctx, p.enter_gate, False, f"passage: {p.enter_gate} closed")
+            return
+        if not _meets_limits(ctx, p.transfer):  # drifted since its purge: purge again first
+            await purge_until_in_spec(ctx, p.transfer)
+        leaving = [i for i in travelling if space_of(i, items) == p.leaves]
+        if leaving:
+            why = f"passage: open {p.leave_gate} into {p.transfer}"
+            await _open_to_chamber(ctx, p.leave_gate, p.leaves, why)
+            for item in leaving:
+                await _move(ctx, item, p.transfer, ctx.user, f"passage: {p.leaves} into {p.transfer}")
+        await _set_port(ctx, p.leave_gate, False, f"passage: close {p.leave_gate}")
+        await _open_to_chamber(ctx, p.enter_gate, p.enters, f"passage: open {p.enter_gate} into {p.enters}")
+        for item in travelling:
+            await _move(ctx, item, p.enters, ctx.user, f"passage: {p.transfer} into {p.enters}")
+        await _set_port(ctx, p.enter_gate, False, f"passage: close {p.enter_gate}")
+
+    return run
+
+
+def passage_phases(passage: Passage, *, leaving: bool = True) -> list[Phase]:
+    """The electrode from one system into the next; `leaving` False: it is in the transfer chamber."""
+    p = passage
+    leave = Phase(f"leave_{p.leaves}", f"fill {p.leaves} and cool", True, 600.0, _leave(p))
+    through = f"through {p.transfer} into {p.enters}"
+    return [
+        *([leave] if leaving else []),
+        Phase(f"purge_{p.transfer}", f"pump/purge {p.transfer}", True, PURGE_S, _purge_transfer(p)),
+        Phase(f"prepare_{p.enters}", f"fill {p.enters}", True, 300.0, _enter(p)),
+        Phase(f"pass_{p.transfer}", through, True, 2 * TRANSFER_S, _pass_through(p)),
+    ]
+
+
 # -- plans -------------------------------------------------------------------------------------------
 
 PURGE_S = 600.0
@@ -747,19 +849,22 @@ TRANSFER_S = 120.0
 GLOVE_S = 300.0
 
 
-def _layer_estimates(recipe: Recipe, config: LineConfig | None) -> dict[int, float]:
+def _layer_estimates(recipe: Recipe, config: LineConfig | None, route: Route | None) -> dict[int, float]:
     """Expected plant seconds per deposit step on `config` (progress only; none without a line)."""
-    if config is None:
+    if config is None or route is None:
         return {}
-    chambers = config.spaces_of_kind("process_chamber")
-    if not chambers:
-        return {}
-    plans, _ = plan_steps(recipe, config, chambers[0])
+    plans, _ = plan_steps(recipe, config, route.chambers)
     return {i: p.expected_s for i, p in enumerate(plans) if isinstance(p, LayerPlan)}
 
 
 def plan(recipe: Recipe, config: LineConfig | None = None) -> list[Phase]:
-    expected = _layer_estimates(recipe, config)
+    """Every phase of the job on `config`'s route (without a line: one chamber named "process")."""
+    route = route_of(config) if config is not None else None
+    expected = _layer_estimates(recipe, config, route)
+    chambers = route.chambers if route is not None else ("process",)
+    where = step_chambers(recipe, config, chambers) if config is not None else ["process"] * len(recipe.steps)
+    passages = {p.enters: p for p in route.passages} if route is not None else {}
+    at = chambers[0]
     phases = [
         Phase("load", "load through the outer door", True, GLOVE_S, load),
         Phase("purge_inlet", "pump/purge the inlet", True, PURGE_S, purge_inlet),
@@ -768,23 +873,34 @@ def plan(recipe: Recipe, config: LineConfig | None = None) -> list[Phase]:
         Phase("transfer_in", "transfer into the process chamber", True, TRANSFER_S, transfer_in),
     ]
     for n, step in enumerate(recipe.steps, start=1):
+        chamber = where[n - 1] or at  # a step the line cannot place is refused at its start
+        while at != chamber and chambers.index(at) < chambers.index(chamber):
+            passage = passages[chambers[chambers.index(at) + 1]]
+            phases += passage_phases(passage)
+            at = passage.enters
         match step:
             case EtchStep():
                 phases.append(
-                    Phase(f"pump_down_{n}", "pump to base pressure", True, 1800.0, _pump_down(1.33e-4))
+                    Phase(f"pump_down_{n}", "pump to base pressure", True, 1800.0, _pump_down(1.33e-4, at))
                 )
                 phases.append(
                     Phase(f"etch_{n}", f"etch ({step.gas})", False, step.duration_s + 300.0, _etch(step))
                 )
             case DepositStep():
                 title = f"pump to {step.base_pressure_pa:.1e} Pa"
-                phases.append(Phase(f"pump_down_{n}", title, True, 1800.0, _pump_down(step.base_pressure_pa)))
+                phases.append(
+                    Phase(f"pump_down_{n}", title, True, 1800.0, _pump_down(step.base_pressure_pa, at))
+                )
                 estimate = expected.get(n - 1, step.thickness_um * 1000.0 / 0.3) + 300.0
                 title = f"deposit {step.layer} by {step.method.replace('_', ' ')}"
                 phases.append(Phase(f"deposit_{n}", title, False, estimate, _deposit(step, f"deposit_{n}")))
             case AnnealStep():
                 title = f"anneal at {step.temp_c:g} °C"
-                phases.append(Phase(f"anneal_{n}", title, False, step.duration_s + 900.0, _anneal(step)))
+                phases.append(Phase(f"anneal_{n}", title, False, step.duration_s + 900.0, _anneal(step, at)))
+    while route is not None and at != route.last:  # nothing more to deposit: on through to the outlet
+        passage = passages[chambers[chambers.index(at) + 1]]
+        phases += passage_phases(passage)
+        at = passage.enters
     return phases + unload_phases()
 
 
@@ -838,7 +954,15 @@ def reject_plan(route: Route, where: str | None) -> list[Phase]:
         return []
     if where == route.inlet:  # also one antechamber serving as both: back into its own box, and out
         return [Phase("reject_return", "return to the room through the inlet", True, GLOVE_S, return_to_room)]
-    phases = unload_phases()
+    phases: list[Phase] = []
+    ahead = False  # the electrode leaves a chamber behind it forwards: the outlet is at the far end
+    for passage in route.passages:
+        if where == passage.leaves:
+            ahead = True
+        if ahead or where == passage.transfer:
+            phases += passage_phases(passage, leaving=ahead)
+            ahead = True
+    phases += unload_phases()
     if where == route.outlet:
         phases = [p for p in phases if p.name not in ("fill_process", "transfer_out")]
     return [dataclasses.replace(p, name=f"reject_{p.name}", title=f"reject: {p.title}") for p in phases]

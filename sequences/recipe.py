@@ -19,6 +19,7 @@ lithium is bare in the gas: a lithium base at loading, or a lithium layer left u
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -116,6 +117,7 @@ class EtchStep:
     duration_s: float
     power_w: float | None = None  # None: the line's ion source default
     process_pressure_pa: float = DEFAULT_ETCH_PRESSURE_PA
+    chamber: str | None = None  # the process chamber (deposition system) it runs in; None: the line picks
     kind: Literal["etch"] = "etch"
 
 
@@ -136,6 +138,7 @@ class DepositStep:
     substrate_bias_v: float | None = None  # ion plating: needs a substrate bias supply on the line
     fluence_j_cm2: float | None = None  # laser ablation
     pulse_rate_hz: float | None = None  # laser ablation
+    chamber: str | None = None  # the process chamber (deposition system) it runs in; None: the line picks
     kind: Literal["deposit"] = "deposit"
 
 
@@ -143,6 +146,7 @@ class DepositStep:
 class AnnealStep:
     temp_c: float
     duration_s: float
+    chamber: str | None = None  # the process chamber (deposition system) it runs in; None: the line picks
     kind: Literal["anneal"] = "anneal"
 
 
@@ -326,9 +330,26 @@ def _read_steps(
         else:
             steps.append((reader, None))
             continue
+        chamber = _read_chamber(reader, out)
         out.get(reader.finish)
+        if step is not None and chamber is not None:
+            step = dataclasses.replace(step, chamber=chamber)
         steps.append((reader, step))
     return steps
+
+
+def _read_chamber(reader: TableReader, out: _Violations) -> str | None:
+    """A step may name the deposition system it runs in (a line with two: the process chamber's name);
+    whether the line has it is `recipe check --config`'s question (sequences.layer_plan)."""
+    if not reader.has("chamber"):
+        return None
+    name = out.get(lambda: reader.text("chamber"))
+    if name is not None and not (0 < len(name) <= 64 and all(c.isalnum() or c in "_-." for c in name)):
+        out.add(
+            reader.field("chamber"), name, "a process chamber's name: 1..64 letters, digits, '_', '-', '.'"
+        )
+        return None
+    return name
 
 
 def _read_etch(reader: TableReader, out: _Violations) -> EtchStep | None:

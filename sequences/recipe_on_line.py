@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 from controller.config.line_config import LineConfig
 from controller.errors import UserError
-from sequences.layer_plan import EtchPlan, LayerPlan, duration_text, plan_steps
+from sequences.layer_plan import EtchPlan, LayerPlan, duration_text, plan_steps, step_chambers
+from sequences.line_route import chambers_in_order
 from sequences.recipe import DRY_AIR, AnnealStep, DepositStep, EtchStep, Recipe
 
 UNHEATED_BELOW_C = 40.0  # DESIGN §2: room temperature, an unheated substrate, is below 40 °C
@@ -55,20 +56,15 @@ class RecipeOnLine:
         return shown
 
 
-def process_chamber_of(config: LineConfig) -> str:
-    chambers = config.spaces_of_kind("process_chamber")
-    if not chambers:
-        raise UserError(f"{config.path}: the line has no process chamber")
-    return chambers[0]
-
-
 def check_recipe_on_line(recipe: Recipe, config: LineConfig) -> RecipeOnLine:
-    """The recipe's plan on `config`; `RecipeDoesNotFitLine` lists every mismatch, one line each."""
-    chamber = process_chamber_of(config)
-    refusals = _gas_refusals(recipe, config, chamber)
-    plans, layer_refusals = plan_steps(recipe, config, chamber)
-    refusals += layer_refusals
-    refusals += _heater_refusals(recipe, config, chamber)
+    """The recipe's plan on `config`; `RecipeDoesNotFitLine` lists every mismatch, one line each.
+
+    On a line with two deposition systems each step is held against the chamber it will run in."""
+    chambers = chambers_in_order(config)
+    plans, layer_refusals = plan_steps(recipe, config, chambers)
+    where = step_chambers(recipe, config, chambers)
+    refusals = _gas_refusals(recipe, config, where) + layer_refusals
+    refusals += _heater_refusals(recipe, config, where)
     if refusals:
         raise RecipeDoesNotFitLine(refusals)
     return RecipeOnLine(recipe, tuple(plans))
@@ -80,7 +76,7 @@ def _supplies_text(config: LineConfig) -> str:
     return f"gas_supplies{'' if written else ' (none given: the standard Ar supply)'}: {listed}"
 
 
-def _gas_refusals(recipe: Recipe, config: LineConfig, chamber: str) -> list[str]:
+def _gas_refusals(recipe: Recipe, config: LineConfig, chambers: list[str | None]) -> list[str]:
     out: list[str] = []
     where = f"{config.path}: {_supplies_text(config)}"
     gases = [recipe.gas] if recipe.gas == DRY_AIR else recipe.gas.split("+")
@@ -99,8 +95,10 @@ def _gas_refusals(recipe: Recipe, config: LineConfig, chamber: str) -> list[str]
                 f"{recipe.path}: gas_purity_percent = {recipe.gas_purity_percent:g}: the line's {gas} "
                 f"supply is {best:g} % ({where})"
             )
-    process_gas, mfc_field = _process_gas(config, chamber)
-    for index, step in enumerate(recipe.steps):
+    for index, (step, chamber) in enumerate(zip(recipe.steps, chambers, strict=True)):
+        if chamber is None:  # refused by the layer plan already
+            continue
+        process_gas, mfc_field = _process_gas(config, chamber)
         if isinstance(step, EtchStep):
             fed = any(s.gas == step.gas and chamber in s.feeds for s in config.gas_supplies)
             if not fed:
@@ -125,10 +123,25 @@ def _gas_refusals(recipe: Recipe, config: LineConfig, chamber: str) -> list[str]
     return out
 
 
-def _heater_refusals(recipe: Recipe, config: LineConfig, chamber: str) -> list[str]:
-    """Every substrate and heat-treatment temperature of the recipe within the range the chamber's
+def _heater_refusals(recipe: Recipe, config: LineConfig, where: list[str | None]) -> list[str]:
+    """Every substrate and heat-treatment temperature of the recipe within the range its chamber's
     substrate heater holds (its `params.min_c`/`max_c`): a setpoint the heater cannot reach would
-    otherwise be found out at run time, with the electrode already in the chamber."""
+    otherwise be found out at run time, with the electrode already in the chamber. A step with no
+    chamber is refused by the layer plan already."""
+    out: list[str] = []
+    for number, (step, chamber) in enumerate(zip(recipe.steps, where, strict=True)):
+        if chamber is None:
+            continue
+        key, temp = (
+            ("temp_c", step.temp_c)
+            if isinstance(step, AnnealStep)
+            else ("substrate_temp_c", step.substrate_temp_c)
+        )
+        out += _heater_refusal(recipe, config, chamber, f"steps[{number}].{key}", temp)
+    return out
+
+
+def _heater_refusal(recipe: Recipe, config: LineConfig, chamber: str, field: str, temp: float) -> list[str]:
     found = [
         (index, device)
         for index, device in enumerate(config.devices)
@@ -136,30 +149,22 @@ def _heater_refusals(recipe: Recipe, config: LineConfig, chamber: str) -> list[s
         and device.space == chamber
         and device.params.get("heater") == "substrate"
     ]
-    out: list[str] = []
-    for number, step in enumerate(recipe.steps):
-        key, temp = (
-            ("temp_c", step.temp_c)
-            if isinstance(step, AnnealStep)
-            else ("substrate_temp_c", step.substrate_temp_c)
-        )
-        field = f"steps[{number}].{key}"
-        if not found:
-            if temp >= UNHEATED_BELOW_C:
-                out.append(
-                    f"{recipe.path}: {field} = {temp:g}: {chamber} has no substrate heater "
-                    f"({config.path}: no temperature_controller with heater = 'substrate' in {chamber})"
-                )
-            continue
-        index, heater = found[0]
-        low, high = float(heater.params["min_c"]), float(heater.params["max_c"])
-        if temp > high or temp < low:
-            bound = "max_c" if temp > high else "min_c"
-            out.append(
-                f"{recipe.path}: {field} = {temp:g}: outside the range of {chamber}'s substrate heater "
-                f"{low:g}..{high:g} °C ({config.path}: devices[{index}].params.{bound} ({heater.name}))"
-            )
-    return out
+    if not found:
+        if temp < UNHEATED_BELOW_C:
+            return []
+        return [
+            f"{recipe.path}: {field} = {temp:g}: {chamber} has no substrate heater "
+            f"({config.path}: no temperature_controller with heater = 'substrate' in {chamber})"
+        ]
+    index, heater = found[0]
+    low, high = float(heater.params["min_c"]), float(heater.params["max_c"])
+    if low <= temp <= high:
+        return []
+    bound = "max_c" if temp > high else "min_c"
+    return [
+        f"{recipe.path}: {field} = {temp:g}: outside the range of {chamber}'s substrate heater "
+        f"{low:g}..{high:g} °C ({config.path}: devices[{index}].params.{bound} ({heater.name}))"
+    ]
 
 
 def _process_gas(config: LineConfig, chamber: str) -> tuple[str, str]:

@@ -39,6 +39,7 @@ from sim_hardware.plant import (
     item_traffic_spec,
     process_chamber_parts,
     q_mbar_l_s_cm2,
+    transfer_chamber_parts,
 )
 from sim_hardware.signal_faults import SignalFaults
 
@@ -65,6 +66,8 @@ def plant_spec(config: LineConfig) -> LineSpec:
         }
         if space.kind == "antechamber":
             parts.append(antechamber_parts(space.name, rough_pump_m3_h=space.rough_pump_m3_h, **common))
+        elif space.kind == "transfer_chamber":
+            parts.append(transfer_chamber_parts(space.name, rough_pump_m3_h=space.rough_pump_m3_h, **common))
         else:
             prefix = "" if len(chambers) <= 1 else f"{space.name}."
             parts.append(

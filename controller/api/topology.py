@@ -110,7 +110,7 @@ def topology_view(config: LineConfig, travel_timeout_s: float) -> TopologyView:
             name=s.name,
             kind=s.kind,
             label=space_label(s.name, s.kind),
-            pump="rough" if s.kind == "antechamber" else "backing",
+            pump="rough" if s.rough_pumped else "backing",
             turbo="pfeiffer_turbo" in families[s.name],
             valves=[v for v in VALVES if v != "turbo_gate" or s.kind == "process_chamber"],
             gauges=gauges[s.name],

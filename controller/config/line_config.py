@@ -28,7 +28,9 @@ from drivers.remote_io import IoPoints, line_points
 from drivers.transport import parse_url
 
 ROOM = "room"
-SPACE_KINDS = ("antechamber", "process_chamber")
+# a transfer_chamber is the method's intermediate inert space between two deposition systems: gate valves
+# to both, its own rough pump, gas fill, vent and atmosphere sensing, and no door to the room
+SPACE_KINDS = ("antechamber", "process_chamber", "transfer_chamber")
 PORT_KINDS = ("outer_door", "inner_door", "gate_valve")
 FAMILIES = (
     "tpg36x",
@@ -85,6 +87,11 @@ class SpaceConfig:
     outgassing_q1h_mbar_l_s_cm2: float
     rough_pump_m3_h: float
     turbo_speed_l_s: float = 0.0
+
+    @property
+    def rough_pumped(self) -> bool:
+        """Antechambers and transfer chambers have a rough pump of their own; a chamber a backing pump."""
+        return self.kind != "process_chamber"
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +234,7 @@ class LineConfig:
             antechambers=self.spaces_of_kind("antechamber"),
             gate_valves=[p.name for p in self.ports if p.kind != "outer_door"],
             process_chambers=dict.fromkeys(chambers, sources),
+            transfer_chambers=self.spaces_of_kind("transfer_chamber"),
         )
 
 
@@ -253,8 +261,9 @@ def _parse(root: TableReader) -> LineConfig:
     _unique(root, "spaces", space_names)
     if not spaces:
         raise root.fail("spaces", [], "at least one [[spaces]] table is required")
-    ports = tuple(_port(t, space_names) for t in root.table_list("ports"))
+    ports = tuple(_port(t, spaces) for t in root.table_list("ports"))
     _unique(root, "ports", [p.name for p in ports])
+    _check_transfer_chambers(root, spaces, ports)
     links_table = root.table_reader("links")
     links = {key: _link(links_table.table_reader(key), key) for key in list(links_table.table)}
     links_table.finish()
@@ -449,6 +458,8 @@ def _space(t: TableReader) -> SpaceConfig:
     )
     if kind == "process_chamber" and space.turbo_speed_l_s <= 0:
         raise t.fail("turbo_speed_l_s", space.turbo_speed_l_s, "a process chamber needs a turbo: > 0")
+    if kind == "transfer_chamber" and space.turbo_speed_l_s > 0:
+        raise t.fail("turbo_speed_l_s", space.turbo_speed_l_s, "a transfer chamber is rough-pumped: 0")
     t.finish()
     return space
 
@@ -474,17 +485,46 @@ def _name(t: TableReader, key: str) -> str:
     return value
 
 
-def _port(t: TableReader, spaces: list[str]) -> PortConfig:
+def _port(t: TableReader, spaces: tuple[SpaceConfig, ...]) -> PortConfig:
     name = _name(t, "name")
     kind = t.text("kind", choices=PORT_KINDS)
     between = t.text_list("between")
-    allowed = [*spaces, ROOM]
+    allowed = [*(s.name for s in spaces), ROOM]
     if len(between) != 2 or between[0] == between[1] or any(b not in allowed for b in between):
         raise t.fail("between", between, f"two different names from {', '.join(allowed)}")
     if (kind == "outer_door") != (ROOM in between):
         raise t.fail("kind", kind, "an outer_door, and only an outer_door, opens to the room")
+    kinds = {s.name: s.kind for s in spaces}
+    if any(kinds.get(b) == "transfer_chamber" for b in between) and ROOM in between:
+        raise t.fail("between", between, "a transfer_chamber has no door to the room (it stays inert)")
+    if all(kinds.get(b) == "process_chamber" for b in between):
+        raise t.fail(
+            "between",
+            between,
+            "not two process chambers: two deposition systems are joined through a transfer_chamber "
+            "(the method's intermediate inert space), each with its own gate valve",
+        )
     t.finish()
     return PortConfig(name, kind, (between[0], between[1]))
+
+
+def _check_transfer_chambers(
+    root: TableReader, spaces: tuple[SpaceConfig, ...], ports: tuple[PortConfig, ...]
+) -> None:
+    """A transfer chamber is there to pass the electrode from one deposition system to the next:
+    exactly two gate valves, each to a process chamber (two different ones)."""
+    kinds = {s.name: s.kind for s in spaces}
+    for index, space in enumerate(spaces):
+        if space.kind != "transfer_chamber":
+            continue
+        joined = [next(b for b in p.between if b != space.name) for p in ports if space.name in p.between]
+        if len(joined) != 2 or len(set(joined)) != 2 or any(kinds[j] != "process_chamber" for j in joined):
+            raise root.fail(
+                f"spaces[{index}].kind",
+                space.kind,
+                f"a transfer_chamber joins two process chambers, one gate valve each; "
+                f"{space.name} has ports to {', '.join(joined) or 'nothing'}",
+            )
 
 
 def _link(t: TableReader, key: str) -> LinkConfig:

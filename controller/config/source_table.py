@@ -9,8 +9,13 @@ it is looked up by the layer's material first, then by its layer class (`lithium
 usually has. A pulsed laser's power is fluence x spot area x pulse rate.
 
 A configuration without `[[sources]]` gets `standard_sources(chamber)` for every process chamber: the
-standard rack of devices.md §0 with the figures below, prefixed by the chamber's name when the line
-has more than one chamber (as the simulator and the remote I/O name them).
+standard rack of devices.md §0 with the figures below. A source's name is its slot on the chamber's
+rack (what the controller writes to), so two chambers both have a `dc_sputter`; the chamber tells
+them apart.
+
+With two deposition systems, each chamber's entries say what that system can do (a lithium system
+with its evaporator and sputter cathode, an electrolyte system with its RF cathode and laser), and a
+recipe's layers go to the chamber whose sources serve them (sequences.layer_plan).
 """
 
 from __future__ import annotations
@@ -90,15 +95,14 @@ _STANDARD: tuple[SourceEntry, ...] = (
 )  # fmt: skip
 
 
-def standard_sources(chamber: str, prefix: str = "") -> tuple[SourceEntry, ...]:
-    return tuple(dataclasses.replace(s, name=f"{prefix}{s.name}", chamber=chamber) for s in _STANDARD)
+def standard_sources(chamber: str) -> tuple[SourceEntry, ...]:
+    return tuple(dataclasses.replace(s, chamber=chamber) for s in _STANDARD)
 
 
 def read_sources(readers: list[TableReader], chambers: list[str]) -> tuple[SourceEntry, ...]:
     """`[[sources]]` as written; absent, the standard rack in every chamber."""
     if not readers:
-        prefix = len(chambers) > 1
-        return tuple(e for c in chambers for e in standard_sources(c, f"{c}." if prefix else ""))
+        return tuple(e for c in chambers for e in standard_sources(c))
     return tuple(_entry(t, chambers) for t in readers)
 
 

@@ -65,8 +65,8 @@ def io_point(config: LineConfig, action: SetValve | SetPort | SetPump | SetShutt
         case SetPort(port=port):
             return io_point_of_port(port)
         case SetPump(space=space):
-            kind = next(s.kind for s in config.spaces if s.name == space)
-            return f"{space}.rough_pump" if kind == "antechamber" else f"{space}.backing_pump"
+            rough = next(s.rough_pumped for s in config.spaces if s.name == space)
+            return f"{space}.rough_pump" if rough else f"{space}.backing_pump"
         case SetShutter(space=space, shutter=shutter):
             return f"{space}.substrate_shutter" if shutter == "substrate" else f"{space}.shutter_{shutter}"
     raise NoActuator(f"no remote I/O point for {action}")

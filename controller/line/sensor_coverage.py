@@ -15,7 +15,12 @@ from controller.config.line_config import LineConfig
 from controller.errors import one_line
 from controller.line.state import LineReadings
 
-ITEMS_OPEN_IN = ("antechamber",)  # glove work: containers are opened and closed there (DESIGN.md §1)
+# where unsealed air-sensitive items are by design: containers are opened and closed by glove work in an
+# antechamber (DESIGN.md §1); the electrode crosses a transfer chamber between two deposition systems
+EXPOSED_BY_DESIGN = {
+    "antechamber": "containers are opened here",
+    "transfer_chamber": "the unsealed electrode passes through here",
+}
 
 
 def atmosphere_blind_spots(config: LineConfig) -> list[str]:
@@ -29,9 +34,10 @@ def atmosphere_blind_spots(config: LineConfig) -> list[str]:
                 f"{where}: no gauge reads its pressure (a tpg36x channel or a glovebox controller): "
                 "its atmosphere is always unknown, so no exposed item may ever enter it"
             )
-        elif space.kind in ITEMS_OPEN_IN and space.name not in readings.frost:
+        elif space.kind in EXPOSED_BY_DESIGN and space.name not in readings.frost:
+            why = EXPOSED_BY_DESIGN[space.kind]
             found.append(
-                f"{where}: containers are opened here but no dew-point transmitter measures it: it counts "
+                f"{where}: {why} but no dew-point transmitter measures it: it counts "
                 f"as inert only from its purge history ({config.limits.inert_purge_margin:g}x margin), "
                 "never from a measured frost point"
             )

@@ -233,7 +233,7 @@ def build_line_state(
             for v in VALVES
             if v != "turbo_gate" or space.kind == "process_chamber"
         }
-        pump_point = f"{name}.rough_pump" if space.kind == "antechamber" else f"{name}.backing_pump"
+        pump_point = f"{name}.rough_pump" if space.rough_pumped else f"{name}.backing_pump"
         pump_running = _flag(snapshot, io, f"{pump_point}.running", limits, now_mono)
         outer_open = any(
             p.kind == "outer_door"

@@ -54,6 +54,12 @@ ANTECHAMBER_TRANSITIONS: list[Transition] = [
     {"trigger": "reset", "source": "fault", "dest": "sealed"},
 ]
 
+# the intermediate inert space between two deposition systems: an antechamber without a door to the room
+TRANSFER_STATES = [s for s in ANTECHAMBER_STATES if s != "vented"]
+TRANSFER_TRANSITIONS: list[Transition] = [
+    t for t in ANTECHAMBER_TRANSITIONS if t["trigger"] not in ("close_outer_door", "open_outer_door")
+]
+
 PROCESS_STATES = [
     "idle",
     "pumping",
@@ -84,6 +90,7 @@ PROCESS_TRANSITIONS: list[Transition] = [
 TABLES: dict[str, tuple[list[str], list[Transition], str]] = {
     "antechamber": (ANTECHAMBER_STATES, ANTECHAMBER_TRANSITIONS, "sealed"),
     "process_chamber": (PROCESS_STATES, PROCESS_TRANSITIONS, "idle"),
+    "transfer_chamber": (TRANSFER_STATES, TRANSFER_TRANSITIONS, "sealed"),
 }
 
 

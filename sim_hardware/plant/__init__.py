@@ -55,6 +55,7 @@ from sim_hardware.plant.spec import (
     q_mbar_l_s_cm2,
     shared_antechamber_line_spec,
     standard_line_spec,
+    transfer_chamber_parts,
     two_chamber_line_spec,
 )
 from sim_hardware.plant.thermal import Heater
@@ -116,5 +117,6 @@ __all__ = [
     "q_mbar_l_s_cm2",
     "shared_antechamber_line_spec",
     "standard_line_spec",
+    "transfer_chamber_parts",
     "two_chamber_line_spec",
 ]

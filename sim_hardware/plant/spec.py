@@ -19,8 +19,9 @@ Standard line (`standard_line_spec()`), all at room air and 1 atm at t = 0:
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from sim_hardware.plant.gas import PA_M3_S_M2_PER_MBAR_L_S_CM2
 from sim_hardware.plant.humidity import STANDARD_ATMOSPHERE_PA
@@ -389,6 +390,14 @@ def antechamber_parts(
     )
 
 
+def transfer_chamber_parts(name: str, **parts: Any) -> LineParts:
+    """The method's intermediate inert space between two deposition systems: an antechamber's rough
+    pump, vent, gas fill and purifier with its O2/H2O sensing, and no door to the room (its gate
+    valves to the two chambers are the line's openings)."""
+    ante = antechamber_parts(name, **parts)
+    return dataclasses.replace(ante, openings=tuple(o for o in ante.openings if o.name != f"{name}.outer"))
+
+
 def process_chamber_parts(
     name: str,
     *,
@@ -564,15 +573,18 @@ def shared_antechamber_line_spec() -> LineSpec:
 
 
 def two_chamber_line_spec() -> LineSpec:
-    """Lithium film in process1, electrolyte in process2, joined by a transfer gate valve."""
+    """Lithium film in process1, electrolyte in process2, joined through the intermediate inert
+    transfer space with a gate valve on each side (the method's two deposition systems)."""
     return combine(
         antechamber_parts("inlet"),
         process_chamber_parts("process1", prefix="process1."),
+        transfer_chamber_parts("transfer"),
         process_chamber_parts("process2", prefix="process2."),
         antechamber_parts("outlet"),
         extra_openings=(
             gate_between("inlet_gate", "inlet", "process1"),
-            gate_between("transfer_gate", "process1", "process2"),
+            gate_between("transfer_gate1", "process1", "transfer"),
+            gate_between("transfer_gate2", "transfer", "process2"),
             gate_between("outlet_gate", "process2", "outlet"),
         ),
     )

@@ -73,6 +73,7 @@ class Rig:
     config: LineConfig
     folder: Path
     speed: float = 1000.0
+    recipes: dict[str, str] = dataclasses.field(default_factory=dict)  # file name -> text, beside the queue
     sim: SimLine | None = None
     started: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
     # called when the line asks for glove work whose key ends with the given name: a test acts at a
@@ -110,6 +111,8 @@ class Rig:
         """A queue file next to the rig's recipes (`thin.toml` is always there)."""
         if not (self.folder / "thin.toml").exists():
             self.file("thin.toml", THIN)
+        for file, text in self.recipes.items():
+            self.file(file, text)
         return self.file(name, jobs)
 
     def desk(self, *, simulated: bool = True) -> OperatorDesk:
@@ -161,6 +164,10 @@ class Rig:
         finally:
             await historian.stop()
 
+    async def exposure_record(self, item: str) -> ExposureRecord | None:
+        record, _inventory = await self.records(item)
+        return record
+
     async def certificate(self, run: str) -> RunReport:
         """The certificate of a job or batch, gathered from the records as `depline report` does."""
         async with Historian.reader(self.config.database.url, line=self.config.name) as historian:
@@ -179,6 +186,13 @@ class Rig:
     async def jobs(self, batch_id: str) -> list[JobRow]:
         async with BatchStore(self.config.database.url, line=self.config.name) as store:
             return await store.jobs(batch_id)
+
+
+def rig_on(line_file: str | None, folder: Path, *, speed: float = 500.0, **recipes: str) -> Rig:
+    """A rig on a shipped line (`None`: the embedded standard line) with its own SQLite database;
+    `recipes` are written beside the queue (keyword: the file's stem)."""
+    config = line_config(folder, None if line_file is None else LINES / line_file)
+    return Rig(config, folder, speed, {f"{stem}.toml": text for stem, text in recipes.items()})
 
 
 def kinds(events: list[dict[str, object]], kind: str) -> list[dict[str, object]]:

@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 from controller.config.line_config import load_line_config
 from sequences.job_record import OUTCOME_RANK, decisions, record_findings, worst
 from sequences.job_runner import checkpoint_in
-from sequences.production import plan, reject_plan, route_of
+from sequences.line_route import route_of
+from sequences.production import plan, reject_plan
 from sequences.recipe import parse_recipe
 from tests.sequences.test_production import THIN_ANNEALED
 

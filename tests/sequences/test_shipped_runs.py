@@ -18,7 +18,7 @@ import pytest
 
 from controller.config.line_config import load_line_config
 from sequences.batch_queue import load_queue, parse_queue
-from sequences.production import route_of
+from sequences.line_route import route_of
 from sequences.recipe import DepositStep
 from tests.sequences.rig import LINES, ROOT, Rig, kinds, line_config
 

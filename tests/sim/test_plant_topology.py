@@ -51,9 +51,12 @@ def test_shared_antechamber_line() -> None:
     assert plant.doors["antechamber_gate"].is_open
 
 
-def test_two_process_chambers() -> None:
+def test_two_process_chambers_joined_through_the_transfer_space() -> None:
     plant = Plant.from_spec(two_chamber_line_spec())
-    assert {"process1", "process2"} <= set(plant.spaces)
+    assert {"process1", "transfer", "process2"} <= set(plant.spaces)
+    assert "transfer.outer" not in plant.doors  # the intermediate space has no door to the room
+    assert {"transfer.rough", "transfer.vent", "transfer.gas_fill"} <= set(plant.valves)
+    assert "transfer" in plant.gloveboxes  # its purifier, whose O2 and H2O the controller reads
     assert {"process1.substrate", "process2.substrate"} <= set(plant.heaters)
     assert set(plant.substrates) == {"process1", "process2"}
     with pytest.raises(LookupError, match="pick one by name"):
@@ -63,11 +66,12 @@ def test_two_process_chambers() -> None:
     plant.advance(300.0)
     assert plant.spaces["process1"].pressure_pa < 100.0
     assert plant.spaces["process2"].pressure_pa > 100_000.0
-    plant.doors["transfer_gate"].open = True
+    plant.doors["transfer_gate1"].open = True
     plant.advance(30.0)
     assert plant.spaces["process1"].pressure_pa == pytest.approx(
-        plant.spaces["process2"].pressure_pa, rel=1e-3
+        plant.spaces["transfer"].pressure_pa, rel=1e-3
     )
+    assert plant.spaces["process2"].pressure_pa > 100_000.0  # the far gate is closed
 
 
 def test_a_line_built_from_parts_with_the_room_on_either_side() -> None:
