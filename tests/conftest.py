@@ -9,8 +9,12 @@ import gc
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from bench.postgres_cluster import PgCluster
 
 
 def _open_fds() -> set[str]:
@@ -64,3 +68,19 @@ def chromium_path() -> str:
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: `make system-packages` installs Debian's chromium")
     return CHROMIUM
+
+
+@pytest.fixture(scope="module")
+def pg() -> Iterator[PgCluster]:
+    """A real PostgreSQL cluster of the module's own on a free port, destroyed after it; skipped only
+    where the machine has no PostgreSQL server binaries (`unavailable_reason` names what is missing)."""
+    from bench.postgres_cluster import PgCluster, unavailable_reason
+
+    if (reason := unavailable_reason()) is not None:
+        pytest.skip(reason)
+    cluster = PgCluster()
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.destroy()

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from bench.postgres_cluster import PgCluster, unavailable_reason
+from bench.postgres_cluster import PgCluster
 from controller.errors import UserError
 from controller.flight_recorder.importing import import_export
 from tests.sequences.test_production import THIN_ANNEALED
@@ -186,19 +185,6 @@ def test_a_service_run_exported_over_its_batch_loads_to_their_union(
     timelines = [cli("timeline", *sqlite_url(db), run_id, "--json").stdout for db in (night.db, target)]
     assert timelines[0].splitlines() == timelines[1].splitlines()
     assert len(timelines[0].splitlines()) >= len(source_answers["timeline"])
-
-
-@pytest.fixture(scope="module")
-def pg() -> Iterator[PgCluster]:
-    reason = unavailable_reason()
-    if reason is not None:
-        pytest.skip(reason)
-    cluster = PgCluster()
-    try:
-        cluster.start()
-        yield cluster
-    finally:
-        cluster.destroy()
 
 
 async def row_counts(url: str) -> dict[str, int]:

@@ -17,7 +17,7 @@ import re
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ import httpx
 import pytest
 
 from bench.mosquitto_broker import MosquittoBroker
-from bench.postgres_cluster import PgCluster, unavailable_reason
+from bench.postgres_cluster import PgCluster
 from controller.historian.store import Historian
 from tests.sequences.test_production import THIN_ANNEALED
 
@@ -46,19 +46,6 @@ BROKER_USERS = {"depline-line1": "l1-pw", "depline-line2": "l2-pw", "scada": "sc
 LINE2_COMMANDER = "\nuser scada-line2\ntopic read depline/#\ntopic write depline/line2/cmd/+\n"
 VENT_CLOSED = {"type": "SetValve", "space": "outlet", "valve": "vent", "open": False}
 pytestmark = [pytest.mark.heavy, pytest.mark.timeout(900)]
-
-
-@pytest.fixture(scope="module")
-def pg() -> Iterator[PgCluster]:
-    reason = unavailable_reason()
-    if reason is not None:
-        pytest.skip(reason)
-    cluster = PgCluster()
-    try:
-        cluster.start()
-        yield cluster
-    finally:
-        cluster.destroy()
 
 
 @pytest.fixture

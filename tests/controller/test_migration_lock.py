@@ -11,32 +11,18 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
-import pytest
 from alembic import command
 from sqlalchemy.pool import NullPool
 
-from bench.postgres_cluster import PgCluster, unavailable_reason
+from bench.postgres_cluster import PgCluster
 from controller.historian.migration_lock import LOCK_FILE_SUFFIX, MIGRATION_LOCK_KEY
 from controller.historian.schema import make_engine
 from controller.historian.upgrade import alembic_config, ensure_schema, head_revision
 
 WAIT_S = 90.0
-
-
-@pytest.fixture(scope="module")
-def pg() -> Iterator[PgCluster]:
-    if (reason := unavailable_reason()) is not None:
-        pytest.skip(reason)
-    cluster = PgCluster()
-    try:
-        cluster.start()
-        yield cluster
-    finally:
-        cluster.destroy()
 
 
 def _upgrades(url: str, cwd: Path) -> list[subprocess.Popen[str]]:
