@@ -69,6 +69,7 @@ class Rejudgement:
     commands_judged: int = 0
     instants_watched: int = 0
     samples_replayed: int = 0
+    instants_skipped: int = 0  # instants whose inputs had not changed: today's wish was the one before
     disagreements: list[Disagreement] = field(default_factory=list)
 
 
@@ -120,19 +121,17 @@ class Replay:
         self.model = LineModel(config)
         self.io = self.model.readings.io
         self.channels = channels
-        self.snapshot: dict[tuple[str, str], Reading] = {}
+        self.latest: dict[int, SampleRow] = {}  # each channel's last sample, turned into a reading when asked
+        self.made: dict[int, tuple[SampleRow, tuple[str, str], Reading]] = {}
         self.overlay: dict[tuple[str, str], Reading] = {}
         self.qualities = {q.value: q for q in Quality}
         recording = config.recording
         self.hold_s = recording.heartbeat_s * 1.5 if recording.deadband else config.limits.stale_after_s
+        self.stale_after_s = config.limits.stale_after_s
 
     def apply_sample(self, row: SampleRow) -> None:
-        device, channel, unit = self.channels.get(row.channel_id, ("", "", ""))
-        if not device:
-            return
-        quality = self.qualities.get(row.quality, Quality.ERROR)
-        number = math.nan if row.value is None else row.value
-        self.snapshot[(device, channel)] = Reading(number, unit, quality, row.ts, row.ts)
+        if row.channel_id in self.channels:
+            self.latest[row.channel_id] = row
 
     def apply_command(self, ts: float, action: Action) -> None:
         self.overlay.update(written_outputs(self.model, self.io, action, ts, ts))
@@ -140,24 +139,66 @@ class Replay:
     def set_items(self, items: dict[str, Item]) -> None:
         self.model.items = dict(items)
 
-    def state(self, ts: float) -> LineState:
-        # The records hold a reading until the next one (deadband recording stores a channel only when it
-        # moves, its quality changes or its heartbeat is due): within the hold it is what the live
-        # controller read at `ts`; past it, nothing was recorded and the reading ages as it would have.
-        merged = dict(self.snapshot)
+    def snapshot(self) -> dict[tuple[str, str], Reading]:
+        """The latest sample of every channel as the reading the live controller held."""
+        out: dict[tuple[str, str], Reading] = {}
+        for channel_id, row in self.latest.items():
+            made = self.made.get(channel_id)
+            if made is None or made[0] is not row:
+                device, channel, unit = self.channels[channel_id]
+                quality = self.qualities.get(row.quality, Quality.ERROR)
+                number = math.nan if row.value is None else row.value
+                made = (row, (device, channel), Reading(number, unit, quality, row.ts, row.ts))
+                self.made[channel_id] = made
+            out[made[1]] = made[2]
+        return out
+
+    def merged(self) -> dict[tuple[str, str], Reading]:
+        merged = self.snapshot()
         for key, written in self.overlay.items():  # the gate's rule: the newer of poll and write
             polled = merged.get(key)
             if polled is None or polled.ts < written.ts:
                 merged[key] = written
+        return merged
+
+    def inputs(self, merged: dict[tuple[str, str], Reading], ts: float) -> tuple[Any, ...]:
+        """Everything the line state at `ts` is computed from, but the atmosphere memory and the
+        items: each reading's value, unit and quality as the rules see it then (stale once it is older
+        than the hold and the staleness limit). Two instants with equal inputs and an atmosphere
+        memory that the first left unchanged have the same line state (the classification is a pure
+        function of these, the memory and the items)."""
+        return tuple(
+            (key, r.value, r.unit, r.quality if ts - r.ts <= self.hold_s or ts - r.mono <= self.stale_after_s
+             else Quality.STALE)
+            for key, r in merged.items()
+        )  # fmt: skip
+
+    def state(self, ts: float, merged: dict[tuple[str, str], Reading] | None = None) -> LineState:
+        # The records hold a reading until the next one (deadband recording stores a channel only when it
+        # moves, its quality changes or its heartbeat is due): within the hold it is what the live
+        # controller read at `ts`; past it, nothing was recorded and the reading ages as it would have.
+        merged = self.merged() if merged is None else merged
         held = {
-            key: dataclasses.replace(r, mono=ts) if ts - r.ts <= self.hold_s else r
+            key: Reading(r.value, r.unit, r.quality, r.ts, ts) if ts - r.ts <= self.hold_s else r
             for key, r in merged.items()
         }
         return self.model.state(held, now_mono=ts)
 
+    def memory(self) -> dict[str, tuple[Any, ...]]:
+        """The atmosphere memory's values (its fields hold immutable values, so a shallow copy keeps it)."""
+        return {
+            name: tuple(getattr(mem, f.name) for f in dataclasses.fields(mem))
+            for name, mem in self.model.memory.items()
+        }
+
 
 async def rejudge(
-    historian: Historian, config: LineConfig, window: Window, *, step_s: float = 0.25
+    historian: Historian,
+    config: LineConfig,
+    window: Window,
+    *,
+    step_s: float = 0.25,
+    every_instant: bool = False,
 ) -> Rejudgement:
     """Judge `window` again. The replay starts where the live controller started (the service run the
     window begins in), so the atmosphere memory it judges with has seen what the live one saw; only
@@ -180,10 +221,15 @@ async def rejudge(
     wanted_since: dict[str, float] = {}
     wishes: list[tuple[float, str, str]] = []  # (rising edge, key, today's reason)
     samples = _SampleFeed(historian.sample_pages(list(channels), start - PRELOAD_S, until))
+    settled = _Settled(skip=not every_instant)
     for ts, command in _instants(start, until, step_s, commands):
         result.samples_replayed += await samples.until(ts, replay)
-        replay.set_items(folded.at(ts))
-        state = replay.state(ts)
+        items = folded.at(ts)
+        merged = replay.merged()
+        now_wanted = settled.wanted(replay, items, merged, ts) if command is None else None
+        if now_wanted is None:
+            replay.set_items(items)
+            state = settled.judged(replay, items, merged, ts)
         judged = ts >= window.since_ts
         if command is not None:
             action = decode_action(command["action"])
@@ -194,7 +240,11 @@ async def rejudge(
             if command["outcome"] == "done":
                 replay.apply_command(ts, action)
             continue
-        now_wanted = {action_key(s.action): f"[{s.invariant}] {s.reason}" for s in watch(state)}
+        if now_wanted is None:
+            now_wanted = {action_key(s.action): f"[{s.invariant}] {s.reason}" for s in watch(state)}
+            settled.watched(now_wanted)
+        else:
+            result.instants_skipped += 1
         if not judged:
             wanted_since = dict.fromkeys(now_wanted, ts)
             continue
@@ -224,6 +274,46 @@ async def _replay_start(historian: Historian, since_ts: float) -> float:
         if float(r["started_at"]) <= since_ts and (r["ended_at"] is None or float(r["ended_at"]) >= since_ts)
     ]
     return max(containing) if containing else since_ts - PRELOAD_S
+
+
+class _Settled:
+    """Event-driven judging on the stepped grid: an instant is judged again only when something the
+    rules read changed since the last judged one.
+
+    An instant's line state is a function of its inputs (each reading's value, unit and quality as the
+    rules see it then, `Replay.inputs`), the items, and the atmosphere memory. When all three are what
+    they were at the last instant judged, and that judging left the memory as it found it, the state,
+    and so today's wish, is the same: the wish is taken over instead of computed. Any sample that
+    changes a value or a quality, a reading ageing into staleness, a recorded command (judged at its own
+    instant, and the outputs it wrote), or an inventory change makes the next instant judged in full.
+    The decisions are then those of judging every instant (a test compares both on a recorded night)."""
+
+    def __init__(self, *, skip: bool) -> None:
+        self.skip = skip
+        self.inputs: tuple[Any, ...] | None = None
+        self.items: dict[str, Item] | None = None
+        self.moved = True  # the last judging changed the memory (or nothing was judged yet)
+        self.wish: dict[str, str] | None = None  # today's wish at the last judged instant, if watched
+
+    def wanted(
+        self, replay: Replay, items: dict[str, Item], merged: dict[tuple[str, str], Reading], ts: float
+    ) -> dict[str, str] | None:
+        """The last wish when nothing it was computed from has changed by `ts`; None: judge in full."""
+        if not self.skip or self.moved or self.wish is None or items is not self.items:
+            return None
+        return self.wish if replay.inputs(merged, ts) == self.inputs else None
+
+    def judged(
+        self, replay: Replay, items: dict[str, Item], merged: dict[tuple[str, str], Reading], ts: float
+    ) -> LineState:
+        before = replay.memory()
+        state = replay.state(ts, merged)
+        self.moved = replay.memory() != before
+        self.inputs, self.items, self.wish = replay.inputs(merged, ts), items, None
+        return state
+
+    def watched(self, wish: dict[str, str]) -> None:
+        self.wish = wish
 
 
 class _SampleFeed:
