@@ -7,8 +7,9 @@ Why it is built this way:
   historian, so a screen and a terminal cannot disagree about the past.
 - **Reading is open** like every read route; nothing here writes.
 - **Bounded.** A sample export streams page by page and stops at `MAX_SAMPLE_ROWS` (a day of a
-  space's instruments fits); a rejudge runs at most one at a time, since it is CPU work on the loop
-  that also serves the line.
+  space's instruments fits); a trend asks `max_points` and gets that many per channel at most, however
+  long its range (min and max per bucket, grouped in the database); a rejudge runs at most one at a
+  time, since it is CPU work on the loop that also serves the line.
 """
 
 from __future__ import annotations
@@ -25,7 +26,15 @@ from controller.api.context import Ctx
 from controller.errors import UserError
 from controller.flight_recorder.history import HistoryFilter, find_history
 from controller.flight_recorder.rejudge import rejudge
-from controller.flight_recorder.sample_export import csv_text, jsonl_text, sample_record, select_channels
+from controller.flight_recorder.sample_export import (
+    MIN_POINTS,
+    bucket_text,
+    csv_text,
+    jsonl_text,
+    sample_bucket_records,
+    sample_record,
+    select_channels,
+)
 from controller.flight_recorder.time_range import parse_instant
 from controller.flight_recorder.timeline import Window, timeline, window_of_run
 from controller.historian.errors import HistorianUnavailable
@@ -33,6 +42,7 @@ from controller.historian.store import Historian
 
 router = APIRouter()
 MAX_SAMPLE_ROWS: Final = 2_000_000
+MAX_TREND_POINTS: Final = 100_000  # a trend asking more wants the rows: every row is the export
 _REJUDGE = asyncio.Semaphore(1)
 
 
@@ -109,8 +119,10 @@ async def get_samples(
     space: str | None = None,
     channel: str | None = None,
     fmt: Annotated[Literal["csv", "jsonl"], Query(alias="format")] = "csv",
+    max_points: Annotated[int | None, Query(ge=MIN_POINTS, le=MAX_TREND_POINTS)] = None,
 ) -> StreamingResponse:
-    """Every recorded reading of a space (all its instruments) or a channel (DEVICE.CHANNEL) in a range."""
+    """Every recorded reading of a space (all its instruments) or a channel (DEVICE.CHANNEL) in a range;
+    with `max_points`, each channel as a trend of at most that many points (buckets of min and max)."""
     historian = _historian(ctx)
     start, end = _instant("from", since), _instant("to", until)
     if start is None or end is None or end <= start:
@@ -122,6 +134,13 @@ async def get_samples(
     except UserError as exc:
         raise HTTPException(404, str(exc)) from None
     by_id = {c.id: c for c in chosen}
+    media = "text/csv; charset=utf-8" if fmt == "csv" else "application/x-ndjson"
+    if max_points is not None:
+        try:
+            records, _count = await sample_bucket_records(historian, chosen, start, end, max_points)
+        except HistorianUnavailable as exc:
+            raise HTTPException(503, f"the records cannot be read: {exc}") from None
+        return StreamingResponse(iter([bucket_text(records, fmt)]), media_type=media)
 
     async def rows() -> AsyncIterator[str]:
         sent = 0
@@ -132,7 +151,6 @@ async def get_samples(
             if sent >= MAX_SAMPLE_ROWS:
                 return
 
-    media = "text/csv; charset=utf-8" if fmt == "csv" else "application/x-ndjson"
     return StreamingResponse(rows(), media_type=media)
 
 
