@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import bisect
 import collections
-import dataclasses
 import json
 import math
 import time
@@ -186,10 +185,7 @@ class Replay:
 
     def memory(self) -> dict[str, tuple[Any, ...]]:
         """The atmosphere memory's values (its fields hold immutable values, so a shallow copy keeps it)."""
-        return {
-            name: tuple(getattr(mem, f.name) for f in dataclasses.fields(mem))
-            for name, mem in self.model.memory.items()
-        }
+        return {name: tuple(vars(mem).values()) for name, mem in self.model.memory.items()}
 
 
 async def rejudge(
