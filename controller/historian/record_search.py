@@ -300,8 +300,8 @@ class RecordSearch(HistorianQueries):
         self, since_ts: float, until_ts: float, *, limit: int = 200_000
     ) -> dict[str, list[dict[str, Any]]]:
         """The rows of every event table in [since, until], per source ("job", "alarm", "command",
-        "station", "mode", "item"), each oldest first. The ledger and job events are indexed by item
-        and job, not by time, so their range scans grow with the table (issue 12's speed part adds them)."""
+        "station", "mode", "item"), each oldest first: each a range on its (line, ts) index (migration
+        0007; job events on (job_id, ts) for the line's jobs)."""
         out: dict[str, list[dict[str, Any]]] = {}
         for source, table in TIMELINE_TABLES.items():
             own = (  # job events carry their line through their job; the other tables in a column
