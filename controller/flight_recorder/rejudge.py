@@ -120,8 +120,8 @@ class Replay:
         self.model = LineModel(config)
         self.io = self.model.readings.io
         self.channels = channels
-        self.latest: dict[int, SampleRow] = {}  # each channel's last sample, turned into a reading when asked
-        self.made: dict[int, tuple[SampleRow, tuple[str, str], Reading]] = {}
+        self.latest: dict[int, SampleRow] = {}  # each channel's last sample, not yet made a reading
+        self.readings: dict[tuple[str, str], Reading] = {}
         self.overlay: dict[tuple[str, str], Reading] = {}
         self.qualities = {q.value: q for q in Quality}
         recording = config.recording
@@ -139,21 +139,19 @@ class Replay:
         self.model.items = dict(items)
 
     def snapshot(self) -> dict[tuple[str, str], Reading]:
-        """The latest sample of every channel as the reading the live controller held."""
-        out: dict[tuple[str, str], Reading] = {}
+        """The latest sample of every channel as the reading the live controller held: only the channels
+        sampled since the last call are made again (a hundred samples an instant, most of them one
+        reading's repeat, was most of the replay's time)."""
         for channel_id, row in self.latest.items():
-            made = self.made.get(channel_id)
-            if made is None or made[0] is not row:
-                device, channel, unit = self.channels[channel_id]
-                quality = self.qualities.get(row.quality, Quality.ERROR)
-                number = math.nan if row.value is None else row.value
-                made = (row, (device, channel), Reading(number, unit, quality, row.ts, row.ts))
-                self.made[channel_id] = made
-            out[made[1]] = made[2]
-        return out
+            device, channel, unit = self.channels[channel_id]
+            quality = self.qualities.get(row.quality, Quality.ERROR)
+            number = math.nan if row.value is None else row.value
+            self.readings[(device, channel)] = Reading(number, unit, quality, row.ts, row.ts)
+        self.latest.clear()
+        return self.readings
 
     def merged(self) -> dict[tuple[str, str], Reading]:
-        merged = self.snapshot()
+        merged = dict(self.snapshot())
         for key, written in self.overlay.items():  # the gate's rule: the newer of poll and write
             polled = merged.get(key)
             if polled is None or polled.ts < written.ts:

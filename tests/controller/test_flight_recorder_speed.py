@@ -196,7 +196,7 @@ async def test_event_driven_rejudge_decides_as_judging_every_instant(tmp_path: P
     """Skipping the instants whose inputs did not change is a speed-up, not a different judgement: on a
     night with pump-downs, valves and doors moving and commands refused by today's rules, the
     disagreements are the same, instant for instant."""
-    night = await asyncio.to_thread(build_night, tmp_path, 0.05)
+    night = await asyncio.to_thread(build_night, tmp_path, 0.03)
     config = load_line_config()
     window = Window(night.since_ts, night.until_ts, 1.0, "job")
     async with Historian.reader(f"sqlite:///{night.path}", line=night.line) as historian:
