@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import logging
 import math
@@ -375,10 +376,28 @@ def _trend(h: Historian, night: Night, day: tuple[float, float]) -> Coroutine[An
     return buckets()
 
 
-def run_bench(hours: float, runs: int) -> Figures:
+def kept_night(folder: Path, hours: float) -> Night:
+    """The night built in `folder` before (for these hours), or a new one kept there: figures can be
+    taken again without writing 12 M rows again."""
+    described = folder / "night.json"
+    if described.exists():
+        found = json.loads(described.read_text(encoding="utf-8"))
+        if found["hours"] == hours:
+            fields = found["night"] | {"path": Path(found["night"]["path"])}
+            fields["day_channel"] = tuple(fields["day_channel"])
+            return Night(**fields)
+    for old in folder.glob("night.db*"):
+        old.unlink()
+    night = build_night(folder, hours)
+    plain = dataclasses.asdict(night) | {"path": str(night.path)}
+    described.write_text(json.dumps({"hours": hours, "night": plain}), encoding="utf-8")
+    return night
+
+
+def run_bench(hours: float, runs: int, kept: Path | None = None) -> Figures:
     with tempfile.TemporaryDirectory(prefix="bench-flight-") as folder:
-        night = build_night(Path(folder), hours)
-        log.info("built %s samples in %.0f s", f"{night.samples:,}", night.build_s)
+        night = build_night(Path(folder), hours) if kept is None else kept_night(kept, hours)
+        log.info("%s samples, built in %.0f s", f"{night.samples:,}", night.build_s)
         url, line = f"sqlite:///{night.path}", night.line
         load = os.getloadavg()
         window = Window(night.since_ts, night.until_ts, 1.0, f"job {JOB}")
@@ -470,11 +489,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.flight_recorder", description=__doc__)
     parser.add_argument("--hours", type=float, default=8.0, help="length of the synthetic job (default 8)")
     parser.add_argument("--runs", type=int, default=3, help="runs per figure (median)")
+    parser.add_argument(
+        "--keep", type=Path, metavar="DIR", help="build the night in DIR and keep it; reuse one built there"
+    )
     add_output_options(parser, DOCS_PATH, quick_help=f"a {QUICK_HOURS} h night, one run")
     args = parse_args(parser, argv)
     hours, runs = (QUICK_HOURS, 1) if args.quick else (args.hours, args.runs)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    figures = run_bench(hours, runs)
+    if args.keep is not None:
+        args.keep.mkdir(parents=True, exist_ok=True)
+    figures = run_bench(hours, runs, args.keep)
     command = "python -m bench.flight_recorder" + (
         " --quick" if args.quick else f" --hours {hours:g} --runs {runs}"
     )
