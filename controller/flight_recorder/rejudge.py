@@ -114,70 +114,86 @@ def channels_read(config: LineConfig) -> list[tuple[str, str]]:
 class Replay:
     """The line as the records show it at an instant: a snapshot of the latest samples with the outputs
     each recorded command wrote laid over it (as the live gate does), the inventory folded from the
-    recorded commands, and the atmosphere memory the classification keeps."""
+    recorded commands, and the atmosphere memory the classification keeps.
+
+    It also keeps what the event-driven judging needs (`_Settled`): whether any input the rules read
+    changed since the last judged instant (`changed`), and which readings have aged into staleness."""
 
     def __init__(self, config: LineConfig, channels: dict[int, tuple[str, str, str]]) -> None:
         self.model = LineModel(config)
         self.io = self.model.readings.io
         self.channels = channels
-        self.latest: dict[int, SampleRow] = {}  # each channel's last sample, not yet made a reading
-        self.readings: dict[tuple[str, str], Reading] = {}
+        self.rows: dict[int, SampleRow] = {}  # each channel's last sample
         self.overlay: dict[tuple[str, str], Reading] = {}
+        self.overlaid: dict[int, tuple[str, str]] = {}  # channels with a written output over their poll
+        self.keys = {
+            channel_id: (device, channel) for channel_id, (device, channel, _unit) in channels.items()
+        }
         self.qualities = {q.value: q for q in Quality}
         recording = config.recording
         self.hold_s = recording.heartbeat_s * 1.5 if recording.deadband else config.limits.stale_after_s
         self.stale_after_s = config.limits.stale_after_s
+        # a reading older than this at an instant is stale then (neither held nor young enough)
+        self.expires_s = max(self.hold_s, self.stale_after_s)
+        self.changed = True
 
     def apply_sample(self, row: SampleRow) -> None:
-        if row.channel_id in self.channels:
-            self.latest[row.channel_id] = row
+        channel_id = row.channel_id
+        if channel_id not in self.channels:
+            return
+        before = self.rows.get(channel_id)
+        self.rows[channel_id] = row
+        if before is None or before.value != row.value or before.quality != row.quality:
+            self.changed = True
+        if channel_id in self.overlaid:
+            key = self.overlaid[channel_id]
+            written = self.overlay[key]
+            if row.ts >= written.ts:  # the gate's rule: the newer of poll and write; polls only get newer
+                del self.overlay[key], self.overlaid[channel_id]
+                self.changed = True
 
     def apply_command(self, ts: float, action: Action) -> None:
-        self.overlay.update(written_outputs(self.model, self.io, action, ts, ts))
+        written = written_outputs(self.model, self.io, action, ts, ts)
+        self.overlay.update(written)
+        by_key = {key: channel_id for channel_id, key in self.keys.items()}
+        self.overlaid.update({by_key[key]: key for key in written if key in by_key})
+        self.changed = True
 
     def set_items(self, items: dict[str, Item]) -> None:
         self.model.items = dict(items)
 
-    def snapshot(self) -> dict[tuple[str, str], Reading]:
-        """The latest sample of every channel as the reading the live controller held: only the channels
-        sampled since the last call are made again (a hundred samples an instant, most of them one
-        reading's repeat, was most of the replay's time)."""
-        for channel_id, row in self.latest.items():
+    def merged(self) -> dict[tuple[str, str], Reading]:
+        """The latest sample of every channel as the reading the live controller held, the outputs
+        written since laid over it."""
+        merged: dict[tuple[str, str], Reading] = {}
+        for channel_id, row in self.rows.items():
             device, channel, unit = self.channels[channel_id]
             quality = self.qualities.get(row.quality, Quality.ERROR)
             number = math.nan if row.value is None else row.value
-            self.readings[(device, channel)] = Reading(number, unit, quality, row.ts, row.ts)
-        self.latest.clear()
-        return self.readings
-
-    def merged(self) -> dict[tuple[str, str], Reading]:
-        merged = dict(self.snapshot())
-        for key, written in self.overlay.items():  # the gate's rule: the newer of poll and write
+            merged[(device, channel)] = Reading(number, unit, quality, row.ts, row.ts)
+        for key, written in self.overlay.items():
             polled = merged.get(key)
             if polled is None or polled.ts < written.ts:
                 merged[key] = written
         return merged
 
-    def inputs(self, merged: dict[tuple[str, str], Reading], ts: float) -> tuple[Any, ...]:
-        """Everything the line state at `ts` is computed from, but the atmosphere memory and the
-        items: each reading's value, unit and quality as the rules see it then (stale once it is older
-        than the hold and the staleness limit). Two instants with equal inputs and an atmosphere
-        memory that the first left unchanged have the same line state (the classification is a pure
-        function of these, the memory and the items)."""
-        return tuple(
-            (key, r.value, r.unit, r.quality if ts - r.ts <= self.hold_s or ts - r.mono <= self.stale_after_s
-             else Quality.STALE)
-            for key, r in merged.items()
-        )  # fmt: skip
+    def stale(self, ts: float) -> frozenset[Any]:
+        """The readings (channel ids, written outputs' keys) stale at `ts`: none, in a line polled as
+        recorded, found by one look at the oldest."""
+        times = [r.ts for r in self.rows.values()] + [r.ts for r in self.overlay.values()]
+        if not times or ts - min(times) <= self.expires_s:
+            return frozenset()
+        rows = (c for c, r in self.rows.items() if ts - r.ts > self.expires_s)
+        written = (k for k, r in self.overlay.items() if ts - r.ts > self.expires_s)
+        return frozenset((*rows, *written))
 
-    def state(self, ts: float, merged: dict[tuple[str, str], Reading] | None = None) -> LineState:
+    def state(self, ts: float) -> LineState:
         # The records hold a reading until the next one (deadband recording stores a channel only when it
         # moves, its quality changes or its heartbeat is due): within the hold it is what the live
         # controller read at `ts`; past it, nothing was recorded and the reading ages as it would have.
-        merged = self.merged() if merged is None else merged
         held = {
             key: Reading(r.value, r.unit, r.quality, r.ts, ts) if ts - r.ts <= self.hold_s else r
-            for key, r in merged.items()
+            for key, r in self.merged().items()
         }
         return self.model.state(held, now_mono=ts)
 
@@ -219,11 +235,10 @@ async def rejudge(
     for ts, command in _instants(start, until, step_s, commands):
         result.samples_replayed += await samples.until(ts, replay)
         items = folded.at(ts)
-        merged = replay.merged()
-        now_wanted = settled.wanted(replay, items, merged, ts) if command is None else None
+        now_wanted = settled.wanted(replay, items, ts) if command is None else None
         if now_wanted is None:
             replay.set_items(items)
-            state = settled.judged(replay, items, merged, ts)
+            state = settled.judged(replay, items, ts)
         judged = ts >= window.since_ts
         if command is not None:
             action = decode_action(command["action"])
@@ -275,35 +290,33 @@ class _Settled:
     rules read changed since the last judged one.
 
     An instant's line state is a function of its inputs (each reading's value, unit and quality as the
-    rules see it then, `Replay.inputs`), the items, and the atmosphere memory. When all three are what
-    they were at the last instant judged, and that judging left the memory as it found it, the state,
-    and so today's wish, is the same: the wish is taken over instead of computed. Any sample that
-    changes a value or a quality, a reading ageing into staleness, a recorded command (judged at its own
-    instant, and the outputs it wrote), or an inventory change makes the next instant judged in full.
-    The decisions are then those of judging every instant (a test compares both on a recorded night)."""
+    rules see it then), the items, and the atmosphere memory. When all three are what they were at the
+    last instant judged, and that judging left the memory as it found it, the state, and so today's
+    wish, is the same: the wish is taken over instead of computed. A sample that changes a value or a
+    quality, a poll that overtakes a written output, a reading ageing into staleness, a recorded command
+    (judged at its own instant, and the outputs it wrote) or an inventory change makes the next instant
+    judged in full (`Replay.changed`, `Replay.stale`). The decisions are then those of judging every
+    instant (tests compare both on a recorded night and on the benchmark's)."""
 
     def __init__(self, *, skip: bool) -> None:
         self.skip = skip
-        self.inputs: tuple[Any, ...] | None = None
+        self.stale: frozenset[Any] = frozenset()
         self.items: dict[str, Item] | None = None
         self.moved = True  # the last judging changed the memory (or nothing was judged yet)
         self.wish: dict[str, str] | None = None  # today's wish at the last judged instant, if watched
 
-    def wanted(
-        self, replay: Replay, items: dict[str, Item], merged: dict[tuple[str, str], Reading], ts: float
-    ) -> dict[str, str] | None:
+    def wanted(self, replay: Replay, items: dict[str, Item], ts: float) -> dict[str, str] | None:
         """The last wish when nothing it was computed from has changed by `ts`; None: judge in full."""
-        if not self.skip or self.moved or self.wish is None or items is not self.items:
+        if not self.skip or self.moved or self.wish is None or replay.changed or items is not self.items:
             return None
-        return self.wish if replay.inputs(merged, ts) == self.inputs else None
+        return self.wish if replay.stale(ts) == self.stale else None
 
-    def judged(
-        self, replay: Replay, items: dict[str, Item], merged: dict[tuple[str, str], Reading], ts: float
-    ) -> LineState:
+    def judged(self, replay: Replay, items: dict[str, Item], ts: float) -> LineState:
         before = replay.memory()
-        state = replay.state(ts, merged)
+        state = replay.state(ts)
         self.moved = replay.memory() != before
-        self.inputs, self.items, self.wish = replay.inputs(merged, ts), items, None
+        self.stale, self.items, self.wish = replay.stale(ts), items, None
+        replay.changed = False
         return state
 
     def watched(self, wish: dict[str, str]) -> None:
