@@ -98,18 +98,19 @@ What keeps the flight recorder's questions fast on a long night (issue 12: an 8 
 How to read the figures: *ours* is the whole call as the CLI makes it (engine, asyncio, row decoding);
 *raw* is `sqlite3` with the minimal SELECT for the same answer, in the same run. Ours opens the
 historian each time (engine, event loop: tens of ms), which is most of the small queries' ratio.
-The load average says how shared the runner was (seven sessions built and tested beside it).
+The load average says how shared the runner was (other sessions built and tested beside it).
 
 Where rejudge stands: the decisions need every sample of the channels the rules read (4.6 M of the
-night's 11.5 M, stored at every poll); reading them through SQLAlchemy and aiosqlite costs ~3.5x what
+night's 11.5 M, stored at every poll); reading them through SQLAlchemy and aiosqlite costs ~3x what
 raw `sqlite3` does per row (the "every row" line above), and that reading, not the judging, is most of
 rejudge's time: the ~10 % of instants judged in full cost roughly a fifth of it (at the worst case's
 rate). On the night measured
 while this was written it went from 236 s (every instant's inputs rebuilt, rows read by name) to the
-figure below; the < 30 s target is not met on this shared runner. What would close it, not done here:
-reading the replay's samples through the driver's own cursor (plain tuples, no result rows), fetching
-the next page while the current one is judged (the driver runs on the other core), and, on a real line,
-the deadband recording the standard line ships with, which stores ~14x fewer rows (bench.recording).
+figure below; the < 30 s target is not met (36.5 s at a load average of 2.4, 60 s at 6.5).
+What would close it, not done here: reading the replay's samples through the driver's own cursor
+(plain tuples, no result rows) and, on a real line, the deadband recording the standard line ships
+with, which stores ~14x fewer rows (bench.recording). Fetching the next page while the current one is
+judged was tried and was slower (a yield to the loop at every instant; the GIL is shared).
 
 """
 SINCE = 1_796_000_000.0
