@@ -104,13 +104,14 @@ Where rejudge stands: the decisions need every sample of the channels the rules 
 night's 11.5 M, stored at every poll); reading them through SQLAlchemy and aiosqlite costs ~3x what
 raw `sqlite3` does per row (the "every row" line above), and that reading, not the judging, is most of
 rejudge's time: the ~10 % of instants judged in full cost roughly a fifth of it (at the worst case's
-rate). On the night measured
-while this was written it went from 236 s (every instant's inputs rebuilt, rows read by name) to the
-figure below; the < 30 s target is not met (36.5 s at a load average of 2.4, 60 s at 6.5).
-What would close it, not done here: reading the replay's samples through the driver's own cursor
-(plain tuples, no result rows) and, on a real line, the deadband recording the standard line ships
-with, which stores ~14x fewer rows (bench.recording). Fetching the next page while the current one is
-judged was tried and was slower (a yield to the loop at every instant; the GIL is shared).
+rate). On the night measured while this was written it went from 236 s (every instant's inputs
+rebuilt, rows read by name) to the figure below; the < 30 s target is not met (36.5 s at a load
+average of 2.4, 60 s at 6.5). What would close it, not done here: reading the replay's samples through
+the driver's own cursor (plain tuples, no result rows: tried, ~15 % off a 15-minute window, left out
+because the exports read `sample_pages`' rows by name) and, on a real line, the deadband recording the
+standard line ships with, which stores ~14x fewer rows (bench.recording). Fetching the next page
+while the current one is judged was tried and was slower (a yield to the loop at every instant; the
+GIL is shared).
 
 """
 SINCE = 1_796_000_000.0
