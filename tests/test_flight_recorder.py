@@ -19,6 +19,10 @@ from pathlib import Path
 
 import pytest
 
+from controller.config.line_config import load_line_config
+from controller.flight_recorder.rejudge import rejudge
+from controller.flight_recorder.timeline import window_of_run
+from controller.historian.store import Historian
 from tests.sequences.test_production import THIN_ANNEALED
 from tests.test_cli import ROOT
 from tests.test_line_service import service
@@ -274,6 +278,28 @@ def test_a_stricter_frost_point_limit_rejudged_lists_what_it_would_have_refused(
     table = cli("rejudge", "--config", str(stricter), *db_args(night), job_id)
     assert table.returncode == 1
     assert "allowed_then_refused_now" in table.stdout
+
+
+@pytest.mark.heavy
+async def test_event_driven_rejudge_lists_what_judging_every_instant_lists(
+    night: Path, tmp_path: Path
+) -> None:
+    """The recorded night, judged with a stricter frost-point limit (so there is something to list) at the
+    live supervisor's cadence: skipping the instants whose inputs did not change decides the same."""
+    job_id, *_rest = job_row(night)
+    standard = (ROOT / "controller" / "config" / "standard_line.toml").read_text()
+    stricter = tmp_path / "stricter.toml"
+    stricter.write_text(standard.replace("max_frost_point_c = -50.0", "max_frost_point_c = -70.0"))
+    config = load_line_config(stricter)
+    async with Historian.reader(f"sqlite:///{night}", line=config.name) as historian:
+        window = await window_of_run(historian, job_id)
+        skipping = await rejudge(historian, config, window, step_s=0.05)
+        every = await rejudge(historian, config, window, step_s=0.05, every_instant=True)
+    assert skipping.disagreements
+    assert skipping.disagreements == every.disagreements
+    assert skipping.commands_judged == every.commands_judged
+    assert skipping.instants_watched == every.instants_watched
+    assert skipping.instants_skipped > 0
 
 
 @pytest.mark.heavy

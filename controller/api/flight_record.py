@@ -14,7 +14,8 @@ Why it is built this way:
 - **Downsampled for a chart** (`max_points`): the HMI's trends show hours or days of the record in a few
   hundred pixels. Each channel's range is cut into equal time buckets and each bucket keeps its lowest
   and highest trusted reading and its first untrusted one: a spike and a gap survive what an average
-  or every-n-th row would hide. Done here, on the pages as they stream, so memory is the buckets.
+  or every-n-th row would hide. Done here, on the pages as they stream, so memory is the buckets
+  (`depline samples --max-points` groups min and max in the database instead: a summary for a file).
 """
 
 from __future__ import annotations
@@ -35,7 +36,12 @@ from controller.config.line_config import LineConfig
 from controller.errors import UserError
 from controller.flight_recorder.history import HistoryFilter, find_history
 from controller.flight_recorder.rejudge import rejudge
-from controller.flight_recorder.sample_export import csv_text, jsonl_text, sample_record, select_channels
+from controller.flight_recorder.sample_export import (
+    csv_text,
+    jsonl_text,
+    sample_record,
+    select_channels,
+)
 from controller.flight_recorder.time_range import parse_instant
 from controller.flight_recorder.timeline import Window, timeline, window_of_run
 from controller.historian.errors import HistorianUnavailable

@@ -14,14 +14,20 @@ import json
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import TextIO, TypeVar
 
 from controller.errors import UserError
 from controller.flight_recorder.compare import Comparison, compare, render_comparison, render_comparison_html
 from controller.flight_recorder.database_choice import Subparsers, add_database_options, chosen_database
 from controller.flight_recorder.history import JOB_OUTCOMES, HistoryFilter, find_history, render_history
 from controller.flight_recorder.rejudge import Rejudgement, rejudge, render_rejudgement
-from controller.flight_recorder.sample_export import FORMATS, Channel, select_channels, write_samples
+from controller.flight_recorder.sample_export import (
+    FORMATS,
+    MIN_POINTS,
+    select_channels,
+    write_sample_buckets,
+    write_samples,
+)
 from controller.flight_recorder.time_range import parse_instant
 from controller.flight_recorder.timeline import Entry, Window, render_timeline, timeline, window_of_run
 from controller.historian.errors import HistorianUnavailable
@@ -95,6 +101,13 @@ def _add_samples(sub: Subparsers) -> None:
     which.add_argument("--space", help="a space of the line: all its instruments")
     which.add_argument("--channel", help="one channel, as DEVICE.CHANNEL (e.g. pc_gauge.pressure_ch1)")
     samples.add_argument("--format", choices=FORMATS, default="csv", help="csv (default) or jsonl")
+    samples.add_argument(
+        "--max-points",
+        type=int,
+        metavar="N",
+        help="a trend instead of every row: each channel in N/2 time buckets, one record each with the "
+        "bucket's min and max (a spike survives); default: every recorded row",
+    )
     samples.add_argument("-o", "--output", help="write to this file instead of standard output")
     samples.set_defaults(handler=_cmd_samples)
 
@@ -241,15 +254,25 @@ def _cmd_samples(args: argparse.Namespace) -> int:
     until = parse_instant("--to", args.until)
     if until <= since:
         raise UserError(f"--to {args.until}: must be after --from {args.since}")
+    if args.max_points is not None and args.max_points < MIN_POINTS:
+        raise UserError(f"--max-points {args.max_points}: at least {MIN_POINTS} (two buckets of min and max)")
     output = None if args.output is None else Path(args.output)
     if output is not None and not output.parent.is_dir():
         raise UserError(f"-o {output}: the directory {output.parent} does not exist")
 
     async def export(historian: Historian) -> int:
         chosen = await select_channels(historian, config, space=args.space, channel=args.channel)
+
+        async def write(out: TextIO) -> int:
+            if args.max_points is None:
+                return await write_samples(historian, chosen, since, until, args.format, out)
+            return await write_sample_buckets(
+                historian, chosen, since, until, args.format, out, max_points=args.max_points
+            )
+
         if output is None:
-            return await write_samples(historian, chosen, since, until, args.format, sys.stdout)
-        return await _export_to_file(historian, chosen, since, until, args.format, output)
+            return await write(sys.stdout)
+        return await _export_to_file(write, output)
 
     count = asyncio.run(_read(url, config.name, export))
     if count == 0:
@@ -264,15 +287,13 @@ def _cmd_samples(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _export_to_file(
-    historian: Historian, chosen: list[Channel], since: float, until: float, fmt: str, output: Path
-) -> int:
+async def _export_to_file(write: Callable[[TextIO], Awaitable[int]], output: Path) -> int:
     """Written beside the target and renamed when complete: an interrupted or empty export leaves no
     file that looks whole."""
     partial = output.with_name(output.name + ".partial")
     out = await asyncio.to_thread(partial.open, "w", encoding="utf-8", newline="")
     try:
-        count = await write_samples(historian, chosen, since, until, fmt, out)
+        count = await write(out)
     except BaseException:
         await asyncio.to_thread(out.close)
         partial.unlink(missing_ok=True)

@@ -17,18 +17,18 @@ from controller.historian.record_search import SampleRow
 from controller.historian.store import Historian
 
 MAX_ITEMS = 1_000_000
-MAX_RUNS = 100_000
 
 
 async def line_records(historian: Historian, config: LineConfig, at: float) -> LineRecords:
-    warm_from = max(at - WARMUP_S, await _run_start(historian, at))
+    started = await historian.run_start_at(at)
+    warm_from = at - WARMUP_S if started is None else max(at - WARMUP_S, started)
     read = set(channels_read(config))
     channels = {
         int(r["id"]): (str(r["device"]), str(r["channel"]), str(r["unit"]))
         for r in await historian.channel_rows()
         if (r["device"], r["channel"]) in read
     }
-    seed = await historian.last_samples_at(list(channels), warm_from)
+    seed = [r for r in await historian.latest_readings_at(warm_from) if r.channel_id in channels]
     samples: list[SampleRow] = []
     async for page in historian.sample_pages(list(channels), warm_from, at):
         samples += [row for row in page if row.ts > warm_from]
@@ -52,14 +52,3 @@ async def line_records(historian: Historian, config: LineConfig, at: float) -> L
         alarm_events=await historian.latest_rows_at("alarm", "alarm_id", at),
         mode=modes[-1] if modes else None,
     )
-
-
-async def _run_start(historian: Historian, at: float) -> float:
-    """When the service run recording at `at` started (its atmosphere memory began there), else -inf."""
-    runs = await historian.runs(limit=MAX_RUNS)
-    started = [
-        float(r["started_at"])
-        for r in runs
-        if float(r["started_at"]) <= at and (r["ended_at"] is None or float(r["ended_at"]) >= at)
-    ]
-    return max(started, default=float("-inf"))

@@ -24,12 +24,11 @@ disagreement that a smaller `--step` removes.
 from __future__ import annotations
 
 import bisect
-import collections
 import json
 import math
 import time
 import typing
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -68,6 +67,7 @@ class Rejudgement:
     commands_judged: int = 0
     instants_watched: int = 0
     samples_replayed: int = 0
+    instants_skipped: int = 0  # instants whose inputs had not changed: today's wish was the one before
     disagreements: list[Disagreement] = field(default_factory=list)
 
 
@@ -113,31 +113,84 @@ def channels_read(config: LineConfig) -> list[tuple[str, str]]:
 class Replay:
     """The line as the records show it at an instant: a snapshot of the latest samples with the outputs
     each recorded command wrote laid over it (as the live gate does), the inventory folded from the
-    recorded commands, and the atmosphere memory the classification keeps."""
+    recorded commands, and the atmosphere memory the classification keeps.
+
+    It also keeps what the event-driven judging needs (`_Settled`): whether any input the rules read
+    changed since the last judged instant (`changed`), and which readings have aged into staleness."""
 
     def __init__(self, config: LineConfig, channels: dict[int, tuple[str, str, str]]) -> None:
         self.model = LineModel(config)
         self.io = self.model.readings.io
         self.channels = channels
-        self.snapshot: dict[tuple[str, str], Reading] = {}
+        self.rows: dict[int, SampleRow] = {}  # each channel's last sample
         self.overlay: dict[tuple[str, str], Reading] = {}
+        self.overlaid: dict[int, tuple[str, str]] = {}  # channels with a written output over their poll
+        self.keys = {
+            channel_id: (device, channel) for channel_id, (device, channel, _unit) in channels.items()
+        }
         self.qualities = {q.value: q for q in Quality}
         recording = config.recording
         self.hold_s = recording.heartbeat_s * 1.5 if recording.deadband else config.limits.stale_after_s
+        self.stale_after_s = config.limits.stale_after_s
+        # a reading older than this at an instant is stale then (neither held nor young enough)
+        self.expires_s = max(self.hold_s, self.stale_after_s)
+        self.changed = True
 
     def apply_sample(self, row: SampleRow) -> None:
-        device, channel, unit = self.channels.get(row.channel_id, ("", "", ""))
-        if not device:
-            return
-        quality = self.qualities.get(row.quality, Quality.ERROR)
-        number = math.nan if row.value is None else row.value
-        self.snapshot[(device, channel)] = Reading(number, unit, quality, row.ts, row.ts)
+        self.apply_samples([row])
+
+    def apply_samples(self, rows: Sequence[SampleRow]) -> None:
+        """The samples, oldest first (read by position: see `_SampleFeed`)."""
+        latest, overlaid, wanted = self.rows, self.overlaid, self.channels
+        for row in rows:
+            _id, ts, channel_id, value, quality = row
+            if channel_id not in wanted:
+                continue
+            before = latest.get(channel_id)
+            latest[channel_id] = row
+            if before is None or before[3] != value or before[4] != quality:
+                self.changed = True
+            if channel_id in overlaid:
+                key = overlaid[channel_id]
+                if ts >= self.overlay[key].ts:  # the gate's rule: the newer of poll and write wins
+                    del self.overlay[key], overlaid[channel_id]  # polls only get newer: for good
+                    self.changed = True
 
     def apply_command(self, ts: float, action: Action) -> None:
-        self.overlay.update(written_outputs(self.model, self.io, action, ts, ts))
+        written = written_outputs(self.model, self.io, action, ts, ts)
+        self.overlay.update(written)
+        by_key = {key: channel_id for channel_id, key in self.keys.items()}
+        self.overlaid.update({by_key[key]: key for key in written if key in by_key})
+        self.changed = True
 
     def set_items(self, items: dict[str, Item]) -> None:
         self.model.items = dict(items)
+
+    def merged(self) -> dict[tuple[str, str], Reading]:
+        """The latest sample of every channel as the reading the live controller held, the outputs
+        written since laid over it."""
+        merged: dict[tuple[str, str], Reading] = {}
+        for channel_id, (_id, ts, _channel, value, quality) in self.rows.items():
+            device, channel, unit = self.channels[channel_id]
+            number = math.nan if value is None else value
+            merged[(device, channel)] = Reading(
+                number, unit, self.qualities.get(quality, Quality.ERROR), ts, ts
+            )
+        for key, written in self.overlay.items():
+            polled = merged.get(key)
+            if polled is None or polled.ts < written.ts:
+                merged[key] = written
+        return merged
+
+    def stale(self, ts: float) -> frozenset[Any]:
+        """The readings (channel ids, written outputs' keys) stale at `ts`: none, in a line polled as
+        recorded, found by one look at the oldest."""
+        times = [r[1] for r in self.rows.values()] + [r.ts for r in self.overlay.values()]
+        if not times or ts - min(times) <= self.expires_s:
+            return frozenset()
+        rows = (c for c, r in self.rows.items() if ts - r[1] > self.expires_s)
+        written = (k for k, r in self.overlay.items() if ts - r.ts > self.expires_s)
+        return frozenset((*rows, *written))
 
     def state(self, ts: float) -> LineState:
         return self.model.state(self.held(ts), now_mono=ts)
@@ -147,26 +200,31 @@ class Replay:
         # The records hold a reading until the next one (deadband recording stores a channel only when it
         # moves, its quality changes or its heartbeat is due): within the hold it is what the live
         # controller read at `ts`; past it, nothing was recorded and the reading ages as it would have.
-        merged = dict(self.snapshot)
-        for key, written in self.overlay.items():  # the gate's rule: the newer of poll and write
-            polled = merged.get(key)
-            if polled is None or polled.ts < written.ts:
-                merged[key] = written
         hold = self.hold_s
         return {  # the constructor, not dataclasses.replace: this runs for every channel at every instant
             key: Reading(r.value, r.unit, r.quality, r.ts, ts) if ts - r.ts <= hold else r
-            for key, r in merged.items()
+            for key, r in self.merged().items()
         }
+
+    def memory(self) -> dict[str, tuple[Any, ...]]:
+        """The atmosphere memory's values (its fields hold immutable values, so a shallow copy keeps it)."""
+        return {name: tuple(vars(mem).values()) for name, mem in self.model.memory.items()}
 
 
 async def rejudge(
-    historian: Historian, config: LineConfig, window: Window, *, step_s: float = 0.25
+    historian: Historian,
+    config: LineConfig,
+    window: Window,
+    *,
+    step_s: float = 0.25,
+    every_instant: bool = False,
 ) -> Rejudgement:
     """Judge `window` again. The replay starts where the live controller started (the service run the
     window begins in), so the atmosphere memory it judges with has seen what the live one saw; only
     the window's instants are compared."""
     until = min(window.until_ts, time.time())
-    start = await _replay_start(historian, window.since_ts)
+    started = await historian.run_start_at(window.since_ts)
+    start = window.since_ts - PRELOAD_S if started is None else started
     read = set(channels_read(config))
     channels = {
         int(r["id"]): (str(r["device"]), str(r["channel"]), str(r["unit"]))
@@ -183,10 +241,14 @@ async def rejudge(
     wanted_since: dict[str, float] = {}
     wishes: list[tuple[float, str, str]] = []  # (rising edge, key, today's reason)
     samples = _SampleFeed(historian.sample_pages(list(channels), start - PRELOAD_S, until))
+    settled = _Settled(skip=not every_instant)
     for ts, command in _instants(start, until, step_s, commands):
         result.samples_replayed += await samples.until(ts, replay)
-        replay.set_items(folded.at(ts))
-        state = replay.state(ts)
+        items = folded.at(ts)
+        now_wanted = settled.wanted(replay, items, ts) if command is None else None
+        if now_wanted is None:
+            replay.set_items(items)
+            state = settled.judged(replay, items, ts)
         judged = ts >= window.since_ts
         if command is not None:
             action = decode_action(command["action"])
@@ -197,11 +259,16 @@ async def rejudge(
             if command["origin"] == "interlock":
                 # the supervisor acted on the readings of this instant: they are watched before its action
                 # changes them, or a trip between two grid ticks would look unwanted
-                wanted_since = _watch(state, ts, judged, wanted_since, wishes, result)
+                wanted_since = _watch(_wish(state), ts, judged, wanted_since, wishes, result)
             if command["outcome"] == "done":
                 replay.apply_command(ts, action)
             continue
-        wanted_since = _watch(state, ts, judged, wanted_since, wishes, result)
+        if now_wanted is None:
+            now_wanted = _wish(state)
+            settled.watched(now_wanted)
+        else:
+            result.instants_skipped += 1
+        wanted_since = _watch(now_wanted, ts, judged, wanted_since, wishes, result)
     sent = [
         (float(c["ts"]), action_key(a))
         for c in commands
@@ -214,17 +281,21 @@ async def rejudge(
     return result
 
 
+def _wish(state: LineState) -> dict[str, str]:
+    """Today's safe actions at one line state, by action, with the rule and its reason."""
+    return {action_key(s.action): f"[{s.invariant}] {s.reason}" for s in watch(state)}
+
+
 def _watch(
-    state: LineState,
+    now_wanted: dict[str, str],
     ts: float,
     judged: bool,
     wanted_since: dict[str, float],
     wishes: list[tuple[float, str, str]],
     result: Rejudgement,
 ) -> dict[str, float]:
-    """Today's safe actions at one instant: each one newly wanted is a wish (its rising edge); returns
-    what is wanted from now on, with the instant each began."""
-    now_wanted = {action_key(s.action): f"[{s.invariant}] {s.reason}" for s in watch(state)}
+    """Each safe action newly wanted at `ts` is a wish (its rising edge); returns what is wanted from
+    now on, with the instant each began."""
     if not judged:
         return dict.fromkeys(now_wanted, ts)
     result.instants_watched += 1
@@ -235,36 +306,71 @@ def _watch(
     return {k: v for k, v in wanted_since.items() if k in now_wanted}
 
 
-async def _replay_start(historian: Historian, since_ts: float) -> float:
-    runs = await historian.runs(limit=100_000)
-    containing = [
-        float(r["started_at"])
-        for r in runs
-        if float(r["started_at"]) <= since_ts and (r["ended_at"] is None or float(r["ended_at"]) >= since_ts)
-    ]
-    return max(containing) if containing else since_ts - PRELOAD_S
+class _Settled:
+    """Event-driven judging on the stepped grid: an instant is judged again only when something the
+    rules read changed since the last judged one.
+
+    An instant's line state is a function of its inputs (each reading's value, unit and quality as the
+    rules see it then), the items, and the atmosphere memory. When all three are what they were at the
+    last instant judged, and that judging left the memory as it found it, the state, and so today's
+    wish, is the same: the wish is taken over instead of computed. A sample that changes a value or a
+    quality, a poll that overtakes a written output, a reading ageing into staleness, a recorded command
+    (judged at its own instant, and the outputs it wrote) or an inventory change makes the next instant
+    judged in full (`Replay.changed`, `Replay.stale`). The decisions are then those of judging every
+    instant (tests compare both on a recorded night and on the benchmark's)."""
+
+    def __init__(self, *, skip: bool) -> None:
+        self.skip = skip
+        self.stale: frozenset[Any] = frozenset()
+        self.items: dict[str, Item] | None = None
+        self.moved = True  # the last judging changed the memory (or nothing was judged yet)
+        self.wish: dict[str, str] | None = None  # today's wish at the last judged instant, if watched
+
+    def wanted(self, replay: Replay, items: dict[str, Item], ts: float) -> dict[str, str] | None:
+        """The last wish when nothing it was computed from has changed by `ts`; None: judge in full."""
+        if not self.skip or self.moved or self.wish is None or replay.changed or items is not self.items:
+            return None
+        return self.wish if replay.stale(ts) == self.stale else None
+
+    def judged(self, replay: Replay, items: dict[str, Item], ts: float) -> LineState:
+        before = replay.memory()
+        state = replay.state(ts)
+        self.moved = replay.memory() != before
+        self.stale, self.items, self.wish = replay.stale(ts), items, None
+        replay.changed = False
+        return state
+
+    def watched(self, wish: dict[str, str]) -> None:
+        self.wish = wish
 
 
 class _SampleFeed:
-    """The recorded samples handed to the replay in time order, a page at a time."""
+    """The recorded samples handed to the replay in time order, a page at a time. Rows are read by
+    position (id, ts, channel_id, value, quality): a driver row's fields by name cost more than the
+    rest of the replay's reading."""
 
     def __init__(self, pages: AsyncIterator[list[SampleRow]]) -> None:
         self.pages = pages
-        self.pending: collections.deque[SampleRow] = collections.deque()
+        self.pending: list[SampleRow] = []
+        self.at = 0  # pending[at:] not yet applied
         self.exhausted = False
 
     async def until(self, ts: float, replay: Replay) -> int:
-        while not self.exhausted and (not self.pending or self.pending[-1].ts <= ts):
+        while not self.exhausted and (self.at == len(self.pending) or self.pending[-1][1] <= ts):
             page = await anext(self.pages, None)
             if page is None:
                 self.exhausted = True
             else:
-                self.pending.extend(page)
-        applied = 0
-        while self.pending and self.pending[0].ts <= ts:
-            replay.apply_sample(self.pending.popleft())
-            applied += 1
+                self.pending = self.pending[self.at :] + page
+                self.at = 0
+        end = bisect.bisect_right(self.pending, ts, lo=self.at, key=_ts)
+        replay.apply_samples(self.pending[self.at : end])
+        applied, self.at = end - self.at, end
         return applied
+
+
+def _ts(row: SampleRow) -> float:
+    return row[1]
 
 
 def _instants(

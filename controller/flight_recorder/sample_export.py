@@ -9,6 +9,12 @@ Why it is built this way:
   value empty where it was not a number), never dropped or interpolated: the export is evidence.
 - **Streamed.** Rows are written page by page (`RecordSearch.sample_pages`), so an export of a day is
   bounded in memory however many rows it holds; the writing goes to a file object the caller owns.
+- **Or summarised for a trend, on request only.** With `max_points` each channel's range is cut into
+  `max_points // 2` equal buckets and each bucket is one record with its first and last time, its
+  lowest and highest usable value and how many samples it holds (and how many were not usable): a
+  trend draws the two extremes, so a spike survives, and 8 h of a channel is ~2000 points instead of
+  ~115 k. Such records say they are buckets (other columns than a raw export), so they are never
+  mistaken for the evidence itself; an export without `max_points` stays every row.
 """
 
 from __future__ import annotations
@@ -24,13 +30,17 @@ from typing import Any, Final, TextIO
 
 from controller.config.line_config import LineConfig
 from controller.errors import UserError
-from controller.historian.record_search import SampleRow
+from controller.historian.record_search import SampleBucket, SampleRow
 from controller.historian.store import Historian
 from controller.reports.gather import shown_url
 from controller.reports.wording import utc
 
 FORMATS: Final = ("csv", "jsonl")
 CSV_HEADER: Final = ("ts", "time_utc", "device", "channel", "space", "value", "unit", "quality")
+BUCKET_CSV_HEADER: Final = (
+    "ts", "time_utc", "ts_last", "device", "channel", "space", "min", "max", "unit", "samples", "unusable",
+)  # fmt: skip
+MIN_POINTS: Final = 4  # two buckets: anything less is not a trend
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,11 +118,61 @@ async def write_samples(
     return count
 
 
-def csv_text(records: Sequence[dict[str, Any]], *, header: bool) -> str:
+async def write_sample_buckets(
+    historian: Historian,
+    chosen: Sequence[Channel],
+    since_ts: float,
+    until_ts: float,
+    fmt: str,
+    out: TextIO,
+    *,
+    max_points: int,
+) -> int:
+    """Each channel of `chosen` over [since, until] in at most `max_points // 2` buckets (two points
+    each: the lowest and the highest), oldest first, to `out`; returns the number of samples they
+    summarise (0: nothing written, as `write_samples`)."""
+    records, count = await sample_bucket_records(historian, chosen, since_ts, until_ts, max_points)
+    if records:
+        await asyncio.to_thread(out.write, bucket_text(records, fmt))
+    return count
+
+
+def bucket_text(records: Sequence[dict[str, Any]], fmt: str) -> str:
+    return csv_text(records, header=True, columns=BUCKET_CSV_HEADER) if fmt == "csv" else jsonl_text(records)
+
+
+async def sample_bucket_records(
+    historian: Historian, chosen: Sequence[Channel], since_ts: float, until_ts: float, max_points: int
+) -> tuple[list[dict[str, Any]], int]:
+    """The bucket records of `write_sample_buckets` and the samples they summarise."""
+    if max_points < MIN_POINTS:
+        raise UserError(f"--max-points {max_points}: at least {MIN_POINTS} (two buckets of min and max)")
+    by_id = {c.id: c for c in chosen}
+    found = await historian.sample_buckets(list(by_id), since_ts, until_ts, buckets=max_points // 2)
+    return [bucket_record(b, by_id[b.channel_id]) for b in found], sum(b.samples for b in found)
+
+
+def bucket_record(bucket: SampleBucket, channel: Channel) -> dict[str, Any]:
+    return {
+        "ts": bucket.first_ts,
+        "time_utc": utc(bucket.first_ts, digits=3),
+        "ts_last": bucket.last_ts,
+        "device": channel.device,
+        "channel": channel.channel,
+        "space": channel.space,
+        "min": bucket.low,
+        "max": bucket.high,
+        "unit": channel.unit,
+        "samples": bucket.samples,
+        "unusable": bucket.unusable,
+    }
+
+
+def csv_text(records: Sequence[dict[str, Any]], *, header: bool, columns: Sequence[str] = CSV_HEADER) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     if header:
-        writer.writerow(CSV_HEADER)
+        writer.writerow(columns)
     writer.writerows(["" if v is None else v for v in r.values()] for r in records)
     return buffer.getvalue()
 

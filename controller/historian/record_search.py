@@ -9,14 +9,24 @@ Why it is built this way:
 - **Samples are paged, never loaded whole.** 24 h of one channel at the line's rate is ~250 k rows and
   a space's instruments several times that: `sample_pages` walks the (channel, ts) index in pages
   keyed on (ts, id), so memory stays at one page whatever the range holds.
+- **A trend asks for buckets, not rows.** `sample_buckets` groups a range into at most a given
+  number of buckets per channel in the database and returns each bucket's lowest and highest usable
+  value (as the Phoebus Data Browser and the Archiver Appliance's optimized retrieval do): 8 h at the
+  line's rate is ~115 k rows a channel, a browser draws ~2000 points, and a spike survives the
+  bucketing because its bucket's maximum is it.
+- **An instant is one indexed probe per channel, item or alarm.** `latest_readings_at`,
+  `item_places_at` and `alarm_states_at` find each one's last record at or before the instant through
+  the (channel_id, ts), (line, item, ts) and (line, ts) indexes (migration 0007), so the replay
+  cursor's question costs the same at the start of a year of records as at its end.
 """
 
 from __future__ import annotations
 
+import typing
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, Final, NamedTuple
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import Integer, and_, case, cast, func, or_, select
 
 from controller.historian.queries import IN_CHUNK, HistorianQueries
 from controller.historian.queries import _plain as plain_row  # the same row decoding (NaN, JSON columns)
@@ -26,15 +36,21 @@ from controller.historian.schema import (
     batches,
     channels,
     commands,
+    items,
     job_events,
     jobs,
     ledger,
     mode_changes,
+    runs,
     samples,
     transitions,
 )
+from drivers.reading import Quality
 
 SAMPLE_PAGE: Final = 20_000
+FIRST_SLICE_S: Final = 60.0  # a hundred channels at the line's poll rates: a few thousand rows
+MIN_SLICE_S: Final = 0.01
+MAX_SLICE_GROWTH: Final = 8.0  # a slice after a sparse one grows this much at most
 
 
 class SampleRow(NamedTuple):
@@ -44,6 +60,20 @@ class SampleRow(NamedTuple):
     value: float | None  # None where the reading was not a number (SQLite keeps NaN as NULL)
     quality: str
 
+
+class SampleBucket(NamedTuple):
+    """One channel's samples in one bucket of a downsampled range."""
+
+    channel_id: int
+    first_ts: float  # the bucket's first and last sample
+    last_ts: float
+    low: float | None  # lowest and highest usable value (ok or under range); None: none was usable
+    high: float | None
+    samples: int
+    unusable: int  # samples of any other quality (stale, error, sensor off ...), or not a number
+
+
+USABLE_QUALITIES: Final = (Quality.OK.value, Quality.UNDER_RANGE.value)
 
 TIMELINE_TABLES: Final = {
     "job": job_events,
@@ -116,36 +146,166 @@ class RecordSearch(HistorianQueries):
     async def sample_pages(
         self, channel_ids: Sequence[int], since_ts: float, until_ts: float, *, page: int = SAMPLE_PAGE
     ) -> AsyncIterator[list[SampleRow]]:
-        """Every sample of these channels in [since, until], oldest first, `page` rows at a time, as
-        plain tuples: an export or a replay handles hundreds of thousands, and a dict per row was most
-        of a replay's time."""
-        last: tuple[float, int] | None = None
+        """Every sample of these channels in [since, until], oldest first, about `page` rows at a time,
+        as plain tuples: an export or a replay handles millions, and a dict per row was most of a
+        replay's time.
+
+        Paged by slices of time, not by a row count after a (ts, id) key: rows of several channels in
+        time order are a merge of their (channel_id, ts) index ranges, which SQLite sorts whole, so a
+        LIMIT after a key sorted everything after it again on every page (an 8 h night: minutes). A
+        slice sorts only its own rows; its length follows the rows the previous slice held, and an
+        empty one jumps to the next recorded sample."""
+        ids = list(channel_ids)
+        if not ids:
+            return
         columns = (samples.c.id, samples.c.ts, samples.c.channel_id, samples.c.value, samples.c.quality)
-        while True:
-            statement = select(*columns).where(
+        span, start = FIRST_SLICE_S, since_ts
+        while start <= until_ts:
+            end = start + span
+            last = end >= until_ts
+            statement = (
+                select(*columns)
+                .where(samples.c.channel_id.in_(ids), samples.c.ts >= start)
+                .where(samples.c.ts <= until_ts if last else samples.c.ts < end)
+                .order_by(samples.c.ts, samples.c.id)
+            )
+            async with self._reading() as conn:
+                # the driver's rows, not a copy: they have SampleRow's fields by name and by position, and
+                # copying millions of them into tuples was a third of a replay's reading
+                rows = typing.cast("list[SampleRow]", (await conn.execute(statement)).all())
+            if last:
+                for first in range(0, len(rows), page):
+                    yield rows[first : first + page]
+                return
+            if rows:
+                for first in range(0, len(rows), page):
+                    yield rows[first : first + page]
+                span = min(span * MAX_SLICE_GROWTH, max(span * page / len(rows), MIN_SLICE_S))
+                start = end
+                continue
+            following = await self._next_sample_ts(ids, end)
+            if following is None:
+                return
+            start = following
+
+    async def _next_sample_ts(self, channel_ids: list[int], after_ts: float) -> float | None:
+        """The time of the first sample of these channels at or after `after_ts`: one probe each."""
+        first = (
+            select(samples.c.ts)
+            .where(samples.c.channel_id == channels.c.id, samples.c.ts >= after_ts)
+            .order_by(samples.c.ts)
+            .limit(1)
+            .correlate(channels)
+            .scalar_subquery()
+        )
+        async with self._reading() as conn:
+            found = await conn.scalar(select(func.min(first)).where(channels.c.id.in_(channel_ids)))
+        return None if found is None else float(found)
+
+    async def sample_buckets(
+        self, channel_ids: Sequence[int], since_ts: float, until_ts: float, *, buckets: int
+    ) -> list[SampleBucket]:
+        """The samples of these channels in [since, until] in at most `buckets` equal time buckets per
+        channel (empty buckets left out), ordered by time: one grouped query on the covering index."""
+        if buckets < 1 or until_ts < since_ts:
+            raise ValueError("sample_buckets needs buckets >= 1 and since <= until")
+        width = max((until_ts - since_ts) / buckets, 1e-6)
+        # SQLite's CAST truncates, PostgreSQL's rounds: the edges differ by half a bucket, the count
+        # does not, as the last bucket takes what would fall past it (`until` itself, say)
+        index = cast((samples.c.ts - since_ts) / width, Integer)
+        bucket = case((index > buckets - 1, buckets - 1), else_=index)
+        usable = and_(samples.c.value.is_not(None), samples.c.quality.in_(USABLE_QUALITIES))
+        usable_value = case((usable, samples.c.value), else_=None)
+        statement = (
+            select(
+                samples.c.channel_id,
+                func.min(samples.c.ts),
+                func.max(samples.c.ts),
+                func.min(usable_value),
+                func.max(usable_value),
+                func.count(),
+                func.sum(case((usable, 0), else_=1)),
+            )
+            .where(
                 samples.c.channel_id.in_(list(channel_ids)),
                 samples.c.ts >= since_ts,
                 samples.c.ts <= until_ts,
             )
-            if last is not None:
-                after = or_(samples.c.ts > last[0], and_(samples.c.ts == last[0], samples.c.id > last[1]))
-                statement = statement.where(after)
-            statement = statement.order_by(samples.c.ts, samples.c.id).limit(page)
-            async with self._reading() as conn:
-                rows = [SampleRow(*r) for r in (await conn.execute(statement)).all()]
-            if not rows:
-                return
-            yield rows
-            if len(rows) < page:
-                return
-            last = (rows[-1].ts, rows[-1].id)
+            .group_by(samples.c.channel_id, bucket)
+            .order_by(func.min(samples.c.ts), samples.c.channel_id)
+        )
+        async with self._reading() as conn:
+            rows = (await conn.execute(statement)).all()
+        return [
+            SampleBucket(int(c), float(t0), float(t1), _number(lo), _number(hi), int(n), int(bad or 0))
+            for c, t0, t1, lo, hi, n, bad in rows
+        ]
+
+    async def latest_readings_at(self, ts: float, *, not_before: float | None = None) -> list[SampleRow]:
+        """Each recorded channel's last sample at or before `ts` (and at or after `not_before`, when
+        given), ordered by channel: what the instruments last said at an instant, the replay cursor's
+        readings. One probe of the (channel_id, ts) index per channel, whatever the table holds."""
+        last = select(samples.c.ts).where(samples.c.channel_id == channels.c.id, samples.c.ts <= ts)
+        if not_before is not None:
+            last = last.where(samples.c.ts >= not_before)
+        last_ts = last.order_by(samples.c.ts.desc()).limit(1).correlate(channels).scalar_subquery()
+        # joined on (channel_id, ts), not on id: the covering index answers it without the table, and on
+        # PostgreSQL (samples partitioned by ts) the row is looked for in one partition's index only
+        statement = (
+            select(samples.c.id, samples.c.ts, samples.c.channel_id, samples.c.value, samples.c.quality)
+            .select_from(channels)
+            .join(samples, and_(samples.c.channel_id == channels.c.id, samples.c.ts == last_ts))
+            .where(channels.c.line == self.line)
+            .order_by(samples.c.channel_id, samples.c.id.desc())
+        )
+        async with self._reading() as conn:
+            rows = [SampleRow(*r) for r in (await conn.execute(statement)).all()]
+        # two samples of one channel at the very same instant: the later written one
+        return list({r.channel_id: r for r in reversed(rows)}.values())[::-1]
+
+    async def item_places_at(self, ts: float) -> list[dict[str, Any]]:
+        """Each registered item's last ledger entry at or before `ts` (items with none left out),
+        ordered by item: where everything was at an instant, and in what atmosphere."""
+        last = (
+            select(ledger.c.id)
+            .where(ledger.c.line == items.c.line, ledger.c.item == items.c.id, ledger.c.ts <= ts)
+            .order_by(ledger.c.ts.desc(), ledger.c.id.desc())
+            .limit(1)
+            .correlate(items)
+            .scalar_subquery()
+        )
+        statement = (
+            select(ledger)
+            .select_from(items)
+            .join(ledger, ledger.c.id == last)
+            .where(items.c.line == self.line)
+            .order_by(ledger.c.item)
+        )
+        return [plain_row(r, json_columns=("evidence",)) for r in await self._fetch(statement)]
+
+    async def alarm_states_at(self, ts: float) -> list[dict[str, Any]]:
+        """Each alarm's last journal record at or before `ts`, ordered by alarm: its state at that
+        instant (`to_state`), who last acknowledged or shelved it, and whether it was first out.
+        The line's alarm records up to `ts` are grouped in the database on the (line, ts) index."""
+        newest = (
+            select(func.max(alarm_events.c.id).label("id"))
+            .where(alarm_events.c.line == self.line, alarm_events.c.ts <= ts)
+            .group_by(alarm_events.c.alarm_id)
+            .subquery()
+        )
+        statement = (
+            select(alarm_events)
+            .join(newest, alarm_events.c.id == newest.c.id)
+            .order_by(alarm_events.c.alarm_id)
+        )
+        return [plain_row(r, json_columns=("evidence",)) for r in await self._fetch(statement)]
 
     async def timeline_rows(
         self, since_ts: float, until_ts: float, *, limit: int = 200_000
     ) -> dict[str, list[dict[str, Any]]]:
         """The rows of every event table in [since, until], per source ("job", "alarm", "command",
-        "station", "mode", "item"), each oldest first. The ledger and job events are indexed by item
-        and job, not by time, so their range scans grow with the table (issue 12's speed part adds them)."""
+        "station", "mode", "item"), each oldest first: each a range on its (line, ts) index (migration
+        0007; job events on (job_id, ts) for the line's jobs)."""
         out: dict[str, list[dict[str, Any]]] = {}
         for source, table in TIMELINE_TABLES.items():
             own = (  # job events carry their line through their job; the other tables in a column
@@ -193,21 +353,17 @@ class RecordSearch(HistorianQueries):
         )
         return [plain_row(r, json_columns=("action",)) for r in await self._fetch(statement)]
 
-    async def last_samples_at(self, channel_ids: Sequence[int], at_ts: float) -> list[SampleRow]:
-        """Each channel's last sample at or before `at` (channels never read before it left out): one
-        indexed (channel, ts) look-up per channel, so the cost does not grow with the night's length."""
-        columns = (samples.c.id, samples.c.ts, samples.c.channel_id, samples.c.value, samples.c.quality)
-        out: list[SampleRow] = []
+    async def run_start_at(self, at_ts: float) -> float | None:
+        """When the service run recording at `at` started: the live atmosphere memory began there, so a
+        replay or a rejudge folds the line's state from that instant. None when no run covers `at`."""
+        statement = (
+            select(func.max(runs.c.started_at))
+            .where(runs.c.line == self.line, runs.c.started_at <= at_ts)
+            .where(or_(runs.c.ended_at.is_(None), runs.c.ended_at >= at_ts))
+        )
         async with self._reading() as conn:
-            for channel_id in channel_ids:
-                statement = (
-                    select(*columns)
-                    .where(samples.c.channel_id == channel_id, samples.c.ts <= at_ts)
-                    .order_by(samples.c.ts.desc(), samples.c.id.desc())
-                    .limit(1)
-                )
-                out += [SampleRow(*r) for r in (await conn.execute(statement)).all()]
-        return out
+            found = await conn.scalar(statement)
+        return None if found is None else float(found)
 
     async def latest_rows_at(self, source: str, key: str, at_ts: float) -> list[dict[str, Any]]:
         """The newest row at or before `at` of each `key` value of a timeline table ("alarm" by
@@ -222,6 +378,10 @@ class RecordSearch(HistorianQueries):
         statement = select(table).where(table.c.id.in_(newest)).order_by(table.c.ts, table.c.id)
         json_columns = (*JSON_COLUMNS.get(source, ()), *(("evidence",) if source == "alarm" else ()))
         return [plain_row(r, json_columns=json_columns) for r in await self._fetch(statement)]
+
+
+def _number(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 def item_ids_of_job(items: Any) -> set[str]:

@@ -121,7 +121,8 @@ samples = Table(
     Column("value", Double),
     Column("quality", Text, nullable=False),
 )
-Index(None, samples.c.channel_id, samples.c.ts)
+# covering (0007): a trend, an export or a replay cursor reads one channel from the index alone
+Index(None, samples.c.channel_id, samples.c.ts, samples.c.value, samples.c.quality)
 
 # On PostgreSQL `samples` is partitioned by range of `ts`, one partition a day (`samples_pYYYYMMDD`)
 # and a default one, so old samples leave as whole partitions (`controller.historian.retention`); its
@@ -150,6 +151,7 @@ transitions = Table(
 )
 Index(None, transitions.c.run_id)
 Index(None, transitions.c.ts)
+Index(None, transitions.c.line, transitions.c.ts)  # the flight recorder's ranges (0007)
 
 mode_changes = Table(
     "mode_changes",
@@ -167,6 +169,7 @@ mode_changes = Table(
     Column("in_service", Boolean),
 )
 Index(None, mode_changes.c.ts)
+Index(None, mode_changes.c.line, mode_changes.c.ts)
 
 alarm_events = Table(
     "alarm_events",
@@ -190,6 +193,7 @@ alarm_events = Table(
 )
 Index(None, alarm_events.c.ts)
 Index(None, alarm_events.c.alarm_id, alarm_events.c.ts)
+Index(None, alarm_events.c.line, alarm_events.c.ts)
 
 items = Table(
     "items",
@@ -215,6 +219,7 @@ ledger = Table(
     Column("evidence", Text, nullable=False),
 )
 Index(None, ledger.c.line, ledger.c.item, ledger.c.ts)
+Index(None, ledger.c.line, ledger.c.ts)
 
 commands = Table(
     "commands",
@@ -237,6 +242,7 @@ commands = Table(
 )
 Index(None, commands.c.run_id)
 Index(None, commands.c.ts)
+Index(None, commands.c.line, commands.c.ts)
 
 # One row per committed batch, written in the batch's own transaction. When a commit's fate is unknown
 # (the connection died during COMMIT), the retry looks its key up first: rows are written exactly once.
