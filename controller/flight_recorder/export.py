@@ -39,6 +39,7 @@ from sqlalchemy.pool import NullPool
 
 from controller.errors import UserError
 from controller.flight_recorder.rejudge import PRELOAD_S
+from controller.historian.migration_lock import LOCK_FILE_SUFFIX
 from controller.historian.queries import IN_CHUNK
 from controller.historian.record_search import item_ids_of_job
 from controller.historian.recovery import INVENTORY_ACTIONS
@@ -129,10 +130,8 @@ async def export_run(source_url: str, run: str, output: Path, *, force: bool = F
             finally:
                 await target_engine.dispose()
         summary.size_bytes = await asyncio.to_thread(_publish, partial, output, force)
-    except BaseException:
+    finally:  # a failed export leaves nothing; a published one leaves no lock file of its partial beside it
         remove_sqlite_file(partial)
-        raise
-    finally:
         await engine.dispose()
     return summary
 
@@ -344,5 +343,6 @@ def _publish(partial: Path, output: Path, force: bool) -> int:
 
 
 def remove_sqlite_file(path: Path) -> None:
-    for suffix in ("", "-wal", "-shm", "-journal"):
+    """The file and what SQLite and the migrations keep beside it (journals, the migration lock)."""
+    for suffix in ("", "-wal", "-shm", "-journal", LOCK_FILE_SUFFIX):
         Path(str(path) + suffix).unlink(missing_ok=True)
