@@ -283,9 +283,9 @@ def test_line_at_rebuilds_readings_positions_items_and_alarms_from_rows_alone() 
     readings = LineModel(config).readings
     io = readings.io
     assert io is not None
-    gate = {(io, "inlet_gate"), (io, "inlet_gate.open"), (io, "inlet_gate.closed")}  # channels 4-6 below
+    gate_points = {(io, "inlet_gate"), (io, "inlet_gate.open"), (io, "inlet_gate.closed")}  # channels 4-6
     # every other valve, door, pump: closed, off (one channel id per point, as the channels table keeps)
-    outputs = [key for key in channels_read(config) if key[0] == io and key not in gate]
+    outputs = [key for key in channels_read(config) if key[0] == io and key not in gate_points]
     channels = {
         1: (*readings.gauges["inlet"][0], "Pa"),
         2: (*readings.frost["inlet"], "degC"),
