@@ -284,7 +284,7 @@ def _event(t: TableReader, sim: SimLine) -> ScenarioEvent:
 async def run_scenario(sim: SimLine, events: list[ScenarioEvent]) -> None:
     """Inject each event at its virtual time; clear it after its duration. Runs until all are done.
 
-    Events counted from the first deposition are scheduled when a source is first seen emitting; the
+    Events counted from the first deposition are scheduled when a source is first seen to have emitted; the
     virtual clock has no events to wait on, so both it and the sources are re-checked, at most a
     hundredth of a wall second apart while a deposition is awaited."""
     pending: list[tuple[float, Callable[[], None]]] = []
@@ -293,7 +293,7 @@ async def run_scenario(sim: SimLine, events: list[ScenarioEvent]) -> None:
         if event.after == "start":
             pending.append((event.at_s, _apply_later(sim, event, pending)))
     while pending or deferred:
-        if deferred and any(source.emitting for source in sim.plant.sources.values()):
+        if deferred and any(source.has_emitted for source in sim.plant.sources.values()):
             began_s = sim.plant.time_s
             pending += [(began_s + e.at_s, _apply_later(sim, e, pending, began_s)) for e in deferred]
             deferred = []

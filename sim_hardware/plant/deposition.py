@@ -73,6 +73,9 @@ class DepositionSource:
         self._mains = mains
         self._enabled = False
         self._power_setpoint_w = 0.0
+        # latched by the physics step: lit once, however briefly (a scenario polling `emitting` from
+        # another task can miss a plasma that a pressure swing puts out within one step)
+        self.has_emitted = False
         self._window = spec.pressure_window_pa or DEFAULT_PRESSURE_WINDOWS_PA[spec.kind]
 
     @property
@@ -301,6 +304,7 @@ def advance_deposition(
     arriving: list[DepositionSource] = []
     for source in sources:
         source.plating_assist = plating
+        source.has_emitted = source.has_emitted or source.emitting
         flux = source.flux_rate_nm_s
         if flux > 0.0:
             arriving.append(source)

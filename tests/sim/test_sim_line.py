@@ -13,6 +13,7 @@ import pytest
 from controller.config.line_config import load_line_config
 from controller.errors import ConfigFileError
 from controller.line.devices import LineDevices, build_line_devices
+from drivers.deposition_sources import DepositionSources
 from drivers.dewpoint_transmitter import DewPointTransmitter
 from drivers.errors import DeviceRefused, DeviceTimeout, LinkDown, ProtocolError
 from drivers.reading import Quality, Reading
@@ -198,10 +199,12 @@ async def test_an_event_after_the_deposition_waits_for_a_source_to_emit(line: Li
     assert not line.sim.plant.supplies["ar"].empty
     source = line.sim.plant.sources["rf_sputter"]
     low, high = source.pressure_window_pa
-    source.enabled = True
-    source.power_setpoint_w = source.max_power_w
+    source.space.fill(composition({"Ar": 1.0}), math.sqrt(low * high))
+    rack = line.driver("sources", DepositionSources)  # switched on as the controller does: the rack
+    await rack.set_power_w("rf_sputter", source.max_power_w)  # re-applies its own output state
     lit_s = line.sim.plant.time_s
-    async with asyncio.timeout(5.0):
+    await rack.enable("rf_sputter")
+    async with asyncio.timeout(30.0):  # wall time: a loaded machine runs the tasks late
         while not task.done():  # sputter gas held in its window, as the MFC and throttle would
             source.space.fill(composition({"Ar": 1.0}), math.sqrt(low * high))
             await asyncio.sleep(0.005)
