@@ -130,7 +130,8 @@ async def start_queue(page: Page) -> None:
     await expect(page.locator("#start-question")).to_contain_text(f"Start queue {QUEUE} (1 job: ")
     await expect(page.locator("#start-no")).to_be_focused()  # the safe answer is the default
     await page.locator("#start-yes").click()
-    await expect(page.locator("#command-result")).to_contain_text("started by op1")
+    # the start is answered once every recipe is held against the line: seconds on a loaded machine
+    await expect(page.locator("#command-result")).to_contain_text("started by op1", timeout=WAIT_MS)
 
 
 async def open_hmi(hmi: BatchHmi) -> Page:
