@@ -40,6 +40,7 @@ from sequences.batch_queue import load_queue
 from sequences.operator_desk import OperatorDesk
 from sequences.plant_clock import PlantClock
 from sim_hardware.line import InitialAtmosphere, SimLine
+from sim_hardware.plant import VirtualClock
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "performance.md"
 GLOVE_WORK_S = 120.0
@@ -158,6 +159,8 @@ class ClockedLine:
     def __init__(self, config: LineConfig, speed: float) -> None:
         self.config = config
         self.speed = speed
+        self.virtual = VirtualClock(speed)
+        self.clock = PlantClock(speed, source=self.virtual.now_s)  # the controller reads the simulator's
         self.plant_start_s = 0.0
         self.plant_end_s = 0.0
         self.isolated_at_pa: dict[str, list[float]] = {}
@@ -166,7 +169,7 @@ class ClockedLine:
         @contextlib.asynccontextmanager
         async def line() -> AsyncIterator[LineConfig]:
             initial = {s.name: InitialAtmosphere("ar", 101_700.0, DRY_S) for s in self.config.spaces}
-            async with SimLine(self.config, speed=self.speed, initial=initial) as sim:
+            async with SimLine(self.config, speed=self.speed, initial=initial, clock=self.virtual) as sim:
                 self.plant_start_s = sim.clock.now_s()
                 try:
                     yield sim.simulated_config()
@@ -220,8 +223,8 @@ async def run_bench(speed: float, jobs: int, *, command: str) -> OvernightResult
             base, database=dataclasses.replace(base.database, url=f"sqlite:///{folder / 'line.db'}")
         )
         queue = load_queue(write_queue(folder, jobs))
-        clock = PlantClock(speed)
         line = ClockedLine(config, speed)
+        clock = line.clock
         desk = OperatorDesk(clock=clock, simulated_glove_work_s=GLOVE_WORK_S)
         out = io.StringIO()
         started = time.monotonic()

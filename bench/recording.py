@@ -47,7 +47,6 @@ from controller.service.batch_run import run_batch
 from drivers.reading import Quality, Reading
 from sequences.batch_queue import load_queue
 from sequences.operator_desk import OperatorDesk
-from sequences.plant_clock import PlantClock
 from sim_hardware.faults import Fault, inject
 from sim_hardware.line import SimLine
 
@@ -135,13 +134,13 @@ async def producing_rows(
             base, database=dataclasses.replace(base.database, url=f"sqlite:///{folder / 'line.db'}")
         )
         queue = load_queue(write_queue(folder, 1))
-        clock = PlantClock(speed)
         # the heartbeat on the plant clock: the records' times are wall times. The recorder takes its
         # `[recording]` from the line the factory yields, so the simulated line gets these settings
         sped = dataclasses.replace(config, recording=dataclasses.replace(
             config.recording, heartbeat_s=config.recording.heartbeat_s / speed,
             deadband=not every_poll))  # fmt: skip
         line = ClockedLine(sped, speed)
+        clock = line.clock
         desk = OperatorDesk(clock=clock, simulated_glove_work_s=GLOVE_WORK_S)
         t0 = time.time()
         await run_batch(

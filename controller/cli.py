@@ -29,6 +29,7 @@ from drivers.errors import ConfigError
 
 if TYPE_CHECKING:
     from controller.config.line_config import LineConfig
+    from controller.service.demo import SimulatedLine
 
 log = logging.getLogger("depline")
 LOG_FORMAT_HELP = "stderr log lines: text with key=value fields, or one JSON object per line"
@@ -181,10 +182,13 @@ async def _run_line(
         try:
             async with contextlib.AsyncExitStack() as stack:
                 line = config
+                clock = PlantClock(1.0)
                 if sim:  # the same simulated line as the demo's: a glovebox line kept inert and dry
                     from controller.service.demo import simulated_line
 
-                    line = await stack.enter_async_context(simulated_line(config, speed, scenario)())
+                    simulated = simulated_line(config, speed, scenario)
+                    clock = simulated.clock
+                    line = await stack.enter_async_context(simulated())
                 if stop.is_set():
                     return
                 what = f"line {config.name!r}" + (f", simulated at {speed:g}x" if sim else "")
@@ -192,7 +196,6 @@ async def _run_line(
                 def announce(url: str) -> None:
                     print(f"depline: serving {url} ({what})", flush=True)
 
-                clock = PlantClock(speed if sim else 1.0)
                 await serve_line(line, listener, stop, announce=announce, clock=clock)
         finally:
             listener.close()
@@ -229,10 +232,10 @@ def _cmd_batch(args: argparse.Namespace) -> int:
         return _follow_service_batch(args, config, Path(args.queue))
     if operator == "terminal" and not sys.stdin.isatty():
         raise UserError("batch: --operator terminal needs an interactive terminal on stdin")
-    line = _line_factory(config, args.sim, args.speed or 1.0, args.scenario)
-    return asyncio.run(
-        _run_batch(config, queue, line, sim=args.sim, speed=args.speed or 1.0, operator=operator)
-    )
+    from controller.service.demo import simulated_line
+
+    line = simulated_line(config, args.speed or 1.0, args.scenario)
+    return asyncio.run(_run_batch(config, queue, line, operator=operator))
 
 
 def _follow_service_batch(args: argparse.Namespace, config: LineConfig, queue: Path | None) -> int:
@@ -257,16 +260,13 @@ def _follow_service_batch(args: argparse.Namespace, config: LineConfig, queue: P
     return follow(client, answer_prompts=terminal)
 
 
-async def _run_batch(
-    config: LineConfig, queue: Any, line: Callable[[], Any], *, sim: bool, speed: float, operator: str
-) -> int:
+async def _run_batch(config: LineConfig, queue: Any, line: SimulatedLine, *, operator: str) -> int:
     from controller.service.batch_run import run_batch, simulated_plan
     from controller.service.demo import SIMULATED_GLOVE_WORK_S
     from controller.service.line_service import bind_listener
     from sequences.operator_desk import OperatorDesk
-    from sequences.plant_clock import PlantClock
 
-    clock = PlantClock(speed if sim else 1.0)
+    clock = line.clock
     glove_work_s = SIMULATED_GLOVE_WORK_S if operator == "simulated" else None
     desk = OperatorDesk(clock=clock, simulated_glove_work_s=glove_work_s)
     result = await run_batch(
@@ -276,24 +276,10 @@ async def _run_batch(
         clock=clock,
         desk=desk,
         terminal=operator == "terminal",
-        plan=simulated_plan(config) if sim else None,
+        plan=simulated_plan(config),
         api_listener=bind_listener(config.hmi.host, config.hmi.port) if operator == "hmi" else None,
     )
     return result.exit_code
-
-
-def _line_factory(config: LineConfig, sim: bool, speed: float, scenario: str | None) -> Callable[[], Any]:
-    """The line the batch controls: the configured one, or the simulated line started in-process."""
-    if sim:
-        from controller.service.demo import simulated_line
-
-        return simulated_line(config, speed, scenario)
-
-    @contextlib.asynccontextmanager
-    async def line() -> Any:
-        yield config
-
-    return line
 
 
 def _api_get(url: str, path: str) -> Any:

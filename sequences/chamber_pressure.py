@@ -27,9 +27,9 @@ from sequences.chamber_readings import (
     pressure_reading,
     reading_of,
 )
-from sequences.plant_clock import PlantClock
+from sequences.plant_clock import PlantClock, PlantStopwatch
 from sequences.safe_state import make_safe
-from sequences.step_budget import PlantStopwatch, StepBudget
+from sequences.step_budget import StepBudget
 from sequences.steps import ProcessFault, StepTimeout, pressure_pa, submit
 
 log = logging.getLogger(__name__)

@@ -31,9 +31,9 @@ from drivers.thickness_monitor import PROGRAMMED_FILM
 from drivers.thickness_monitor_settings import FilmParameters, film_differences
 from sequences.chamber_pressure import process_gas, set_process_pressure
 from sequences.chamber_readings import device_of, fresh_reading, is_below, reading_of
-from sequences.plant_clock import PlantClock
+from sequences.plant_clock import PlantClock, PlantStopwatch
 from sequences.safe_state import switch_off
-from sequences.step_budget import PlantStopwatch, StepBudget
+from sequences.step_budget import StepBudget
 from sequences.steps import ProcessFault, pressure_pa, submit
 
 log = logging.getLogger(__name__)
@@ -136,10 +136,10 @@ def _require_on(gate: CommandGate, space: str, sources: tuple[str, ...], step: s
 async def _hold(
     gate: CommandGate, space: str, sources: tuple[str, ...], plant_s: float, clock: PlantClock
 ) -> None:
-    end = time.monotonic() + clock.wall_s(plant_s)
-    while (left := end - time.monotonic()) > 0:
+    end = clock.now_s() + plant_s
+    while (left := end - clock.now_s()) > 0:
         _require_on(gate, space, sources, f"{space} hold")
-        await asyncio.sleep(min(POLL_S, left))
+        await asyncio.sleep(min(POLL_S, clock.wall_s(left)))
     _require_on(gate, space, sources, f"{space} hold")
 
 
@@ -458,9 +458,9 @@ async def anneal(
 async def _hold_temperature(
     gate: CommandGate, space: str, plant_s: float, clock: PlantClock, temps: list[float]
 ) -> None:
-    end = time.monotonic() + clock.wall_s(plant_s)
-    while (left := end - time.monotonic()) > 0:
+    end = clock.now_s() + plant_s
+    while (left := end - clock.now_s()) > 0:
         temp = gate.state().spaces[space].substrate_temp_c
         if temp is not None:
             temps.append(temp)
-        await asyncio.sleep(min(POLL_S, left))
+        await asyncio.sleep(min(POLL_S, clock.wall_s(left)))

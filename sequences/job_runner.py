@@ -505,15 +505,15 @@ class JobRunner:
         await self._flush_states()  # SUSPENDED is visible in the job's row while it waits
         settle_s = self.ctl.config.sequence.suspend_settle_s
         clear_since: float | None = None
-        started = time.monotonic()
+        started = self.clock.now_s()
         while not self._stop.is_set() and self._trip is None:
             if self._conditions():
                 clear_since = None
             elif clear_since is None:
-                clear_since = time.monotonic()
-            elif time.monotonic() - clear_since >= self.clock.wall_s(settle_s):
+                clear_since = self.clock.now_s()
+            elif self.clock.now_s() - clear_since >= settle_s:
                 break
-            if time.monotonic() - started > self.clock.wall_s(MAX_SUSPEND_S):
+            if self.clock.now_s() - started > MAX_SUSPEND_S:
                 self.message = f"suspended longer than {MAX_SUSPEND_S:.0f} s: {', '.join(conditions)}"
                 return "hold"
             await asyncio.sleep(SUSPEND_POLL_S)

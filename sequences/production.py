@@ -101,6 +101,10 @@ class JobContext:
     def wall(self, plant_s: float) -> float:
         return max(MIN_WALL_WAIT_S, self.clock.wall_s(plant_s))
 
+    def plant_timeout(self, plant_s: float) -> float:
+        """A wait's timeout in plant seconds, never shorter than `MIN_WALL_WAIT_S` of wall time."""
+        return max(self.clock.plant_s(MIN_WALL_WAIT_S), plant_s)
+
     @property
     def step_timeout_s(self) -> float:
         """Plant seconds, as the process-chamber steps take them."""
@@ -155,8 +159,9 @@ async def _set_port(ctx: JobContext, port: str, open_: bool, why: str) -> None:
     await wait_for(
         ctx.ctl.gate,
         lambda s: s.ports[port].valve.confirmed_open if open_ else s.ports[port].valve.confirmed_closed,
-        ctx.wall(PORT_TRAVEL_S),
+        ctx.plant_timeout(PORT_TRAVEL_S),
         f"{port} confirmed {'open' if open_ else 'closed'}",
+        clock=ctx.clock,
     )
 
 
@@ -247,8 +252,9 @@ async def _hold_valve_until(
         await wait_for(
             gate,
             lambda s: reached(s.spaces[space].pressure_pa or math.nan),  # unknown: not reached
-            ctx.wall(ctx.step_timeout_s),
+            ctx.plant_timeout(ctx.step_timeout_s),
             f"{space} {what}",
+            clock=ctx.clock,
         )
     finally:
         await submit(gate, SetValve(space, valve, False), ctx.user, f"{space}: {what} done")
@@ -326,9 +332,10 @@ async def purge_until_in_spec(ctx: JobContext, space: str) -> None:
             cycles=1,
             evacuate_to_pa=seq.purge_evacuate_to_pa,
             fill_to_pa=ctx.config.limits.room_pressure_pa,
-            timeout_s=ctx.wall(ctx.step_timeout_s),
+            timeout_s=ctx.plant_timeout(ctx.step_timeout_s),
             user=ctx.user,
-            settle_s=ctx.clock.wall_s(PURGE_SETTLE_S),
+            settle_s=PURGE_SETTLE_S,
+            clock=ctx.clock,
         )
         await ctx.record(
             "purge_cycle",
@@ -690,8 +697,9 @@ async def fill_and_cool(ctx: JobContext, chamber: str) -> None:
     await wait_for(
         ctx.ctl.gate,
         lambda s: _cool(s.spaces[chamber].substrate_temp_c),
-        ctx.wall(COOL_TIMEOUT_S),
+        ctx.plant_timeout(COOL_TIMEOUT_S),
         f"substrate in {chamber} below {HANDLING_TEMP_C:g} °C",
+        clock=ctx.clock,
     )
 
 

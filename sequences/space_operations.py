@@ -29,6 +29,7 @@ from typing import Final, Literal, cast, get_args
 from controller.errors import ControllerError
 from controller.line.actions import SetPump, SetValve
 from controller.line.controller import LineController
+from controller.line.state import LineState
 from drivers.errors import DriverError
 from sequences.plant_clock import PlantClock
 from sequences.safe_state import make_safe
@@ -43,6 +44,7 @@ KINDS: Final = get_args(OperationKind)
 MAX_CYCLES: Final = 10
 KEEP_FINISHED: Final = 20  # ended operations kept for the HMI: enough to see what just happened
 CANCEL_WAIT_S: Final = 45.0  # wall seconds a cancel waits for the safe state (make_safe bounds itself to 30)
+PURGE_SETTLE_WALL_S: Final = 1.0  # a purge's settling before its atmosphere is judged: a poll or two
 _LABELS: Final = {"cycle": "cycle", "fill": "fill with gas", "pump_down": "pump down"}
 
 
@@ -248,8 +250,12 @@ class SpaceOperations:
 
     # -- the procedures -----------------------------------------------------------------------------
 
-    def _timeout_wall_s(self) -> float:
-        return self.clock.wall_s(self.sequence.step_timeout_s) + POLL_FLOOR_S
+    async def _until(self, condition: Callable[[LineState], bool], what: str) -> LineState:
+        return await wait_for(self.ctl.gate, condition, self._timeout_s(), what, clock=self.clock)
+
+    def _timeout_s(self) -> float:
+        """Plant seconds: the step timeout plus the poll floor."""
+        return self.sequence.step_timeout_s + self.clock.plant_s(POLL_FLOOR_S)
 
     async def _procedure(self, op: _Operation) -> None:
         if op.kind == "cycle":
@@ -279,8 +285,10 @@ class SpaceOperations:
                 op.space,
                 cycles=1,
                 evacuate_to_pa=self.sequence.purge_evacuate_to_pa,
-                timeout_s=self._timeout_wall_s(),
+                timeout_s=self._timeout_s(),
                 user=op.user,
+                settle_s=self.clock.plant_s(PURGE_SETTLE_WALL_S),
+                clock=self.clock,
             )
             last = report[-1].atmosphere.replace("_", " ")
         op.message = f"{cycles} cycle{'s' if cycles > 1 else ''} done; atmosphere {last}"
@@ -292,9 +300,7 @@ class SpaceOperations:
         await self._isolate(op, "fill: only the fill valve may open")
         op.step = "back-filling"
         await submit(gate, SetValve(space, "gas_fill", True), op.user, f"fill {space} to {room_pa:g} Pa")
-        state = await wait_for(
-            gate, lambda s: pressure_pa(s, space) >= room_pa, self._timeout_wall_s(), f"{space} back-fill"
-        )
+        state = await self._until(lambda s: pressure_pa(s, space) >= room_pa, f"{space} back-fill")
         op.step = "closing the fill valve"
         await submit(gate, SetValve(space, "gas_fill", False), op.user, "fill: done")
         op.message = f"filled to {pressure_pa(state, space):.0f} Pa"
@@ -306,14 +312,10 @@ class SpaceOperations:
         await self._isolate(op, "pump down: start from closed valves")
         op.step = "starting the pump"
         await submit(gate, SetPump(space, True), op.user, "pump down: pump on")
-        await wait_for(
-            gate, lambda s: s.spaces[space].pump_running is True, self._timeout_wall_s(), f"{space} pump"
-        )
+        await self._until(lambda s: s.spaces[space].pump_running is True, f"{space} pump")
         op.step = "evacuating"
         await submit(gate, SetValve(space, "rough", True), op.user, f"pump down {space} to {target_pa:g} Pa")
-        state = await wait_for(
-            gate, lambda s: pressure_pa(s, space) <= target_pa, self._timeout_wall_s(), f"{space} evacuation"
-        )
+        state = await self._until(lambda s: pressure_pa(s, space) <= target_pa, f"{space} evacuation")
         op.step = "closing the rough valve"
         await submit(gate, SetValve(space, "rough", False), op.user, "pump down: hold with the valve closed")
         op.message = f"evacuated to {pressure_pa(state, space):.3g} Pa; holding with the rough valve closed"

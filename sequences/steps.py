@@ -4,7 +4,9 @@ A step never drives hardware itself: it submits actions to the gate (which may r
 watches the line state the gate sees. A refused or failed command ends the step with `StepFailed`
 naming the command and the gate's reason; a condition that does not arrive in time ends it with
 `StepTimeout`; a process step the line cannot carry on with (a source went out, a supply is missing)
-ends with `ProcessFault`. Timeouts are in real seconds, because that is what the controller lives in.
+ends with `ProcessFault`. A wait's timeout is in the seconds of the clock it is given: wall seconds by
+default (what a reply or a poll takes), plant seconds when the step hands in its `PlantClock` (how
+long a pump-down may take is a property of the plant, whatever the simulation speed).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from controller.line.actions import Action, Command, SetPump, SetValve
 from controller.line.atmosphere import Atmosphere
 from controller.line.gate import CommandGate, GateRecord
 from controller.line.state import LineState
+from sequences.plant_clock import WALL, PlantClock
 
 POLL_S = 0.05
 _MOVING = (Atmosphere.BACK_FILLING, Atmosphere.EVACUATING)
@@ -62,15 +65,22 @@ async def submit(gate: CommandGate, action: Action, user: str, reason: str) -> G
 
 
 async def wait_for(
-    gate: CommandGate, condition: Callable[[LineState], bool], timeout_s: float, what: str
+    gate: CommandGate,
+    condition: Callable[[LineState], bool],
+    timeout_s: float,
+    what: str,
+    *,
+    clock: PlantClock = WALL,
 ) -> LineState:
-    deadline = time.monotonic() + timeout_s
+    """The line state once `condition` holds; `timeout_s` in `clock`'s seconds."""
+    deadline = clock.now_s() + timeout_s
     while True:
         state = gate.state()
         if condition(state):
             return state
-        if time.monotonic() > deadline:
-            raise StepTimeout(f"{what} did not happen within {timeout_s:.0f} s")
+        if clock.now_s() > deadline:
+            unit = "" if clock is WALL else " of plant time"
+            raise StepTimeout(f"{what} did not happen within {timeout_s:.0f} s{unit}")
         await asyncio.sleep(POLL_S)
 
 
@@ -92,37 +102,39 @@ async def pump_purge(
     user: str = "sequence",
     on_cycle: Callable[[PurgeCycle], None] | None = None,
     settle_s: float = 1.0,
+    clock: PlantClock = WALL,
 ) -> list[PurgeCycle]:
     """Evacuate and back-fill with the inert gas `cycles` times (the antechamber purge of DESIGN §1.2).
 
     The back-fill runs until the regulator has the space at or above `fill_to_pa` (room pressure by
-    default), so neighbouring spaces filled the same way end within the door's Δp limit.
+    default), so neighbouring spaces filled the same way end within the door's Δp limit. Timeouts,
+    settling and the reported durations are in `clock`'s seconds.
     """
     reports: list[PurgeCycle] = []
+
+    async def until(condition: Callable[[LineState], bool], what: str) -> LineState:
+        return await wait_for(gate, condition, timeout_s, f"{space} {what}", clock=clock)
+
     await submit(gate, SetPump(space, True), user, "purge: pump on")
-    await wait_for(gate, lambda s: s.spaces[space].pump_running is True, timeout_s, f"{space} pump running")
+    await until(lambda s: s.spaces[space].pump_running is True, "pump running")
     for cycle in range(1, cycles + 1):
-        start = time.monotonic()
+        start = clock.now_s()
         await submit(gate, SetValve(space, "rough", True), user, f"purge cycle {cycle}: evacuate")
-        state = await wait_for(
-            gate, lambda s: pressure_pa(s, space) <= evacuate_to_pa, timeout_s, f"{space} evacuation"
-        )
-        evacuated, evacuate_s = pressure_pa(state, space), time.monotonic() - start
+        state = await until(lambda s: pressure_pa(s, space) <= evacuate_to_pa, "evacuation")
+        evacuated, evacuate_s = pressure_pa(state, space), clock.now_s() - start
         await submit(gate, SetValve(space, "rough", False), user, f"purge cycle {cycle}: isolate")
-        start = time.monotonic()
+        start = clock.now_s()
         await submit(gate, SetValve(space, "gas_fill", True), user, f"purge cycle {cycle}: back-fill")
-        state = await wait_for(
-            gate, lambda s: pressure_pa(s, space) >= fill_to_pa, timeout_s, f"{space} back-fill"
-        )
-        filled, fill_s = pressure_pa(state, space), time.monotonic() - start
+        state = await until(lambda s: pressure_pa(s, space) >= fill_to_pa, "back-fill")
+        filled, fill_s = pressure_pa(state, space), clock.now_s() - start
         await submit(gate, SetValve(space, "gas_fill", False), user, f"purge cycle {cycle}: filled")
-        await wait_for(  # judge the atmosphere once the space is static again
-            gate, lambda s: s.spaces[space].atmosphere not in _MOVING, timeout_s, f"{space} settled"
-        )
+        # judge the atmosphere once the space is static again
+        await until(lambda s: s.spaces[space].atmosphere not in _MOVING, "settled")
         # a transmitter compensated for 1 atm reads too dry during the refill transient: give it
         # fresh readings of the filled space before reporting
-        await asyncio.sleep(settle_s)
-        await _fresh_frost_point(gate, space, time.monotonic() - settle_s / 2, timeout_s)
+        settling = time.monotonic()
+        await clock.sleep(settle_s)
+        await _fresh_frost_point(gate, space, (settling + time.monotonic()) / 2, timeout_s, clock)
         state = gate.state()
         evidence = state.spaces[space].classification.evidence
         report = PurgeCycle(
@@ -141,7 +153,9 @@ async def pump_purge(
     return reports
 
 
-async def _fresh_frost_point(gate: CommandGate, space: str, after_mono: float, timeout_s: float) -> None:
+async def _fresh_frost_point(
+    gate: CommandGate, space: str, after_mono: float, timeout_s: float, clock: PlantClock
+) -> None:
     """Wait for a frost-point reading taken after `after_mono` (at high plant speed a settle time is
     shorter than a poll, so sleeping alone would report the transient)."""
     source = gate.model.readings.frost.get(space)
@@ -152,7 +166,7 @@ async def _fresh_frost_point(gate: CommandGate, space: str, after_mono: float, t
         reading = gate.snapshot().get(source)
         return reading is not None and reading.mono > after_mono
 
-    await wait_for(gate, fresh, timeout_s, f"a fresh frost point in {space}")
+    await wait_for(gate, fresh, timeout_s, f"a fresh frost point in {space}", clock=clock)
 
 
 def _number(value: object) -> float | None:

@@ -136,10 +136,13 @@ class SimLine:
         speed: float = 1.0,
         pace: bool = False,
         initial: Mapping[str, InitialAtmosphere] | None = None,
+        clock: VirtualClock | None = None,
     ) -> None:
+        """`clock`: a virtual clock the controller reads too (it is set to `speed`); a new one if None."""
         self.config = config
         self.pace = pace
-        self.clock = VirtualClock(speed)
+        self.clock = clock if clock is not None else VirtualClock(speed)
+        self.clock.speed = speed
         self.plant = Plant.from_spec(with_initial(plant_spec(config), initial or {}))
         self.runner = PlantRunner(self.plant, self.clock)
         self.signal_faults = SignalFaults(lambda: self.plant.time_s)

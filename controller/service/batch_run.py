@@ -13,7 +13,6 @@ import contextlib
 import signal
 import socket
 import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractAsyncContextManager
 from typing import TextIO
@@ -56,7 +55,7 @@ class ProgressBoard:
         self.tty = tty
         self.clock = clock
         self._last_key: tuple[str, int, str] | None = None
-        self._started = time.monotonic()
+        self._started_plant_s = self.clock.now_s()
 
     def start(self, batch: BatchRow, jobs: list[JobRow], resumed: bool) -> None:
         done = sum(j.finished for j in jobs)
@@ -72,7 +71,7 @@ class ProgressBoard:
         if key == self._last_key and not self.tty:
             return
         self._last_key = key
-        plant_h = self.clock.plant_s(time.monotonic() - self._started) / 3600.0
+        plant_h = (self.clock.now_s() - self._started_plant_s) / 3600.0
         line = progress_line(position, total, p.fraction, p.state.value, p.title, plant_h)
         if self.tty:
             print(f"\r\033[K{line}", end="", file=self.out, flush=True)

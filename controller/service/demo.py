@@ -14,8 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator
 from importlib import resources
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from sequences.operator_desk import OperatorDesk
 from sequences.plant_clock import PlantClock
 from sim_hardware.faults import load_scenario, scenario_running
 from sim_hardware.line import InitialAtmosphere, SimLine
+from sim_hardware.plant import VirtualClock
 
 SIMULATED_GLOVE_WORK_S = 120.0  # plant seconds a simulated operator takes for each glove-work prompt
 KEPT_DRY_S = 7 * 24 * 3600.0  # the line was left argon-filled and dry, as a plant keeps it
@@ -37,27 +37,36 @@ def demo_queue_path() -> Path:
     return Path(str(resources.files("sequences").joinpath("queues", "demo.toml")))
 
 
-def simulated_line(
-    config: LineConfig, speed: float, scenario: str | None = None
-) -> Callable[[], AbstractAsyncContextManager[LineConfig]]:
-    """The simulated line as the batch runner takes it: started on entry, its endpoints' config yielded.
+class SimulatedLine:
+    """The simulated line as the batch runner takes it: called, an async context that starts it and
+    yields its endpoints' config. `clock` is the controller's plant clock on the simulator's own virtual
+    clock, so the controller's plant-time deadlines follow the plant when a busy host slows it down.
 
     `scenario` is the simulator's fault-scenario file (times in plant seconds from the line's start),
     so a fault can be rehearsed at speed from the command line; a bad file fails before the line starts.
     """
-    over_room_pa = config.limits.room_pressure_pa + 300.0  # a glovebox runs a little above the room
-    initial = {s.name: InitialAtmosphere("ar", over_room_pa, KEPT_DRY_S) for s in config.spaces}
-    if scenario is not None:
-        load_scenario(scenario, SimLine(config, speed=speed, initial=initial))  # checked before anything runs
+
+    def __init__(self, config: LineConfig, speed: float, scenario: str | None = None) -> None:
+        over_room_pa = config.limits.room_pressure_pa + 300.0  # a glovebox runs a little above the room
+        self.config = config
+        self.speed = speed
+        self.scenario = scenario
+        self.initial = {s.name: InitialAtmosphere("ar", over_room_pa, KEPT_DRY_S) for s in config.spaces}
+        self.virtual = VirtualClock(speed)
+        self.clock = PlantClock(speed, source=self.virtual.now_s)
+        if scenario is not None:  # checked before anything runs
+            load_scenario(scenario, SimLine(config, speed=speed, initial=self.initial))
 
     @contextlib.asynccontextmanager
-    async def line() -> AsyncIterator[LineConfig]:
-        simulated = SimLine(config, speed=speed, initial=initial)
-        events = load_scenario(scenario, simulated) if scenario is not None else []
+    async def __call__(self) -> AsyncIterator[LineConfig]:
+        simulated = SimLine(self.config, speed=self.speed, initial=self.initial, clock=self.virtual)
+        events = load_scenario(self.scenario, simulated) if self.scenario is not None else []
         async with simulated, scenario_running(simulated, events):
             yield simulated.simulated_config()
 
-    return line
+
+def simulated_line(config: LineConfig, speed: float, scenario: str | None = None) -> SimulatedLine:
+    return SimulatedLine(config, speed, scenario)
 
 
 def _api_listener(config: LineConfig) -> socket.socket:
@@ -72,7 +81,8 @@ async def run_demo(
     config: LineConfig, *, speed: float, queue_path: Path | None = None, scenario: str | None = None
 ) -> int:
     queue = load_queue(queue_path or demo_queue_path(), line=config)
-    clock = PlantClock(speed)
+    line = simulated_line(config, speed, scenario)
+    clock = line.clock
     desk = OperatorDesk(clock=clock, simulated_glove_work_s=SIMULATED_GLOVE_WORK_S)
     print(
         f"depline demo: line {config.name!r} simulated at {speed:g}x over its real protocols; "
@@ -84,7 +94,7 @@ async def run_demo(
         result = await run_batch(
             config,
             queue,
-            simulated_line(config, speed, scenario),
+            line,
             clock=clock,
             desk=desk,
             api_listener=listener,
@@ -115,10 +125,10 @@ async def serve_demo(config: LineConfig, *, speed: float, scenario: str | None =
             )
 
         try:
-            async with simulated_line(config, speed, scenario)() as line:
-                clock = PlantClock(speed)
+            simulated = simulated_line(config, speed, scenario)
+            async with simulated() as line:
                 await serve_line(
-                    line, listener, stop, announce=announce, plan=simulated_plan(line), clock=clock
+                    line, listener, stop, announce=announce, plan=simulated_plan(line), clock=simulated.clock
                 )
         finally:
             listener.close()

@@ -3,6 +3,14 @@
 `VirtualClock`: virtual seconds = start + speed × real (monotonic) seconds elapsed. Changing the
 speed or pausing re-anchors the clock, so virtual time never jumps.
 
+While a runner keeps the plant on it, the clock is *governed*: it advances at most `stride_s` real
+seconds' worth past the runner's last beat. A host too busy to run the event loop (a loaded test
+machine, a laptop waking up) then slows the plant down instead of letting it run on unseen: the
+controller, reading the same clock for its plant-time deadlines, sees the plant it can observe, and
+a heater's 3600 plant seconds are not spent while nobody could poll it. The real seconds lost that
+way are counted (`lost_real_s`); a real plant has no such clock and the controller's deadlines are
+wall time there.
+
 `PlantRunner(plant, clock, real_step_s=0.05)`: every `real_step_s` real seconds it advances the
 plant to the clock's virtual time. It is the only asyncio in the plant. It is supervised: an
 exception inside the plant ends the task, is logged, kept in `error`, and raised again by `stop()`
@@ -54,12 +62,33 @@ class VirtualClock:
         self._anchor_virtual_s = start_s
         self._anchor_real_s = real_time()
         self._paused = False
+        self._stride_s: float | None = None
+        self.lost_real_s = 0.0
 
     def now_s(self) -> float:
-        """Virtual seconds now."""
+        """Virtual seconds now (never decreasing)."""
         if self._paused:
             return self._anchor_virtual_s
-        return self._anchor_virtual_s + self._speed * (self._real_time() - self._anchor_real_s)
+        elapsed = self._real_time() - self._anchor_real_s
+        if self._stride_s is not None:
+            elapsed = min(elapsed, self._stride_s)
+        return self._anchor_virtual_s + self._speed * elapsed
+
+    def govern(self, stride_s: float | None) -> None:
+        """From now on advance at most `stride_s` real seconds' worth between beats (None: free)."""
+        if stride_s is not None and not stride_s > 0.0:
+            raise ValueError("a governed clock needs a positive stride")
+        self._reanchor()
+        self._stride_s = stride_s
+
+    def beat(self) -> None:
+        """The plant is being kept on the clock: virtual time may run `stride_s` further."""
+        if self._stride_s is None or self._paused:
+            return
+        real = self._real_time()
+        self.lost_real_s += max(0.0, real - self._anchor_real_s - self._stride_s)
+        self._anchor_virtual_s = self.now_s()
+        self._anchor_real_s = real
 
     def _reanchor(self) -> None:
         self._anchor_virtual_s = self.now_s()
@@ -103,6 +132,7 @@ class PlantRunner:
         *,
         max_advance_per_tick_s: float = 600.0,
         catch_up_after_s: float = 10.0,
+        stride_s: float | None = 0.25,
         name: str = "plant-runner",
     ) -> None:
         if real_step_s <= 0:
@@ -112,6 +142,7 @@ class PlantRunner:
         self.real_step_s = real_step_s
         self.max_advance_per_tick_s = max_advance_per_tick_s
         self.catch_up_after_s = catch_up_after_s
+        self.stride_s = stride_s
         self.name = name
         self.error: BaseException | None = None
         self.dropped_s = 0.0
@@ -126,6 +157,7 @@ class PlantRunner:
         if self._task is not None:
             raise RuntimeError(f"{self.name} already started")
         self.error = None
+        self.clock.govern(self.stride_s)
         self.align()
         self._task = asyncio.create_task(self._run(), name=self.name)
 
@@ -136,6 +168,7 @@ class PlantRunner:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            self.clock.govern(None)
         self.check()
 
     def check(self) -> None:
@@ -177,12 +210,14 @@ class PlantRunner:
     async def _run(self) -> None:
         try:
             while True:
+                self.clock.beat()
                 self.tick()
                 await asyncio.sleep(self.real_step_s)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             self.error = exc
+            self.clock.govern(None)  # nothing keeps the plant on the clock: deadlines must still pass
             log.exception("plant runner died", extra={"runner": self.name})
 
     async def __aenter__(self) -> PlantRunner:

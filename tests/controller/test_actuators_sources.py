@@ -29,10 +29,12 @@ from sequences.chamber_pressure import pump_to_base, set_process_pressure
 from sequences.plant_clock import PlantClock
 from sequences.steps import wait_for
 from sim_hardware.line import InitialAtmosphere, SimLine
+from sim_hardware.plant import VirtualClock
 from tests.controller.linestate_builder import LineSpec, Space, build
 
 SPEED = 200.0
-CLOCK = PlantClock(SPEED)
+VIRTUAL = VirtualClock(SPEED)  # the simulator's clock, read by the steps' deadlines too
+CLOCK = PlantClock(SPEED, source=VIRTUAL.now_s)
 BASE_PA = 1.0e-4
 ION_ETCH_PA = 0.3
 DRY_S = 7 * 24 * 3600.0
@@ -175,7 +177,7 @@ class Line:
 async def pumped() -> AsyncIterator[Line]:
     """The process chamber on its turbo at base pressure (from dry Ar at atmosphere)."""
     initial = {name: InitialAtmosphere("ar", 101_800.0, DRY_S) for name in ("inlet", SPACE, "outlet")}
-    sim = SimLine(load_line_config(), speed=SPEED, initial=initial)
+    sim = SimLine(load_line_config(), speed=SPEED, initial=initial, clock=VIRTUAL)
     await sim.start()
     try:
         config = sim.simulated_config()

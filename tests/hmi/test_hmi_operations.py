@@ -19,9 +19,11 @@ from controller.service.line_service import ControllerService, HttpServer, bind_
 from sequences.plant_clock import PlantClock
 from sequences.space_operations import SpaceOperations
 from sim_hardware.line import SimLine
+from sim_hardware.plant import VirtualClock
 from tests.hmi.test_hmi_browser import CHROMIUM_ARGS, Hmi, artifact, log_in, open_page, save_for_readme
 
 SPEED = 200.0
+VIRTUAL = VirtualClock(SPEED)  # the simulator's clock, read by the operations' deadlines too
 
 
 @dataclasses.dataclass
@@ -32,11 +34,11 @@ class OpsHmi:
 
 @pytest.fixture
 async def ops_hmi(chromium_path: str) -> AsyncIterator[OpsHmi]:
-    async with SimLine(load_line_config(), speed=SPEED) as sim:
+    async with SimLine(load_line_config(), speed=SPEED, clock=VIRTUAL) as sim:
         config = sim.simulated_config()
         plan = PollPlan.for_line(config, periods_s={Priority.INTERLOCK: 0.1, Priority.PROCESS: 0.5})
         async with LineController(config, plan=plan, travel_timeout_s=5.0) as ctl:
-            ops = SpaceOperations(ctl, PlantClock(SPEED))
+            ops = SpaceOperations(ctl, PlantClock(SPEED, source=VIRTUAL.now_s))
             try:
                 async with (
                     ControllerService(

@@ -32,6 +32,7 @@ from sequences.batch_store import BatchStore, JobRow
 from sequences.operator_desk import OperatorDesk, Request
 from sequences.plant_clock import PlantClock
 from sim_hardware.line import InitialAtmosphere, SimLine
+from sim_hardware.plant import VirtualClock
 
 ROOT = Path(__file__).parents[2]
 LINES = ROOT / "deploy" / "lines"
@@ -81,10 +82,13 @@ class Rig:
     on_prompt: dict[str, PromptAction] = dataclasses.field(default_factory=dict)
     # called on every prompt, before `on_prompt`
     listeners: list[PromptAction] = dataclasses.field(default_factory=list)
+    # the simulator's clock, read by the controller too: a loaded test machine slows both together
+    virtual: VirtualClock = dataclasses.field(default_factory=VirtualClock)
 
     @property
     def clock(self) -> PlantClock:
-        return PlantClock(self.speed)
+        self.virtual.speed = self.speed
+        return PlantClock(self.speed, source=self.virtual.now_s)
 
     def line(self) -> Callable[[], AbstractAsyncContextManager[LineConfig]]:
         """The simulated line a batch runs on: started by the batch, dry Ar at atmosphere everywhere."""
@@ -92,7 +96,7 @@ class Rig:
         @contextlib.asynccontextmanager
         async def factory() -> AsyncIterator[LineConfig]:
             initial = {s.name: InitialAtmosphere("ar", 101_700.0, DRY_S) for s in self.config.spaces}
-            async with SimLine(self.config, speed=self.speed, initial=initial) as sim:
+            async with SimLine(self.config, speed=self.speed, initial=initial, clock=self.virtual) as sim:
                 self.sim = sim
                 self.started.set()
                 try:

@@ -26,9 +26,11 @@ from sequences.plant_clock import PlantClock
 from sequences.safe_state import make_safe, safe_state_actions
 from sequences.steps import ProcessFault, StepTimeout, wait_for
 from sim_hardware.line import InitialAtmosphere, SimLine
+from sim_hardware.plant import VirtualClock
 
 SPEED = 500.0
-CLOCK = PlantClock(SPEED)
+VIRTUAL = VirtualClock(SPEED)  # the simulator's clock, read by the steps' deadlines too
+CLOCK = PlantClock(SPEED, source=VIRTUAL.now_s)
 BASE_PA = 1.0e-4
 DRY_S = 7 * 24 * 3600.0  # walls kept under dry Ar for a week, as in production
 SPACE = "process"
@@ -48,7 +50,7 @@ class Line:
 @pytest.fixture
 async def line() -> AsyncIterator[Line]:
     initial = {name: InitialAtmosphere("ar", 101_800.0, DRY_S) for name in ("inlet", SPACE, "outlet")}
-    sim = SimLine(load_line_config(), speed=SPEED, initial=initial)
+    sim = SimLine(load_line_config(), speed=SPEED, initial=initial, clock=VIRTUAL)
     await sim.start()
     try:
         config = sim.simulated_config()

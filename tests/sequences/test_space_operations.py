@@ -25,9 +25,11 @@ from sequences.space_operations import OperationRefused, OperationView, SpaceOpe
 from sequences.steps import wait_for
 from sim_hardware.faults import Fault, inject
 from sim_hardware.line import InitialAtmosphere, SimLine
+from sim_hardware.plant import VirtualClock
 
 SPEED = 500.0
-CLOCK = PlantClock(SPEED)
+VIRTUAL = VirtualClock(SPEED)  # the simulator's clock, read by the steps' deadlines too
+CLOCK = PlantClock(SPEED, source=VIRTUAL.now_s)
 DRY_S = 7 * 24 * 3600.0
 SPACE = "inlet"
 USER = "op1"
@@ -49,7 +51,7 @@ async def line() -> AsyncIterator[Line]:
         "process": InitialAtmosphere("ar", 101_800.0, DRY_S),
         "outlet": InitialAtmosphere("ar", 101_800.0, DRY_S),
     }
-    async with SimLine(load_line_config(), speed=SPEED, initial=initial) as sim:
+    async with SimLine(load_line_config(), speed=SPEED, initial=initial, clock=VIRTUAL) as sim:
         config = sim.simulated_config()
         plan = PollPlan.for_line(config, periods_s={Priority.INTERLOCK: 0.1, Priority.PROCESS: 0.2})
         async with LineController(config, plan=plan, travel_timeout_s=2.0) as ctl:
@@ -63,8 +65,13 @@ async def line() -> AsyncIterator[Line]:
 
 
 def first_readings_in(state: LineState) -> bool:
+    """Every reading the tests judge: the atmosphere's too (its gas sensors may answer a poll later)."""
     inlet = state.spaces[SPACE]
-    return inlet.pressure_pa is not None and inlet.pump_running is not None
+    return (
+        inlet.pressure_pa is not None
+        and inlet.pump_running is not None
+        and inlet.atmosphere is not Atmosphere.UNKNOWN
+    )
 
 
 async def ended(ops: SpaceOperations, op_id: str, timeout_s: float = WAIT_S) -> OperationView:

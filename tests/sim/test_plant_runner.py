@@ -54,6 +54,40 @@ def test_virtual_time_runs_at_the_speed_factor() -> None:
         clock.speed = 0.0
 
 
+def test_a_governed_clock_waits_for_the_plant_instead_of_running_on_unseen() -> None:
+    """A host that stalls 2 s at 500x would otherwise hand the plant 1000 s nobody could poll in."""
+    real = FakeTime()
+    clock = VirtualClock(500.0, real_time=real)
+    clock.govern(0.25)
+    real.now += 0.1
+    assert clock.now_s() == pytest.approx(50.0)
+    clock.beat()
+    real.now += 2.0  # the event loop did not run for 2 s
+    assert clock.now_s() == pytest.approx(50.0 + 125.0)
+    real.now += 1.0
+    assert clock.now_s() == pytest.approx(175.0)  # still waiting for a beat, never going back
+    clock.beat()
+    assert clock.lost_real_s == pytest.approx(2.75)
+    real.now += 0.1
+    assert clock.now_s() == pytest.approx(225.0)
+    clock.govern(None)  # free again: the plant's runner stopped
+    real.now += 2.0
+    assert clock.now_s() == pytest.approx(1225.0)
+    with pytest.raises(ValueError, match="positive stride"):
+        clock.govern(0.0)
+
+
+async def test_the_runner_governs_its_clock_while_it_runs() -> None:
+    real = FakeTime()
+    clock = VirtualClock(100.0, real_time=real)
+    runner = PlantRunner(Recorder(), clock, real_step_s=0.005, stride_s=0.5)
+    async with runner:
+        real.now += 10.0  # no beat in between: only half a real second counts
+        assert clock.now_s() == pytest.approx(50.0)
+    real.now += 1.0
+    assert clock.now_s() > 50.0 + 99.0  # stopped: time runs free, a wait on it still ends
+
+
 def test_tick_advances_the_plant_to_the_clock() -> None:
     real = FakeTime()
     plant = Plant.from_spec(standard_line_spec())
