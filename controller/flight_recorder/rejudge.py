@@ -240,7 +240,7 @@ async def rejudge(
     result = Rejudgement(window)
     wanted_since: dict[str, float] = {}
     wishes: list[tuple[float, str, str]] = []  # (rising edge, key, today's reason)
-    samples = _SampleFeed(historian.sample_pages(list(channels), start - PRELOAD_S, until))
+    samples = _SampleFeed(historian.sample_pages(list(channels), start - PRELOAD_S, until, named=False))
     settled = _Settled(skip=not every_instant)
     for ts, command in _instants(start, until, step_s, commands):
         result.samples_replayed += await samples.until(ts, replay)

@@ -169,6 +169,11 @@ class PlantRunner:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
             self.clock.govern(None)
+            if self.clock.lost_real_s > 0.0:
+                log.info(
+                    "the plant waited for a busy host",
+                    extra={"runner": self.name, "lost_real_s": round(self.clock.lost_real_s, 2)},
+                )
         self.check()
 
     def check(self) -> None:
