@@ -38,6 +38,7 @@ from sqlalchemy.pool import NullPool
 from bench.postgres_cluster import PgCluster, unavailable_reason
 from controller.cli import main
 from controller.config.line_config import load_line_config
+from controller.errors import UserError
 from controller.flight_recorder.line_at import LineRecords, line_at
 from controller.flight_recorder.line_records import line_records
 from controller.flight_recorder.rejudge import channels_read
@@ -46,6 +47,7 @@ from controller.historian.schema import make_engine
 from controller.historian.store import Historian
 from controller.historian.upgrade import require_readable, upgrade
 from controller.line.model import LineModel
+from controller.service.replay import _recorded_config
 from tests.hmi.test_hmi_browser import CHROMIUM_ARGS, VIEWPORT, WAIT_MS, artifact
 from tests.test_cli import ROOT
 from tests.test_flight_recorder import db_args, digest, job_row, night  # noqa: F401  (the fixture)
@@ -257,18 +259,55 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.Capture
         assert why in _refused(capsys, "--database", f"sqlite:///{path}", "--port", "0")
         assert (path.read_bytes() if path.exists() else None) == before
     assert not (tmp_path / "missing.db").exists()
-    assert "holds no record of line 'line1'" in _refused(capsys, "--database", f"sqlite:///{good}")
-    with sqlite3.connect(good) as conn:  # a run of line1: now only the port is in the way
-        conn.execute(
-            "INSERT INTO runs (id, line, started_at, ended_at, status, config_hash, config_text, user) "
-            "VALUES ('r1', 'line1', 1.0, 2.0, 'complete', '', '', 'test')"
-        )
+    assert "holds no recorded run of any line" in _refused(capsys, "--database", f"sqlite:///{good}")
+    assert "holds no record of line 'line1'" in _refused(
+        capsys,
+        "--database",
+        f"sqlite:///{good}",
+        "--config",
+        str(ROOT / "controller" / "config" / "standard_line.toml"),
+    )
+    _record_run(good, "r0", "line1", 0.5, "[line]\nname = 'line1'\n[[spaces]]\n")  # a configuration gone bad
+    why = _refused(capsys, "--database", f"sqlite:///{good}")
+    assert "run r0's configuration" in why
+    assert "--config" in why
+    # a run of line1: now only the port is in the way
+    _record_run(good, "r1", "line1", 1.0, load_line_config().text)
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
         why = _refused(capsys, "--database", f"sqlite:///{good}", "--host", "127.0.0.1", "--port", str(port))
     assert f"127.0.0.1:{port}" in why
     assert "in use" in why
     assert "not a TCP port" in _refused(capsys, "--database", f"sqlite:///{good}", "--port", "70000")
+
+
+def _record_run(db: Path, run_id: str, line: str, started_at: float, config_text: str) -> None:
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "INSERT INTO runs (id, line, started_at, ended_at, status, config_hash, config_text, user) "
+            "VALUES (?, ?, ?, ?, 'complete', '', ?, 'test')",
+            (run_id, line, started_at, started_at + 1.0, config_text),
+        )
+
+
+async def test_without_a_file_the_line_is_drawn_as_its_newest_run_recorded_it(tmp_path: Path) -> None:
+    """An export from a site with another line replays as that line with nothing but the file; a
+    database two lines share needs --line, and an unknown one is named with the lines it holds."""
+    db = tmp_path / "site.db"
+    assert await asyncio.to_thread(main, ["db", "upgrade", "--database", f"sqlite:///{db}"]) == 0
+    two = (ROOT / "deploy" / "lines" / "two_chambers.toml").read_text(encoding="utf-8")
+    _record_run(db, "old", "line1", 1.0, load_line_config().text)
+    url = f"sqlite:///{db}"
+    assert [s.name for s in (await _recorded_config(url, None)).spaces] == ["inlet", "process", "outlet"]
+    named = load_line_config(ROOT / "deploy" / "lines" / "two_chambers.toml").name
+    _record_run(db, "new", named, 2.0, two)
+    with pytest.raises(UserError, match="choose one with --line"):
+        await _recorded_config(url, None)
+    drawn = await _recorded_config(url, named)
+    assert any(s.kind == "transfer_chamber" for s in drawn.spaces)
+    assert drawn.text == two
+    with pytest.raises(UserError, match=r"no record of line 'elsewhere' \(lines recorded: "):
+        await _recorded_config(url, "elsewhere")
 
 
 # --- the state at an instant, alone, on hand-written rows ---------------------------------------------

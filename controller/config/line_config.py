@@ -250,6 +250,17 @@ def load_line_config(path: str | Path | None = None) -> LineConfig:
     return dataclasses.replace(_parse(TableReader(shown, data)), text=text)
 
 
+def recorded_line_config(text: str, shown: str) -> LineConfig:
+    """The configuration a run recorded, for reading its records back (a replay): its line, spaces,
+    ports and instruments as they were. Its [database] and [mqtt] tables are left out: they name the
+    recording site's files (password files, TLS keys) that a reader elsewhere does not have and does not
+    need, since the records are read from wherever the reader was pointed."""
+    data = dict(toml_table(text, shown))
+    for unused in ("database", "mqtt"):
+        data.pop(unused, None)
+    return dataclasses.replace(_parse(TableReader(shown, data)), text=text)
+
+
 def _parse(root: TableReader) -> LineConfig:
     line = root.table_reader("line", required=True)
     name = _name(line, "name")  # it names the spill folder and the MQTT topics: no path, no wildcard

@@ -33,7 +33,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any, Final
 
 import asyncpg
-from sqlalchemy import Integer, RowMapping, Select, cast, func, inspect, or_, select
+from sqlalchemy import Integer, RowMapping, Select, and_, cast, func, inspect, or_, select
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -149,6 +149,21 @@ class HistorianQueries:
             .where(runs.c.line == self.line)
             .order_by(runs.c.started_at.desc())
             .limit(limit)
+        )
+        return [_plain(r) for r in await self._fetch(statement)]
+
+    async def recorded_lines(self) -> list[dict[str, Any]]:
+        """Every line the database holds records of, with its newest run's id, start and configuration
+        text (whatever this reader's own line): what a replay draws a line it was given no file for."""
+        newest = (
+            select(runs.c.line, func.max(runs.c.started_at).label("started_at"))
+            .group_by(runs.c.line)
+            .subquery()
+        )
+        statement = (
+            select(runs.c.line, runs.c.id, runs.c.started_at, runs.c.config_text)
+            .join(newest, and_(runs.c.line == newest.c.line, runs.c.started_at == newest.c.started_at))
+            .order_by(runs.c.line)
         )
         return [_plain(r) for r in await self._fetch(statement)]
 
