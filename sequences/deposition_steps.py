@@ -31,7 +31,7 @@ from drivers.thickness_monitor import PROGRAMMED_FILM
 from drivers.thickness_monitor_settings import FilmParameters, film_differences
 from sequences.chamber_pressure import process_gas, set_process_pressure
 from sequences.chamber_readings import device_of, fresh_reading, is_below, reading_of
-from sequences.plant_clock import PlantClock, PlantStopwatch
+from sequences.plant_clock import MIN_SLEEP_S, PlantClock, PlantStopwatch
 from sequences.safe_state import switch_off
 from sequences.step_budget import StepBudget
 from sequences.steps import ProcessFault, pressure_pa, submit
@@ -139,7 +139,7 @@ async def _hold(
     end = clock.now_s() + plant_s
     while (left := end - clock.now_s()) > 0:
         _require_on(gate, space, sources, f"{space} hold")
-        await asyncio.sleep(min(POLL_S, clock.wall_s(left)))
+        await asyncio.sleep(min(POLL_S, max(MIN_SLEEP_S, clock.wall_s(left))))  # a governed clock crawls
     _require_on(gate, space, sources, f"{space} hold")
 
 
@@ -463,4 +463,4 @@ async def _hold_temperature(
         temp = gate.state().spaces[space].substrate_temp_c
         if temp is not None:
             temps.append(temp)
-        await asyncio.sleep(min(POLL_S, clock.wall_s(left)))
+        await asyncio.sleep(min(POLL_S, max(MIN_SLEEP_S, clock.wall_s(left))))  # a governed clock crawls

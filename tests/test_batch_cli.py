@@ -16,6 +16,7 @@ import pytest
 from controller.config.line_config import load_line_config
 from tests.sequences.test_production import THIN_ANNEALED
 from tests.test_cli import ROOT, depline
+from tests.worker_groups import LINE_PROCESSES
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -46,6 +47,7 @@ def checkpoint(db: Path) -> tuple[str, int]:
 
 
 @pytest.mark.heavy
+@pytest.mark.xdist_group(LINE_PROCESSES)
 async def test_a_batch_killed_with_sigkill_resumes_and_finishes(tmp_path: Path) -> None:
     (tmp_path / "thin.toml").write_text(THIN)
     queue = tmp_path / "queue.toml"
@@ -112,6 +114,7 @@ async def test_bad_batch_input_exits_2_with_one_line(tmp_path: Path) -> None:
 
 
 @pytest.mark.heavy
+@pytest.mark.xdist_group(LINE_PROCESSES)
 async def test_the_demo_runs_three_shipped_recipes_and_prints_the_records(tmp_path: Path) -> None:
     code, out, err = await depline("demo", "--database", f"sqlite:///{tmp_path / 'demo.db'}", timeout_s=500)
     assert code == 0, out[-3000:] + err[-3000:]

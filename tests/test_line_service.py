@@ -27,6 +27,7 @@ from playwright.async_api import async_playwright, expect
 from bench.mosquitto_broker import MosquittoBroker, line_acl
 from tests.hmi.test_hmi_browser import CHROMIUM_ARGS, VIEWPORT, WAIT_MS, artifact, log_in
 from tests.sequences.test_production import THIN_ANNEALED
+from tests.worker_groups import LINE_PROCESSES
 
 ROOT = Path(__file__).resolve().parents[1]
 STANDARD_LINE = ROOT / "controller" / "config" / "standard_line.toml"
@@ -254,6 +255,7 @@ async def test_the_alarm_journal_read_after_a_restart_holds_the_night_before(tmp
     assert dew[0][0] == "condition_raised"
 
 
+@pytest.mark.xdist_group(LINE_PROCESSES)
 async def test_a_batch_submitted_to_the_service_runs_to_the_end_and_the_service_goes_on_supervising(
     tmp_path: Path, chromium_path: str
 ) -> None:

@@ -39,6 +39,7 @@ from bench.postgres_cluster import PgCluster, unavailable_reason
 from controller.cli import main
 from controller.config.line_config import load_line_config
 from controller.errors import UserError
+from controller.flight_recorder.database_choice import recorded_config
 from controller.flight_recorder.line_at import LineRecords, line_at
 from controller.flight_recorder.line_records import line_records
 from controller.flight_recorder.rejudge import channels_read
@@ -47,7 +48,6 @@ from controller.historian.schema import make_engine
 from controller.historian.store import Historian
 from controller.historian.upgrade import require_readable, upgrade
 from controller.line.model import LineModel
-from controller.service.replay import _recorded_config
 from tests.hmi.test_hmi_browser import CHROMIUM_ARGS, VIEWPORT, WAIT_MS, artifact
 from tests.test_cli import ROOT
 from tests.test_flight_recorder import db_args, digest, job_row, night  # noqa: F401  (the fixture)
@@ -298,16 +298,16 @@ async def test_without_a_file_the_line_is_drawn_as_its_newest_run_recorded_it(tm
     two = (ROOT / "deploy" / "lines" / "two_chambers.toml").read_text(encoding="utf-8")
     _record_run(db, "old", "line1", 1.0, load_line_config().text)
     url = f"sqlite:///{db}"
-    assert [s.name for s in (await _recorded_config(url, None)).spaces] == ["inlet", "process", "outlet"]
+    assert [s.name for s in (await recorded_config(url, None)).spaces] == ["inlet", "process", "outlet"]
     named = load_line_config(ROOT / "deploy" / "lines" / "two_chambers.toml").name
     _record_run(db, "new", named, 2.0, two)
     with pytest.raises(UserError, match="choose one with --line"):
-        await _recorded_config(url, None)
-    drawn = await _recorded_config(url, named)
+        await recorded_config(url, None)
+    drawn = await recorded_config(url, named)
     assert any(s.kind == "transfer_chamber" for s in drawn.spaces)
     assert drawn.text == two
     with pytest.raises(UserError, match=r"no record of line 'elsewhere' \(lines recorded: "):
-        await _recorded_config(url, "elsewhere")
+        await recorded_config(url, "elsewhere")
 
 
 # --- the state at an instant, alone, on hand-written rows ---------------------------------------------

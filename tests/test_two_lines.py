@@ -31,6 +31,7 @@ from bench.mosquitto_broker import MosquittoBroker
 from bench.postgres_cluster import PgCluster
 from controller.historian.store import Historian
 from tests.sequences.test_production import THIN_ANNEALED
+from tests.worker_groups import LINE_PROCESSES
 
 ROOT = Path(__file__).resolve().parents[1]
 STANDARD_LINE = ROOT / "controller" / "config" / "standard_line.toml"
@@ -45,7 +46,7 @@ BROKER_USERS = {"depline-line1": "l1-pw", "depline-line2": "l2-pw", "scada": "sc
                 "viewer": "viewer-pw", "scada-line2": "s2-pw"}  # fmt: skip
 LINE2_COMMANDER = "\nuser scada-line2\ntopic read depline/#\ntopic write depline/line2/cmd/+\n"
 VENT_CLOSED = {"type": "SetValve", "space": "outlet", "valve": "vent", "open": False}
-pytestmark = [pytest.mark.heavy, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.heavy, pytest.mark.timeout(900), pytest.mark.xdist_group(LINE_PROCESSES)]
 
 
 @pytest.fixture

@@ -62,7 +62,7 @@ def add_export_commands(sub: Subparsers) -> None:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    _config, url = chosen_database(args)
+    _config, url = chosen_database(args, recorded=False)  # the run id says which line
     output = Path(args.output)
     if not output.parent.is_dir():
         raise UserError(f"-o {output}: the directory {output.parent} does not exist")

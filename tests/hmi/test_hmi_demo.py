@@ -18,8 +18,9 @@ from playwright.async_api import Page, ViewportSize, async_playwright, expect
 
 from tests.hmi.test_hmi_browser import CHROMIUM, CHROMIUM_ARGS, WAIT_MS, artifact, log_in
 from tests.test_cli import ROOT
+from tests.worker_groups import LINE_PROCESSES
 
-pytestmark = [pytest.mark.timeout(420), pytest.mark.heavy]
+pytestmark = [pytest.mark.timeout(420), pytest.mark.heavy, pytest.mark.xdist_group(LINE_PROCESSES)]
 SPEED = "1000"
 PROMPT_WAIT_MS = 120_000  # the longest stretch without glove work (a pump-down and two layers) at 1000x
 ANSWER_WAIT_MS = 30_000
@@ -99,6 +100,12 @@ async def test_an_operator_runs_the_demo_batch_from_the_browser_alone(demo_url: 
             # one screen: the whole batch was driven with the page itself never scrolled
             assert await page.evaluate("() => window.__scrolledTo") == 0
             assert await page.locator("#prompts li[data-prompt]").count() == 0
+            # what just happened, without a replay: the recorded events of the last hour, newest first,
+            # the operator's confirmations among them with who gave them
+            events = page.locator("#events li[data-source]")
+            await expect(events.filter(has_text="unload").filter(has_text="user=op1").first).to_be_visible()
+            stamps = [float(t) for t in await events.evaluate_all("rows => rows.map((r) => r.dataset.ts)")]
+            assert stamps == sorted(stamps, reverse=True)
             # the last job's certificate, one click away: its electrode left the line in a sealed container
             async with page.expect_popup() as opened:
                 await page.get_by_role("link", name=f"Certificate {JOBS}").click()

@@ -9,6 +9,7 @@
 
 import { refreshAlarms, setUpShelve } from "./alarms.js";
 import { setUpEquipment } from "./equipment.js";
+import { setUpEvents } from "./events.js";
 import { setUpItems } from "./exposure.js";
 import { setUpFaceplates } from "./faceplate.js";
 import { hmi, POLL_MS } from "./live.js";
@@ -31,6 +32,7 @@ function start() {
   setUpFaceplates();
   setUpEquipment();
   setUpTrends();
+  setUpEvents();
   setInterval(() => { refreshAlarms(); refreshPrompts(); refreshBatch(); }, POLL_MS);
 }
 

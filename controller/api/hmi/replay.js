@@ -10,6 +10,8 @@
 // The page's address keeps the choice (#run=JOB&at=EPOCH, or #from=…&to=…&at=…) so a link opens an instant.
 
 import { renderAlarms } from "./alarms.js";
+import { element } from "./dom.js";
+import { eventText, utc } from "./events.js";
 import { setUpItems } from "./exposure.js";
 import { setUpFaceplates } from "./faceplate.js";
 import { hmi } from "./live.js";
@@ -24,17 +26,6 @@ const FETCH_DELAY_MS = 80; // a dragged slider asks for the last position only
 const replay = {
   info: null, fromS: 0, toS: 0, atS: 0, run: null, entries: [], asked: 0, timer: null,
 };
-
-function element(tag, attrs, text) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs || {})) node.setAttribute(key, value);
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
-
-function utc(s) {
-  return new Date(s * 1000).toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC");
-}
 
 function stepS() {
   return Math.max((replay.toS - replay.fromS) / SLIDER_STEPS, 0.001);
@@ -162,8 +153,7 @@ function renderTimeline() {
   const list = document.getElementById("replay-timeline");
   list.replaceChildren(...replay.entries.map((entry) => {
     const row = element("li", { "data-ts": String(entry.ts), "data-source": entry.source });
-    const go = element("button", { type: "button", class: "replay-event" },
-      `${utc(entry.ts).slice(11, 19)} ${entry.source}: ${entry.text}${entry.first_out ? " — FIRST OUT" : ""}`);
+    const go = element("button", { type: "button", class: "replay-event" }, eventText(entry));
     go.addEventListener("click", () => moveCursor(entry.ts));
     row.append(go);
     return row;
@@ -274,6 +264,7 @@ export async function startReplay() {
     "data-testid": "replay-banner" }, "REPLAY");
   document.querySelector(".topbar").after(banner);
   document.querySelector(".column-side").prepend(buildPanel());
+  document.getElementById("events").closest("section").hidden = true; // the replay's timeline is the events
   setUpTrends();
   setUpFaceplates(); // readings and alarms at the instant; no commands (a replay has no availability)
   setUpItems(); // an item's exposure record over the whole of the records
