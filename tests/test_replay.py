@@ -259,7 +259,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.Capture
         assert why in _refused(capsys, "--database", f"sqlite:///{path}", "--port", "0")
         assert (path.read_bytes() if path.exists() else None) == before
     assert not (tmp_path / "missing.db").exists()
-    assert "holds no recorded run of any line" in _refused(capsys, "--database", f"sqlite:///{good}")
+    assert "holds no record of line 'line1'" in _refused(capsys, "--database", f"sqlite:///{good}")
     assert "holds no record of line 'line1'" in _refused(
         capsys,
         "--database",
@@ -296,14 +296,18 @@ async def test_without_a_file_the_line_is_drawn_as_its_newest_run_recorded_it(tm
     db = tmp_path / "site.db"
     assert await asyncio.to_thread(main, ["db", "upgrade", "--database", f"sqlite:///{db}"]) == 0
     two = (ROOT / "deploy" / "lines" / "two_chambers.toml").read_text(encoding="utf-8")
-    _record_run(db, "old", "line1", 1.0, load_line_config().text)
     url = f"sqlite:///{db}"
-    assert [s.name for s in (await recorded_config(url, None)).spaces] == ["inlet", "process", "outlet"]
+    assert await recorded_config(url, None) is None  # no run yet: read as the standard line
+    _record_run(db, "old", "line1", 1.0, load_line_config().text)
+    first = await recorded_config(url, None)
+    assert first is not None
+    assert [s.name for s in first.spaces] == ["inlet", "process", "outlet"]
     named = load_line_config(ROOT / "deploy" / "lines" / "two_chambers.toml").name
     _record_run(db, "new", named, 2.0, two)
     with pytest.raises(UserError, match="choose one with --line"):
         await recorded_config(url, None)
     drawn = await recorded_config(url, named)
+    assert drawn is not None
     assert any(s.kind == "transfer_chamber" for s in drawn.spaces)
     assert drawn.text == two
     with pytest.raises(UserError, match=r"no record of line 'elsewhere' \(lines recorded: "):

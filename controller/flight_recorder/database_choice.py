@@ -58,12 +58,13 @@ def chosen_database(args: argparse.Namespace, *, recorded: bool = True) -> tuple
     require_url("--database", url)
     require_database_file(url)
     if recorded and args.config is None and args.database is not None:
-        config = asyncio.run(recorded_config(url, args.line))
+        config = asyncio.run(recorded_config(url, args.line)) or config
     return config, url
 
 
-async def recorded_config(url: str, line: str | None) -> LineConfig:
-    """The configuration the line's newest run recorded in the historian at `url`."""
+async def recorded_config(url: str, line: str | None) -> LineConfig | None:
+    """The configuration the line's newest run recorded in the historian at `url`; None when it holds no
+    run of any line (rows written by other means, a database just made: read as the standard line)."""
     await require_readable(url, timeout_s=READ_TIMEOUT_S, read_only=True)
     async with Historian.reader(url, line=line or "", timeout_s=READ_TIMEOUT_S, read_only=True) as historian:
         try:
@@ -73,10 +74,8 @@ async def recorded_config(url: str, line: str | None) -> LineConfig:
     shown = shown_database(url)
     names = ", ".join(repr(r["line"]) for r in lines) or "none"
     chosen = [r for r in lines if line is None or r["line"] == line]
-    if not lines:
-        raise UserError(
-            f"{shown} holds no recorded run of any line (give the line's configuration with --config)"
-        )
+    if not lines and line is None:
+        return None
     if not chosen:
         raise UserError(f"{shown} holds no record of line {line!r} (lines recorded: {names})")
     if len(chosen) > 1:
