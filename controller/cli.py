@@ -184,9 +184,9 @@ async def _run_line(
                 line = config
                 clock = PlantClock(1.0)
                 if sim:  # the same simulated line as the demo's: a glovebox line kept inert and dry
-                    from controller.service.demo import simulated_line
+                    from controller.service.demo import SimulatedLine
 
-                    simulated = simulated_line(config, speed, scenario)
+                    simulated = SimulatedLine(config, speed, scenario)
                     clock = simulated.clock
                     line = await stack.enter_async_context(simulated())
                 if stop.is_set():
@@ -232,9 +232,9 @@ def _cmd_batch(args: argparse.Namespace) -> int:
         return _follow_service_batch(args, config, Path(args.queue))
     if operator == "terminal" and not sys.stdin.isatty():
         raise UserError("batch: --operator terminal needs an interactive terminal on stdin")
-    from controller.service.demo import simulated_line
+    from controller.service.demo import SimulatedLine
 
-    line = simulated_line(config, args.speed or 1.0, args.scenario)
+    line = SimulatedLine(config, args.speed or 1.0, args.scenario)
     return asyncio.run(_run_batch(config, queue, line, operator=operator))
 
 

@@ -18,7 +18,12 @@ from typing import TextIO, TypeVar
 
 from controller.errors import UserError
 from controller.flight_recorder.compare import Comparison, compare, render_comparison, render_comparison_html
-from controller.flight_recorder.database_choice import Subparsers, add_database_options, chosen_database
+from controller.flight_recorder.database_choice import (
+    READ_TIMEOUT_S,
+    Subparsers,
+    add_database_options,
+    chosen_database,
+)
 from controller.flight_recorder.history import JOB_OUTCOMES, HistoryFilter, find_history, render_history
 from controller.flight_recorder.rejudge import Rejudgement, rejudge, render_rejudgement
 from controller.flight_recorder.sample_export import (
@@ -35,7 +40,6 @@ from controller.historian.store import Historian
 from controller.historian.upgrade import require_readable
 from controller.reports.gather import shown_url
 
-READ_TIMEOUT_S = 60.0
 T = TypeVar("T")
 
 

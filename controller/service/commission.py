@@ -266,8 +266,8 @@ async def _line(config: LineConfig, sim: bool, scenario: str | None) -> AsyncIte
     if not sim:
         yield config
         return
-    from controller.service.demo import simulated_line
+    from controller.service.demo import SimulatedLine
 
-    async with simulated_line(config, 1.0, scenario)() as simulated:
+    async with SimulatedLine(config, 1.0, scenario)() as simulated:
         await asyncio.sleep(0.2)  # a scenario's faults at 0 s are in force before the first question
         yield simulated

@@ -65,10 +65,6 @@ class SimulatedLine:
             yield simulated.simulated_config()
 
 
-def simulated_line(config: LineConfig, speed: float, scenario: str | None = None) -> SimulatedLine:
-    return SimulatedLine(config, speed, scenario)
-
-
 def _api_listener(config: LineConfig) -> socket.socket:
     """The configured HMI address, or a free port beside it when that one is taken (a dev machine)."""
     try:
@@ -81,7 +77,7 @@ async def run_demo(
     config: LineConfig, *, speed: float, queue_path: Path | None = None, scenario: str | None = None
 ) -> int:
     queue = load_queue(queue_path or demo_queue_path(), line=config)
-    line = simulated_line(config, speed, scenario)
+    line = SimulatedLine(config, speed, scenario)
     clock = line.clock
     desk = OperatorDesk(clock=clock, simulated_glove_work_s=SIMULATED_GLOVE_WORK_S)
     print(
@@ -125,7 +121,7 @@ async def serve_demo(config: LineConfig, *, speed: float, scenario: str | None =
             )
 
         try:
-            simulated = simulated_line(config, speed, scenario)
+            simulated = SimulatedLine(config, speed, scenario)
             async with simulated() as line:
                 await serve_line(
                     line, listener, stop, announce=announce, plan=simulated_plan(line), clock=simulated.clock

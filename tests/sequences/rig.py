@@ -83,11 +83,13 @@ class Rig:
     # called on every prompt, before `on_prompt`
     listeners: list[PromptAction] = dataclasses.field(default_factory=list)
     # the simulator's clock, read by the controller too: a loaded test machine slows both together
-    virtual: VirtualClock = dataclasses.field(default_factory=VirtualClock)
+    virtual: VirtualClock = dataclasses.field(init=False)
+
+    def __post_init__(self) -> None:
+        self.virtual = VirtualClock(self.speed)
 
     @property
     def clock(self) -> PlantClock:
-        self.virtual.speed = self.speed
         return PlantClock(self.speed, source=self.virtual.now_s)
 
     def line(self) -> Callable[[], AbstractAsyncContextManager[LineConfig]]:
