@@ -233,9 +233,14 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     if operator == "terminal" and not sys.stdin.isatty():
         raise UserError("batch: --operator terminal needs an interactive terminal on stdin")
     from controller.service.demo import SimulatedLine
+    from sequences.batch_store import BatchStoreUnavailable
 
     line = SimulatedLine(config, args.speed or 1.0, args.scenario)
-    return asyncio.run(_run_batch(config, queue, line, operator=operator))
+    try:
+        return asyncio.run(_run_batch(config, queue, line, operator=operator))
+    except BatchStoreUnavailable as exc:  # the database's fault, not the user's: one line, exit 1
+        print(f"depline: the batch stopped: {exc}; run the same command again to resume it", file=sys.stderr)
+        return 1
 
 
 def _follow_service_batch(args: argparse.Namespace, config: LineConfig, queue: Path | None) -> int:

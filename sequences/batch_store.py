@@ -26,15 +26,23 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from controller.errors import ControllerError
 from controller.historian.schema import batches, channels, job_events, jobs, make_engine, samples
 from controller.historian.upgrade import upgrade
 from sequences.batch_queue import BatchQueue
 
-DB_TIMEOUT_S = 15.0
+# a checkpoint the runner cannot keep stops the batch, so the store waits out a stalled disk or host
+# rather than give up an electrode for it; the interlocks do not wait on this record
+DB_TIMEOUT_S = 60.0
 LOCKED_RETRIES = 5  # each after SQLite's own busy timeout (5 s): about half a minute of a held lock
 LOCKED_PAUSE_S = 0.5
 
 log = logging.getLogger(__name__)
+
+
+class BatchStoreUnavailable(ControllerError):
+    """The batch's record could not be kept: the runner stops rather than pass a checkpoint it
+    cannot write, and the batch resumes from its last kept checkpoint."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,15 +154,26 @@ class BatchStore:
                             statement
                         )
                 return
+            except TimeoutError:
+                raise self._unavailable("a write") from None
             except sa_exc.OperationalError as exc:
                 if "database is locked" not in str(exc) or attempt > LOCKED_RETRIES:
-                    raise
+                    raise self._unavailable("a write", exc) from exc
                 log.warning("database locked by another writer: trying again", extra={"attempt": attempt})
                 await asyncio.sleep(LOCKED_PAUSE_S * attempt)
 
+    def _unavailable(self, what: str, exc: sa_exc.DBAPIError | None = None) -> BatchStoreUnavailable:
+        why = f"did not answer within {self.timeout_s:.0f} s" if exc is None else f"refused it: {exc.orig}"
+        return BatchStoreUnavailable(f"the batch record of line {self.line!r}: {what} {why}")
+
     async def _rows(self, statement: Any) -> list[Any]:
-        async with asyncio.timeout(self.timeout_s), self._require().connect() as conn:
-            return list((await conn.execute(statement)).mappings())
+        try:
+            async with asyncio.timeout(self.timeout_s), self._require().connect() as conn:
+                return list((await conn.execute(statement)).mappings())
+        except TimeoutError:
+            raise self._unavailable("a read") from None
+        except sa_exc.OperationalError as exc:
+            raise self._unavailable("a read", exc) from exc
 
     # -- batches -------------------------------------------------------------------------------------
 

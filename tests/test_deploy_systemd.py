@@ -22,6 +22,8 @@ UNIT = REPO / "deploy" / "systemd" / "depline@.service"
 RETAIN_SERVICE = REPO / "deploy" / "systemd" / "depline-retain.service"
 RETAIN_TIMER = REPO / "deploy" / "systemd" / "depline-retain.timer"
 INSTALLED_BINARY = "/opt/depline/venv/bin/depline"
+# a net against a hang, not a measure: these take seconds, and a CI host once stalled for a minute
+PROCESS_TIMEOUT_S = 240.0
 # what `systemd-analyze security` may still flag, and why the service needs it
 ACCEPTED_EXPOSURE = {
     "PrivateDevices=",  # the serial ports (DeviceAllow= limits it to tty devices)
@@ -52,7 +54,10 @@ def test_the_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
     instance = tmp_path / "depline@line1.service"
     instance.write_text(text.replace(INSTALLED_BINARY, str(depline)), encoding="utf-8")
     done = subprocess.run(
-        [analyze, "verify", "--man=no", str(instance)], capture_output=True, text=True, timeout=60
+        [analyze, "verify", "--man=no", str(instance)],
+        capture_output=True,
+        text=True,
+        timeout=PROCESS_TIMEOUT_S,
     )
     # an unknown or misspelt key is only a warning (exit 0): any output is a failure here
     assert done.returncode == 0, done.stderr
@@ -75,7 +80,10 @@ def test_the_retention_timer_and_its_service_pass_systemd_analyze_verify(tmp_pat
     timer = tmp_path / RETAIN_TIMER.name
     timer.write_text(RETAIN_TIMER.read_text(encoding="utf-8"), encoding="utf-8")
     done = subprocess.run(
-        [analyze, "verify", "--man=no", str(service), str(timer)], capture_output=True, text=True, timeout=60
+        [analyze, "verify", "--man=no", str(service), str(timer)],
+        capture_output=True,
+        text=True,
+        timeout=PROCESS_TIMEOUT_S,
     )
     assert done.returncode == 0, done.stderr
     assert done.stderr.strip() == "", done.stderr
@@ -96,7 +104,7 @@ def test_the_unit_is_hardened(tmp_path: Path) -> None:
         [analyze, "security", "--offline=yes", "--threshold=18", "--no-pager", str(instance)],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=PROCESS_TIMEOUT_S,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr
     flagged = {line.split()[1] for line in done.stdout.splitlines() if line.startswith("\u2717")}
@@ -121,11 +129,12 @@ def test_the_service_sends_ready_then_watchdog_to_notify_socket(tmp_path: Path) 
             stderr=subprocess.PIPE,
             text=True,
         )
+        messages: list[str] = []  # what came before a failure is kept for its message
         try:
             messages = _receive(sock, service)
         finally:
             service.send_signal(signal.SIGTERM)
-            out, err = service.communicate(timeout=60)
+            out, err = service.communicate(timeout=PROCESS_TIMEOUT_S)
             messages += _drain(sock)
     assert service.returncode == 0, err
     ready = next(i for i, m in enumerate(messages) if "READY=1" in m.splitlines())
@@ -144,7 +153,7 @@ def _ready_then_watchdog(messages: list[str]) -> bool:
 
 def _receive(sock: socket.socket, service: subprocess.Popen[str]) -> list[str]:
     messages: list[str] = []
-    deadline = time.monotonic() + 60.0
+    deadline = time.monotonic() + PROCESS_TIMEOUT_S
     while time.monotonic() < deadline:
         assert service.poll() is None, f"the service ended: {service.communicate()[1][-2000:]}"
         try:
@@ -153,7 +162,7 @@ def _receive(sock: socket.socket, service: subprocess.Popen[str]) -> list[str]:
             continue
         if _ready_then_watchdog(messages):
             return messages
-    raise AssertionError(f"no READY=1 followed by WATCHDOG=1 within 60 s: {messages}")
+    raise AssertionError(f"no READY=1 followed by WATCHDOG=1 within {PROCESS_TIMEOUT_S} s: {messages}")
 
 
 def _drain(sock: socket.socket) -> list[str]:

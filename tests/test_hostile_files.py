@@ -25,6 +25,8 @@ from hypothesis import strategies as st
 from controller.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
+# a net against a hang, not a measure: a command takes seconds, and a CI host once stalled for a minute
+CLI_TIMEOUT_S = 240
 RECIPES = sorted((ROOT / "sequences" / "recipes").glob("*.toml"))
 CONFIGS = [
     ROOT / "controller" / "config" / "standard_line.toml",
@@ -320,7 +322,11 @@ def test_named_hostile_files_exit_2_with_one_line(tmp_path: Path, case: str) -> 
     path = write(tmp_path)
     args = [*command[:2], str(path)] if command[0] != "batch" else ["batch", str(path), "--check"]
     done = subprocess.run(
-        [sys.executable, "-m", "controller.cli", *args], capture_output=True, text=True, cwd=ROOT, timeout=60
+        [sys.executable, "-m", "controller.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=CLI_TIMEOUT_S,
     )
     assert done.returncode == 2, done
     lines = done.stderr.splitlines()
@@ -333,7 +339,7 @@ def test_named_hostile_files_exit_2_with_one_line(tmp_path: Path, case: str) -> 
 def test_run_refuses_to_serve_demo_passwords_beyond_loopback() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "controller.cli", "run", "--host", "0.0.0.0", "--port", "0"],
-        capture_output=True, text=True, cwd=ROOT, timeout=60,
+        capture_output=True, text=True, cwd=ROOT, timeout=CLI_TIMEOUT_S,
     )  # fmt: skip
     assert done.returncode == 2, done
     assert done.stderr.splitlines() == [
@@ -351,7 +357,7 @@ def test_a_space_the_sensors_cannot_judge_is_a_warning_not_an_error(tmp_path: Pa
     )
     done = subprocess.run(
         [sys.executable, "-m", "controller.cli", "config", "check", str(path)],
-        capture_output=True, text=True, cwd=ROOT, timeout=60,
+        capture_output=True, text=True, cwd=ROOT, timeout=CLI_TIMEOUT_S,
     )  # fmt: skip
     assert done.returncode == 0, done
     assert f"{path}: ok:" in done.stdout
