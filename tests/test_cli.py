@@ -112,3 +112,27 @@ async def test_mbpoll_reads_the_inlet_frost_point_from_depline_sim() -> None:
         _, err_bytes = await asyncio.wait_for(proc.communicate(), 20.0)
     assert proc.returncode == 0, err_bytes.decode()
     assert "Traceback" not in err_bytes.decode()
+
+
+@pytest.mark.parametrize("command", ["recipe check", "config check", "--help"])
+async def test_the_checking_commands_start_without_the_web_stack_or_the_database_layer(
+    command: str, tmp_path: Path
+) -> None:
+    """They run at an engineer's prompt and, in the suite, by the hundred: the parser is built without
+    importing what only serving, recording and replaying need (two seconds of imports before this)."""
+    target = tmp_path / "r.toml"
+    target.write_text('[recipe]\nname = "x"\n')
+    args = [*command.split(), *([str(target)] if command == "recipe check" else [])]
+    probe = (
+        "import contextlib, io, sys\n"
+        "from controller.cli import main\n"
+        "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
+        f"    main({args!r})\n"
+        "print(sorted(m for m in ('sqlalchemy', 'fastapi', 'uvicorn', 'starlette') if m in sys.modules))\n"
+    )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", probe, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=ROOT
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 240.0)
+    assert proc.returncode == 0, err.decode()
+    assert out.decode().splitlines()[-1] == "[]", err.decode()

@@ -14,31 +14,27 @@ import json
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TextIO, TypeVar
+from typing import TYPE_CHECKING, TextIO, TypeVar
 
 from controller.errors import UserError
-from controller.flight_recorder.compare import Comparison, compare, render_comparison, render_comparison_html
+from controller.flight_recorder.choices import FORMATS, JOB_OUTCOMES
 from controller.flight_recorder.database_choice import (
     READ_TIMEOUT_S,
     Subparsers,
     add_database_options,
     chosen_database,
 )
-from controller.flight_recorder.history import JOB_OUTCOMES, HistoryFilter, find_history, render_history
-from controller.flight_recorder.rejudge import Rejudgement, rejudge, render_rejudgement
-from controller.flight_recorder.sample_export import (
-    FORMATS,
-    MIN_POINTS,
-    select_channels,
-    write_sample_buckets,
-    write_samples,
-)
 from controller.flight_recorder.time_range import parse_instant
-from controller.flight_recorder.timeline import Entry, Window, render_timeline, timeline, window_of_run
 from controller.historian.errors import HistorianUnavailable
-from controller.historian.store import Historian
-from controller.historian.upgrade import require_readable
-from controller.reports.gather import shown_url
+
+if TYPE_CHECKING:
+    from controller.flight_recorder.compare import Comparison
+    from controller.flight_recorder.rejudge import Rejudgement
+    from controller.flight_recorder.timeline import Entry, Window
+    from controller.historian.store import Historian
+
+# The handlers import what they compute with: `depline --help` and the light commands start without
+# the historian (SQLAlchemy and its drivers) and the flight recorder's computations.
 
 T = TypeVar("T")
 
@@ -158,6 +154,8 @@ def _add_compare(sub: Subparsers) -> None:
 
 
 def _cmd_history(args: argparse.Namespace) -> int:
+    from controller.flight_recorder.history import HistoryFilter, find_history, render_history
+
     config, url = chosen_database(args)
     if args.limit < 1:
         raise UserError(f"--limit {args.limit}: must be at least 1")
@@ -179,6 +177,8 @@ def _cmd_history(args: argparse.Namespace) -> int:
 
 
 def _cmd_timeline(args: argparse.Namespace) -> int:
+    from controller.flight_recorder.timeline import Window, render_timeline, timeline, window_of_run
+
     config, url = chosen_database(args)
     if (args.run is None) == (args.since is None or args.until is None):
         raise UserError("timeline: give either RUN or both --from and --to")
@@ -205,6 +205,9 @@ def _cmd_timeline(args: argparse.Namespace) -> int:
 
 
 def _cmd_rejudge(args: argparse.Namespace) -> int:
+    from controller.flight_recorder.rejudge import rejudge, render_rejudgement
+    from controller.flight_recorder.timeline import window_of_run
+
     config, url = chosen_database(args)
     if not 0.05 <= args.step <= 60.0:
         raise UserError(f"--step {args.step}: must be between 0.05 and 60 seconds")
@@ -230,6 +233,8 @@ def _cmd_rejudge(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
+    from controller.flight_recorder.compare import compare, render_comparison, render_comparison_html
+
     config, url = chosen_database(args)
     if args.space not in [s.name for s in config.spaces]:
         names = ", ".join(s.name for s in config.spaces)
@@ -253,6 +258,14 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_samples(args: argparse.Namespace) -> int:
+    from controller.flight_recorder.sample_export import (
+        MIN_POINTS,
+        select_channels,
+        write_sample_buckets,
+        write_samples,
+    )
+    from controller.reports.gather import shown_url
+
     config, url = chosen_database(args)
     since = parse_instant("--from", args.since)
     until = parse_instant("--to", args.until)
@@ -311,6 +324,10 @@ async def _export_to_file(write: Callable[[TextIO], Awaitable[int]], output: Pat
 
 
 async def _read(url: str, line: str, query: Callable[[Historian], Awaitable[T]]) -> T:
+    from controller.historian.store import Historian
+    from controller.historian.upgrade import require_readable
+    from controller.reports.gather import shown_url
+
     await require_readable(url, timeout_s=READ_TIMEOUT_S)
     async with Historian.reader(url, line=line, timeout_s=READ_TIMEOUT_S) as historian:
         try:

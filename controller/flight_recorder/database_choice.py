@@ -15,14 +15,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from typing import TypeAlias
+from typing import TYPE_CHECKING, TypeAlias
 
-from controller.config.line_config import LineConfig, load_line_config, recorded_line_config
+from controller.config.line_config import load_line_config, recorded_line_config
 from controller.errors import UserError
 from controller.historian.errors import HistorianUnavailable
-from controller.historian.store import Historian
-from controller.historian.upgrade import require_readable, shown_url
 from controller.reports.command import require_database_file
+
+if TYPE_CHECKING:
+    from controller.config.line_config import LineConfig
 
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
@@ -65,6 +66,10 @@ def chosen_database(args: argparse.Namespace, *, recorded: bool = True) -> tuple
 async def recorded_config(url: str, line: str | None) -> LineConfig | None:
     """The configuration the line's newest run recorded in the historian at `url`; None when it holds no
     run of any line (rows written by other means, a database just made: read as the standard line)."""
+    # imported here: the commands that only declare these options start without the historian
+    from controller.historian.store import Historian
+    from controller.historian.upgrade import require_readable, shown_url
+
     await require_readable(url, timeout_s=READ_TIMEOUT_S, read_only=True)
     async with Historian.reader(url, line=line or "", timeout_s=READ_TIMEOUT_S, read_only=True) as historian:
         try:
@@ -89,4 +94,6 @@ async def recorded_config(url: str, line: str | None) -> LineConfig | None:
 
 def shown_database(url: str) -> str:
     """A file by its path (what the engineer typed), any other database by its URL without password."""
+    from controller.historian.upgrade import shown_url
+
     return url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else shown_url(url)

@@ -15,8 +15,6 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.exc import DBAPIError
-
 from controller.errors import UserError
 from controller.flight_recorder.database_choice import (
     Subparsers,
@@ -24,11 +22,7 @@ from controller.flight_recorder.database_choice import (
     chosen_database,
     require_url,
 )
-from controller.flight_recorder.export import EXPORT_TIMEOUT_S, export_run
-from controller.flight_recorder.importing import import_export
 from controller.historian.errors import describe_error
-from controller.historian.upgrade import require_readable
-from controller.reports.gather import shown_url
 
 
 def add_export_commands(sub: Subparsers) -> None:
@@ -62,6 +56,10 @@ def add_export_commands(sub: Subparsers) -> None:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
+    # imported here: `depline --help` and the light commands start without SQLAlchemy
+    from controller.flight_recorder.export import EXPORT_TIMEOUT_S, export_run
+    from controller.historian.upgrade import require_readable
+
     _config, url = chosen_database(args, recorded=False)  # the run id says which line
     output = Path(args.output)
     if not output.parent.is_dir():
@@ -80,6 +78,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
+    from controller.flight_recorder.importing import import_export
+
     require_url("--database", args.database)
 
     async def load() -> str:
@@ -92,6 +92,10 @@ def _cmd_import(args: argparse.Namespace) -> int:
 def _reaching(url: str, outcome: str, work: Callable[[], Coroutine[Any, Any, str]]) -> str:
     """A database that cannot be reached, or fails midway, is one line naming it (the export's file
     and the import's transaction are then absent and rolled back: `outcome` says so)."""
+    from sqlalchemy.exc import DBAPIError
+
+    from controller.reports.gather import shown_url
+
     try:
         return asyncio.run(work())
     except (DBAPIError, OSError) as exc:

@@ -25,8 +25,6 @@ from controller.reports.gather import gather_report, shown_url
 from controller.reports.record import JobReport
 from controller.reports.wording import duration, utc
 
-JOB_OUTCOMES = ("done", "rejected", "failed", "aborted", "stopped", "running")  # running: not ended
-
 
 @dataclass(frozen=True, slots=True)
 class HistoryFilter:

@@ -35,7 +35,6 @@ from controller.historian.store import Historian
 from controller.reports.gather import shown_url
 from controller.reports.wording import utc
 
-FORMATS: Final = ("csv", "jsonl")
 CSV_HEADER: Final = ("ts", "time_utc", "device", "channel", "space", "value", "unit", "quality")
 BUCKET_CSV_HEADER: Final = (
     "ts", "time_utc", "ts_last", "device", "channel", "space", "min", "max", "unit", "samples", "unusable",

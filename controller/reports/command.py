@@ -13,16 +13,14 @@ import argparse
 import asyncio
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from controller.config.line_config import LineConfig
 from controller.errors import UserError
 from controller.historian.errors import HistorianUnavailable
-from controller.historian.store import Historian
-from controller.reports.gather import gather_report, shown_url
-from controller.reports.html_page import render_html
-from controller.reports.pdf import render_pdf
-from controller.reports.record import RunReport
-from controller.reports.text import render_text
+
+if TYPE_CHECKING:
+    from controller.config.line_config import LineConfig
+    from controller.reports.record import RunReport
 
 READ_TIMEOUT_S = 30.0
 
@@ -46,7 +44,11 @@ def add_report_command(sub: argparse._SubParsersAction[argparse.ArgumentParser])
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
+    # imported here: `depline --help` and the light commands start without the historian and renderers
     from controller.config.line_config import load_line_config
+    from controller.reports.html_page import render_html
+    from controller.reports.pdf import render_pdf
+    from controller.reports.text import render_text
 
     config = load_line_config(args.config)
     url = config.database.url if args.database is None else args.database
@@ -72,6 +74,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 async def read_report(url: str, config: LineConfig, run: str) -> RunReport:
     """The report for `run` from the database at `url`; unreadable records are a `UserError`."""
+    from controller.historian.store import Historian
+    from controller.reports.gather import gather_report, shown_url
+
     async with Historian.reader(url, line=config.name, timeout_s=READ_TIMEOUT_S) as historian:
         try:
             return await gather_report(historian, config, run)

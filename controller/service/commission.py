@@ -22,16 +22,16 @@ import math
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from controller.config.line_config import DeviceConfig, LineConfig
-from controller.line.devices import Driver, build_line_devices
-from drivers.dewpoint_transmitter import DewPointTransmitter
 from drivers.errors import DriverError
-from drivers.mass_flow_controller import MassFlowController
-from drivers.pfeiffer_vacuum_protocol import TurboPump
-from drivers.thickness_monitor import ThicknessMonitor
-from drivers.tpg36x import Tpg36x
+
+if TYPE_CHECKING:
+    from controller.config.line_config import DeviceConfig, LineConfig
+    from controller.line.devices import Driver
+
+# The line's devices and drivers are imported where a probe uses them: `depline --help` and the other
+# commands start without them.
 
 PROBE_TIMEOUT_S = 3.0  # one device's poll or identity read, over the drivers' own reply timeouts
 BOOL_UNIT = "bool"  # readings in this unit are I/O points (valves, doors, alarms), shown as on/off
@@ -41,6 +41,8 @@ Identity = dict[str, str]
 
 async def _tpg_identity(driver: Driver) -> Identity:
     """AYT (TPG 36x manual, mnemonic list): model, part number, serial number, firmware, hardware."""
+    from drivers.tpg36x import Tpg36x
+
     assert isinstance(driver, Tpg36x)
     fields = (await driver.query("AYT")).split(",")
     names = ("model", "part_number", "serial_number", "firmware", "hardware")
@@ -49,12 +51,16 @@ async def _tpg_identity(driver: Driver) -> Identity:
 
 async def _turbo_identity(driver: Driver) -> Identity:
     """Pfeiffer Vacuum Protocol parameters 349 (electronics name) and 312 (firmware version)."""
+    from drivers.pfeiffer_vacuum_protocol import TurboPump
+
     assert isinstance(driver, TurboPump)
     return {"model": await driver.read_name(), "firmware": str(await driver.read_parameter(312))}
 
 
 async def _dewpoint_identity(driver: Driver) -> Identity:
     """Modbus FC 43/14 device identification, extended stream."""
+    from drivers.dewpoint_transmitter import DewPointTransmitter
+
     assert isinstance(driver, DewPointTransmitter)
     ident = await driver.identify()
     return {
@@ -68,6 +74,8 @@ async def _dewpoint_identity(driver: Driver) -> Identity:
 
 async def _mfc_identity(driver: Driver) -> Identity:
     """Alicat ``??M*`` manufacturing information."""
+    from drivers.mass_flow_controller import MassFlowController
+
     assert isinstance(driver, MassFlowController)
     info = await driver.read_manufacturing_info()
     labels = {"Model Number": "model", "Serial Number": "serial_number", "Software Revision": "firmware"}
@@ -76,6 +84,8 @@ async def _mfc_identity(driver: Driver) -> Identity:
 
 async def _qcm_identity(driver: Driver) -> Identity:
     """SQM-160 ``@``: model and firmware version in one text."""
+    from drivers.thickness_monitor import ThicknessMonitor
+
     assert isinstance(driver, ThicknessMonitor)
     return {"firmware": await driver.firmware()}
 
@@ -133,6 +143,8 @@ class Commissioning:
 
 async def commission(config: LineConfig, *, timeout_s: float = PROBE_TIMEOUT_S) -> Commissioning:
     """Probe every configured device once; nothing is written to any of them."""
+    from controller.line.devices import build_line_devices
+
     devices = build_line_devices(config)
     try:
         per_link = [

@@ -24,9 +24,6 @@ import time
 from pathlib import Path
 from typing import Final
 
-from sqlalchemy.engine import make_url
-from sqlalchemy.pool import NullPool
-
 from controller.config.secrets import mask_secrets
 from controller.errors import UserError
 
@@ -73,6 +70,9 @@ def _cmd_db_retain(args: argparse.Namespace) -> int:
 
 def with_password(url: str, path: Path) -> str:
     """`url` with the password kept in `path` (one trailing newline is not part of it)."""
+    # imported here: `depline --help` and the light commands start without SQLAlchemy
+    from sqlalchemy.engine import make_url
+
     try:
         data = path.read_bytes()[: MAX_PASSWORD_BYTES + 1]
     except OSError as exc:
@@ -92,6 +92,9 @@ async def retain(
     url: str, now: float, timeout_s: float = RETAIN_TIMEOUT_S
 ) -> tuple[list[str], list[str]] | None:
     """Partitions made and dropped; None on SQLite (nothing to do)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.pool import NullPool
+
     from controller.historian.retention import drop_old_partitions, may_change_partitions, prepare_partitions
     from controller.historian.schema import async_url, make_engine
     from controller.historian.upgrade import require_readable

@@ -13,10 +13,6 @@ import argparse
 import sys
 from typing import Any
 
-from controller.config.line_config import load_line_config
-from sequences.recipe import RecipeError, load_recipe
-from sequences.recipe_on_line import RecipeDoesNotFitLine, check_recipe_on_line
-
 
 def add_recipe_check(recipe_sub: Any) -> None:
     parser = recipe_sub.add_parser(
@@ -35,6 +31,11 @@ def add_recipe_check(recipe_sub: Any) -> None:
 
 
 def check_recipes(args: argparse.Namespace) -> int:
+    # imported here: `depline --help` and the other commands start without the recipe model
+    from controller.config.line_config import load_line_config
+    from sequences.recipe import RecipeError, load_recipe
+    from sequences.recipe_on_line import RecipeDoesNotFitLine, check_recipe_on_line
+
     config = load_line_config(args.config)
     failed = False
     for path in args.files:

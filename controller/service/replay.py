@@ -26,15 +26,17 @@ import asyncio
 import contextlib
 import socket
 import sys
-from typing import TypeAlias
+from typing import TYPE_CHECKING, TypeAlias
 
-from controller.api.replay import ReplayContext, create_replay_app
-from controller.config.line_config import LineConfig, load_line_config
+from controller.config.line_config import load_line_config
 from controller.errors import UserError
 from controller.flight_recorder.database_choice import add_database_options, chosen_database, shown_database
-from controller.historian.store import Historian
-from controller.historian.upgrade import require_readable
-from controller.service.line_service import HttpServer, bind_listener, stop_on_signals
+
+if TYPE_CHECKING:
+    from controller.config.line_config import LineConfig
+
+# The handlers import the server, the app and the historian: `depline --help` and the light commands
+# start without the web stack and SQLAlchemy.
 
 READ_TIMEOUT_S = 30.0
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
@@ -56,6 +58,8 @@ def add_replay_command(sub: Subparsers) -> None:
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
+    from controller.service.line_service import bind_listener
+
     local = load_line_config(args.config)  # this machine's address, never the recording site's
     host = local.hmi.host if args.host is None else args.host
     port = local.hmi.port if args.port is None else args.port
@@ -70,6 +74,9 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 async def _require_records(url: str, config: LineConfig) -> None:
     """A depline historian at this revision, holding records of this line (a database of another line
     would replay as an empty line, which says nothing of why)."""
+    from controller.historian.store import Historian
+    from controller.historian.upgrade import require_readable
+
     await require_readable(url, timeout_s=READ_TIMEOUT_S, read_only=True)
     async with Historian.reader(url, line=config.name, timeout_s=READ_TIMEOUT_S, read_only=True) as historian:
         if not await historian.runs(limit=1):
@@ -80,6 +87,10 @@ async def _require_records(url: str, config: LineConfig) -> None:
 
 
 async def _serve(url: str, config: LineConfig, listener: socket.socket) -> int:
+    from controller.api.replay import ReplayContext, create_replay_app
+    from controller.historian.store import Historian
+    from controller.service.line_service import HttpServer, stop_on_signals
+
     stop = asyncio.Event()
     async with Historian.reader(url, line=config.name, timeout_s=READ_TIMEOUT_S, read_only=True) as historian:
         app = create_replay_app(ReplayContext(config, historian, shown_database(url)))
