@@ -47,7 +47,8 @@ class Deadband:
         self.config = config
         self._stored: dict[tuple[str, str], _Stored] = {}
 
-    def admit(self, sample: Sample) -> tuple[Sample, ...]:
+    def admit(self, sample: Sample, *, keep: bool = False) -> tuple[Sample, ...]:
+        """`keep` stores the reading however little it moved: one a decision was taken on."""
         reading = sample.reading
         key = (sample.device, sample.channel)
         last = self._stored.get(key)
@@ -55,7 +56,8 @@ class Deadband:
             self._stored[key] = _Stored(reading.value, reading.quality, reading.ts)
             return (sample,)
         own = self.config.channels.get(key)
-        if reading.quality is last.quality and not self._moved(own, reading.unit, last.value, reading.value):
+        moved = self._moved(own, reading.unit, last.value, reading.value)
+        if reading.quality is last.quality and not moved and not keep:
             if reading.ts - last.ts < self.heartbeat_s(own):
                 last.held = sample
                 return ()
@@ -66,11 +68,15 @@ class Deadband:
         return (sample,) if held is None else (held, sample)
 
     def release(self) -> list[Sample]:
-        """The readings held back, newest per channel: stored when recording stops, so the record ends
-        with the values the line was left at."""
-        out = [stored.held for stored in self._stored.values() if stored.held is not None]
-        for stored in self._stored.values():
-            stored.held = None
+        """The readings held back, newest per channel, now to be stored: when recording stops, so the
+        record ends with the values the line was left at, and at every decision of the gate, so the
+        record holds the values it was taken on. Later readings are judged against these."""
+        out: list[Sample] = []
+        for key, stored in self._stored.items():
+            if stored.held is not None:
+                reading = stored.held.reading
+                out.append(stored.held)
+                self._stored[key] = _Stored(reading.value, reading.quality, reading.ts)
         return out
 
     def heartbeat_s(self, own: ChannelRecording | None) -> float:

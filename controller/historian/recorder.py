@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,7 @@ from controller.line.alarm_states import Severity
 from controller.line.alarms import AlarmDefinition, UnknownAlarm
 from controller.line.atmosphere import Atmosphere
 from controller.line.controller import LineController
+from controller.line.gate import GateRecord
 from controller.line.items import is_exposed, space_of
 from controller.line.ledger import ExposureRecord, LedgerEntry, Stay, exposure_from_entries
 from controller.line.poller import Sample, Subscription
@@ -84,6 +86,7 @@ class Recorder:
             url, line=controller.config.name, spill_dir=spill_dir, on_health=self._on_health
         )
         self.deadband = Deadband(controller.config.recording)
+        self._decided_ts = -math.inf  # the newest gate decision's instant
         self.run_id: str | None = None
         self.recovery: Recovery | None = None
         self._task: asyncio.Task[None] | None = None
@@ -104,7 +107,7 @@ class Recorder:
         self.run_id = self.historian.start_run(ctl.config.text, self.user)
         subscription = ctl.poller.subscribe(SUBSCRIBER, maxsize=50_000)
         self._task = asyncio.create_task(self._pump(subscription), name="recorder-samples")
-        ctl.gate.subscribe(self.historian.record_command)
+        ctl.gate.subscribe(self._on_command)
         self._unsubscribe_alarms = ctl.alarms.subscribe(self.historian.record_alarm)
         ctl.ledger.subscribers.append(self.historian.record_ledger)
         ctl.modes.subscribers.append(self.historian.record_mode_change)
@@ -120,7 +123,7 @@ class Recorder:
             ctl.model.on_register.remove(self.historian.record_registration)
         with contextlib.suppress(ValueError):
             ctl.model.on_coat.remove(self.historian.record_coating)
-        ctl.gate.unsubscribe(self.historian.record_command)
+        ctl.gate.unsubscribe(self._on_command)
         if callable(self._unsubscribe_alarms):
             self._unsubscribe_alarms()
         with contextlib.suppress(ValueError):
@@ -246,8 +249,18 @@ class Recorder:
         record = self.historian.record_sample
         async for event in subscription:
             if isinstance(event, Sample):
-                for sample in admit(event):
+                # a reading still queued when the gate decided may be one the decision was taken on
+                for sample in admit(event, keep=event.reading.ts <= self._decided_ts):
                     record(sample)
+
+    def _on_command(self, record: GateRecord) -> None:
+        """A decision's inputs go on record before it: the readings the deadband held back are stored,
+        so that a rejudge sees what the gate saw, not the last value that broke the band (a fill judged
+        done a fraction of the band above the last stored, still-below-spec reading, say)."""
+        self._decided_ts = max(self._decided_ts, record.ts)
+        for sample in self.deadband.release():
+            self.historian.record_sample(sample)
+        self.historian.record_command(record)
 
     def _on_transition(self, station: str, source: str, dest: str, trigger: str) -> None:
         self.historian.record_transition(station, source, dest, trigger)

@@ -66,6 +66,18 @@ def test_what_was_held_back_is_stored_when_recording_stops() -> None:
     assert deadband.release() == []
 
 
+def test_a_reading_a_decision_was_taken_on_is_stored_and_later_ones_are_judged_against_it() -> None:
+    deadband = Deadband(SETTINGS)
+    # a fill: 2 % of the last stored is the band, so 99 000 Pa is held back after 97 500 Pa
+    assert stored(deadband, reading(0.0, 97_500.0, "Pa"), reading(1.0, 99_000.0, "Pa")) == [(0.0, 97_500.0)]
+    # the gate decides at t = 1.5 on 99 000 Pa: released, it is the value later readings are judged by
+    assert [(s.reading.ts, s.reading.value) for s in deadband.release()] == [(1.0, 99_000.0)]
+    assert stored(deadband, reading(2.0, 100_500.0, "Pa")) == []  # 1.5 % from 99 000, 3.1 % from 97 500
+    # a reading of before the decision that reaches the recorder after it is kept, with what it held back
+    kept_late = deadband.admit(reading(1.4, 100_600.0, "Pa"), keep=True)
+    assert [(s.reading.ts, s.reading.value) for s in kept_late] == [(2.0, 100_500.0), (1.4, 100_600.0)]
+
+
 def test_a_channel_s_own_deadband_and_heartbeat_win_over_its_class() -> None:
     overrides = {
         ("dev", "degC"): ChannelRecording(deadband=1.0, heartbeat_s=10.0),
