@@ -16,6 +16,8 @@ import pytest
 if TYPE_CHECKING:
     from bench.postgres_cluster import PgCluster
 
+pytest_plugins = ["tests.host_stalls"]
+
 
 def _open_fds() -> set[str]:
     fds = set()
