@@ -245,11 +245,9 @@ def test_a_timeline_of_nothing_known_is_one_line(night: Path) -> None:
     assert half.stderr.count("\n") == 1
 
 
-# In the slow profile, not `make test`: at 1000x one 0.05 s step of the replay's grid is 50 plant seconds,
-# and since the sequence opens a gate at the first instant the live rules allow it, the replay can judge
-# that gate on a chamber whose back-fill it has not yet seen (1 of 3 fresh-clone runs: "process is air").
-# The incident test keeps rejudge's agreement in `make test` at 300x. Issue 12 keeps this open.
-@pytest.mark.slow
+# At 1000x one 0.05 s step of the replay's grid is 50 plant seconds of a back-fill: until the replay took
+# the supervisor's look right after each recorded write, it saw a fill start at the next tick's pressure,
+# credited no dilution and judged the gate the sequence opened next on "process is air" (1 run in 3).
 @pytest.mark.heavy
 def test_rejudged_with_the_rules_it_ran_under_the_night_agrees_with_its_record(night: Path) -> None:
     before = digest(night)

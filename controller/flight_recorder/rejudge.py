@@ -262,6 +262,10 @@ async def rejudge(
                 wanted_since = _watch(_wish(state), ts, judged, wanted_since, wishes, result)
             if command["outcome"] == "done":
                 replay.apply_command(ts, action)
+                # the supervisor's next look, on the readings of the write: a fill is seen to start at
+                # the pressure it started from, not at the next tick's (50 plant s of filling at 1000x,
+                # which the memory would credit with no dilution: "process is air")
+                settled.judged(replay, items, ts)
             continue
         if now_wanted is None:
             now_wanted = _wish(state)
