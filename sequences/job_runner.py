@@ -43,19 +43,14 @@ from controller.line.gate import GateRecord
 from controller.line.state import LineState
 from drivers.errors import DriverError
 from sequences.batch_store import BatchStore, JobItems, JobRow
+from sequences.job_context import JobContext, Phase
+from sequences.job_operations import electrode_space
+from sequences.job_plans import plan, reject_plan
 from sequences.job_record import DECISION_KINDS, Decisions, decisions, worst
 from sequences.line_route import Route, route_of
 from sequences.operator_desk import OperatorDesk
 from sequences.plant_clock import PlantClock
-from sequences.production import (
-    JobContext,
-    Phase,
-    electrode_space,
-    plan,
-    recover_partial_layer,
-    reject_plan,
-    restore_inert,
-)
+from sequences.production import recover_partial_layer, restore_inert
 from sequences.recipe import parse_recipe
 from sequences.run_state import RunState, RunStateMachine
 from sequences.safe_state import make_safe

@@ -8,10 +8,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from controller.config.line_config import load_line_config
+from sequences.job_plans import plan, reject_plan
 from sequences.job_record import OUTCOME_RANK, decisions, record_findings, worst
 from sequences.job_runner import checkpoint_in
 from sequences.line_route import route_of
-from sequences.production import plan, reject_plan
 from sequences.recipe import parse_recipe
 from tests.sequences.test_production import THIN_ANNEALED
 

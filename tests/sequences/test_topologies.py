@@ -13,10 +13,10 @@ import pytest
 from controller.config.line_config import load_line_config
 from controller.errors import ConfigFileError
 from controller.line.sensor_coverage import atmosphere_blind_spots
+from sequences.job_plans import plan
 from sequences.layer_plan import step_chambers
 from sequences.line_route import Passage, route_of
 from sequences.operator_desk import Request
-from sequences.production import plan
 from sequences.recipe import parse_recipe
 from sequences.recipe_on_line import RecipeDoesNotFitLine, check_recipe_on_line
 from sim_hardware.faults import Fault, inject
