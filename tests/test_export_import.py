@@ -278,3 +278,53 @@ async def test_bad_files_and_targets_are_one_line_and_leave_the_target_as_it_was
         assert got.returncode == 2
         assert got.stderr.count("\n") == 1, got.stderr
     assert digest(target) == before
+
+
+async def test_a_batch_exported_while_it_ran_is_brought_forward_by_its_later_export(
+    night: Night, tmp_path: Path
+) -> None:
+    """An engineer exports the batch at night while it runs, imports it at the office, and imports the
+    finished batch's export the next day: the records come to the finished state, whichever came first."""
+    live = tmp_path / "live.depline"
+    live.write_bytes(night.first.read_bytes())
+    with sqlite3.connect(live) as conn:  # the same batch as exported half-way through its job
+        started, ended = conn.execute("SELECT started_at, ended_at FROM jobs").fetchone()
+        cut = (started + ended) / 2
+        conn.execute("UPDATE batches SET status = 'running', ended_at = NULL")
+        conn.execute(
+            "UPDATE jobs SET state = 'running', checkpoint = 'transfer_in:started', outcome = NULL, "
+            "ended_at = NULL, message = '', updated_at = ?",
+            (cut,),
+        )
+        for table in (
+            "job_events",
+            "commands",
+            "ledger",
+            "alarm_events",
+            "transitions",
+            "mode_changes",
+            "samples",
+        ):
+            conn.execute(f"DELETE FROM {table} WHERE ts > ?", (cut,))
+    finished = (
+        "SELECT b.status, b.ended_at, j.state, j.checkpoint, j.outcome, j.ended_at FROM batches b JOIN jobs j"
+    )
+    with sqlite3.connect(night.first) as conn:
+        expected = conn.execute(finished).fetchall()
+
+    forward = tmp_path / "forward.db"
+    await import_export(live, f"sqlite:///{forward}")
+    later = await import_export(night.first, f"sqlite:///{forward}")
+    assert later.advanced == {"batches": 1, "jobs": 1}
+    assert later.added["commands"] > 0  # the second half of the night
+    assert "(1 brought to a later state)" in later.render()
+    with sqlite3.connect(forward) as conn:
+        assert conn.execute(finished).fetchall() == expected
+
+    backward = tmp_path / "backward.db"
+    await import_export(night.first, f"sqlite:///{backward}")
+    before = digest(backward)
+    earlier = await import_export(live, f"sqlite:///{backward}")
+    assert earlier.nothing_new
+    assert not earlier.advanced
+    assert digest(backward) == before

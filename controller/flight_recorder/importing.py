@@ -9,8 +9,12 @@ Why it is built this way:
 - **Natural ids are never silently merged.** Batch, job, run and item ids, lines and channels are
   what people quote. One the target already holds *as the export has it* is the same record (two
   exports of one night share the service run that executed both batches, and the items they moved)
-  and is kept once; one the target holds *differently* (another line's batch of that id, a run that
-  has ended since it was exported) is refused, naming the id and the columns that differ.
+  and is kept once; one the target holds *differently* (another line's batch of that id, another
+  story of a job) is refused, naming the id and the columns that differ.
+- **A record only moves forward.** A run, batch or job exported while it was running is an earlier
+  state of the record a later export holds: the same in everything but the columns its progress
+  changes (status, end; a job's state, checkpoint, outcome... with its `updated_at`). Imported after
+  it, the later state replaces the earlier one; imported before it, the earlier one is kept out.
 - **Event rows are kept once.** A command, alarm, transition, mode change, ledger entry or job event
   equal in every column (its id aside) to one already in the target is that row, not a second one;
   so is a sample of the same channel at the same instant with the same value and quality. So
@@ -30,7 +34,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Connection, Table, and_, func, insert, inspect, select
+from sqlalchemy import Connection, Table, and_, func, insert, inspect, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from sqlalchemy.pool import NullPool
@@ -82,6 +86,14 @@ NOT_COMPARED: Final = {
     "lines": {"registered_at", "holder", "heartbeat_at", "retention_s"},
     "channels": {"id"},
 }
+# the columns a record's progress changes: a live export holds an earlier state of the record
+PROGRESS: Final = {
+    "runs": frozenset({"status", "ended_at"}),
+    "batches": frozenset({"status", "ended_at"}),
+    "jobs": frozenset(
+        {"state", "checkpoint", "attempts", "started_at", "ended_at", "outcome", "message", "updated_at"}
+    ),
+}
 EVENT_TABLES: Final = (job_events, transitions, mode_changes, alarm_events, ledger, commands)
 
 
@@ -91,14 +103,17 @@ class ImportSummary:
     target: str
     added: dict[str, int] = field(default_factory=dict)
     present: dict[str, int] = field(default_factory=dict)
+    advanced: dict[str, int] = field(default_factory=dict)  # records brought to the export's later state
 
-    def count(self, table: str, added: int, total: int) -> None:
+    def count(self, table: str, added: int, total: int, advanced: int = 0) -> None:
         self.added[table] = added
         self.present[table] = total - added
+        if advanced:
+            self.advanced[table] = advanced
 
     @property
     def nothing_new(self) -> bool:
-        return not any(self.added.values())
+        return not any(self.added.values()) and not self.advanced
 
     def render(self) -> str:
         if self.nothing_new:
@@ -107,6 +122,7 @@ class ImportSummary:
         out = [f"depline: imported {self.path} into {self.target}"]
         out += [
             f"  {name:<{width}}  {count:>9} added  {self.present.get(name, 0):>7} already there"
+            + (f" ({self.advanced[name]} brought to a later state)" if name in self.advanced else "")
             for name, count in self.added.items()
         ]
         return "\n".join(out) + "\n"
@@ -187,10 +203,12 @@ async def _load(source: AsyncConnection, target: AsyncConnection, summary: Impor
     for table, key in NAMED_TABLES:
         rows = await all_rows(source, select(table))
         there = await _named_rows(target, table, key, rows)
+        advanced = 0
         for row in rows:
             held = there.get(_key(row, key))
-            if held is not None:
-                _require_same(table, key, row, held, summary.target)
+            if held is not None and _require_same(table, key, row, held, summary.target):
+                await _advance(target, table, key, row)
+                advanced += 1
         new = [r for r in rows if _key(r, key) not in there]
         if table is channels:
             channel_ids, fresh_channels = await _load_channels(target, rows, new, there)
@@ -198,7 +216,7 @@ async def _load(source: AsyncConnection, target: AsyncConnection, summary: Impor
             if table is lines:  # the lease is the source service's; the target's line is served by its own
                 new = [{**r, "holder": None, "heartbeat_at": None} for r in new]
             await insert_rows(target, table, new)
-        summary.count(table.name, len(new), len(rows))
+        summary.count(table.name, len(new), len(rows), advanced)
     for table in EVENT_TABLES:
         rows = await all_rows(source, select(table).order_by(table.c.id))
         held_keys = await _event_keys(target, table, rows)
@@ -248,18 +266,42 @@ async def _named_rows(
 
 def _require_same(
     table: Table, key: Sequence[str], row: dict[str, Any], held: dict[str, Any], shown: str
-) -> None:
+) -> bool:
+    """Whether the export's `row` is a later state of the record the target holds as `held` (to be
+    brought forward); False when it is that record or an earlier state of it; refused otherwise."""
     ignored = NOT_COMPARED.get(table.name, set())
-    differs = [c for c in row if c not in ignored and row[c] != held[c]]
-    if differs:
-        what = {"runs": "service run", "batches": "batch", "jobs": "job", "items": "item"}.get(
-            table.name, table.name.rstrip("s")
-        )
-        name = "/".join(str(row[c]) for c in key)
-        raise UserError(
-            f"import: {shown} already holds {what} {name} and it is not the export's (differs in "
-            f"{', '.join(differs)}): nothing imported"
-        )
+    differs = {c for c in row if c not in ignored and row[c] != held[c]}
+    if not differs:
+        return False
+    later = _later_state(table, row, held, differs)
+    if later is not None:
+        return later
+    what = {"runs": "service run", "batches": "batch", "jobs": "job", "items": "item"}.get(
+        table.name, table.name.rstrip("s")
+    )
+    name = "/".join(str(row[c]) for c in key)
+    raise UserError(
+        f"import: {shown} already holds {what} {name} and it is not the export's (differs in "
+        f"{', '.join(c for c in row if c in differs)}): nothing imported"
+    )
+
+
+def _later_state(table: Table, row: dict[str, Any], held: dict[str, Any], differs: set[str]) -> bool | None:
+    """True: `row` is a later state of `held`; False: an earlier one; None: another record."""
+    if not differs <= PROGRESS.get(table.name, frozenset()):
+        return None
+    if table is jobs:  # a job's every change stamps it
+        if row["updated_at"] == held["updated_at"]:
+            return None
+        return bool(row["updated_at"] > held["updated_at"])
+    if (row["ended_at"] is None) == (held["ended_at"] is None):
+        return None  # both running or both ended, and differently: two stories
+    return held["ended_at"] is None
+
+
+async def _advance(target: AsyncConnection, table: Table, key: Sequence[str], row: dict[str, Any]) -> None:
+    where = and_(*(table.c[c] == row[c] for c in key))
+    await target.execute(update(table).where(where).values({c: row[c] for c in PROGRESS[table.name]}))
 
 
 def _event_key(table: Table, row: dict[str, Any]) -> tuple[Any, ...]:
