@@ -27,6 +27,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from controller.errors import ControllerError
+from controller.historian.errors import describe_error
 from controller.historian.schema import batches, channels, job_events, jobs, make_engine, samples
 from controller.historian.upgrade import upgrade
 from sequences.batch_queue import BatchQueue
@@ -163,7 +164,8 @@ class BatchStore:
                 await asyncio.sleep(LOCKED_PAUSE_S * attempt)
 
     def _unavailable(self, what: str, exc: sa_exc.DBAPIError | None = None) -> BatchStoreUnavailable:
-        why = f"did not answer within {self.timeout_s:.0f} s" if exc is None else f"refused it: {exc.orig}"
+        refused = None if exc is None else describe_error(exc.orig or exc)  # one line: it ends a CLI's output
+        why = f"did not answer within {self.timeout_s:.0f} s" if refused is None else f"refused it: {refused}"
         return BatchStoreUnavailable(f"the batch record of line {self.line!r}: {what} {why}")
 
     async def _rows(self, statement: Any) -> list[Any]:

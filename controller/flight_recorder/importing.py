@@ -206,7 +206,7 @@ async def _load(source: AsyncConnection, target: AsyncConnection, summary: Impor
         advanced = 0
         for row in rows:
             held = there.get(_key(row, key))
-            if held is not None and _require_same(table, key, row, held, summary.target):
+            if held is not None and _brings_forward(table, key, row, held, summary.target):
                 await _advance(target, table, key, row)
                 advanced += 1
         new = [r for r in rows if _key(r, key) not in there]
@@ -264,7 +264,7 @@ async def _named_rows(
     return out
 
 
-def _require_same(
+def _brings_forward(
     table: Table, key: Sequence[str], row: dict[str, Any], held: dict[str, Any], shown: str
 ) -> bool:
     """Whether the export's `row` is a later state of the record the target holds as `held` (to be

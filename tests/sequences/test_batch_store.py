@@ -22,7 +22,7 @@ async def test_a_write_lock_held_past_the_retries_is_a_typed_error_naming_the_li
         holder = sqlite3.connect(path, isolation_level=None)
         holder.execute("BEGIN EXCLUSIVE")
         try:
-            refused = r"line 'line7': a write refused it: database is locked"
+            refused = r"line 'line7': a write refused it: OperationalError: database is locked$"
             with pytest.raises(BatchStoreUnavailable, match=refused):
                 await store.end_batch("no-such-batch", "complete")
         finally:
